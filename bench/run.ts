@@ -1,0 +1,48 @@
+// npm run bench: runs every benchmark row side by side with its baseline,
+// writes bench/results.json and prints a table. Needs root (BPF, namespaces).
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { runP1 } from './p1.ts';
+import type { BenchRow } from './row.ts';
+
+const HELP = `Usage: npm run bench [-- --only P1,P2] [--quick]
+
+Runs the benchmarks and writes bench/results.json, an array of
+{id, name, unit, xseq, baseline, baselineName, ratio, goal}; ratio is
+xseq / baseline. Rows:
+  P1, P1s  sequencer ns/packet under BPF_PROG_TEST_RUN vs a bare MAC-swap XDP_TX
+  P2, P2b  highest zero-loss sequenced rate through the namespace topology,
+           XDP sequencer vs a C recvmmsg/sendmmsg sequencer and a Node dgram one
+--quick uses fewer repetitions (a smoke run, not numbers to report).`;
+
+const { values: v } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
+if (v.help) {
+  console.log(HELP);
+  process.exit(0);
+}
+if (process.getuid?.() !== 0) {
+  console.error('bench: needs root (BPF programs and network namespaces); run as root');
+  process.exit(1);
+}
+const only = v.only ? new Set(v.only.split(',').map((s) => s.trim().toUpperCase())) : null;
+const want = (id: string) => !only || only.has(id);
+const log = (s: string) => console.log(`[bench] ${s}`);
+
+const rows: BenchRow[] = [];
+if (want('P1')) {
+  log('P1: BPF_PROG_TEST_RUN, interleaved rounds');
+  rows.push(...runP1({ repeat: v.quick ? 100_000 : 1_000_000, rounds: v.quick ? 3 : 7, log }));
+}
+if (want('P2')) {
+  const { runP2 } = await import('./p2.ts');
+  log('P2: zero-loss rate through the namespace topology');
+  rows.push(...(await runP2({ quick: Boolean(v.quick), log })));
+}
+
+const out = join(import.meta.dirname, 'results.json');
+writeFileSync(out, JSON.stringify(rows, null, 2) + '\n');
+console.log();
+console.table(rows.map((r) => ({ id: r.id, unit: r.unit, xseq: r.xseq, baseline: r.baseline, vs: r.baselineName, ratio: r.ratio, goal: r.goal ?? '' })));
+for (const r of rows) console.log(`${r.id}: ${r.name}`);
+log(`wrote ${out}`);

@@ -1,0 +1,27 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * sequencer.bpf.c: the XDP sequencer's entry point.
+ *
+ * A REQUEST to the configured UDP port for an enabled group is stamped with
+ * the group's next sequence number and sent back out of the same interface
+ * to the group's multicast address (XDP_TX); the switch, or a Linux bridge,
+ * replicates it. Everything not addressed to the xseq port passes to the
+ * stack, so the host stays reachable; bad xseq traffic is dropped, counted
+ * per reason and sampled to a ring buffer. The stages are in sequencer.h.
+ */
+#include "sequencer.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+SEC("xdp")
+int xseq_sequencer(struct xdp_md *ctx)
+{
+	struct seq_req r;
+	int act = seq_parse(ctx, &r);
+
+	if (act >= 0)
+		return act;
+	seq_forward(&r, seq_stamp(&r));
+	count(XSEQ_CTR_SEQUENCED);
+	return XDP_TX;
+}

@@ -1,0 +1,258 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * sequencer.h: the sequencer's maps and its three stages, split the way
+ * Katran splits its data path so each stage can be measured on its own:
+ *
+ *   seq_parse()   classify the frame: not ours (PASS), bad (DROP + counter
+ *                 + sample), or a valid REQUEST for an enabled group;
+ *   seq_stamp()   take the group's next seq (one atomic add: dense and
+ *                 unique across CPUs) and stamp session, sequencer id, seq
+ *                 and TAI clock into the header;
+ *   seq_forward() rewrite L2-L4 to the group's multicast address and fix
+ *                 the checksums, ready for XDP_TX.
+ *
+ * sequencer.bpf.c chains them; bench/xdp/seq_bench.bpf.c measures them.
+ */
+#ifndef XSEQ_SEQUENCER_H
+#define XSEQ_SEQUENCER_H
+
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "xseq.h"
+#include "parse.h"
+
+/* Set by the loader before load (BpfObjectSpec.setRodata). */
+const volatile struct xseq_load_cfg xseq_cfg = {
+	.port = bpf_htons(XSEQ_DEFAULT_PORT),
+};
+
+/* Group id -> multicast destination, session and sequencer id. Written by
+ * the agent; read by the sequencer. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XSEQ_MAX_GROUPS);
+	__type(key, __u32);
+	__type(value, struct xseq_group);
+} xseq_groups SEC(".maps");
+
+/* Group id -> last assigned seq. Written by the sequencer (atomic add);
+ * the agent reads it, and zeroes it only for a group that is not stamping. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XSEQ_MAX_GROUPS);
+	__type(key, __u32);
+	__type(value, struct xseq_group_seq);
+} xseq_group_seq SEC(".maps");
+
+/* enum xseq_counter -> packets, per CPU. Written by the sequencer; the
+ * agent sums the CPUs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XSEQ_CTR_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} xseq_counters SEC(".maps");
+
+/* struct xseq_drop_event samples of dropped xseq packets. Written by the
+ * sequencer; consumed by the agent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, XSEQ_EVENTS_BYTES);
+} xseq_events SEC(".maps");
+
+/* Every drop reason's first XSEQ_SAMPLE_FIRST drops per CPU are sampled,
+ * then one in XSEQ_SAMPLE_EVERY: a flood of bad packets must not cost a
+ * ring buffer write each. */
+#define XSEQ_SAMPLE_FIRST 64
+#define XSEQ_SAMPLE_EVERY 64
+
+/* A valid REQUEST, located and looked up by seq_parse(). */
+struct seq_req {
+	struct ethhdr *eth;
+	struct iphdr *ip;
+	struct udphdr *udp;
+	struct xseq_hdr *h;
+	struct xseq_group *g;
+	struct xseq_group_seq *gs;
+	__u64 seq;
+};
+
+/* Returns the counter's new per-CPU value (0 if the slot is missing). */
+static __always_inline __u64 count(__u32 ctr)
+{
+	__u64 *v = bpf_map_lookup_elem(&xseq_counters, &ctr);
+
+	if (!v)
+		return 0;
+	return ++*v;
+}
+
+static __always_inline int drop(__u32 reason, const struct iphdr *ip,
+				const struct udphdr *udp, __u32 frame_len)
+{
+	__u64 n = count(reason);
+
+	if (n <= XSEQ_SAMPLE_FIRST || (n % XSEQ_SAMPLE_EVERY) == 0) {
+		struct xseq_drop_event ev = {
+			.reason = reason,
+			.saddr = ip->saddr,
+			.sport = udp->source,
+			.frame_len = frame_len,
+		};
+
+		if (bpf_ringbuf_output(&xseq_events, &ev, sizeof(ev), 0))
+			count(XSEQ_CTR_EVENTS_LOST);
+	}
+	return XDP_DROP;
+}
+
+/* Returns -1 for a valid request (r filled in), else the XDP action. */
+static __always_inline int seq_parse(struct xdp_md *ctx, struct seq_req *r)
+{
+	struct cursor c;
+	__u32 ihl_len, frame_len;
+
+	cursor_init(&c, ctx);
+	frame_len = cursor_remaining(&c);
+	r->eth = CURSOR_PULL(&c, struct ethhdr);
+	if (!r->eth || r->eth->h_proto != bpf_htons(ETH_P_IP))
+		return XDP_PASS;
+	struct iphdr *ip = r->ip = CURSOR_PULL(&c, struct iphdr);
+	if (!ip || ip->protocol != IPPROTO_UDP || ip->ihl < 5)
+		return XDP_PASS;
+	/* A non-first fragment carries no UDP header, so it cannot be told
+	 * apart from other traffic; the stack discards it when reassembly
+	 * never sees its first fragment (which is dropped below). */
+	if (ip->frag_off & bpf_htons(0x1fff))
+		return XDP_PASS;
+	ihl_len = ip->ihl * 4;
+	if (ihl_len > sizeof(*ip) && !cursor_pull(&c, ihl_len - sizeof(*ip)))
+		return XDP_PASS;
+	struct udphdr *udp = r->udp = CURSOR_PULL(&c, struct udphdr);
+	if (!udp || udp->dest != xseq_cfg.port)
+		return XDP_PASS;
+
+	count(XSEQ_CTR_RX);
+	if (ihl_len != sizeof(*ip))
+		return drop(XSEQ_CTR_DROP_IP_OPTIONS, ip, udp, frame_len);
+	if (ip->frag_off & bpf_htons(0x2000 /* IP_MF */))
+		return drop(XSEQ_CTR_DROP_FRAGMENT, ip, udp, frame_len);
+
+	struct xseq_hdr *h = r->h = CURSOR_PULL(&c, struct xseq_hdr);
+	if (!h)
+		return drop(XSEQ_CTR_DROP_TRUNCATED, ip, udp, frame_len);
+	/* Host order. The IP total covers ip+udp+xseq+payload; the frame may
+	 * carry Ethernet padding beyond it, never less. */
+	__u32 ip_len = bpf_ntohs(ip->tot_len);
+	__u32 udp_len = bpf_ntohs(udp->len);
+	if (ip_len + sizeof(struct ethhdr) > frame_len || udp_len + sizeof(*ip) > ip_len)
+		return drop(XSEQ_CTR_DROP_TRUNCATED, ip, udp, frame_len);
+	if (h->magic != bpf_htonl(XSEQ_MAGIC))
+		return drop(XSEQ_CTR_DROP_BAD_MAGIC, ip, udp, frame_len);
+	if (h->version != XSEQ_VERSION)
+		return drop(XSEQ_CTR_DROP_BAD_VERSION, ip, udp, frame_len);
+	if (h->type == 0 || h->type >= XSEQ_MSG_TYPE_MAX)
+		return drop(XSEQ_CTR_DROP_UNKNOWN_TYPE, ip, udp, frame_len);
+	__u32 payload_len = bpf_ntohl(h->payload_len);
+	if (payload_len > XSEQ_MAX_PAYLOAD ||
+	    udp_len != sizeof(*udp) + XSEQ_HDR_LEN + payload_len ||
+	    udp_len + sizeof(*ip) != ip_len)
+		return drop(XSEQ_CTR_DROP_BAD_LENGTH, ip, udp, frame_len);
+	if (h->type != XSEQ_MSG_REQUEST)
+		return drop(XSEQ_CTR_DROP_UNEXPECTED_TYPE, ip, udp, frame_len);
+
+	__u32 gid = bpf_ntohl(h->group_id);
+	r->g = bpf_map_lookup_elem(&xseq_groups, &gid);
+	if (!r->g || !(r->g->flags & XSEQ_GROUP_F_ENABLED))
+		return drop(XSEQ_CTR_DROP_UNKNOWN_GROUP, ip, udp, frame_len);
+	r->gs = bpf_map_lookup_elem(&xseq_group_seq, &gid);
+	if (!r->gs)
+		return drop(XSEQ_CTR_DROP_UNKNOWN_GROUP, ip, udp, frame_len);
+	return -1;
+}
+
+/* RFC 1624 incremental update: accumulate ~old + new for one 32-bit word
+ * (two 16-bit words of the one's-complement sum). */
+static __always_inline void csum_acc32(__u64 *acc, __u32 old, __u32 new)
+{
+	*acc += (__u32)~old;
+	*acc += new;
+}
+
+static __always_inline void csum_acc64(__u64 *acc, __u64 old, __u64 new)
+{
+	csum_acc32(acc, (__u32)old, (__u32)new);
+	csum_acc32(acc, (__u32)(old >> 32), (__u32)(new >> 32));
+}
+
+/* Stamps the header; returns the UDP checksum delta of what it changed, so
+ * seq_forward() never has to sum the payload. */
+static __always_inline __u64 seq_stamp(struct seq_req *r)
+{
+	struct xseq_hdr *h = r->h;
+	__u64 acc = 0;
+	__u32 w_old, w_new;
+
+	r->seq = __sync_fetch_and_add(&r->gs->seq, 1) + 1;
+
+	w_old = *(__u32 *)&h->version;
+	h->type = XSEQ_MSG_SEQUENCED;
+	csum_acc32(&acc, w_old, *(__u32 *)&h->version);
+	w_old = *(__u32 *)&h->sequencer_id;
+	h->sequencer_id = bpf_htons(r->g->sequencer_id);
+	csum_acc32(&acc, w_old, *(__u32 *)&h->sequencer_id);
+	w_new = bpf_htonl(r->g->session);
+	csum_acc32(&acc, h->session, w_new);
+	h->session = w_new;
+	__u64 seq_be = bpf_cpu_to_be64(r->seq);
+	__u64 clock_be = bpf_cpu_to_be64(bpf_ktime_get_tai_ns());
+	csum_acc64(&acc, h->seq, seq_be);
+	csum_acc64(&acc, h->clock_ns, clock_be);
+	h->seq = seq_be;
+	h->clock_ns = clock_be;
+	return acc;
+}
+
+/* Readdresses the stamped frame to the group; acc is seq_stamp()'s delta. */
+static __always_inline void seq_forward(struct seq_req *r, __u64 acc)
+{
+	struct ethhdr *eth = r->eth;
+	struct iphdr *ip = r->ip;
+	struct udphdr *udp = r->udp;
+	struct xseq_group *g = r->g;
+	__u32 w_old;
+
+	csum_acc32(&acc, ip->saddr, ip->daddr);
+	csum_acc32(&acc, ip->daddr, g->mcast_addr);
+	w_old = *(__u32 *)&udp->source;
+	udp->source = xseq_cfg.port;
+	udp->dest = g->mcast_port;
+	csum_acc32(&acc, w_old, *(__u32 *)&udp->source);
+	/* Zero means the sender computed no checksum; it stays zero. A
+	 * computed zero goes on the wire as 0xffff (RFC 768). */
+	if (udp->check) {
+		__u16 sum = (__u16)~csum_fold32(acc + (__u16)~udp->check);
+
+		udp->check = sum ? sum : 0xffff;
+	}
+
+	/* Multicast MAC: 01:00:5e and the low 23 bits of the group address;
+	 * the source is our own MAC, which the client addressed. */
+	__u8 *ga = (__u8 *)&g->mcast_addr;
+	__builtin_memcpy(eth->h_source, eth->h_dest, ETH_ALEN);
+	eth->h_dest[0] = 0x01;
+	eth->h_dest[1] = 0x00;
+	eth->h_dest[2] = 0x5e;
+	eth->h_dest[3] = ga[1] & 0x7f;
+	eth->h_dest[4] = ga[2];
+	eth->h_dest[5] = ga[3];
+
+	ip->saddr = ip->daddr;
+	ip->daddr = g->mcast_addr;
+	ip->check = ipv4_csum20(ip);
+}
+
+#endif /* XSEQ_SEQUENCER_H */

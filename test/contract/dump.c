@@ -1,0 +1,91 @@
+/*
+ * Prints, as JSON, every size, offset, enum value and constant of
+ * bpf/xseq.h, plus one header encoded by C, so test/contract.test.ts can
+ * prove the TypeScript codec equal to the C header byte for byte.
+ */
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <endian.h>
+#include "xseq.h"
+
+#define FIELD(s, f) printf("%s\"%s\":[%zu,%zu]", first++ ? "," : "", #f, offsetof(struct s, f), sizeof(((struct s *)0)->f))
+#define ENUMV(e) printf("%s\"%s\":%d", first++ ? "," : "", #e, (int)(e))
+
+int main(void)
+{
+	int first;
+
+	printf("{\"hdr\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_hdr));
+	first = 0;
+	FIELD(xseq_hdr, magic); FIELD(xseq_hdr, version); FIELD(xseq_hdr, type);
+	FIELD(xseq_hdr, flags); FIELD(xseq_hdr, group_id); FIELD(xseq_hdr, sequencer_id);
+	FIELD(xseq_hdr, replica_id); FIELD(xseq_hdr, session); FIELD(xseq_hdr, view);
+	FIELD(xseq_hdr, seq); FIELD(xseq_hdr, clock_ns); FIELD(xseq_hdr, client_id);
+	FIELD(xseq_hdr, request_id); FIELD(xseq_hdr, payload_len); FIELD(xseq_hdr, reserved);
+	printf("}},\"group\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_group));
+	first = 0;
+	FIELD(xseq_group, mcast_addr); FIELD(xseq_group, mcast_port); FIELD(xseq_group, sequencer_id);
+	FIELD(xseq_group, session); FIELD(xseq_group, flags);
+	printf("}},\"group_seq\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_group_seq));
+	first = 0;
+	FIELD(xseq_group_seq, seq);
+	printf("}},\"load_cfg\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_load_cfg));
+	first = 0;
+	FIELD(xseq_load_cfg, port); FIELD(xseq_load_cfg, flags);
+	printf("}},\"drop_event\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_drop_event));
+	first = 0;
+	FIELD(xseq_drop_event, reason); FIELD(xseq_drop_event, saddr); FIELD(xseq_drop_event, sport);
+	FIELD(xseq_drop_event, frame_len);
+	printf("}},\"msg\":{");
+	first = 0;
+	ENUMV(XSEQ_MSG_REQUEST); ENUMV(XSEQ_MSG_SEQUENCED); ENUMV(XSEQ_MSG_ACK); ENUMV(XSEQ_MSG_REPLY);
+	ENUMV(XSEQ_MSG_FLUSH); ENUMV(XSEQ_MSG_FLUSH_SOLICIT); ENUMV(XSEQ_MSG_REPAIR_REQUEST);
+	ENUMV(XSEQ_MSG_REPAIR_REPLY); ENUMV(XSEQ_MSG_GAP_FIND); ENUMV(XSEQ_MSG_GAP_RECV);
+	ENUMV(XSEQ_MSG_GAP_DROP); ENUMV(XSEQ_MSG_GAP_COMMIT); ENUMV(XSEQ_MSG_GAP_COMMIT_REPLY);
+	ENUMV(XSEQ_MSG_VIEW_CHANGE_REQUEST); ENUMV(XSEQ_MSG_VIEW_CHANGE); ENUMV(XSEQ_MSG_START_VIEW);
+	ENUMV(XSEQ_MSG_STATE_REQUEST); ENUMV(XSEQ_MSG_STATE_REPLY); ENUMV(XSEQ_MSG_SYNC_PREPARE);
+	ENUMV(XSEQ_MSG_SYNC_REPLY); ENUMV(XSEQ_MSG_SYNC_COMMIT); ENUMV(XSEQ_MSG_ERROR);
+	ENUMV(XSEQ_MSG_TYPE_MAX);
+	printf("},\"ctr\":{");
+	first = 0;
+	ENUMV(XSEQ_CTR_RX); ENUMV(XSEQ_CTR_SEQUENCED); ENUMV(XSEQ_CTR_DROP_TRUNCATED);
+	ENUMV(XSEQ_CTR_DROP_BAD_MAGIC); ENUMV(XSEQ_CTR_DROP_BAD_VERSION); ENUMV(XSEQ_CTR_DROP_BAD_LENGTH);
+	ENUMV(XSEQ_CTR_DROP_UNKNOWN_TYPE); ENUMV(XSEQ_CTR_DROP_UNEXPECTED_TYPE);
+	ENUMV(XSEQ_CTR_DROP_UNKNOWN_GROUP); ENUMV(XSEQ_CTR_DROP_IP_OPTIONS); ENUMV(XSEQ_CTR_DROP_FRAGMENT);
+	ENUMV(XSEQ_CTR_EVENTS_LOST); ENUMV(XSEQ_CTR_MAX);
+	printf("},\"const\":{");
+	first = 0;
+	ENUMV(XSEQ_MAGIC); ENUMV(XSEQ_VERSION); ENUMV(XSEQ_DEFAULT_PORT); ENUMV(XSEQ_HDR_LEN);
+	ENUMV(XSEQ_MAX_PAYLOAD); ENUMV(XSEQ_MAX_GROUPS); ENUMV(XSEQ_GROUP_F_ENABLED);
+	ENUMV(XSEQ_F_RETRANSMIT); ENUMV(XSEQ_F_NOOP); ENUMV(XSEQ_F_RESULT); ENUMV(XSEQ_EVENTS_BYTES);
+	printf("},\"names\":{\"prog\":\"%s\",\"groups\":\"%s\",\"group_seq\":\"%s\",\"counters\":\"%s\","
+	       "\"events\":\"%s\",\"pin_root\":\"%s\"}",
+	       XSEQ_PROG_SEQUENCER, XSEQ_MAP_GROUPS, XSEQ_MAP_GROUP_SEQ, XSEQ_MAP_COUNTERS,
+	       XSEQ_MAP_EVENTS, XSEQ_PIN_ROOT);
+
+	/* One header encoded the way a C client would, with a distinct value in
+	 * every field so a swapped or misplaced field cannot hide. */
+	struct xseq_hdr h;
+	memset(&h, 0, sizeof(h));
+	h.magic = htonl(XSEQ_MAGIC);
+	h.version = XSEQ_VERSION;
+	h.type = XSEQ_MSG_SEQUENCED;
+	h.flags = htons(0x0105);
+	h.group_id = htonl(0x0a0b0c0d);
+	h.sequencer_id = htons(0x1234);
+	h.replica_id = htons(0x2345);
+	h.session = htonl(0x3456789a);
+	h.view = htonl(0x456789ab);
+	h.seq = htobe64(0x0102030405060708ULL);
+	h.clock_ns = htobe64(0x1112131415161718ULL);
+	h.client_id = htobe64(0x2122232425262728ULL);
+	h.request_id = htobe64(0x3132333435363738ULL);
+	h.payload_len = htonl(0x00000515);
+	printf(",\"sample\":\"");
+	for (size_t i = 0; i < sizeof(h); i++)
+		printf("%02x", ((unsigned char *)&h)[i]);
+	printf("\"}\n");
+	return 0;
+}

@@ -1,0 +1,62 @@
+import { describe, expect, it } from 'vitest';
+import { decodeMessage, emptyHeader, encodeHeader, encodeMessage, MsgType, WireError, XSEQ_HDR_LEN, XSEQ_MAX_PAYLOAD } from '../bpf/wire.ts';
+
+const valid = () =>
+  encodeMessage({ ...emptyHeader(), type: MsgType.REQUEST, groupId: 7, clientId: 42n, requestId: 9n }, Buffer.from('hello'));
+
+describe('wire codec', () => {
+  it('round-trips every field, payload included', () => {
+    const h = { ...emptyHeader(), type: MsgType.ACK, flags: 3, groupId: 2 ** 32 - 1, sequencerId: 65535, replicaId: 2, session: 77, view: 5, seq: 2n ** 64n - 1n, clockNs: 123n, clientId: 1n, requestId: 2n };
+    const r = decodeMessage(encodeMessage(h, Buffer.from('xyz')));
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    expect(r.message.header).toEqual({ ...h, payloadLen: 3 });
+    expect(Buffer.from(r.message.payload).toString()).toBe('xyz');
+  });
+
+  const cases: [string, (b: Buffer) => Buffer, string][] = [
+    ['short buffer', (b) => b.subarray(0, 10), 'EWIRE_TRUNCATED'],
+    ['bad magic', (b) => (b.writeUInt32BE(0xdeadbeef, 0), b), 'EWIRE_BAD_MAGIC'],
+    ['unsupported version', (b) => (b.writeUInt8(9, 4), b), 'EWIRE_BAD_VERSION'],
+    ['type zero', (b) => (b.writeUInt8(0, 5), b), 'EWIRE_UNKNOWN_TYPE'],
+    ['type past the enum', (b) => (b.writeUInt8(200, 5), b), 'EWIRE_UNKNOWN_TYPE'],
+    ['payload_len larger than the bytes', (b) => (b.writeUInt32BE(6, 56), b), 'EWIRE_BAD_LENGTH'],
+    ['payload_len smaller than the bytes', (b) => Buffer.concat([b, Buffer.from('!')]), 'EWIRE_BAD_LENGTH'],
+    ['payload over the maximum', (b) => {
+      const big = Buffer.alloc(XSEQ_HDR_LEN + XSEQ_MAX_PAYLOAD + 1);
+      b.copy(big, 0, 0, XSEQ_HDR_LEN);
+      big.writeUInt32BE(XSEQ_MAX_PAYLOAD + 1, 56);
+      return big;
+    }, 'EWIRE_BAD_LENGTH'],
+  ];
+  it.each(cases)('%s is a typed error', (_name, mangle, code) => {
+    const r = decodeMessage(mangle(valid()));
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.error).toBeInstanceOf(WireError);
+    expect(r.error.code).toBe(code);
+  });
+
+  it('never throws on random bytes (10,000 buffers)', () => {
+    let seed = 12345;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 16) & 0xff;
+    let ok = 0;
+    for (let i = 0; i < 10_000; i++) {
+      const b = Buffer.alloc(rnd() % 160);
+      for (let j = 0; j < b.length; j++) b[j] = rnd();
+      // Half of them start with a valid header so the later checks are reached too.
+      if (i % 2 === 0 && b.length >= XSEQ_HDR_LEN) valid().copy(b, 0, 0, 6);
+      const r = decodeMessage(b);
+      if (r.ok) ok++;
+      else expect(r.error.code).toMatch(/^EWIRE_/);
+    }
+    expect(ok).toBeLessThan(10_000);
+  });
+
+  it('refuses to encode a field that does not fit', () => {
+    const out = new Uint8Array(XSEQ_HDR_LEN);
+    expect(() => encodeHeader({ ...emptyHeader(), sequencerId: 70000 }, out)).toThrow(/sequencerId=70000 is not a u16/);
+    expect(() => encodeHeader({ ...emptyHeader(), seq: -1n }, out)).toThrow(WireError);
+    expect(() => encodeHeader(emptyHeader(), new Uint8Array(10))).toThrow(/need 64 bytes/);
+  });
+});
