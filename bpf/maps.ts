@@ -16,7 +16,15 @@ export const MapName = {
   GROUP_SEQ: 'xseq_group_seq',
   COUNTERS: 'xseq_counters',
   EVENTS: 'xseq_events',
+  SLOTS: 'xseq_slots',
+  QUORUM_HIST: 'xseq_quorum_hist',
 } as const;
+export const XSEQ_MAX_REPLICAS = 8;
+export const XSEQ_RESULT_CAP = 256;
+export const XSEQ_MSG_CAP = 64 + 1400;
+export const XSEQ_HIST_BUCKETS = 40;
+export const XSEQ_CFG_F_OVERWRITE = 0x1;
+export const XSEQ_SLOT_F_REPLIED = 0x1;
 export const PROG_SEQUENCER = 'xseq_sequencer';
 export const PIN_ROOT = '/sys/fs/bpf/xseq';
 
@@ -34,6 +42,20 @@ export const COUNTER_NAMES = [
   'drop_ip_options',
   'drop_fragment',
   'events_lost',
+  'ack_rx',
+  'ack_counted',
+  'ack_duplicate',
+  'ack_late',
+  'reply',
+  'drop_ack_stranger',
+  'drop_ack_session',
+  'drop_ack_window',
+  'drop_ack_stale_view',
+  'drop_result_too_big',
+  'ack_view_reset',
+  'window_overwrite',
+  'drop_backpressure',
+  'drop_no_window',
 ] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
 export type Counters = Record<CounterName, bigint>;
@@ -50,7 +72,13 @@ export function u32Key(i: number): Uint8Array {
   return k;
 }
 
-export const GROUP_SIZE = 16;
+export const GROUP_SIZE = 24 + 8 * XSEQ_MAX_REPLICAS;
+export interface Member {
+  /** Dotted IPv4 address the replica sends its ACKs from. */
+  addr: string;
+  /** UDP source port of its ACKs. */
+  port: number;
+}
 export interface GroupConfig {
   /** Dotted IPv4 multicast address. */
   mcastAddr: string;
@@ -58,6 +86,16 @@ export interface GroupConfig {
   sequencerId: number;
   session: number;
   enabled: boolean;
+  /** Replicas, by replica id; empty = no ack aggregation, no window. */
+  members?: Member[];
+  /** ACKs that certify a request, the leader's included (default: majority). */
+  quorum?: number;
+  /** Index of the group's first slot in xseq_slots. */
+  windowBase?: number;
+}
+
+export function majority(n: number): number {
+  return Math.floor(n / 2) + 1;
 }
 
 function ipv4Bytes(addr: string): number[] {
@@ -78,8 +116,10 @@ export function isMulticastIpv4(addr: string): boolean {
   }
 }
 
-/** struct xseq_group: addr and port in network order, the rest host order. */
+/** struct xseq_group: addresses and ports in network order, the rest host order. */
 export function encodeGroup(g: GroupConfig): Uint8Array {
+  const members = g.members ?? [];
+  if (members.length > XSEQ_MAX_REPLICAS) throw new RangeError(`${members.length} members; at most ${XSEQ_MAX_REPLICAS}`);
   const out = new Uint8Array(GROUP_SIZE);
   out.set(ipv4Bytes(g.mcastAddr), 0);
   const v = new DataView(out.buffer);
@@ -87,17 +127,33 @@ export function encodeGroup(g: GroupConfig): Uint8Array {
   v.setUint16(6, g.sequencerId, LE);
   v.setUint32(8, g.session, LE);
   v.setUint32(12, g.enabled ? XSEQ_GROUP_F_ENABLED : 0, LE);
+  v.setUint8(16, members.length);
+  v.setUint8(17, members.length ? (g.quorum ?? majority(members.length)) : 0);
+  v.setUint32(20, g.windowBase ?? 0, LE);
+  members.forEach((m, i) => {
+    out.set(ipv4Bytes(m.addr), 24 + 8 * i);
+    v.setUint16(24 + 8 * i + 4, m.port, false);
+  });
   return out;
 }
 
 export function decodeGroup(b: Uint8Array): GroupConfig {
   const v = new DataView(b.buffer, b.byteOffset, b.length);
+  const n = v.getUint8(16);
+  const members: Member[] = [];
+  for (let i = 0; i < n && i < XSEQ_MAX_REPLICAS; i++) {
+    const o = 24 + 8 * i;
+    members.push({ addr: `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`, port: v.getUint16(o + 4, false) });
+  }
   return {
     mcastAddr: `${b[0]}.${b[1]}.${b[2]}.${b[3]}`,
     mcastPort: v.getUint16(4, false),
     sequencerId: v.getUint16(6, LE),
     session: v.getUint32(8, LE),
     enabled: (v.getUint32(12, LE) & XSEQ_GROUP_F_ENABLED) !== 0,
+    members,
+    quorum: v.getUint8(17),
+    windowBase: v.getUint32(20, LE),
   };
 }
 
@@ -111,12 +167,80 @@ export function encodeGroupSeq(seq: bigint): Uint8Array {
   return out;
 }
 
-export const LOAD_CFG_SIZE = 8;
+export const LOAD_CFG_SIZE = 16;
+export interface LoadConfig {
+  port: number;
+  /** Slots per group window, a power of two (aggregating groups only). */
+  windowSlots?: number;
+  /** Largest leader result, at most XSEQ_RESULT_CAP. */
+  maxResult?: number;
+  /** What a request whose slot is still unacked gets. */
+  policy?: 'backpressure' | 'overwrite';
+}
 /** struct xseq_load_cfg, the sequencer's .rodata. */
-export function encodeLoadCfg(cfg: { port: number }): Uint8Array {
+export function encodeLoadCfg(cfg: LoadConfig): Uint8Array {
   const out = new Uint8Array(LOAD_CFG_SIZE);
-  new DataView(out.buffer).setUint16(0, cfg.port, false);
+  const v = new DataView(out.buffer);
+  v.setUint16(0, cfg.port, false);
+  v.setUint32(4, cfg.policy === 'overwrite' ? XSEQ_CFG_F_OVERWRITE : 0, LE);
+  v.setUint32(8, cfg.windowSlots ?? 1, LE);
+  v.setUint32(12, cfg.maxResult ?? XSEQ_RESULT_CAP, LE);
   return out;
+}
+
+/** struct xseq_slot field offsets; test/contract.test.ts checks them. */
+export const SLOT = {
+  size: 56 + XSEQ_RESULT_CAP + XSEQ_MSG_CAP,
+  seq: 0,
+  acks: 8,
+  stampNs: 16,
+  session: 24,
+  state: 28,
+  clientAddr: 32,
+  clientPort: 36,
+  clientMac: 38,
+  msgLen: 44,
+  resultLen: 46,
+  resultView: 48,
+  result: 56,
+  msg: 56 + XSEQ_RESULT_CAP,
+} as const;
+
+export interface SlotView {
+  seq: bigint;
+  view: number;
+  /** Bitmap of replicas that acked in `view`. */
+  acked: number;
+  stampNs: bigint;
+  session: number;
+  replied: boolean;
+  client: { addr: string; port: number };
+  /** The stamped message (a copy). */
+  msg: Uint8Array;
+  /** The leader's result, if stored for `view`. */
+  result: Uint8Array | undefined;
+}
+
+/** Decodes one struct xseq_slot (copying the message and result out). */
+export function decodeSlot(b: Uint8Array): SlotView {
+  const v = new DataView(b.buffer, b.byteOffset, b.length);
+  const acks = v.getBigUint64(SLOT.acks, LE);
+  const view = Number(acks >> 32n);
+  const msgLen = Math.min(v.getUint16(SLOT.msgLen, LE), XSEQ_MSG_CAP);
+  const resultView = v.getUint32(SLOT.resultView, LE);
+  const resultLen = Math.min(v.getUint16(SLOT.resultLen, LE), XSEQ_RESULT_CAP);
+  const a = SLOT.clientAddr;
+  return {
+    seq: v.getBigUint64(SLOT.seq, LE),
+    view,
+    acked: Number(acks & 0xffffffffn),
+    stampNs: v.getBigUint64(SLOT.stampNs, LE),
+    session: v.getUint32(SLOT.session, LE),
+    replied: (v.getUint32(SLOT.state, LE) & XSEQ_SLOT_F_REPLIED) !== 0,
+    client: { addr: `${b[a]}.${b[a + 1]}.${b[a + 2]}.${b[a + 3]}`, port: v.getUint16(SLOT.clientPort, false) },
+    msg: b.slice(SLOT.msg, SLOT.msg + msgLen),
+    result: resultView === view + 1 ? b.slice(SLOT.result, SLOT.result + resultLen) : undefined,
+  };
 }
 
 export const DROP_EVENT_SIZE = 16;

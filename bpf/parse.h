@@ -71,4 +71,9 @@ static __always_inline __u16 csum_fold32(__u64 sum)
 	return (__u16)sum;
 }
 
+/* barrier_var(v) (bpf_helpers.h) makes clang forget what it knows about
+ * v, so that a bounds check written after it lands on the very register
+ * the next helper call uses; otherwise clang may test a copy and the
+ * verifier sees an unbounded length. */
+
 #endif /* XSEQ_PARSE_H */

@@ -1,15 +1,18 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * sequencer.bpf.c: the XDP sequencer's entry point.
+ * sequencer.bpf.c: the XDP program of the sequencer host.
  *
  * A REQUEST to the configured UDP port for an enabled group is stamped with
  * the group's next sequence number and sent back out of the same interface
  * to the group's multicast address (XDP_TX); the switch, or a Linux bridge,
- * replicates it. Everything not addressed to the xseq port passes to the
- * stack, so the host stays reachable; bad xseq traffic is dropped, counted
- * per reason and sampled to a ring buffer. The stages are in sequencer.h.
+ * replicates it. For a group with members, a copy stays in the group's
+ * window and the members' ACKs are counted here: the first quorum turns an
+ * ACK into the client's REPLY. Everything not addressed to the xseq port
+ * passes to the stack, so the host stays reachable; bad xseq traffic is
+ * dropped, counted per reason and sampled to a ring buffer. The stages are
+ * in sequencer.h and aggregator.h.
  */
-#include "sequencer.h"
+#include "aggregator.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -21,7 +24,14 @@ int xseq_sequencer(struct xdp_md *ctx)
 
 	if (act >= 0)
 		return act;
-	seq_forward(&r, seq_stamp(&r));
+	if (r.h->type == XSEQ_MSG_ACK)
+		return ack_handle(ctx, &r);
+	act = seq_admit(&r);
+	if (act >= 0)
+		return act;
+	__u64 delta = seq_stamp(&r);
+	seq_keep(ctx, &r);
+	seq_forward(&r, delta);
 	count(XSEQ_CTR_SEQUENCED);
 	return XDP_TX;
 }

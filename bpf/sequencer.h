@@ -4,14 +4,18 @@
  * Katran splits its data path so each stage can be measured on its own:
  *
  *   seq_parse()   classify the frame: not ours (PASS), bad (DROP + counter
- *                 + sample), or a valid REQUEST for an enabled group;
+ *                 + sample), or a valid REQUEST or ACK for an enabled group;
+ *   seq_admit()   backpressure: refuse a request whose window slot is busy;
  *   seq_stamp()   take the group's next seq (one atomic add: dense and
  *                 unique across CPUs) and stamp session, sequencer id, seq
  *                 and TAI clock into the header;
+ *   seq_keep()    copy the stamped message and the client's address into
+ *                 the group's window slot (aggregating groups only);
  *   seq_forward() rewrite L2-L4 to the group's multicast address and fix
  *                 the checksums, ready for XDP_TX.
  *
- * sequencer.bpf.c chains them; bench/xdp/seq_bench.bpf.c measures them.
+ * ACKs go to aggregator.h. sequencer.bpf.c chains the stages;
+ * bench/xdp/seq_bench.bpf.c measures them.
  */
 #ifndef XSEQ_SEQUENCER_H
 #define XSEQ_SEQUENCER_H
@@ -63,6 +67,26 @@ struct {
 	__uint(max_entries, XSEQ_EVENTS_BYTES);
 } xseq_events SEC(".maps");
 
+/* Window slots of every aggregating group (struct xseq_slot). Written by
+ * the stamp and ack paths; the agent reads it through mmap. max_entries is
+ * set at load: window_slots x number of windows. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xseq_slot);
+} xseq_slots SEC(".maps");
+
+/* Stamp-to-quorum latency, log2 buckets of nanoseconds, per CPU. Written
+ * by the ack path when it sends a REPLY; the agent sums the CPUs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XSEQ_HIST_BUCKETS);
+	__type(key, __u32);
+	__type(value, __u64);
+} xseq_quorum_hist SEC(".maps");
+
 /* Every drop reason's first XSEQ_SAMPLE_FIRST drops per CPU are sampled,
  * then one in XSEQ_SAMPLE_EVERY: a flood of bad packets must not cost a
  * ring buffer write each. */
@@ -78,6 +102,9 @@ struct seq_req {
 	struct xseq_group *g;
 	struct xseq_group_seq *gs;
 	__u64 seq;
+	__u64 stamp_ns;
+	__u32 frame_len;
+	__u32 payload_len;
 };
 
 /* Returns the counter's new per-CPU value (0 if the slot is missing). */
@@ -90,7 +117,9 @@ static __always_inline __u64 count(__u32 ctr)
 	return ++*v;
 }
 
-static __always_inline int drop(__u32 reason, const struct iphdr *ip,
+/* Not inlined: it is on every drop path, and one copy keeps the program
+ * small; a drop can afford the call. */
+static __noinline int drop(__u32 reason, const struct iphdr *ip,
 				const struct udphdr *udp, __u32 frame_len)
 {
 	__u64 n = count(reason);
@@ -161,7 +190,7 @@ static __always_inline int seq_parse(struct xdp_md *ctx, struct seq_req *r)
 	    udp_len != sizeof(*udp) + XSEQ_HDR_LEN + payload_len ||
 	    udp_len + sizeof(*ip) != ip_len)
 		return drop(XSEQ_CTR_DROP_BAD_LENGTH, ip, udp, frame_len);
-	if (h->type != XSEQ_MSG_REQUEST)
+	if (h->type != XSEQ_MSG_REQUEST && h->type != XSEQ_MSG_ACK)
 		return drop(XSEQ_CTR_DROP_UNEXPECTED_TYPE, ip, udp, frame_len);
 
 	__u32 gid = bpf_ntohl(h->group_id);
@@ -171,7 +200,88 @@ static __always_inline int seq_parse(struct xdp_md *ctx, struct seq_req *r)
 	r->gs = bpf_map_lookup_elem(&xseq_group_seq, &gid);
 	if (!r->gs)
 		return drop(XSEQ_CTR_DROP_UNKNOWN_GROUP, ip, udp, frame_len);
+	r->frame_len = frame_len;
+	r->payload_len = payload_len;
 	return -1;
+}
+
+/* The window slot that holds seq for the group, or NULL. */
+static __always_inline struct xseq_slot *slot_of(const struct xseq_group *g, __u64 seq)
+{
+	__u32 idx = g->window_base + (__u32)(seq & (xseq_cfg.window_slots - 1));
+
+	return bpf_map_lookup_elem(&xseq_slots, &idx);
+}
+
+static __always_inline __u32 members_mask(const struct xseq_group *g)
+{
+	return (1u << (g->n_members & (XSEQ_MAX_REPLICAS * 2 - 1))) - 1;
+}
+
+/* Whether every member acked the seq a slot holds (or it holds none). */
+static __always_inline int slot_free(const struct xseq_slot *s, const struct xseq_group *g)
+{
+	__u32 mask = members_mask(g);
+
+	return s->seq == 0 || ((__u32)s->acks & mask) == mask;
+}
+
+/*
+ * Backpressure, before a seq is taken: a seq once taken must go out, or
+ * the group sees a hole. Returns -1 to go on, else the XDP action. Two
+ * CPUs can both pass this check for neighbouring seqs; seq_keep() then
+ * overwrites and counts it.
+ */
+static __always_inline int seq_admit(struct seq_req *r)
+{
+	if (!r->g->n_members || (xseq_cfg.flags & XSEQ_CFG_F_OVERWRITE))
+		return -1;
+	struct xseq_slot *s = slot_of(r->g, r->gs->seq + 1);
+	if (!s)
+		return drop(XSEQ_CTR_DROP_NO_WINDOW, r->ip, r->udp, r->frame_len);
+	if (!slot_free(s, r->g))
+		return drop(XSEQ_CTR_DROP_BACKPRESSURE, r->ip, r->udp, r->frame_len);
+	return -1;
+}
+
+/*
+ * Keeps a copy of the stamped message and who asked, for the REPLY and for
+ * retransmission. seq goes in first so that late ACKs for the slot's old
+ * seq stop matching before anything else changes. Call after seq_stamp()
+ * and before seq_forward() (which overwrites the client's addresses).
+ */
+static __always_inline void seq_keep(struct xdp_md *ctx, struct seq_req *r)
+{
+	struct xseq_group *g = r->g;
+
+	if (!g->n_members)
+		return;
+	struct xseq_slot *s = slot_of(g, r->seq);
+	if (!s) {
+		count(XSEQ_CTR_DROP_NO_WINDOW);
+		return;
+	}
+	if (!slot_free(s, g))
+		count(XSEQ_CTR_WINDOW_OVERWRITE);
+	s->seq = r->seq;
+	s->acks = 0;
+	s->state = 0;
+	s->result_view = 0;
+	s->result_len = 0;
+	s->session = g->session;
+	s->stamp_ns = r->stamp_ns;
+	s->client_addr = r->ip->saddr;
+	s->client_port = r->udp->source;
+	__builtin_memcpy(s->client_mac, r->eth->h_source, ETH_ALEN);
+	__u32 len = XSEQ_HDR_LEN + r->payload_len;
+
+	barrier_var(len);
+	if (len > XSEQ_MSG_CAP)
+		len = XSEQ_MSG_CAP;
+	s->msg_len = len;
+	if (len > 0)
+		bpf_xdp_load_bytes(ctx, sizeof(struct ethhdr) + sizeof(struct iphdr) + sizeof(struct udphdr),
+				   s->msg, len);
 }
 
 /* RFC 1624 incremental update: accumulate ~old + new for one 32-bit word
@@ -208,7 +318,8 @@ static __always_inline __u64 seq_stamp(struct seq_req *r)
 	csum_acc32(&acc, h->session, w_new);
 	h->session = w_new;
 	__u64 seq_be = bpf_cpu_to_be64(r->seq);
-	__u64 clock_be = bpf_cpu_to_be64(bpf_ktime_get_tai_ns());
+	r->stamp_ns = bpf_ktime_get_tai_ns();
+	__u64 clock_be = bpf_cpu_to_be64(r->stamp_ns);
 	csum_acc64(&acc, h->seq, seq_be);
 	csum_acc64(&acc, h->clock_ns, clock_be);
 	h->seq = seq_be;

@@ -84,13 +84,30 @@ struct xseq_hdr {
 /* xseq_group.flags bits */
 #define XSEQ_GROUP_F_ENABLED 0x1
 
-/* Value of xseq_groups[group_id]. */
+/* Replicas per group; replica ids are 0..n_members-1 and index the ack
+ * bitmap. */
+#define XSEQ_MAX_REPLICAS 8
+
+/* One configured replica: only ACKs from exactly this address and port
+ * count for its replica id. */
+struct xseq_member {
+	__be32 addr;         /* network order */
+	__be16 port;         /* network order: the replica's ACK source port */
+	__u16 pad;
+};
+
+/* Value of xseq_groups[group_id]. Host order unless marked. */
 struct xseq_group {
 	__be32 mcast_addr;   /* network order: IPv4 multicast address */
 	__be16 mcast_port;   /* network order: UDP port at the receivers */
-	__u16 sequencer_id;  /* host order */
-	__u32 session;       /* host order */
-	__u32 flags;         /* host order: XSEQ_GROUP_F_* */
+	__u16 sequencer_id;
+	__u32 session;
+	__u32 flags;         /* XSEQ_GROUP_F_* */
+	__u8 n_members;      /* replicas 0..n_members-1; 0 = no aggregation */
+	__u8 quorum;         /* ACKs that certify a request, the leader's included */
+	__u16 pad;
+	__u32 window_base;   /* index of this group's first slot in xseq_slots */
+	struct xseq_member members[XSEQ_MAX_REPLICAS];
 };
 
 /* Value of xseq_group_seq[group_id]: padded to a cache line so groups
@@ -100,11 +117,84 @@ struct xseq_group_seq {
 	__u64 pad[7];
 };
 
+/* xseq_load_cfg.flags bits */
+#define XSEQ_CFG_F_OVERWRITE 0x1 /* a busy slot is overwritten; default: the
+				  * request is dropped (backpressure) */
+
 /* Load-time configuration, the program's .rodata (set before load). */
 struct xseq_load_cfg {
-	__be16 port;   /* network order: UDP port the sequencer serves */
+	__be16 port;         /* network order: UDP port the sequencer serves */
 	__u16 pad;
-	__u32 flags;   /* reserved, zero */
+	__u32 flags;         /* XSEQ_CFG_F_* */
+	__u32 window_slots;  /* W: slots per group window, a power of two */
+	__u32 max_result;    /* largest result a leader may return, <= XSEQ_RESULT_CAP */
+};
+
+/* Largest result a slot can hold, and the largest stamped message. */
+#define XSEQ_RESULT_CAP 256
+#define XSEQ_MSG_CAP (XSEQ_HDR_LEN + XSEQ_MAX_PAYLOAD)
+
+/* xseq_slot.state bits */
+#define XSEQ_SLOT_F_REPLIED 0x1 /* the REPLY for this seq has been sent */
+
+/*
+ * One window slot, xseq_slots[window_base + (seq & (W - 1))]. Written by
+ * the stamp path (everything but acks/state/result), the ack path (acks,
+ * state, result) and read by the agent through mmap for retransmission and
+ * repair. seq is written last by the stamp path; a reader copies what it
+ * needs and checks seq again.
+ */
+struct xseq_slot {
+	__u64 seq;           /* seq held; 0 = never used */
+	__u64 acks;          /* atomic: (view << 32) | bitmap of replicas that acked */
+	__u64 stamp_ns;      /* TAI at stamping */
+	__u32 session;
+	__u32 state;         /* atomic: XSEQ_SLOT_F_* */
+	__be32 client_addr;  /* network order: where the REPLY goes */
+	__be16 client_port;  /* network order */
+	__u8 client_mac[6];
+	__u16 msg_len;       /* bytes used in msg */
+	__u16 result_len;    /* bytes used in result; valid when result_view is the ack view */
+	__u32 result_view;   /* view of the leader's stored result, +1 (0 = none) */
+	__u32 pad;
+	__u8 result[XSEQ_RESULT_CAP];
+	__u8 msg[XSEQ_MSG_CAP]; /* the SEQUENCED message as multicast: header + payload */
+};
+
+/* Buckets of the stamp-to-quorum histogram: bucket i counts requests whose
+ * quorum came after [2^i, 2^(i+1)) nanoseconds (bucket 0 also holds 0). */
+#define XSEQ_HIST_BUCKETS 40
+
+/*
+ * Repair service (agent, UDP). A REPAIR_REQUEST names group_id, session,
+ * replica_id (the requester) and seq (the first wanted); its payload is
+ * struct xseq_repair_req. The agent answers with every message it still
+ * holds, re-sent as SEQUENCED with XSEQ_F_RETRANSMIT, then one REPAIR_REPLY
+ * (same group, session, seq) whose payload is struct xseq_repair_reply
+ * followed by n_missing big-endian u64 seqs it no longer has. A bad
+ * request gets an ERROR whose payload is struct xseq_error + text.
+ */
+#define XSEQ_REPAIR_MAX 128
+struct xseq_repair_req {
+	__be32 count;        /* seqs wanted from header.seq on, 1..XSEQ_REPAIR_MAX */
+};
+struct xseq_repair_reply {
+	__be32 count;        /* as requested */
+	__be32 n_resent;     /* messages re-sent before this reply */
+	__be32 n_missing;    /* __be64 seqs that follow */
+	__be32 pad;
+};
+
+enum xseq_error_code {
+	XSEQ_ERR_BAD_REQUEST = 1,    /* malformed payload */
+	XSEQ_ERR_NOT_MEMBER = 2,     /* source is not the named replica of the group */
+	XSEQ_ERR_UNKNOWN_GROUP = 3,
+	XSEQ_ERR_WRONG_SESSION = 4,  /* the session is not the group's current one */
+	XSEQ_ERR_RANGE_TOO_LARGE = 5,
+};
+struct xseq_error {
+	__be16 code;         /* enum xseq_error_code */
+	__be16 text_len;     /* bytes of UTF-8 text that follow */
 };
 
 /* Index into the per-CPU counter array xseq_counters. */
@@ -121,6 +211,20 @@ enum xseq_counter {
 	XSEQ_CTR_DROP_IP_OPTIONS,
 	XSEQ_CTR_DROP_FRAGMENT,
 	XSEQ_CTR_EVENTS_LOST,           /* drop events the ring buffer had no room for */
+	XSEQ_CTR_ACK_RX,                /* ACKs to the xseq port */
+	XSEQ_CTR_ACK_COUNTED,           /* ACKs that set a new bit in a slot */
+	XSEQ_CTR_ACK_DUPLICATE,         /* ACKs whose bit was already set (view unchanged) */
+	XSEQ_CTR_ACK_LATE,              /* counted ACKs for a slot already replied */
+	XSEQ_CTR_REPLY,                 /* REPLYs sent: quorum reached */
+	XSEQ_CTR_DROP_ACK_STRANGER,     /* replica id out of range or source not that member */
+	XSEQ_CTR_DROP_ACK_SESSION,      /* session is not the group's */
+	XSEQ_CTR_DROP_ACK_WINDOW,       /* seq not held in the window */
+	XSEQ_CTR_DROP_ACK_STALE_VIEW,   /* view lower than the slot's */
+	XSEQ_CTR_DROP_RESULT_TOO_BIG,   /* leader result over max_result */
+	XSEQ_CTR_ACK_VIEW_RESET,        /* a higher view reset a slot's acks */
+	XSEQ_CTR_WINDOW_OVERWRITE,      /* a slot not acked by all was overwritten */
+	XSEQ_CTR_DROP_BACKPRESSURE,     /* request dropped: its slot is not acked by all */
+	XSEQ_CTR_DROP_NO_WINDOW,        /* group has members but its slot is out of range */
 	XSEQ_CTR_MAX
 };
 
@@ -141,6 +245,8 @@ struct xseq_drop_event {
 #define XSEQ_MAP_GROUP_SEQ "xseq_group_seq"
 #define XSEQ_MAP_COUNTERS "xseq_counters"
 #define XSEQ_MAP_EVENTS "xseq_events"
+#define XSEQ_MAP_SLOTS "xseq_slots"
+#define XSEQ_MAP_QUORUM_HIST "xseq_quorum_hist"
 #define XSEQ_PIN_ROOT "/sys/fs/bpf/xseq"
 #define XSEQ_EVENTS_BYTES (64 * 1024)
 

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as maps from '../bpf/maps.ts';
+import * as repair from '../bpf/repair.ts';
 import * as wire from '../bpf/wire.ts';
 
 type Fields = Record<string, [number, number]>;
@@ -16,6 +17,12 @@ interface Dump {
   group_seq: { size: number; fields: Fields };
   load_cfg: { size: number; fields: Fields };
   drop_event: { size: number; fields: Fields };
+  member: { size: number; fields: Fields };
+  slot: { size: number; fields: Fields };
+  repair_req: { size: number; fields: Fields };
+  repair_reply: { size: number; fields: Fields };
+  error: { size: number; fields: Fields };
+  err: Record<string, number>;
   msg: Record<string, number>;
   ctr: Record<string, number>;
   const: Record<string, number>;
@@ -93,6 +100,13 @@ describe('bpf/xseq.h and the TypeScript codec agree', () => {
       XSEQ_F_NOOP: wire.Flags.NOOP,
       XSEQ_F_RESULT: wire.Flags.RESULT,
       XSEQ_EVENTS_BYTES: maps.XSEQ_EVENTS_BYTES,
+      XSEQ_MAX_REPLICAS: maps.XSEQ_MAX_REPLICAS,
+      XSEQ_RESULT_CAP: maps.XSEQ_RESULT_CAP,
+      XSEQ_MSG_CAP: maps.XSEQ_MSG_CAP,
+      XSEQ_HIST_BUCKETS: maps.XSEQ_HIST_BUCKETS,
+      XSEQ_CFG_F_OVERWRITE: maps.XSEQ_CFG_F_OVERWRITE,
+      XSEQ_SLOT_F_REPLIED: maps.XSEQ_SLOT_F_REPLIED,
+      XSEQ_REPAIR_MAX: repair.XSEQ_REPAIR_MAX,
     });
     expect(c.names).toEqual({
       prog: maps.PROG_SEQUENCER,
@@ -100,21 +114,57 @@ describe('bpf/xseq.h and the TypeScript codec agree', () => {
       group_seq: maps.MapName.GROUP_SEQ,
       counters: maps.MapName.COUNTERS,
       events: maps.MapName.EVENTS,
+      slots: maps.MapName.SLOTS,
+      quorum_hist: maps.MapName.QUORUM_HIST,
       pin_root: maps.PIN_ROOT,
     });
   });
 
   it('struct xseq_group: encodeGroup puts each field at its C offset in its byte order', () => {
     expect(c.group.size).toBe(maps.GROUP_SIZE);
-    const b = maps.encodeGroup({ mcastAddr: '239.1.2.3', mcastPort: 0x1d4c, sequencerId: 0x0102, session: 0x0a0b0c0d, enabled: true });
+    expect(c.member.size).toBe(8);
+    const g = {
+      mcastAddr: '239.1.2.3', mcastPort: 0x1d4c, sequencerId: 0x0102, session: 0x0a0b0c0d, enabled: true,
+      members: [{ addr: '10.77.0.11', port: 0x1db0 }, { addr: '10.77.0.12', port: 0x1db1 }, { addr: '10.77.0.13', port: 0x1db2 }],
+      quorum: 2, windowBase: 0x01020304,
+    };
+    const b = maps.encodeGroup(g);
     const f = c.group.fields;
-    const at = (name: string) => Buffer.from(b.subarray(f[name]![0], f[name]![0] + f[name]![1])).toString('hex');
+    const at = (name: string, extra = 0, len?: number) => Buffer.from(b.subarray(f[name]![0] + extra, f[name]![0] + extra + (len ?? f[name]![1]))).toString('hex');
     expect(at('mcast_addr')).toBe('ef010203'); // network order
     expect(at('mcast_port')).toBe('1d4c'); // network order
     expect(at('sequencer_id')).toBe('0201'); // host order (little endian)
     expect(at('session')).toBe('0d0c0b0a');
     expect(at('flags')).toBe('01000000');
-    expect(maps.decodeGroup(b)).toEqual({ mcastAddr: '239.1.2.3', mcastPort: 0x1d4c, sequencerId: 0x0102, session: 0x0a0b0c0d, enabled: true });
+    expect(at('n_members')).toBe('03');
+    expect(at('quorum')).toBe('02');
+    expect(at('window_base')).toBe('04030201');
+    expect(f['members']![1]).toBe(maps.XSEQ_MAX_REPLICAS * c.member.size);
+    const m = c.member.fields;
+    expect(at('members', c.member.size * 2 + m['addr']![0], 4)).toBe('0a4d000d');
+    expect(at('members', c.member.size * 2 + m['port']![0], 2)).toBe('1db2');
+    expect(maps.decodeGroup(b)).toEqual(g);
+  });
+
+  it('struct xseq_slot: every offset the agent reads through mmap', () => {
+    const f = c.slot.fields;
+    expect(c.slot.size).toBe(maps.SLOT.size);
+    expect({
+      seq: f['seq']![0], acks: f['acks']![0], stampNs: f['stamp_ns']![0], session: f['session']![0], state: f['state']![0],
+      clientAddr: f['client_addr']![0], clientPort: f['client_port']![0], clientMac: f['client_mac']![0], msgLen: f['msg_len']![0],
+      resultLen: f['result_len']![0], resultView: f['result_view']![0], result: f['result']![0], msg: f['msg']![0],
+    }).toEqual({ ...maps.SLOT, size: undefined });
+    expect(f['result']![1]).toBe(maps.XSEQ_RESULT_CAP);
+    expect(f['msg']![1]).toBe(maps.XSEQ_MSG_CAP);
+  });
+
+  it('repair and error payloads, and the error codes', () => {
+    expect(c.repair_req).toEqual({ size: 4, fields: { count: [0, 4] } });
+    expect(c.repair_reply.size).toBe(repair.REPAIR_REPLY_SIZE);
+    expect(c.repair_reply.fields).toEqual({ count: [0, 4], n_resent: [4, 4], n_missing: [8, 4] });
+    expect(c.error).toEqual({ size: 4, fields: { code: [0, 2], text_len: [2, 2] } });
+    const ts = Object.fromEntries(Object.entries(repair.ErrorCode).map(([k, v]) => [`XSEQ_ERR_${k}`, v]));
+    expect(ts).toEqual(c.err);
   });
 
   it('struct xseq_group_seq, xseq_load_cfg and xseq_drop_event: sizes and offsets', () => {
@@ -123,9 +173,13 @@ describe('bpf/xseq.h and the TypeScript codec agree', () => {
     expect(maps.decodeGroupSeq(maps.encodeGroupSeq(0x0102030405060708n))).toBe(0x0102030405060708n);
 
     expect(c.load_cfg.size).toBe(maps.LOAD_CFG_SIZE);
-    const cfg = maps.encodeLoadCfg({ port: 7400 });
-    const [po] = c.load_cfg.fields['port']!;
-    expect(Buffer.from(cfg.subarray(po, po + 2)).toString('hex')).toBe('1ce8');
+    const cfg = maps.encodeLoadCfg({ port: 7400, windowSlots: 1024, maxResult: 200, policy: 'overwrite' });
+    const lf = c.load_cfg.fields;
+    const hex = (name: string) => Buffer.from(cfg.subarray(lf[name]![0], lf[name]![0] + lf[name]![1])).toString('hex');
+    expect(hex('port')).toBe('1ce8');
+    expect(hex('flags')).toBe('01000000');
+    expect(hex('window_slots')).toBe('00040000');
+    expect(hex('max_result')).toBe('c8000000');
 
     expect(c.drop_event.size).toBe(maps.DROP_EVENT_SIZE);
     const ev = new Uint8Array(maps.DROP_EVENT_SIZE);

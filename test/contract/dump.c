@@ -27,13 +27,33 @@ int main(void)
 	printf("}},\"group\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_group));
 	first = 0;
 	FIELD(xseq_group, mcast_addr); FIELD(xseq_group, mcast_port); FIELD(xseq_group, sequencer_id);
-	FIELD(xseq_group, session); FIELD(xseq_group, flags);
+	FIELD(xseq_group, session); FIELD(xseq_group, flags); FIELD(xseq_group, n_members);
+	FIELD(xseq_group, quorum); FIELD(xseq_group, window_base); FIELD(xseq_group, members);
+	printf("}},\"member\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_member));
+	first = 0;
+	FIELD(xseq_member, addr); FIELD(xseq_member, port);
+	printf("}},\"slot\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_slot));
+	first = 0;
+	FIELD(xseq_slot, seq); FIELD(xseq_slot, acks); FIELD(xseq_slot, stamp_ns); FIELD(xseq_slot, session);
+	FIELD(xseq_slot, state); FIELD(xseq_slot, client_addr); FIELD(xseq_slot, client_port);
+	FIELD(xseq_slot, client_mac); FIELD(xseq_slot, msg_len); FIELD(xseq_slot, result_len);
+	FIELD(xseq_slot, result_view); FIELD(xseq_slot, result); FIELD(xseq_slot, msg);
+	printf("}},\"repair_req\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_repair_req));
+	first = 0;
+	FIELD(xseq_repair_req, count);
+	printf("}},\"repair_reply\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_repair_reply));
+	first = 0;
+	FIELD(xseq_repair_reply, count); FIELD(xseq_repair_reply, n_resent); FIELD(xseq_repair_reply, n_missing);
+	printf("}},\"error\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_error));
+	first = 0;
+	FIELD(xseq_error, code); FIELD(xseq_error, text_len);
 	printf("}},\"group_seq\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_group_seq));
 	first = 0;
 	FIELD(xseq_group_seq, seq);
 	printf("}},\"load_cfg\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_load_cfg));
 	first = 0;
-	FIELD(xseq_load_cfg, port); FIELD(xseq_load_cfg, flags);
+	FIELD(xseq_load_cfg, port); FIELD(xseq_load_cfg, flags); FIELD(xseq_load_cfg, window_slots);
+	FIELD(xseq_load_cfg, max_result);
 	printf("}},\"drop_event\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_drop_event));
 	first = 0;
 	FIELD(xseq_drop_event, reason); FIELD(xseq_drop_event, saddr); FIELD(xseq_drop_event, sport);
@@ -54,16 +74,27 @@ int main(void)
 	ENUMV(XSEQ_CTR_DROP_BAD_MAGIC); ENUMV(XSEQ_CTR_DROP_BAD_VERSION); ENUMV(XSEQ_CTR_DROP_BAD_LENGTH);
 	ENUMV(XSEQ_CTR_DROP_UNKNOWN_TYPE); ENUMV(XSEQ_CTR_DROP_UNEXPECTED_TYPE);
 	ENUMV(XSEQ_CTR_DROP_UNKNOWN_GROUP); ENUMV(XSEQ_CTR_DROP_IP_OPTIONS); ENUMV(XSEQ_CTR_DROP_FRAGMENT);
-	ENUMV(XSEQ_CTR_EVENTS_LOST); ENUMV(XSEQ_CTR_MAX);
+	ENUMV(XSEQ_CTR_EVENTS_LOST); ENUMV(XSEQ_CTR_ACK_RX); ENUMV(XSEQ_CTR_ACK_COUNTED);
+	ENUMV(XSEQ_CTR_ACK_DUPLICATE); ENUMV(XSEQ_CTR_ACK_LATE); ENUMV(XSEQ_CTR_REPLY);
+	ENUMV(XSEQ_CTR_DROP_ACK_STRANGER); ENUMV(XSEQ_CTR_DROP_ACK_SESSION); ENUMV(XSEQ_CTR_DROP_ACK_WINDOW);
+	ENUMV(XSEQ_CTR_DROP_ACK_STALE_VIEW); ENUMV(XSEQ_CTR_DROP_RESULT_TOO_BIG); ENUMV(XSEQ_CTR_ACK_VIEW_RESET);
+	ENUMV(XSEQ_CTR_WINDOW_OVERWRITE); ENUMV(XSEQ_CTR_DROP_BACKPRESSURE); ENUMV(XSEQ_CTR_DROP_NO_WINDOW);
+	ENUMV(XSEQ_CTR_MAX);
+	printf("},\"err\":{");
+	first = 0;
+	ENUMV(XSEQ_ERR_BAD_REQUEST); ENUMV(XSEQ_ERR_NOT_MEMBER); ENUMV(XSEQ_ERR_UNKNOWN_GROUP);
+	ENUMV(XSEQ_ERR_WRONG_SESSION); ENUMV(XSEQ_ERR_RANGE_TOO_LARGE);
 	printf("},\"const\":{");
 	first = 0;
 	ENUMV(XSEQ_MAGIC); ENUMV(XSEQ_VERSION); ENUMV(XSEQ_DEFAULT_PORT); ENUMV(XSEQ_HDR_LEN);
 	ENUMV(XSEQ_MAX_PAYLOAD); ENUMV(XSEQ_MAX_GROUPS); ENUMV(XSEQ_GROUP_F_ENABLED);
 	ENUMV(XSEQ_F_RETRANSMIT); ENUMV(XSEQ_F_NOOP); ENUMV(XSEQ_F_RESULT); ENUMV(XSEQ_EVENTS_BYTES);
+	ENUMV(XSEQ_MAX_REPLICAS); ENUMV(XSEQ_RESULT_CAP); ENUMV(XSEQ_MSG_CAP); ENUMV(XSEQ_HIST_BUCKETS);
+	ENUMV(XSEQ_CFG_F_OVERWRITE); ENUMV(XSEQ_SLOT_F_REPLIED); ENUMV(XSEQ_REPAIR_MAX);
 	printf("},\"names\":{\"prog\":\"%s\",\"groups\":\"%s\",\"group_seq\":\"%s\",\"counters\":\"%s\","
-	       "\"events\":\"%s\",\"pin_root\":\"%s\"}",
+	       "\"events\":\"%s\",\"slots\":\"%s\",\"quorum_hist\":\"%s\",\"pin_root\":\"%s\"}",
 	       XSEQ_PROG_SEQUENCER, XSEQ_MAP_GROUPS, XSEQ_MAP_GROUP_SEQ, XSEQ_MAP_COUNTERS,
-	       XSEQ_MAP_EVENTS, XSEQ_PIN_ROOT);
+	       XSEQ_MAP_EVENTS, XSEQ_MAP_SLOTS, XSEQ_MAP_QUORUM_HIST, XSEQ_PIN_ROOT);
 
 	/* One header encoded the way a C client would, with a distinct value in
 	 * every field so a swapped or misplaced field cannot hide. */

@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * aggregator.h: the ACK path. Counts replicas' ACKs in the request's window
+ * slot and, the first time a slot reaches a quorum that includes the
+ * leader of the ACK's view, turns the completing ACK into the REPLY to the
+ * client, carrying the leader's result. Every other ACK ends here (DROP).
+ *
+ * Exactly one REPLY per (session, seq) under concurrent CPUs, duplicates
+ * and late ACKs: the ack set and its view change in one 64-bit compare-and-
+ * swap, and the right to reply is one atomic fetch-or on the slot state.
+ */
+#ifndef XSEQ_AGGREGATOR_H
+#define XSEQ_AGGREGATOR_H
+
+#include "sequencer.h"
+
+/* Bounded retries of the ack-set CAS: at most XSEQ_MAX_REPLICAS writers
+ * race on a slot, so this never runs out in practice; if it does the ACK
+ * is dropped and the replica's retransmitted ACK counts later. */
+#define ACK_CAS_TRIES 16
+
+static __always_inline __u32 log2_bucket(__u64 v)
+{
+	__u32 b = 0;
+
+#pragma unroll
+	for (int shift = 32; shift > 0; shift >>= 1) {
+		if (v >> shift) {
+			v >>= shift;
+			b += shift;
+		}
+	}
+	return b < XSEQ_HIST_BUCKETS ? b : XSEQ_HIST_BUCKETS - 1;
+}
+
+static __always_inline void observe_quorum(__u64 stamp_ns)
+{
+	__u64 now = bpf_ktime_get_tai_ns();
+	__u32 b = log2_bucket(now > stamp_ns ? now - stamp_ns : 0);
+	__u64 *v = bpf_map_lookup_elem(&xseq_quorum_hist, &b);
+
+	if (v)
+		*v += 1;
+}
+
+/*
+ * Rewrites the ACK in place into the REPLY for slot s: resized to carry
+ * the result, addressed from us to the client recorded at stamping time.
+ * Returns the XDP action.
+ */
+static __always_inline int ack_reply(struct xdp_md *ctx, struct seq_req *r, struct xseq_slot *s,
+				     __u32 view, __u32 leader)
+{
+	const __u32 l4 = sizeof(struct ethhdr) + sizeof(struct iphdr) + sizeof(struct udphdr);
+	__u32 result_len = s->result_view == view + 1 ? s->result_len : 0;
+	__be32 our_addr = r->ip->daddr;
+	__u8 our_mac[ETH_ALEN];
+	__u64 client_id = *(__u64 *)&s->msg[40];  /* already network order */
+	__u64 request_id = *(__u64 *)&s->msg[48];
+
+	if (result_len > XSEQ_RESULT_CAP)
+		result_len = 0;
+	__builtin_memcpy(our_mac, r->eth->h_dest, ETH_ALEN);
+	if (bpf_xdp_adjust_tail(ctx, (int)result_len - (int)r->payload_len))
+		return XDP_DROP;
+
+	/* adjust_tail invalidated every packet pointer: parse again. */
+	struct cursor c;
+	cursor_init(&c, ctx);
+	struct ethhdr *eth = CURSOR_PULL(&c, struct ethhdr);
+	struct iphdr *ip = CURSOR_PULL(&c, struct iphdr);
+	struct udphdr *udp = CURSOR_PULL(&c, struct udphdr);
+	struct xseq_hdr *h = CURSOR_PULL(&c, struct xseq_hdr);
+	if (!eth || !ip || !udp || !h)
+		return XDP_DROP;
+	barrier_var(result_len);
+	if (result_len > 0 && result_len <= XSEQ_RESULT_CAP &&
+	    bpf_xdp_store_bytes(ctx, l4 + XSEQ_HDR_LEN, s->result, result_len))
+		return XDP_DROP;
+
+	h->type = XSEQ_MSG_REPLY;
+	h->flags = bpf_htons(XSEQ_F_RESULT);
+	h->sequencer_id = bpf_htons(r->g->sequencer_id);
+	h->replica_id = bpf_htons(leader);
+	h->view = bpf_htonl(view);
+	h->clock_ns = bpf_cpu_to_be64(s->stamp_ns);
+	h->client_id = client_id;
+	h->request_id = request_id;
+	h->payload_len = bpf_htonl(result_len);
+	h->reserved = 0;
+	/* group_id, session and seq are the ACK's, already checked equal. */
+
+	udp->source = xseq_cfg.port;
+	udp->dest = s->client_port;
+	udp->len = bpf_htons(sizeof(*udp) + XSEQ_HDR_LEN + result_len);
+	udp->check = 0; /* IPv4 allows none; summing the result would cost a loop */
+
+	ip->saddr = our_addr;
+	ip->daddr = s->client_addr;
+	ip->tot_len = bpf_htons(sizeof(*ip) + sizeof(*udp) + XSEQ_HDR_LEN + result_len);
+	ip->ttl = 64;
+	ip->check = ipv4_csum20(ip);
+
+	__builtin_memcpy(eth->h_dest, s->client_mac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, our_mac, ETH_ALEN);
+	count(XSEQ_CTR_REPLY);
+	return XDP_TX;
+}
+
+/* Handles a parsed ACK (r from seq_parse); returns the XDP action. */
+static __always_inline int ack_handle(struct xdp_md *ctx, struct seq_req *r)
+{
+	struct xseq_group *g = r->g;
+	struct xseq_hdr *h = r->h;
+	struct iphdr *ip = r->ip;
+	struct udphdr *udp = r->udp;
+
+	count(XSEQ_CTR_ACK_RX);
+	if (bpf_ntohl(h->session) != g->session)
+		return drop(XSEQ_CTR_DROP_ACK_SESSION, ip, udp, r->frame_len);
+	__u32 rid = bpf_ntohs(h->replica_id);
+	__u32 n = g->n_members;
+	if (rid >= n || rid >= XSEQ_MAX_REPLICAS)
+		return drop(XSEQ_CTR_DROP_ACK_STRANGER, ip, udp, r->frame_len);
+	struct xseq_member *m = &g->members[rid];
+	if (m->addr != ip->saddr || m->port != udp->source)
+		return drop(XSEQ_CTR_DROP_ACK_STRANGER, ip, udp, r->frame_len);
+
+	__u64 seq = bpf_be64_to_cpu(h->seq);
+	struct xseq_slot *s = slot_of(g, seq);
+	if (!s || s->seq != seq || s->session != g->session)
+		return drop(XSEQ_CTR_DROP_ACK_WINDOW, ip, udp, r->frame_len);
+
+	__u32 view = bpf_ntohl(h->view);
+	__u32 leader = view % n;
+	__u32 bit = 1u << rid;
+
+	/* The leader's result goes in before its bit, so whoever completes
+	 * the quorum with the leader's bit set finds the result there. */
+	if (rid == leader && (h->flags & bpf_htons(XSEQ_F_RESULT))) {
+		__u32 len = r->payload_len;
+
+		if (len > xseq_cfg.max_result || len > XSEQ_RESULT_CAP)
+			return drop(XSEQ_CTR_DROP_RESULT_TOO_BIG, ip, udp, r->frame_len);
+		if (__sync_fetch_and_add(&s->acks, 0) >> 32 > view)
+			return drop(XSEQ_CTR_DROP_ACK_STALE_VIEW, ip, udp, r->frame_len);
+		barrier_var(len);
+		if (len > 0 && len <= XSEQ_RESULT_CAP &&
+		    bpf_xdp_load_bytes(ctx, sizeof(struct ethhdr) + sizeof(struct iphdr) +
+						    sizeof(struct udphdr) + XSEQ_HDR_LEN,
+				       s->result, len))
+			return XDP_DROP;
+		s->result_len = len;
+		__sync_lock_test_and_set(&s->result_view, view + 1);
+	}
+
+	__u64 old, next = 0;
+	int swapped = 0;
+	for (int i = 0; i < ACK_CAS_TRIES; i++) {
+		old = __sync_fetch_and_add(&s->acks, 0);
+		__u32 oview = old >> 32;
+
+		if (view < oview)
+			return drop(XSEQ_CTR_DROP_ACK_STALE_VIEW, ip, udp, r->frame_len);
+		if (view == oview && (old & bit)) {
+			count(XSEQ_CTR_ACK_DUPLICATE);
+			return XDP_DROP;
+		}
+		next = view > oview ? ((__u64)view << 32) | bit : old | bit;
+		if (__sync_val_compare_and_swap(&s->acks, old, next) == old) {
+			swapped = 1;
+			if (view > oview && (__u32)old)
+				count(XSEQ_CTR_ACK_VIEW_RESET);
+			break;
+		}
+	}
+	if (!swapped)
+		return XDP_DROP;
+	count(XSEQ_CTR_ACK_COUNTED);
+
+	__u32 acked = (__u32)next;
+	if (!(acked & (1u << leader)) || (__u32)__builtin_popcount(acked) < g->quorum)
+		return XDP_DROP;
+	if (__sync_fetch_and_or(&s->state, XSEQ_SLOT_F_REPLIED) & XSEQ_SLOT_F_REPLIED) {
+		count(XSEQ_CTR_ACK_LATE);
+		return XDP_DROP;
+	}
+	observe_quorum(s->stamp_ns);
+	return ack_reply(ctx, r, s, view, leader);
+}
+
+#endif /* XSEQ_AGGREGATOR_H */
