@@ -1,16 +1,20 @@
 // P1: the sequencer's cost per packet under BPF_PROG_TEST_RUN, against a bare
 // MAC-swap XDP_TX program, measured side by side in interleaved rounds so
-// both see the same machine noise. bench/xdp/seq_bench.bpf.c wraps the
-// production stages (bpf/sequencer.h); see its header for why.
+// every path sees the same machine noise. bench/xdp/seq_bench.bpf.c wraps
+// the production stages (bpf/sequencer.h, bpf/aggregator.h); see its header
+// for what each program restores between repetitions and why.
 import { join } from 'node:path';
-import { BpfObjectSpec } from '../bpf/libbpf/index.ts';
+import { BpfObjectSpec, type BpfProgram } from '../bpf/libbpf/index.ts';
+import { type GroupConfig, u32Key } from '../bpf/maps.ts';
 import { Sequencer } from '../bpf/sequencer.ts';
-import { emptyHeader, encodeMessage, MsgType } from '../bpf/wire.ts';
+import { emptyHeader, encodeMessage, Flags, MsgType } from '../bpf/wire.ts';
 import { buildFrame } from '../tools/frame.ts';
 import type { BenchRow } from './row.ts';
 
+const XDP_DROP = 1;
 const XDP_TX = 3;
 const BUILD = join(import.meta.dirname, 'build');
+const BENCH_FRAME_CAP = 256;
 
 export interface P1Options {
   repeat?: number;
@@ -23,48 +27,87 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
+const MEMBERS = [
+  { addr: '10.77.0.11', port: 7600 },
+  { addr: '10.77.0.12', port: 7601 },
+  { addr: '10.77.0.13', port: 7602 },
+];
+
+function request(groupId: number): Buffer {
+  return buildFrame({ payload: encodeMessage({ ...emptyHeader(), type: MsgType.REQUEST, groupId, clientId: 1n, requestId: 1n }, Buffer.alloc(64, 0x61)) });
+}
+
+function ack(rid: number, result?: Buffer): Buffer {
+  const m = MEMBERS[rid]!;
+  const msg = encodeMessage({ ...emptyHeader(), type: MsgType.ACK, flags: result ? Flags.RESULT : 0, groupId: 1, replicaId: rid, session: 1, seq: 1n }, result ?? Buffer.alloc(0));
+  return buildFrame({ srcIp: m.addr, srcPort: m.port, payload: msg });
+}
+
 export function runP1(opts: P1Options = {}): BenchRow[] {
   const repeat = opts.repeat ?? 1_000_000;
   const rounds = opts.rounds ?? 7;
   const log = opts.log ?? (() => {});
-  const seq = Sequencer.load({ objectPath: join(BUILD, 'seq_bench.bpf.o') });
+  // Overwrite: a million requests without ACKs must keep the slot-copy
+  // path running instead of stopping at backpressure.
+  const seq = Sequencer.load({ objectPath: join(BUILD, 'seq_bench.bpf.o'), windowSlots: 1024, windows: 2, policy: 'overwrite' });
   const macObj = BpfObjectSpec.open(join(BUILD, 'macswap.bpf.o')).load();
   try {
-    seq.setGroup(1, { mcastAddr: '239.7.7.1', mcastPort: 7500, sequencerId: 1, session: 1, enabled: true });
-    const frame = buildFrame({ payload: encodeMessage({ ...emptyHeader(), type: MsgType.REQUEST, groupId: 1, clientId: 1n, requestId: 1n }, Buffer.alloc(64, 0x61)) });
-    const progs = {
-      full: seq.program,
-      stampOnly: seq.extraProgram('xseq_stamp_only'),
-      macswap: macObj.program('xdp_macswap'),
-    };
-    const ns: Record<keyof typeof progs, number[]> = { full: [], stampOnly: [], macswap: [] };
+    const base: GroupConfig = { mcastAddr: '239.7.7.1', mcastPort: 7500, sequencerId: 1, session: 1, enabled: true };
+    seq.setGroup(1, { ...base, members: MEMBERS }, 0); // the ACK paths' group
+    seq.setGroup(2, base); // plain sequencing, no window
+    seq.setGroup(3, { ...base, members: MEMBERS }, 1); // sequencing with the slot copy
+
+    // Group 1 seq 1 sits in slot 1 with the leader's result stored: a
+    // follower's ACK then completes the quorum.
+    if (seq.program.testRun({ data: request(1) }).retval !== XDP_TX) throw new Error('P1: could not stamp the ACK fixture');
+    if (seq.extraProgram('xseq_ack_drop').testRun({ data: ack(0, Buffer.alloc(32, 0x72)) }).retval !== XDP_DROP) throw new Error('P1: leader ACK fixture not absorbed');
+    const quorumAck = ack(1);
+    const fixture = new Uint8Array(4 + BENCH_FRAME_CAP);
+    new DataView(fixture.buffer).setUint32(0, quorumAck.length, true);
+    fixture.set(quorumAck, 4);
+    seq.extraMap('bench_frames', { keySize: 4, valueSize: fixture.length }).update(u32Key(0), fixture);
+
+    const paths: { key: string; prog: BpfProgram; data: Buffer; want: number }[] = [
+      { key: 'macswap', prog: macObj.program('xdp_macswap'), data: request(2), want: XDP_TX },
+      { key: 'full', prog: seq.program, data: request(2), want: XDP_TX },
+      { key: 'stampOnly', prog: seq.extraProgram('xseq_stamp_only'), data: request(2), want: XDP_TX },
+      { key: 'window', prog: seq.program, data: request(3), want: XDP_TX },
+      // ackDrop right after ackQuorum: it needs the slot as ackQuorum
+      // leaves it (replied), which restoreAck undoes.
+      { key: 'ackQuorum', prog: seq.extraProgram('xseq_ack_quorum'), data: quorumAck, want: XDP_TX },
+      { key: 'ackDrop', prog: seq.extraProgram('xseq_ack_drop'), data: ack(2), want: XDP_DROP },
+      { key: 'restoreAck', prog: seq.extraProgram('xseq_restore_ack'), data: quorumAck, want: XDP_TX },
+    ];
+    const ns: Record<string, number[]> = {};
+    const repliesBefore = seq.counters().reply;
     for (let r = 0; r < rounds; r++) {
-      for (const [name, prog] of Object.entries(progs) as [keyof typeof progs, typeof seq.program][]) {
-        const res = prog.testRun({ data: frame, repeat });
-        if (res.retval !== XDP_TX) throw new Error(`P1: ${name} returned ${res.retval}, not XDP_TX: the bench is not measuring the path it names`);
-        ns[name].push(res.durationNs);
+      for (const p of paths) {
+        const res = p.prog.testRun({ data: p.data, repeat });
+        if (res.retval !== p.want) throw new Error(`P1: ${p.key} returned ${res.retval}, not ${p.want}: the bench is not measuring the path it names`);
+        (ns[p.key] ??= []).push(res.durationNs);
       }
-      log(`P1 round ${r + 1}/${rounds}: full ${ns.full.at(-1)} ns, stamp-only ${ns.stampOnly.at(-1)} ns, macswap ${ns.macswap.at(-1)} ns`);
+      log(`P1 round ${r + 1}/${rounds}: ${paths.map((p) => `${p.key} ${ns[p.key]!.at(-1)}`).join(', ')} ns`);
     }
-    // Every repetition must have taken a sequence number, or the timing
+    // Every repetition must have done the work it names, or the timing
     // measured some shorter path.
-    const stamped = seq.lastSeq(1);
     const want = BigInt(2 * rounds * repeat);
-    if (stamped !== want) throw new Error(`P1: ${stamped} seqs stamped, expected ${want}`);
-    const mac = median(ns.macswap);
-    const row = (id: string, name: string, x: number): BenchRow => ({
-      id,
-      name,
-      unit: 'ns/packet',
-      xseq: x,
-      baseline: mac,
-      baselineName: 'bare MAC-swap XDP_TX',
-      ratio: Number((x / mac).toFixed(2)),
-      goal: id === 'P1' ? 'ratio <= 2.0' : 'report',
+    if (seq.lastSeq(2) !== want) throw new Error(`P1: ${seq.lastSeq(2)} seqs stamped for group 2, expected ${want}`);
+    if (seq.lastSeq(3) !== BigInt(rounds * repeat)) throw new Error(`P1: group 3 stamped ${seq.lastSeq(3)}`);
+    const replies = seq.counters().reply - repliesBefore;
+    if (replies !== BigInt(rounds * repeat)) throw new Error(`P1: ${replies} REPLYs from the quorum path, expected ${rounds * repeat}`);
+
+    const m = Object.fromEntries(Object.entries(ns).map(([k, v]) => [k, median(v)])) as Record<string, number>;
+    const mac = m['macswap']!;
+    const row = (id: string, name: string, x: number, goal = 'report'): BenchRow => ({
+      id, name, unit: 'ns/packet', xseq: x, baseline: mac, baselineName: 'bare MAC-swap XDP_TX', ratio: Number((x / mac).toFixed(2)), goal,
     });
+    const tail = `BPF_PROG_TEST_RUN x${repeat}, median of ${rounds}`;
     return [
-      row('P1', `sequencer full path (parse, stamp, readdress, checksums), BPF_PROG_TEST_RUN x${repeat}, median of ${rounds}`, median(ns.full)),
-      row('P1s', `sequencer stamp-only path (parse, seq, stamp), BPF_PROG_TEST_RUN x${repeat}, median of ${rounds}`, median(ns.stampOnly)),
+      row('P1', `sequencer full path (parse, stamp, readdress, checksums), ${tail}`, m['full']!, 'ratio <= 2.0'),
+      row('P1s', `sequencer stamp-only path (parse, seq, stamp), ${tail}`, m['stampOnly']!),
+      row('P1w', `sequencer full path with the window slot copy (aggregating group), ${tail}`, m['window']!),
+      row('P1q', `quorum-completing ACK -> REPLY, including ${m['restoreAck']} ns of per-run frame restore, ${tail}`, m['ackQuorum']!),
+      row('P1a', `ACK drop path (duplicate ACK absorbed in the kernel), ${tail}`, m['ackDrop']!),
     ];
   } finally {
     macObj.close();

@@ -243,6 +243,11 @@ export class Sequencer {
     return this.obj.program(name);
   }
 
+  /** Another map of the same object (the bench's fixtures). */
+  extraMap(name: string, sizes: { keySize: number; valueSize: number }): BpfMap {
+    return this.obj.map(name, sizes);
+  }
+
   attach(ifname: string, mode: AttachMode): XdpLink {
     return this.program.attachXdp(ifname, mode);
   }

@@ -1,18 +1,34 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * seq_bench.bpf.c: the sequencer's stages under BPF_PROG_TEST_RUN with
+ * seq_bench.bpf.c: the sequencer's paths under BPF_PROG_TEST_RUN with
  * repeat. The test runner hands every repetition the same buffer, which the
- * previous run already turned into a SEQUENCED packet to the group's port,
- * so each program first puts back the two fields the parser decides on (the
- * UDP destination port and the message type): two stores, counted against
- * xseq. Everything after that is the production code from sequencer.h.
+ * previous run already rewrote (into a SEQUENCED to the group, or a REPLY
+ * to the client), and the same map state. So each program first puts back
+ * what the previous repetition changed, then runs the production code from
+ * sequencer.h and aggregator.h. What a restore costs is measured by the
+ * restore-only programs, so the bench can report it next to each path.
  */
-#include "sequencer.h"
+#include "aggregator.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
-/* Undoes the previous repetition's rewrite; returns 0 if the frame is too
- * short, so the bench sees XDP_PASS and reports it. */
+#define BENCH_FRAME_CAP 256
+struct bench_frame {
+	__u32 len;
+	__u8 bytes[BENCH_FRAME_CAP];
+};
+
+/* The ACK frame the quorum path starts from. Written by the bench. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bench_frame);
+} bench_frames SEC(".maps");
+
+/* Undoes the previous repetition's request rewrite: the parser decides on
+ * the UDP destination port and the message type only. Returns 0 if the
+ * frame is too short, so the bench sees XDP_PASS and reports it. */
 static __always_inline int restore_request(struct xdp_md *ctx)
 {
 	struct cursor c;
@@ -29,7 +45,7 @@ static __always_inline int restore_request(struct xdp_md *ctx)
 	return 1;
 }
 
-/* The full path: parse, stamp, readdress, checksums, XDP_TX. */
+/* The full request path, as sequencer.bpf.c runs it. */
 SEC("xdp")
 int xseq_sequencer(struct xdp_md *ctx)
 {
@@ -40,12 +56,17 @@ int xseq_sequencer(struct xdp_md *ctx)
 	int act = seq_parse(ctx, &r);
 	if (act >= 0)
 		return act;
-	seq_forward(&r, seq_stamp(&r));
+	act = seq_admit(&r);
+	if (act >= 0)
+		return act;
+	__u64 delta = seq_stamp(&r);
+	seq_keep(ctx, &r);
+	seq_forward(&r, delta);
 	count(XSEQ_CTR_SEQUENCED);
 	return XDP_TX;
 }
 
-/* The stamp-only path: parse and stamp, no readdressing. */
+/* The stamp-only path: parse and stamp, no slot copy, no readdressing. */
 SEC("xdp")
 int xseq_stamp_only(struct xdp_md *ctx)
 {
@@ -59,4 +80,67 @@ int xseq_stamp_only(struct xdp_md *ctx)
 	seq_stamp(&r);
 	count(XSEQ_CTR_SEQUENCED);
 	return XDP_TX;
+}
+
+/* Puts the bench's ACK frame back and the slot of its seq into the state
+ * "leader acked with its result, follower not yet": the ACK then completes
+ * the quorum again. Returns the slot's group lookup result. */
+static __always_inline int restore_ack(struct xdp_md *ctx, int with_frame)
+{
+	if (with_frame) {
+		__u32 zero = 0;
+		struct bench_frame *f = bpf_map_lookup_elem(&bench_frames, &zero);
+
+		if (!f)
+			return 0;
+		__u32 len = f->len;
+		__s32 delta = (__s32)len - (__s32)(ctx->data_end - ctx->data);
+
+		if (delta && bpf_xdp_adjust_tail(ctx, delta))
+			return 0;
+		barrier_var(len);
+		if (len == 0 || len > BENCH_FRAME_CAP || bpf_xdp_store_bytes(ctx, 0, f->bytes, len))
+			return 0;
+	}
+	__u32 gid = 1, idx = 1; /* the bench stamps seq 1 of group 1 into window 0 */
+	struct xseq_group *g = bpf_map_lookup_elem(&xseq_groups, &gid);
+	struct xseq_slot *s = bpf_map_lookup_elem(&xseq_slots, &idx);
+	if (!g || !s)
+		return 0;
+	s->acks = 1; /* view 0, replica 0 (the leader) */
+	s->state = 0;
+	return 1;
+}
+
+static __always_inline int run_ack(struct xdp_md *ctx)
+{
+	struct seq_req r;
+	int act = seq_parse(ctx, &r);
+
+	if (act >= 0)
+		return act;
+	return ack_handle(ctx, &r);
+}
+
+/* A follower's ACK that completes the quorum: REPLY with the leader result. */
+SEC("xdp")
+int xseq_ack_quorum(struct xdp_md *ctx)
+{
+	if (!restore_ack(ctx, 1))
+		return XDP_PASS;
+	return run_ack(ctx);
+}
+
+/* The same ACK arriving after the REPLY: counted as late, dropped. */
+SEC("xdp")
+int xseq_ack_drop(struct xdp_md *ctx)
+{
+	return run_ack(ctx);
+}
+
+/* What xseq_ack_quorum spends on restoring, to report beside it. */
+SEC("xdp")
+int xseq_restore_ack(struct xdp_md *ctx)
+{
+	return restore_ack(ctx, 1) ? XDP_TX : XDP_PASS;
 }
