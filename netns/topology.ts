@@ -326,6 +326,9 @@ export class Topology {
     const passObject = opts.passObject ?? DEFAULT_PASS_OBJECT;
     if (mode === 'native' && nSeq > 0) ensurePassObject(passObject);
 
+    // Leftovers of crashed runs would otherwise pile up (each holds veths
+    // and XDP programs); live runs, ours or parallel ones, are spared.
+    cleanupStale();
     let runBytes: Buffer;
     let prefix: string;
     const existing = new Set(listNetns());
