@@ -26,12 +26,5 @@ int xseq_sequencer(struct xdp_md *ctx)
 		return act;
 	if (r.h->type == XSEQ_MSG_ACK)
 		return ack_handle(ctx, &r);
-	act = seq_admit(&r);
-	if (act >= 0)
-		return act;
-	__u64 delta = seq_stamp(&r);
-	seq_keep(ctx, &r);
-	seq_forward(&r, delta);
-	count(XSEQ_CTR_SEQUENCED);
-	return XDP_TX;
+	return seq_request(ctx, &r);
 }

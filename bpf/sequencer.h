@@ -366,4 +366,18 @@ static __always_inline void seq_forward(struct seq_req *r, __u64 acc)
 	ip->check = ipv4_csum20(ip);
 }
 
+/* A parsed REQUEST, all the way: returns the XDP action. */
+static __always_inline int seq_request(struct xdp_md *ctx, struct seq_req *r)
+{
+	int act = seq_admit(r);
+
+	if (act >= 0)
+		return act;
+	__u64 delta = seq_stamp(r);
+	seq_keep(ctx, r);
+	seq_forward(r, delta);
+	count(XSEQ_CTR_SEQUENCED);
+	return XDP_TX;
+}
+
 #endif /* XSEQ_SEQUENCER_H */

@@ -56,14 +56,7 @@ int xseq_sequencer(struct xdp_md *ctx)
 	int act = seq_parse(ctx, &r);
 	if (act >= 0)
 		return act;
-	act = seq_admit(&r);
-	if (act >= 0)
-		return act;
-	__u64 delta = seq_stamp(&r);
-	seq_keep(ctx, &r);
-	seq_forward(&r, delta);
-	count(XSEQ_CTR_SEQUENCED);
-	return XDP_TX;
+	return seq_request(ctx, &r);
 }
 
 /* The stamp-only path: parse and stamp, no slot copy, no readdressing. */
