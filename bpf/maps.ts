@@ -188,6 +188,26 @@ export function encodeLoadCfg(cfg: LoadConfig): Uint8Array {
   return out;
 }
 
+/** Reads struct xseq_load_cfg back (from a pinned .rodata); windows comes
+ * from the slot map's size. */
+export function decodeLoadCfg(b: Uint8Array, slotEntries: number): {
+  port: number;
+  windowSlots: number;
+  windows: number;
+  maxResult: number;
+  policy: 'backpressure' | 'overwrite';
+} {
+  const v = new DataView(b.buffer, b.byteOffset, b.length);
+  const windowSlots = v.getUint32(8, LE);
+  return {
+    port: v.getUint16(0, false),
+    policy: v.getUint32(4, LE) & XSEQ_CFG_F_OVERWRITE ? 'overwrite' : 'backpressure',
+    windowSlots,
+    windows: Math.max(1, Math.floor(slotEntries / Math.max(1, windowSlots))),
+    maxResult: v.getUint32(12, LE),
+  };
+}
+
 /** struct xseq_slot field offsets; test/contract.test.ts checks them. */
 export const SLOT = {
   size: 56 + XSEQ_RESULT_CAP + XSEQ_MSG_CAP,

@@ -3,7 +3,7 @@
 // checks every map against the contract, and gives typed access to groups,
 // sequence numbers, counters and drop events.
 import { join } from 'node:path';
-import { BpfObjectSpec, type BpfMap, type BpfObject, type BpfProgram, RingBuffer, type XdpLink } from './libbpf/index.ts';
+import { BpfMap, BpfObjectSpec, type BpfObject, type BpfProgram, RingBuffer, type XdpLink } from './libbpf/index.ts';
 import {
   COUNTER_NAMES,
   type CounterName,
@@ -17,6 +17,8 @@ import {
   encodeGroup,
   encodeGroupSeq,
   encodeLoadCfg,
+  decodeLoadCfg,
+  LOAD_CFG_SIZE,
   type GroupConfig,
   GROUP_SEQ_SIZE,
   GROUP_SIZE,
@@ -106,30 +108,83 @@ export function checkGroupConfig(id: number, g: GroupConfig): void {
   }
 }
 
+/** The maps of a loaded sequencer, by role; each is also pinned by this name. */
+const MAP_PINS = {
+  groups: MapName.GROUPS,
+  groupSeq: MapName.GROUP_SEQ,
+  counters: MapName.COUNTERS,
+  events: MapName.EVENTS,
+  slots: MapName.SLOTS,
+  hist: MapName.QUORUM_HIST,
+  rodata: 'rodata',
+} as const;
+type MapRole = keyof typeof MAP_PINS;
+const MAP_SIZES: Record<MapRole, { keySize: number; valueSize: number } | undefined> = {
+  groups: { keySize: 4, valueSize: GROUP_SIZE },
+  groupSeq: { keySize: 4, valueSize: GROUP_SEQ_SIZE },
+  counters: { keySize: 4, valueSize: 8 },
+  events: undefined,
+  slots: { keySize: 4, valueSize: SLOT.size },
+  hist: { keySize: 4, valueSize: 8 },
+  rodata: { keySize: 4, valueSize: LOAD_CFG_SIZE },
+};
+/** The pin of the XDP link, beside the maps. */
+export const LINK_PIN = 'link';
+
+export interface LoadedConfig {
+  port: number;
+  windowSlots: number;
+  windows: number;
+  maxResult: number;
+  policy: 'backpressure' | 'overwrite';
+}
+
 export class Sequencer {
-  readonly program: BpfProgram;
-  private readonly groups: BpfMap;
-  private readonly groupSeq: BpfMap;
-  private readonly counterMap: BpfMap;
-  private readonly eventMap: BpfMap;
-  /** struct xseq_slot array of every window. */
-  readonly slots: BpfMap;
-  private readonly hist: BpfMap;
+  /** The program, when this process loaded it; absent when adopted from pins. */
+  readonly #program: BpfProgram | undefined;
+  readonly #maps: Record<MapRole, BpfMap>;
   private readonly counterKeys = COUNTER_NAMES.map((_, i) => u32Key(i));
+  readonly port: number;
+  readonly windowSlots: number;
+  readonly windows: number;
+  readonly config: LoadedConfig;
 
   private constructor(
-    private readonly obj: BpfObject,
-    readonly port: number,
-    readonly windowSlots: number,
-    readonly windows: number,
+    private readonly obj: BpfObject | undefined,
+    maps: Record<MapRole, BpfMap>,
   ) {
-    this.program = obj.program(PROG_SEQUENCER);
-    this.groups = obj.map(MapName.GROUPS, { keySize: 4, valueSize: GROUP_SIZE });
-    this.groupSeq = obj.map(MapName.GROUP_SEQ, { keySize: 4, valueSize: GROUP_SEQ_SIZE });
-    this.counterMap = obj.map(MapName.COUNTERS, { keySize: 4, valueSize: 8 });
-    this.eventMap = obj.map(MapName.EVENTS);
-    this.slots = obj.map(MapName.SLOTS, { keySize: 4, valueSize: SLOT.size });
-    this.hist = obj.map(MapName.QUORUM_HIST, { keySize: 4, valueSize: 8 });
+    this.#program = obj?.program(PROG_SEQUENCER);
+    this.#maps = maps;
+    this.config = decodeLoadCfg(maps.rodata.lookup(u32Key(0))!, maps.slots.maxEntries);
+    this.port = this.config.port;
+    this.windowSlots = this.config.windowSlots;
+    this.windows = this.config.windows;
+  }
+
+  get program(): BpfProgram {
+    if (!this.#program) throw new ConfigError('ECONFIG_PORT', 'this sequencer was adopted from pins: its program is attached, not held');
+    return this.#program;
+  }
+
+  /** struct xseq_slot array of every window. */
+  get slots(): BpfMap {
+    return this.#maps.slots;
+  }
+
+  private get groups(): BpfMap {
+    return this.#maps.groups;
+  }
+  private get groupSeq(): BpfMap {
+    return this.#maps.groupSeq;
+  }
+  private get counterMap(): BpfMap {
+    return this.#maps.counters;
+  }
+  private get eventMap(): BpfMap {
+    return this.#maps.events;
+  }
+  private get hist(): BpfMap {
+    return this.#maps.hist;
   }
 
   /** Opens, configures and loads the program (not attached yet). */
@@ -151,14 +206,54 @@ export class Sequencer {
       throw new ConfigError('ECONFIG_WINDOW', `max result ${maxResult} must be 0..${XSEQ_RESULT_CAP} bytes`);
     }
     const spec = BpfObjectSpec.open(opts.objectPath ?? SEQUENCER_OBJECT);
+    let obj: BpfObject | undefined;
     try {
       spec.setRodata(encodeLoadCfg({ port, windowSlots, maxResult, policy: opts.policy ?? 'backpressure' }));
       spec.setMaxEntries(MapName.SLOTS, windowSlots * windows);
-      return new Sequencer(spec.load(), port, windowSlots, windows);
+      obj = spec.load();
+      const o = obj;
+      const maps = Object.fromEntries(
+        (Object.keys(MAP_PINS) as MapRole[]).map((role) => [role, o.map(role === 'rodata' ? '.rodata' : MAP_PINS[role], MAP_SIZES[role])]),
+      ) as Record<MapRole, BpfMap>;
+      return new Sequencer(o, maps);
     } catch (e) {
-      spec.close();
+      if (obj) obj.close();
+      else spec.close();
       throw e;
     }
+  }
+
+  /**
+   * Re-adopts a data path another process loaded and pinned under `dir`
+   * (pinMaps): the same maps, so seqs and counters continue. Every map is
+   * checked against the contract; a pin that does not match is reported.
+   */
+  static adopt(dir: string): Sequencer {
+    const opened: BpfMap[] = [];
+    try {
+      const maps = Object.fromEntries(
+        (Object.keys(MAP_PINS) as MapRole[]).map((role) => {
+          const m = BpfMap.fromPin(join(dir, MAP_PINS[role]), MAP_SIZES[role]);
+          opened.push(m);
+          return [role, m];
+        }),
+      ) as Record<MapRole, BpfMap>;
+      return new Sequencer(undefined, maps);
+    } catch (e) {
+      for (const m of opened) m.close();
+      throw e;
+    }
+  }
+
+  /** Pins every map under `dir` (created by the caller), so adopt() can
+   * find them after this process is gone. */
+  pinMaps(dir: string): void {
+    for (const role of Object.keys(MAP_PINS) as MapRole[]) this.#maps[role].pin(join(dir, MAP_PINS[role]));
+  }
+
+  /** The pin names pinMaps() creates, for cleanup and status. */
+  static pinNames(): string[] {
+    return [...Object.values(MAP_PINS), LINK_PIN];
   }
 
   /** Configures a group. An aggregating group (with members) takes window
@@ -240,11 +335,13 @@ export class Sequencer {
 
   /** Another program of the same object (the bench's variants). */
   extraProgram(name: string): BpfProgram {
+    if (!this.obj) throw new ConfigError('ECONFIG_PORT', 'adopted sequencer: no object');
     return this.obj.program(name);
   }
 
   /** Another map of the same object (the bench's fixtures). */
   extraMap(name: string, sizes: { keySize: number; valueSize: number }): BpfMap {
+    if (!this.obj) throw new ConfigError('ECONFIG_PORT', 'adopted sequencer: no object');
     return this.obj.map(name, sizes);
   }
 
@@ -253,6 +350,7 @@ export class Sequencer {
   }
 
   close(): void {
-    this.obj.close();
+    if (this.obj) this.obj.close();
+    else for (const m of Object.values(this.#maps)) m.close();
   }
 }
