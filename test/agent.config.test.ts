@@ -44,6 +44,12 @@ describe('agent configuration', () => {
     });
   });
 
+  it('the shipped example (deploy/agent.example.yaml) is valid', () => {
+    const c = loadConfig({ file: join(import.meta.dirname, '..', 'deploy', 'agent.example.yaml') });
+    expect(c.groups[0]!.members).toHaveLength(3);
+    expect(c.interface).toBe('eth1');
+  });
+
   const mistakes: [string, (c: ReturnType<typeof valid> & Record<string, unknown>) => unknown, RegExp][] = [
     ['a misspelt top-level key', (c) => ({ ...c, intreface: 'eth0' }), /^intreface: is not a known setting/],
     ['a misspelt nested key', (c) => ({ ...c, window: { slot: 64 } }), /^window\.slot: is not a known setting/],
