@@ -36,11 +36,15 @@ static __always_inline __u32 log2_bucket(__u64 v)
 static __always_inline void observe_quorum(__u64 stamp_ns)
 {
 	__u64 now = bpf_ktime_get_tai_ns();
-	__u32 b = log2_bucket(now > stamp_ns ? now - stamp_ns : 0);
+	__u64 took = now > stamp_ns ? now - stamp_ns : 0;
+	__u32 b = log2_bucket(took), sum = XSEQ_HIST_SUM;
 	__u64 *v = bpf_map_lookup_elem(&xseq_quorum_hist, &b);
 
 	if (v)
 		*v += 1;
+	v = bpf_map_lookup_elem(&xseq_quorum_hist, &sum);
+	if (v)
+		*v += took;
 }
 
 /*

@@ -23,6 +23,8 @@ export const XSEQ_MAX_REPLICAS = 8;
 export const XSEQ_RESULT_CAP = 256;
 export const XSEQ_MSG_CAP = 64 + 1400;
 export const XSEQ_HIST_BUCKETS = 40;
+/** Index of the nanosecond sum in xseq_quorum_hist, after the buckets. */
+export const XSEQ_HIST_SUM = XSEQ_HIST_BUCKETS;
 export const XSEQ_CFG_F_OVERWRITE = 0x1;
 export const XSEQ_SLOT_F_REPLIED = 0x1;
 export const PROG_SEQUENCER = 'xseq_sequencer';

@@ -82,7 +82,7 @@ struct {
  * by the ack path when it sends a REPLY; the agent sums the CPUs. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, XSEQ_HIST_BUCKETS);
+	__uint(max_entries, XSEQ_HIST_BUCKETS + 1); /* + XSEQ_HIST_SUM */
 	__type(key, __u32);
 	__type(value, __u64);
 } xseq_quorum_hist SEC(".maps");

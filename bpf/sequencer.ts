@@ -29,6 +29,7 @@ import {
   type SlotView,
   decodeSlot,
   XSEQ_HIST_BUCKETS,
+  XSEQ_HIST_SUM,
   XSEQ_MAX_REPLICAS,
   XSEQ_RESULT_CAP,
   PROG_SEQUENCER,
@@ -283,6 +284,11 @@ export class Sequencer {
   /** Stamp-to-quorum histogram: count per log2-nanosecond bucket. */
   quorumHistogram(): bigint[] {
     return Array.from({ length: XSEQ_HIST_BUCKETS }, (_, i) => sumPerCpu(this.hist.lookupPerCpu(u32Key(i))));
+  }
+
+  /** Sum of every stamp-to-quorum time the histogram counted, ns. */
+  quorumNanosSum(): bigint {
+    return sumPerCpu(this.hist.lookupPerCpu(u32Key(XSEQ_HIST_SUM)));
   }
 
   group(id: number): GroupConfig | undefined {

@@ -162,8 +162,11 @@ struct xseq_slot {
 };
 
 /* Buckets of the stamp-to-quorum histogram: bucket i counts requests whose
- * quorum came after [2^i, 2^(i+1)) nanoseconds (bucket 0 also holds 0). */
+ * quorum came after [2^i, 2^(i+1)) nanoseconds (bucket 0 also holds 0).
+ * Entry XSEQ_HIST_SUM (after the buckets) holds the sum of those times in
+ * nanoseconds, so user space can export a true histogram sum. */
 #define XSEQ_HIST_BUCKETS 40
+#define XSEQ_HIST_SUM XSEQ_HIST_BUCKETS
 
 /*
  * Repair service (agent, UDP). A REPAIR_REQUEST names group_id, session,

@@ -96,6 +96,7 @@ describePrivileged('the ACK path under BPF_PROG_TEST_RUN', () => {
         expect(run(ackFrame(2, n)).retval).toBe(XDP_DROP);
         expect(delta()).toEqual({ rx: 4, sequenced: 1, ack_rx: 3, ack_counted: 3, reply: 1, ack_late: 1 });
         expect(s().quorumHistogram().reduce((a, b) => a + b, 0n)).toBe(histBefore + 1n);
+        expect(s().quorumNanosSum()).toBeGreaterThan(0n);
         expect(s().slot(1, n)).toMatchObject({ seq: n, acked: 0b111, view: 0, replied: true });
       });
 

@@ -104,6 +104,7 @@ describe('bpf/xseq.h and the TypeScript codec agree', () => {
       XSEQ_RESULT_CAP: maps.XSEQ_RESULT_CAP,
       XSEQ_MSG_CAP: maps.XSEQ_MSG_CAP,
       XSEQ_HIST_BUCKETS: maps.XSEQ_HIST_BUCKETS,
+      XSEQ_HIST_SUM: maps.XSEQ_HIST_SUM,
       XSEQ_CFG_F_OVERWRITE: maps.XSEQ_CFG_F_OVERWRITE,
       XSEQ_SLOT_F_REPLIED: maps.XSEQ_SLOT_F_REPLIED,
       XSEQ_REPAIR_MAX: repair.XSEQ_REPAIR_MAX,
