@@ -32,6 +32,7 @@ main(process.argv.slice(2)).then(
     const err = e as Error & { code?: string };
     console.error(`xseq-agent: ${err.code ?? 'EINTERNAL'}: ${err.message}`);
     if (!err.code) console.error(err.stack);
-    process.exit(err instanceof UsageError || err.code === 'ECONFIG_GROUP' || err.code === 'ECONFIG_PORT' ? 2 : 1);
+    const usage = err instanceof UsageError || err.code === 'ECONFIG_GROUP' || err.code === 'ECONFIG_PORT' || err.code === 'ECONFIG_WINDOW';
+    process.exit(usage ? 2 : 1);
   },
 );

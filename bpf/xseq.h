@@ -141,8 +141,10 @@ struct xseq_load_cfg {
  * One window slot, xseq_slots[window_base + (seq & (W - 1))]. Written by
  * the stamp path (everything but acks/state/result), the ack path (acks,
  * state, result) and read by the agent through mmap for retransmission and
- * repair. seq is written last by the stamp path; a reader copies what it
- * needs and checks seq again.
+ * repair. The stamp path writes seq first, so late ACKs for the slot's
+ * previous seq stop matching at once, then the rest; a reader copies what
+ * it needs and checks seq, session and the copied header's seq and clock
+ * again (agent/window.ts).
  */
 struct xseq_slot {
 	__u64 seq;           /* seq held; 0 = never used */

@@ -28,6 +28,11 @@ import {
   type XdpMode,
 } from '../bpf/libbpf/index.ts';
 import { ffi } from '../bpf/libbpf/ffi.ts';
+import { BPF_F_MMAPABLE } from '../bpf/libbpf/map.ts';
+import { decodeSlot, SLOT } from '../bpf/maps.ts';
+import { Sequencer } from '../bpf/sequencer.ts';
+import { emptyHeader, encodeMessage, MsgType, readHeader } from '../bpf/wire.ts';
+import { buildFrame, parseFrame } from '../tools/frame.ts';
 import { describePrivileged } from './helpers/privileged.ts';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -511,6 +516,57 @@ describePrivileged('libbpf binding (real kernel)', () => {
     survivor.unpin();
     expect(existsSync(path)).toBe(false);
     survivor.close();
+  });
+
+  it('mmap() shares an MMAPABLE array with the kernel and reads zeros after close', () => {
+    // The sequencer's xseq_slots: a REQUEST for a group with members is
+    // kept in its window slot by the program, so the kernel writes it.
+    const seq = Sequencer.load({ port: 7400, windowSlots: 4, windows: 1 });
+    let view: Uint8Array;
+    const off = 1 * SLOT.size; // seq 1 lives in slot 1 of window 0
+    try {
+      seq.setGroup(1, { mcastAddr: '239.7.7.1', mcastPort: 7500, sequencerId: 3, session: 9, enabled: true, members: [{ addr: '10.9.0.11', port: 7600 }] }, 0);
+      expect(seq.slots.flags & BPF_F_MMAPABLE).toBe(BPF_F_MMAPABLE);
+      view = seq.slots.mmap();
+      expect(view.byteLength).toBe(4 * SLOT.size);
+      expect(view.buffer.byteLength % 4096).toBe(0);
+      expect(seq.slots.mmap()).toBe(view); // one mapping per map
+      expect(view.subarray(off, off + 8).every((b) => b === 0)).toBe(true);
+
+      const req = encodeMessage({ ...emptyHeader(), type: MsgType.REQUEST, groupId: 1, clientId: 5n, requestId: 6n }, Buffer.from('hello'));
+      const r = seq.program.testRun({ data: buildFrame({ payload: req }) });
+      const sent = parseFrame(r.data).payload;
+      expect(readHeader(sent).seq).toBe(1n);
+      // What the program wrote is in the view at once, byte for byte what a
+      // lookup returns.
+      expect(Buffer.from(view.subarray(off, off + SLOT.size)).equals(Buffer.from(seq.slots.lookup(u32(1))!))).toBe(true);
+      const slot = decodeSlot(view.subarray(off, off + SLOT.size));
+      expect(slot).toMatchObject({ seq: 1n, session: 9, acked: 0, replied: false });
+      expect(Buffer.from(slot.msg).equals(sent)).toBe(true);
+      // Writes reach the kernel's copy too.
+      view[off + SLOT.state] = 1;
+      expect(decodeSlot(seq.slots.lookup(u32(1))!).replied).toBe(true);
+    } finally {
+      seq.close();
+    }
+    // A view kept past close() must not crash the process: it reads zeros
+    // and no longer reaches the map.
+    expect(view.byteLength).toBe(4 * SLOT.size);
+    expect(view.subarray(off, off + SLOT.size).every((b) => b === 0)).toBe(true);
+    expectBpfError(() => seq.slots.mmap(), 'EBPF_CLOSED');
+  });
+
+  it('mmap() refuses maps that cannot be mapped, saying why', () => {
+    const obj = loadCounter();
+    const percpu = expectBpfError(() => obj.map('pkt_count').mmap(), 'EBPF_WRONG_TYPE');
+    expect(percpu.message).toMatch(/'pkt_count' \(PerCpuArray.*only ARRAY maps created with BPF_F_MMAPABLE/);
+    const plain = expectBpfError(() => obj.map('seq_state').mmap(), 'EBPF_WRONG_TYPE');
+    expect(plain.message).toContain('BPF_F_MMAPABLE');
+    // libbpf creates .rodata mmapable but freezes it at load: read-write is refused.
+    const rodata = obj.map('.rodata');
+    expect(rodata.flags & BPF_F_MMAPABLE).toBe(BPF_F_MMAPABLE);
+    const frozen = expectBpfError(() => rodata.mmap(), 'EBPF_PERMISSION');
+    expect(frozen.message).toMatch(/frozen/);
   });
 
   it('resolves interfaces and refuses unknown ones (EBPF_NO_INTERFACE)', () => {

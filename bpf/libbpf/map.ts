@@ -1,10 +1,12 @@
 // BpfMap: one BPF map, reached through its fd. Maps come either from a
 // loaded BpfObject (which owns the fd) or from a pin (the map owns its fd).
+// BPF_F_MMAPABLE arrays can also be read and written through mmap(), with no
+// syscall per access.
 
 import { closeSync, unlinkSync } from 'node:fs';
 import koffi from 'koffi';
-import { BpfError, closedError, ENOENT, syscallError } from './errors.ts';
-import { ffi, type MapInfo } from './ffi.ts';
+import { BpfError, closedError, ENOENT, errnoText, isPermission, syscallError } from './errors.ts';
+import { ffi, type MapInfo, type Pointer } from './ffi.ts';
 import { possibleCpus } from './host.ts';
 import { fdKind, objGet, pinFd } from './pin.ts';
 
@@ -33,6 +35,53 @@ const PER_CPU_TYPES: ReadonlySet<number> = new Set([
   MapType.LruPerCpuHash,
   MapType.PerCpuCgroupStorage,
 ]);
+
+/** map_flags bit (linux/bpf.h): the array's values can be mmap()ed. */
+export const BPF_F_MMAPABLE = 1 << 10;
+
+const PROT_READ = 0x1;
+const PROT_WRITE = 0x2;
+const MAP_SHARED = 0x01;
+const MAP_PRIVATE = 0x02;
+const MAP_FIXED = 0x10;
+const MAP_ANONYMOUS = 0x20;
+const MAP_FAILED = 0xffffffffffffffffn;
+const SC_PAGESIZE = 30;
+
+interface MmanLibc {
+  mmap(addr: Pointer | null, len: number, prot: number, flags: number, fd: number, off: number): Pointer;
+  munmap(addr: Pointer, len: number): number;
+  pageSize: number;
+  errno(): number;
+}
+
+// Declared here rather than in ffi.ts: only mmap() needs them, and libc is
+// always present, so loading it lazily on first mmap() cannot fail.
+let mman: MmanLibc | undefined;
+function libcMman(): MmanLibc {
+  if (!mman) {
+    const libc = koffi.load('libc.so.6');
+    const sysconf = libc.func('long sysconf(int name)') as (name: number) => number;
+    mman = {
+      mmap: libc.func('void *mmap(void *addr, size_t len, int prot, int flags, int fd, int64_t off)'),
+      munmap: libc.func('int munmap(void *addr, size_t len)'),
+      pageSize: sysconf(SC_PAGESIZE),
+      errno: () => koffi.errno(),
+    };
+  }
+  return mman;
+}
+
+/**
+ * After close() a view handed out by mmap() may still be referenced (a timer
+ * that fires once more during shutdown). Unmapping it would turn that read
+ * into a SIGSEGV, so close() instead maps anonymous zero pages over the
+ * range, which drops the map's pages and its reference at once; the range
+ * itself is unmapped when the last view of it is garbage-collected.
+ */
+const placeholders = new FinalizationRegistry<{ addr: Pointer; len: number }>(({ addr, len }) => {
+  libcMman().munmap(addr, len);
+});
 
 export function mapTypeName(type: number): string {
   for (const [name, value] of Object.entries(MapType)) if (value === type) return name;
@@ -90,6 +139,7 @@ export class BpfMap {
   readonly #ownsFd: boolean;
   #onClose: (() => void) | undefined;
   #pinPath: string | undefined;
+  #mapping: { addr: Pointer; len: number; view: Uint8Array } | undefined;
 
   /** @internal Use BpfObject.map() or BpfMap.fromPin(). */
   constructor(fd: number, props: MapProps, ownsFd: boolean, onClose?: () => void) {
@@ -270,6 +320,44 @@ export class BpfMap {
     }
   }
 
+  /**
+   * The map's values as shared memory: value i at i * roundup(valueSize, 8).
+   * Only ARRAY maps created with BPF_F_MMAPABLE. Reads and writes go straight
+   * to the kernel's copy (no syscall), with no atomicity beyond what the CPU
+   * gives aligned loads and stores. The same view is returned on every call;
+   * after close() it reads zeros and no longer reaches the map.
+   */
+  mmap(): Uint8Array {
+    this.#check();
+    if (this.#mapping) return this.#mapping.view;
+    if (this.type !== MapType.Array || (this.flags & BPF_F_MMAPABLE) === 0) {
+      throw new BpfError(
+        'EBPF_WRONG_TYPE',
+        `map '${this.name}' (${mapTypeName(this.type)}, flags 0x${this.flags.toString(16)}) cannot be mmap()ed: only ` +
+          `ARRAY maps created with BPF_F_MMAPABLE can; declare it with __uint(map_flags, BPF_F_MMAPABLE)`,
+      );
+    }
+    const m = libcMman();
+    const bytes = this.#stride() * this.maxEntries;
+    const len = Math.ceil(bytes / m.pageSize) * m.pageSize;
+    const addr = m.mmap(null, len, PROT_READ | PROT_WRITE, MAP_SHARED, this.#fd, 0);
+    if (addr === MAP_FAILED || addr === null) {
+      const errno = m.errno();
+      if (isPermission(errno)) {
+        throw new BpfError(
+          'EBPF_PERMISSION',
+          `mmap of map '${this.name}' read-write: ${errnoText(errno)}; a frozen map (.rodata, or one ` +
+            `passed to bpf_map_freeze) can only be mapped read-only`,
+          { errno },
+        );
+      }
+      throw syscallError(`mmap of map '${this.name}' (${len} bytes)`, errno);
+    }
+    const view = new Uint8Array(koffi.view(addr, len), 0, bytes);
+    this.#mapping = { addr, len, view };
+    return view;
+  }
+
   /** Pins the map in bpffs so it outlives this process. */
   pin(path: string): void {
     this.#check();
@@ -295,6 +383,7 @@ export class BpfMap {
   /** Idempotent. A map of a BpfObject stays alive until the object closes. */
   close(): void {
     if (this.#fd < 0) return;
+    this.#unmap();
     if (this.#ownsFd) closeSync(this.#fd);
     this.#fd = -1;
     const cb = this.#onClose;
@@ -304,6 +393,22 @@ export class BpfMap {
 
   #check(): void {
     if (this.#fd < 0) throw closedError(`map '${this.name}'`);
+  }
+
+  #unmap(): void {
+    const mapping = this.#mapping;
+    if (!mapping) return;
+    this.#mapping = undefined;
+    const m = libcMman();
+    const { addr, len, view } = mapping;
+    const anon = m.mmap(addr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    if (anon === addr) {
+      placeholders.register(view.buffer, { addr, len });
+    } else {
+      // Out of memory for page tables: unmap for real; a stale view would
+      // now fault, but the map must not stay referenced.
+      m.munmap(addr, len);
+    }
   }
 
   #checkKey(key: Uint8Array): void {

@@ -1,0 +1,364 @@
+// Loopback retransmission (MRTOM): the sequencer keeps every stamped message
+// of an aggregating group in its window until all members acked it; a member
+// that has not acked a seq within the RTO gets the stamped message again, by
+// unicast, from the kernel's copy. Replicas bind the group port on any
+// address, so a datagram to member address : group port reaches the same
+// socket the multicast does.
+//
+// Per group the scan covers [floor, lastSeq], where floor is the lowest seq
+// not yet settled (acked by every member, overwritten, or given up). The
+// window is read through mmap, so a scan costs memory reads, not syscalls;
+// a tick where lastSeq did not move and nothing is due costs one map lookup
+// per group.
+//
+// Ticks are scheduled, not periodic: the next one is at the earliest due
+// time of an outstanding seq, or one RTO later when nothing is outstanding.
+// A seq stamped while idle is then seen before it is due and re-sent on
+// time, and an idle agent wakes RTO^-1 times a second (on a VM, a timer
+// wakeup costs far more CPU than the check it runs).
+import type { Socket } from 'node:dgram';
+import { performance } from 'node:perf_hooks';
+import type { GroupConfig, Member } from '../bpf/maps.ts';
+import { taiNowNs } from './clock.ts';
+import { type Log, silentLog } from './log.ts';
+import { type Epoch, epochOf, type SlotWindow } from './window.ts';
+
+/** What the retransmitter reads of the sequencer (bpf/sequencer.ts). */
+export interface GroupSource {
+  group(id: number): GroupConfig | undefined;
+  lastSeq(id: number): bigint;
+}
+
+export interface RetransmitOptions {
+  /** Groups to watch; those without members are skipped. */
+  groups: readonly number[];
+  /** A seq not acked by every member this long after stamping is re-sent. */
+  rtoMs: number;
+  /** Re-sends per seq before giving up; the k-th waits RTO x 2^k after the previous. */
+  retries: number;
+  /** Longest sleep between ticks (default the RTO, at most 100 ms). */
+  idlePollMs?: number;
+  /** Datagrams sent per tick at most; due seqs beyond wait for the next
+   * tick, so a burst of loss cannot stall the event loop (default 256). */
+  maxSendsPerTick?: number;
+  /** TAI nanoseconds; tests move time with it. */
+  now?: () => bigint;
+  log?: Log;
+}
+
+export interface RetransmitCounters {
+  /** Datagrams re-sent (one per missing member per try). */
+  retransmissions: number;
+  /** Distinct seqs re-sent at least once. */
+  retransmittedSeqs: number;
+  /** Seqs given up on after the retry limit. */
+  giveUps: number;
+  /** Re-sends the socket refused (counted, not retried). */
+  sendErrors: number;
+  /** Group scans that read the window, and the slots they read. */
+  scans: number;
+  slotsScanned: number;
+  /** Group ticks skipped: lastSeq unchanged and nothing due. */
+  idleTicks: number;
+  /** Due re-sends left for a later tick by maxSendsPerTick. */
+  deferred: number;
+  /** Time spent in scans that read the window, nanoseconds. */
+  scanNs: number;
+}
+
+/** The config schema's limit (agent/config.ts); a try count fits a byte. */
+export const MAX_RETRIES = 100;
+/** Tries value that marks a seq given up on. */
+const GAVE_UP = 255;
+
+interface GroupState {
+  id: number;
+  members: Member[];
+  mask: number;
+  port: number;
+  session: number;
+  windowBase: number;
+  /** Lowest seq not settled yet. */
+  floor: number;
+  /** lastSeq at the previous scan (-1: never scanned). */
+  lastSeen: number;
+  /** Earliest due time of an unsettled seq (ns since the epoch); Infinity when none. */
+  nextDue: number;
+  /**
+   * Per window position (seq & (W - 1)): the seq re-sent or given up on
+   * there (0 = none), its tries (GAVE_UP once given up), and when the next
+   * try is due (ns since the epoch). The live range never spans more than
+   * one window, so a position holds at most one seq's state; typed arrays
+   * keep the scan free of hash lookups and allocation.
+   */
+  stSeq: Float64Array;
+  stTries: Uint8Array;
+  stDue: Float64Array;
+}
+
+const NS_PER_MS = 1_000_000;
+const SUMMARY_EVERY_NS = 1_000 * NS_PER_MS;
+/** Given-up seqs named in one warn summary per group; the count has the rest. */
+const SUMMARY_SEQS = 16;
+
+export class Retransmitter {
+  readonly idlePollMs: number;
+  readonly maxSendsPerTick: number;
+  readonly #source: GroupSource;
+  readonly #window: SlotWindow;
+  readonly #socket: Socket;
+  readonly #groupIds: readonly number[];
+  readonly #rtoNs: number;
+  readonly #retries: number;
+  readonly #now: () => bigint;
+  /** Times below are Numbers of ns since this TAI instant: exact, no BigInt. */
+  readonly #epoch: Epoch;
+  readonly #epochNs: bigint;
+  readonly #log: Log;
+  #groups: GroupState[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  #running = false;
+  /** Sends left in the current tick. */
+  #budget = 0;
+  /** Earliest due time over all groups after the last tick (ns since the epoch). */
+  #wakeAt = Infinity;
+  #counters: RetransmitCounters = {
+    retransmissions: 0,
+    retransmittedSeqs: 0,
+    giveUps: 0,
+    sendErrors: 0,
+    scans: 0,
+    slotsScanned: 0,
+    idleTicks: 0,
+    deferred: 0,
+    scanNs: 0,
+  };
+  readonly #onSent = (err: Error | null): void => {
+    if (err) this.#counters.sendErrors++;
+  };
+  /** Given-up seqs since the last warn summary, per group. */
+  #gaveUp = new Map<number, { count: number; seqs: number[] }>();
+  #lastSummary = -Infinity;
+
+  constructor(source: GroupSource, window: SlotWindow, socket: Socket, opts: RetransmitOptions) {
+    if (!Number.isInteger(opts.rtoMs) || opts.rtoMs < 1) throw new RangeError(`rtoMs must be a positive integer, got ${opts.rtoMs}`);
+    if (!Number.isInteger(opts.retries) || opts.retries < 0 || opts.retries > MAX_RETRIES) {
+      throw new RangeError(`retries must be 0..${MAX_RETRIES}, got ${opts.retries}`);
+    }
+    this.#source = source;
+    this.#window = window;
+    this.#socket = socket;
+    this.#groupIds = [...opts.groups];
+    this.#rtoNs = opts.rtoMs * NS_PER_MS;
+    this.#retries = opts.retries;
+    this.#now = opts.now ?? taiNowNs;
+    this.#epochNs = this.#now();
+    this.#epoch = epochOf(this.#epochNs);
+    this.#log = opts.log ?? silentLog;
+    this.idlePollMs = opts.idlePollMs ?? Math.min(100, opts.rtoMs);
+    this.maxSendsPerTick = opts.maxSendsPerTick ?? 256;
+    this.refresh();
+  }
+
+  /**
+   * Reads the groups' configuration again (after setGroup). A group whose
+   * session, members or window changed starts over from its current window.
+   */
+  refresh(): void {
+    const old = new Map(this.#groups.map((g) => [g.id, g]));
+    const next: GroupState[] = [];
+    for (const id of this.#groupIds) {
+      const g = this.#source.group(id);
+      const members = g?.members ?? [];
+      if (!g || members.length === 0) continue;
+      const prev = old.get(id);
+      const same =
+        prev &&
+        prev.session === g.session &&
+        prev.windowBase === (g.windowBase ?? 0) &&
+        prev.port === g.mcastPort &&
+        JSON.stringify(prev.members) === JSON.stringify(members);
+      if (same) {
+        next.push(prev);
+        continue;
+      }
+      const last = Number(this.#source.lastSeq(id));
+      next.push({
+        id,
+        members,
+        mask: (1 << members.length) - 1,
+        port: g.mcastPort,
+        session: g.session,
+        windowBase: g.windowBase ?? 0,
+        floor: Math.max(1, last - this.#window.windowSlots + 1),
+        lastSeen: -1,
+        nextDue: Infinity,
+        stSeq: new Float64Array(this.#window.windowSlots),
+        stTries: new Uint8Array(this.#window.windowSlots),
+        stDue: new Float64Array(this.#window.windowSlots),
+      });
+    }
+    this.#groups = next;
+  }
+
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    this.#schedule(0);
+  }
+
+  stop(): void {
+    this.#running = false;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #schedule(delayMs: number): void {
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      if (!this.#running) return;
+      try {
+        this.tick();
+      } catch (e) {
+        // A daemon timer must not take the agent down; the next tick retries.
+        this.#log.error({ err: (e as Error).message, code: (e as { code?: string }).code }, 'retransmit tick failed');
+        this.#wakeAt = Infinity;
+      }
+      const untilDue = (this.#wakeAt - Number(this.#now() - this.#epochNs)) / NS_PER_MS;
+      this.#schedule(Math.min(this.idlePollMs, Math.max(1, Math.ceil(untilDue))));
+    }, delayMs);
+    // The agent's own lifetime (signals) decides when the process ends.
+    this.#timer.unref();
+  }
+
+  counters(): RetransmitCounters {
+    return { ...this.#counters };
+  }
+
+  /** One pass over every group; start() schedules it. */
+  tick(): void {
+    const now = Number(this.#now() - this.#epochNs);
+    this.#budget = this.maxSendsPerTick;
+    let wakeAt = Infinity;
+    for (const g of this.#groups) {
+      this.#tickGroup(g, now);
+      wakeAt = Math.min(wakeAt, g.nextDue);
+    }
+    this.#wakeAt = wakeAt;
+    if (this.#gaveUp.size > 0 && now - this.#lastSummary >= SUMMARY_EVERY_NS) {
+      for (const [group, { count, seqs }] of this.#gaveUp) {
+        this.#log.warn(
+          { event: 'retransmit_give_up', group, count, seqs: seqs.map(String), retries: this.#retries },
+          `gave up re-sending ${count} seqs of group ${group} after ${this.#retries} retransmissions`,
+        );
+      }
+      this.#gaveUp.clear();
+      this.#lastSummary = now;
+    }
+  }
+
+  #tickGroup(g: GroupState, now: number): void {
+    const last = Number(this.#source.lastSeq(g.id));
+    if (last < g.lastSeen) {
+      // The data path's seq was reset (a new session): old seqs mean nothing.
+      g.floor = 1;
+      g.stSeq.fill(0);
+      g.nextDue = Infinity;
+    } else if (last === g.lastSeen && (g.floor > last || now < g.nextDue)) {
+      this.#counters.idleTicks++;
+      return;
+    }
+    g.lastSeen = last;
+    const t0 = performance.now();
+    const w = this.#window;
+    const lo = Math.max(g.floor, last - w.windowSlots + 1);
+    // Seqs below lo left the window unacked (overwrite policy): the kernel
+    // counted them (window_overwrite) and nothing is left to re-send. Their
+    // state entries no longer match the seq at their position.
+    g.floor = lo;
+    let settledPrefix = true;
+    let nextDue = Infinity;
+    for (let s = lo; s <= last; s++) {
+      const slot = w.slotOf(g.windowBase, s);
+      const held = w.seqAt(slot);
+      let settled: boolean;
+      if (held < s || w.sessionAt(slot) !== g.session) {
+        // The seq is taken but its slot not written yet (another CPU is
+        // between stamp and keep), so it was stamped about now and is due
+        // one RTO from now. (A slot left by an earlier session looks the
+        // same until overwritten: checking once per RTO keeps that cheap.)
+        settled = false;
+        nextDue = Math.min(nextDue, now + this.#rtoNs);
+      } else if (held > s || (w.ackedAt(slot) & g.mask) === g.mask) {
+        settled = true; // overwritten, or every member has it
+        g.stSeq[slot - g.windowBase] = 0;
+      } else {
+        const due = this.#outstanding(g, s, slot, now);
+        settled = due === Infinity;
+        nextDue = Math.min(nextDue, due);
+      }
+      if (settled && settledPrefix) {
+        g.floor = s + 1;
+        g.stSeq[slot - g.windowBase] = 0;
+      } else if (!settled) {
+        settledPrefix = false;
+      }
+    }
+    g.nextDue = nextDue;
+    this.#counters.scans++;
+    this.#counters.slotsScanned += last - lo + 1;
+    this.#counters.scanNs += Math.round((performance.now() - t0) * 1e6);
+  }
+
+  /**
+   * A seq some member has not acked: re-send it if due, or give up.
+   * Returns when it is due next, Infinity once given up.
+   */
+  #outstanding(g: GroupState, seq: number, slot: number, now: number): number {
+    const w = this.#window;
+    const i = slot - g.windowBase;
+    const known = g.stSeq[i] === seq;
+    const tries = known ? g.stTries[i]! : 0;
+    if (tries === GAVE_UP) return Infinity;
+    const due = known ? g.stDue[i]! : w.stampSince(slot, this.#epoch) + this.#rtoNs;
+    if (now < due) return due;
+    if (this.#budget <= 0 && tries < this.#retries) {
+      this.#counters.deferred++;
+      return now;
+    }
+    if (tries >= this.#retries) {
+      g.stSeq[i] = seq;
+      g.stTries[i] = GAVE_UP;
+      this.#giveUp(g, seq, w.ackedAt(slot));
+      return Infinity;
+    }
+    const msg = w.copyRetransmit(slot, seq, g.session);
+    // Rewritten while we copied (the next scan finds the new seq there and
+    // settles this one), or not a message we can send: try again later.
+    if (!msg) return now + this.#rtoNs;
+    const missing = g.mask & ~w.ackedAt(slot);
+    for (let rid = 0; rid < g.members.length; rid++) {
+      if (!(missing & (1 << rid))) continue;
+      this.#budget--;
+      this.#counters.retransmissions++;
+      this.#socket.send(msg, g.port, g.members[rid]!.addr, this.#onSent);
+    }
+    if (!known) {
+      g.stSeq[i] = seq;
+      this.#counters.retransmittedSeqs++;
+    }
+    g.stTries[i] = tries + 1;
+    g.stDue[i] = now + this.#rtoNs * 2 ** (tries + 1);
+    return g.stDue[i]!;
+  }
+
+  #giveUp(g: GroupState, seq: number, acked: number): void {
+    this.#counters.giveUps++;
+    const missing = g.members.map((_, rid) => rid).filter((rid) => !(acked & (1 << rid)));
+    this.#log.debug({ event: 'retransmit_give_up', group: g.id, seq: String(seq), missing }, `gave up re-sending seq ${seq} of group ${g.id}`);
+    const sum = this.#gaveUp.get(g.id) ?? { count: 0, seqs: [] };
+    sum.count++;
+    if (sum.seqs.length < SUMMARY_SEQS) sum.seqs.push(seq);
+    this.#gaveUp.set(g.id, sum);
+  }
+}
