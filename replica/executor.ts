@@ -1,0 +1,77 @@
+// Runs log entries through the application in slot order, with at-most-once
+// filtering, and keeps the newest checkpoint: the state after a committed
+// prefix. A replica whose executed-but-uncommitted suffix turns out wrong
+// (an old leader after a view change) goes back to the checkpoint and
+// replays; nothing at or below a checkpoint ever changes.
+import type { Application } from './app.ts';
+import { ClientTable } from './client-table.ts';
+import type { LogPosition } from './log.ts';
+import type { Checkpoint, LogEntry } from './messages.ts';
+
+export type Outcome =
+  | { readonly kind: 'noop' }
+  | { readonly kind: 'executed'; readonly result: Uint8Array }
+  | { readonly kind: 'duplicate'; readonly result: Uint8Array }
+  | { readonly kind: 'stale' };
+
+const NOOP: Outcome = { kind: 'noop' };
+
+export class Executor {
+  private clients: ClientTable;
+  private cp: Checkpoint;
+  /** Slots 1..executed are reflected in the application state. */
+  executed: number;
+
+  constructor(
+    private readonly app: Application,
+    initial: Checkpoint,
+  ) {
+    this.cp = initial;
+    this.clients = ClientTable.from(initial.clients);
+    this.executed = initial.slot;
+  }
+
+  /** The initial checkpoint of a fresh group: slot 0, the app as constructed. */
+  static genesis(app: Application): Checkpoint {
+    return { slot: 0, session: 0, seq: 0, app: app.snapshot(), clients: [] };
+  }
+
+  get checkpoint(): Checkpoint {
+    return this.cp;
+  }
+
+  execute(e: LogEntry): Outcome {
+    if (e.slot !== this.executed + 1) throw new Error(`executor: slot ${e.slot} after ${this.executed}`);
+    this.executed = e.slot;
+    if (e.noop) return NOOP;
+    const a = this.clients.admit(e.clientId, e.requestId);
+    if (a.kind !== 'new') return a;
+    const result = this.app.execute(e.op);
+    this.clients.record(e.clientId, e.requestId, result);
+    return { kind: 'executed', result };
+  }
+
+  /** The result a duplicate of this request would get, if it is the client's latest. */
+  cachedResult(clientId: bigint, requestId: bigint): Uint8Array | null {
+    const a = this.clients.admit(clientId, requestId);
+    return a.kind === 'duplicate' ? a.result : null;
+  }
+
+  /** Snapshot of the state right now; `at` must be the last executed position. */
+  snapshot(at: LogPosition): Checkpoint {
+    if (at.slot !== this.executed) throw new Error(`executor: snapshot at ${at.slot} but executed ${this.executed}`);
+    return { slot: at.slot, session: at.session, seq: at.seq, app: this.app.snapshot(), clients: this.clients.records() };
+  }
+
+  /** Makes cp the rollback point (it must describe a committed prefix). */
+  keep(cp: Checkpoint): void {
+    this.cp = cp;
+  }
+
+  /** Application and client table back to cp; executed = cp.slot. */
+  restore(cp: Checkpoint): void {
+    this.app.restore(cp.app);
+    this.clients = ClientTable.from(cp.clients);
+    this.executed = cp.slot;
+  }
+}

@@ -1,0 +1,10 @@
+// The replica library: a NOPaxos replica and client over an abstract
+// transport. See README.md.
+export type { Application } from './app.ts';
+export { Client, ClientError, type Certificate, type ClientErrorCode, type ClientOptions, type Completion } from './client.ts';
+export { DEFAULT_CONFIG, type ReplicaConfig } from './config.ts';
+export type * from './messages.ts';
+export { Replica, type ReplicaOptions, type ReplicaStatus } from './replica.ts';
+export { Timer, type ClientTransport, type ReplicaTransport, type Scheduler, type TimerHandle } from './transport.ts';
+export { leaderOf, viewCmp, viewEq, viewJoin, viewLeq, type ViewId } from './view.ts';
+export * from './wire-map.ts';

@@ -1,0 +1,232 @@
+// Messages as typed objects. The fast path (REQUEST, SEQUENCED, ACK, REPLY)
+// and the repair service map one to one onto bpf/wire.ts headers and
+// bpf/repair.ts payloads (see wire-map.ts). The replica-to-replica slow path
+// carries logs and snapshots and is an in-memory shape: a real transport
+// serialises it over a stream, not in one 1400-byte datagram.
+//
+// Every message and everything it points to is immutable once sent: the
+// simulation hands the same object to several receivers.
+import type { ViewId } from './view.ts';
+
+/** seq, slot and session are numbers: exact below 2^53, far past any run. */
+
+// ---- fast path -------------------------------------------------------------
+
+/** client -> sequencer */
+export interface RequestMsg {
+  readonly type: 'REQUEST';
+  readonly clientId: bigint;
+  readonly requestId: bigint;
+  readonly op: Uint8Array;
+}
+
+/** sequencer -> group: a request with its OUM stamp. */
+export interface SequencedMsg {
+  readonly type: 'SEQUENCED';
+  readonly session: number;
+  readonly seq: number;
+  readonly clientId: bigint;
+  readonly requestId: bigint;
+  readonly op: Uint8Array;
+  /** Re-sent by the agent (retransmission or repair), not the first copy. */
+  readonly retransmit: boolean;
+}
+
+/** replica -> aggregator (or client): "slot (session, seq) holds this request in my log". */
+export interface AckMsg {
+  readonly type: 'ACK';
+  readonly session: number;
+  readonly seq: number;
+  /** The view's leaderNum (wire: header.view); leader = leaderNum mod n. */
+  readonly leaderNum: number;
+  readonly replicaId: number;
+  readonly clientId: bigint;
+  readonly requestId: bigint;
+  /** The application's result: the leader's ACK only. */
+  readonly result: Uint8Array | null;
+}
+
+/** aggregator -> client: certified by a quorum including the leader. */
+export interface ReplyMsg {
+  readonly type: 'REPLY';
+  readonly session: number;
+  readonly seq: number;
+  readonly leaderNum: number;
+  readonly replicaId: number;
+  readonly clientId: bigint;
+  readonly requestId: bigint;
+  readonly result: Uint8Array;
+}
+
+// ---- repair service (agent) -----------------------------------------------
+
+export interface RepairRequestMsg {
+  readonly type: 'REPAIR_REQUEST';
+  readonly session: number;
+  readonly replicaId: number;
+  readonly first: number;
+  readonly count: number;
+}
+
+/** Sent after the agent re-sent what it still holds as SEQUENCED copies. */
+export interface RepairReplyMsg {
+  readonly type: 'REPAIR_REPLY';
+  readonly session: number;
+  readonly first: number;
+  readonly count: number;
+  /** Seqs of the range the agent no longer has. */
+  readonly missing: readonly number[];
+}
+
+/** The agent refused a repair (e.g. WRONG_SESSION after a failover). */
+export interface RepairErrorMsg {
+  readonly type: 'ERROR';
+  readonly session: number;
+  readonly first: number;
+  readonly code: number;
+  readonly text: string;
+}
+
+// ---- log contents ----------------------------------------------------------
+
+export interface LogEntry {
+  /** Position in the replicated log, 1-based across sessions. */
+  readonly slot: number;
+  readonly session: number;
+  readonly seq: number;
+  /** Committed as a no-op by gap agreement: the request (if any) is void. */
+  readonly noop: boolean;
+  readonly clientId: bigint;
+  readonly requestId: bigint;
+  readonly op: Uint8Array;
+}
+
+export interface ClientRecord {
+  readonly clientId: bigint;
+  readonly requestId: bigint;
+  readonly result: Uint8Array;
+}
+
+/** Application state and client table after executing slots 1..slot. */
+export interface Checkpoint {
+  readonly slot: number;
+  /** (session, seq) of the entry at `slot`, so seqs map to slots after truncation. */
+  readonly session: number;
+  readonly seq: number;
+  readonly app: Uint8Array;
+  readonly clients: readonly ClientRecord[];
+}
+
+/** A log as it travels: a checkpoint, the entries after it, and the commit point. */
+export interface LogState {
+  readonly checkpoint: Checkpoint;
+  /** Contiguous, starting at checkpoint.slot + 1. */
+  readonly entries: readonly LogEntry[];
+  /** Every slot up to here is committed (never changes again). */
+  readonly committed: number;
+}
+
+// ---- replica <-> replica slow path ------------------------------------------
+
+interface Peer {
+  readonly from: number;
+  readonly view: ViewId;
+}
+
+/** follower -> leader: the agent no longer has the request for `slot`. */
+export interface GapFindMsg extends Peer {
+  readonly type: 'GAP_FIND';
+  readonly slot: number;
+}
+/** leader -> follower: the entry (a request, or a no-op it committed). */
+export interface GapRecvMsg extends Peer {
+  readonly type: 'GAP_RECV';
+  readonly entry: LogEntry;
+}
+/** leader -> follower: I do not have it yet either; wait for my GAP_COMMIT. */
+export interface GapDropMsg extends Peer {
+  readonly type: 'GAP_DROP';
+  readonly slot: number;
+}
+export interface GapCommitMsg extends Peer {
+  readonly type: 'GAP_COMMIT';
+  readonly slot: number;
+  readonly session: number;
+  readonly seq: number;
+}
+export interface GapCommitReplyMsg extends Peer {
+  readonly type: 'GAP_COMMIT_REPLY';
+  readonly slot: number;
+}
+export interface ViewChangeRequestMsg extends Peer {
+  readonly type: 'VIEW_CHANGE_REQUEST';
+}
+export interface ViewChangeMsg extends Peer {
+  readonly type: 'VIEW_CHANGE';
+  readonly lastNormalView: ViewId;
+  readonly state: LogState;
+}
+export interface StartViewMsg extends Peer {
+  readonly type: 'START_VIEW';
+  readonly state: LogState;
+}
+/**
+ * Recovery after a restart (view null: "tell me your view", nonce names
+ * this incarnation) or catch-up of a follower that fell behind the leader's
+ * truncation point (view set, nonce 0).
+ */
+export interface StateRequestMsg {
+  readonly type: 'STATE_REQUEST';
+  readonly from: number;
+  readonly nonce: number;
+  readonly view: ViewId | null;
+}
+/** state is sent by the leader of `view` only. */
+export interface StateReplyMsg {
+  readonly type: 'STATE_REPLY';
+  readonly from: number;
+  readonly nonce: number;
+  readonly view: ViewId;
+  readonly state: LogState | null;
+}
+/**
+ * leader -> all: adopt my log up to syncPoint (entries from my log start;
+ * none in a bare heartbeat). `committed` is the leader's commit point, so a
+ * follower that holds the leader's log that far commits without the
+ * SYNC_COMMIT it may have lost.
+ */
+export interface SyncPrepareMsg extends Peer {
+  readonly type: 'SYNC_PREPARE';
+  readonly syncPoint: number;
+  readonly committed: number;
+  readonly entries: readonly LogEntry[];
+}
+export interface SyncReplyMsg extends Peer {
+  readonly type: 'SYNC_REPLY';
+  readonly syncPoint: number;
+}
+export interface SyncCommitMsg extends Peer {
+  readonly type: 'SYNC_COMMIT';
+  readonly syncPoint: number;
+}
+
+export type PeerMsg =
+  | GapFindMsg
+  | GapRecvMsg
+  | GapDropMsg
+  | GapCommitMsg
+  | GapCommitReplyMsg
+  | ViewChangeRequestMsg
+  | ViewChangeMsg
+  | StartViewMsg
+  | StateRequestMsg
+  | StateReplyMsg
+  | SyncPrepareMsg
+  | SyncReplyMsg
+  | SyncCommitMsg;
+
+/** Everything a replica can receive. */
+export type ReplicaInbound = SequencedMsg | RepairReplyMsg | RepairErrorMsg | PeerMsg;
+
+/** Everything a client can receive. */
+export type ClientInbound = ReplyMsg | AckMsg;

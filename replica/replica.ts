@@ -1,0 +1,890 @@
+// A NOPaxos replica (Li et al., OSDI'16) adapted to xseq: OUM from the XDP
+// sequencer, ACKs counted by the sequencer host, and the agent's repair
+// service as the first rung of drop recovery. README.md says what each
+// choice is and why; the comments here say why a step is safe.
+import type { Application } from './app.ts';
+import { configWith, type ReplicaConfig } from './config.ts';
+import { Executor } from './executor.ts';
+import { Log, noopEntry, ORIGIN, positionOf, sameEntry, type LogPosition } from './log.ts';
+import { mergeViewChanges } from './merge.ts';
+import type {
+  Checkpoint,
+  GapCommitMsg,
+  GapCommitReplyMsg,
+  GapFindMsg,
+  GapRecvMsg,
+  LogEntry,
+  LogState,
+  PeerMsg,
+  RepairErrorMsg,
+  RepairReplyMsg,
+  ReplicaInbound,
+  SequencedMsg,
+  StartViewMsg,
+  StateReplyMsg,
+  StateRequestMsg,
+  SyncCommitMsg,
+  SyncPrepareMsg,
+  SyncReplyMsg,
+  ViewChangeMsg,
+} from './messages.ts';
+import { Timer, type ReplicaTransport, type Scheduler } from './transport.ts';
+import { leaderOf, viewCmp, viewEq, viewJoin, viewLeq, type ViewId } from './view.ts';
+
+export type ReplicaStatus = 'normal' | 'view-change' | 'recovering';
+
+export interface ReplicaOptions {
+  id: number;
+  /** Group size, 2f+1. */
+  n: number;
+  app: Application;
+  transport: ReplicaTransport;
+  scheduler: Scheduler;
+  config?: Partial<ReplicaConfig>;
+  /**
+   * The sequencer's session when the group is created (the agent's
+   * --session). Default 0: traffic of a higher session starts a (cheap,
+   * empty-log) view change into it, while a guess too high would make the
+   * replica ignore every message of the real, lower session.
+   */
+  session?: number;
+  /**
+   * Set when this process restarts with its memory gone: it rebuilds its
+   * state from its peers before it takes part in anything (no ACK, no vote).
+   * Must differ from every earlier incarnation's nonce (e.g. random 48 bits).
+   */
+  recoverNonce?: number;
+}
+
+const REPAIR_MAX = 128; // XSEQ_REPAIR_MAX
+
+interface GapRecovery {
+  readonly seq: number;
+  stage: 'repair' | 'peer';
+  tries: number;
+}
+
+export class Replica {
+  readonly id: number;
+  readonly n: number;
+  readonly f: number;
+  private readonly cfg: ReplicaConfig;
+  private readonly transport: ReplicaTransport;
+
+  status: ReplicaStatus = 'normal';
+  view: ViewId;
+  lastNormalView: ViewId;
+  log: Log;
+  readonly exec: Executor;
+  /** Every slot up to here is committed: identical on every replica, forever. */
+  committed = 0;
+
+  /** Follower: my log equals the leader's up to here (SYNC_PREPARE adopted in this view). */
+  private prepared = 0;
+  /** Leader: results by slot, for re-ACKing a request the aggregator missed. */
+  private readonly results = new Map<number, Uint8Array>();
+  /** OUM messages of the current session past the log's end (the reorder window). */
+  private readonly reorder = new Map<number, SequencedMsg>();
+  /** OUM messages of later sessions, kept for after the view change they trigger. */
+  private future: SequencedMsg[] = [];
+  /** Follower: slots the leader already committed as no-ops, ahead of my log. */
+  private readonly pendingNoops = new Set<number>();
+  /** Seqs of the current session the agent said it no longer has. */
+  private readonly agentMissing = new Set<number>();
+  private gap: GapRecovery | null = null;
+  private waitingFor = 0;
+  private gapCommit: { readonly slot: number; readonly acks: Set<number> } | null = null;
+  private sync: { readonly point: number; readonly acks: Set<number>; readonly cp: Checkpoint } | null = null;
+  /** Leader: the highest sync point each follower confirmed in this view. */
+  private readonly followerSync: number[] = [];
+  private vc: { readonly msgs: Map<number, ViewChangeMsg>; retries: number } | null = null;
+  private recovery: { readonly nonce: number; readonly replies: Map<number, StateReplyMsg> } | null = null;
+  private stopped = false;
+
+  private readonly reorderTimer: Timer;
+  private readonly gapTimer: Timer;
+  private readonly gapCommitTimer: Timer;
+  private readonly syncTimer: Timer;
+  private readonly leaderTimer: Timer;
+  private readonly vcTimer: Timer;
+  private readonly stateTimer: Timer;
+
+  constructor(o: ReplicaOptions) {
+    if (!Number.isInteger(o.n) || o.n < 1 || o.n % 2 === 0) throw new RangeError(`replica: n=${o.n} must be odd (2f+1)`);
+    if (!Number.isInteger(o.id) || o.id < 0 || o.id >= o.n) throw new RangeError(`replica: id=${o.id} outside 0..${o.n - 1}`);
+    this.id = o.id;
+    this.n = o.n;
+    this.f = (o.n - 1) / 2;
+    this.cfg = configWith(o.config);
+    this.transport = o.transport;
+    this.view = { leaderNum: 0, session: o.session ?? 0 };
+    this.lastNormalView = this.view;
+    this.log = new Log(ORIGIN);
+    this.exec = new Executor(o.app, Executor.genesis(o.app));
+    const s = o.scheduler;
+    this.reorderTimer = new Timer(s, () => this.onReorderTimeout());
+    this.gapTimer = new Timer(s, () => this.onGapTimeout());
+    this.gapCommitTimer = new Timer(s, () => this.onGapCommitTimeout());
+    this.syncTimer = new Timer(s, () => this.onSyncTimer());
+    this.leaderTimer = new Timer(s, () => this.onLeaderTimeout());
+    this.vcTimer = new Timer(s, () => this.onViewChangeTimeout());
+    this.stateTimer = new Timer(s, () => this.onStateTimeout());
+
+    if (o.recoverNonce !== undefined) {
+      this.status = 'recovering';
+      this.recovery = { nonce: o.recoverNonce, replies: new Map() };
+      this.sendRecoveryRequests();
+      this.stateTimer.start(this.cfg.stateRetryUs);
+    } else if (this.amLeader()) {
+      this.syncTimer.start(this.cfg.syncIntervalUs);
+    } else {
+      this.leaderTimer.start(this.cfg.leaderTimeoutUs);
+    }
+  }
+
+  /** Stops every timer and ignores all input from now on (shutdown, or a simulated crash). */
+  stop(): void {
+    this.stopped = true;
+    for (const t of [this.reorderTimer, this.gapTimer, this.gapCommitTimer, this.syncTimer, this.leaderTimer, this.vcTimer, this.stateTimer]) t.stop();
+  }
+
+  amLeader(): boolean {
+    return leaderOf(this.view, this.n) === this.id;
+  }
+
+  /** The next seq of the view's session this replica will append. */
+  nextSeq(): number {
+    const last = this.log.last;
+    return last.session === this.view.session ? last.seq + 1 : 1;
+  }
+
+  receive(m: ReplicaInbound): void {
+    if (this.stopped) return;
+    switch (m.type) {
+      case 'SEQUENCED':
+        return this.onSequenced(m);
+      case 'REPAIR_REPLY':
+        return this.onRepairReply(m);
+      case 'ERROR':
+        return this.onRepairError(m);
+      case 'STATE_REQUEST':
+        return this.onStateRequest(m);
+      case 'STATE_REPLY':
+        return this.onStateReply(m);
+    }
+    if (this.status === 'recovering') return;
+    switch (m.type) {
+      case 'GAP_FIND':
+        return this.onGapFind(m);
+      case 'GAP_RECV':
+        return this.onGapRecv(m);
+      case 'GAP_DROP':
+        return void this.admitView(m);
+      case 'GAP_COMMIT':
+        return this.onGapCommit(m);
+      case 'GAP_COMMIT_REPLY':
+        return this.onGapCommitReply(m);
+      case 'VIEW_CHANGE_REQUEST':
+        return void this.admitView(m);
+      case 'VIEW_CHANGE':
+        return this.onViewChange(m);
+      case 'START_VIEW':
+        return this.onStartView(m);
+      case 'SYNC_PREPARE':
+        return this.onSyncPrepare(m);
+      case 'SYNC_REPLY':
+        return this.onSyncReply(m);
+      case 'SYNC_COMMIT':
+        return this.onSyncCommit(m);
+    }
+  }
+
+  // ---- normal operation: OUM in, log append, execute, ACK ---------------------
+
+  private onSequenced(m: SequencedMsg): void {
+    if (this.status === 'recovering') return;
+    if (m.session < this.view.session) return;
+    if (m.session > this.view.session) {
+      // The sequencer was re-created: a new session means a view change, and
+      // these messages are the first of the new view.
+      if (this.future.length < this.cfg.maxBufferedMsgs) this.future.push(m);
+      this.startViewChange({ leaderNum: this.view.leaderNum, session: m.session });
+      return;
+    }
+    const next = this.nextSeq();
+    if (m.seq < next) return this.reAck(m);
+    if (m.seq > next || this.status !== 'normal' || this.gapCommit) {
+      if (this.reorder.size < this.cfg.maxBufferedMsgs) this.reorder.set(m.seq, m);
+      this.checkGap();
+      return;
+    }
+    this.appendRequest(m);
+    this.drain();
+    this.checkGap();
+  }
+
+  private appendRequest(m: SequencedMsg): void {
+    const e: LogEntry = { slot: this.log.lastSlot + 1, session: m.session, seq: m.seq, noop: false, clientId: m.clientId, requestId: m.requestId, op: m.op };
+    this.log.append(e);
+    this.agentMissing.delete(m.seq);
+    this.appended(e, true);
+  }
+
+  /**
+   * After an entry joins the log in normal status. The leader executes at
+   * once (it never replaces its own entries within its view, and a view
+   * change that drops them rolls it back); a follower only logs, because
+   * gap agreement may still turn the slot into a no-op.
+   */
+  private appended(e: LogEntry, ack: boolean): void {
+    if (this.amLeader()) {
+      const o = this.exec.execute(e);
+      if (o.kind === 'executed' || o.kind === 'duplicate') {
+        this.results.set(e.slot, o.result);
+        if (ack) this.sendAck(e, o.result);
+      }
+    } else if (!e.noop && ack && e.session === this.view.session) {
+      this.sendAck(e, null);
+    }
+  }
+
+  private sendAck(e: LogEntry, result: Uint8Array | null): void {
+    this.transport.sendAck({
+      type: 'ACK',
+      session: e.session,
+      seq: e.seq,
+      leaderNum: this.view.leaderNum,
+      replicaId: this.id,
+      clientId: e.clientId,
+      requestId: e.requestId,
+      result,
+    });
+  }
+
+  /** A copy of something already logged: the ACK may have been lost, send it again. */
+  private reAck(m: SequencedMsg): void {
+    if (this.status !== 'normal') return;
+    const last = this.log.last;
+    if (last.session !== m.session) return;
+    const e = this.log.get(last.slot - (last.seq - m.seq));
+    if (!e || e.noop || e.clientId !== m.clientId || e.requestId !== m.requestId) return;
+    if (!this.amLeader()) return this.sendAck(e, null);
+    const r = this.results.get(e.slot);
+    if (r) this.sendAck(e, r);
+  }
+
+  /** Appends whatever became contiguous: buffered OUM messages and pending no-ops. */
+  private drain(): void {
+    while (this.status === 'normal' && !this.gapCommit) {
+      const slot = this.log.lastSlot + 1;
+      if (this.pendingNoops.has(slot)) {
+        this.pendingNoops.delete(slot);
+        this.appendNoop();
+        this.toLeader({ type: 'GAP_COMMIT_REPLY', from: this.id, view: this.view, slot });
+        continue;
+      }
+      const m = this.reorder.get(this.nextSeq());
+      if (!m) break;
+      this.reorder.delete(m.seq);
+      this.appendRequest(m);
+    }
+    if (this.gap && this.gap.seq < this.nextSeq()) {
+      this.gap = null;
+      this.gapTimer.stop();
+    }
+  }
+
+  private appendNoop(): LogEntry {
+    const p: LogPosition = { slot: this.log.lastSlot + 1, session: this.view.session, seq: this.nextSeq() };
+    const e = noopEntry(p);
+    this.log.append(e);
+    this.reorder.delete(p.seq);
+    this.agentMissing.delete(p.seq);
+    this.appended(e, false);
+    return e;
+  }
+
+  // ---- drop recovery: reorder window -> agent repair -> leader ---------------
+
+  private checkGap(): void {
+    if (this.status !== 'normal' || this.gapCommit) return;
+    if (this.reorder.size === 0) {
+      this.reorderTimer.stop();
+      return;
+    }
+    const next = this.nextSeq();
+    if (this.gap?.seq === next) return;
+    if (this.agentMissing.has(next)) return this.escalate(next);
+    if (this.reorder.size >= this.cfg.reorderWindowMsgs) return this.startRepair(next);
+    if (this.waitingFor !== next || !this.reorderTimer.active) {
+      // Reordering is normal here (per-CPU backlogs after the sequencer):
+      // give the missing seq a bounded time before calling it a gap.
+      this.waitingFor = next;
+      this.reorderTimer.start(this.cfg.reorderWaitUs);
+    }
+  }
+
+  private onReorderTimeout(): void {
+    if (this.status !== 'normal' || this.gapCommit || this.reorder.size === 0) return;
+    const next = this.nextSeq();
+    if (next === this.waitingFor && this.gap?.seq !== next) this.startRepair(next);
+    else this.checkGap();
+  }
+
+  private startRepair(seq: number): void {
+    this.reorderTimer.stop();
+    this.gap = { seq, stage: 'repair', tries: 1 };
+    this.sendRepair(seq);
+    this.gapTimer.start(this.cfg.repairTimeoutUs);
+  }
+
+  private sendRepair(seq: number): void {
+    let firstHeld = Infinity;
+    for (const s of this.reorder.keys()) if (s > seq && s < firstHeld) firstHeld = s;
+    const count = Math.max(1, Math.min(REPAIR_MAX, (Number.isFinite(firstHeld) ? firstHeld : seq + 1) - seq));
+    this.transport.sendRepairRequest({ type: 'REPAIR_REQUEST', session: this.view.session, replicaId: this.id, first: seq, count });
+  }
+
+  private onGapTimeout(): void {
+    const g = this.gap;
+    if (!g || this.status !== 'normal' || g.seq !== this.nextSeq()) {
+      this.gap = null;
+      return this.checkGap();
+    }
+    if (g.stage === 'repair') {
+      if (g.tries >= this.cfg.repairTries) return this.escalate(g.seq);
+      g.tries++;
+      this.sendRepair(g.seq);
+      this.gapTimer.start(this.cfg.repairTimeoutUs);
+    } else {
+      this.sendGapFind();
+      this.gapTimer.start(this.cfg.gapFindRetryUs);
+    }
+  }
+
+  private onRepairReply(m: RepairReplyMsg): void {
+    if (this.status !== 'normal' || m.session !== this.view.session) return;
+    const next = this.nextSeq();
+    for (const s of m.missing) if (s >= next) this.agentMissing.add(s);
+    if (this.gap?.stage === 'repair' && this.agentMissing.has(this.gap.seq)) this.escalate(this.gap.seq);
+    else this.checkGap();
+  }
+
+  /** The agent cannot serve this session any more (failover) or refused: it cannot help. */
+  private onRepairError(m: RepairErrorMsg): void {
+    if (this.status !== 'normal' || m.session !== this.view.session) return;
+    if (this.gap?.stage === 'repair' && m.first <= this.gap.seq) this.escalate(this.gap.seq);
+  }
+
+  /** The agent does not have it: the leader decides (NOPaxos gap agreement). */
+  private escalate(seq: number): void {
+    // Only the head of the log is ever decided: a stale call must not no-op a slot nobody examined.
+    if (seq !== this.nextSeq()) {
+      this.gap = null;
+      return this.checkGap();
+    }
+    this.reorderTimer.stop();
+    if (this.amLeader()) {
+      this.gap = null;
+      this.gapTimer.stop();
+      return this.startGapCommit();
+    }
+    this.gap = { seq, stage: 'peer', tries: 0 };
+    this.sendGapFind();
+    this.gapTimer.start(this.cfg.gapFindRetryUs);
+  }
+
+  private sendGapFind(): void {
+    this.toLeader({ type: 'GAP_FIND', from: this.id, view: this.view, slot: this.log.lastSlot + 1 });
+  }
+
+  private onGapFind(m: GapFindMsg): void {
+    if (!this.admitView(m) || this.status !== 'normal' || !this.amLeader()) return;
+    if (m.slot < this.log.firstSlot) {
+      // Already truncated here: the follower is too far behind for one entry.
+      return this.transport.sendToReplica(m.from, { type: 'STATE_REPLY', from: this.id, nonce: 0, view: this.view, state: this.currentState() });
+    }
+    const e = this.log.get(m.slot);
+    if (e) this.transport.sendToReplica(m.from, { type: 'GAP_RECV', from: this.id, view: this.view, entry: e });
+    else this.transport.sendToReplica(m.from, { type: 'GAP_DROP', from: this.id, view: this.view, slot: m.slot });
+  }
+
+  private onGapRecv(m: GapRecvMsg): void {
+    if (!this.admitView(m) || this.status !== 'normal' || this.amLeader()) return;
+    this.heardFromLeader();
+    const e = m.entry;
+    if (e.noop) {
+      if (this.placeNoop(e.slot, e)) this.toLeader({ type: 'GAP_COMMIT_REPLY', from: this.id, view: this.view, slot: e.slot });
+    } else if (e.slot === this.log.lastSlot + 1 && e.session === this.view.session && e.seq === this.nextSeq() && !this.pendingNoops.has(e.slot)) {
+      this.log.append(e);
+      this.reorder.delete(e.seq);
+      this.agentMissing.delete(e.seq);
+      this.appended(e, true);
+    }
+    this.drain();
+    this.checkGap();
+  }
+
+  // ---- gap agreement ---------------------------------------------------------
+
+  /**
+   * Leader: neither it nor the agent has the request. A no-op takes the
+   * slot, and the leader appends nothing after it until f followers hold the
+   * no-op too: a later slot certified on top of the no-op must never meet a
+   * view change that resurrects the request under it.
+   */
+  private startGapCommit(): void {
+    const e = this.appendNoop();
+    this.gapCommit = { slot: e.slot, acks: new Set() };
+    this.sendGapCommits();
+    if (this.f === 0) return this.finishGapCommit();
+    this.gapCommitTimer.start(this.cfg.gapCommitRetryUs);
+  }
+
+  private sendGapCommits(): void {
+    const g = this.gapCommit;
+    if (!g) return;
+    const e = this.log.get(g.slot)!;
+    for (let r = 0; r < this.n; r++) {
+      if (r === this.id || g.acks.has(r)) continue;
+      this.transport.sendToReplica(r, { type: 'GAP_COMMIT', from: this.id, view: this.view, slot: g.slot, session: e.session, seq: e.seq });
+    }
+  }
+
+  private onGapCommitTimeout(): void {
+    if (!this.gapCommit || this.status !== 'normal') return;
+    this.sendGapCommits();
+    this.gapCommitTimer.start(this.cfg.gapCommitRetryUs);
+  }
+
+  private finishGapCommit(): void {
+    this.gapCommit = null;
+    this.gapCommitTimer.stop();
+    this.drain();
+    this.checkGap();
+  }
+
+  private onGapCommit(m: GapCommitMsg): void {
+    if (!this.admitView(m) || this.status !== 'normal' || this.amLeader()) return;
+    this.heardFromLeader();
+    if (this.placeNoop(m.slot, m)) this.toLeader({ type: 'GAP_COMMIT_REPLY', from: this.id, view: this.view, slot: m.slot });
+    this.drain();
+    this.checkGap();
+  }
+
+  /**
+   * Follower: the leader committed a no-op at slot. A request already logged
+   * there is replaced (followers never executed it). A slot ahead of the log
+   * waits in pendingNoops and is answered once reached; the leader retries.
+   */
+  private placeNoop(slot: number, at: { session: number; seq: number }): boolean {
+    if (slot <= this.committed) return true;
+    if (slot <= this.log.lastSlot) {
+      const e = this.log.get(slot);
+      if (e && !e.noop) this.log.put(noopEntry(positionOf(e)));
+      return true;
+    }
+    if (slot === this.log.lastSlot + 1) {
+      if (at.session !== this.view.session || at.seq !== this.nextSeq()) return false;
+      this.pendingNoops.delete(slot);
+      this.appendNoop();
+      return true;
+    }
+    this.pendingNoops.add(slot);
+    return false;
+  }
+
+  private onGapCommitReply(m: GapCommitReplyMsg): void {
+    if (!this.admitView(m) || this.status !== 'normal' || !this.amLeader()) return;
+    const g = this.gapCommit;
+    if (!g || m.slot !== g.slot || m.from === this.id) return;
+    g.acks.add(m.from);
+    if (g.acks.size >= this.f) this.finishGapCommit();
+  }
+
+  // ---- synchronization: commit point, checkpoint, truncation, heartbeat -----
+
+  private onSyncTimer(): void {
+    if (this.status !== 'normal' || !this.amLeader()) return;
+    this.sendSyncPrepare();
+    this.syncTimer.start(this.cfg.syncIntervalUs);
+  }
+
+  private sendSyncPrepare(): void {
+    const point = this.log.lastSlot;
+    const entries = this.log.slice(this.log.firstSlot, point);
+    const full: SyncPrepareMsg = { type: 'SYNC_PREPARE', from: this.id, view: this.view, syncPoint: point, committed: this.committed, entries };
+    if (point > this.committed) {
+      // The leader has executed exactly its log, so this snapshot is the
+      // state at `point`; it becomes the checkpoint once a quorum holds it.
+      if (!this.sync || this.sync.point !== point) this.sync = { point, acks: new Set(), cp: this.exec.snapshot(this.log.last) };
+      for (let r = 0; r < this.n; r++) if (r !== this.id) this.transport.sendToReplica(r, full);
+      if (this.f === 0) this.leaderCommit();
+      return;
+    }
+    // Idle: a bare heartbeat, except to followers not known to hold the
+    // committed log (they lost a prepare), who get it again.
+    const beat: SyncPrepareMsg = { ...full, entries: [] };
+    for (let r = 0; r < this.n; r++) {
+      if (r !== this.id) this.transport.sendToReplica(r, (this.followerSync[r] ?? 0) < point ? full : beat);
+    }
+  }
+
+  private onSyncPrepare(m: SyncPrepareMsg): void {
+    if (!this.admitView(m) || this.status !== 'normal' || this.amLeader()) return;
+    this.heardFromLeader();
+    if (m.entries.length > 0) {
+      if (m.syncPoint > this.committed) {
+        if (m.entries[0]!.slot > this.committed + 1) return this.requestCatchUp();
+        this.adoptLeaderLog(m.entries);
+        this.prepared = Math.max(this.prepared, m.syncPoint);
+      }
+      this.toLeader({ type: 'SYNC_REPLY', from: this.id, view: this.view, syncPoint: m.syncPoint });
+    }
+    if (m.committed > this.committed && this.prepared >= m.committed) this.commitThrough(m.committed);
+    this.drain();
+    this.checkGap();
+  }
+
+  /**
+   * Makes the log equal the leader's over `entries`: where they differ the
+   * leader committed a no-op this replica has not heard of, or it lacks the slot.
+   */
+  private adoptLeaderLog(entries: readonly LogEntry[]): void {
+    for (const e of entries) {
+      if (e.slot <= this.committed) continue;
+      const mine = this.log.get(e.slot);
+      if (!mine) {
+        this.log.append(e);
+        this.appended(e, true);
+      } else if (!sameEntry(mine, e)) {
+        this.log.put(e);
+      }
+    }
+    this.afterLogGrew();
+  }
+
+  private onSyncReply(m: SyncReplyMsg): void {
+    if (!this.admitView(m) || this.status !== 'normal' || !this.amLeader()) return;
+    this.followerSync[m.from] = Math.max(this.followerSync[m.from] ?? 0, m.syncPoint);
+    const s = this.sync;
+    if (!s || m.syncPoint !== s.point || m.from === this.id) return;
+    s.acks.add(m.from);
+    if (s.acks.size >= this.f) this.leaderCommit();
+  }
+
+  private leaderCommit(): void {
+    const s = this.sync!;
+    this.sync = null;
+    this.commitLocal(s.point, s.cp);
+    for (let r = 0; r < this.n; r++) {
+      if (r !== this.id) this.transport.sendToReplica(r, { type: 'SYNC_COMMIT', from: this.id, view: this.view, syncPoint: s.point });
+    }
+    // A quorum adopting the log through the gap slot holds the no-op.
+    if (this.gapCommit && s.point >= this.gapCommit.slot) this.finishGapCommit();
+  }
+
+  private onSyncCommit(m: SyncCommitMsg): void {
+    if (!this.admitView(m) || this.status !== 'normal' || this.amLeader()) return;
+    this.heardFromLeader();
+    if (m.syncPoint > this.committed && this.prepared >= m.syncPoint) this.commitThrough(m.syncPoint);
+  }
+
+  /** Follower: the log through `point` equals the leader's and a quorum holds it. */
+  private commitThrough(point: number): void {
+    this.executeThrough(point);
+    this.commitLocal(point, this.exec.snapshot(positionOf(this.log.get(point)!)));
+  }
+
+  /** New commit point and checkpoint; keeps one checkpoint interval of log for lagging peers. */
+  private commitLocal(point: number, cp: Checkpoint): void {
+    const older = this.exec.checkpoint.slot;
+    this.committed = Math.max(this.committed, point);
+    this.exec.keep(cp);
+    this.log.dropThrough(older);
+    for (const s of this.results.keys()) if (s <= older) this.results.delete(s);
+  }
+
+  private executeThrough(slot: number): void {
+    for (let s = this.exec.executed + 1; s <= slot; s++) {
+      const o = this.exec.execute(this.log.get(s)!);
+      if (o.kind === 'executed' || o.kind === 'duplicate') this.results.set(s, o.result);
+    }
+  }
+
+  private requestCatchUp(): void {
+    if (this.stateTimer.active) return;
+    this.toLeader({ type: 'STATE_REQUEST', from: this.id, nonce: 0, view: this.view });
+    this.stateTimer.start(this.cfg.stateRetryUs);
+  }
+
+  // ---- state transfer: recovery after a restart, catch-up ---------------------
+
+  private sendRecoveryRequests(): void {
+    for (let r = 0; r < this.n; r++) {
+      if (r !== this.id) this.transport.sendToReplica(r, { type: 'STATE_REQUEST', from: this.id, nonce: this.recovery!.nonce, view: null });
+    }
+  }
+
+  private onStateTimeout(): void {
+    if (this.status !== 'recovering') return;
+    this.sendRecoveryRequests();
+    this.stateTimer.start(this.cfg.stateRetryUs);
+  }
+
+  private onStateRequest(m: StateRequestMsg): void {
+    if (this.status !== 'normal' || m.from === this.id) return;
+    if (m.view === null) {
+      const state = this.amLeader() ? this.currentState() : null;
+      return this.transport.sendToReplica(m.from, { type: 'STATE_REPLY', from: this.id, nonce: m.nonce, view: this.view, state });
+    }
+    if (this.amLeader() && viewEq(m.view, this.view)) {
+      this.transport.sendToReplica(m.from, { type: 'STATE_REPLY', from: this.id, nonce: 0, view: this.view, state: this.currentState() });
+    }
+  }
+
+  private onStateReply(m: StateReplyMsg): void {
+    if (this.status === 'recovering') {
+      if (m.nonce !== this.recovery!.nonce) return;
+      this.recovery!.replies.set(m.from, m);
+      return this.tryFinishRecovery();
+    }
+    if (m.nonce !== 0 || this.status !== 'normal' || this.amLeader() || !m.state) return;
+    if (!viewEq(m.view, this.view) || m.from !== leaderOf(this.view, this.n)) return;
+    // A late copy of an older answer: the leader's log has grown past it and
+    // so has this replica's commit point.
+    if (m.state.checkpoint.slot + m.state.entries.length < this.committed) return;
+    this.stateTimer.stop();
+    const old = this.log;
+    this.installState(m.state, false);
+    this.prepared = Math.max(this.prepared, m.state.committed);
+    this.executeThrough(this.committed);
+    this.rebuffer(old);
+    this.afterLogGrew();
+    this.drain();
+    this.checkGap();
+  }
+
+  /**
+   * Viewstamped Replication's recovery: f+1 answers from other replicas in
+   * normal status, one of them the leader of the latest view among them,
+   * and the state comes from that leader. Any quorum that certified or
+   * voted with this replica's lost memory meets those f+1 outside it.
+   */
+  private tryFinishRecovery(): void {
+    const replies = [...this.recovery!.replies.values()];
+    if (replies.length < this.f + 1) return;
+    let v = replies[0]!.view;
+    for (const r of replies) if (viewCmp(r.view, v) > 0) v = r.view;
+    const lead = this.recovery!.replies.get(leaderOf(v, this.n));
+    if (!lead || !viewEq(lead.view, v) || !lead.state) return;
+    this.recovery = null;
+    this.stateTimer.stop();
+    this.setView(v);
+    this.status = 'normal';
+    this.lastNormalView = v;
+    this.installState(lead.state, false);
+    this.prepared = this.committed;
+    this.executeThrough(this.committed);
+    this.leaderTimer.start(this.cfg.leaderTimeoutUs);
+  }
+
+  // ---- view change -------------------------------------------------------------
+
+  /**
+   * True when m is of this replica's view. A higher (or incomparable) view
+   * starts a view change to the join; a lower one gets a hint back, so a
+   * replica that slept through a view change finds its way in.
+   */
+  private admitView(m: { readonly view: ViewId; readonly from: number }): boolean {
+    if (viewEq(m.view, this.view)) return true;
+    if (viewLeq(m.view, this.view)) {
+      if (m.from !== this.id) this.transport.sendToReplica(m.from, { type: 'VIEW_CHANGE_REQUEST', from: this.id, view: this.view });
+      return false;
+    }
+    this.startViewChange(m.view);
+    return viewEq(m.view, this.view);
+  }
+
+  private setView(v: ViewId): void {
+    if (v.session !== this.view.session) {
+      this.reorder.clear();
+      this.agentMissing.clear();
+      const later: SequencedMsg[] = [];
+      for (const m of this.future) {
+        if (m.session === v.session) this.reorder.set(m.seq, m);
+        else if (m.session > v.session) later.push(m);
+      }
+      this.future = later;
+    }
+    this.view = v;
+  }
+
+  private startViewChange(target: ViewId): void {
+    const v = viewJoin(this.view, target);
+    if (viewEq(v, this.view) || this.status === 'recovering') return;
+    this.setView(v);
+    this.status = 'view-change';
+    this.stopNormalWork();
+    this.vc = { msgs: new Map(), retries: 0 };
+    this.sendViewChange();
+    this.vcTimer.start(this.cfg.viewChangeRetryUs);
+  }
+
+  private stopNormalWork(): void {
+    for (const t of [this.reorderTimer, this.gapTimer, this.gapCommitTimer, this.syncTimer, this.leaderTimer, this.stateTimer]) t.stop();
+    this.gap = null;
+    this.gapCommit = null;
+    this.sync = null;
+    this.followerSync.length = 0;
+    this.pendingNoops.clear();
+  }
+
+  private sendViewChange(): void {
+    for (let r = 0; r < this.n; r++) {
+      if (r !== this.id) this.transport.sendToReplica(r, { type: 'VIEW_CHANGE_REQUEST', from: this.id, view: this.view });
+    }
+    // The log is frozen while the view changes, so this is the log as of
+    // lastNormalView, as the merge needs.
+    const m: ViewChangeMsg = { type: 'VIEW_CHANGE', from: this.id, view: this.view, lastNormalView: this.lastNormalView, state: this.currentState() };
+    if (this.amLeader()) this.collectViewChange(m);
+    else this.toLeader(m);
+  }
+
+  private onViewChangeTimeout(): void {
+    if (this.status !== 'view-change' || !this.vc) return;
+    if (++this.vc.retries >= this.cfg.viewChangeEscalateAfter) {
+      // The would-be leader is not answering: try the next one.
+      return this.startViewChange({ leaderNum: this.view.leaderNum + 1, session: this.view.session });
+    }
+    this.sendViewChange();
+    this.vcTimer.start(this.cfg.viewChangeRetryUs);
+  }
+
+  private onLeaderTimeout(): void {
+    if (this.status === 'normal' && !this.amLeader()) this.startViewChange({ leaderNum: this.view.leaderNum + 1, session: this.view.session });
+  }
+
+  private heardFromLeader(): void {
+    this.leaderTimer.start(this.cfg.leaderTimeoutUs);
+  }
+
+  private onViewChange(m: ViewChangeMsg): void {
+    if (!this.admitView(m) || !this.amLeader()) return;
+    if (this.status === 'normal') {
+      // It missed START_VIEW; the current log extends the one the view started with.
+      return this.transport.sendToReplica(m.from, { type: 'START_VIEW', from: this.id, view: this.view, state: this.currentState() });
+    }
+    this.collectViewChange(m);
+  }
+
+  private collectViewChange(m: ViewChangeMsg): void {
+    const vc = this.vc;
+    if (!vc || this.status !== 'view-change') return;
+    vc.msgs.set(m.from, m);
+    if (vc.msgs.size < this.f + 1 || !vc.msgs.has(this.id)) return;
+    this.enterView(mergeViewChanges([...vc.msgs.values()]), true);
+    const sv: StartViewMsg = { type: 'START_VIEW', from: this.id, view: this.view, state: this.currentState() };
+    for (let r = 0; r < this.n; r++) if (r !== this.id) this.transport.sendToReplica(r, sv);
+  }
+
+  private onStartView(m: StartViewMsg): void {
+    if (m.from === this.id || leaderOf(m.view, this.n) === this.id) return;
+    if (viewEq(m.view, this.view)) {
+      if (this.status === 'view-change') this.enterView(m.state, false);
+      return;
+    }
+    if (viewLeq(this.view, m.view)) {
+      this.setView(m.view);
+      return this.enterView(m.state, false);
+    }
+    this.admitView(m);
+  }
+
+  private enterView(st: LogState, asLeader: boolean): void {
+    const old = this.log;
+    this.status = 'normal';
+    this.lastNormalView = this.view;
+    this.vc = null;
+    this.vcTimer.stop();
+    this.stopNormalWork();
+    this.installState(st, asLeader);
+    this.prepared = this.committed;
+    this.rebuffer(old);
+    this.afterLogGrew();
+    if (asLeader) {
+      this.executeThrough(this.log.lastSlot);
+      // Commit the merged log right away: followers execute nothing of it
+      // until a sync commit says a quorum holds it.
+      this.sendSyncPrepare();
+      this.syncTimer.start(this.cfg.syncIntervalUs);
+    } else {
+      this.executeThrough(this.committed);
+      this.leaderTimer.start(this.cfg.leaderTimeoutUs);
+    }
+    this.drain();
+    this.checkGap();
+  }
+
+  // ---- installing a log from elsewhere -------------------------------------------
+
+  /**
+   * Replaces the log with st. A leader keeps its application state when
+   * everything it executed past the commit point matches st; a follower
+   * keeps it only if it executed nothing past the commit point (an old
+   * leader demoted here did). Otherwise the state goes back to the newest
+   * committed checkpoint either side has, and the caller replays.
+   */
+  private installState(st: LogState, asLeader: boolean): void {
+    const cp = st.checkpoint;
+    const keep = cp.slot > this.exec.checkpoint.slot ? cp : this.exec.checkpoint;
+    const committed = Math.max(this.committed, st.committed, keep.slot);
+    let rollback = !asLeader && this.exec.executed > committed;
+    for (let s = this.committed + 1; !rollback && s <= this.exec.executed; s++) {
+      const mine = this.log.get(s);
+      const theirs = s > cp.slot ? st.entries[s - cp.slot - 1] : undefined;
+      rollback = !mine || !theirs || !sameEntry(mine, theirs);
+    }
+    if (rollback) this.exec.restore(keep);
+    else if (cp.slot > this.exec.executed) this.exec.restore(cp);
+    this.exec.keep(keep);
+    this.log = new Log(positionOf(cp), st.entries);
+    if (this.log.lastSlot < committed) throw new Error(`replica ${this.id}: installed log ends at ${this.log.lastSlot}, before commit point ${committed}`);
+    this.committed = committed;
+    for (const s of this.results.keys()) if (s > this.exec.executed || s <= cp.slot) this.results.delete(s);
+  }
+
+  /** Requests of the current session the new log ends before: they are genuine OUM messages, keep them. */
+  private rebuffer(old: Log): void {
+    for (let s = this.log.lastSlot + 1; s <= old.lastSlot; s++) {
+      const e = old.get(s);
+      if (!e || e.noop || e.session !== this.view.session) continue;
+      if (this.reorder.size < this.cfg.maxBufferedMsgs) {
+        this.reorder.set(e.seq, { type: 'SEQUENCED', session: e.session, seq: e.seq, clientId: e.clientId, requestId: e.requestId, op: e.op, retransmit: true });
+      }
+    }
+  }
+
+  /** The log moved past buffered state: drop what it now covers. */
+  private afterLogGrew(): void {
+    const next = this.nextSeq();
+    for (const s of this.reorder.keys()) if (s < next) this.reorder.delete(s);
+    for (const s of this.agentMissing) if (s < next) this.agentMissing.delete(s);
+    for (const s of this.pendingNoops) if (s <= this.log.lastSlot) this.pendingNoops.delete(s);
+    if (this.gap && this.gap.seq < next) {
+      this.gap = null;
+      this.gapTimer.stop();
+    }
+  }
+
+  /** This replica's log as it travels: newest checkpoint, entries after it, commit point. */
+  currentState(): LogState {
+    const cp = this.exec.checkpoint;
+    return { checkpoint: cp, entries: this.log.slice(cp.slot + 1, this.log.lastSlot), committed: this.committed };
+  }
+
+  private toLeader(m: PeerMsg): void {
+    const l = leaderOf(this.view, this.n);
+    if (l !== this.id) this.transport.sendToReplica(l, m);
+  }
+}

@@ -1,0 +1,255 @@
+// Safety invariants, checked after every event of a simulation, and the
+// liveness check at the end. They look only at what replicas expose and what
+// clients were told, never at protocol internals, so a protocol bug shows as
+// a broken promise rather than a broken assertion about the code.
+//
+//  1. Committed prefixes agree: every slot any replica holds as committed
+//     has the same decision on every replica (an oracle remembers each one).
+//  2. Certified requests are never lost or moved: the request a client got a
+//     certified reply for stays at its (session, seq), never becomes a no-op,
+//     is in the log of every view started after the certifying view, and its
+//     result equals what the committed order computes.
+//  3. Executed at most once, in committed order: each replica's application
+//     history, as far as that replica has committed, is exactly the committed
+//     order with at-most-once filtering (the app itself throws on a repeat).
+//  4. Liveness (finalCheck): after healing, every request completed and all
+//     replicas share one view and one committed log.
+import { sameEntry } from '../log.ts';
+import type { LogEntry } from '../messages.ts';
+import type { Replica } from '../replica.ts';
+import { viewEq, viewLeq, viewStr, type ViewId } from '../view.ts';
+import type { CertifiedReply, SimCluster } from './cluster.ts';
+import { encodeResult, HistoryApp, mixHash } from './history-app.ts';
+
+export class InvariantViolation extends Error {
+  override readonly name = 'InvariantViolation';
+}
+
+interface Cert {
+  readonly clientId: bigint;
+  readonly requestId: bigint;
+  readonly view: ViewId;
+  readonly result: Uint8Array;
+}
+
+interface Tracker {
+  incarnation: number;
+  checkedCommit: number;
+  verifiedHistory: number;
+  restores: number;
+  view: ViewId | null;
+}
+
+const sk = (session: number, seq: number): string => `${session}:${seq}`;
+const rk = (clientId: bigint, requestId: bigint): string => `${clientId}:${requestId}`;
+
+function bytesEq(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+export class InvariantChecker {
+  private readonly oracle: (LogEntry | undefined)[] = [];
+  private readonly slotOf = new Map<string, number>();
+  /** Oracle known for every slot 1..contig. */
+  private contig = 0;
+  private readonly expected: number[] = [];
+  /** expected.length after slot s, for s <= contig. */
+  private readonly lenAt: number[] = [0];
+  private readonly lastReq = new Map<bigint, bigint>();
+  private expHash = HistoryApp.initialHash();
+  private readonly expectedResult = new Map<string, Uint8Array>();
+  private readonly certified = new Map<string, Cert>();
+  private readonly certByReq = new Map<string, Cert>();
+  private readonly trackers: Tracker[] = [];
+
+  constructor(private readonly c: SimCluster) {
+    for (let i = 0; i < c.n; i++) this.trackers.push({ incarnation: -1, checkedCommit: 0, verifiedHistory: 0, restores: 0, view: null });
+    c.onCertified = (r) => this.onCertified(r);
+    c.afterEvent = () => this.afterEvent();
+  }
+
+  get committedSlots(): number {
+    return this.contig;
+  }
+
+  /** The committed entry of (session, seq), once any replica committed it. */
+  committedAt(session: number, seq: number): LogEntry | undefined {
+    const slot = this.slotOf.get(sk(session, seq));
+    return slot === undefined ? undefined : this.oracle[slot];
+  }
+
+  /** Committed entries of slots 1..committedSlots, in order. */
+  committedLog(): LogEntry[] {
+    return this.oracle.slice(1, this.contig + 1) as LogEntry[];
+  }
+
+  /** Committed slots that gap agreement (or a view change) made no-ops. */
+  committedNoops = 0;
+
+  afterEvent(): void {
+    for (let i = 0; i < this.c.n; i++) {
+      const r = this.c.replicas[i];
+      if (!r || r.status === 'recovering') continue;
+      const t = this.trackers[i]!;
+      if (t.incarnation !== this.c.incarnation[i]) {
+        t.incarnation = this.c.incarnation[i]!;
+        t.checkedCommit = 0;
+        t.verifiedHistory = 0;
+        t.restores = -1;
+        t.view = null;
+      }
+      this.checkCommits(r, t);
+      if (r.status === 'normal' && t.view !== r.view) {
+        t.view = r.view;
+        this.checkNewView(r);
+      }
+      this.checkHistory(i, r, t);
+    }
+  }
+
+  private checkCommits(r: Replica, t: Tracker): void {
+    const from = Math.max(t.checkedCommit, r.log.firstSlot - 1) + 1;
+    for (let s = from; s <= r.committed; s++) {
+      const e = r.log.get(s);
+      if (e) this.observeCommitted(s, e, r.id);
+    }
+    t.checkedCommit = Math.max(t.checkedCommit, r.committed);
+  }
+
+  private observeCommitted(slot: number, e: LogEntry, who: number): void {
+    const known = this.oracle[slot];
+    if (known) {
+      if (!sameEntry(known, e)) this.fail(`slot ${slot}: replica ${who} committed ${show(e)}, another committed ${show(known)}`);
+      return;
+    }
+    this.oracle[slot] = e;
+    if (e.noop) this.committedNoops++;
+    const key = sk(e.session, e.seq);
+    const prev = this.slotOf.get(key);
+    if (prev !== undefined && prev !== slot) this.fail(`(session ${e.session}, seq ${e.seq}) committed at slot ${prev} and at slot ${slot}`);
+    this.slotOf.set(key, slot);
+    const cert = this.certified.get(key);
+    if (cert) this.matchCert(cert, e, `committed slot ${slot}`);
+    while (this.oracle[this.contig + 1]) this.extendExpected(this.oracle[++this.contig]!);
+  }
+
+  /** The committed order as the application must see it: at-most-once per client. */
+  private extendExpected(e: LogEntry): void {
+    if (!e.noop && e.requestId > (this.lastReq.get(e.clientId) ?? 0n)) {
+      this.lastReq.set(e.clientId, e.requestId);
+      const key = HistoryApp.key(e.op);
+      const result = encodeResult(this.expected.length, this.expHash);
+      this.expected.push(key);
+      this.expHash = mixHash(this.expHash, key);
+      const id = rk(e.clientId, e.requestId);
+      this.expectedResult.set(id, result);
+      const cert = this.certByReq.get(id);
+      if (cert && !bytesEq(cert.result, result)) this.fail(`request ${id}: client was answered ${hex(cert.result)}, the committed order gives ${hex(result)} (moved)`);
+    }
+    this.lenAt[e.slot] = this.expected.length;
+  }
+
+  private matchCert(cert: Cert, e: LogEntry, where: string): void {
+    if (e.noop) this.fail(`certified request ${rk(cert.clientId, cert.requestId)} at (${e.session}, ${e.seq}) is a no-op in ${where} (lost)`);
+    if (e.clientId !== cert.clientId || e.requestId !== cert.requestId) {
+      this.fail(`certified request ${rk(cert.clientId, cert.requestId)} at (${e.session}, ${e.seq}) is ${rk(e.clientId, e.requestId)} in ${where}`);
+    }
+  }
+
+  private onCertified(r: CertifiedReply): void {
+    const { cert } = r;
+    const c: Cert = { clientId: r.clientId, requestId: cert.requestId, view: { leaderNum: cert.leaderNum, session: cert.session }, result: r.result };
+    const key = sk(cert.session, cert.seq);
+    const id = rk(c.clientId, c.requestId);
+    const other = this.certified.get(key);
+    if (other && (other.clientId !== c.clientId || other.requestId !== c.requestId)) {
+      this.fail(`(${key}) certified for ${rk(other.clientId, other.requestId)} and for ${id}`);
+    }
+    const earlier = this.certByReq.get(id);
+    if (earlier && !bytesEq(earlier.result, c.result)) this.fail(`request ${id} answered twice with different results`);
+    this.certified.set(key, c);
+    this.certByReq.set(id, c);
+    const slot = this.slotOf.get(key);
+    if (slot !== undefined) this.matchCert(c, this.oracle[slot]!, `committed slot ${slot}`);
+    const exp = this.expectedResult.get(id);
+    if (exp && !bytesEq(exp, c.result)) this.fail(`request ${id}: client was answered ${hex(c.result)}, the committed order gives ${hex(exp)} (moved)`);
+  }
+
+  /** A view that started after a request was certified must carry it. */
+  private checkNewView(r: Replica): void {
+    let bySeq: Map<string, LogEntry> | null = null;
+    const cp = r.exec.checkpoint;
+    for (const [key, cert] of this.certified) {
+      if (!viewLeq(cert.view, r.view) || viewEq(cert.view, r.view)) continue;
+      if (!bySeq) {
+        bySeq = new Map();
+        for (let s = r.log.firstSlot; s <= r.log.lastSlot; s++) {
+          const e = r.log.get(s)!;
+          bySeq.set(sk(e.session, e.seq), e);
+        }
+      }
+      const e = bySeq.get(key);
+      if (e) {
+        this.matchCert(cert, e, `replica ${r.id}'s log of view ${viewStr(r.view)}`);
+        continue;
+      }
+      const [session, seq] = key.split(':').map(Number) as [number, number];
+      const belowCheckpoint = session < cp.session || (session === cp.session && seq <= cp.seq);
+      if (!belowCheckpoint) this.fail(`certified request ${rk(cert.clientId, cert.requestId)} at (${key}) missing from replica ${r.id}'s log of view ${viewStr(r.view)} (lost)`);
+    }
+  }
+
+  private checkHistory(i: number, r: Replica, t: Tracker): void {
+    const app = this.c.apps[i]!;
+    if (app.restores !== t.restores) {
+      t.restores = app.restores;
+      t.verifiedHistory = 0;
+    }
+    const upTo = Math.min(r.committed, r.exec.executed, this.contig);
+    const want = this.lenAt[upTo];
+    if (want === undefined) return;
+    if (app.history.length < want) this.fail(`replica ${i} executed ${app.history.length} ops through slot ${upTo}, the committed order has ${want}`);
+    for (let p = t.verifiedHistory; p < want; p++) {
+      if (app.history[p] !== this.expected[p]) {
+        this.fail(`replica ${i}: op #${p} executed is ${opStr(app.history[p])}, the committed order has ${opStr(this.expected[p])}`);
+      }
+    }
+    t.verifiedHistory = Math.max(t.verifiedHistory, want);
+  }
+
+  /** After healing and quiescing: everything completed and converged. */
+  finalCheck(): void {
+    const c = this.c;
+    if (c.pendingRequests > 0) this.fail(`liveness: ${c.pendingRequests} client requests still pending after healing`);
+    const rs = c.replicas;
+    const leader = c.leader();
+    if (!leader) this.fail('liveness: no leader in normal status after healing');
+    for (const r of rs) {
+      if (!r) this.fail('a replica is still down after healing');
+      if (r.status !== 'normal' || !viewEq(r.view, leader.view)) this.fail(`liveness: replica ${r.id} is ${r.status} in view ${viewStr(r.view)}, leader ${leader.id} in ${viewStr(leader.view)}`);
+      if (r.committed !== leader.log.lastSlot) this.fail(`liveness: replica ${r.id} committed through ${r.committed}, the leader's log ends at ${leader.log.lastSlot}`);
+    }
+    for (const [key, cert] of this.certified) {
+      if (!this.slotOf.has(key)) this.fail(`certified request ${rk(cert.clientId, cert.requestId)} at (${key}) never committed`);
+    }
+    if (this.contig !== leader.committed) this.fail(`the oracle saw slots 1..${this.contig} committed, the leader committed ${leader.committed}: a committed slot went unobserved`);
+  }
+
+  private fail(msg: string): never {
+    throw new InvariantViolation(`t=${this.c.q.now.toFixed(0)}us: ${msg}`);
+  }
+}
+
+function show(e: LogEntry): string {
+  return e.noop ? `no-op (${e.session}, ${e.seq})` : `request ${rk(e.clientId, e.requestId)} (${e.session}, ${e.seq})`;
+}
+
+function hex(b: Uint8Array): string {
+  return Buffer.from(b).toString('hex');
+}
+
+function opStr(key: number | undefined): string {
+  return key === undefined ? 'nothing' : `${Math.floor(key / 4294967296)}:${key % 4294967296}`;
+}

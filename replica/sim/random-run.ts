@@ -1,0 +1,209 @@
+// One randomized run. The seed picks a profile (group size, network quality,
+// window, aggregation, timeouts, fault rates); then `steps` events run with
+// faults injected between them, the invariants checked after every event.
+// Then everything heals, the clients finish what they started, and the
+// liveness check runs.
+//
+// Faults: replica crash + restart (memory lost), isolation, flaky nodes,
+// cut links between two replicas (partial partitions), one replica missing
+// much of the multicast, sequencer failover.
+// Never more than f replicas crashed, recovering, isolated or flaky at once:
+// beyond that NOPaxos promises nothing. A nemesis also strikes right after
+// slow-path messages (GAP_COMMIT, START_VIEW, ...), because the interesting
+// interleavings (a leader dying between its no-op and the next sync) are
+// too rare for faults that fall uniformly in time.
+import type { Replica } from '../replica.ts';
+import { SEQUENCER_NODE, SimCluster } from './cluster.ts';
+import { InvariantChecker } from './invariants.ts';
+import { Prng } from './prng.ts';
+
+export interface RandomRunOptions {
+  seed: number;
+  steps: number;
+  /** Keep the last lines of the message trace for the failure report. */
+  trace?: boolean;
+  /** Mutates every replica right after it is built (deliberately broken variants). */
+  tamper?: (r: Replica) => void;
+}
+
+export interface RandomRunResult {
+  seed: number;
+  n: number;
+  events: number;
+  virtualUs: number;
+  certified: number;
+  committedSlots: number;
+  noops: number;
+  repairMissing: number;
+  crashes: number;
+  isolations: number;
+  cuts: number;
+  failovers: number;
+  viewChanges: number;
+}
+
+export class SimFailure extends Error {
+  override readonly name = 'SimFailure';
+  constructor(
+    readonly seed: number,
+    readonly step: number,
+    override readonly cause: unknown,
+    readonly trace: string[],
+  ) {
+    super(`seed ${seed} failed at step ${step}: ${cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause)}`);
+  }
+}
+
+const TRACE_LINES = 400;
+/** Messages after which the nemesis may strike. */
+const NEMESIS_TRIGGERS = new Set(['GAP_COMMIT', 'GAP_RECV', 'START_VIEW', 'VIEW_CHANGE', 'SYNC_COMMIT', 'STATE_REPLY']);
+
+export function runRandom(o: RandomRunOptions): RandomRunResult {
+  const rng = new Prng(o.seed ^ 0x5eed);
+  const n = rng.chance(0.25) ? 5 : 3;
+  const f = (n - 1) / 2;
+  const aggregated = rng.chance(0.7);
+  const syncIntervalUs = rng.pick([1_000, 2_000, 8_000]);
+  const c = new SimCluster({
+    n,
+    seed: o.seed,
+    clients: rng.int(1, 4),
+    aggregated,
+    net: { loss: rng.pick([0, 0.005, 0.02, 0.05]), dup: rng.pick([0, 0.01, 0.05]), minDelayUs: 20, maxDelayUs: rng.pick([100, 300, 800]) },
+    windowSlots: rng.pick([4, 8, 16, 64]),
+    retransmitUs: aggregated && rng.chance(0.5) ? 1_500 : 0,
+    replica: { syncIntervalUs, leaderTimeoutUs: Math.max(8_000, 4 * syncIntervalUs), reorderWaitUs: rng.pick([50, 150, 500]) },
+  });
+  // Some seeds: one replica (often the first leader) misses part of the
+  // multicast all along, so gap agreement with followers holding the request is common.
+  const lossyReceiver = rng.chance(0.5) ? (rng.chance(0.7) ? 0 : rng.int(1, n - 1)) : -1;
+  const lossyRate = rng.pick([0.02, 0.1]);
+  if (lossyReceiver >= 0) c.net.linkLoss.set(SEQUENCER_NODE * 65536 + lossyReceiver, lossyRate);
+  const faultRate = rng.pick([0, 0.002, 0.005, 0.01]);
+  const nemesisRate = rng.pick([0, 0.05, 0.2, 0.5]);
+  const trace: string[] = [];
+  if (o.trace) {
+    c.net.trace = (line) => {
+      trace.push(line);
+      if (trace.length > TRACE_LINES) trace.shift();
+    };
+  }
+  if (o.tamper) for (const r of c.live()) o.tamper(r);
+  const checker = new InvariantChecker(c);
+  const stats = { crashes: 0, isolations: 0, cuts: 0, failovers: 0 };
+
+  const impaired = (): number => {
+    let k = 0;
+    for (let i = 0; i < n; i++) {
+      const r = c.replicas[i];
+      if (!r || r.status === 'recovering' || c.net.isolated.has(i) || c.net.nodeLoss.has(i)) k++;
+    }
+    return k;
+  };
+  const healthy = (i: number): boolean => {
+    const r = c.replicas[i];
+    return !!r && r.status !== 'recovering' && !c.net.isolated.has(i) && !c.net.nodeLoss.has(i);
+  };
+  const restart = (i: number): void => {
+    c.restart(i);
+    if (o.tamper) o.tamper(c.replicas[i]!);
+  };
+  const later = (): number => rng.int(2_000, 30_000);
+
+  /** Crash or isolate replica i if the budget allows. */
+  const strike = (i: number): void => {
+    if (!healthy(i) || impaired() >= f) return;
+    if (rng.chance(0.5)) {
+      stats.crashes++;
+      c.crash(i);
+      c.q.after(later(), () => restart(i));
+    } else {
+      stats.isolations++;
+      c.isolate(i);
+      c.q.after(later(), () => c.rejoin(i));
+    }
+  };
+
+  const injectFault = (): void => {
+    const kind = rng.int(0, 5);
+    const i = rng.int(0, n - 1);
+    switch (kind) {
+      case 0:
+      case 1:
+        return strike(i);
+      case 2:
+        if (!healthy(i) || impaired() >= f) return;
+        c.net.nodeLoss.set(i, 0.5);
+        c.q.after(later(), () => c.net.nodeLoss.delete(i));
+        return;
+      case 3: {
+        const j = (i + rng.int(1, n - 1)) % n;
+        if (c.net.cutLinks >= 2) return;
+        stats.cuts++;
+        c.net.cut(i, j);
+        c.q.after(later(), () => c.net.mend(i, j));
+        return;
+      }
+      case 4: {
+        // One receiver misses much of the multicast (a bad port or NIC queue).
+        const link = SEQUENCER_NODE * 65536 + i;
+        const before = c.net.linkLoss.get(link) ?? 0;
+        c.net.linkLoss.set(link, rng.pick([0.1, 0.3]));
+        c.q.after(later(), () => c.net.linkLoss.set(link, before));
+        return;
+      }
+      default:
+        if (!rng.chance(0.3)) return;
+        stats.failovers++;
+        c.sequencer.crash();
+        c.q.after(rng.int(0, 3_000), () => c.sequencer.up || c.failoverSequencer());
+    }
+  };
+
+  let nemesis = nemesisRate > 0;
+  c.net.onSend = (from, to, msg) => {
+    if (!nemesis || from >= n || !NEMESIS_TRIGGERS.has(msg.type) || !rng.chance(nemesisRate)) return;
+    const victim = rng.chance(0.7) ? from : to;
+    if (victim < n) c.q.after(rng.pick([0, 200, 1_000]) + rng.int(0, 400), () => nemesis && strike(victim));
+  };
+
+  let step = 0;
+  try {
+    c.startWorkload();
+    for (; step < o.steps; step++) {
+      if (rng.chance(faultRate)) injectFault();
+      if (!c.step()) break;
+    }
+    // Heal: every replica up and reachable, a working sequencer, a clean
+    // network (reordering stays), no new requests.
+    nemesis = false;
+    c.stopWorkload();
+    c.net.params = { ...c.net.params, loss: 0, dup: 0 };
+    c.net.nodeLoss.clear();
+    c.net.linkLoss.clear();
+    c.net.mendAll();
+    for (let i = 0; i < n; i++) {
+      c.rejoin(i);
+      if (!c.replicas[i]) restart(i);
+    }
+    if (!c.sequencer.up) c.failoverSequencer();
+    if (!c.runUntil(() => c.pendingRequests === 0, 2_000_000)) checker.finalCheck();
+    c.runUntil(() => c.converged(), 1_000_000);
+    checker.finalCheck();
+  } catch (e) {
+    throw new SimFailure(o.seed, step, e, trace);
+  }
+  const l = c.leader()!;
+  return {
+    seed: o.seed,
+    n,
+    events: step,
+    virtualUs: c.q.now,
+    certified: c.certified.length,
+    committedSlots: checker.committedSlots,
+    noops: checker.committedNoops,
+    repairMissing: c.sequencer.stats.repairMissing,
+    ...stats,
+    viewChanges: l.view.leaderNum + l.view.session - 1,
+  };
+}

@@ -1,0 +1,157 @@
+// The sequencer host as the replicas see it, modelled on bpf/aggregator.h
+// and the agent: OUM stamping into a window of W slots (overwrite mode, so
+// old copies disappear), multicast with per-receiver loss, ACK counting with
+// the kernel's view rule and exactly one REPLY per slot, the agent's
+// retransmission of slots not acked by all, and its repair service over the
+// same window (what fell out of it is reported missing). A restart is a
+// failover: a new session, seq back to 1, the old window gone.
+import type { AckMsg, RepairErrorMsg, RepairReplyMsg, RepairRequestMsg, ReplyMsg, RequestMsg, SequencedMsg } from '../messages.ts';
+import type { EventQueue } from './event-queue.ts';
+
+export interface SequencerParams {
+  n: number;
+  /** ACKs that certify a request, the leader's included (f+1). */
+  quorum: number;
+  /** Window slots (the kernel's W): the repair service's memory too. */
+  windowSlots: number;
+  /** Agent retransmission of slots not acked by every replica; 0 = off. */
+  retransmitUs: number;
+  /** false: ACKs go to clients and the sequencer only stamps. */
+  aggregated: boolean;
+  session: number;
+}
+
+export interface SequencerRoutes {
+  toReplica(replica: number, msg: SequencedMsg | RepairReplyMsg | RepairErrorMsg): void;
+  toClient(clientNode: number, msg: ReplyMsg): void;
+}
+
+interface Slot {
+  readonly msg: SequencedMsg;
+  readonly clientNode: number;
+  readonly stampedAt: number;
+  acks: number;
+  ackView: number;
+  replied: boolean;
+  result: Uint8Array | null;
+  resultView: number;
+  resends: number;
+}
+
+const WRONG_SESSION = 4; // XSEQ_ERR_WRONG_SESSION
+const RANGE_TOO_LARGE = 5;
+const MAX_RESENDS = 3;
+
+function popcount(x: number): number {
+  let c = 0;
+  for (; x; x &= x - 1) c++;
+  return c;
+}
+
+export class SimSequencer {
+  session: number;
+  up = true;
+  private lastSeq = 0;
+  private slots: (Slot | undefined)[];
+  readonly stats = { stamped: 0, replies: 0, repairRequests: 0, repairMissing: 0, retransmits: 0, failovers: 0 };
+
+  constructor(
+    private readonly q: EventQueue,
+    private readonly p: SequencerParams,
+    private readonly routes: SequencerRoutes,
+  ) {
+    this.session = p.session;
+    this.slots = new Array<Slot | undefined>(p.windowSlots);
+    if (p.retransmitUs > 0 && p.aggregated) this.q.after(p.retransmitUs, () => this.retransmitTick());
+  }
+
+  get lastStamped(): number {
+    return this.lastSeq;
+  }
+
+  onRequest(r: RequestMsg, clientNode: number): void {
+    if (!this.up) return;
+    const seq = ++this.lastSeq;
+    const msg: SequencedMsg = { type: 'SEQUENCED', session: this.session, seq, clientId: r.clientId, requestId: r.requestId, op: r.op, retransmit: false };
+    this.slots[seq % this.p.windowSlots] = { msg, clientNode, stampedAt: this.q.now, acks: 0, ackView: 0, replied: false, result: null, resultView: 0, resends: 0 };
+    this.stats.stamped++;
+    for (let i = 0; i < this.p.n; i++) this.routes.toReplica(i, msg);
+  }
+
+  /** bpf/aggregator.h ack_handle, minus the CAS. */
+  onAck(a: AckMsg, fromReplica: number): void {
+    if (!this.up || !this.p.aggregated || a.session !== this.session) return;
+    if (a.replicaId !== fromReplica || a.replicaId >= this.p.n) return;
+    const s = this.slots[a.seq % this.p.windowSlots];
+    if (!s || s.msg.seq !== a.seq) return;
+    const view = a.leaderNum;
+    const leader = view % this.p.n;
+    const bit = 1 << a.replicaId;
+    if (a.replicaId === leader && a.result) {
+      if (s.ackView > view) return;
+      s.result = a.result;
+      s.resultView = view + 1;
+    }
+    if (view < s.ackView) return;
+    if (view === s.ackView && s.acks & bit) return;
+    s.acks = view > s.ackView ? bit : s.acks | bit;
+    s.ackView = view;
+    if (!(s.acks & (1 << leader)) || popcount(s.acks) < this.p.quorum || s.replied) return;
+    s.replied = true;
+    this.stats.replies++;
+    const m = s.msg;
+    const result = s.resultView === view + 1 && s.result ? s.result : new Uint8Array(0);
+    this.routes.toClient(s.clientNode, { type: 'REPLY', session: m.session, seq: m.seq, leaderNum: view, replicaId: leader, clientId: m.clientId, requestId: m.requestId, result });
+  }
+
+  onRepair(r: RepairRequestMsg, fromReplica: number): void {
+    if (!this.up) return;
+    this.stats.repairRequests++;
+    const err = (code: number, text: string): void => this.routes.toReplica(fromReplica, { type: 'ERROR', session: r.session, first: r.first, code, text });
+    if (r.session !== this.session) return err(WRONG_SESSION, `session ${r.session} is not the group's (${this.session})`);
+    if (r.count < 1 || r.count > 128) return err(RANGE_TOO_LARGE, `count ${r.count} not in 1..128`);
+    const missing: number[] = [];
+    for (let seq = r.first; seq < r.first + r.count; seq++) {
+      const s = this.slots[seq % this.p.windowSlots];
+      if (s && s.msg.seq === seq) this.routes.toReplica(fromReplica, { ...s.msg, retransmit: true });
+      else missing.push(seq);
+    }
+    this.stats.repairMissing += missing.length;
+    this.routes.toReplica(fromReplica, { type: 'REPAIR_REPLY', session: r.session, first: r.first, count: r.count, missing });
+  }
+
+  /** The window slot of seq is overwritten (what overwrite mode does under load). */
+  forget(seq: number): void {
+    const i = seq % this.p.windowSlots;
+    if (this.slots[i]?.msg.seq === seq) this.slots[i] = undefined;
+  }
+
+  /** The data path dies: nothing is stamped or answered until restart(). */
+  crash(): void {
+    this.up = false;
+  }
+
+  /** A re-created data path: a new session, and the old window is gone. */
+  restart(): void {
+    this.up = true;
+    this.session++;
+    this.lastSeq = 0;
+    this.slots = new Array<Slot | undefined>(this.p.windowSlots);
+    this.stats.failovers++;
+  }
+
+  private retransmitTick(): void {
+    if (this.up) {
+      const all = (1 << this.p.n) - 1;
+      for (const s of this.slots) {
+        if (!s || s.resends >= MAX_RESENDS || this.q.now - s.stampedAt < this.p.retransmitUs * (s.resends + 1)) continue;
+        if ((s.acks & all) === all) continue;
+        s.resends++;
+        this.stats.retransmits++;
+        const copy = { ...s.msg, retransmit: true };
+        for (let i = 0; i < this.p.n; i++) if (!(s.acks & (1 << i))) this.routes.toReplica(i, copy);
+      }
+    }
+    this.q.after(this.p.retransmitUs, () => this.retransmitTick());
+  }
+}

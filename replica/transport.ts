@@ -1,0 +1,63 @@
+// What the protocol needs from the outside world, and nothing more. The
+// replica and client never touch sockets or real timers: the UDP transport
+// (later) and the deterministic simulation (sim/) both implement these.
+import type { AckMsg, PeerMsg, RepairRequestMsg, RequestMsg } from './messages.ts';
+
+export interface TimerHandle {
+  cancel(): void;
+}
+
+/** Time in microseconds, from any origin. Callbacks run one at a time. */
+export interface Scheduler {
+  now(): number;
+  setTimer(delayUs: number, fn: () => void): TimerHandle;
+}
+
+export interface ReplicaTransport {
+  /** Slow path to one peer; best effort, may be lost, duplicated, reordered. */
+  sendToReplica(to: number, msg: PeerMsg): void;
+  /**
+   * The ACK of a logged request. Where it goes is the transport's business:
+   * to the sequencer host's in-kernel aggregator (one REPLY per request), or
+   * straight to the client when aggregation is off.
+   */
+  sendAck(msg: AckMsg): void;
+  /** To the agent's repair service (answers with SEQUENCED copies + REPAIR_REPLY, or ERROR). */
+  sendRepairRequest(msg: RepairRequestMsg): void;
+}
+
+/** Clients send to the sequencer; it stamps and multicasts (OUM). */
+export interface ClientTransport {
+  sendRequest(msg: RequestMsg): void;
+}
+
+/** One restartable timeout on top of a Scheduler. */
+export class Timer {
+  private handle: TimerHandle | null = null;
+  constructor(
+    private readonly scheduler: Scheduler,
+    private readonly fire: () => void,
+  ) {}
+
+  get active(): boolean {
+    return this.handle !== null;
+  }
+
+  start(delayUs: number): void {
+    this.handle?.cancel();
+    this.handle = this.scheduler.setTimer(delayUs, () => {
+      this.handle = null;
+      this.fire();
+    });
+  }
+
+  /** Starts only if not already running (a deadline that must not slide). */
+  ensure(delayUs: number): void {
+    if (!this.handle) this.start(delayUs);
+  }
+
+  stop(): void {
+    this.handle?.cancel();
+    this.handle = null;
+  }
+}

@@ -1,0 +1,70 @@
+// Synchronization: the leader's periodic SYNC_PREPARE / SYNC_REPLY /
+// SYNC_COMMIT fixes a commit point, followers execute exactly the committed
+// prefix, every replica checkpoints there and truncates its log.
+import { describe, expect, it } from 'vitest';
+import { harness, quiesce, settle } from './helpers.ts';
+
+describe('checkpoint and sync', () => {
+  it('logs stay bounded: each replica keeps about two sync intervals of entries', () => {
+    const h = harness({ clients: 4 });
+    h.c.startWorkload(150);
+    let maxLog = 0;
+    const after = h.c.afterEvent!;
+    h.c.afterEvent = () => {
+      after();
+      for (const r of h.c.live()) maxLog = Math.max(maxLog, r.log.size);
+    };
+    quiesce(h);
+    const total = h.checker.committedLog().length;
+    expect(total).toBe(600);
+    // ~40 requests per 2 ms sync interval here; the log never holds more than a few intervals.
+    expect(maxLog).toBeLessThan(200);
+    for (const r of h.c.live()) {
+      expect(r.log.firstSlot).toBeGreaterThan(300);
+      expect(r.exec.checkpoint.slot).toBeGreaterThan(500);
+      expect(r.committed).toBe(600);
+    }
+    for (const app of h.c.apps) expect(app.history.length).toBe(600);
+  });
+
+  it('followers execute only the committed prefix; the leader executes on arrival', () => {
+    const h = harness({ clients: 3, net: { loss: 0.05, dup: 0, minDelayUs: 20, maxDelayUs: 300 }, seed: 3 });
+    h.c.startWorkload(50);
+    let leaderAhead = 0;
+    const after = h.c.afterEvent!;
+    h.c.afterEvent = () => {
+      after();
+      for (const r of h.c.live()) {
+        if (r.status !== 'normal') continue;
+        if (r.amLeader()) {
+          expect(r.exec.executed).toBe(r.log.lastSlot);
+          if (r.exec.executed > r.committed) leaderAhead++;
+        } else {
+          expect(r.exec.executed).toBeLessThanOrEqual(r.committed);
+        }
+      }
+    };
+    quiesce(h);
+    expect(leaderAhead).toBeGreaterThan(0);
+  });
+
+  it('a follower that lost SYNC_COMMIT commits from the next SYNC_PREPARE, even when idle', () => {
+    const h = harness();
+    h.drop((s) => s.msg.type === 'SYNC_COMMIT' && s.to === 2, 100);
+    h.c.startWorkload(5);
+    settle(h);
+    h.c.runUntil(() => h.c.replicas[2]!.committed === 5, 50_000);
+    expect(h.c.replicas[2]!.committed).toBe(5);
+    expect(h.c.apps[2]!.history.length).toBe(5);
+    quiesce(h);
+  });
+
+  it('the idle leader still sends heartbeats, so followers do not start a view change', () => {
+    const h = harness();
+    h.c.startWorkload(2);
+    settle(h);
+    h.c.runFor(100_000);
+    expect(h.count('VIEW_CHANGE_REQUEST')).toBe(0);
+    expect(h.c.leader()!.view.leaderNum).toBe(0);
+  });
+});

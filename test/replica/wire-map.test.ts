@@ -1,0 +1,79 @@
+// The fast path and repair messages survive a trip through the real codec
+// (bpf/wire.ts, bpf/repair.ts): the UDP transport can be this plus a socket.
+import { describe, expect, it } from 'vitest';
+import { encodeError, encodeRepairReply, ErrorCode } from '../../bpf/repair.ts';
+import { decodeMessage, emptyHeader, encodeMessage, Flags, MsgType, type XseqMessage } from '../../bpf/wire.ts';
+import type { AckMsg, SequencedMsg } from '../../replica/messages.ts';
+import {
+  ackFromWire,
+  ackToWire,
+  repairErrorFromWire,
+  repairReplyFromWire,
+  repairRequestToWire,
+  replyFromWire,
+  requestFromWire,
+  requestToWire,
+  sequencedFromWire,
+  sequencedToWire,
+} from '../../replica/wire-map.ts';
+
+const decode = (b: Uint8Array): XseqMessage => {
+  const r = decodeMessage(b);
+  if (!r.ok) throw r.error;
+  return r.message;
+};
+
+describe('wire mapping', () => {
+  it('REQUEST and SEQUENCED round-trip, the retransmit flag included', () => {
+    const req = { type: 'REQUEST' as const, clientId: 2n ** 63n, requestId: 9n, op: new Uint8Array([1, 2, 3]) };
+    expect(requestFromWire(decode(requestToWire(req, { groupId: 4 })))).toEqual(req);
+    const s: SequencedMsg = { type: 'SEQUENCED', session: 3, seq: 2 ** 40, clientId: 5n, requestId: 6n, op: new Uint8Array([7]), retransmit: true };
+    const w = decode(sequencedToWire(s, { groupId: 4, sequencerId: 2 }));
+    expect(w.header.flags & Flags.RETRANSMIT).toBe(Flags.RETRANSMIT);
+    expect(w.header.groupId).toBe(4);
+    expect(sequencedFromWire(w)).toEqual(s);
+  });
+
+  it("the leader's ACK carries its result with XSEQ_F_RESULT; a follower's has neither", () => {
+    const lead: AckMsg = { type: 'ACK', session: 1, seq: 10, leaderNum: 4, replicaId: 1, clientId: 3n, requestId: 8n, result: new Uint8Array([0xaa, 0xbb]) };
+    const w = decode(ackToWire(lead, { groupId: 0 }));
+    expect(w.header.type).toBe(MsgType.ACK);
+    expect(w.header.view).toBe(4);
+    expect(w.header.flags).toBe(Flags.RESULT);
+    expect(ackFromWire(w)).toEqual(lead);
+    const follower: AckMsg = { ...lead, replicaId: 2, result: null };
+    const wf = decode(ackToWire(follower, { groupId: 0 }));
+    expect(wf.header.flags).toBe(0);
+    expect(wf.header.payloadLen).toBe(0);
+    expect(ackFromWire(wf)).toEqual(follower);
+  });
+
+  it('REPLY as the aggregator writes it decodes into what the client matches on', () => {
+    const b = encodeMessage({ ...emptyHeader(), type: MsgType.REPLY, flags: Flags.RESULT, session: 2, view: 3, seq: 77n, replicaId: 0, clientId: 5n, requestId: 6n }, new Uint8Array([9]));
+    expect(replyFromWire(decode(b))).toEqual({ type: 'REPLY', session: 2, seq: 77, leaderNum: 3, replicaId: 0, clientId: 5n, requestId: 6n, result: new Uint8Array([9]) });
+  });
+
+  it('repair request, reply (with missing seqs) and error', () => {
+    const rq = decode(repairRequestToWire({ type: 'REPAIR_REQUEST', session: 5, replicaId: 2, first: 100, count: 7 }, { groupId: 1 }));
+    expect(rq.header).toMatchObject({ type: MsgType.REPAIR_REQUEST, session: 5, replicaId: 2, seq: 100n, groupId: 1 });
+    const rp = decode(encodeRepairReply({ groupId: 1, session: 5, replicaId: 2, first: 100n, sequencerId: 0 }, { count: 7, resent: 5, missing: [100n, 104n] }));
+    expect(repairReplyFromWire(rp)).toEqual({ type: 'REPAIR_REPLY', session: 5, first: 100, count: 7, missing: [100, 104] });
+    const er = decode(encodeError({ groupId: 1, session: 5, replicaId: 2, seq: 100n }, ErrorCode.WRONG_SESSION, 'session 5 is over'));
+    expect(repairErrorFromWire(er)).toEqual({ type: 'ERROR', session: 5, first: 100, code: ErrorCode.WRONG_SESSION, text: 'session 5 is over' });
+  });
+
+  it('the wrong type or a seq past 2^53 is refused, not misread', () => {
+    const s = decode(sequencedToWire({ type: 'SEQUENCED', session: 1, seq: 1, clientId: 1n, requestId: 1n, op: new Uint8Array(), retransmit: false }, { groupId: 0 }));
+    expect(ackFromWire(s)).toBeNull();
+    expect(replyFromWire(s)).toBeNull();
+    const huge = decode(encodeMessage({ ...emptyHeader(), type: MsgType.SEQUENCED, seq: 2n ** 60n }));
+    expect(sequencedFromWire(huge)).toBeNull();
+  });
+
+  it('payloads are copied out of the datagram buffer', () => {
+    const buf = sequencedToWire({ type: 'SEQUENCED', session: 1, seq: 1, clientId: 1n, requestId: 1n, op: new Uint8Array([5]), retransmit: false }, { groupId: 0 });
+    const m = sequencedFromWire(decode(buf))!;
+    buf.fill(0);
+    expect(m.op).toEqual(new Uint8Array([5]));
+  });
+});
