@@ -2,7 +2,7 @@
  * The C tools of bench/ as TypeScript calls: building them, the load
  * generator and the receiver counters (count.bpf.o through countctl).
  */
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Topology, XdpMode } from '../netns/topology.ts';
@@ -16,6 +16,9 @@ export const bin = {
   udpSequencer: join(BUILD_DIR, 'udp-sequencer'),
   countObj: join(BUILD_DIR, 'count.bpf.o'),
   passObj: join(BUILD_DIR, 'pass.bpf.o'),
+  xdpgen: join(BUILD_DIR, 'xdpgen'),
+  cpugap: join(BUILD_DIR, 'cpugap'),
+  reqgenObj: join(BUILD_DIR, 'reqgen.bpf.o'),
 } as const;
 
 /** Runs `make -C bench` (incremental), so a fresh clone benches as is. */
@@ -70,6 +73,101 @@ export function runLoadgen(topo: Topology, role: string, o: LoadgenOptions): Loa
   return JSON.parse(out) as LoadgenResult;
 }
 
+export interface XdpgenOptions {
+  /** The interface the frames leave through (XDP_TX of a live test run). */
+  ifname: string;
+  /** The REQUEST frame, Ethernet header first, request_id 0 (see
+   * xdp/reqgen.h): ids are written per frame. */
+  frame: Uint8Array;
+  count: number;
+  /** Packets per second; 0 = as fast as possible. */
+  rate: number;
+  /** Frames per live batch (1..256, default 64). */
+  batch?: number;
+  firstRequestId?: number;
+  maxMs?: number;
+  /** Pin the generator to this CPU. */
+  cpu?: number;
+  /** Run it SCHED_FIFO at this priority (1..99). */
+  fifo?: number;
+  /** Run it at this nice value (-20..19). */
+  nice?: number;
+}
+
+export interface XdpgenResult {
+  /** Frames the program ran on (each one XDP_TX). */
+  sent: number;
+  /** First frame to last. */
+  elapsedNs: number;
+  syscallNs: number;
+  /** Times the generator was held up and its schedule slipped. */
+  late: number;
+  maxLateNs: number;
+  interrupted: boolean;
+  targetRate: number;
+  achievedRate: number;
+}
+
+function xdpgenArgv(ns: string, o: XdpgenOptions): string[] {
+  const args = [
+    '--ifname', o.ifname,
+    '--frame', Buffer.from(o.frame).toString('hex'),
+    '--count', String(o.count),
+    '--rate', String(Math.round(o.rate)),
+    '--batch', String(o.batch ?? 64),
+    '--first-request-id', String(o.firstRequestId ?? 1),
+    '--max-ms', String(o.maxMs ?? 10_000),
+  ];
+  if (o.cpu !== undefined) args.push('--cpu', String(o.cpu));
+  return [
+    'netns', 'exec', ns,
+    ...(o.fifo === undefined ? [] : ['chrt', '-f', String(o.fifo)]),
+    ...(o.nice === undefined ? [] : ['nice', '-n', String(o.nice)]),
+    bin.xdpgen,
+    ...args,
+  ];
+}
+
+/** Runs xdpgen (reqgen.bpf.o in live test-run mode) to completion inside
+ * network namespace `ns`, where `ifname` lives. */
+export function runXdpgen(ns: string, o: XdpgenOptions): XdpgenResult {
+  const r = spawnSync('ip', xdpgenArgv(ns, o), { encoding: 'utf8', timeout: (o.maxMs ?? 10_000) + 10_000 });
+  if (r.status !== 0) throw new Error(`xdpgen in ${ns}: ${r.error?.message ?? r.stderr.trim()}`);
+  return JSON.parse(r.stdout) as XdpgenResult;
+}
+
+/** runXdpgen without blocking the event loop for the step: a signal
+ * handler (cleanup on Ctrl-C) then runs at once, not after the step. */
+export function runXdpgenAsync(ns: string, o: XdpgenOptions): Promise<XdpgenResult> {
+  return new Promise((resolve, reject) => {
+    execFile('ip', xdpgenArgv(ns, o), { encoding: 'utf8', timeout: (o.maxMs ?? 10_000) + 10_000 }, (err, stdout, stderr) => {
+      if (err) return reject(new Error(`xdpgen in ${ns}: ${stderr.trim() || err.message}`));
+      try {
+        resolve(JSON.parse(stdout) as XdpgenResult);
+      } catch (e) {
+        reject(e as Error);
+      }
+    });
+  });
+}
+
+export interface CpuGap {
+  cpu: number;
+  ms: number;
+  /** Longest time a spinning SCHED_FIFO 50 thread did not run. */
+  maxGapUs: number;
+  over100us: number;
+  over300us: number;
+  over1ms: number;
+}
+
+/** Runs cpugap: how long `cpu` is taken from a real-time thread now. */
+export function runCpugap(cpu: number, ms = 300): CpuGap {
+  const r = spawnSync(bin.cpugap, ['--cpu', String(cpu), '--ms', String(ms)], { encoding: 'utf8', timeout: ms + 10_000 });
+  if (r.status !== 0) throw new Error(`cpugap: ${r.error?.message ?? r.stderr.trim()}`);
+  return JSON.parse(r.stdout) as CpuGap;
+}
+
 export interface CountStats {
   prog: number;
   packets: number;
@@ -114,6 +212,22 @@ export class Counters {
       return out.prog;
     });
     return new Counters(roles, ids);
+  }
+
+  /** count.bpf.o on interfaces of plain network namespaces (no Topology);
+   * roles are then the namespace names. */
+  static attachInNetns(targets: ReadonlyArray<{ ns: string; ifname: string }>, o: CounterAttachOptions): Counters {
+    const ids = targets.map(({ ns, ifname }) => {
+      const args = ['attach', '--ifname', ifname, '--mode', o.mode, '--obj', bin.countObj];
+      if (o.port !== undefined) args.push('--port', String(o.port));
+      if (o.groupId !== undefined) args.push('--group', String(o.groupId));
+      if (o.sequencerId !== undefined) args.push('--sequencer', String(o.sequencerId));
+      if (o.requests) args.push('--requests');
+      const r = spawnSync('ip', ['netns', 'exec', ns, bin.countctl, ...args], { encoding: 'utf8', timeout: 30_000 });
+      if (r.status !== 0) throw new Error(`countctl attach in ${ns}: ${r.stderr.trim()}`);
+      return (JSON.parse(r.stdout) as { prog: number }).prog;
+    });
+    return new Counters(targets.map((t) => t.ns), ids);
   }
 
   /** Counters per role, in the order of `roles`. Program ids are global,
