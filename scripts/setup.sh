@@ -16,7 +16,7 @@ fi
 # koffi; bpftool and iproute2 inspect and attach; nftables injects loss in
 # tests (this kernel has no netem); prometheus brings promtool.
 APT_PACKAGES=(clang llvm libbpf-dev libbpf1 bpftool linux-libc-dev gcc-multilib gcc make ethtool
-  iproute2 nftables iputils-ping util-linux procps ca-certificates)
+  iproute2 nftables iputils-ping util-linux procps ca-certificates prometheus ruby systemd)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
