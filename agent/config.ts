@@ -2,18 +2,25 @@
 // environment variables, then command-line flags, merged into one raw object
 // and validated once at start; every mistake is reported with the field's
 // path and what is allowed, all of them at once.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { XSEQ_MAX_GROUPS, XSEQ_MAX_REPLICAS, XSEQ_RESULT_CAP } from '../bpf/maps.ts';
+import { SLOT, XSEQ_MAX_GROUPS, XSEQ_MAX_REPLICAS, XSEQ_RESULT_CAP } from '../bpf/maps.ts';
 import { XSEQ_DEFAULT_PORT } from '../bpf/wire.ts';
 
 export const DEFAULT_CONFIG_PATH = '/etc/xseq/agent.yaml';
+export const DEFAULT_BPFFS = '/sys/fs/bpf';
+export const DEFAULT_STATE_DIR = '/var/lib/xseq';
+/** Window slots are unswappable kernel memory: a typo in window.slots or
+ * window.windows must not take the host's memory. */
+const MAX_SLOT_BYTES = 2 ** 32;
 
 export interface ConfigIssue {
   /** Dotted path of the field, e.g. groups[0].members[1].address. */
   path: string;
   message: string;
+  /** The flag or environment variable that set the field, when one did. */
+  origin?: string;
 }
 
 export class ConfigError extends Error {
@@ -23,7 +30,7 @@ export class ConfigError extends Error {
     readonly source: string,
     readonly issues: ConfigIssue[],
   ) {
-    super(`invalid configuration (${source}):\n${issues.map((i) => `  ${i.path || '(top level)'}: ${i.message}`).join('\n')}`);
+    super(`invalid configuration (${source}):\n${issues.map((i) => `  ${i.path || '(top level)'}: ${i.message}${i.origin ? ` (from ${i.origin})` : ''}`).join('\n')}`);
   }
 }
 
@@ -79,29 +86,42 @@ const Group = z
     }
   });
 
+const Fields = {
+  interface: z
+    .string({ error: (iss) => (iss.input === undefined ? 'is required: the interface clients send requests to (see `ip link`; --iface IF)' : 'must be an interface name (a string)') })
+    .min(1, { error: 'must not be empty' })
+    .max(15, { error: 'is longer than an interface name can be (15)' })
+    // The kernel's own rule (dev_valid_name); it also keeps the name a
+    // single directory under <bpffs>/xseq/.
+    .refine((v) => v !== '.' && v !== '..' && !/[/:\s]/.test(v), { error: 'is not a valid interface name (no "/", ":" or spaces)' }),
+  attachMode: oneOf(['native', 'generic', 'auto']).default('auto'),
+  port: int(1, 65535).default(XSEQ_DEFAULT_PORT),
+  sequencerId: int(0, 65535).default(1),
+  stateDir: z.string({ error: 'must be a directory path' }).startsWith('/', { error: 'must be an absolute path' }).default(DEFAULT_STATE_DIR),
+  bpffs: z.string({ error: 'must be a directory path' }).startsWith('/', { error: 'must be an absolute path' }).default(DEFAULT_BPFFS),
+  statsIntervalMs: int(0, 3_600_000).default(10_000),
+  window: z
+    .strictObject({
+      slots: int(2, 1 << 20).refine((v) => (v & (v - 1)) === 0, { error: 'must be a power of two' }).default(1024),
+      windows: int(1, XSEQ_MAX_GROUPS).default(4),
+      policy: oneOf(['backpressure', 'overwrite']).default('backpressure'),
+      maxResult: int(0, XSEQ_RESULT_CAP, ' bytes').default(XSEQ_RESULT_CAP),
+    })
+    .prefault({}),
+  retransmit: z.strictObject({ timeoutMs: int(1, 60_000).default(20), retries: int(0, 100).default(5) }).prefault({}),
+  repair: z.strictObject({ port: int(0, 65535, ' (0 = off)').default(7401) }).prefault({}),
+  metrics: z.strictObject({ listen: z.union([z.literal(''), hostPort('listen')]).default('127.0.0.1:9464') }).prefault({}),
+  log: z.strictObject({ level: oneOf(['fatal', 'error', 'warn', 'info', 'debug']).default('info') }).prefault({}),
+  groups: z
+    .array(Group, { error: (iss) => (iss.input === undefined ? 'is required: at least one group (`groups:` in the file, or --group ID:ADDR:PORT)' : 'must be a list of groups') })
+    .min(1, { error: 'needs at least one group' }),
+  /** Forces the session of the groups of a data path this agent creates;
+   * by default it is one more than the last one in stateDir. */
+  session: int(1, 0xffffffff).optional(),
+};
+
 const Schema = z
-  .strictObject({
-    interface: z.string({ error: 'is required: the interface clients send requests to (see `ip link`)' }).min(1, { error: 'must not be empty' }).max(15, { error: 'is longer than an interface name can be (15)' }),
-    attachMode: oneOf(['native', 'generic', 'auto']).default('auto'),
-    port: int(1, 65535).default(XSEQ_DEFAULT_PORT),
-    sequencerId: int(0, 65535).default(1),
-    stateDir: z.string({ error: 'must be a directory path' }).startsWith('/', { error: 'must be an absolute path' }).default('/var/lib/xseq'),
-    bpffs: z.string({ error: 'must be a directory path' }).startsWith('/', { error: 'must be an absolute path' }).default('/sys/fs/bpf'),
-    statsIntervalMs: int(0, 3_600_000).default(10_000),
-    window: z
-      .strictObject({
-        slots: int(2, 1 << 20).refine((v) => (v & (v - 1)) === 0, { error: 'must be a power of two' }).default(1024),
-        windows: int(1, XSEQ_MAX_GROUPS).default(4),
-        policy: oneOf(['backpressure', 'overwrite']).default('backpressure'),
-        maxResult: int(0, XSEQ_RESULT_CAP, ' bytes').default(XSEQ_RESULT_CAP),
-      })
-      .prefault({}),
-    retransmit: z.strictObject({ timeoutMs: int(1, 60_000).default(20), retries: int(0, 100).default(5) }).prefault({}),
-    repair: z.strictObject({ port: int(0, 65535, ' (0 = off)').default(7401) }).prefault({}),
-    metrics: z.strictObject({ listen: z.union([z.literal(''), hostPort('listen')]).default('127.0.0.1:9464') }).prefault({}),
-    log: z.strictObject({ level: oneOf(['fatal', 'error', 'warn', 'info', 'debug']).default('info') }).prefault({}),
-    groups: z.array(Group, { error: 'must be a list of groups' }).min(1, { error: 'needs at least one group' }),
-  })
+  .strictObject(Fields)
   .superRefine((c, ctx) => {
     const seen = new Set<number>();
     c.groups.forEach((g, i) => {
@@ -112,24 +132,77 @@ const Schema = z
     if (aggregating > c.window.windows) {
       ctx.addIssue({ code: 'custom', path: ['window', 'windows'], message: `${aggregating} groups have members but only ${c.window.windows} windows are configured` });
     }
+    const slotBytes = c.window.slots * c.window.windows * SLOT.size;
+    if (slotBytes > MAX_SLOT_BYTES) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['window'],
+        message: `${c.window.slots} slots x ${c.window.windows} windows x ${SLOT.size}-byte slots is ${slotBytes} bytes; at most 4 GiB of window slots (unswappable kernel memory) are allowed`,
+      });
+    }
+    if (c.repair.port !== 0 && c.repair.port === c.port) {
+      ctx.addIssue({ code: 'custom', path: ['repair', 'port'], message: `${c.repair.port} is the sequencer's port; choose another (0 = off)` });
+    }
+    c.groups.forEach((g, i) => {
+      const seenAt = new Map<string, number>();
+      g.members.forEach((m) => {
+        const other = seenAt.get(m.address);
+        if (other !== undefined) {
+          ctx.addIssue({ code: 'custom', path: ['groups', i, 'members'], message: `replicas ${other} and ${m.id} both send from ${m.address}; only one replica's ACKs could count` });
+        }
+        seenAt.set(m.address, m.id);
+      });
+    });
   });
 
 export type AgentConfig = z.infer<typeof Schema>;
 export type GroupSpec = AgentConfig['groups'][number];
 
+type Key = string | number;
+
 function pathOf(path: readonly PropertyKey[]): string {
   return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i ? '.' : ''}${String(p)}`)).join('');
 }
 
+/** A value set over the file's, and who set it (a flag or an environment
+ * variable), so a mistake in it is reported against both. */
+export interface Override {
+  path: Key[];
+  value: unknown;
+  /** e.g. "--port 70000" or "XSEQ_PORT"; omitted: reported by path only. */
+  origin?: string;
+}
+
+function isPrefix(prefix: readonly PropertyKey[], path: readonly PropertyKey[]): boolean {
+  return prefix.length <= path.length && prefix.every((k, i) => k === path[i]);
+}
+
+/** Who set the field at `path`: the flags that set parts of it (a list
+ * built from several --member flags), else the last override of the
+ * longest prefix (the --group that made the group). */
+function originOf(path: readonly PropertyKey[], overrides: readonly Override[]): string | undefined {
+  const parts = overrides.filter((o) => o.origin && o.path.length > path.length && isPrefix(path, o.path));
+  if (parts.length) return [...new Set(parts.map((o) => o.origin))].join(', ');
+  let best: Override | undefined;
+  for (const o of overrides) {
+    if (o.origin && isPrefix(o.path, path) && (!best || o.path.length >= best.path.length)) best = o;
+  }
+  return best?.origin;
+}
+
 /** Validates a raw object; throws ConfigError listing every problem. */
-export function parseConfig(raw: unknown, source: string): AgentConfig {
+export function parseConfig(raw: unknown, source: string, overrides: readonly Override[] = []): AgentConfig {
   const r = Schema.safeParse(raw);
   if (r.success) return r.data;
   const issues = r.error.issues.flatMap((i): ConfigIssue[] => {
-    if (i.code === 'unrecognized_keys') {
-      return i.keys.map((k) => ({ path: pathOf([...i.path, k]), message: 'is not a known setting (check its spelling; see deploy/agent.example.yaml)' }));
-    }
-    return [{ path: pathOf(i.path), message: i.message }];
+    const paths =
+      i.code === 'unrecognized_keys'
+        ? i.keys.map((k) => ({ at: [...i.path, k], message: 'is not a known setting (check its spelling; see deploy/agent.example.yaml)' }))
+        : [{ at: i.path, message: i.message }];
+    return paths.map(({ at, message }) => {
+      const origin = originOf(at, overrides);
+      return { path: pathOf(at), message, ...(origin ? { origin } : {}) };
+    });
   });
   throw new ConfigError(source, issues);
 }
@@ -141,25 +214,36 @@ export const ENV_OVERRIDES: Record<string, { path: string[]; type: 'string' | 'n
   XSEQ_PORT: { path: ['port'], type: 'number' },
   XSEQ_SEQUENCER_ID: { path: ['sequencerId'], type: 'number' },
   XSEQ_STATE_DIR: { path: ['stateDir'], type: 'string' },
+  XSEQ_BPFFS: { path: ['bpffs'], type: 'string' },
   XSEQ_METRICS_LISTEN: { path: ['metrics', 'listen'], type: 'string' },
   XSEQ_LOG_LEVEL: { path: ['log', 'level'], type: 'string' },
 };
+/** Names the config file; set but empty: no file, not even the default. */
+export const ENV_CONFIG_FILE = 'XSEQ_CONFIG';
 
 type Raw = Record<string, unknown>;
 
-function setPath(obj: Raw, path: string[], value: unknown): void {
-  let o = obj;
-  for (const k of path.slice(0, -1)) {
-    if (typeof o[k] !== 'object' || o[k] === null) o[k] = {};
-    o = o[k] as Raw;
-  }
+/** Sets a value at a path, creating objects (or, before a numeric key,
+ * lists) on the way. */
+export function setPath(obj: Raw, path: readonly Key[], value: unknown): void {
+  let o: Record<Key, unknown> = obj;
+  path.slice(0, -1).forEach((k, i) => {
+    const nextIsIndex = typeof path[i + 1] === 'number';
+    if (typeof o[k] !== 'object' || o[k] === null || (nextIsIndex && !Array.isArray(o[k]))) o[k] = nextIsIndex ? [] : {};
+    o = o[k] as Record<Key, unknown>;
+  });
   o[path[path.length - 1]!] = value;
 }
 
-/** A number from the environment stays a string when it is not one, so the
- * schema reports it against the field instead of silently dropping it. */
+/** A number from the environment or a flag stays a string when it is not
+ * one, so the schema reports it against the field instead of silently
+ * dropping it. */
+export function numberOrString(v: string): unknown {
+  return /^-?\d+$/.test(v) ? Number(v) : v;
+}
+
 function envValue(v: string, type: 'string' | 'number'): unknown {
-  return type === 'number' && /^-?\d+$/.test(v) ? Number(v) : v;
+  return type === 'number' ? numberOrString(v) : v;
 }
 
 export interface ConfigSources {
@@ -167,11 +251,23 @@ export interface ConfigSources {
   file?: string;
   env?: NodeJS.ProcessEnv;
   /** Already-parsed flag values as a partial raw config (paths as in the file). */
-  flags?: Array<{ path: string[]; value: unknown }>;
+  flags?: Override[];
 }
 
-/** Reads the file, applies env then flags, validates once. */
-export function loadConfig(src: ConfigSources): AgentConfig {
+/**
+ * The config file to read: --config, else $XSEQ_CONFIG (empty: none), else
+ * /etc/xseq/agent.yaml when it exists.
+ */
+export function configFileFrom(explicit: string | undefined, env: NodeJS.ProcessEnv, defaultPath = DEFAULT_CONFIG_PATH): string | undefined {
+  if (explicit !== undefined) return explicit;
+  const fromEnv = env[ENV_CONFIG_FILE];
+  if (fromEnv !== undefined) return fromEnv === '' ? undefined : fromEnv;
+  return existsSync(defaultPath) ? defaultPath : undefined;
+}
+
+/** The file's settings with the environment applied over them, not yet
+ * validated; `overrides` lists what the environment set. */
+export function readRawConfig(src: { file?: string; env?: NodeJS.ProcessEnv }): { raw: Raw; source: string[]; overrides: Override[] } {
   let raw: Raw = {};
   const source = [src.file ?? 'no file'];
   if (src.file) {
@@ -192,15 +288,47 @@ export function loadConfig(src: ConfigSources): AgentConfig {
     }
     raw = (doc ?? {}) as Raw;
   }
+  const overrides: Override[] = [];
   const env = src.env ?? {};
   for (const [name, o] of Object.entries(ENV_OVERRIDES)) {
     const v = env[name];
     if (v !== undefined && v !== '') {
-      setPath(raw, o.path, envValue(v, o.type));
+      const value = envValue(v, o.type);
+      setPath(raw, o.path, value);
+      overrides.push({ path: o.path, value, origin: name });
       source.push(name);
     }
   }
+  return { raw, source, overrides };
+}
+
+/** Reads the file, applies env then flags, validates once. */
+export function loadConfig(src: ConfigSources): AgentConfig {
+  const { raw, source, overrides } = readRawConfig(src);
   for (const f of src.flags ?? []) setPath(raw, f.path, f.value);
   if (src.flags?.length) source.push('flags');
-  return parseConfig(raw, source.join(' + '));
+  return parseConfig(raw, source.join(' + '), [...overrides, ...(src.flags ?? [])]);
+}
+
+const Locations = z.object({ bpffs: Fields.bpffs, stateDir: Fields.stateDir, interface: Fields.interface.optional() });
+export type ConfigLocations = z.infer<typeof Locations>;
+
+/**
+ * Only where the data path and the state live (and the interface, if set),
+ * for commands that inspect rather than run: status and detach must work
+ * even when the rest of the file is being edited and invalid.
+ */
+export function loadLocations(src: ConfigSources): ConfigLocations {
+  const { raw, source, overrides } = readRawConfig(src);
+  for (const f of src.flags ?? []) setPath(raw, f.path, f.value);
+  const r = Locations.safeParse(raw);
+  if (r.success) return r.data;
+  const all = [...overrides, ...(src.flags ?? [])];
+  throw new ConfigError(
+    source.join(' + '),
+    r.error.issues.map((i) => {
+      const origin = originOf(i.path, all);
+      return { path: pathOf(i.path), message: i.message, ...(origin ? { origin } : {}) };
+    }),
+  );
 }

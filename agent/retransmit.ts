@@ -84,6 +84,8 @@ interface GroupState {
   lastSeen: number;
   /** Earliest due time of an unsettled seq (ns since the epoch); Infinity when none. */
   nextDue: number;
+  /** Seqs some member still lacks and that are not given up, at the last scan. */
+  backlog: number;
   /**
    * Per window position (seq & (W - 1)): the seq re-sent or given up on
    * there (0 = none), its tries (GAVE_UP once given up), and when the next
@@ -193,6 +195,7 @@ export class Retransmitter {
         floor: Math.max(1, last - this.#window.windowSlots + 1),
         lastSeen: -1,
         nextDue: Infinity,
+        backlog: 0,
         stSeq: new Float64Array(this.#window.windowSlots),
         stTries: new Uint8Array(this.#window.windowSlots),
         stDue: new Float64Array(this.#window.windowSlots),
@@ -235,6 +238,12 @@ export class Retransmitter {
     return { ...this.#counters };
   }
 
+  /** Per group: seqs some member has not acked and that are still being
+   * re-sent (not given up), as of the last scan. */
+  backlog(): Map<number, number> {
+    return new Map(this.#groups.map((g) => [g.id, g.backlog]));
+  }
+
   /** One pass over every group; start() schedules it. */
   tick(): void {
     const now = Number(this.#now() - this.#epochNs);
@@ -264,6 +273,7 @@ export class Retransmitter {
       g.floor = 1;
       g.stSeq.fill(0);
       g.nextDue = Infinity;
+      g.backlog = 0;
     } else if (last === g.lastSeen && (g.floor > last || now < g.nextDue)) {
       this.#counters.idleTicks++;
       return;
@@ -278,6 +288,7 @@ export class Retransmitter {
     g.floor = lo;
     let settledPrefix = true;
     let nextDue = Infinity;
+    let backlog = 0;
     for (let s = lo; s <= last; s++) {
       const slot = w.slotOf(g.windowBase, s);
       const held = w.seqAt(slot);
@@ -303,8 +314,10 @@ export class Retransmitter {
       } else if (!settled) {
         settledPrefix = false;
       }
+      if (!settled) backlog++;
     }
     g.nextDue = nextDue;
+    g.backlog = backlog;
     this.#counters.scans++;
     this.#counters.slotsScanned += last - lo + 1;
     this.#counters.scanNs += Math.round((performance.now() - t0) * 1e6);

@@ -1,18 +1,32 @@
-// The daemon loop of `xseq-agent run`: load, configure groups, attach,
-// retransmit and repair for aggregating groups, log counters and drop
-// samples, and detach on SIGINT/SIGTERM.
+// The daemon loop of `xseq-agent run`: take the interface's lock, find,
+// adopt or create its pinned data path (agent/datapath.ts), retransmit and
+// repair for aggregating groups, log counters and drop samples, serve
+// metrics, and on SIGINT/SIGTERM release everything but the data path,
+// which keeps stamping (or, with --detach-on-exit, is removed too).
 import { createSocket, type Socket } from 'node:dgram';
 import pino from 'pino';
-import { Sequencer } from '../bpf/sequencer.ts';
 import type { Counters } from '../bpf/maps.ts';
-import type { RunConfig } from './args.ts';
+import type { AgentConfig } from './config.ts';
+import { type DataPath, openDataPath } from './datapath.ts';
+import { InstanceLock } from './instance.ts';
+import { dataPathHealth, metricsSource, startMetrics } from './metrics-source.ts';
+import { pinDirOf, removePins } from './pins.ts';
 import { RepairService } from './repair.ts';
 import { Retransmitter } from './retransmit.ts';
+import { SessionStore } from './session.ts';
 import { SlotWindow } from './window.ts';
 
 /** Drop samples logged per second at most; the counters have the rest. */
 const DROP_LOG_PER_SECOND = 10;
 const EVENT_POLL_MS = 200;
+
+export interface RunOptions {
+  replace: boolean;
+  detachOnExit: boolean;
+  /** The command line, for messages that suggest the fix. */
+  argv: readonly string[];
+  configFile?: string;
+}
 
 function plain(c: Counters): Record<string, string> {
   return Object.fromEntries(Object.entries(c).map(([k, v]) => [k, v.toString()]));
@@ -39,37 +53,92 @@ function bindAny(): Promise<Socket> {
   });
 }
 
-export async function runAgent(cfg: RunConfig): Promise<void> {
-  const log = pino({ level: cfg.logLevel, base: { iface: cfg.iface } }, pino.destination({ sync: true }));
-  const seq = Sequencer.load({ port: cfg.port, windowSlots: cfg.windowSlots, windows: cfg.windows, maxResult: cfg.maxResult, policy: cfg.policy });
-  const aggregating = [...cfg.groups].filter(([, g]) => g.members?.length).map(([id]) => id);
-  let link;
+function groupsLine(dp: DataPath, cfg: AgentConfig): Record<string, unknown> {
+  return Object.fromEntries(
+    dp.groups.map((g) => {
+      const spec = cfg.groups.find((s) => s.id === g.id);
+      return [
+        g.id,
+        {
+          action: g.action,
+          session: g.session,
+          lastSeq: g.lastSeq.toString(),
+          ...(spec ? { multicast: spec.multicast, members: spec.members.length, ...(spec.quorum ? { quorum: spec.quorum } : {}) } : {}),
+          ...(g.window === undefined ? {} : { window: g.window }),
+        },
+      ];
+    }),
+  );
+}
+
+/**
+ * Resolves with the first SIGINT or SIGTERM. Listening from the start of
+ * `run` means a signal during startup (say, while maps are pinned but the
+ * link not yet) waits for startup to finish and then stops cleanly, rather
+ * than killing the process half-way and leaving partial pins.
+ */
+function signalLatch(): Promise<string> {
+  return new Promise((resolve) => {
+    const on = (signal: string) => () => {
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onTerm);
+      resolve(signal);
+    };
+    const onInt = on('SIGINT');
+    const onTerm = on('SIGTERM');
+    process.once('SIGINT', onInt);
+    process.once('SIGTERM', onTerm);
+  });
+}
+
+export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void> {
+  const stopSignal = signalLatch();
+  const log = pino({ level: cfg.log.level, base: { iface: cfg.interface } }, pino.destination({ sync: true }));
+  const store = SessionStore.open(cfg.stateDir);
+  const lock = InstanceLock.acquire(cfg.stateDir, cfg.interface, pinDirOf(cfg.bpffs, cfg.interface));
+  let dp: DataPath;
+  try {
+    dp = openDataPath(cfg, { replace: opts.replace, log, store, argv: opts.argv });
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
+  const { seq } = dp;
+  log.info({ event: 'attach', mode: dp.mode, reason: dp.modeReason }, `XDP ${dp.mode} mode: ${dp.modeReason}`);
+  for (const g of dp.groups) {
+    if (g.action === 'disabled') log.warn({ event: 'group', group: g.id, session: g.session }, `group ${g.id} is no longer configured: it stops stamping`);
+    if (g.action === 'updated') log.info({ event: 'group', group: g.id, session: g.session }, `group ${g.id}: members, quorum or multicast updated; session ${g.session} and seq kept`);
+  }
+
+  const aggregating = cfg.groups.filter((g) => g.members.length > 0).map((g) => g.id);
+  let window: SlotWindow | undefined;
   let retransmitter: Retransmitter | undefined;
   let rtSocket: Socket | undefined;
   let repair: RepairService | undefined;
   try {
-    for (const [id, g] of cfg.groups) {
-      seq.resetSeq(id);
-      // Windows in the order the groups were given: Sequencer's default
-      // (id modulo windows) would put groups 1 and 5 in one window.
-      const w = aggregating.indexOf(id);
-      seq.setGroup(id, g, w >= 0 ? w : undefined);
-    }
     if (aggregating.length) {
-      const window = new SlotWindow(seq.slots, seq.windowSlots);
+      window = new SlotWindow(seq.slots, seq.windowSlots);
       rtSocket = await bindAny();
       rtSocket.on('error', (e) => log.warn({ err: e.message }, 'retransmit socket error'));
-      retransmitter = new Retransmitter(seq, window, rtSocket, { groups: aggregating, rtoMs: cfg.rtoMs, retries: cfg.retries, log });
-      if (cfg.repairPort) repair = await RepairService.start(seq, window, { port: cfg.repairPort, log });
+      retransmitter = new Retransmitter(seq, window, rtSocket, { groups: aggregating, rtoMs: cfg.retransmit.timeoutMs, retries: cfg.retransmit.retries, log });
+      if (cfg.repair.port) repair = await RepairService.start(seq, window, { port: cfg.repair.port, log });
     }
-    link = seq.attach(cfg.iface, cfg.mode);
   } catch (e) {
+    // The data path stays as it is (pinned and stamping): only this
+    // agent's own handles go.
     rtSocket?.close();
-    await repair?.close();
+    dp.link.close();
     seq.close();
+    lock.release();
     throw e;
   }
   retransmitter?.start();
+  const metrics = await startMetrics(
+    cfg.metrics.listen,
+    metricsSource(seq, cfg.sequencerId, cfg.groups.map((g) => g.id), { ...(window ? { window } : {}), ...(retransmitter ? { retransmitter } : {}), ...(repair ? { repair } : {}) }),
+    dataPathHealth(dp, cfg.interface),
+    log,
+  );
 
   let logged = 0;
   let suppressed = 0;
@@ -77,7 +146,7 @@ export async function runAgent(cfg: RunConfig): Promise<void> {
     if (logged++ < DROP_LOG_PER_SECOND) log.warn({ drop: ev }, 'dropped xseq packet');
     else suppressed++;
   });
-  const groupsSeq = () => Object.fromEntries([...cfg.groups.keys()].map((id) => [id, seq.lastSeq(id).toString()]));
+  const groupsSeq = () => Object.fromEntries(cfg.groups.map((g) => [g.id, seq.lastSeq(g.id).toString()]));
   const agentCounters = () => ({
     ...(retransmitter ? { retransmit: retransmitter.counters() } : {}),
     ...(repair ? { repair: repair.counters() } : {}),
@@ -97,35 +166,40 @@ export async function runAgent(cfg: RunConfig): Promise<void> {
       ),
     );
   }
+  const linkInfo = dp.link.info();
   log.info(
     {
       event: 'ready',
-      mode: cfg.mode,
+      dataPath: dp.origin,
+      mode: dp.mode,
+      modeReason: dp.modeReason,
+      pinDir: dp.pinDir,
+      progId: linkInfo.progId,
+      linkId: linkInfo.id,
       port: cfg.port,
-      groups: Object.fromEntries(cfg.groups),
-      window: cfg.windowSlots,
-      windows: cfg.windows,
-      maxResult: cfg.maxResult,
-      policy: cfg.policy,
-      rtoMs: cfg.rtoMs,
-      retries: cfg.retries,
+      groups: groupsLine(dp, cfg),
+      window: seq.windowSlots,
+      windows: seq.windows,
+      maxResult: seq.config.maxResult,
+      policy: seq.config.policy,
+      rtoMs: cfg.retransmit.timeoutMs,
+      retries: cfg.retransmit.retries,
       repairPort: repair ? repair.port : null,
+      metrics: metrics?.address ?? null,
+      counters: plain(seq.counters()),
+      config: opts.configFile ?? null,
       pid: process.pid,
     },
-    `sequencer attached to ${cfg.iface} (${cfg.mode})`,
+    dp.origin === 'adopted'
+      ? `adopted the data path of ${cfg.interface} (${dp.mode}): it kept stamping, sessions and seqs continue`
+      : `sequencer attached to ${cfg.interface} (${dp.mode}), pinned in ${dp.pinDir}`,
   );
 
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      log.info({ signal }, 'stopping');
-      resolve();
-    };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
-  });
-
+  const signal = await stopSignal;
+  log.info({ signal }, 'stopping');
   for (const t of timers) clearInterval(t);
   retransmitter?.stop();
+  await metrics?.close();
   await repair?.close();
   rtSocket?.close();
   events.consume();
@@ -134,11 +208,41 @@ export async function runAgent(cfg: RunConfig): Promise<void> {
   const quorumHist = histogram(seq.quorumHistogram());
   const lastSeq = groupsSeq();
   const agentFinal = agentCounters();
-  link.close();
+  for (const g of cfg.groups) {
+    const s = store.get(g.id);
+    if (s) store.set(g.id, { ...s, lastSeq: lastSeq[g.id]! });
+  }
+  let saveError: string | undefined;
+  try {
+    store.save();
+  } catch (e) {
+    saveError = (e as Error).message;
+  }
   events.close();
-  seq.close();
+  let removed: string[] = [];
+  if (opts.detachOnExit) {
+    dp.link.detach();
+    seq.close();
+    removed = removePins(cfg.bpffs, cfg.interface).removed;
+  } else {
+    dp.link.close();
+    seq.close();
+  }
+  lock.release();
+  if (saveError) log.error({ event: 'state', code: 'ESTATE', err: saveError }, 'could not record the last seqs in sessions.json');
   log.info(
-    { event: 'stopped', counters: plain(final), ...agentFinal, quorumHist, sequencedPerCpu, lastSeq },
-    `detached from ${cfg.iface}`,
+    {
+      event: 'stopped',
+      dataPath: opts.detachOnExit ? 'detached' : 'left attached',
+      counters: plain(final),
+      ...agentFinal,
+      quorumHist,
+      sequencedPerCpu,
+      lastSeq,
+      ...(opts.detachOnExit ? { removedPins: removed } : { pinDir: dp.pinDir }),
+    },
+    opts.detachOnExit
+      ? `detached from ${cfg.interface} and removed its pins`
+      : `stopped; the data path of ${cfg.interface} stays attached and stamping (pinned in ${dp.pinDir}); the next run adopts it`,
   );
 }

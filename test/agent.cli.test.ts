@@ -3,9 +3,12 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseRunArgs, UsageError } from '../agent/args.ts';
+import { parseRunArgs, runConfig, UsageError } from '../agent/args.ts';
+import { ConfigError } from '../agent/config.ts';
+import { groupConfig } from '../agent/groups.ts';
 import { emptyHeader, encodeMessage, Flags, MsgType } from '../bpf/wire.ts';
 import { Topology } from '../netns/topology.ts';
+import { agentSandbox, type AgentSandbox } from './helpers/agent-sandbox.ts';
 import { describePrivileged } from './helpers/privileged.ts';
 
 const root = join(import.meta.dirname, '..');
@@ -16,23 +19,38 @@ function m(...rids: number[]): string[] {
 }
 const BIN = join(root, 'agent', 'bin', 'xseq-agent.js');
 
+/** No config file from the host: every setting comes from the flags. */
+const NO_FILE = { XSEQ_CONFIG: '' };
+
 function agent(...args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 30_000 });
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, ...NO_FILE } });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
+/** The run configuration from flags alone, as the CLI builds it. */
+function config(argv: string[]) {
+  return runConfig(parseRunArgs(argv)!, NO_FILE);
+}
+
 describe('xseq-agent command line', () => {
-  it('--help lists the commands; run --help lists every flag run accepts', () => {
+  it('--help lists the commands; each command\'s --help lists every flag it accepts', () => {
     const main = agent('--help');
     expect(main.code).toBe(0);
-    expect(main.out).toMatch(/Commands:\n\s+run/);
+    expect(main.out).toMatch(/Commands:\n\s+run[\s\S]*\n\s+status[\s\S]*\n\s+detach/);
     const run = agent('run', '--help');
     expect(run.code).toBe(0);
     const flags = ['--iface', '--mode', '--port', '--group', '--session', '--sequencer-id', '--stats-interval', '--log-level'];
     flags.push('--member', '--quorum', '--window', '--windows', '--max-result', '--policy', '--rto-ms', '--retries', '--repair-port');
+    flags.push('--config', '--bpffs', '--state-dir', '--metrics-listen', '--replace', '--detach-on-exit');
     for (const flag of flags) {
       expect(run.out).toContain(flag);
     }
+    const status = agent('status', '--help');
+    expect(status.code).toBe(0);
+    for (const flag of ['--iface', '--all', '--json', '--config', '--bpffs', '--state-dir']) expect(status.out).toContain(flag);
+    const detach = agent('detach', '--help');
+    expect(detach.code).toBe(0);
+    for (const flag of ['--iface', '--force', '--config', '--bpffs', '--state-dir']) expect(detach.out).toContain(flag);
   });
 
   it('no command prints the usage and exits 2', () => {
@@ -41,77 +59,86 @@ describe('xseq-agent command line', () => {
     expect(r.out).toMatch(/Usage: xseq-agent/);
   });
 
-  const mistakes: [string, string[], RegExp][] = [
-    ['an unknown command', ['frobnicate'], /EUSAGE: unknown command "frobnicate"/],
-    ['an unknown flag', ['run', '--iface', 'x', '--group', '1:239.1.1.1:7500', '--colour'], /EUSAGE: .*--colour/],
-    ['a missing --iface', ['run', '--group', '1:239.1.1.1:7500'], /EUSAGE: --iface is required/],
-    ['a missing --group', ['run', '--iface', 'x'], /EUSAGE: at least one --group/],
-    ['a malformed --group', ['run', '--iface', 'x', '--group', '239.1.1.1'], /EUSAGE: --group must be ID:ADDR:PORT/],
-    ['a unicast group address', ['run', '--iface', 'x', '--group', '1:10.0.0.1:7500'], /not an IPv4 multicast address/],
-    ['a group id out of range', ['run', '--iface', 'x', '--group', '256:239.1.1.1:7500'], /group id 256 is out of range: use 0..255/],
-    ['a group given twice', ['run', '--iface', 'x', '--group', '1:239.1.1.1:7500', '--group', '1:239.1.1.2:7500'], /group 1 is given twice/],
-    ['a bad mode', ['run', '--iface', 'x', '--group', '1:239.1.1.1:7500', '--mode', 'turbo'], /--mode must be native or generic/],
-    ['a port out of range', ['run', '--iface', 'x', '--group', '1:239.1.1.1:7500', '--port', '70000'], /--port must be 1..65535/],
-    ['a non-numeric session', ['run', '--iface', 'x', '--group', '1:239.1.1.1:7500', '--session', 'abc'], /--session must be a whole number/],
-    ['a malformed --member', ['run', '--iface', 'x', '--group', '1:239.1.1.1:7500', '--member', '1:0:10.0.0.1'], /--member must be GROUP:RID:ADDR:PORT/],
-    ['member ids with a hole', ['run', '--iface', 'x', '--group', '1:239.1.1.1:7500', ...m(0, 2)], /group 1 has replicas 0, 2; replica ids must be 0..1 without holes \(missing 1\)/],
+  // A usage error is one line; a configuration error is a header line and
+  // one line per field, each naming the field and the flag that set it.
+  const mistakes: [string, string[], RegExp, number][] = [
+    ['an unknown command', ['frobnicate'], /EUSAGE: unknown command "frobnicate"/, 1],
+    ['an unknown flag', ['run', '--iface', 'x', '--group', '1:239.1.1.1:7500', '--colour'], /EUSAGE: .*--colour/, 1],
+    ['a missing --iface', ['run', '--group', '1:239.1.1.1:7500'], /ECONFIG: .*\n  interface: is required/, 2],
+    ['a missing --group', ['run', '--iface', 'x'], /ECONFIG: .*\n  groups: is required: at least one group/, 2],
+    ['a malformed --group', ['run', '--iface', 'x', '--group', '239.1.1.1'], /EUSAGE: --group must be ID:ADDR:PORT/, 1],
+    ['a unicast group address', ['run', '--iface', 'x', '--group', '1:10.0.0.1:7500'], /\n  groups\[0\]\.multicast: .*not an IPv4 multicast address \(224.*\(from --group 1:10\.0\.0\.1:7500\)/, 2],
+    ['a group id out of range', ['run', '--iface', 'x', '--group', '256:239.1.1.1:7500'], /\n  groups\[0\]\.id: must be at most 255 \(from --group 256:239\.1\.1\.1:7500\)/, 2],
+    ['a group given twice', ['run', '--iface', 'x', '--group', '1:239.1.1.1:7500', '--group', '1:239.1.1.2:7500'], /\n  groups\[1\]\.id: group 1 is configured twice \(from --group 1:239\.1\.1\.2:7500\)/, 2],
+    ['a bad mode', ['run', '--iface', 'x', '--group', '1:239.1.1.1:7500', '--mode', 'turbo'], /\n  attachMode: must be one of "native", "generic", "auto" \(from --mode turbo\)/, 2],
+    ['a port out of range', ['run', '--iface', 'x', '--group', '1:239.1.1.1:7500', '--port', '70000'], /\n  port: must be at most 65535 \(from --port 70000\)/, 2],
+    ['a non-numeric session', ['run', '--iface', 'x', '--group', '1:239.1.1.1:7500', '--session', 'abc'], /\n  session: must be a whole number 1\.\.4294967295 \(from --session abc\)/, 2],
+    ['a malformed --member', ['run', '--iface', 'x', '--group', '1:239.1.1.1:7500', '--member', '1:0:10.0.0.1'], /EUSAGE: --member must be GROUP:RID:ADDR:PORT/, 1],
+    ['member ids with a hole', ['run', '--iface', 'x', '--group', '1:239.1.1.1:7500', ...m(0, 2)], /\n  groups\[0\]\.members: member ids must be 0\.\.1, each once \(got 0, 2\) \(from --member 1:0:10\.0\.0\.11:7600, --member 1:2:10\.0\.0\.12:7600\)/, 2],
   ];
-  it.each(mistakes)('%s is one line with a code, exit 2', (_name, args, msg) => {
+  it.each(mistakes)('%s is reported with a code, exit 2', (_name, args, msg, lines) => {
     const r = agent(...args);
     expect(r.code).toBe(2);
     expect(r.err).toMatch(msg);
-    expect(r.err.trim().split('\n')).toHaveLength(1);
+    expect(r.err.trim().split('\n')).toHaveLength(lines);
   });
 
-  // The same path as above (a UsageError is one line, exit 2), checked in
-  // process: a spawn per case would cost a second each.
-  const flagMistakes: [string, string[], RegExp][] = [
-    ['a member of a group not given', ['--iface', 'x', '--group', '1:239.1.1.1:7500', '--member', '2:0:10.0.0.1:7600'], /--member 2:0:10.0.0.1:7600: group 2 has no --group/],
-    ['a member id given twice', ['--iface', 'x', '--group', '1:239.1.1.1:7500', ...m(0, 0)], /replica 0 of group 1 is given twice/],
-    ['a replica id beyond 7', ['--iface', 'x', '--group', '1:239.1.1.1:7500', '--member', '1:8:10.0.0.1:7600'], /replica id 8 is not 0..7/],
-    ['a multicast member address', ['--iface', 'x', '--group', '1:239.1.1.1:7500', '--member', '1:0:239.0.0.1:7600'], /239.0.0.1 is not a unicast IPv4 address/],
-    ['two members on one address and port', ['--iface', 'x', '--group', '1:239.1.1.1:7500', '--member', '1:0:10.0.0.1:7600', '--member', '1:1:10.0.0.1:7600'], /replicas 0 and 1 of group 1 both send from 10.0.0.1:7600/],
-    ['a quorum below a majority', ['--iface', 'x', '--group', '1:239.1.1.1:7500', ...m(0, 1, 2), '--quorum', '1:1'], /--quorum 1:1: quorum must be 2..3 for the 3 members of group 1/],
-    ['a quorum for a group without members', ['--iface', 'x', '--group', '1:239.1.1.1:7500', '--quorum', '1:1'], /--quorum 1:1: group 1 has no --member/],
-    ['a window that is not a power of two', ['--iface', 'x', '--group', '1:239.1.1.1:7500', '--window', '1000'], /--window must be a power of two/],
-    ['more aggregating groups than windows', ['--iface', 'x', '--group', '1:239.1.1.1:7500', '--group', '2:239.1.1.2:7500', ...m(0), '--member', '2:0:10.0.0.1:7600', '--windows', '1'], /--windows 1 is fewer than the 2 groups with --member/],
-    ['windows that would take more than 4 GiB', ['--iface', 'x', '--group', '1:239.1.1.1:7500', '--window', '1048576', '--windows', '8'], /at most 4 GiB of window slots/],
-    ['a result cap over 256', ['--iface', 'x', '--group', '1:239.1.1.1:7500', '--max-result', '257'], /--max-result must be 0..256/],
-    ['an unknown policy', ['--iface', 'x', '--group', '1:239.1.1.1:7500', '--policy', 'drop'], /--policy must be backpressure or overwrite, got "drop"/],
-    ['an RTO of 0', ['--iface', 'x', '--group', '1:239.1.1.1:7500', '--rto-ms', '0'], /--rto-ms must be 1..60000/],
-    ['too many retries', ['--iface', 'x', '--group', '1:239.1.1.1:7500', '--retries', '101'], /--retries must be 0..100/],
-    ['a repair port out of range', ['--iface', 'x', '--group', '1:239.1.1.1:7500', '--repair-port', '65536'], /--repair-port must be 0..65535/],
-    ['the repair port on the sequencer port', ['--iface', 'x', '--group', '1:239.1.1.1:7500', '--repair-port', '7400'], /--repair-port 7400 is the sequencer's --port/],
+  // The same path as above, checked in process: a spawn per case would
+  // cost a second each.
+  const flagMistakes: [string, string[], typeof UsageError | typeof ConfigError, RegExp][] = [
+    ['a member of a group not given', ['--iface', 'x', '--group', '1:239.1.1.1:7500', '--member', '2:0:10.0.0.1:7600'], UsageError, /--member 2:0:10.0.0.1:7600: group 2 has no --group/],
+    ['a member id given twice', ['--iface', 'x', '--group', '1:239.1.1.1:7500', ...m(0, 0)], ConfigError, /groups\[0\]\.members: member ids must be 0\.\.1, each once \(got 0, 0\)/],
+    ['a replica id beyond 7', ['--iface', 'x', '--group', '1:239.1.1.1:7500', '--member', '1:8:10.0.0.1:7600'], ConfigError, /groups\[0\]\.members\[0\]\.id: must be at most 7 \(replica id\) \(from --member 1:8:10\.0\.0\.1:7600\)/],
+    ['a multicast member address', ['--iface', 'x', '--group', '1:239.1.1.1:7500', '--member', '1:0:239.0.0.1:7600'], ConfigError, /groups\[0\]\.members\[0\]\.address: .*239\.0\.0\.1 is not a unicast IPv4 address/],
+    ['two members on one address and port', ['--iface', 'x', '--group', '1:239.1.1.1:7500', '--member', '1:0:10.0.0.1:7600', '--member', '1:1:10.0.0.1:7600'], ConfigError, /groups\[0\]\.members: replicas 0 and 1 both send from 10\.0\.0\.1:7600/],
+    ['a quorum below a majority', ['--iface', 'x', '--group', '1:239.1.1.1:7500', ...m(0, 1, 2), '--quorum', '1:1'], ConfigError, /groups\[0\]\.quorum: must be 2\.\.3 for 3 members \(a majority, at most all\) \(from --quorum 1:1\)/],
+    ['a quorum for a group without members', ['--iface', 'x', '--group', '1:239.1.1.1:7500', '--quorum', '1:1'], ConfigError, /groups\[0\]\.quorum: a quorum needs members \(from --quorum 1:1\)/],
+    ['a quorum given twice', ['--iface', 'x', '--group', '1:239.1.1.1:7500', ...m(0, 1, 2), '--quorum', '1:2', '--quorum', '1:3'], UsageError, /--quorum 1:3: group 1 is given twice/],
+    ['a window that is not a power of two', ['--iface', 'x', '--group', '1:239.1.1.1:7500', '--window', '1000'], ConfigError, /window\.slots: must be a power of two \(from --window 1000\)/],
+    ['more aggregating groups than windows', ['--iface', 'x', '--group', '1:239.1.1.1:7500', '--group', '2:239.1.1.2:7500', ...m(0), '--member', '2:0:10.0.0.1:7600', '--windows', '1'], ConfigError, /window\.windows: 2 groups have members but only 1 windows are configured \(from --windows 1\)/],
+    ['windows that would take more than 4 GiB', ['--iface', 'x', '--group', '1:239.1.1.1:7500', '--window', '1048576', '--windows', '8'], ConfigError, /window: .*at most 4 GiB of window slots .*\(from --window 1048576, --windows 8\)/],
+    ['a result cap over 256', ['--iface', 'x', '--group', '1:239.1.1.1:7500', '--max-result', '257'], ConfigError, /window\.maxResult: must be at most 256 bytes \(from --max-result 257\)/],
+    ['an unknown policy', ['--iface', 'x', '--group', '1:239.1.1.1:7500', '--policy', 'drop'], ConfigError, /window\.policy: must be one of "backpressure", "overwrite" \(from --policy drop\)/],
+    ['an RTO of 0', ['--iface', 'x', '--group', '1:239.1.1.1:7500', '--rto-ms', '0'], ConfigError, /retransmit\.timeoutMs: must be at least 1 \(from --rto-ms 0\)/],
+    ['too many retries', ['--iface', 'x', '--group', '1:239.1.1.1:7500', '--retries', '101'], ConfigError, /retransmit\.retries: must be at most 100 \(from --retries 101\)/],
+    ['a repair port out of range', ['--iface', 'x', '--group', '1:239.1.1.1:7500', '--repair-port', '65536'], ConfigError, /repair\.port: must be at most 65535 \(0 = off\) \(from --repair-port 65536\)/],
+    ['the repair port on the sequencer port', ['--iface', 'x', '--group', '1:239.1.1.1:7500', '--repair-port', '7400'], ConfigError, /repair\.port: 7400 is the sequencer's port; choose another \(0 = off\) \(from --repair-port 7400\)/],
+    ['an interface name that is a path', ['--iface', '../etc', '--group', '1:239.1.1.1:7500'], ConfigError, /interface: is not a valid interface name \(no "\/", ":" or spaces\) \(from --iface \.\.\/etc\)/],
   ];
-  it.each(flagMistakes)('%s is a usage error naming the flag', (_name, args, msg) => {
-    expect(() => parseRunArgs(args)).toThrow(UsageError);
-    expect(() => parseRunArgs(args)).toThrow(msg);
+  it.each(flagMistakes)('%s is an error naming the field and the flag', (_name, args, kind, msg) => {
+    expect(() => config(args)).toThrow(kind);
+    expect(() => config(args)).toThrow(msg);
   });
 
   it('member flags become the groups\' members, quorum and windows; defaults fill the rest', () => {
-    const cfg = parseRunArgs(['--iface', 'x', '--group', '1:239.1.1.1:7500', '--group', '2:239.1.1.2:7501', ...m(2, 0, 1), '--quorum', '1:3'])!;
-    expect(cfg.groups.get(1)).toMatchObject({
+    const cfg = config(['--iface', 'x', '--group', '1:239.1.1.1:7500', '--group', '2:239.1.1.2:7501', ...m(2, 0, 1), '--quorum', '1:3']);
+    expect(groupConfig(cfg.groups[0]!, cfg.sequencerId, 7)).toMatchObject({
       members: [{ addr: '10.0.0.12', port: 7600 }, { addr: '10.0.0.13', port: 7600 }, { addr: '10.0.0.11', port: 7600 }],
       quorum: 3,
+      session: 7,
     });
-    expect(cfg.groups.get(2)!.members).toBeUndefined();
-    expect(cfg).toMatchObject({ windowSlots: 1024, windows: 4, maxResult: 256, policy: 'backpressure', rtoMs: 20, retries: 5, repairPort: 7401 });
-    const tuned = parseRunArgs(['--iface', 'x', '--group', '1:239.1.1.1:7500', '--window', '64', '--windows', '2', '--max-result', '0', '--policy', 'overwrite', '--rto-ms', '5', '--retries', '0', '--repair-port', '0'])!;
-    expect(tuned).toMatchObject({ windowSlots: 64, windows: 2, maxResult: 0, policy: 'overwrite', rtoMs: 5, retries: 0, repairPort: 0 });
+    expect(cfg.groups[1]!.members).toEqual([]);
+    expect(groupConfig(cfg.groups[1]!, cfg.sequencerId, 7).members).toBeUndefined();
+    expect(cfg).toMatchObject({ attachMode: 'auto', window: { slots: 1024, windows: 4, maxResult: 256, policy: 'backpressure' }, retransmit: { timeoutMs: 20, retries: 5 }, repair: { port: 7401 } });
+    const tuned = config(['--iface', 'x', '--group', '1:239.1.1.1:7500', '--window', '64', '--windows', '2', '--max-result', '0', '--policy', 'overwrite', '--rto-ms', '5', '--retries', '0', '--repair-port', '0']);
+    expect(tuned).toMatchObject({ window: { slots: 64, windows: 2, maxResult: 0, policy: 'overwrite' }, retransmit: { timeoutMs: 5, retries: 0 }, repair: { port: 0 } });
   });
 });
 
 describePrivileged('xseq-agent run against the kernel', () => {
   let topo: Topology | undefined;
+  let box: AgentSandbox | undefined;
   afterAll(async () => {
     await topo?.destroy();
+    box?.remove();
   });
 
   it('a missing interface says so and what to check', () => {
-    const r = agent('run', '--iface', 'xseq-nonexistent0', '--group', '1:239.1.1.1:7500');
+    box = agentSandbox();
+    const r = agent('run', '--iface', 'xseq-nosuch0', '--group', '1:239.1.1.1:7500', ...box.flags);
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/EBPF_NO_INTERFACE/);
-    expect(r.err).toMatch(/xseq-nonexistent0/);
+    expect(r.err).toMatch(/xseq-nosuch0/);
   });
 
   it('with --member it retransmits, serves repair, and logs both with the kernel counters', async () => {
@@ -119,7 +146,8 @@ describePrivileged('xseq-agent run against the kernel', () => {
     const agentProc = t.spawn('seq', process.execPath, [
       BIN, 'run', '--iface', t.ifname('seq'), '--mode', 'generic', '--group', '1:239.7.7.1:7500',
       '--member', `1:0:${t.ip('r1')}:7600`, '--session', '5', '--stats-interval', '100', '--rto-ms', '20', '--retries', '2',
-    ]);
+      '--detach-on-exit', '--metrics-listen', '', ...box!.flags,
+    ], { env: box!.env });
     const ready = JSON.parse(await agentProc.waitForLine(/"event":"ready"/, 20_000)) as Record<string, unknown>;
     expect(ready).toMatchObject({ window: 1024, windows: 4, policy: 'backpressure', rtoMs: 20, retries: 2, repairPort: 7401 });
 

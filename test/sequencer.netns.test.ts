@@ -6,6 +6,7 @@
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { Topology, type XdpMode } from '../netns/topology.ts';
+import { agentSandbox, type AgentSandbox } from './helpers/agent-sandbox.ts';
 import { describePrivileged } from './helpers/privileged.ts';
 
 const root = join(import.meta.dirname, '..');
@@ -27,14 +28,24 @@ interface Summary {
 }
 
 let topo: Topology | undefined;
+let box: AgentSandbox | undefined;
 afterEach(async () => {
   await topo?.destroy();
   topo = undefined;
+  box?.remove();
+  box = undefined;
 });
+
+/** The agent leaves its data path attached on exit unless told otherwise:
+ * these tests check the detach, in a sandbox of their own. */
+function agentFlags(): string[] {
+  box = agentSandbox();
+  return ['--detach-on-exit', '--metrics-listen', '', ...box.flags];
+}
 
 async function runScenario(mode: XdpMode, senders: { cpu: number; count: number; clientId: number }[]) {
   const t = (topo = await Topology.create({ receivers: 3, clients: senders.length, mode }));
-  const agent = t.spawn('seq', TSX, [AGENT, 'run', '--iface', t.ifname('seq'), '--mode', mode, '--group', `1:${GROUP_ADDR}:${GROUP_PORT}`, '--session', '9', '--sequencer-id', '2', '--stats-interval', '0']);
+  const agent = t.spawn('seq', TSX, [AGENT, 'run', '--iface', t.ifname('seq'), '--mode', mode, '--group', `1:${GROUP_ADDR}:${GROUP_PORT}`, '--session', '9', '--sequencer-id', '2', '--stats-interval', '0', ...agentFlags()], { env: box!.env });
   await agent.waitForLine(/"event":"ready"/, 20_000);
 
   const total = senders.reduce((s, x) => s + x.count, 0);
@@ -89,7 +100,7 @@ describePrivileged('the sequencer on real packets in network namespaces', () => 
 
   it('the host stays reachable: ICMP and non-xseq UDP pass through the attached program', async () => {
     const t = (topo = await Topology.create({ receivers: 1, mode: 'native' }));
-    const agent = t.spawn('seq', TSX, [AGENT, 'run', '--iface', t.ifname('seq'), '--mode', 'native', '--group', `1:${GROUP_ADDR}:${GROUP_PORT}`, '--stats-interval', '0']);
+    const agent = t.spawn('seq', TSX, [AGENT, 'run', '--iface', t.ifname('seq'), '--mode', 'native', '--group', `1:${GROUP_ADDR}:${GROUP_PORT}`, '--stats-interval', '0', ...agentFlags()], { env: box!.env });
     await agent.waitForLine(/"event":"ready"/, 20_000);
     expect(t.exec('cli', 'ping', ['-c', '3', '-i', '0.2', '-W', '2', t.ip('seq')])).toMatch(/3 received/);
     const server = t.spawn('seq', process.execPath, ['-e', `const s=require('dgram').createSocket('udp4');s.on('message',m=>{console.log('got '+m);process.exit(0)});s.bind(9999,()=>console.log('bound'))`]);

@@ -1,0 +1,161 @@
+// What `xseq-agent <command> --help` prints. Kept beside each other so the
+// commands describe one lifecycle in the same words; test/agent.cli.test.ts
+// checks that every flag a parser accepts is listed.
+import { XSEQ_MAX_REPLICAS, XSEQ_RESULT_CAP } from '../bpf/maps.ts';
+import { DEFAULT_BPFFS, DEFAULT_CONFIG_PATH, DEFAULT_STATE_DIR, ENV_CONFIG_FILE, ENV_OVERRIDES } from './config.ts';
+
+const envList = Object.entries(ENV_OVERRIDES)
+  .map(([name, o]) => `${name} (${o.path.join('.')})`)
+  .join(', ');
+
+export const MAIN_HELP = `Usage: xseq-agent <command> [options]
+
+Commands:
+  run      create or adopt the pinned XDP data path of an interface and serve
+           it: retransmission, repair, counters; leaves it stamping on exit
+  status   what is attached and pinned, sessions, groups, last seqs, counters
+  detach   remove an interface's XDP link and every pin the agent made
+  help     this text; "xseq-agent <command> --help" for a command's options`;
+
+export const RUN_HELP = `Usage: xseq-agent run [--config FILE] [options]
+
+Runs the sequencer's data path on one interface. The data path (the XDP
+program's maps and its XDP link) is pinned under <bpffs>/xseq/<interface>/,
+so it keeps stamping while no agent runs. On start:
+  - nothing pinned, nothing attached: loads the program, gives every group a
+    new session (one more than the last in <stateDir>/sessions.json), pins
+    it and attaches it;
+  - a complete pinned data path attached to this interface that can serve
+    the configuration: adopts it. Stamping never stopped; seqs, sessions and
+    counters continue. Members, quorum and multicast address of a group may
+    change (the group map is rewritten); a group no longer configured stops
+    stamping, a new one starts with a new session;
+  - stale pins (partial, link not attached to this interface, objects of the
+    wrong kind), a pinned program that cannot serve the configuration (port,
+    window.*, attachMode, sequencerId), or another XDP program on the
+    interface: refuses, says what it found and the command that fixes it.
+Then it re-sends unacked requests to members, serves repair requests, and
+logs JSON lines on stdout: "ready", "counters" every statsIntervalMs, drop
+samples, and "stopped" with the final counters. SIGINT or SIGTERM stops the
+agent and leaves the data path attached and stamping (same session at the
+next start), or with --detach-on-exit detaches it and removes its pins.
+
+Configuration: FILE (YAML, or JSON if it ends in .json; default
+${DEFAULT_CONFIG_PATH} when it exists, or $${ENV_CONFIG_FILE}; set it empty for
+none), then environment variables, then flags; validated once at start, every
+mistake reported with its field (exit 2). Environment: ${envList}.
+
+Options (config field in brackets):
+  --config FILE          configuration file
+  --iface IF             interface to serve [interface] (required)
+  --mode native|generic|auto
+                         XDP attach mode [attachMode] (default auto: native,
+                         else generic, with the reason logged; on a veth auto
+                         takes generic, since native XDP_TX there needs an XDP
+                         program on the peer)
+  --port N               UDP port clients send requests to [port] (default 7400)
+  --group ID:ADDR:PORT   group id (0-255), IPv4 multicast address and UDP port
+                         at the receivers [groups[].id, .multicast]; repeat for
+                         several groups; replaces the file's groups
+  --member GROUP:RID:ADDR:PORT
+                         replica RID of GROUP sends its ACKs from ADDR:PORT and
+                         gets retransmissions at ADDR and the group's port
+                         [groups[].members]; RIDs are 0..n-1, n at most ${XSEQ_MAX_REPLICAS};
+                         replica 0 leads view 0; replaces that group's members
+                         from the file
+  --quorum GROUP:Q       ACKs that certify a request of GROUP, the leader's
+                         included [groups[].quorum] (default a majority)
+  --sequencer-id N       stamped on every message [sequencerId] (default 1)
+  --session N            session of the groups of a data path this run
+                         creates, instead of the next from sessions.json
+                         [session]; replicas take a repeated session for the
+                         old data path, so only for tests and migrations
+  --window N             slots per group window, a power of two 2..1048576
+                         [window.slots] (default 1024)
+  --windows N            windows, one per group with members [window.windows]
+                         (default 4)
+  --max-result BYTES     largest leader result in a REPLY, 0..${XSEQ_RESULT_CAP}
+                         [window.maxResult] (default ${XSEQ_RESULT_CAP})
+  --policy backpressure|overwrite
+                         a request whose window slot is still unacked is
+                         dropped (backpressure, the client retries) or
+                         overwrites it [window.policy] (default backpressure)
+  --rto-ms MS            re-send to members that did not ack after MS, then
+                         2x, 4x ... [retransmit.timeoutMs] (default 20)
+  --retries N            re-sends per request, 0..100 [retransmit.retries]
+                         (default 5)
+  --repair-port PORT     UDP port of the repair service, 0 = off [repair.port]
+                         (default 7401)
+  --metrics-listen ADDR:PORT
+                         Prometheus /metrics and /healthz, "" = off
+                         [metrics.listen] (default 127.0.0.1:9464)
+  --stats-interval MS    how often to log counters, 0 = only at exit
+                         [statsIntervalMs] (default 10000)
+  --log-level LEVEL      fatal|error|warn|info|debug [log.level] (default info)
+  --bpffs DIR            BPF filesystem for the pins [bpffs] (default
+                         ${DEFAULT_BPFFS}; mounted there if it is not)
+  --state-dir DIR        sessions.json and the agent's lock [stateDir]
+                         (default ${DEFAULT_STATE_DIR})
+  --replace              re-create the data path instead of adopting it or
+                         refusing stale pins: new sessions, seq from 1 (also
+                         how a new build of the program takes over); never
+                         removes another program's XDP attachment
+  --detach-on-exit       on SIGINT/SIGTERM detach and remove the pins instead
+                         of leaving the data path stamping
+  -h, --help             this text
+
+Exit status: 0 after a signal; 2 for a bad command line or configuration;
+3 when it refuses what it found (EPIN_STALE, EPIN_CONFIG, EXDP_FOREIGN: a
+restart cannot fix these); 1 for anything else (EAGENT_RUNNING, EBPF_*...).
+Errors are one "xseq-agent: CODE: message" on stderr.
+Needs root (or CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN to mount bpffs) and
+bpf/build/sequencer.bpf.o (make -C bpf).`;
+
+const LOCATION_HELP = `  --config FILE          read bpffs, stateDir and interface from FILE (default
+                         ${DEFAULT_CONFIG_PATH} when it exists, or $${ENV_CONFIG_FILE})
+  --bpffs DIR            BPF filesystem of the pins (default ${DEFAULT_BPFFS})
+  --state-dir DIR        where sessions.json and agent locks are (default
+                         ${DEFAULT_STATE_DIR})`;
+
+export const STATUS_HELP = `Usage: xseq-agent status [--iface IF | --all] [--json] [options]
+
+Reads the pinned data paths under <bpffs>/xseq/ and the interfaces in this
+network namespace, whether an agent runs or not, and prints for each: the
+verdict (attached, stale with what is wrong and the fix, or none), the XDP
+program on the interface (mode, program id, link id), the pins, whether an
+agent runs it (pid), the program's load config (port, window, policy), every
+group (session, last seq, multicast, members, quorum, window), the kernel
+counters, and the sessions recorded in <stateDir>/sessions.json. Changes
+nothing.
+
+Options:
+  --iface IF             only this interface (default: the configured
+                         interface, if a config file names one, else all)
+  --all                  every interface with a pin directory
+  --json                 one JSON document instead of text
+${LOCATION_HELP}
+  -h, --help             this text
+
+Exit status: 0 when every data path shown is attached and ours (or nothing is
+pinned with --all), 1 when one is stale or another program is attached, 3
+when the interface asked for has no data path, 2 for a bad command line.`;
+
+export const DETACH_HELP = `Usage: xseq-agent detach --iface IF [options]
+
+Removes the data path of IF: detaches its pinned XDP link (stamping stops at
+once) and removes every pin the agent creates under <bpffs>/xseq/IF/ (the
+maps and the link), then that directory and <bpffs>/xseq/ if they are left
+empty. Touches nothing else: another program's XDP attachment, other names in
+the directory, and <stateDir>/sessions.json stay (the next data path takes a
+new session). Says what it removed; with nothing to remove it says so and
+exits 0, so it can be repeated.
+
+Refuses while an agent runs the data path (its lock in <stateDir>/run/):
+stop the agent first, or pass --force.
+
+Options:
+  --iface IF             interface whose data path to remove (or interface
+                         from --config)
+  --force                detach even while an agent runs it
+${LOCATION_HELP}
+  -h, --help             this text`;
