@@ -10,7 +10,9 @@ import { agentSandbox, type AgentSandbox } from './helpers/agent-sandbox.ts';
 import { describePrivileged } from './helpers/privileged.ts';
 
 const root = join(import.meta.dirname, '..');
-const TSX = join(root, 'node_modules', '.bin', 'tsx');
+// node --import tsx, not the tsx command: under load tsx kills its child
+// 30 ms after forwarding SIGTERM, and the agent's clean exit turns into 143.
+const TS = ['--import', 'tsx'];
 const AGENT = join(root, 'agent', 'cli.ts');
 const GROUP_ADDR = '239.7.7.1';
 const GROUP_PORT = 7500;
@@ -45,18 +47,18 @@ function agentFlags(): string[] {
 
 async function runScenario(mode: XdpMode, senders: { cpu: number; count: number; clientId: number }[]) {
   const t = (topo = await Topology.create({ receivers: 3, clients: senders.length, mode }));
-  const agent = t.spawn('seq', TSX, [AGENT, 'run', '--iface', t.ifname('seq'), '--mode', mode, '--group', `1:${GROUP_ADDR}:${GROUP_PORT}`, '--session', '9', '--sequencer-id', '2', '--stats-interval', '0', ...agentFlags()], { env: box!.env });
+  const agent = t.spawn('seq', process.execPath, [...TS, AGENT, 'run', '--iface', t.ifname('seq'), '--mode', mode, '--group', `1:${GROUP_ADDR}:${GROUP_PORT}`, '--session', '9', '--sequencer-id', '2', '--stats-interval', '0', ...agentFlags()], { env: box!.env });
   await agent.waitForLine(/"event":"ready"/, 20_000);
 
   const total = senders.reduce((s, x) => s + x.count, 0);
   const receivers = ['r1', 'r2', 'r3'].map((r) =>
-    t.spawn(r, TSX, [join(root, 'tools/receiver.ts'), '--group', GROUP_ADDR, '--port', String(GROUP_PORT), '--iface-addr', t.ip(r), '--expect', String(total), '--idle-ms', '3000', '--max-ms', '45000']),
+    t.spawn(r, process.execPath, [...TS, join(root, 'tools/receiver.ts'), '--group', GROUP_ADDR, '--port', String(GROUP_PORT), '--iface-addr', t.ip(r), '--expect', String(total), '--idle-ms', '3000', '--max-ms', '45000']),
   );
   await Promise.all(receivers.map((r) => r.waitForLine(/listening/, 20_000)));
 
   const clientRoles = senders.map((_, i) => (i === 0 ? 'cli' : `cli${i + 1}`));
   const sends = senders.map((s, i) =>
-    t.spawn(clientRoles[i]!, 'taskset', ['-c', String(s.cpu), TSX, join(root, 'tools/sender.ts'), '--dst', t.ip('seq'), '--count', String(s.count), '--rate', '4000', '--client-id', String(s.clientId), '--max-ms', '30000']),
+    t.spawn(clientRoles[i]!, 'taskset', ['-c', String(s.cpu), process.execPath, ...TS, join(root, 'tools/sender.ts'), '--dst', t.ip('seq'), '--count', String(s.count), '--rate', '4000', '--client-id', String(s.clientId), '--max-ms', '30000']),
   );
   const sent = await Promise.all(sends.map(async (p) => JSON.parse(await p.waitForLine(/"sent"/, 40_000)) as { sent: number }));
   expect(sent.map((s) => s.sent)).toEqual(senders.map((s) => s.count));
@@ -100,7 +102,7 @@ describePrivileged('the sequencer on real packets in network namespaces', () => 
 
   it('the host stays reachable: ICMP and non-xseq UDP pass through the attached program', async () => {
     const t = (topo = await Topology.create({ receivers: 1, mode: 'native' }));
-    const agent = t.spawn('seq', TSX, [AGENT, 'run', '--iface', t.ifname('seq'), '--mode', 'native', '--group', `1:${GROUP_ADDR}:${GROUP_PORT}`, '--stats-interval', '0', ...agentFlags()], { env: box!.env });
+    const agent = t.spawn('seq', process.execPath, [...TS, AGENT, 'run', '--iface', t.ifname('seq'), '--mode', 'native', '--group', `1:${GROUP_ADDR}:${GROUP_PORT}`, '--stats-interval', '0', ...agentFlags()], { env: box!.env });
     await agent.waitForLine(/"event":"ready"/, 20_000);
     expect(t.exec('cli', 'ping', ['-c', '3', '-i', '0.2', '-W', '2', t.ip('seq')])).toMatch(/3 received/);
     const server = t.spawn('seq', process.execPath, ['-e', `const s=require('dgram').createSocket('udp4');s.on('message',m=>{console.log('got '+m);process.exit(0)});s.bind(9999,()=>console.log('bound'))`]);
