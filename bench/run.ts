@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { runP1 } from './p1.ts';
 import type { BenchRow } from './row.ts';
 
-const HELP = `Usage: npm run bench [-- --only P1,P2] [--quick]
+const HELP = `Usage: npm run bench [-- --only P1,P2,P3b] [--quick]
 
 Runs the benchmarks and writes bench/results.json, an array of
 {id, name, unit, xseq, baseline, baselineName, ratio, goal}; ratio is
@@ -14,6 +14,12 @@ xseq / baseline. Rows:
   P1, P1s  sequencer ns/packet under BPF_PROG_TEST_RUN vs a bare MAC-swap XDP_TX
   P2, P2b  highest zero-loss sequenced rate through the namespace topology,
            XDP sequencer vs a C recvmmsg/sendmmsg sequencer and a Node dgram one
+  P2s, P2sb the same kinds' capacity with the sequencer as the bottleneck: one
+           veth, an XDP live-frames generator, counted in XDP (runs with P2,
+           or alone with --only P2S)
+  P3b, P3b-p50, P3b-p99, P3b-cpu
+           closed-loop clients, 3 replicas: one in-kernel REPLY per request vs
+           the replicas' ACKs counted by the client (req/s, latency, client CPU)
 --quick uses fewer repetitions (a smoke run, not numbers to report).`;
 
 const { values: v } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
@@ -38,6 +44,16 @@ if (want('P2')) {
   const { runP2 } = await import('./p2.ts');
   log('P2: zero-loss rate through the namespace topology');
   rows.push(...(await runP2({ quick: Boolean(v.quick), log })));
+}
+if (want('P2') || want('P2S')) {
+  const { runP2s } = await import('./p2s.ts');
+  log('P2s: sequencer capacity, the sequencer as the bottleneck (bench/README.md)');
+  rows.push(...(await runP2s({ quick: Boolean(v.quick), log })));
+}
+if (want('P3B')) {
+  const { runP3b } = await import('./p3b.ts');
+  log('P3b: in-kernel ACK aggregation vs the client counting the quorum');
+  rows.push(...(await runP3b({ quick: Boolean(v.quick), log })));
 }
 
 const out = join(import.meta.dirname, 'results.json');

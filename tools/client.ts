@@ -23,11 +23,12 @@
  * leader's result. With --member, an ACK counts only from that replica's
  * ADDR:PORT, the check the kernel makes.
  *
- * A request not answered after --timeout-ms counts as missing and its place
- * in the window goes to a new one (nothing is ever re-sent: a re-sent
- * request would be a second request with a new seq). After the last send
- * the client waits for the outstanding answers and --linger-ms more for
- * duplicates, then prints one JSON line (ClientSummary) and exits.
+ * A request not answered after --timeout-ms gives its place in the window
+ * to a new one; nothing is ever re-sent (a re-sent request would be a
+ * second request with a new seq). Its answer still counts if it comes
+ * (late), else it is missing. After the last send the client waits for the
+ * outstanding answers and --linger-ms more for late ones and duplicates,
+ * then prints one JSON line (ClientSummary) and exits.
  */
 import { createSocket } from 'node:dgram';
 import { resolve } from 'node:path';
@@ -48,7 +49,8 @@ export interface ClientSummary {
   missing: number;
   /** The first few of those request ids, for the failure message. */
   missingIds: number[];
-  /** Answers after the request had timed out (also in `replied`). */
+  /** Answers after the request had timed out (also in `replied` and in
+   * the latencies). */
   late: number;
   /** Answers whose result is not the leader's result for that request, or
    * that do not say they carry one. */
@@ -61,7 +63,8 @@ export interface ClientSummary {
   strangerAcks: number;
   extraAcks: number;
   sendErrors: number;
-  /** Latency of first answers after the warmup, microseconds. */
+  /** Latency of first answers to requests sent after the warmup,
+   * microseconds. */
   p50Us: number;
   p90Us: number;
   p99Us: number;
@@ -109,6 +112,8 @@ export function histQuantile(hists: Array<Array<[number, number]>>, q: number): 
 
 interface Pending {
   sentAt: number;
+  /** Past --timeout-ms: no longer in the window, but still answerable. */
+  timedOut: boolean;
   /** Quorum mode: bitmap of replicas that acked, and the leader's result. */
   acked: number;
   view: number;
@@ -190,11 +195,17 @@ function main(): void {
   }
 
   const sock = createSocket({ type: 'udp4', recvBufferSize: 8 << 20, sendBufferSize: 4 << 20 });
-  const pending = new Map<number, Pending>();
+  // Every request without an answer, timed out or not: a late REPLY, or a
+  // quorum completed by late ACKs, still counts (as late).
+  const unanswered = new Map<number, Pending>();
+  /** Unanswered requests not timed out: the closed loop's window. */
+  let inflight = 0;
+  // Ids in send order, and how far the timeout sweep has got.
+  const sendOrder: number[] = [];
+  let sweepAt = 0;
   // Answers per request id, indexed by id - firstId: exactly-once is
-  // checked over every request, not only those still pending.
+  // checked over every request, not only those still unanswered.
   const answers: number[] = [];
-  const timedOut = new Set<number>();
   const latUs: number[] = [];
   const s = { sent: 0, duplicates: 0, late: 0, wrongResult: 0, invalid: 0, strangerAcks: 0, extraAcks: 0, sendErrors: 0 };
   let replied = 0;
@@ -229,7 +240,9 @@ function main(): void {
     msg.writeBigUInt64BE(BigInt(id), 48);
     msg.writeUInt32BE(msg.length - XSEQ_HDR_LEN, 56);
     msg.write(tag, XSEQ_HDR_LEN, 'latin1');
-    pending.set(id, { sentAt: performance.now(), acked: 0, view: 0, result: undefined });
+    unanswered.set(id, { sentAt: performance.now(), timedOut: false, acked: 0, view: 0, result: undefined });
+    inflight++;
+    sendOrder.push(id);
     answers.push(0);
     s.sent++;
     sock.send(msg, port, seqAddr, onSent);
@@ -247,7 +260,7 @@ function main(): void {
   }
 
   function refill(): void {
-    while (pending.size < window && more()) sendOne();
+    while (inflight < window && more()) sendOne();
   }
 
   function answered(id: number, result: Buffer | undefined, resultFlag: boolean): void {
@@ -268,12 +281,12 @@ function main(): void {
     // A timed run's throughput ends with its sending: the tail that only
     // drains the last window would understate a closed loop's rate.
     if (now >= measureFrom && (durationMs === 0 || sending)) windowAnswers++;
-    const p = pending.get(id);
+    const p = unanswered.get(id);
     if (p) {
-      pending.delete(id);
+      unanswered.delete(id);
+      if (p.timedOut) s.late++;
+      else inflight--;
       if (p.sentAt >= measureFrom) latUs.push((now - p.sentAt) * 1000);
-    } else if (timedOut.has(id)) {
-      s.late++;
     }
     if (!paced) refill();
     maybeFinish();
@@ -309,7 +322,7 @@ function main(): void {
       s.strangerAcks++;
       return;
     }
-    const p = pending.get(id);
+    const p = unanswered.get(id);
     if (!p) {
       s.extraAcks++;
       return;
@@ -334,11 +347,12 @@ function main(): void {
 
   function sweep(): void {
     const now = performance.now();
-    // Map order is send order, so the expired ones are at the front.
-    for (const [id, p] of pending) {
+    for (; sweepAt < sendOrder.length; sweepAt++) {
+      const p = unanswered.get(sendOrder[sweepAt]!);
+      if (!p) continue;
       if (now - p.sentAt < timeoutMs) break;
-      pending.delete(id);
-      timedOut.add(id);
+      p.timedOut = true;
+      inflight--;
     }
     if (!paced) refill();
     maybeFinish();
@@ -347,7 +361,7 @@ function main(): void {
   let finished = false;
   let lingerTimer: NodeJS.Timeout | undefined;
   function maybeFinish(): void {
-    if (sending || pending.size > 0 || lingerTimer) return;
+    if (sending || inflight > 0 || lingerTimer) return;
     lingerTimer = setTimeout(finish, lingerMs);
   }
 
