@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { runP1 } from './p1.ts';
 import type { BenchRow } from './row.ts';
 
-const HELP = `Usage: npm run bench [-- --only P1,P2,P3b] [--quick]
+const HELP = `Usage: npm run bench [-- --only P1,P2,P3b,P3] [--quick]
 
 Runs the benchmarks and writes bench/results.json, an array of
 {id, name, unit, xseq, baseline, baselineName, ratio, goal}; ratio is
@@ -20,6 +20,9 @@ xseq / baseline. Rows:
   P3b, P3b-p50, P3b-p99, P3b-cpu
            closed-loop clients, 3 replicas: one in-kernel REPLY per request vs
            the replicas' ACKs counted by the client (req/s, latency, client CPU)
+  P3, P3c, P3c-p99
+           the KV store (examples/kv) on 3 replicas vs the same KV as one
+           unreplicated server: ops/s and commit latency p50/p99
 --quick uses fewer repetitions (a smoke run, not numbers to report).`;
 
 const { values: v } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
@@ -54,6 +57,11 @@ if (want('P3B')) {
   const { runP3b } = await import('./p3b.ts');
   log('P3b: in-kernel ACK aggregation vs the client counting the quorum');
   rows.push(...(await runP3b({ quick: Boolean(v.quick), log })));
+}
+if (want('P3')) {
+  const { runP3 } = await import('./p3.ts');
+  log('P3: the KV store replicated vs unreplicated');
+  rows.push(...(await runP3({ quick: Boolean(v.quick), log })));
 }
 
 const out = join(import.meta.dirname, 'results.json');

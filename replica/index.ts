@@ -8,3 +8,4 @@ export { Replica, type ReplicaOptions, type ReplicaStatus } from './replica.ts';
 export { Timer, type ClientTransport, type ReplicaTransport, type Scheduler, type TimerHandle } from './transport.ts';
 export { leaderOf, viewCmp, viewEq, viewJoin, viewLeq, type ViewId } from './view.ts';
 export * from './wire-map.ts';
+export * from './udp/index.ts';

@@ -1,0 +1,136 @@
+// The KV client library: get / put / compare-and-set over the replica
+// group, each answered once a quorum including the leader holds it (the
+// sequencer's single REPLY). A KvClient holds `lanes` client cores on one
+// socket; each core has one request in flight (the replicas' at-most-once
+// table remembers one request id per client), so lanes are the client's
+// concurrency. Ops of one lane execute in the order they were issued.
+import { randomBytes } from 'node:crypto';
+import { Client, ClientError, type Certificate } from '../../replica/index.ts';
+import { type HostPort, RealTimeScheduler, UdpClientTransport } from '../../replica/udp/index.ts';
+import { decodeResult, encodeOp, type Op, type Result } from './ops.ts';
+
+export interface KvClientOptions {
+  /** The sequencer host's xseq port, or an unreplicated server (unreplicated.ts). */
+  sequencer: HostPort;
+  groupId: number;
+  /** Local address to send from (default any). */
+  bindAddress?: string;
+  /** Client cores (default 1). */
+  lanes?: number;
+  /** Re-send a request after this long without an answer (default 200 ms). */
+  retryMs?: number;
+  /** Fail a request with ETIMEDOUT after this long (default 10 s). */
+  timeoutMs?: number;
+}
+
+export interface Answer {
+  readonly result: Result;
+  /** Where the op sits in the total order: (session, seq) and the leader's view. */
+  readonly cert: Certificate | null;
+}
+
+/** A random non-zero 63-bit id: the replicas' client table is keyed by it, and a
+ * restarted client must not come back as a client whose request ids it reuses. */
+function randomClientId(): bigint {
+  const id = randomBytes(8).readBigUInt64BE(0) >> 1n;
+  return id === 0n ? 1n : id;
+}
+
+export class KvClient {
+  readonly clientIds: readonly bigint[];
+  private readonly cores: Client[];
+
+  private constructor(
+    private readonly transport: UdpClientTransport,
+    o: KvClientOptions,
+  ) {
+    const scheduler = new RealTimeScheduler();
+    this.cores = Array.from({ length: o.lanes ?? 1 }, () => {
+      const c = new Client({
+        clientId: randomClientId(),
+        n: 1, // unused with aggregation: the sequencer counts the quorum
+        transport,
+        scheduler,
+        aggregated: true,
+        retryUs: (o.retryMs ?? 200) * 1000,
+        deadlineUs: (o.timeoutMs ?? 10_000) * 1000,
+      });
+      transport.register(c);
+      return c;
+    });
+    this.clientIds = this.cores.map((c) => c.clientId);
+  }
+
+  static async open(o: KvClientOptions): Promise<KvClient> {
+    const lanes = o.lanes ?? 1;
+    if (!Number.isInteger(lanes) || lanes < 1) throw new RangeError(`lanes=${lanes} must be a positive integer`);
+    const t = await UdpClientTransport.open({ sequencer: o.sequencer, groupId: o.groupId, ...(o.bindAddress ? { bindAddress: o.bindAddress } : {}) });
+    return new KvClient(t, o);
+  }
+
+  get lanes(): number {
+    return this.cores.length;
+  }
+
+  /** Runs op on `lane` (default: the least busy). Rejects with ClientError ETIMEDOUT or ECLOSED. */
+  execute(op: Op, lane?: number): Promise<Answer> {
+    const core = lane === undefined ? this.leastBusy() : this.cores[lane];
+    if (!core) return Promise.reject(new RangeError(`lane ${lane} of ${this.cores.length}`));
+    const bytes = encodeOp(op);
+    return new Promise((resolve, reject) =>
+      core.submit(bytes, (err, result, cert) => {
+        if (err) return reject(err);
+        try {
+          resolve({ result: decodeResult(result!), cert });
+        } catch (e) {
+          reject(e as Error);
+        }
+      }),
+    );
+  }
+
+  async get(key: string | Uint8Array, lane?: number): Promise<Uint8Array | null> {
+    const r = (await this.execute({ kind: 'get', key: bytes(key) }, lane)).result;
+    if (r.status === 'found') return r.value;
+    if (r.status === 'not-found') return null;
+    throw new Error(`get: unexpected result ${r.status}`);
+  }
+
+  async put(key: string | Uint8Array, value: string | Uint8Array, lane?: number): Promise<Certificate | null> {
+    const a = await this.execute({ kind: 'put', key: bytes(key), value: bytes(value) }, lane);
+    if (a.result.status !== 'ok') throw new Error(`put: unexpected result ${a.result.status}`);
+    return a.cert;
+  }
+
+  /** Sets value if the key holds `expected` (null: if the key is absent). */
+  async cas(key: string | Uint8Array, expected: string | Uint8Array | null, value: string | Uint8Array, lane?: number): Promise<{ swapped: boolean; current: Uint8Array | null }> {
+    const a = await this.execute({ kind: 'cas', key: bytes(key), expected: expected === null ? null : bytes(expected), value: bytes(value) }, lane);
+    if (a.result.status === 'ok') return { swapped: true, current: bytes(value) };
+    if (a.result.status === 'mismatch') return { swapped: false, current: a.result.current };
+    throw new Error(`cas: unexpected result ${a.result.status}`);
+  }
+
+  counters() {
+    return this.transport.counters();
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.cores) {
+      c.close();
+      this.transport.unregister(c);
+    }
+    await this.transport.close();
+  }
+
+  private leastBusy(): Client {
+    let best = this.cores[0]!;
+    for (const c of this.cores) if (c.pending < best.pending) best = c;
+    return best;
+  }
+}
+
+export function bytes(s: string | Uint8Array): Uint8Array {
+  return typeof s === 'string' ? new Uint8Array(Buffer.from(s, 'utf8')) : s;
+}
+
+export { ClientError };

@@ -1,0 +1,225 @@
+// Configuration of a KV replica process: a JSON file (--config), then
+// flags over it. Every mistake is reported with the field it is in.
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { parse as parseYaml } from 'yaml';
+import { DEFAULT_CONFIG, type ReplicaConfig } from '../../replica/index.ts';
+import { type HostPort, isIpv4, parseHostPort, parseIdHostPort } from '../../replica/udp/index.ts';
+
+export const USAGE = `Usage: tsx examples/kv/replica.ts [--config FILE] [options]
+
+A KV store replica: NOPaxos over the xseq sequencer (multicast in, ACKs to
+the sequencer host, repair from the agent) and TCP to its peers.
+
+  --config FILE          YAML (or JSON) with the fields in brackets below;
+                         flags win
+  --group ID:ADDR:PORT   group id, multicast address, UDP port [group]
+  --id R                 this replica's id, 0..n-1 [id]
+  --member ADDR:PORT     the member address and ACK port the agent has for
+                         this id (--member G:R:ADDR:PORT there) [member]
+  --peer ID:ADDR:PORT    slow-path (TCP) address of every replica, this one
+                         included; repeat; n = how many [peers]
+  --sequencer ADDR[:PORT] the sequencer host (default port 7400) [sequencer]
+  --repair ADDR:PORT|none the agent's repair service (default sequencer
+                         address, port 7401) [repair]
+  --session N            the group's session at creation (default 0: the
+                         first traffic moves the replicas to the real one)
+                         [session]
+  --recover              start by recovering from the peers (a restart
+                         after a crash: memory is gone) [recover]
+  --state-dir DIR        remember in DIR that this replica has run, so a
+                         later start recovers by itself [stateDir]
+  --log-dump FILE        write the committed log (JSON) here on SIGUSR2 and
+                         at exit [logDump]
+  --stats-interval MS    log counters every MS (default 0: at exit only)
+                         [statsIntervalMs]
+  --protocol JSON        replica timeouts over the defaults (replica/config.ts,
+                         with leaderTimeoutUs 500000, gapFindRetryUs and
+                         gapCommitRetryUs 10000, viewChangeRetryUs 100000,
+                         stateRetryUs 200000), e.g.
+                         '{"leaderTimeoutUs":300000}' [protocol]
+  -h, --help             this text`;
+
+/**
+ * Where the KV replica departs from the core's DEFAULT_CONFIG. Those suit
+ * the simulation's ideal processes; real ones stall (GC, a busy machine,
+ * a restarting neighbour compiling TypeScript), and a 100 ms leader timeout
+ * then starts view changes for leaders that are alive. View changes and
+ * state transfers carry whole logs and checkpoints over TCP, so their
+ * retries are spaced out further than the small fast-path ones.
+ */
+export const KV_PROTOCOL_DEFAULTS: Partial<ReplicaConfig> = {
+  leaderTimeoutUs: 500_000,
+  // Over TCP a message is lost only with its connection: re-asking the
+  // leader every 2 ms buys nothing, and each GAP_FIND for a slot the
+  // leader already truncated is answered with its whole state.
+  gapFindRetryUs: 10_000,
+  gapCommitRetryUs: 10_000,
+  viewChangeRetryUs: 100_000,
+  stateRetryUs: 200_000,
+};
+
+export interface KvReplicaConfig {
+  groupId: number;
+  group: HostPort;
+  id: number;
+  member: HostPort;
+  peers: HostPort[];
+  sequencer: HostPort;
+  repair: HostPort | null;
+  session: number;
+  recover: boolean;
+  stateDir: string | null;
+  logDump: string | null;
+  statsIntervalMs: number;
+  protocol: Partial<ReplicaConfig>;
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+type Raw = Record<string, unknown>;
+
+function int(v: unknown, field: string, min: number, max: number): number {
+  const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${field}: ${JSON.stringify(v)} is not an integer in ${min}..${max}`);
+  return n;
+}
+
+function str(v: unknown, field: string): string {
+  if (typeof v !== 'string' || v === '') throw new ConfigError(`${field}: expected a string, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function wrap<T>(field: string, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    throw e instanceof ConfigError ? e : new ConfigError(`${field}: ${(e as Error).message}`);
+  }
+}
+
+function parseGroup(v: unknown): { groupId: number; group: HostPort } {
+  const s = str(v, 'group');
+  const [id, addr] = wrap('group', () => parseIdHostPort(s, 'group'));
+  const first = Number(addr.host.split('.')[0]);
+  if (first < 224 || first > 239) throw new ConfigError(`group: ${addr.host} is not an IPv4 multicast address`);
+  return { groupId: id, group: addr };
+}
+
+function parsePeers(v: unknown): HostPort[] {
+  const list: string[] = Array.isArray(v) ? v.map((x, i) => str(x, `peers[${i}]`)) : typeof v === 'object' && v ? Object.entries(v).map(([k, x]) => `${k}:${str(x, `peers.${k}`)}`) : [];
+  if (!list.length) throw new ConfigError('peers: give every replica\'s slow-path address (--peer ID:ADDR:PORT, this one included)');
+  const byId = new Map<number, HostPort>();
+  for (const s of list) {
+    const [id, a] = wrap('peers', () => parseIdHostPort(s, 'peer'));
+    if (byId.has(id)) throw new ConfigError(`peers: replica ${id} given twice`);
+    byId.set(id, a);
+  }
+  const n = byId.size;
+  const out: HostPort[] = [];
+  for (let i = 0; i < n; i++) {
+    const a = byId.get(i);
+    if (!a) throw new ConfigError(`peers: ids must be 0..${n - 1}, replica ${i} is missing`);
+    out.push(a);
+  }
+  if (n % 2 === 0) throw new ConfigError(`peers: ${n} replicas; a group has an odd number (2f+1)`);
+  return out;
+}
+
+function parseProtocol(v: unknown): Partial<ReplicaConfig> {
+  const o: unknown = typeof v === 'string' ? wrap('protocol', () => JSON.parse(v) as unknown) : v;
+  if (o === undefined) return {};
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new ConfigError('protocol: expected an object of replica timeouts');
+  const out: Record<string, number> = {};
+  for (const [k, x] of Object.entries(o)) {
+    if (!(k in DEFAULT_CONFIG)) throw new ConfigError(`protocol.${k}: unknown; known: ${Object.keys(DEFAULT_CONFIG).join(', ')}`);
+    if (typeof x !== 'number' || !(x > 0)) throw new ConfigError(`protocol.${k}: ${JSON.stringify(x)} is not a positive number`);
+    out[k] = x;
+  }
+  return out as Partial<ReplicaConfig>;
+}
+
+/** Returns null for --help. Throws ConfigError for anything wrong. */
+export function parseReplicaArgs(argv: string[]): KvReplicaConfig | null {
+  let v: Record<string, string | boolean | string[] | undefined>;
+  try {
+    v = parseArgs({
+      args: argv,
+      strict: true,
+      options: {
+        config: { type: 'string' },
+        group: { type: 'string' },
+        id: { type: 'string' },
+        member: { type: 'string' },
+        peer: { type: 'string', multiple: true },
+        sequencer: { type: 'string' },
+        repair: { type: 'string' },
+        session: { type: 'string' },
+        recover: { type: 'boolean' },
+        'state-dir': { type: 'string' },
+        'log-dump': { type: 'string' },
+        'stats-interval': { type: 'string' },
+        protocol: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }).values;
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
+  }
+  if (v.help) return null;
+  let raw: Raw = {};
+  if (typeof v.config === 'string') {
+    const file = v.config;
+    try {
+      // YAML 1.2 is a superset of JSON: one parser takes both.
+      raw = parseYaml(readFileSync(file, 'utf8')) as Raw;
+    } catch (e) {
+      throw new ConfigError(`--config ${file}: ${(e as Error).message}`);
+    }
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ConfigError(`--config ${file}: expected a mapping of the fields in --help`);
+  }
+  const flag = (name: string, field: string) => {
+    if (v[name] !== undefined) raw[field] = v[name];
+  };
+  flag('group', 'group');
+  flag('id', 'id');
+  flag('member', 'member');
+  flag('peer', 'peers');
+  flag('sequencer', 'sequencer');
+  flag('repair', 'repair');
+  flag('session', 'session');
+  flag('recover', 'recover');
+  flag('state-dir', 'stateDir');
+  flag('log-dump', 'logDump');
+  flag('stats-interval', 'statsIntervalMs');
+  flag('protocol', 'protocol');
+
+  for (const f of ['group', 'id', 'member', 'peers', 'sequencer']) {
+    if (raw[f] === undefined) throw new ConfigError(`${f}: required (see --help)`);
+  }
+  const { groupId, group } = parseGroup(raw['group']);
+  const peers = parsePeers(raw['peers']);
+  const id = int(raw['id'], 'id', 0, peers.length - 1);
+  const member = wrap('member', () => parseHostPort(str(raw['member'], 'member'), 'member'));
+  const sequencer = wrap('sequencer', () => parseHostPort(str(raw['sequencer'], 'sequencer'), 'sequencer', 7400));
+  const repairRaw = raw['repair'] ?? `${sequencer.host}:7401`;
+  const repair = repairRaw === 'none' ? null : wrap('repair', () => parseHostPort(str(repairRaw, 'repair'), 'repair'));
+  if (!isIpv4(peers[id]!.host)) throw new ConfigError(`peers: ${peers[id]!.host} is not an IPv4 address`);
+  return {
+    groupId,
+    group,
+    id,
+    member,
+    peers,
+    sequencer,
+    repair,
+    session: raw['session'] === undefined ? 0 : int(raw['session'], 'session', 0, 0xffffffff),
+    recover: raw['recover'] === true,
+    stateDir: raw['stateDir'] === undefined ? null : str(raw['stateDir'], 'stateDir'),
+    logDump: raw['logDump'] === undefined ? null : str(raw['logDump'], 'logDump'),
+    statsIntervalMs: raw['statsIntervalMs'] === undefined ? 0 : int(raw['statsIntervalMs'], 'statsIntervalMs', 0, 3_600_000),
+    protocol: { ...KV_PROTOCOL_DEFAULTS, ...parseProtocol(raw['protocol']) },
+  };
+}

@@ -1,0 +1,165 @@
+/**
+ * A KV store replica process: the NOPaxos replica core with the KV store as
+ * its application, on the real transport (replica/udp). Options: --help,
+ * or replica-config.ts.
+ *
+ * stdout, one JSON object per line:
+ *   {"event":"listening", ...}  sockets bound, replica running (recovering
+ *                               first if --recover or --state-dir says so)
+ *   {"event":"status", ...}     on every change of status or view
+ *   {"event":"stats", ...}      every --stats-interval
+ *   {"event":"dumped", ...}     the committed log was written (--log-dump)
+ *   {"event":"stopped", ...}    on SIGTERM/SIGINT, with the counters
+ */
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { leaderOf, Replica, type ReplicaTransport } from '../../replica/index.ts';
+import { formatHostPort, randomRecoverNonce, RealTimeScheduler, UdpReplicaTransport } from '../../replica/udp/index.ts';
+import { CommittedLog } from './committed-log.ts';
+import { ConfigError, type KvReplicaConfig, parseReplicaArgs, USAGE } from './replica-config.ts';
+import { MAX_RESULT } from './ops.ts';
+import { KvStore } from './store.ts';
+
+function out(o: object): void {
+  process.stdout.write(JSON.stringify(o) + '\n');
+}
+
+/** The marker that makes every later start of this replica a recovery. */
+function markerPath(c: KvReplicaConfig): string | null {
+  return c.stateDir ? join(c.stateDir, `kv-replica-g${c.groupId}-r${c.id}.json`) : null;
+}
+
+async function main(): Promise<void> {
+  let cfg: KvReplicaConfig | null;
+  try {
+    cfg = parseReplicaArgs(process.argv.slice(2));
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    console.error(`kv-replica: ${e.message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  if (!cfg) {
+    console.log(USAGE);
+    return;
+  }
+  const c = cfg;
+  const marker = markerPath(c);
+  // No disk holds the log: a process that ran before under this identity
+  // has lost what it acknowledged, and must not act before its peers
+  // filled it in again.
+  const recover = c.recover || (marker !== null && existsSync(marker));
+
+  const transport = await UdpReplicaTransport.open({
+    groupId: c.groupId,
+    group: c.group,
+    member: c.member,
+    sequencer: c.sequencer,
+    repair: c.repair,
+    self: c.id,
+    peers: c.peers,
+    // Followers' ACKs as long as the longest KV result, so the sequencer
+    // never has to grow one into a REPLY (UdpReplicaOptions.ackPadding).
+    ackPadding: MAX_RESULT,
+  });
+  const store = new KvStore();
+  // Set once constructed: the constructor already sends (a recovering
+  // replica asks its peers) and starts timers, through the two closures below.
+  let replica: Replica | undefined;
+  let acksWhileRecovering = 0;
+  // The core promises no ACK before recovery completes; count any, so a
+  // broken promise shows in the stopped line instead of passing unseen.
+  const guarded: ReplicaTransport = {
+    sendToReplica: (to, m) => transport.sendToReplica(to, m),
+    sendAck: (m) => {
+      if (replica?.status === 'recovering') acksWhileRecovering++;
+      transport.sendAck(m);
+    },
+    sendRepairRequest: (m) => transport.sendRepairRequest(m),
+  };
+
+  let committedLog: CommittedLog | null = null;
+  let last = { status: '', leaderNum: -1, session: -1 };
+  // When the leader last spoke to us: a status line says how long it had
+  // been quiet, which tells a leader timeout from a view change we joined.
+  let leaderHeardAt = Date.now();
+  const afterEvent = (): void => {
+    const r = replica;
+    if (!r) return;
+    committedLog?.catchUp();
+    if (r.status !== last.status || r.view.leaderNum !== last.leaderNum || r.view.session !== last.session) {
+      last = { status: r.status, leaderNum: r.view.leaderNum, session: r.view.session };
+      const t = Date.now();
+      out({ event: 'status', id: r.id, status: r.status, view: r.view, leader: r.amLeader(), committed: r.committed, executed: r.exec.executed, leaderQuietMs: t - leaderHeardAt, t });
+    }
+  };
+  const scheduler = new RealTimeScheduler(afterEvent);
+  const nonce = recover ? randomRecoverNonce() : undefined;
+  const r = new Replica({
+    id: c.id,
+    n: c.peers.length,
+    app: store,
+    transport: guarded,
+    scheduler,
+    config: c.protocol,
+    session: c.session,
+    ...(nonce !== undefined ? { recoverNonce: nonce } : {}),
+  });
+  replica = r;
+  if (c.logDump) committedLog = new CommittedLog(r);
+  transport.attach((m) => {
+    if ('from' in m && m.from === leaderOf(r.view, r.n)) leaderHeardAt = Date.now();
+    r.receive(m);
+  }, afterEvent);
+  if (marker) {
+    mkdirSync(c.stateDir!, { recursive: true });
+    writeFileSync(marker, JSON.stringify({ group: c.groupId, id: c.id, startedAt: new Date().toISOString(), pid: process.pid }) + '\n');
+  }
+  out({
+    event: 'listening',
+    id: c.id,
+    n: c.peers.length,
+    group: `${c.groupId}:${formatHostPort(c.group)}`,
+    member: formatHostPort(c.member),
+    peer: formatHostPort(c.peers[c.id]!),
+    recovering: recover,
+    pid: process.pid,
+  });
+  afterEvent();
+
+  const dump = (): void => {
+    if (!c.logDump || !committedLog) return;
+    committedLog.catchUp();
+    const d = committedLog.dump(store.digest());
+    // Whole or not at all: a reader polling the file never sees half.
+    const tmp = `${c.logDump}.tmp${process.pid}`;
+    writeFileSync(tmp, JSON.stringify(d));
+    renameSync(tmp, c.logDump);
+    out({ event: 'dumped', path: c.logDump, committed: d.committed, executed: d.executed, entries: d.entries.length, gaps: d.gaps.length });
+  };
+  const stats = () => ({
+    id: c.id,
+    status: r.status,
+    view: r.view,
+    committed: r.committed,
+    executed: r.exec.executed,
+    keys: store.size,
+    acksWhileRecovering,
+    transport: transport.counters(),
+  });
+  if (c.statsIntervalMs > 0) setInterval(() => out({ event: 'stats', ...stats() }), c.statsIntervalMs).unref();
+  process.on('SIGUSR2', dump);
+  const stop = (signal: string) => async () => {
+    r.stop();
+    dump();
+    out({ event: 'stopped', signal, ...stats() });
+    await transport.close();
+    process.exit(0);
+  };
+  process.once('SIGTERM', stop('SIGTERM'));
+  process.once('SIGINT', stop('SIGINT'));
+}
+
+main().catch((e: unknown) => {
+  console.error(`kv-replica: ${(e as Error).stack ?? String(e)}`);
+  process.exit(1);
+});

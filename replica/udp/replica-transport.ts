@@ -1,0 +1,241 @@
+// ReplicaTransport on real sockets.
+//
+//   group socket  0.0.0.0:<group port>, joined to the group on the member's
+//                 interface address: the sequencer's multicast and the
+//                 agent's unicast retransmissions (member address : group
+//                 port) both land here.
+//   ACK socket    bound to exactly <member address>:<member port>, the
+//                 address the agent configured for this replica id (the
+//                 kernel drops ACKs from any other source as strangers),
+//                 and connected to the sequencer's xseq port: a connected
+//                 send skips the per-datagram address lookup of an
+//                 unconnected one, on the path every request takes.
+//   repair socket bound to the member address (the agent checks the
+//                 address, not the port) and connected to the agent's
+//                 repair service, so only the service's answers (re-sent
+//                 SEQUENCED, REPAIR_REPLY, ERROR) reach it.
+//   peer link     TCP between replicas for the slow path (peer-link.ts).
+import { createSocket, type Socket } from 'node:dgram';
+import { decodeMessage, HEADER_LAYOUT, MsgType, XSEQ_HDR_LEN, type XseqMessage } from '../../bpf/wire.ts';
+import type { AckMsg, PeerMsg, RepairRequestMsg, ReplicaInbound } from '../messages.ts';
+import type { ReplicaTransport } from '../transport.ts';
+import { ackToWire, repairErrorFromWire, repairReplyFromWire, repairRequestToWire, sequencedFromWire } from '../wire-map.ts';
+import type { HostPort } from './addr.ts';
+import { PeerLink, type PeerLinkCounters } from './peer-link.ts';
+
+export interface UdpReplicaOptions {
+  groupId: number;
+  /** The group's multicast address and the UDP port replicas receive on. */
+  group: HostPort;
+  /** The member address and ACK source port the agent was configured with. */
+  member: HostPort;
+  /** Where ACKs go: the sequencer host's xseq port. */
+  sequencer: HostPort;
+  /** The agent's repair service; null: no repair, gaps go to the leader at once. */
+  repair: HostPort | null;
+  /** This replica's id, and every replica's slow-path address by id. */
+  self: number;
+  peers: readonly HostPort[];
+  /** SO_RCVBUF of the group socket (default 8 MiB): bursts must not overflow it. */
+  recvBufferBytes?: number;
+  /**
+   * Zero bytes of payload on ACKs without a result (followers'), default 0.
+   * The aggregator rewrites the ACK that completes a quorum into the REPLY
+   * in place; when that is a follower's empty ACK it must grow the packet
+   * by the leader's result, and on veth in native XDP mode that growth
+   * fails for some packets: the REPLY is lost and the request waits for the
+   * client's retry (replica/README.md, "The UDP transport"). Padding to the
+   * application's largest result turns the growth into a shrink. The
+   * kernel ignores a follower's payload (no XSEQ_F_RESULT).
+   */
+  ackPadding?: number;
+}
+
+export interface UdpReplicaCounters {
+  sequenced: number;
+  retransmits: number;
+  acks: number;
+  repairRequests: number;
+  repairReplies: number;
+  repairErrors: number;
+  /** Datagrams that are not for us: other groups, FLUSH, malformed. */
+  ignored: number;
+  sendErrors: number;
+  peer: PeerLinkCounters;
+}
+
+type Receiver = (m: ReplicaInbound) => void;
+
+/** A follower's ACK with `pad` zero bytes of payload (see ackPadding). */
+function paddedAck(msg: AckMsg, groupId: number, pad: number): Buffer {
+  const bare = ackToWire(msg, { groupId });
+  const out = Buffer.alloc(XSEQ_HDR_LEN + pad);
+  bare.copy(out, 0, 0, XSEQ_HDR_LEN);
+  out.writeUInt32BE(pad, PAYLOAD_LEN_OFFSET);
+  return out;
+}
+const PAYLOAD_LEN_OFFSET = HEADER_LAYOUT.find((f) => f.c === 'payload_len')!.offset;
+
+function bind(sock: Socket, port: number, address: string | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    sock.once('error', reject);
+    sock.bind({ port, ...(address ? { address } : {}), exclusive: false }, () => {
+      sock.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+function connectTo(sock: Socket, to: HostPort): Promise<void> {
+  return new Promise((resolve, reject) => {
+    sock.once('error', reject);
+    sock.connect(to.port, to.host, () => {
+      sock.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+export class UdpReplicaTransport implements ReplicaTransport {
+  private receiver: Receiver | null = null;
+  private afterEvent: () => void = () => {};
+  private readonly c = { sequenced: 0, retransmits: 0, acks: 0, repairRequests: 0, repairReplies: 0, repairErrors: 0, ignored: 0, sendErrors: 0 };
+  private readonly onSent = (err: Error | null): void => {
+    if (err) this.c.sendErrors++;
+  };
+
+  private constructor(
+    private readonly o: UdpReplicaOptions,
+    private readonly groupSock: Socket,
+    private readonly ackSock: Socket,
+    private readonly repairSock: Socket | null,
+    private readonly link: PeerLink,
+  ) {}
+
+  /** Binds every socket; nothing is delivered until attach(). */
+  static async open(o: UdpReplicaOptions): Promise<UdpReplicaTransport> {
+    const groupSock = createSocket({ type: 'udp4', reuseAddr: true });
+    const ackSock = createSocket({ type: 'udp4', sendBufferSize: 4 << 20 });
+    const repairSock = o.repair ? createSocket({ type: 'udp4', recvBufferSize: 4 << 20 }) : null;
+    let link: PeerLink | undefined;
+    try {
+      await bind(groupSock, o.group.port, undefined);
+      groupSock.addMembership(o.group.host, o.member.host);
+      groupSock.setRecvBufferSize(o.recvBufferBytes ?? 8 << 20);
+      await bind(ackSock, o.member.port, o.member.host);
+      await connectTo(ackSock, o.sequencer);
+      if (repairSock) {
+        await bind(repairSock, 0, o.member.host);
+        await connectTo(repairSock, o.repair!);
+      }
+      let t: UdpReplicaTransport | undefined;
+      link = await PeerLink.listen({ self: o.self, groupId: o.groupId, peers: o.peers, onMessage: (m) => t?.deliver(m) });
+      t = new UdpReplicaTransport(o, groupSock, ackSock, repairSock, link);
+      groupSock.on('message', (b) => t.onGroupDatagram(b));
+      repairSock?.on('message', (b) => t.onRepairDatagram(b));
+      // ENOBUFS, or ICMP unreachable surfaced on a connected socket while
+      // the sequencer or the agent is gone: one lost datagram, which the
+      // protocol survives.
+      for (const s of [groupSock, ackSock, repairSock]) s?.on('error', () => t.c.sendErrors++);
+      // Nothing is sent to the ACK socket; drain it anyway.
+      ackSock.on('message', () => t.c.ignored++);
+      return t;
+    } catch (e) {
+      for (const s of [groupSock, ackSock, repairSock]) s?.close();
+      await link?.close();
+      throw e;
+    }
+  }
+
+  /** Starts delivering inbound messages to `receive`; `afterEvent` runs after each one. */
+  attach(receive: Receiver, afterEvent: () => void = () => {}): void {
+    this.receiver = receive;
+    this.afterEvent = afterEvent;
+  }
+
+  counters(): UdpReplicaCounters {
+    return { ...this.c, peer: this.link.counters() };
+  }
+
+  async close(): Promise<void> {
+    this.receiver = null;
+    this.groupSock.close();
+    this.ackSock.close();
+    this.repairSock?.close();
+    await this.link.close();
+  }
+
+  // ---- ReplicaTransport ----------------------------------------------------------
+
+  sendToReplica(to: number, msg: PeerMsg): void {
+    this.link.send(to, msg);
+  }
+
+  sendAck(msg: AckMsg): void {
+    this.c.acks++;
+    const pad = msg.result ? 0 : (this.o.ackPadding ?? 0);
+    this.ackSock.send(pad ? paddedAck(msg, this.o.groupId, pad) : ackToWire(msg, { groupId: this.o.groupId }), this.onSent);
+  }
+
+  sendRepairRequest(msg: RepairRequestMsg): void {
+    if (!this.repairSock) return;
+    this.c.repairRequests++;
+    this.repairSock.send(repairRequestToWire(msg, { groupId: this.o.groupId }), this.onSent);
+  }
+
+  // ---- inbound -------------------------------------------------------------------
+
+  private deliver(m: ReplicaInbound): void {
+    if (!this.receiver) return;
+    this.receiver(m);
+    this.afterEvent();
+  }
+
+  private decode(buf: Buffer): XseqMessage | null {
+    const d = decodeMessage(buf);
+    if (!d.ok || d.message.header.groupId !== this.o.groupId) {
+      this.c.ignored++;
+      return null;
+    }
+    return d.message;
+  }
+
+  private onSequenced(w: XseqMessage): void {
+    const m = sequencedFromWire(w);
+    if (!m) {
+      this.c.ignored++;
+      return;
+    }
+    this.c.sequenced++;
+    if (m.retransmit) this.c.retransmits++;
+    this.deliver(m);
+  }
+
+  private onGroupDatagram(buf: Buffer): void {
+    const w = this.decode(buf);
+    if (!w) return;
+    // FLUSH and anything else multicast to the group is not ours to act on.
+    if (w.header.type === MsgType.SEQUENCED) this.onSequenced(w);
+    else this.c.ignored++;
+  }
+
+  /** The socket is connected to the repair service: nobody else's datagrams get here. */
+  private onRepairDatagram(buf: Buffer): void {
+    const w = this.decode(buf);
+    if (!w) return;
+    const t = w.header.type;
+    if (t === MsgType.SEQUENCED) return this.onSequenced(w);
+    if (t !== MsgType.REPAIR_REPLY && t !== MsgType.ERROR) {
+      this.c.ignored++;
+      return;
+    }
+    const m = t === MsgType.REPAIR_REPLY ? repairReplyFromWire(w) : repairErrorFromWire(w);
+    if (!m) {
+      this.c.ignored++;
+      return;
+    }
+    if (m.type === 'REPAIR_REPLY') this.c.repairReplies++;
+    else this.c.repairErrors++;
+    this.deliver(m);
+  }
+}

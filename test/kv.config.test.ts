@@ -1,0 +1,76 @@
+// The KV replica's configuration (examples/kv/replica-config.ts): the
+// example file is valid, flags override it, and every mistake names the
+// field it is in.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, KV_PROTOCOL_DEFAULTS, parseReplicaArgs } from '../examples/kv/replica-config.ts';
+
+const EXAMPLE = join(import.meta.dirname, '..', 'examples', 'kv', 'replica.example.yaml');
+const FLAGS = ['--group', '1:239.7.7.1:7500', '--id', '2', '--member', '10.0.0.13:7602', '--peer', '0:10.0.0.11:7700', '--peer', '1:10.0.0.12:7700', '--peer', '2:10.0.0.13:7700', '--sequencer', '10.0.0.2'];
+
+describe('KV replica configuration', () => {
+  it('the example file is a complete, valid configuration', () => {
+    const c = parseReplicaArgs(['--config', EXAMPLE])!;
+    expect(c).toMatchObject({
+      groupId: 1,
+      group: { host: '239.7.7.1', port: 7500 },
+      id: 0,
+      member: { host: '10.0.0.11', port: 7600 },
+      sequencer: { host: '10.0.0.2', port: 7400 },
+      repair: { host: '10.0.0.2', port: 7401 },
+      recover: false,
+      stateDir: '/var/lib/xseq-kv-0',
+      statsIntervalMs: 10_000,
+    });
+    expect(c.peers.map((p) => `${p.host}:${p.port}`)).toEqual(['10.0.0.11:7700', '10.0.0.12:7700', '10.0.0.13:7700']);
+    expect(c.protocol).toEqual({ ...KV_PROTOCOL_DEFAULTS, leaderTimeoutUs: 500_000 });
+  });
+
+  it('reads YAML too, peers as a list or a mapping by id', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kv-config-'));
+    try {
+      const file = join(dir, 'kv-1.yaml');
+      writeFileSync(
+        file,
+        ['group: 1:239.7.7.1:7500', 'id: 1', 'member: 10.0.0.12:7600', 'peers:', '  0: 10.0.0.11:7700', '  1: 10.0.0.12:7700', '  2: 10.0.0.13:7700', 'sequencer: 10.0.0.2', 'repair: none', 'recover: true', ''].join('\n'),
+      );
+      const c = parseReplicaArgs(['--config', file])!;
+      expect(c).toMatchObject({ id: 1, repair: null, recover: true, sequencer: { host: '10.0.0.2', port: 7400 } });
+      expect(c.peers.map((p) => p.host)).toEqual(['10.0.0.11', '10.0.0.12', '10.0.0.13']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('flags alone work, and flags win over the file', () => {
+    const c = parseReplicaArgs(FLAGS)!;
+    expect(c).toMatchObject({ id: 2, sequencer: { host: '10.0.0.2', port: 7400 }, repair: { host: '10.0.0.2', port: 7401 }, session: 0, stateDir: null, logDump: null });
+    const o = parseReplicaArgs(['--config', EXAMPLE, '--id', '1', '--member', '10.0.0.12:7601', '--repair', 'none', '--recover', '--protocol', '{"syncIntervalUs":5000}'])!;
+    expect(o).toMatchObject({ id: 1, member: { host: '10.0.0.12', port: 7601 }, repair: null, recover: true });
+    expect(o.protocol.syncIntervalUs).toBe(5000);
+    expect(parseReplicaArgs(['--help'])).toBeNull();
+  });
+
+  it('names the field of every mistake', () => {
+    const bad = (args: string[], msg: RegExp | typeof ConfigError) => expect(() => parseReplicaArgs(args)).toThrow(msg);
+    const without = (flag: string) => {
+      const i = FLAGS.indexOf(flag);
+      return [...FLAGS.slice(0, i), ...FLAGS.slice(i + 2)];
+    };
+    bad(without('--member'), /^member: required/);
+    bad([...FLAGS, '--group', '1:10.0.0.1:7500'], /^group: 10.0.0.1 is not an IPv4 multicast address/);
+    bad([...FLAGS, '--id', '3'], /^id: .* 0\.\.2/);
+    bad(['--group', '1:239.7.7.1:7500', '--id', '0', '--member', '10.0.0.11:7600', '--peer', '0:10.0.0.11:7700', '--peer', '1:10.0.0.12:7700', '--sequencer', '10.0.0.2'], /^peers: 2 replicas/);
+    bad(['--group', '1:239.7.7.1:7500', '--id', '0', '--member', '10.0.0.11:7600', '--peer', '0:10.0.0.11:7700', '--peer', '2:10.0.0.12:7700', '--sequencer', '10.0.0.2'], /^peers: ids must be 0\.\.1/);
+    bad([...FLAGS, '--peer', '2:10.0.0.14:7700'], /^peers: replica 2 given twice/);
+    bad([...FLAGS, '--member', '10.0.0.13'], /^member: .*no port/);
+    bad([...FLAGS, '--sequencer', 'seq.example:7400'], /^sequencer: /);
+    bad([...FLAGS, '--protocol', '{"leaderTimeout":5}'], /^protocol.leaderTimeout: unknown/);
+    bad([...FLAGS, '--protocol', '{"leaderTimeoutUs":-1}'], /^protocol.leaderTimeoutUs: -1 is not a positive number/);
+    bad([...FLAGS, '--stats-interval', 'often'], /^statsIntervalMs: /);
+    bad([...FLAGS, '--no-such-flag'], ConfigError);
+    bad(['--config', '/nonexistent.json'], /^--config \/nonexistent.json: /);
+  });
+});
