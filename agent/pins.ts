@@ -16,7 +16,7 @@ import { fdKind, objGet } from '../bpf/libbpf/pin.ts';
 import { PROG_SEQUENCER } from '../bpf/maps.ts';
 import { LINK_PIN, Sequencer } from '../bpf/sequencer.ts';
 import { isBpffs } from './bpffs.ts';
-import { mapIdOfFd, progInfo } from './proginfo.ts';
+import { mapIdOfFd, progInfo } from '../bpf/libbpf/proginfo.ts';
 
 export const PIN_NAMES: readonly string[] = Sequencer.pinNames();
 export const MAP_PIN_NAMES: readonly string[] = PIN_NAMES.filter((n) => n !== LINK_PIN);

@@ -96,6 +96,7 @@ export interface Libbpf {
   bpf_obj_pin(fd: number, path: string): number;
   bpf_obj_get(path: string): number;
   bpf_obj_get_info_by_fd(fd: number, info: Uint8Array, len: [number]): number;
+  bpf_prog_get_fd_by_id(id: number): number;
 
   bpf_link_create(progFd: number, targetFd: number, attachType: number, opts: { sz: number; flags: number }): number;
   bpf_link_detach(linkFd: number): number;
@@ -277,6 +278,7 @@ function declare(): Ffi {
     bpf_obj_pin: f('int bpf_obj_pin(int fd, const char *path)'),
     bpf_obj_get: f('int bpf_obj_get(const char *path)'),
     bpf_obj_get_info_by_fd: f('int bpf_obj_get_info_by_fd(int fd, void *info, _Inout_ uint32_t *len)'),
+    bpf_prog_get_fd_by_id: f('int bpf_prog_get_fd_by_id(uint32_t id)'),
 
     bpf_link_create: f(
       'int bpf_link_create(int prog_fd, int target_fd, int attach_type, bpf_link_create_opts *opts)',

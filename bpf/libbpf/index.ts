@@ -4,6 +4,7 @@
 //   object.ts   BpfObjectSpec (before load) / BpfObject (loaded)
 //   map.ts, program.ts, link.ts, ringbuf.ts, testrun.ts, pin.ts
 //   host.ts     possible CPUs, interface indexes
+//   proginfo.ts a program by kernel id: name, tag, maps
 //   netns.ts    withNetns: run code inside a network namespace
 
 export { BpfError, type BpfErrorCode, errnoName } from './errors.ts';
@@ -26,3 +27,4 @@ export { RingBuffer } from './ringbuf.ts';
 export { BPF_F_TEST_XDP_LIVE_FRAMES, type TestRunOptions, type TestRunResult } from './testrun.ts';
 export { possibleCpus, ifindex } from './host.ts';
 export { withNetns } from './netns.ts';
+export { progInfo, mapIdOfFd, type ProgInfo } from './proginfo.ts';

@@ -1,12 +1,10 @@
-// What the kernel says about an attached program: its name and the maps it
-// uses. This is how the agent tells its own data path from a foreign XDP
-// program and proves that pinned maps are the ones the attached program
-// stamps with. The binding (bpf/libbpf) has no "program by id" call; it is
-// declared here, on the same libbpf, rather than widening the binding for
-// one caller.
+// What the kernel says about a program by id: its name, tag and the maps it
+// uses. The agent uses it to tell its own data path from a foreign XDP
+// program and to prove that pinned maps are the ones the attached program
+// stamps with.
 import { closeSync, readFileSync } from 'node:fs';
 import koffi from 'koffi';
-import { ffi } from '../bpf/libbpf/ffi.ts';
+import { ffi } from './ffi.ts';
 
 const PROG_INFO_SIZE = 232; // sizeof(struct bpf_prog_info), libbpf 1.1
 const OFF_TAG = 8;
@@ -24,15 +22,10 @@ export interface ProgInfo {
   mapIds: number[];
 }
 
-type GetFdById = (id: number) => number;
-let getFdById: GetFdById | undefined;
-
 /** The program with kernel id `id`, or undefined when it is gone. */
 export function progInfo(id: number): ProgInfo | undefined {
   if (!id) return undefined;
-  ffi(); // loads libbpf (and reports a missing library) first
-  getFdById ??= koffi.load(process.env.XSEQ_LIBBPF_PATH || 'libbpf.so.1').func('int bpf_prog_get_fd_by_id(uint32_t id)') as GetFdById;
-  const fd = getFdById(id);
+  const fd = ffi().bpf.bpf_prog_get_fd_by_id(id);
   if (fd < 0) return undefined;
   const ids = koffi.alloc('uint32_t', MAX_MAPS);
   try {
