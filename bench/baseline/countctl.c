@@ -35,13 +35,8 @@
 #include <linux/if_link.h>
 
 #include "xseq.h"
+#include "bpftool-common.h"
 #include "count.h"
-
-static void die(const char *what, int err)
-{
-	fprintf(stderr, "countctl: %s: %s\n", what, strerror(err < 0 ? -err : err));
-	exit(1);
-}
 
 static const char *default_obj(const char *argv0)
 {
@@ -95,16 +90,10 @@ static int cmd_attach(int argc, char **argv)
 	if (!ifindex)
 		die(ifname, errno);
 
-	struct bpf_object *obj = bpf_object__open_file(obj_path, NULL);
-	if (!obj)
-		die(obj_path, errno);
-	int err = bpf_object__load(obj);
-	if (err)
-		die("load", err);
-	struct bpf_program *prog = bpf_object__find_program_by_name(obj, COUNT_PROG_NAME);
-	struct bpf_map *cfg_map = bpf_object__find_map_by_name(obj, COUNT_MAP_CFG);
-	if (!prog || !cfg_map)
-		die("object lacks " COUNT_PROG_NAME " or " COUNT_MAP_CFG, ENOENT);
+	struct bpf_program *prog;
+	struct bpf_map *cfg_map;
+	struct bpf_object *obj = load_prog_and_map(obj_path, COUNT_PROG_NAME, COUNT_MAP_CFG, &prog, &cfg_map);
+	int err;
 	__u32 zero = 0;
 	err = bpf_map_update_elem(bpf_map__fd(cfg_map), &zero, &cfg, BPF_ANY);
 	if (err)
@@ -263,6 +252,7 @@ static int cmd_reset(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+	tool_name = "countctl";
 	if (argc < 2) {
 		fprintf(stderr, "usage: countctl attach|read|reset ...\n");
 		return 2;

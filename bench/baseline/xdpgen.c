@@ -42,18 +42,13 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "bpftool-common.h"
 #include "reqgen.h"
 
 /* Not in every uapi header this builds against. */
 #ifndef BPF_F_TEST_XDP_LIVE_FRAMES
 #define BPF_F_TEST_XDP_LIVE_FRAMES (1U << 1)
 #endif
-
-static void die(const char *what, int err)
-{
-	fprintf(stderr, "xdpgen: %s: %s\n", what, strerror(err < 0 ? -err : err));
-	exit(1);
-}
 
 static void usage(void)
 {
@@ -98,6 +93,7 @@ static void on_alarm(int sig)
 
 int main(int argc, char **argv)
 {
+	tool_name = "xdpgen";
 	static const struct option opts[] = {
 		{ "ifname", required_argument, 0, 'i' },
 		{ "frame", required_argument, 0, 'F' },
@@ -158,16 +154,10 @@ int main(int argc, char **argv)
 	int ifindex = (int)if_nametoindex(ifname);
 	if (!ifindex)
 		die(ifname, errno);
-	struct bpf_object *obj = bpf_object__open_file(obj_path, NULL);
-	if (!obj)
-		die(obj_path, errno);
-	int err = bpf_object__load(obj);
-	if (err)
-		die("load", err);
-	struct bpf_program *prog = bpf_object__find_program_by_name(obj, REQGEN_PROG_NAME);
-	struct bpf_map *map = bpf_object__find_map_by_name(obj, REQGEN_MAP_STATE);
-	if (!prog || !map)
-		die("object lacks " REQGEN_PROG_NAME " or " REQGEN_MAP_STATE, ENOENT);
+	struct bpf_program *prog;
+	struct bpf_map *map;
+	struct bpf_object *obj = load_prog_and_map(obj_path, REQGEN_PROG_NAME, REQGEN_MAP_STATE, &prog, &map);
+	int err;
 	__u32 zero = 0;
 	if (bpf_map_update_elem(bpf_map__fd(map), &zero, &st, BPF_ANY))
 		die("state map", errno);
