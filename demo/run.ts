@@ -113,9 +113,12 @@ function cleanup(): Promise<void> {
 }
 // Ctrl-C reaches the children too (same process group); the Topology's
 // own handler kills what is left and deletes the namespaces, and this one
-// unmounts the bpffs and exits non-zero.
+// unmounts the bpffs and exits non-zero. It stays registered: with no
+// listener left, the Topology's handler would re-raise the signal and the
+// process would die before the unmount. A second signal exits at once.
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.once(sig, () => {
+  process.on(sig, () => {
+    if (interrupted) process.exit(130);
     interrupted = true;
     step(`${sig}: stopping`);
     void cleanup().finally(() => process.exit(130));
