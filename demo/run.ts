@@ -220,21 +220,22 @@ try {
   for (const l of metrics.split('\n')) if (show.test(l)) console.log(`  ${l}`);
   console.log(`  quorum latency (stamp to quorum, from the histogram): ${quorumSummary(metrics)}`);
 
+  // Status as of the log check, when all three had settled; the counters
+  // from each replica's last line. They stop together: stopped one by one,
+  // the last would see its leader go quiet and start a view change.
   await c.stopAgent('SIGTERM');
+  await Promise.all(c.replicas.map((p) => p!.stop('SIGTERM', 10_000)));
   console.log('\nreplica  status  view(session/leader)  leader  committed  executed  keys  sequenced  retransmitted  repaired  acks');
   for (const [i, p] of c.replicas.entries()) {
-    await p!.stop('SIGTERM', 10_000);
-    const s = last(p!.output().stdout, 'stopped') as {
-      status: string; view: { session: number; leaderNum: number }; committed: number; executed: number; keys: number;
-      transport: { sequenced: number; retransmits: number; repairReplies: number; acks: number };
-    } | null;
-    if (!s) {
-      console.log(`${i}        (no stopped line)`);
+    const d = dumps.find((x) => x.replicaId === i);
+    const s = last(p!.output().stdout, 'stopped') as { keys: number; transport: { sequenced: number; retransmits: number; repairReplies: number; acks: number } } | null;
+    if (!d || !s) {
+      console.log(`${i}        (no status: ${!d ? 'no log dump' : 'no stopped line'})`);
       continue;
     }
-    const leader = s.view.leaderNum % 3 === i ? 'yes' : 'no';
+    const leader = d.view.leaderNum % 3 === i ? 'yes' : 'no';
     console.log(
-      `${String(i).padEnd(8)} ${s.status.padEnd(7)} ${`${s.view.session}/${s.view.leaderNum}`.padEnd(21)} ${leader.padEnd(7)} ${String(s.committed).padStart(9)}  ${String(s.executed).padStart(8)}  ${String(s.keys).padStart(4)}  ${String(s.transport.sequenced).padStart(9)}  ${String(s.transport.retransmits).padStart(13)}  ${String(s.transport.repairReplies).padStart(8)}  ${s.transport.acks}`,
+      `${String(i).padEnd(8)} ${d.status.padEnd(7)} ${`${d.view.session}/${d.view.leaderNum}`.padEnd(21)} ${leader.padEnd(7)} ${String(d.committed).padStart(9)}  ${String(d.executed).padStart(8)}  ${String(s.keys).padStart(4)}  ${String(s.transport.sequenced).padStart(9)}  ${String(s.transport.retransmits).padStart(13)}  ${String(s.transport.repairReplies).padStart(8)}  ${s.transport.acks}`,
     );
   }
 
