@@ -29,12 +29,13 @@ overwrite), three KV replicas (examples/kv/replica.ts), and a closed-loop KV
 client load (examples/kv/cli.ts load: 50% get, 40% put, 10% cas) until
 --duration or --ops, whichever comes first, printing progress every 2 s.
 
-Then it prints the load's ops, ok and latency; reads every acknowledged
-write back (a few shown); compares the three replicas' committed logs;
-prints the agent's Prometheus metrics and each replica's status; and
-removes every namespace, process and mount it made (also on failure and on
-Ctrl-C). Exit 0 only if every acknowledged write read back, no read was
-stale and the logs are identical; 1 otherwise; 2 for a bad option.
+Then it prints the load's ops, ok and latency; reads every key's last
+acknowledged write back (a few shown); compares the three replicas'
+committed logs and finds every acknowledged write at the log position that
+certified it; prints the agent's Prometheus metrics and each replica's
+status; and removes every namespace, process and mount it made (also on
+failure, and on Ctrl-C, exit 130). Exit 0 only if all of that holds and no
+read was stale; 1 otherwise; 2 for a bad option.
 
 Options:
   --duration S       seconds of client load (default 15)
