@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { loadConfig } from '../agent/config.ts';
+import { parseReplicaArgs } from '../examples/kv/replica-config.ts';
 import { createMetricsRegistry } from '../agent/metrics.ts';
 import { XSEQ_HIST_BUCKETS, zeroCounters } from '../bpf/maps.ts';
 import { Topology } from '../netns/topology.ts';
@@ -138,16 +139,23 @@ describe('the Vagrantfile', () => {
     const agent = loadConfig({ file: join(deploy, 'vagrant', 'agent.yaml') });
     expect(agent.groups[0]!.members.map((x) => x.address)).toEqual([0, 1, 2].map((i) => `${ip(`replica${i}`)}:7600`));
     expect(agent.metrics.listen).toBe('127.0.0.1:9464');
-    const kv = parseYaml(readFileSync(join(deploy, 'vagrant', 'kv.yaml'), 'utf8').replaceAll('@REPLICA_ID@', '1')) as {
-      replicaId: number;
-      multicast: string;
-      sequencer: { requests: string; repair: string };
-      members: Array<{ id: number; address: string }>;
-    };
-    expect(kv.replicaId).toBe(1);
-    expect(kv.multicast).toBe(agent.groups[0]!.multicast);
-    expect(kv.sequencer).toEqual({ requests: `${ip('sequencer')}:${agent.port}`, repair: `${ip('sequencer')}:${agent.repair.port}` });
-    expect(kv.members).toEqual(agent.groups[0]!.members);
+    // kv.yaml as provision.sh renders it for each replica, read by the KV
+    // replica's own parser (test/shipped-configs.test.ts checks the rest).
+    for (const id of [0, 1, 2]) {
+      const file = join(mkdtempSync(join(tmpdir(), 'xseq-kv-yaml-')), `kv-${id}.yaml`);
+      writeFileSync(file, readFileSync(join(deploy, 'vagrant', 'kv.yaml'), 'utf8').replaceAll('@REPLICA_ID@', String(id)));
+      try {
+        const kv = parseReplicaArgs(['--config', file])!;
+        expect(kv.id).toBe(id);
+        expect(`${kv.group.host}:${kv.group.port}`).toBe(agent.groups[0]!.multicast);
+        expect(kv.sequencer).toEqual({ host: ip('sequencer'), port: agent.port });
+        expect(kv.repair).toEqual({ host: ip('sequencer'), port: agent.repair.port });
+        expect(`${kv.member.host}:${kv.member.port}`).toBe(agent.groups[0]!.members[id]!.address);
+        expect(kv.peers.map((p) => p.host)).toEqual([0, 1, 2].map((i) => ip(`replica${i}`)));
+      } finally {
+        rmSync(join(file, '..'), { recursive: true, force: true });
+      }
+    }
     // The example config the unit falls back to is valid too.
     expect(() => loadConfig({ file: join(deploy, 'agent.example.yaml') })).not.toThrow();
   });
@@ -371,7 +379,7 @@ describePrivileged('provision.sh, offline, into a staging root, in a network nam
     expect(readFileSync(join(R, 'etc/systemd/system/xseq-replica@.service'), 'utf8')).toBe(readFileSync(join(deploy, 'systemd/xseq-replica@.service'), 'utf8'));
     const kv = readFileSync(join(R, 'etc/xseq/kv-1.yaml'), 'utf8');
     expect(kv).not.toContain('@REPLICA_ID@');
-    expect((parseYaml(kv) as { replicaId: number }).replicaId).toBe(1);
+    expect((parseYaml(kv) as { id: number }).id).toBe(1);
     expect(existsSync(join(R, 'etc/systemd/system/xseq-agent.service'))).toBe(false);
     expect(existsSync(join(R, 'etc/xseq/agent.yaml'))).toBe(false);
     expect(existsSync(join(R, 'opt/xseq/bpf/build'))).toBe(false);

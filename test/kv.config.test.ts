@@ -1,7 +1,7 @@
 // The KV replica's configuration (examples/kv/replica-config.ts): the
 // example file is valid, flags override it, and every mistake names the
 // field it is in.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -50,6 +50,8 @@ describe('KV replica configuration', () => {
     const o = parseReplicaArgs(['--config', EXAMPLE, '--id', '1', '--member', '10.0.0.12:7601', '--repair', 'none', '--recover', '--protocol', '{"syncIntervalUs":5000}'])!;
     expect(o).toMatchObject({ id: 1, member: { host: '10.0.0.12', port: 7601 }, repair: null, recover: true });
     expect(o.protocol.syncIntervalUs).toBe(5000);
+    // A bare port: the address is this replica's own entry in the peers.
+    expect(parseReplicaArgs([...FLAGS, '--member', '7605'])!.member).toEqual({ host: parseReplicaArgs(FLAGS)!.peers[2]!.host, port: 7605 });
     expect(parseReplicaArgs(['--help'])).toBeNull();
   });
 
@@ -72,5 +74,14 @@ describe('KV replica configuration', () => {
     bad([...FLAGS, '--stats-interval', 'often'], /^statsIntervalMs: /);
     bad([...FLAGS, '--no-such-flag'], ConfigError);
     bad(['--config', '/nonexistent.json'], /^--config \/nonexistent.json: /);
+    bad([...FLAGS, '--member', '0'], /^member: .*port "0" is not 1\.\.65535/);
+    const dir = mkdtempSync(join(tmpdir(), 'kv-config-'));
+    try {
+      const file = join(dir, 'kv.yaml');
+      writeFileSync(file, `${readFileSync(EXAMPLE, 'utf8')}\nstatsInterval: 1000\n`);
+      bad(['--config', file], /^statsInterval: not a known setting .*known: group, id, member/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

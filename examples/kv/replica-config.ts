@@ -16,7 +16,9 @@ the sequencer host, repair from the agent) and TCP to its peers.
   --group ID:ADDR:PORT   group id, multicast address, UDP port [group]
   --id R                 this replica's id, 0..n-1 [id]
   --member ADDR:PORT     the member address and ACK port the agent has for
-                         this id (--member G:R:ADDR:PORT there) [member]
+                         this id (--member G:R:ADDR:PORT there); a bare
+                         PORT takes this replica's address in the peers
+                         [member]
   --peer ID:ADDR:PORT    slow-path (TCP) address of every replica, this one
                          included; repeat; n = how many [peers]
   --sequencer ADDR[:PORT] the sequencer host (default port 7400) [sequencer]
@@ -141,6 +143,9 @@ function parseProtocol(v: unknown): Partial<ReplicaConfig> {
   return out as Partial<ReplicaConfig>;
 }
 
+/** The fields a --config file may have, each also a flag. */
+const FILE_FIELDS = ['group', 'id', 'member', 'peers', 'sequencer', 'repair', 'session', 'recover', 'stateDir', 'logDump', 'statsIntervalMs', 'protocol'];
+
 /** Returns null for --help. Throws ConfigError for anything wrong. */
 export function parseReplicaArgs(argv: string[]): KvReplicaConfig | null {
   let v: Record<string, string | boolean | string[] | undefined>;
@@ -179,6 +184,10 @@ export function parseReplicaArgs(argv: string[]): KvReplicaConfig | null {
       throw new ConfigError(`--config ${file}: ${(e as Error).message}`);
     }
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ConfigError(`--config ${file}: expected a mapping of the fields in --help`);
+    // A misspelt optional field would otherwise be ignored without a word.
+    for (const k of Object.keys(raw)) {
+      if (!FILE_FIELDS.includes(k)) throw new ConfigError(`${k}: not a known setting (--config ${file}); known: ${FILE_FIELDS.join(', ')}`);
+    }
   }
   const flag = (name: string, field: string) => {
     if (v[name] !== undefined) raw[field] = v[name];
@@ -202,7 +211,9 @@ export function parseReplicaArgs(argv: string[]): KvReplicaConfig | null {
   const { groupId, group } = parseGroup(raw['group']);
   const peers = parsePeers(raw['peers']);
   const id = int(raw['id'], 'id', 0, peers.length - 1);
-  const member = wrap('member', () => parseHostPort(str(raw['member'], 'member'), 'member'));
+  // A bare port: one config file per host can then differ only in the id.
+  const rawMember = typeof raw['member'] === 'number' ? String(raw['member']) : str(raw['member'], 'member');
+  const member = wrap('member', () => parseHostPort(/^\d+$/.test(rawMember) ? `${peers[id]!.host}:${rawMember}` : rawMember, 'member'));
   const sequencer = wrap('sequencer', () => parseHostPort(str(raw['sequencer'], 'sequencer'), 'sequencer', 7400));
   const repairRaw = raw['repair'] ?? `${sequencer.host}:7401`;
   const repair = repairRaw === 'none' ? null : wrap('repair', () => parseHostPort(str(repairRaw, 'repair'), 'repair'));
