@@ -18,6 +18,7 @@ import type { RequestMsg } from '../messages.ts';
 import type { ClientTransport } from '../transport.ts';
 import { ackFromWire, replyFromWire, requestToWire } from '../wire-map.ts';
 import { formatHostPort, isIpv4, type HostPort } from './addr.ts';
+import { localAddressToward, setReplyTo } from './reply-to.ts';
 
 /** One of a group's sequencers: its id (0..N-1) and xseq address. */
 export interface SequencerAddr extends HostPort {
@@ -45,6 +46,16 @@ export interface UdpClientOptions {
    * come from their own addresses.
    */
   connect?: boolean;
+  /**
+   * Aggregation off: name this socket's address in every REQUEST so the
+   * replicas ACK it directly (reply-to.ts). Implies an unconnected socket.
+   */
+  directAcks?: boolean;
+  /**
+   * The IPv4 address replicas answer when directAcks is on (default: the
+   * bind address, or the source address of the route to the first sequencer).
+   */
+  replyAddress?: string;
 }
 
 export interface UdpClientCounters {
@@ -125,6 +136,8 @@ export class UdpClientTransport implements ClientTransport {
     private readonly sock: Socket,
     /** The one address the socket is connected to, if it is. */
     private readonly connectedTo: HostPort | null,
+    /** directAcks: where replicas send their ACKs (this socket). */
+    readonly replyTo: HostPort | null,
   ) {
     this.main = this.group(o.groupId, list);
     sock.on('message', (b, rinfo) => this.onDatagram(b, `${rinfo.address}:${rinfo.port}`));
@@ -141,8 +154,10 @@ export class UdpClientTransport implements ClientTransport {
 
   static async open(o: UdpClientOptions): Promise<UdpClientTransport> {
     const list = UdpClientTransport.sequencerList(o);
-    const connect = o.connect ?? list.length === 1;
+    const connect = o.connect ?? (list.length === 1 && !o.directAcks);
     if (connect && list.length !== 1) throw new RangeError(`connect: true needs exactly one sequencer, got ${list.length}`);
+    if (connect && o.directAcks) throw new RangeError('directAcks: replicas answer from their own addresses; the socket cannot be connected');
+    if (o.replyAddress !== undefined && !isIpv4(o.replyAddress)) throw new RangeError(`replyAddress "${o.replyAddress}" is not an IPv4 literal`);
     const sock = createSocket({ type: 'udp4', recvBufferSize: 4 << 20 });
     const step = (f: (done: () => void) => void) =>
       new Promise<void>((resolve, reject) => {
@@ -155,11 +170,16 @@ export class UdpClientTransport implements ClientTransport {
     try {
       await step((done) => sock.bind({ port: o.bindPort ?? 0, ...(o.bindAddress ? { address: o.bindAddress } : {}) }, done));
       if (connect) await step((done) => sock.connect(list[0]!.port, list[0]!.host, done));
+      let replyTo: HostPort | null = null;
+      if (o.directAcks) {
+        const bound = o.bindAddress && o.bindAddress !== '0.0.0.0' ? o.bindAddress : undefined;
+        replyTo = { host: o.replyAddress ?? bound ?? (await localAddressToward(list[0]!)), port: sock.address().port };
+      }
+      return new UdpClientTransport(o, list, sock, connect ? list[0]! : null, replyTo);
     } catch (e) {
       sock.close();
       throw e;
     }
-    return new UdpClientTransport(o, list, sock, connect ? list[0]! : null);
   }
 
   /** The local address answers come back to. */
@@ -233,6 +253,7 @@ export class UdpClientTransport implements ClientTransport {
     this.c.requests++;
     this.c.sequencers[`${g.groupId}:${sequencerId}`]!.requests++;
     const b = requestToWire(msg, { groupId: g.groupId });
+    if (this.replyTo) setReplyTo(b, this.replyTo);
     if (this.connectedTo) this.sock.send(b, this.onSent);
     else this.sock.send(b, to.port, to.host, this.onSent);
   }
