@@ -10,7 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { decodeMessage } from '../bpf/wire.ts';
+import { KvClient } from '../examples/kv/client.ts';
 import { clientConfig, mergeClientFlags, parseSequencer, readClientConfigFile } from '../examples/kv/client-config.ts';
+import { parseReplicaArgs } from '../examples/kv/replica-config.ts';
+import { KvStore } from '../examples/kv/store.ts';
+import { GROUP_ID, HOST, loopbackGroup } from './helpers/loopback-group.ts';
 import { spawn } from 'node:child_process';
 import { fnv1a32 } from '../replica/key-hash.ts';
 
@@ -41,6 +45,8 @@ describe('KV client configuration', () => {
       timeoutMs: 10_000,
       backoffMs: 1000,
       bind: null,
+      directAcks: false,
+      replicas: 0,
     });
   });
 
@@ -61,6 +67,19 @@ describe('KV client configuration', () => {
     bad({ sequencers: [{ id: 1, addr: 'host' }] }, /^sequencers\.0/);
     bad({ sequencers: ['0:10.0.0.1'], typo: 1 }, /typo/);
     bad({ sequencer: 'nope' }, /^sequencer: "nope" is not ID:ADDR/);
+    bad({ sequencer: '10.0.0.1', directAcks: true }, /^replicas: directAcks needs the group size/);
+    bad({ sequencer: '10.0.0.1', directAcks: true, replicas: 4 }, /^replicas: directAcks needs the group size, an odd number/);
+  });
+
+  it('--direct-acks --replicas N: the client counts ACKs itself', () => {
+    expect(clientConfig(mergeClientFlags({}, { sequencer: ['10.0.0.1'], directAcks: true, replicas: '3' }))).toMatchObject({ directAcks: true, replicas: 3 });
+  });
+
+  it('the replica side: --acks-to client, default sequencer, anything else refused', () => {
+    const base = ['--group', '1:239.7.7.1:7500', '--id', '0', '--member', '10.0.0.11:7600', '--peer', '0:10.0.0.11:7700', '--sequencer', '10.0.0.2'];
+    expect(parseReplicaArgs(base)!.acksTo).toBe('sequencer');
+    expect(parseReplicaArgs([...base, '--acks-to', 'client'])!.acksTo).toBe('client');
+    expect(() => parseReplicaArgs([...base, '--acks-to', 'clients'])).toThrow(/^acksTo: "clients" is not sequencer or client/);
   });
 });
 
@@ -154,4 +173,25 @@ describe('KV CLI with several sequencers', () => {
     expect(dead.code).toBe(1);
     expect(dead.stderr).toMatch(/^kv: request 1 of client \d+ not certified within 700000 us \((\d+) attempts; sequencer 0: \d+, sequencer 4: \d+\)\n$/);
   }, 90_000);
+});
+
+describe('KV client with direct ACKs (aggregation off)', () => {
+  it('put/get/cas through three real replicas that ACK the client itself', async () => {
+    const closers: (() => unknown)[] = [];
+    try {
+      const g = await loopbackGroup(() => new KvStore(), closers);
+      const kv = await KvClient.open({ sequencer: g.sequencer, groupId: GROUP_ID, bindAddress: HOST, directAcks: true, replicas: 3, retryMs: 300, timeoutMs: 10_000 });
+      closers.push(() => kv.close());
+      const cert = await kv.put('a', 'one');
+      expect(cert).toMatchObject({ session: 1, seq: 1, leaderNum: 0 });
+      expect(await kv.cas('a', 'one', 'two')).toEqual({ swapped: true, current: new Uint8Array(Buffer.from('two')) });
+      expect(Buffer.from((await kv.get('a'))!).toString()).toBe('two');
+      const k = kv.counters();
+      expect(k.replies).toBe(0);
+      expect(k.acks).toBeGreaterThanOrEqual(6);
+      await expect(KvClient.open({ sequencer: g.sequencer, groupId: GROUP_ID, directAcks: true, replicas: 2 })).rejects.toThrow(/an odd number/);
+    } finally {
+      for (const f of closers.reverse()) await f();
+    }
+  }, 30_000);
 });

@@ -48,6 +48,11 @@ Options (in brackets: the field in a --config file; flags win):
   --timeout-ms MS              give up on a request: ETIMEDOUT, with how many
                                attempts went to which sequencer (default
                                10000) [timeoutMs]
+  --direct-acks --replicas N   the group runs without aggregation (agent group
+                               without members, replicas --acks-to client):
+                               replicas ACK this client, which counts f+1
+                               matching ACKs including the leader's; N is the
+                               group size [directAcks, replicas]
 load:
   --clients C                  concurrent closed-loop clients (default 4)
   --ops N | --duration-ms MS   how much load (one of them)
@@ -86,6 +91,8 @@ async function main(): Promise<void> {
         sequencer: { type: 'string', multiple: true },
         policy: { type: 'string' },
         'backoff-ms': { type: 'string' },
+        'direct-acks': { type: 'boolean' },
+        replicas: { type: 'string' },
         group: { type: 'string' },
         bind: { type: 'string' },
         'retry-ms': { type: 'string' },
@@ -128,6 +135,8 @@ async function main(): Promise<void> {
         ...(v['timeout-ms'] !== undefined ? { timeoutMs: v['timeout-ms'] } : {}),
         ...(v['backoff-ms'] !== undefined ? { backoffMs: v['backoff-ms'] } : {}),
         ...(v.bind !== undefined ? { bind: v.bind } : {}),
+        ...(v['direct-acks'] !== undefined ? { directAcks: v['direct-acks'] } : {}),
+        ...(v.replicas !== undefined ? { replicas: v.replicas } : {}),
       }),
     );
   } catch (e) {
@@ -144,6 +153,7 @@ async function main(): Promise<void> {
     timeoutMs: cfg.timeoutMs,
     backoffMs: cfg.backoffMs,
     ...(cfg.bind ? { bindAddress: cfg.bind } : {}),
+    ...(cfg.directAcks ? { directAcks: true, replicas: cfg.replicas } : {}),
   });
   const print = (o: unknown) => console.log(JSON.stringify(o));
   try {

@@ -23,6 +23,10 @@ export interface KvClientConfig {
   timeoutMs: number;
   backoffMs: number;
   bind: string | null;
+  /** No aggregation: replicas ACK the client, which counts f+1 with the leader. */
+  directAcks: boolean;
+  /** The group size (directAcks only; 0 otherwise). */
+  replicas: number;
 }
 
 /**
@@ -75,6 +79,8 @@ export const ClientConfigSchema = z
     timeoutMs: ms(86_400_000).default(10_000),
     backoffMs: ms(3_600_000).default(1_000),
     bind: z.string().refine(isIpv4, 'not an IPv4 address').optional(),
+    directAcks: z.preprocess((v) => (v === 'true' ? true : v === 'false' ? false : v), z.boolean()).default(false),
+    replicas: z.coerce.number().int().min(1).max(255).optional(),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -83,6 +89,7 @@ export const ClientConfigSchema = z
     const ids = (c.sequencers ?? []).map((s) => s.id);
     const dup = ids.find((id, i) => ids.indexOf(id) !== i);
     if (dup !== undefined) ctx.addIssue({ code: 'custom', path: ['sequencers'], message: `sequencer id ${dup} appears twice` });
+    if (c.directAcks && (c.replicas === undefined || c.replicas % 2 === 0)) ctx.addIssue({ code: 'custom', path: ['replicas'], message: 'directAcks needs the group size, an odd number (--replicas N)' });
   });
 
 /** Validates a merged raw config (file fields, flags over them). */
@@ -101,7 +108,17 @@ export function clientConfig(raw: Record<string, unknown>): KvClientConfig {
       throw new ClientConfigError((e as Error).message);
     }
   }
-  return { groupId: c.group, sequencers, policy: c.policy, retryMs: c.retryMs, timeoutMs: c.timeoutMs, backoffMs: c.backoffMs, bind: c.bind ?? null };
+  return {
+    groupId: c.group,
+    sequencers,
+    policy: c.policy,
+    retryMs: c.retryMs,
+    timeoutMs: c.timeoutMs,
+    backoffMs: c.backoffMs,
+    bind: c.bind ?? null,
+    directAcks: c.directAcks,
+    replicas: c.directAcks ? c.replicas! : 0,
+  };
 }
 
 /** A config file's fields (YAML 1.2 is a superset of JSON: one parser takes both). */
@@ -121,7 +138,10 @@ export function readClientConfigFile(file: string): Record<string, unknown> {
  * (replacing the file's list), and a single one in the ADDR[:PORT] form
  * stays the single-sequencer form.
  */
-export function mergeClientFlags(file: Record<string, unknown>, flags: { sequencer?: string[]; group?: string; policy?: string; retryMs?: string; timeoutMs?: string; backoffMs?: string; bind?: string }): Record<string, unknown> {
+export function mergeClientFlags(
+  file: Record<string, unknown>,
+  flags: { sequencer?: string[]; group?: string; policy?: string; retryMs?: string; timeoutMs?: string; backoffMs?: string; bind?: string; directAcks?: boolean; replicas?: string },
+): Record<string, unknown> {
   const raw: Record<string, unknown> = { ...file };
   if (flags.sequencer?.length) {
     delete raw['sequencer'];
@@ -129,6 +149,6 @@ export function mergeClientFlags(file: Record<string, unknown>, flags: { sequenc
     if (flags.sequencer.length === 1 && isIpv4(flags.sequencer[0]!.split(':')[0]!)) raw['sequencer'] = flags.sequencer[0];
     else raw['sequencers'] = flags.sequencer;
   }
-  for (const k of ['group', 'policy', 'retryMs', 'timeoutMs', 'backoffMs', 'bind'] as const) if (flags[k] !== undefined) raw[k] = flags[k];
+  for (const k of ['group', 'policy', 'retryMs', 'timeoutMs', 'backoffMs', 'bind', 'directAcks', 'replicas'] as const) if (flags[k] !== undefined) raw[k] = flags[k];
   return raw;
 }

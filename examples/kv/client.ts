@@ -31,6 +31,14 @@ export interface KvClientOptions {
   retryMs?: number;
   /** Fail a request with ETIMEDOUT after this long (default 10 s). */
   timeoutMs?: number;
+  /**
+   * The group runs without aggregation: replicas ACK this client directly
+   * (replicas with --acks-to client) and an op is certified by f+1
+   * matching ACKs including the leader's. Needs `replicas`.
+   */
+  directAcks?: boolean;
+  /** The group's size 2f+1 (directAcks only). */
+  replicas?: number;
 }
 
 export interface Answer {
@@ -58,10 +66,11 @@ export class KvClient {
     this.cores = Array.from({ length: o.lanes ?? 1 }, () => {
       const c = new Client({
         clientId: randomClientId(),
-        n: 1, // unused with aggregation: the sequencer counts the quorum
+        // With aggregation the sequencer counts the quorum and n is unused.
+        n: o.directAcks ? o.replicas! : 1,
         transport,
         scheduler,
-        aggregated: true,
+        aggregated: !o.directAcks,
         retryUs: (o.retryMs ?? 200) * 1000,
         deadlineUs: (o.timeoutMs ?? 10_000) * 1000,
         backoffUs: (o.backoffMs ?? 1000) * 1000,
@@ -77,11 +86,13 @@ export class KvClient {
   static async open(o: KvClientOptions): Promise<KvClient> {
     const lanes = o.lanes ?? 1;
     if (!Number.isInteger(lanes) || lanes < 1) throw new RangeError(`lanes=${lanes} must be a positive integer`);
+    if (o.directAcks && !(Number.isInteger(o.replicas) && o.replicas! >= 1 && o.replicas! % 2 === 1)) throw new RangeError(`directAcks needs replicas = the group size, an odd number (got ${o.replicas})`);
     const t = await UdpClientTransport.open({
       ...(o.sequencers ? { sequencers: o.sequencers } : {}),
       ...(o.sequencer ? { sequencer: o.sequencer } : {}),
       groupId: o.groupId,
       ...(o.bindAddress ? { bindAddress: o.bindAddress } : {}),
+      ...(o.directAcks ? { directAcks: true } : {}),
     });
     return new KvClient(t, o);
   }

@@ -6,19 +6,15 @@
 // (reply-to.ts) and certifies on f+1 matching ACKs including the leader's.
 // Bounded: the replicas' leader timeout is far beyond the test, every wait
 // has a deadline, and everything is closed after each test.
-import { createSocket, type Socket } from 'node:dgram';
-import { createServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { decodeMessage, encodeMessage, MsgType } from '../../bpf/wire.ts';
+import { decodeMessage } from '../../bpf/wire.ts';
 import type { Application } from '../../replica/app.ts';
 import { Client, ClientError } from '../../replica/client.ts';
-import { Replica } from '../../replica/replica.ts';
-import { RealTimeScheduler, UdpClientTransport, UdpReplicaTransport, type HostPort } from '../../replica/udp/index.ts';
+import { RealTimeScheduler, UdpClientTransport, type HostPort } from '../../replica/udp/index.ts';
+import { GROUP_ID, HOST, loopbackGroup } from '../helpers/loopback-group.ts';
 import { replyToOf, ReplyToTable, setReplyTo } from '../../replica/udp/reply-to.ts';
 import { requestToWire } from '../../replica/wire-map.ts';
 
-const GROUP_ID = 4;
-const HOST = '127.0.0.1';
 
 /** Answers op bytes with [ops executed before it, ...op]: results show their position. */
 class CountingApp implements Application {
@@ -38,63 +34,6 @@ const closers: (() => unknown)[] = [];
 afterEach(async () => {
   for (const f of closers.splice(0).reverse()) await f();
 });
-
-async function freeUdpPort(): Promise<number> {
-  const s = createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, HOST, r));
-  const p = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
-
-async function freeTcpPort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, HOST, r));
-  const p = (srv.address() as { port: number }).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return p;
-}
-
-/** The group: a stand-in sequencer and three replicas; `deliverTo` says which replicas get SEQUENCED copies. */
-async function group() {
-  const seqSock: Socket = createSocket('udp4');
-  await new Promise<void>((r) => seqSock.bind(0, HOST, r));
-  closers.push(() => new Promise<void>((r) => seqSock.close(() => r())));
-  const sequencer: HostPort = { host: HOST, port: seqSock.address().port };
-  const groupPorts = [await freeUdpPort(), await freeUdpPort(), await freeUdpPort()];
-  const peers = [{ host: HOST, port: await freeTcpPort() }, { host: HOST, port: await freeTcpPort() }, { host: HOST, port: await freeTcpPort() }];
-  const deliverTo = new Set([0, 1, 2]);
-  let seq = 0;
-  seqSock.on('message', (b) => {
-    const d = decodeMessage(b);
-    if (!d.ok || d.message.header.type !== MsgType.REQUEST) return;
-    const stamped = encodeMessage({ ...d.message.header, type: MsgType.SEQUENCED, session: 1, seq: BigInt(++seq) }, d.message.payload);
-    for (const i of deliverTo) seqSock.send(stamped, groupPorts[i]!, HOST);
-  });
-  const transports: UdpReplicaTransport[] = [];
-  const replicas: Replica[] = [];
-  for (let i = 0; i < 3; i++) {
-    const t = await UdpReplicaTransport.open({
-      groupId: GROUP_ID,
-      group: { host: '239.77.1.1', port: groupPorts[i]! },
-      member: { host: HOST, port: 0 },
-      sequencer,
-      repair: null,
-      self: i,
-      peers,
-      acksTo: 'client',
-    });
-    const r = new Replica({ id: i, n: 3, app: new CountingApp(), transport: t, scheduler: new RealTimeScheduler(), session: 1, config: { leaderTimeoutUs: 600_000_000, viewChangeRetryUs: 600_000_000 } });
-    t.attach((m) => r.receive(m));
-    closers.push(async () => {
-      r.stop();
-      await t.close();
-    });
-    transports.push(t);
-    replicas.push(r);
-  }
-  return { sequencer, deliverTo, transports, replicas };
-}
 
 async function directClient(sequencer: HostPort, clientId: bigint, deadlineUs: number) {
   const t = await UdpClientTransport.open({ sequencer, groupId: GROUP_ID, bindAddress: HOST, directAcks: true });
@@ -128,7 +67,7 @@ describe('reply address in the REQUEST header', () => {
 
 describe('aggregation off over UDP: replicas ACK the client, f+1 including the leader certify', () => {
   it('each request is certified by the replicas\' own ACKs, results in order', async () => {
-    const g = await group();
+    const g = await loopbackGroup(() => new CountingApp(), closers);
     const { t, c } = await directClient(g.sequencer, 77n, 10_000_000);
     expect(t.replyTo).toEqual({ host: HOST, port: t.address.port });
     const r1 = await c.invoke(new Uint8Array([9]));
@@ -141,7 +80,7 @@ describe('aggregation off over UDP: replicas ACK the client, f+1 including the l
   }, 20_000);
 
   it('without the leader the followers\' ACKs do not certify: ETIMEDOUT though they arrived', async () => {
-    const g = await group();
+    const g = await loopbackGroup(() => new CountingApp(), closers);
     g.deliverTo.delete(0); // the leader (view 0) never sees the request
     const { t, c } = await directClient(g.sequencer, 78n, 800_000);
     const err = (await c.invoke(new Uint8Array([1])).catch((e: unknown) => e)) as ClientError;
@@ -152,7 +91,7 @@ describe('aggregation off over UDP: replicas ACK the client, f+1 including the l
   }, 20_000);
 
   it('a REQUEST that names no reply address gets no ACK (counted), and a later one that does is answered', async () => {
-    const g = await group();
+    const g = await loopbackGroup(() => new CountingApp(), closers);
     const plain = await UdpClientTransport.open({ sequencer: g.sequencer, groupId: GROUP_ID, bindAddress: HOST, connect: false });
     closers.push(() => plain.close());
     plain.sendRequest({ type: 'REQUEST', clientId: 79n, requestId: 1n, op: new Uint8Array([5]) });
