@@ -75,6 +75,14 @@ struct xseq_hdr {
 	__be32 reserved;     /* zero; keeps the header 8-byte sized */
 };
 
+/*
+ * Direct ACKs (a group with n_members = 0, no aggregation): a REQUEST may
+ * name the client's reply address in two fields it does not otherwise use,
+ * view = client IPv4 (network order) and replica_id = client UDP port; both
+ * zero = none. The stamp leaves them as they are, so the SEQUENCED carries
+ * them and replicas ACK the client there (replica/udp/reply-to.ts).
+ */
+
 #define XSEQ_HDR_LEN 64
 #define XSEQ_MAX_PAYLOAD 1400 /* fits a 1500-byte MTU with eth/ip/udp/xseq */
 

@@ -5,9 +5,22 @@
 //
 // Certified means: the aggregator's single REPLY (it counted a quorum that
 // includes the leader), or, with aggregation off, f+1 ACKs for the same
-// (session, seq, view) from distinct replicas, the leader's with its result.
+// (sequencer, session, seq, view) from distinct replicas, the leader's with
+// its result.
+//
+// Several sequencers (Hydra, issue 5): each request's first attempt goes to
+// a sequencer chosen by the policy; an attempt that times out marks its
+// sequencer failed (avoided for a back-off period that doubles with every
+// consecutive timeout) and the retry, with the same request id, goes to the
+// next sequencer in ring order that is not avoided. The replicas' client
+// table keeps the request at-most-once even if two sequencers stamped it.
+// Once its back-off ends a sequencer is chosen again by the policy: that
+// request is the probe, and a certified answer to it clears the failure.
+import { sequencerForKey } from './key-hash.ts';
 import type { AckMsg, ClientInbound } from './messages.ts';
 import { Timer, type ClientTransport, type Scheduler } from './transport.ts';
+
+export type SequencerPolicy = 'round-robin' | 'key';
 
 export interface ClientOptions {
   clientId: bigint;
@@ -17,21 +30,37 @@ export interface ClientOptions {
   scheduler: Scheduler;
   /** true: wait for the aggregator's REPLY; false: count replicas' ACKs. */
   aggregated: boolean;
-  /** Re-send the request after this long without a certified reply. */
+  /** Ids of the sequencers requests may go to, in ring order (default [0]). */
+  sequencers?: readonly number[];
+  /** How a request's first attempt picks a sequencer (default round-robin). */
+  policy?: SequencerPolicy;
+  /** Per-attempt timeout: re-send after this long without a certified reply. */
   retryUs?: number;
   /** Give up after this long (ClientError ETIMEDOUT). */
   deadlineUs?: number;
+  /** A sequencer whose attempt timed out is avoided this long (default 1 s)... */
+  backoffUs?: number;
+  /** ...doubling per consecutive timeout up to this (default 16 x backoffUs). */
+  maxBackoffUs?: number;
   /** The first request id (a restarted client must not reuse ids). Default 1. */
   firstRequestId?: bigint;
 }
 
 export type ClientErrorCode = 'ETIMEDOUT' | 'ECLOSED';
 
+/** How many attempts of a request went to one sequencer. */
+export interface AttemptCount {
+  readonly sequencerId: number;
+  readonly attempts: number;
+}
+
 export class ClientError extends Error {
   override readonly name = 'ClientError';
   constructor(
     readonly code: ClientErrorCode,
     message: string,
+    /** ETIMEDOUT: attempts per sequencer, in the order each was first tried. */
+    readonly attempts: readonly AttemptCount[] = [],
   ) {
     super(message);
   }
@@ -47,25 +76,62 @@ export interface Certificate {
 
 export type Completion = (err: ClientError | null, result: Uint8Array | null, cert: Certificate | null) => void;
 
+/** submit()/invoke() options. */
+export interface SubmitOptions {
+  /**
+   * With policy 'key': what the first sequencer is picked by (its stable
+   * hash, key-hash.ts). Without a key a request goes round-robin.
+   */
+  key?: string | Uint8Array;
+}
+
+/** What the client knows about one sequencer's health. */
+export interface SequencerHealth {
+  readonly id: number;
+  /** Consecutive attempts that timed out (0: healthy). */
+  readonly failures: number;
+  /** Avoided until this scheduler time (us); <= now: usable. */
+  readonly avoidUntil: number;
+  /** When its last attempt timed out (-Infinity: never). */
+  readonly lastFailedAt: number;
+  /** Attempts sent to it, over the client's life. */
+  readonly attempts: number;
+}
+
+interface SeqState {
+  id: number;
+  failures: number;
+  avoidUntil: number;
+  lastFailedAt: number;
+  attempts: number;
+}
+
 interface Pending {
   readonly requestId: bigint;
   readonly op: Uint8Array;
   readonly done: Completion;
   readonly started: number;
-  sends: number;
-  /** Non-aggregated: replicas per (session, seq, leaderNum), and the leader's result. */
+  /** Index (into the client's sequencers) of the latest attempt's target. */
+  target: number;
+  readonly tries: Map<number, number>;
+  /** Non-aggregated: replicas per (sequencer, session, seq, leaderNum), and the leader's result. */
   readonly votes: Map<string, { replicas: Set<number>; result: Uint8Array | null }>;
 }
 
 export class Client {
   readonly clientId: bigint;
+  readonly policy: SequencerPolicy;
   private readonly n: number;
   private readonly quorum: number;
   private readonly retryUs: number;
   private readonly deadlineUs: number;
+  private readonly backoffUs: number;
+  private readonly maxBackoffUs: number;
+  private readonly seqs: SeqState[];
+  private rr = 0;
   private nextRequestId: bigint;
   private current: Pending | null = null;
-  private readonly queue: { op: Uint8Array; done: Completion }[] = [];
+  private readonly queue: { op: Uint8Array; done: Completion; key: string | Uint8Array | undefined }[] = [];
   private readonly retryTimer: Timer;
   private readonly deadlineTimer: Timer;
   private closed = false;
@@ -76,6 +142,13 @@ export class Client {
     this.quorum = (o.n - 1) / 2 + 1;
     this.retryUs = o.retryUs ?? 50_000;
     this.deadlineUs = o.deadlineUs ?? 5_000_000;
+    this.backoffUs = o.backoffUs ?? 1_000_000;
+    this.maxBackoffUs = o.maxBackoffUs ?? 16 * this.backoffUs;
+    this.policy = o.policy ?? 'round-robin';
+    const ids = o.sequencers ?? [0];
+    if (ids.length === 0) throw new RangeError('sequencers: at least one');
+    if (new Set(ids).size !== ids.length) throw new RangeError(`sequencers: ids must be unique, got ${ids.join(',')}`);
+    this.seqs = ids.map((id) => ({ id, failures: 0, avoidUntil: -Infinity, lastFailedAt: -Infinity, attempts: 0 }));
     this.nextRequestId = o.firstRequestId ?? 1n;
     this.retryTimer = new Timer(o.scheduler, () => this.onRetry());
     this.deadlineTimer = new Timer(o.scheduler, () => this.onDeadline());
@@ -91,21 +164,31 @@ export class Client {
     return this.current?.requestId ?? null;
   }
 
+  /** Each sequencer's health, in configured order. */
+  health(): SequencerHealth[] {
+    return this.seqs.map((s) => ({ ...s }));
+  }
+
   /** Callback form: no promise machinery, so a simulation stays synchronous. */
-  submit(op: Uint8Array, done: Completion): void {
+  submit(op: Uint8Array, done: Completion, opts: SubmitOptions = {}): void {
     if (this.closed) return done(new ClientError('ECLOSED', 'client is closed'), null, null);
-    this.queue.push({ op, done });
+    this.queue.push({ op, done, key: opts.key });
     if (!this.current) this.startNext();
   }
 
-  invoke(op: Uint8Array): Promise<Uint8Array> {
-    return new Promise((resolve, reject) => this.submit(op, (err, r) => (err ? reject(err) : resolve(r!))));
+  invoke(op: Uint8Array, opts: SubmitOptions = {}): Promise<Uint8Array> {
+    return new Promise((resolve, reject) => this.submit(op, (err, r) => (err ? reject(err) : resolve(r!)), opts));
   }
 
-  receive(m: ClientInbound): void {
+  /**
+   * An answer from the network. `fromSequencer` is the sequencer id the
+   * transport saw it come from (a REPLY's source), if it knows one: that
+   * sequencer is then credited as healthy; otherwise the latest attempt's.
+   */
+  receive(m: ClientInbound, fromSequencer?: number): void {
     const p = this.current;
     if (!p || m.clientId !== this.clientId || m.requestId !== p.requestId) return;
-    if (m.type === 'REPLY') return this.finish(null, m.result, m);
+    if (m.type === 'REPLY') return this.certified(p, m.result, m, fromSequencer);
     this.countAck(p, m);
   }
 
@@ -122,41 +205,86 @@ export class Client {
   }
 
   private countAck(p: Pending, m: AckMsg): void {
-    const key = `${m.session}/${m.seq}/${m.leaderNum}`;
+    // A retry through another sequencer is logged again under that
+    // sequencer's own (session, seq): votes for different stamps of the same
+    // request must not add up, so the sequencer id is part of the key.
+    const key = `${m.sequencerId ?? 0}/${m.session}/${m.seq}/${m.leaderNum}`;
     let v = p.votes.get(key);
     if (!v) p.votes.set(key, (v = { replicas: new Set(), result: null }));
     v.replicas.add(m.replicaId);
     if (m.replicaId === m.leaderNum % this.n && m.result) v.result = m.result;
-    if (v.result && v.replicas.size >= this.quorum) this.finish(null, v.result, m);
+    if (v.result && v.replicas.size >= this.quorum) this.certified(p, v.result, m, undefined);
+  }
+
+  private certified(p: Pending, result: Uint8Array, at: Omit<Certificate, 'requestId'>, from: number | undefined): void {
+    const i = from === undefined ? p.target : this.seqs.findIndex((s) => s.id === from);
+    const s = this.seqs[i];
+    if (s) {
+      s.failures = 0;
+      s.avoidUntil = -Infinity;
+    }
+    this.finish(null, result, at);
   }
 
   private startNext(): void {
     const q = this.queue.shift();
     if (!q) return;
     const requestId = this.nextRequestId++;
-    this.current = { requestId, op: q.op, done: q.done, started: this.o.scheduler.now(), sends: 0, votes: new Map() };
+    const first = this.policy === 'key' && q.key !== undefined ? sequencerForKey(q.key, this.seqs.length) : this.rr++ % this.seqs.length;
+    this.current = { requestId, op: q.op, done: q.done, started: this.o.scheduler.now(), target: this.pick(first), tries: new Map(), votes: new Map() };
     this.deadlineTimer.start(this.deadlineUs);
     this.send();
   }
 
+  /**
+   * The first sequencer from index `from` on, in ring order, that is not
+   * avoided; if all are, the least recently failed one (an answer through a
+   * shaky sequencer beats failing early).
+   */
+  private pick(from: number): number {
+    const now = this.o.scheduler.now();
+    const k = this.seqs.length;
+    let oldest = -1;
+    for (let j = 0; j < k; j++) {
+      const i = (from + j) % k;
+      const s = this.seqs[i]!;
+      if (s.avoidUntil <= now) return i;
+      if (oldest < 0 || s.lastFailedAt < this.seqs[oldest]!.lastFailedAt) oldest = i;
+    }
+    return oldest;
+  }
+
   private send(): void {
     const p = this.current!;
-    p.sends++;
-    this.o.transport.sendRequest({ type: 'REQUEST', clientId: this.clientId, requestId: p.requestId, op: p.op });
+    const s = this.seqs[p.target]!;
+    s.attempts++;
+    p.tries.set(s.id, (p.tries.get(s.id) ?? 0) + 1);
+    this.o.transport.sendRequest({ type: 'REQUEST', clientId: this.clientId, requestId: p.requestId, op: p.op }, s.id);
     this.retryTimer.start(this.retryUs);
   }
 
   private onRetry(): void {
-    if (this.current) this.send();
+    const p = this.current;
+    if (!p) return;
+    const now = this.o.scheduler.now();
+    const s = this.seqs[p.target]!;
+    s.failures++;
+    s.lastFailedAt = now;
+    s.avoidUntil = now + Math.min(this.backoffUs * 2 ** (s.failures - 1), this.maxBackoffUs);
+    p.target = this.pick((p.target + 1) % this.seqs.length);
+    this.send();
   }
 
   private onDeadline(): void {
     const p = this.current;
     if (!p) return;
-    this.finish(new ClientError('ETIMEDOUT', `request ${p.requestId} of client ${this.clientId} not certified within ${this.deadlineUs} us (${p.sends} sends)`), null, null);
+    const attempts = [...p.tries].map(([sequencerId, n]) => ({ sequencerId, attempts: n }));
+    const total = attempts.reduce((a, t) => a + t.attempts, 0);
+    const where = attempts.map((t) => `sequencer ${t.sequencerId}: ${t.attempts}`).join(', ');
+    this.finish(new ClientError('ETIMEDOUT', `request ${p.requestId} of client ${this.clientId} not certified within ${this.deadlineUs} us (${total} attempts; ${where})`, attempts), null, null);
   }
 
-  private finish(err: ClientError | null, result: Uint8Array | null, at: { session: number; seq: number; leaderNum: number } | null): void {
+  private finish(err: ClientError | null, result: Uint8Array | null, at: Omit<Certificate, 'requestId'> | null): void {
     const p = this.current!;
     this.current = null;
     this.retryTimer.stop();

@@ -1,7 +1,19 @@
 // The replica library: a NOPaxos replica and client over an abstract
 // transport. See README.md.
 export type { Application } from './app.ts';
-export { Client, ClientError, type Certificate, type ClientErrorCode, type ClientOptions, type Completion } from './client.ts';
+export {
+  Client,
+  ClientError,
+  type AttemptCount,
+  type Certificate,
+  type ClientErrorCode,
+  type ClientOptions,
+  type Completion,
+  type SequencerHealth,
+  type SequencerPolicy,
+  type SubmitOptions,
+} from './client.ts';
+export { fnv1a32, sequencerForKey } from './key-hash.ts';
 export { DEFAULT_CONFIG, type ReplicaConfig } from './config.ts';
 export type * from './messages.ts';
 export { Replica, type ReplicaOptions, type ReplicaStatus } from './replica.ts';

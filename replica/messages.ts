@@ -44,6 +44,8 @@ export interface AckMsg {
   readonly requestId: bigint;
   /** The application's result: the leader's ACK only. */
   readonly result: Uint8Array | null;
+  /** The sequencer that stamped the slot (wire: header.sequencer_id); absent = 0. */
+  readonly sequencerId?: number;
 }
 
 /** aggregator -> client: certified by a quorum including the leader. */
@@ -56,6 +58,8 @@ export interface ReplyMsg {
   readonly clientId: bigint;
   readonly requestId: bigint;
   readonly result: Uint8Array;
+  /** The sequencer that stamped the slot (wire: header.sequencer_id); absent = 0. */
+  readonly sequencerId?: number;
 }
 
 // ---- repair service (agent) -----------------------------------------------

@@ -26,9 +26,10 @@ export interface ReplicaTransport {
   sendRepairRequest(msg: RepairRequestMsg): void;
 }
 
-/** Clients send to the sequencer; it stamps and multicasts (OUM). */
+/** Clients send to a sequencer; it stamps and multicasts (OUM). */
 export interface ClientTransport {
-  sendRequest(msg: RequestMsg): void;
+  /** `sequencerId`: which of the group's sequencers (the client's choice). */
+  sendRequest(msg: RequestMsg, sequencerId: number): void;
 }
 
 /** One restartable timeout on top of a Scheduler. */

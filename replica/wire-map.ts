@@ -71,6 +71,7 @@ export function ackToWire(m: AckMsg, a: WireAddressing): Buffer {
       type: MsgType.ACK,
       flags: m.result ? Flags.RESULT : 0,
       groupId: a.groupId,
+      sequencerId: m.sequencerId ?? 0,
       replicaId: m.replicaId,
       session: m.session,
       view: m.leaderNum,
@@ -95,6 +96,8 @@ export function ackFromWire(w: XseqMessage): AckMsg | null {
     clientId: h.clientId,
     requestId: h.requestId,
     result: h.flags & Flags.RESULT ? copy(w.payload) : null,
+    // Absent means 0, so single-sequencer messages look as they always did.
+    ...(h.sequencerId ? { sequencerId: h.sequencerId } : {}),
   };
 }
 
@@ -111,6 +114,7 @@ export function replyFromWire(w: XseqMessage): ReplyMsg | null {
     clientId: h.clientId,
     requestId: h.requestId,
     result: copy(w.payload),
+    ...(h.sequencerId ? { sequencerId: h.sequencerId } : {}),
   };
 }
 

@@ -5,12 +5,14 @@
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { type HostPort, parseHostPort } from '../../replica/udp/index.ts';
 import { ClientError, KvClient } from './client.ts';
+import { ClientConfigError, clientConfig, type KvClientConfig, mergeClientFlags, readClientConfigFile } from './client-config.ts';
 import { runLoad } from './load.ts';
 import { KvError, MAX_VALUE } from './ops.ts';
 
 const USAGE = `Usage: tsx examples/kv/cli.ts <command> --sequencer ADDR[:PORT] [options]
+       tsx examples/kv/cli.ts <command> --sequencer ID:ADDR[:PORT] ... [options]
+       tsx examples/kv/cli.ts <command> --config FILE [options]
 
 Commands:
   get KEY                      prints {"key","found","value"}
@@ -22,13 +24,35 @@ Commands:
   read --keys-file FILE        reads every key in FILE (one per line), prints
                                {"values":{key: value|null}, "failed":[...]}
 
-Options:
+Options (in brackets: the field in a --config file; flags win):
+  --config FILE                YAML (or JSON) with the bracketed fields; see
+                               examples/kv/client.example.yaml
   --sequencer ADDR[:PORT]      the sequencer host (default port 7400), or an
                                unreplicated server (examples/kv/unreplicated.ts)
-  --group ID                   replica group (default 1)
-  --bind ADDR                  local address to send from
-  --retry-ms MS                re-send an unanswered request (default 200)
-  --timeout-ms MS              give up on a request (default 10000)
+                               [sequencer]
+  --sequencer ID:ADDR[:PORT]   one of the group's sequencers (Hydra): repeat
+                               once per sequencer; replaces the file's list
+                               [sequencers: ["ID:ADDR:PORT" | {id, addr, port}]]
+  --policy round-robin|key     how a request picks its sequencer: in turn
+                               (default), or by its KV key (FNV-1a 32 of the
+                               key's bytes mod the number of sequencers, in
+                               the order given) [policy]
+  --group ID                   replica group (default 1) [group]
+  --bind ADDR                  local address to send from [bind]
+  --retry-ms MS                per-attempt timeout: re-send an unanswered
+                               request, with the same request id, to the next
+                               sequencer (default 200) [retryMs]
+  --backoff-ms MS              a sequencer that timed out is avoided this long,
+                               doubling per consecutive timeout up to 16x,
+                               then tried again (default 1000) [backoffMs]
+  --timeout-ms MS              give up on a request: ETIMEDOUT, with how many
+                               attempts went to which sequencer (default
+                               10000) [timeoutMs]
+  --direct-acks --replicas N   the group runs without aggregation (agent group
+                               without members, replicas --acks-to client):
+                               replicas ACK this client, which counts f+1
+                               matching ACKs including the leader's; N is the
+                               group size [directAcks, replicas]
 load:
   --clients C                  concurrent closed-loop clients (default 4)
   --ops N | --duration-ms MS   how much load (one of them)
@@ -63,7 +87,12 @@ async function main(): Promise<void> {
     parsed = parseArgs({
       allowPositionals: true,
       options: {
-        sequencer: { type: 'string' },
+        config: { type: 'string' },
+        sequencer: { type: 'string', multiple: true },
+        policy: { type: 'string' },
+        'backoff-ms': { type: 'string' },
+        'direct-acks': { type: 'boolean' },
+        replicas: { type: 'string' },
         group: { type: 'string' },
         bind: { type: 'string' },
         'retry-ms': { type: 'string' },
@@ -94,21 +123,37 @@ async function main(): Promise<void> {
   }
   const [cmd, ...args] = p;
   if (!cmd) fail('no command');
-  if (!v.sequencer) fail('--sequencer is required');
-  let sequencer: HostPort;
+  let cfg: KvClientConfig;
   try {
-    sequencer = parseHostPort(v.sequencer, '--sequencer', 7400);
+    const file = v.config ? readClientConfigFile(v.config) : {};
+    cfg = clientConfig(
+      mergeClientFlags(file, {
+        ...(v.sequencer ? { sequencer: v.sequencer } : {}),
+        ...(v.group !== undefined ? { group: v.group } : {}),
+        ...(v.policy !== undefined ? { policy: v.policy } : {}),
+        ...(v['retry-ms'] !== undefined ? { retryMs: v['retry-ms'] } : {}),
+        ...(v['timeout-ms'] !== undefined ? { timeoutMs: v['timeout-ms'] } : {}),
+        ...(v['backoff-ms'] !== undefined ? { backoffMs: v['backoff-ms'] } : {}),
+        ...(v.bind !== undefined ? { bind: v.bind } : {}),
+        ...(v['direct-acks'] !== undefined ? { directAcks: v['direct-acks'] } : {}),
+        ...(v.replicas !== undefined ? { replicas: v.replicas } : {}),
+      }),
+    );
   } catch (e) {
-    fail((e as Error).message);
+    if (e instanceof ClientConfigError) fail(e.message);
+    throw e;
   }
   const clients = num(v.clients, 'clients', cmd === 'read' ? 8 : 4, 1);
   const client = await KvClient.open({
-    sequencer,
-    groupId: num(v.group, 'group', 1),
+    sequencers: cfg.sequencers,
+    policy: cfg.policy,
+    groupId: cfg.groupId,
     lanes: cmd === 'load' || cmd === 'read' ? clients : 1,
-    retryMs: num(v['retry-ms'], 'retry-ms', 200, 1),
-    timeoutMs: num(v['timeout-ms'], 'timeout-ms', 10_000, 1),
-    ...(v.bind ? { bindAddress: v.bind } : {}),
+    retryMs: cfg.retryMs,
+    timeoutMs: cfg.timeoutMs,
+    backoffMs: cfg.backoffMs,
+    ...(cfg.bind ? { bindAddress: cfg.bind } : {}),
+    ...(cfg.directAcks ? { directAcks: true, replicas: cfg.replicas } : {}),
   });
   const print = (o: unknown) => console.log(JSON.stringify(o));
   try {

@@ -4,14 +4,24 @@
 // socket; each core has one request in flight (the replicas' at-most-once
 // table remembers one request id per client), so lanes are the client's
 // concurrency. Ops of one lane execute in the order they were issued.
+//
+// Several sequencers (Hydra): each request goes to one of them by the
+// policy (round-robin, or `key`: the op's KV key hashed, key-hash.ts), and a
+// retry after a timeout goes to the next one (replica/client.ts).
 import { randomBytes } from 'node:crypto';
-import { Client, ClientError, type Certificate } from '../../replica/index.ts';
-import { type HostPort, RealTimeScheduler, UdpClientTransport } from '../../replica/udp/index.ts';
+import { Client, ClientError, type Certificate, type SequencerHealth, type SequencerPolicy } from '../../replica/index.ts';
+import { type HostPort, RealTimeScheduler, type SequencerAddr, UdpClientTransport } from '../../replica/udp/index.ts';
 import { decodeResult, encodeOp, type Op, type Result } from './ops.ts';
 
 export interface KvClientOptions {
   /** The sequencer host's xseq port, or an unreplicated server (unreplicated.ts). */
-  sequencer: HostPort;
+  sequencer?: HostPort;
+  /** Or the group's sequencers, with their ids (one of the two). */
+  sequencers?: readonly SequencerAddr[];
+  /** How a request picks its first sequencer (default round-robin). */
+  policy?: SequencerPolicy;
+  /** A sequencer that timed out is avoided this long, doubling per timeout (default 1000 ms). */
+  backoffMs?: number;
   groupId: number;
   /** Local address to send from (default any). */
   bindAddress?: string;
@@ -21,6 +31,14 @@ export interface KvClientOptions {
   retryMs?: number;
   /** Fail a request with ETIMEDOUT after this long (default 10 s). */
   timeoutMs?: number;
+  /**
+   * The group runs without aggregation: replicas ACK this client directly
+   * (replicas with --acks-to client) and an op is certified by f+1
+   * matching ACKs including the leader's. Needs `replicas`.
+   */
+  directAcks?: boolean;
+  /** The group's size 2f+1 (directAcks only). */
+  replicas?: number;
 }
 
 export interface Answer {
@@ -48,12 +66,16 @@ export class KvClient {
     this.cores = Array.from({ length: o.lanes ?? 1 }, () => {
       const c = new Client({
         clientId: randomClientId(),
-        n: 1, // unused with aggregation: the sequencer counts the quorum
+        // With aggregation the sequencer counts the quorum and n is unused.
+        n: o.directAcks ? o.replicas! : 1,
         transport,
         scheduler,
-        aggregated: true,
+        aggregated: !o.directAcks,
         retryUs: (o.retryMs ?? 200) * 1000,
         deadlineUs: (o.timeoutMs ?? 10_000) * 1000,
+        backoffUs: (o.backoffMs ?? 1000) * 1000,
+        sequencers: transport.sequencerIds,
+        policy: o.policy ?? 'round-robin',
       });
       transport.register(c);
       return c;
@@ -64,7 +86,14 @@ export class KvClient {
   static async open(o: KvClientOptions): Promise<KvClient> {
     const lanes = o.lanes ?? 1;
     if (!Number.isInteger(lanes) || lanes < 1) throw new RangeError(`lanes=${lanes} must be a positive integer`);
-    const t = await UdpClientTransport.open({ sequencer: o.sequencer, groupId: o.groupId, ...(o.bindAddress ? { bindAddress: o.bindAddress } : {}) });
+    if (o.directAcks && !(Number.isInteger(o.replicas) && o.replicas! >= 1 && o.replicas! % 2 === 1)) throw new RangeError(`directAcks needs replicas = the group size, an odd number (got ${o.replicas})`);
+    const t = await UdpClientTransport.open({
+      ...(o.sequencers ? { sequencers: o.sequencers } : {}),
+      ...(o.sequencer ? { sequencer: o.sequencer } : {}),
+      groupId: o.groupId,
+      ...(o.bindAddress ? { bindAddress: o.bindAddress } : {}),
+      ...(o.directAcks ? { directAcks: true } : {}),
+    });
     return new KvClient(t, o);
   }
 
@@ -78,14 +107,18 @@ export class KvClient {
     if (!core) return Promise.reject(new RangeError(`lane ${lane} of ${this.cores.length}`));
     const bytes = encodeOp(op);
     return new Promise((resolve, reject) =>
-      core.submit(bytes, (err, result, cert) => {
-        if (err) return reject(err);
-        try {
-          resolve({ result: decodeResult(result!), cert });
-        } catch (e) {
-          reject(e as Error);
-        }
-      }),
+      core.submit(
+        bytes,
+        (err, result, cert) => {
+          if (err) return reject(err);
+          try {
+            resolve({ result: decodeResult(result!), cert });
+          } catch (e) {
+            reject(e as Error);
+          }
+        },
+        { key: op.key },
+      ),
     );
   }
 
@@ -112,6 +145,11 @@ export class KvClient {
 
   counters() {
     return this.transport.counters();
+  }
+
+  /** Each sequencer's health as lane `lane` (default 0) sees it. */
+  health(lane = 0): SequencerHealth[] {
+    return this.cores[lane]?.health() ?? [];
   }
 
   async close(): Promise<void> {

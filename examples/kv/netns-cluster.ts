@@ -53,6 +53,12 @@ export interface KvClusterOptions {
    * timeout: on a LAN the minimum belongs near the real round trip.
    */
   tcpRtoMinUs?: number;
+  /**
+   * false: the agent's group gets no members, so the kernel aggregates
+   * nothing (run the replicas with --acks-to client, clients with
+   * --direct-acks). Default true.
+   */
+  members?: boolean;
 }
 
 /** Runs `node --import tsx script args` in a role's namespace. */
@@ -92,7 +98,7 @@ export class KvCluster {
     const members = this.roles.map((r, i) => `--member=${GROUP.id}:${i}:${t.ip(r)}:${ACK_PORT + i}`);
     return [
       'run', '--config', '', '--iface', t.ifname('seq'), '--mode', this.o.mode ?? 'native',
-      '--group', `${GROUP.id}:${GROUP.addr}:${GROUP.port}`, ...members,
+      '--group', `${GROUP.id}:${GROUP.addr}:${GROUP.port}`, ...(this.o.members === false ? [] : members),
       '--bpffs', this.bpffs, '--state-dir', this.stateDir,
       '--stats-interval', '0', '--metrics-listen', '',
       ...(this.o.agentArgs ?? []),

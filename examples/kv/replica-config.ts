@@ -35,6 +35,11 @@ the sequencer host, repair from the agent) and TCP to its peers.
                          at exit [logDump]
   --stats-interval MS    log counters every MS (default 0: at exit only)
                          [statsIntervalMs]
+  --acks-to sequencer|client
+                         where ACKs go: the sequencer's aggregator (default),
+                         or, for a group the agent runs without members (no
+                         aggregation), each client's own address, which it
+                         names in its REQUESTs (cli.ts --direct-acks) [acksTo]
   --protocol JSON        replica timeouts over the defaults (replica/config.ts,
                          with leaderTimeoutUs 500000, gapFindRetryUs and
                          gapCommitRetryUs 10000, viewChangeRetryUs 100000,
@@ -75,6 +80,7 @@ export interface KvReplicaConfig {
   logDump: string | null;
   statsIntervalMs: number;
   protocol: Partial<ReplicaConfig>;
+  acksTo: 'sequencer' | 'client';
 }
 
 export class ConfigError extends Error {
@@ -144,7 +150,12 @@ function parseProtocol(v: unknown): Partial<ReplicaConfig> {
 }
 
 /** The fields a --config file may have, each also a flag. */
-const FILE_FIELDS = ['group', 'id', 'member', 'peers', 'sequencer', 'repair', 'session', 'recover', 'stateDir', 'logDump', 'statsIntervalMs', 'protocol'];
+const FILE_FIELDS = ['group', 'id', 'member', 'peers', 'sequencer', 'repair', 'session', 'recover', 'stateDir', 'logDump', 'statsIntervalMs', 'protocol', 'acksTo'];
+
+function parseAcksTo(v: unknown): 'sequencer' | 'client' {
+  if (v === undefined || v === 'sequencer' || v === 'client') return v ?? 'sequencer';
+  throw new ConfigError(`acksTo: ${JSON.stringify(v)} is not sequencer or client`);
+}
 
 /** Returns null for --help. Throws ConfigError for anything wrong. */
 export function parseReplicaArgs(argv: string[]): KvReplicaConfig | null {
@@ -167,6 +178,7 @@ export function parseReplicaArgs(argv: string[]): KvReplicaConfig | null {
         'log-dump': { type: 'string' },
         'stats-interval': { type: 'string' },
         protocol: { type: 'string' },
+        'acks-to': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }).values;
@@ -204,6 +216,7 @@ export function parseReplicaArgs(argv: string[]): KvReplicaConfig | null {
   flag('log-dump', 'logDump');
   flag('stats-interval', 'statsIntervalMs');
   flag('protocol', 'protocol');
+  flag('acks-to', 'acksTo');
 
   for (const f of ['group', 'id', 'member', 'peers', 'sequencer']) {
     if (raw[f] === undefined) throw new ConfigError(`${f}: required (see --help)`);
@@ -232,5 +245,6 @@ export function parseReplicaArgs(argv: string[]): KvReplicaConfig | null {
     logDump: raw['logDump'] === undefined ? null : str(raw['logDump'], 'logDump'),
     statsIntervalMs: raw['statsIntervalMs'] === undefined ? 0 : int(raw['statsIntervalMs'], 'statsIntervalMs', 0, 3_600_000),
     protocol: { ...KV_PROTOCOL_DEFAULTS, ...parseProtocol(raw['protocol']) },
+    acksTo: parseAcksTo(raw['acksTo']),
   };
 }

@@ -59,7 +59,9 @@ async function main(): Promise<void> {
     peers: c.peers,
     // Followers' ACKs as long as the longest KV result, so the sequencer
     // never has to grow one into a REPLY (UdpReplicaOptions.ackPadding).
-    ackPadding: MAX_RESULT,
+    // Clients counting ACKs themselves need no padding.
+    ackPadding: c.acksTo === 'client' ? 0 : MAX_RESULT,
+    acksTo: c.acksTo,
   });
   const store = new KvStore();
   // Set once constructed: the constructor already sends (a recovering

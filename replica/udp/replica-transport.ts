@@ -22,6 +22,7 @@ import type { ReplicaTransport } from '../transport.ts';
 import { ackToWire, repairErrorFromWire, repairReplyFromWire, repairRequestToWire, sequencedFromWire } from '../wire-map.ts';
 import type { HostPort } from './addr.ts';
 import { PeerLink, type PeerLinkCounters } from './peer-link.ts';
+import { replyToOf, ReplyToTable } from './reply-to.ts';
 
 export interface UdpReplicaOptions {
   groupId: number;
@@ -49,6 +50,14 @@ export interface UdpReplicaOptions {
    * kernel ignores a follower's payload (no XSEQ_F_RESULT).
    */
   ackPadding?: number;
+  /**
+   * Where ACKs go (default 'sequencer': its in-kernel aggregator). 'client':
+   * the group has no aggregation, so each ACK goes to the reply address its
+   * client named in the REQUEST (reply-to.ts); the ACK socket is then not
+   * connected, and an ACK for a client with no known address is dropped
+   * (counted in acksNoAddress; the client's retry brings the address).
+   */
+  acksTo?: 'sequencer' | 'client';
 }
 
 export interface UdpReplicaCounters {
@@ -61,6 +70,8 @@ export interface UdpReplicaCounters {
   /** Datagrams that are not for us: other groups, FLUSH, malformed. */
   ignored: number;
   sendErrors: number;
+  /** acksTo 'client': ACKs dropped because their client named no reply address. */
+  acksNoAddress: number;
   peer: PeerLinkCounters;
 }
 
@@ -99,7 +110,9 @@ function connectTo(sock: Socket, to: HostPort): Promise<void> {
 export class UdpReplicaTransport implements ReplicaTransport {
   private receiver: Receiver | null = null;
   private afterEvent: () => void = () => {};
-  private readonly c = { sequenced: 0, retransmits: 0, acks: 0, repairRequests: 0, repairReplies: 0, repairErrors: 0, ignored: 0, sendErrors: 0 };
+  private readonly c = { sequenced: 0, retransmits: 0, acks: 0, repairRequests: 0, repairReplies: 0, repairErrors: 0, ignored: 0, sendErrors: 0, acksNoAddress: 0 };
+  /** acksTo 'client': where each client wants its ACKs. */
+  private readonly replyTo: ReplyToTable | null;
   private readonly onSent = (err: Error | null): void => {
     if (err) this.c.sendErrors++;
   };
@@ -110,7 +123,9 @@ export class UdpReplicaTransport implements ReplicaTransport {
     private readonly ackSock: Socket,
     private readonly repairSock: Socket | null,
     private readonly link: PeerLink,
-  ) {}
+  ) {
+    this.replyTo = o.acksTo === 'client' ? new ReplyToTable() : null;
+  }
 
   /** Binds every socket; nothing is delivered until attach(). */
   static async open(o: UdpReplicaOptions): Promise<UdpReplicaTransport> {
@@ -123,7 +138,7 @@ export class UdpReplicaTransport implements ReplicaTransport {
       groupSock.addMembership(o.group.host, o.member.host);
       groupSock.setRecvBufferSize(o.recvBufferBytes ?? 8 << 20);
       await bind(ackSock, o.member.port, o.member.host);
-      await connectTo(ackSock, o.sequencer);
+      if (o.acksTo !== 'client') await connectTo(ackSock, o.sequencer);
       if (repairSock) {
         await bind(repairSock, 0, o.member.host);
         await connectTo(repairSock, o.repair!);
@@ -174,7 +189,14 @@ export class UdpReplicaTransport implements ReplicaTransport {
   sendAck(msg: AckMsg): void {
     this.c.acks++;
     const pad = msg.result ? 0 : (this.o.ackPadding ?? 0);
-    this.ackSock.send(pad ? paddedAck(msg, this.o.groupId, pad) : ackToWire(msg, { groupId: this.o.groupId }), this.onSent);
+    const b = pad ? paddedAck(msg, this.o.groupId, pad) : ackToWire(msg, { groupId: this.o.groupId });
+    if (!this.replyTo) return this.ackSock.send(b, this.onSent);
+    const to = this.replyTo.get(msg.clientId);
+    if (!to) {
+      this.c.acksNoAddress++;
+      return;
+    }
+    this.ackSock.send(b, to.port, to.host, this.onSent);
   }
 
   sendRepairRequest(msg: RepairRequestMsg): void {
@@ -208,6 +230,10 @@ export class UdpReplicaTransport implements ReplicaTransport {
     }
     this.c.sequenced++;
     if (m.retransmit) this.c.retransmits++;
+    if (this.replyTo) {
+      const to = replyToOf(w.header);
+      if (to) this.replyTo.note(m.clientId, to);
+    }
     this.deliver(m);
   }
 

@@ -22,7 +22,8 @@ describe('client', () => {
     while (q.step() && q.now < 20_000);
     expect(err).toBeInstanceOf(ClientError);
     expect(err!.code).toBe('ETIMEDOUT');
-    expect(err!.message).toMatch(/request 1 of client 7 not certified within 10000 us \(\d+ sends\)/);
+    expect(err!.message).toBe('request 1 of client 7 not certified within 10000 us (10 attempts; sequencer 0: 10)');
+    expect(err!.attempts).toEqual([{ sequencerId: 0, attempts: 10 }]);
     expect(sent.length).toBe(10);
     expect(new Set(sent.map((m) => m.requestId))).toEqual(new Set([1n]));
   });
