@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../agent/config.ts';
+import { clientConfig, readClientConfigFile } from '../examples/kv/client-config.ts';
 import { parseReplicaArgs } from '../examples/kv/replica-config.ts';
 import { describePrivileged } from './helpers/privileged.ts';
 
@@ -34,11 +35,12 @@ function rendered(file: string, id: number): string {
 }
 
 /** What reads each shipped file. Templates are rendered for replicas 0..2 first. */
-const SCHEMAS: Record<string, 'agent' | 'kv' | 'kv-template' | 'prometheus'> = {
+const SCHEMAS: Record<string, 'agent' | 'kv' | 'kv-template' | 'kv-client' | 'prometheus'> = {
   'deploy/agent.example.yaml': 'agent',
   'deploy/vagrant/agent.yaml': 'agent',
   'deploy/vagrant/kv.yaml': 'kv-template',
   'examples/kv/replica.example.yaml': 'kv',
+  'examples/kv/client.example.yaml': 'kv-client',
   // promtool checks it (test/deploy.test.ts).
   'deploy/prometheus/prometheus.yml': 'prometheus',
 };
@@ -56,6 +58,11 @@ describe('shipped configuration files', () => {
   it.each(Object.entries(SCHEMAS).filter(([, s]) => s === 'kv'))("%s passes the KV replica's schema", (file) => {
     const c = parseReplicaArgs(['--config', join(root, file)])!;
     expect(c.peers.length).toBe(3);
+  });
+
+  it.each(Object.entries(SCHEMAS).filter(([, s]) => s === 'kv-client'))("%s passes the KV client's schema", (file) => {
+    const c = clientConfig(readClientConfigFile(join(root, file)));
+    expect(c.sequencers.length).toBeGreaterThan(0);
   });
 
   it("deploy/vagrant/kv.yaml, rendered for replicas 0..2, passes the KV replica's schema and matches the Vagrant agent's group", () => {
