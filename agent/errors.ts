@@ -15,7 +15,9 @@ export type AgentErrorCode =
   /** The BPF filesystem is missing and could not be mounted. */
   | 'EBPFFS'
   /** sessions.json or the state directory cannot be read or written. */
-  | 'ESTATE';
+  | 'ESTATE'
+  /** The interface has no IPv4 address for the agent's flush solicits. */
+  | 'EFLUSH_NO_ADDRESS';
 
 export class AgentError extends Error {
   override readonly name = 'AgentError';

@@ -5,9 +5,11 @@
 // which keeps stamping (or, with --detach-on-exit, is removed too).
 import { createSocket, type Socket } from 'node:dgram';
 import pino from 'pino';
-import type { Counters } from '../bpf/maps.ts';
+import { type BpfProgram, ifindex, programById } from '../bpf/libbpf/index.ts';
+import { type Counters, PROG_SEQUENCER } from '../bpf/maps.ts';
 import type { AgentConfig } from './config.ts';
 import { type DataPath, openDataPath } from './datapath.ts';
+import { type FlushGroup, FlushTimer } from './flush.ts';
 import { InstanceLock } from './instance.ts';
 import { dataPathHealth, metricsSource, startMetrics } from './metrics-source.ts';
 import { pinDirOf, removePins } from './pins.ts';
@@ -109,13 +111,32 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
     if (g.action === 'disabled') log.warn({ event: 'group', group: g.id, session: g.session }, `group ${g.id} is no longer configured: it stops stamping`);
     if (g.action === 'updated') log.info({ event: 'group', group: g.id, session: g.session }, `group ${g.id}: members, quorum or multicast updated; session ${g.session} and seq kept`);
   }
+  // What the flush timer needs of each group comes from the data path
+  // itself: an adopted group keeps its sequencer id and session.
+  const flushGroups: FlushGroup[] = cfg.groups.flatMap((s) => {
+    const g = seq.group(s.id);
+    return g ? [{ id: s.id, sequencerId: g.sequencerId, session: g.session, draining: g.draining === true }] : [];
+  });
+  for (const g of flushGroups.filter((x) => x.draining)) {
+    log.warn(
+      { event: 'drain', group: g.id, sequencerId: g.sequencerId, session: g.session, lastSeq: seq.lastSeq(g.id).toString() },
+      `group ${g.id}: sequencer ${g.sequencerId} is draining: no more stamping in session ${g.session}, FINAL flushes at seq ${seq.lastSeq(g.id)}`,
+    );
+  }
 
   const aggregating = cfg.groups.filter((g) => g.members.length > 0).map((g) => g.id);
   let window: SlotWindow | undefined;
   let retransmitter: Retransmitter | undefined;
   let rtSocket: Socket | undefined;
   let repair: RepairService | undefined;
+  let flushProgram: BpfProgram | undefined;
+  let flusher: FlushTimer | undefined;
   try {
+    if (cfg.flushIntervalMs > 0 || flushGroups.some((g) => g.draining)) {
+      // The program the pinned link runs, created or adopted alike.
+      flushProgram = programById(dp.link.info().progId, PROG_SEQUENCER);
+      flusher = new FlushTimer(flushProgram, { iface: cfg.interface, ifindex: ifindex(cfg.interface), port: cfg.port, intervalMs: cfg.flushIntervalMs, groups: flushGroups, log });
+    }
     if (aggregating.length) {
       window = new SlotWindow(seq.slots, seq.windowSlots);
       rtSocket = await bindAny();
@@ -127,15 +148,17 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
     // The data path stays as it is (pinned and stamping): only this
     // agent's own handles go.
     rtSocket?.close();
+    flushProgram?.close();
     dp.link.close();
     seq.close();
     lock.release();
     throw e;
   }
   retransmitter?.start();
+  flusher?.start();
   const metrics = await startMetrics(
     cfg.metrics.listen,
-    metricsSource(seq, cfg.sequencerId, cfg.groups.map((g) => g.id), { ...(window ? { window } : {}), ...(retransmitter ? { retransmitter } : {}), ...(repair ? { repair } : {}) }),
+    metricsSource(seq, cfg.sequencerId, cfg.groups.map((g) => g.id), { ...(window ? { window } : {}), ...(retransmitter ? { retransmitter } : {}), ...(repair ? { repair } : {}), ...(flusher ? { flusher } : {}) }),
     dataPathHealth(dp, cfg.interface),
     log,
   );
@@ -150,6 +173,7 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
   const agentCounters = () => ({
     ...(retransmitter ? { retransmit: retransmitter.counters() } : {}),
     ...(repair ? { repair: repair.counters() } : {}),
+    ...(flusher ? { flush: flusher.counters() } : {}),
   });
   const timers: NodeJS.Timeout[] = [
     setInterval(() => events.consume(), EVENT_POLL_MS),
@@ -185,6 +209,9 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
       rtoMs: cfg.retransmit.timeoutMs,
       retries: cfg.retransmit.retries,
       repairPort: repair ? repair.port : null,
+      flushIntervalMs: cfg.flushIntervalMs,
+      sequencerIds: Object.fromEntries(flushGroups.map((g) => [g.id, g.sequencerId])),
+      draining: flushGroups.filter((g) => g.draining).map((g) => g.id),
       metrics: metrics?.address ?? null,
       counters: plain(seq.counters()),
       config: opts.configFile ?? null,
@@ -199,6 +226,8 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
   log.info({ signal }, 'stopping');
   for (const t of timers) clearInterval(t);
   retransmitter?.stop();
+  flusher?.stop();
+  flushProgram?.close();
   await metrics?.close();
   await repair?.close();
   rtSocket?.close();

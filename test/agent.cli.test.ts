@@ -42,6 +42,7 @@ describe('xseq-agent command line', () => {
     const flags = ['--iface', '--mode', '--port', '--group', '--session', '--sequencer-id', '--stats-interval', '--log-level'];
     flags.push('--member', '--quorum', '--window', '--windows', '--max-result', '--policy', '--rto-ms', '--retries', '--repair-port');
     flags.push('--config', '--bpffs', '--state-dir', '--metrics-listen', '--replace', '--detach-on-exit');
+    flags.push('--flush-interval', '--drain');
     for (const flag of flags) {
       expect(run.out).toContain(flag);
     }
