@@ -17,7 +17,11 @@ export type AgentErrorCode =
   /** sessions.json or the state directory cannot be read or written. */
   | 'ESTATE'
   /** The interface has no IPv4 address for the agent's flush solicits. */
-  | 'EFLUSH_NO_ADDRESS';
+  | 'EFLUSH_NO_ADDRESS'
+  /** The sequencer program did not turn the agent's solicit into a FLUSH. */
+  | 'EFLUSH_REFUSED'
+  /** The generic-mode flush socket cannot bind the sequencer's address and port. */
+  | 'EFLUSH_SOCKET';
 
 export class AgentError extends Error {
   override readonly name = 'AgentError';

@@ -8,9 +8,20 @@
 // requests), so the flush's clock and seq are read in the kernel, in the
 // order bpf/flush.h guarantees, never by this process.
 //
+// Live frames transmit through the driver's XDP transmit hook
+// (ndo_xdp_xmit), which only a native XDP driver has (and on a veth only
+// when the peer runs an XDP program too): in generic mode the kernel would
+// drop those FLUSHes without a trace. So in generic mode the timer runs the
+// program in plain test-run mode instead, which hands back the FLUSH the
+// program built (clock and seq still read in the kernel, in order), and
+// sends its UDP payload to the group from a socket bound to the sequencer's
+// address and port. Which path is used is decided by the attach mode and
+// logged at start, never switched on failure.
+//
 // A drain (groups[].draining) also sends FINAL_FLUSH_REPEATS flushes at
 // start; the kernel marks them FINAL. A failed run is counted and logged,
 // never retried behind the operator's back; the next tick tries again.
+import type { Socket } from 'node:dgram';
 import { networkInterfaces } from 'node:os';
 import { BPF_F_TEST_XDP_LIVE_FRAMES, type BpfProgram } from '../bpf/libbpf/index.ts';
 import { AgentError } from './errors.ts';
@@ -27,9 +38,16 @@ export interface FlushGroup {
 export interface FlushCounters {
   /** Solicits run through the program (each makes the kernel send one FLUSH). */
   injected: number;
-  /** Runs the kernel refused (BPF_PROG_TEST_RUN failed). */
+  /** Runs the kernel refused (BPF_PROG_TEST_RUN failed, or in socket
+   * mode the program did not answer XDP_TX) and socket send failures. */
   errors: number;
 }
+
+/** How FLUSHes leave: XDP_TX of a live test-run frame, or a socket. */
+export type FlushTransmit = { kind: 'xdp' } | { kind: 'socket'; socket: Socket };
+
+const XDP_TX = 3;
+const FRAME_HDRS = 14 + 20 + 8;
 
 export interface FlushOptions {
   iface: string;
@@ -38,6 +56,7 @@ export interface FlushOptions {
   intervalMs: number;
   groups: readonly FlushGroup[];
   log: Log;
+  transmit: FlushTransmit;
   /** Interface addresses; default: from os.networkInterfaces(). */
   address?: { mac: string; addr: string };
 }
@@ -105,9 +124,25 @@ export class FlushTimer {
   flushGroup(id: number): boolean {
     const frame = this.#frames.get(id);
     if (!frame) return false;
+    const tx = this.#opts.transmit;
     try {
-      this.#program.testRun({ data: frame, repeat: 1, flags: BPF_F_TEST_XDP_LIVE_FRAMES, ctx: { ingressIfindex: this.#opts.ifindex } });
+      if (tx.kind === 'xdp') {
+        this.#program.testRun({ data: frame, repeat: 1, flags: BPF_F_TEST_XDP_LIVE_FRAMES, ctx: { ingressIfindex: this.#opts.ifindex } });
+        this.#counters.injected++;
+        return true;
+      }
+      const r = this.#program.testRun({ data: frame });
       this.#counters.injected++;
+      if (r.retval !== XDP_TX || r.data.length < FRAME_HDRS + 64) {
+        throw new AgentError('EFLUSH_REFUSED', `the sequencer program answered the agent's solicit with XDP action ${r.retval}, not XDP_TX (see the drop_* counters)`);
+      }
+      const out = Buffer.from(r.data);
+      const dst = `${out[30]}.${out[31]}.${out[32]}.${out[33]}`;
+      tx.socket.send(out.subarray(FRAME_HDRS), out.readUInt16BE(36), dst, (err) => {
+        if (!err) return;
+        this.#counters.errors++;
+        this.#logError(id, err);
+      });
       return true;
     } catch (e) {
       this.#counters.errors++;

@@ -9,7 +9,8 @@ import { type BpfProgram, ifindex, programById } from '../bpf/libbpf/index.ts';
 import { type Counters, PROG_SEQUENCER } from '../bpf/maps.ts';
 import type { AgentConfig } from './config.ts';
 import { type DataPath, openDataPath } from './datapath.ts';
-import { type FlushGroup, FlushTimer } from './flush.ts';
+import { type FlushGroup, FlushTimer, type FlushTransmit, interfaceAddress } from './flush.ts';
+import { AgentError } from './errors.ts';
 import { InstanceLock } from './instance.ts';
 import { dataPathHealth, metricsSource, startMetrics } from './metrics-source.ts';
 import { pinDirOf, removePins } from './pins.ts';
@@ -50,6 +51,25 @@ function bindAny(): Promise<Socket> {
     s.once('error', reject);
     s.bind(0, () => {
       s.off('error', reject);
+      resolve(s);
+    });
+  });
+}
+
+/** The socket generic-mode flushes leave from: the sequencer's own address
+ * and port, as an XDP-sent FLUSH would have, multicast on that interface. */
+function bindFlushSocket(addr: string, port: number): Promise<Socket> {
+  const s = createSocket({ type: 'udp4' });
+  return new Promise((resolve, reject) => {
+    s.once('error', (e) => {
+      s.close();
+      reject(new AgentError('EFLUSH_SOCKET', `cannot bind the flush socket to ${addr}:${port} (generic mode sends flushes from the sequencer's port): ${e.message}`));
+    });
+    s.bind({ address: addr, port, exclusive: true }, () => {
+      s.removeAllListeners('error');
+      s.setMulticastInterface(addr);
+      s.setMulticastLoopback(false);
+      s.setMulticastTTL(64);
       resolve(s);
     });
   });
@@ -131,11 +151,26 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
   let repair: RepairService | undefined;
   let flushProgram: BpfProgram | undefined;
   let flusher: FlushTimer | undefined;
+  let flushSocket: Socket | undefined;
   try {
     if (cfg.flushIntervalMs > 0 || flushGroups.some((g) => g.draining)) {
+      const address = interfaceAddress(cfg.interface);
+      let transmit: FlushTransmit = { kind: 'xdp' };
+      // See agent/flush.ts: live frames leave only through a native driver.
+      if (dp.mode === 'generic') {
+        flushSocket = await bindFlushSocket(address.addr, cfg.port);
+        flushSocket.on('error', (e) => log.warn({ err: e.message }, 'flush socket error'));
+        transmit = { kind: 'socket', socket: flushSocket };
+      }
       // The program the pinned link runs, created or adopted alike.
       flushProgram = programById(dp.link.info().progId, PROG_SEQUENCER);
-      flusher = new FlushTimer(flushProgram, { iface: cfg.interface, ifindex: ifindex(cfg.interface), port: cfg.port, intervalMs: cfg.flushIntervalMs, groups: flushGroups, log });
+      flusher = new FlushTimer(flushProgram, { iface: cfg.interface, ifindex: ifindex(cfg.interface), port: cfg.port, intervalMs: cfg.flushIntervalMs, groups: flushGroups, log, transmit, address });
+      log.info(
+        { event: 'flush', intervalMs: cfg.flushIntervalMs, transmit: transmit.kind },
+        transmit.kind === 'xdp'
+          ? `flushes: live-frames test run of the attached program, sent by its XDP_TX (native mode)`
+          : `flushes: test run of the attached program, sent from ${address.addr}:${cfg.port} by a socket (generic mode has no XDP transmit for injected frames)`,
+      );
     }
     if (aggregating.length) {
       window = new SlotWindow(seq.slots, seq.windowSlots);
@@ -148,6 +183,7 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
     // The data path stays as it is (pinned and stamping): only this
     // agent's own handles go.
     rtSocket?.close();
+    flushSocket?.close();
     flushProgram?.close();
     dp.link.close();
     seq.close();
@@ -227,6 +263,7 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
   for (const t of timers) clearInterval(t);
   retransmitter?.stop();
   flusher?.stop();
+  flushSocket?.close();
   flushProgram?.close();
   await metrics?.close();
   await repair?.close();
