@@ -76,7 +76,7 @@ const Group = z
     sequencerId: int(0, 65535).optional(),
     /** Hydra removal: this sequencer stops stamping the group for good and
      * answers every flush solicit with a FINAL flush. */
-    draining: z.boolean({ error: 'must be true or false' }).default(false),
+    draining: z.boolean({ error: 'must be true or false' }).optional(),
     members: z.array(Member, { error: 'must be a list of {id, address}' }).max(XSEQ_MAX_REPLICAS, { error: `at most ${XSEQ_MAX_REPLICAS} members` }).default([]),
   })
   .superRefine((g, ctx) => {
