@@ -33,8 +33,9 @@ so it keeps stamping while no agent runs. On start:
     stamping, a new one starts with a new session;
   - stale pins (partial, link not attached to this interface, objects of the
     wrong kind), a pinned program that cannot serve the configuration (port,
-    window.*, attachMode, sequencerId), or another XDP program on the
-    interface: refuses, says what it found and the command that fixes it.
+    window.*, attachMode, sequencerId, a drained group no longer draining),
+    or another XDP program on the interface: refuses, says what it found and
+    the command that fixes it.
 Then it re-sends unacked requests to members, serves repair requests, and
 logs JSON lines on stdout: "ready", "counters" every statsIntervalMs, drop
 samples, and "stopped" with the final counters. SIGINT or SIGTERM stops the

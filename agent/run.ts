@@ -10,6 +10,7 @@ import { type Counters, PROG_SEQUENCER } from '../bpf/maps.ts';
 import type { AgentConfig } from './config.ts';
 import { type DataPath, openDataPath } from './datapath.ts';
 import { type FlushGroup, FlushTimer, type FlushTransmit, interfaceAddress } from './flush.ts';
+import { taiOffsetSeconds } from './clock.ts';
 import { AgentError } from './errors.ts';
 import { InstanceLock } from './instance.ts';
 import { dataPathHealth, metricsSource, startMetrics } from './metrics-source.ts';
@@ -137,6 +138,13 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
     const g = seq.group(s.id);
     return g ? [{ id: s.id, sequencerId: g.sequencerId, session: g.session, draining: g.draining === true }] : [];
   });
+  const taiOffset = taiOffsetSeconds();
+  if (cfg.flushIntervalMs > 0 && taiOffset === 0) {
+    log.warn(
+      { event: 'clock', taiOffsetS: taiOffset },
+      "the kernel's TAI offset is not set (CLOCK_TAI = UTC): every sequencer host of a group must agree on it, or the one behind delays all by the difference (37 s); set it (chrony: leapsectz right/UTC) on all of them, see README \"Several sequencers\"",
+    );
+  }
   for (const g of flushGroups.filter((x) => x.draining)) {
     log.warn(
       { event: 'drain', group: g.id, sequencerId: g.sequencerId, session: g.session, lastSeq: seq.lastSeq(g.id).toString() },
@@ -246,6 +254,7 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
       retries: cfg.retransmit.retries,
       repairPort: repair ? repair.port : null,
       flushIntervalMs: cfg.flushIntervalMs,
+      taiOffsetS: taiOffset,
       sequencerIds: Object.fromEntries(flushGroups.map((g) => [g.id, g.sequencerId])),
       draining: flushGroups.filter((g) => g.draining).map((g) => g.id),
       metrics: metrics?.address ?? null,
