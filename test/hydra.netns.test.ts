@@ -249,6 +249,12 @@ describePrivileged('Hydra on the sequencer host (namespaces)', () => {
       expect(st.counters['flush_final']).toBe(st.counters['flush']);
       expect(st.flush).toEqual({ injected: FINAL_FLUSH_REPEATS, errors: 0 });
 
+      // status shows the drained group, whether an agent runs or not.
+      const status = t.tryExec(s0, process.execPath, [...TS, AGENT, 'status', '--iface', t.ifname(s0), '--json', ...first.box.flags], { env: first.box.env });
+      expect(status.status, status.stderr).toBe(0);
+      const report = JSON.parse(status.stdout) as { interfaces: Array<{ groups?: Array<{ id: number; draining?: boolean; lastSeq: string; sequencerId: number }> }> };
+      expect(report.interfaces[0]!.groups).toEqual([expect.objectContaining({ id: GROUP.id, draining: true, lastSeq: '3', sequencerId: 0 })]);
+
       // Stamping again in the drained session is refused (replicas have let
       // this sequencer go); the message says how to come back.
       const undrain = t.spawn(s0, process.execPath, agentArgs(t, s0, { mode, sequencerId: 0, session: 11, detach: false }, first.box), { env: first.box.env });
