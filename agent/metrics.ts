@@ -71,7 +71,7 @@ const ACKS: KernelFamily = {
   label: 'outcome',
 };
 const KERNEL: Record<CounterName, { family: KernelFamily; value?: string }> = {
-  rx: { family: { name: 'xseq_packets_received_total', help: 'UDP packets to the sequencer port seen by the XDP program (requests and ACKs).' } },
+  rx: { family: { name: 'xseq_packets_received_total', help: "UDP packets to the sequencer port seen by the XDP program (requests, ACKs, flush solicits, the agent's own included)." } },
   sequenced: { family: { name: 'xseq_requests_sequenced_total', help: 'Requests stamped and multicast to their group, all groups.' } },
   drop_truncated: { family: DROPPED, value: 'truncated' },
   drop_bad_magic: { family: DROPPED, value: 'bad_magic' },
