@@ -130,7 +130,8 @@ describePrivileged('Hydra on the sequencer host (namespaces)', () => {
   for (const mode of ['native', 'generic'] as const) {
     it(`${mode}: periodic and solicited flushes; two sequencers stamp their own ids and aggregate their own ACKs`, async () => {
       const t = (topo = await Topology.create({ receivers: 2, clients: 1, sequencers: 2, mode }));
-      const [s0, s1] = t.sequencers as [string, string];
+      const [s0, s1] = [t.sequencerRole(0), t.sequencerRole(1)];
+      expect([s0, s1, t.ip(s0), t.ip(s1)]).toEqual(['seq', 'seq2', '10.77.0.2', '10.77.0.152']);
       const r1 = probe(t, 'r1', { ack: 0, join: true, port: ACK_PORT });
       const r2 = probe(t, 'r2', { ack: 1, join: true, port: ACK_PORT + 1 });
       const cli = probe(t, 'cli', { port: CLI_PORT });
@@ -211,7 +212,7 @@ describePrivileged('Hydra on the sequencer host (namespaces)', () => {
 
     it(`${mode}: drain: FINAL flushes with the last seq, requests refused, solicits answered FINAL, and no undrain in the same session`, async () => {
       const t = (topo = await Topology.create({ receivers: 2, clients: 1, sequencers: 1, mode }));
-      const s0 = t.sequencers[0]!;
+      const s0 = t.sequencerRole(0);
       const r1 = probe(t, 'r1', { ack: 0, join: true, port: ACK_PORT });
       const r2 = probe(t, 'r2', { ack: 1, join: true, port: ACK_PORT + 1 });
       const cli = probe(t, 'cli', { port: CLI_PORT });
