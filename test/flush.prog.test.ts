@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import { COUNTER_NAMES, type Counters, type DropEvent, type GroupConfig } from '../bpf/maps.ts';
 import { Sequencer } from '../bpf/sequencer.ts';
+import { agentSolicitFrame } from '../agent/flush-frame.ts';
 import { emptyHeader, encodeMessage, Flags, MsgType, readHeader, XSEQ_REPLICA_AGENT, type XseqHeader } from '../bpf/wire.ts';
 import { buildFrame, ipv4Checksum, parseFrame } from '../tools/frame.ts';
 import { taiNowNs } from './helpers/clock.ts';
@@ -135,6 +136,20 @@ describePrivileged('FLUSH_SOLICIT and FLUSH under BPF_PROG_TEST_RUN', () => {
     const r = seq.program.testRun({ data: solicitFrame({ rid: XSEQ_REPLICA_AGENT, from: { addr: SEQ_IP, port: 7400 } }) });
     expect(r.retval).toBe(XDP_TX);
     expect(readHeader(r.data, HDR)).toMatchObject({ type: MsgType.FLUSH, seq: 2n, replicaId: 0 });
+    expect(delta()).toEqual({ rx: 1, flush: 1 });
+  });
+
+  it("the agent's frame as agent/flush-frame.ts builds it is well formed and answered", () => {
+    stamp(1);
+    before = seq.counters();
+    const f = agentSolicitFrame({ mac: SEQ_MAC, addr: SEQ_IP, port: 7400, groupId: 1, sequencerId: 2, session: 41 });
+    expect(parseFrame(f)).toMatchObject({ srcMac: SEQ_MAC, dstMac: SEQ_MAC, srcIp: SEQ_IP, dstIp: SEQ_IP, srcPort: 7400, dstPort: 7400, udpCheck: 0 });
+    expect(parseFrame(f).ipCheck).toBe(ipv4Checksum(f));
+    expect(readHeader(f, HDR)).toMatchObject({ type: MsgType.FLUSH_SOLICIT, replicaId: XSEQ_REPLICA_AGENT, groupId: 1, payloadLen: 0 });
+    const r = seq.program.testRun({ data: f });
+    expect(r.retval).toBe(XDP_TX);
+    expect(readHeader(r.data, HDR)).toMatchObject({ type: MsgType.FLUSH, seq: 1n, sequencerId: 2, session: 41 });
+    expect(parseFrame(r.data)).toMatchObject({ srcMac: SEQ_MAC, srcIp: SEQ_IP, dstIp: '239.7.7.1', dstPort: 7500 });
     expect(delta()).toEqual({ rx: 1, flush: 1 });
   });
 
