@@ -114,6 +114,7 @@ export class FlushTimer {
     this.#timer = undefined;
     for (const t of this.#pending) clearTimeout(t);
     this.#pending.clear();
+    this.#reportSuppressed();
   }
 
   flushAll(): void {
@@ -155,12 +156,17 @@ export class FlushTimer {
     return { ...this.#counters };
   }
 
+  #reportSuppressed(): void {
+    if (this.#suppressed) this.#opts.log.warn({ event: 'flush', suppressed: this.#suppressed }, 'more flush errors suppressed; see xseq_agent_flush_errors_total');
+    this.#suppressed = 0;
+  }
+
   #logError(group: number, e: Error): void {
     const now = Math.floor(Date.now() / 1000);
     if (now !== this.#logWindow) {
-      if (this.#suppressed) this.#opts.log.warn({ event: 'flush', suppressed: this.#suppressed }, 'more flush errors suppressed; see xseq_agent_flush_errors_total');
+      this.#reportSuppressed();
       this.#logWindow = now;
-      this.#logged = this.#suppressed = 0;
+      this.#logged = 0;
     }
     if (this.#logged++ < ERROR_LOG_PER_SECOND) {
       this.#opts.log.error(
