@@ -43,7 +43,9 @@ function onMessage(sock: string, buf: Buffer, r: RemoteInfo): void {
   }
   const h = d.message.header;
   out({ event: 'rx', sock, from: `${r.address}:${r.port}`, at: Date.now(), h, payload: Buffer.from(d.message.payload).toString('latin1') });
-  if (rid !== undefined && h.type === MsgType.SEQUENCED && !(h.flags & Flags.RETRANSMIT)) {
+  // Retransmissions too: the agent re-sends when an ACK was slow or lost,
+  // and a second ACK is only a duplicate to the kernel.
+  if (rid !== undefined && h.type === MsgType.SEQUENCED) {
     const to = seqs.get(h.sequencerId);
     if (!to) return;
     const result = rid === 0 ? Buffer.from(`ok-${h.sequencerId}`) : Buffer.alloc(0);
