@@ -31,6 +31,7 @@ export const RUN_FLAG_PATHS = {
   'state-dir': ['stateDir'],
   bpffs: ['bpffs'],
   'stats-interval': ['statsIntervalMs'],
+  'flush-interval': ['flushIntervalMs'],
   'log-level': ['log', 'level'],
   window: ['window', 'slots'],
   windows: ['window', 'windows'],
@@ -52,6 +53,8 @@ export interface RunArgs {
   groups: string[];
   members: string[];
   quorums: string[];
+  /** --drain GROUP: groups this sequencer is removed from (Hydra). */
+  drains: string[];
   /** Re-create the data path whatever is pinned. */
   replace: boolean;
   /** Detach and unpin on SIGINT/SIGTERM instead of leaving it stamping. */
@@ -79,6 +82,7 @@ export function parseRunArgs(argv: string[]): RunArgs | null {
     group: { type: 'string', multiple: true },
     member: { type: 'string', multiple: true },
     quorum: { type: 'string', multiple: true },
+    drain: { type: 'string', multiple: true },
     replace: { type: 'boolean' },
     'detach-on-exit': { type: 'boolean' },
   });
@@ -95,6 +99,7 @@ export function parseRunArgs(argv: string[]): RunArgs | null {
     groups: (v.group as string[] | undefined) ?? [],
     members: (v.member as string[] | undefined) ?? [],
     quorums: (v.quorum as string[] | undefined) ?? [],
+    drains: (v.drain as string[] | undefined) ?? [],
     replace: v.replace === true,
     detachOnExit: v['detach-on-exit'] === true,
     argv: ['run', ...argv],
@@ -151,6 +156,10 @@ function groupOverrides(raw: Record<string, unknown>, args: RunArgs, file: strin
     if (quorumSeen.has(i)) throw new UsageError(`--quorum ${spec}: group ${m[1]} is given twice`);
     quorumSeen.add(i);
     apply({ path: ['groups', i, 'quorum'], value: Number(m[2]), origin: `--quorum ${spec}` });
+  }
+  for (const spec of args.drains) {
+    if (!/^\d+$/.test(spec)) throw new UsageError(`--drain must be a group id (e.g. 1), got "${spec}"`);
+    apply({ path: ['groups', indexOf(Number(spec), '--drain', spec), 'draining'], value: true, origin: `--drain ${spec}` });
   }
   return out;
 }

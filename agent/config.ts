@@ -71,6 +71,12 @@ const Group = z
     id: int(0, XSEQ_MAX_GROUPS - 1),
     multicast: hostPort('multicast'),
     quorum: int(1, XSEQ_MAX_REPLICAS).optional(),
+    /** Overrides the agent's sequencerId for this group (Hydra: unique
+     * per group, 0..N-1 among the group's sequencers). */
+    sequencerId: int(0, 65535).optional(),
+    /** Hydra removal: this sequencer stops stamping the group for good and
+     * answers every flush solicit with a FINAL flush. */
+    draining: z.boolean({ error: 'must be true or false' }).optional(),
     members: z.array(Member, { error: 'must be a list of {id, address}' }).max(XSEQ_MAX_REPLICAS, { error: `at most ${XSEQ_MAX_REPLICAS} members` }).default([]),
   })
   .superRefine((g, ctx) => {
@@ -100,6 +106,9 @@ const Fields = {
   stateDir: z.string({ error: 'must be a directory path' }).startsWith('/', { error: 'must be an absolute path' }).default(DEFAULT_STATE_DIR),
   bpffs: z.string({ error: 'must be a directory path' }).startsWith('/', { error: 'must be an absolute path' }).default(DEFAULT_BPFFS),
   statsIntervalMs: int(0, 3_600_000).default(10_000),
+  /** Hydra: every flushIntervalMs the agent has the kernel send a FLUSH for
+   * each group (0 = off; replicas can still solicit one). */
+  flushIntervalMs: int(0, 60_000, ' (0 = off)').default(0),
   window: z
     .strictObject({
       slots: int(2, 1 << 20).refine((v) => (v & (v - 1)) === 0, { error: 'must be a power of two' }).default(1024),
@@ -213,6 +222,7 @@ export const ENV_OVERRIDES: Record<string, { path: string[]; type: 'string' | 'n
   XSEQ_ATTACH_MODE: { path: ['attachMode'], type: 'string' },
   XSEQ_PORT: { path: ['port'], type: 'number' },
   XSEQ_SEQUENCER_ID: { path: ['sequencerId'], type: 'number' },
+  XSEQ_FLUSH_INTERVAL_MS: { path: ['flushIntervalMs'], type: 'number' },
   XSEQ_STATE_DIR: { path: ['stateDir'], type: 'string' },
   XSEQ_BPFFS: { path: ['bpffs'], type: 'string' },
   XSEQ_METRICS_LISTEN: { path: ['metrics', 'listen'], type: 'string' },

@@ -61,7 +61,7 @@ export function incompatibilities(
   loaded: LoadedConfig,
   attachedMode: 'native' | 'generic' | undefined,
   cfg: Pick<AgentConfig, 'port' | 'window' | 'attachMode' | 'sequencerId' | 'groups'>,
-  groupsOnPath: ReadonlyMap<number, { sequencerId: number }>,
+  groupsOnPath: ReadonlyMap<number, { sequencerId: number; session?: number; draining?: boolean }>,
 ): string[] {
   const out: string[] = [];
   const cmp = (field: string, pinned: unknown, wanted: unknown) => {
@@ -77,8 +77,14 @@ export function incompatibilities(
   }
   for (const g of cfg.groups) {
     const on = groupsOnPath.get(g.id);
-    if (on && on.sequencerId !== cfg.sequencerId) {
-      out.push(`sequencerId: group ${g.id} is stamped with sequencer id ${on.sequencerId}, the configuration says ${cfg.sequencerId} (replicas order by it within a session)`);
+    const wanted = g.sequencerId ?? cfg.sequencerId;
+    if (on && on.sequencerId !== wanted) {
+      out.push(`sequencerId: group ${g.id} is stamped with sequencer id ${on.sequencerId}, the configuration says ${wanted} (replicas order by it within a session)`);
+    }
+    // Replicas dropped this sequencer at its FINAL flush; stamping again in
+    // the same session would send seqs they no longer take.
+    if (on?.draining && !g.draining) {
+      out.push(`groups[].draining: group ${g.id} was drained (this sequencer sent its FINAL flush in session ${on.session}); it cannot stamp again in that session: keep draining: true, or re-create the data path (new session) and add the sequencer back`);
     }
   }
   return out;

@@ -15,7 +15,13 @@ export type AgentErrorCode =
   /** The BPF filesystem is missing and could not be mounted. */
   | 'EBPFFS'
   /** sessions.json or the state directory cannot be read or written. */
-  | 'ESTATE';
+  | 'ESTATE'
+  /** The interface has no IPv4 address for the agent's flush solicits. */
+  | 'EFLUSH_NO_ADDRESS'
+  /** The sequencer program did not turn the agent's solicit into a FLUSH. */
+  | 'EFLUSH_REFUSED'
+  /** The generic-mode flush socket cannot bind the sequencer's address and port. */
+  | 'EFLUSH_SOCKET';
 
 export class AgentError extends Error {
   override readonly name = 'AgentError';

@@ -52,6 +52,7 @@ export function groupConfig(spec: GroupSpec, sequencerId: number, session: numbe
     sequencerId,
     session,
     enabled: true,
+    ...(spec.draining ? { draining: true } : {}),
     ...(members.length ? { members } : {}),
     ...(spec.quorum !== undefined ? { quorum: spec.quorum } : {}),
   };
@@ -133,7 +134,7 @@ export function planGroups(
     }
     const session = cfg.session ?? store.next(spec.id, previous.get(spec.id) ?? 0);
     store.set(spec.id, { session, interface: cfg.interface, dataPath: 'created', lastSeq: '0' });
-    out.push({ id: spec.id, action: 'created', session, lastSeq: 0n, ...win, write: groupConfig(spec, cfg.sequencerId, session) });
+    out.push({ id: spec.id, action: 'created', session, lastSeq: 0n, ...win, write: groupConfig(spec, spec.sequencerId ?? cfg.sequencerId, session) });
   }
   for (const [id, g] of before) {
     if (!cfg.groups.some((s) => s.id === id)) out.push({ id, action: 'disabled', session: g.session, lastSeq: map.lastSeq(id) });

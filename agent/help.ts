@@ -2,6 +2,7 @@
 // commands describe one lifecycle in the same words; test/agent.cli.test.ts
 // checks that every flag a parser accepts is listed.
 import { XSEQ_MAX_REPLICAS, XSEQ_RESULT_CAP } from '../bpf/maps.ts';
+import { FINAL_FLUSH_REPEATS } from './flush-frame.ts';
 import { DEFAULT_BPFFS, DEFAULT_CONFIG_PATH, DEFAULT_STATE_DIR, ENV_CONFIG_FILE, ENV_OVERRIDES } from './config.ts';
 
 const envList = Object.entries(ENV_OVERRIDES)
@@ -32,8 +33,9 @@ so it keeps stamping while no agent runs. On start:
     stamping, a new one starts with a new session;
   - stale pins (partial, link not attached to this interface, objects of the
     wrong kind), a pinned program that cannot serve the configuration (port,
-    window.*, attachMode, sequencerId), or another XDP program on the
-    interface: refuses, says what it found and the command that fixes it.
+    window.*, attachMode, sequencerId, a drained group no longer draining),
+    or another XDP program on the interface: refuses, says what it found and
+    the command that fixes it.
 Then it re-sends unacked requests to members, serves repair requests, and
 logs JSON lines on stdout: "ready", "counters" every statsIntervalMs, drop
 samples, and "stopped" with the final counters. SIGINT or SIGTERM stops the
@@ -65,7 +67,21 @@ Options (config field in brackets):
                          from the file
   --quorum GROUP:Q       ACKs that certify a request of GROUP, the leader's
                          included [groups[].quorum] (default a majority)
-  --sequencer-id N       stamped on every message [sequencerId] (default 1)
+  --sequencer-id N       stamped on every message [sequencerId] (default 1);
+                         a group may override it [groups[].sequencerId].
+                         With several sequencers per group (Hydra) unique
+                         per group, 0..N-1 as the replicas list them
+  --flush-interval MS    Hydra: every MS the kernel sends each group a FLUSH
+                         (clock and last seq, no seq taken), through the
+                         attached program in live-frames test-run mode
+                         [flushIntervalMs] (default 0 = off; replicas can
+                         still solicit flushes). Failures are logged and
+                         counted (xseq_agent_flush_errors_total)
+  --drain GROUP          Hydra removal: this sequencer stops stamping GROUP
+                         for good (requests dropped, reason "draining"),
+                         sends ${FINAL_FLUSH_REPEATS} FINAL flushes at start and
+                         answers every later solicit (and flush tick) with
+                         one [groups[].draining]; repeat for several groups
   --session N            session of the groups of a data path this run
                          creates, instead of the next from sessions.json
                          [session]; replicas take a repeated session for the

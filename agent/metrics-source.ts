@@ -3,6 +3,7 @@
 import { queryXdp } from '../bpf/libbpf/index.ts';
 import type { Sequencer } from '../bpf/sequencer.ts';
 import type { DataPath } from './datapath.ts';
+import type { FlushTimer } from './flush.ts';
 import type { Log } from './log.ts';
 import { createMetricsRegistry, type MetricsSource, startMetricsServer, windowOccupancy } from './metrics.ts';
 import type { RepairService } from './repair.ts';
@@ -18,9 +19,9 @@ export function metricsSource(
   seq: Sequencer,
   sequencerId: number,
   groupIds: readonly number[],
-  parts: { window?: SlotWindow; retransmitter?: Retransmitter; repair?: RepairService },
+  parts: { window?: SlotWindow; retransmitter?: Retransmitter; repair?: RepairService; flusher?: FlushTimer },
 ): MetricsSource {
-  const { window, retransmitter, repair } = parts;
+  const { window, retransmitter, repair, flusher } = parts;
   return {
     sequencerId,
     groups: () => {
@@ -46,6 +47,7 @@ export function metricsSource(
     quorumHistogram: () => ({ buckets: seq.quorumHistogram(), sumNs: seq.quorumNanosSum() }),
     ...(retransmitter ? { retransmitCounters: () => ({ ...retransmitter.counters() }) } : {}),
     ...(repair ? { repairCounters: () => ({ ...repair.counters() }) } : {}),
+    ...(flusher ? { flushCounters: () => ({ ...flusher.counters() }) } : {}),
   };
 }
 

@@ -46,6 +46,8 @@ export interface MetricsSource {
   retransmitCounters?(): Record<string, number>;
   /** RepairService.counters(). */
   repairCounters?(): Record<string, unknown>;
+  /** FlushTimer.counters() (agent/flush.ts). */
+  flushCounters?(): Record<string, number>;
 }
 
 /** One exported counter family fed by kernel counters. */
@@ -69,7 +71,7 @@ const ACKS: KernelFamily = {
   label: 'outcome',
 };
 const KERNEL: Record<CounterName, { family: KernelFamily; value?: string }> = {
-  rx: { family: { name: 'xseq_packets_received_total', help: 'UDP packets to the sequencer port seen by the XDP program (requests and ACKs).' } },
+  rx: { family: { name: 'xseq_packets_received_total', help: "UDP packets to the sequencer port seen by the XDP program (requests, ACKs, flush solicits, the agent's own included)." } },
   sequenced: { family: { name: 'xseq_requests_sequenced_total', help: 'Requests stamped and multicast to their group, all groups.' } },
   drop_truncated: { family: DROPPED, value: 'truncated' },
   drop_bad_magic: { family: DROPPED, value: 'bad_magic' },
@@ -95,6 +97,10 @@ const KERNEL: Record<CounterName, { family: KernelFamily; value?: string }> = {
   window_overwrite: { family: { name: 'xseq_window_overwrites_total', help: 'Window slots overwritten before every member acked them (overwrite policy).' } },
   drop_backpressure: { family: DROPPED, value: 'backpressure' },
   drop_no_window: { family: DROPPED, value: 'no_window' },
+  flush: { family: { name: 'xseq_flushes_total', help: 'FLUSHes sent to groups (solicited by a member or by the agent\'s flush timer), FINAL ones included.' } },
+  flush_final: { family: { name: 'xseq_flushes_final_total', help: 'FINAL FLUSHes sent for draining groups (this sequencer removed).' } },
+  drop_solicit_stranger: { family: DROPPED, value: 'solicit_stranger' },
+  drop_draining: { family: DROPPED, value: 'draining' },
 };
 
 /** Retransmitter counters: name, help, and the factor to base units. */
@@ -118,6 +124,12 @@ const REPAIR: Record<RepairScalar, { name: string; help: string }> = {
   ignored: { name: 'xseq_repair_ignored_datagrams_total', help: 'Datagrams to the repair port that got no answer (not xseq, or an answer).' },
   sendErrors: { name: 'xseq_repair_send_errors_total', help: 'Repair datagrams the socket refused.' },
 };
+/** Flush timer counters (agent/flush.ts). */
+const FLUSH: Record<string, { name: string; help: string }> = {
+  injected: { name: 'xseq_agent_flush_solicits_total', help: "The agent's own FLUSH_SOLICITs run through the XDP program (each makes the kernel send one FLUSH)." },
+  errors: { name: 'xseq_agent_flush_errors_total', help: 'Flush solicits the kernel refused to run (BPF_PROG_TEST_RUN failed); every one is logged.' },
+};
+
 const REPAIR_REFUSED = { name: 'xseq_repair_refused_total', help: 'Repair requests answered with an ERROR, by error code.' };
 
 export const QUORUM_HISTOGRAM = 'xseq_quorum_latency_seconds';
@@ -178,6 +190,7 @@ class ScrapeState {
   readonly kernel = new Accumulator();
   readonly retransmit = new Accumulator();
   readonly repair = new Accumulator();
+  readonly flush = new Accumulator();
   /** Per group: seqs stamped, summed over sessions. */
   readonly groupSeqs = new Map<number, bigint>();
   readonly #groupLast = new Map<number, { session: number; lastSeq: bigint }>();
@@ -217,6 +230,10 @@ class ScrapeState {
     if (src.retransmitCounters) {
       const r = src.retransmitCounters();
       this.retransmit.step(new Map(Object.keys(RETRANSMIT).map((k) => [k, toBig(r[k])])));
+    }
+    if (src.flushCounters) {
+      const r = src.flushCounters();
+      this.flush.step(new Map(Object.keys(FLUSH).map((k) => [k, toBig(r[k])])));
     }
     if (src.repairCounters) {
       const r = src.repairCounters();
@@ -352,6 +369,22 @@ export function createMetricsRegistry(src: MetricsSource): Registry {
         }
       },
     });
+  }
+
+  if (src.flushCounters) {
+    for (const [key, m] of Object.entries(FLUSH)) {
+      new Counter({
+        name: m.name,
+        help: m.help,
+        labelNames: ['sequencer'],
+        registers,
+        collect() {
+          state.refresh();
+          this.reset();
+          this.inc({ sequencer }, Number(state.flush.totals.get(key) ?? 0n));
+        },
+      });
+    }
   }
 
   collectDefaultMetrics({ register: registry });

@@ -5,9 +5,13 @@
 // which keeps stamping (or, with --detach-on-exit, is removed too).
 import { createSocket, type Socket } from 'node:dgram';
 import pino from 'pino';
-import type { Counters } from '../bpf/maps.ts';
+import { type BpfProgram, ifindex, programById } from '../bpf/libbpf/index.ts';
+import { type Counters, PROG_SEQUENCER } from '../bpf/maps.ts';
 import type { AgentConfig } from './config.ts';
 import { type DataPath, openDataPath } from './datapath.ts';
+import { type FlushGroup, FlushTimer, type FlushTransmit, interfaceAddress } from './flush.ts';
+import { taiOffsetSeconds } from './clock.ts';
+import { AgentError } from './errors.ts';
 import { InstanceLock } from './instance.ts';
 import { dataPathHealth, metricsSource, startMetrics } from './metrics-source.ts';
 import { pinDirOf, removePins } from './pins.ts';
@@ -48,6 +52,25 @@ function bindAny(): Promise<Socket> {
     s.once('error', reject);
     s.bind(0, () => {
       s.off('error', reject);
+      resolve(s);
+    });
+  });
+}
+
+/** The socket generic-mode flushes leave from: the sequencer's own address
+ * and port, as an XDP-sent FLUSH would have, multicast on that interface. */
+function bindFlushSocket(addr: string, port: number): Promise<Socket> {
+  const s = createSocket({ type: 'udp4' });
+  return new Promise((resolve, reject) => {
+    s.once('error', (e) => {
+      s.close();
+      reject(new AgentError('EFLUSH_SOCKET', `cannot bind the flush socket to ${addr}:${port} (generic mode sends flushes from the sequencer's port): ${e.message}`));
+    });
+    s.bind({ address: addr, port, exclusive: true }, () => {
+      s.removeAllListeners('error');
+      s.setMulticastInterface(addr);
+      s.setMulticastLoopback(false);
+      s.setMulticastTTL(64);
       resolve(s);
     });
   });
@@ -109,13 +132,54 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
     if (g.action === 'disabled') log.warn({ event: 'group', group: g.id, session: g.session }, `group ${g.id} is no longer configured: it stops stamping`);
     if (g.action === 'updated') log.info({ event: 'group', group: g.id, session: g.session }, `group ${g.id}: members, quorum or multicast updated; session ${g.session} and seq kept`);
   }
+  // What the flush timer needs of each group comes from the data path
+  // itself: an adopted group keeps its sequencer id and session.
+  const flushGroups: FlushGroup[] = cfg.groups.flatMap((s) => {
+    const g = seq.group(s.id);
+    return g ? [{ id: s.id, sequencerId: g.sequencerId, session: g.session, draining: g.draining === true }] : [];
+  });
+  const taiOffset = taiOffsetSeconds();
+  if (cfg.flushIntervalMs > 0 && taiOffset === 0) {
+    log.warn(
+      { event: 'clock', taiOffsetS: taiOffset },
+      "the kernel's TAI offset is not set (CLOCK_TAI = UTC): every sequencer host of a group must agree on it, or the one behind delays all by the difference (37 s); set it (chrony: leapsectz right/UTC) on all of them, see README \"Several sequencers\"",
+    );
+  }
+  for (const g of flushGroups.filter((x) => x.draining)) {
+    log.warn(
+      { event: 'drain', group: g.id, sequencerId: g.sequencerId, session: g.session, lastSeq: seq.lastSeq(g.id).toString() },
+      `group ${g.id}: sequencer ${g.sequencerId} is draining: no more stamping in session ${g.session}, FINAL flushes at seq ${seq.lastSeq(g.id)}`,
+    );
+  }
 
   const aggregating = cfg.groups.filter((g) => g.members.length > 0).map((g) => g.id);
   let window: SlotWindow | undefined;
   let retransmitter: Retransmitter | undefined;
   let rtSocket: Socket | undefined;
   let repair: RepairService | undefined;
+  let flushProgram: BpfProgram | undefined;
+  let flusher: FlushTimer | undefined;
+  let flushSocket: Socket | undefined;
   try {
+    if (cfg.flushIntervalMs > 0 || flushGroups.some((g) => g.draining)) {
+      const address = interfaceAddress(cfg.interface);
+      let transmit: FlushTransmit = { kind: 'xdp' };
+      // See agent/flush.ts: live frames leave only through a native driver.
+      if (dp.mode === 'generic') {
+        flushSocket = await bindFlushSocket(address.addr, cfg.port);
+        flushSocket.on('error', (e) => log.warn({ err: e.message }, 'flush socket error'));
+        transmit = { kind: 'socket', socket: flushSocket };
+      }
+      // The program the pinned link runs, created or adopted alike.
+      flushProgram = programById(dp.link.info().progId, PROG_SEQUENCER);
+      flusher = new FlushTimer(flushProgram, { iface: cfg.interface, ifindex: ifindex(cfg.interface), port: cfg.port, intervalMs: cfg.flushIntervalMs, groups: flushGroups, log, transmit, address });
+      log.info(
+        { event: 'flush', intervalMs: cfg.flushIntervalMs, transmit: transmit.kind },
+        transmit.kind === 'xdp'
+          ? `flushes: live-frames test run of the attached program, sent by its XDP_TX (native mode)`
+          : `flushes: test run of the attached program, sent from ${address.addr}:${cfg.port} by a socket (generic mode has no XDP transmit for injected frames)`,
+      );
+    }
     if (aggregating.length) {
       window = new SlotWindow(seq.slots, seq.windowSlots);
       rtSocket = await bindAny();
@@ -127,15 +191,18 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
     // The data path stays as it is (pinned and stamping): only this
     // agent's own handles go.
     rtSocket?.close();
+    flushSocket?.close();
+    flushProgram?.close();
     dp.link.close();
     seq.close();
     lock.release();
     throw e;
   }
   retransmitter?.start();
+  flusher?.start();
   const metrics = await startMetrics(
     cfg.metrics.listen,
-    metricsSource(seq, cfg.sequencerId, cfg.groups.map((g) => g.id), { ...(window ? { window } : {}), ...(retransmitter ? { retransmitter } : {}), ...(repair ? { repair } : {}) }),
+    metricsSource(seq, cfg.sequencerId, cfg.groups.map((g) => g.id), { ...(window ? { window } : {}), ...(retransmitter ? { retransmitter } : {}), ...(repair ? { repair } : {}), ...(flusher ? { flusher } : {}) }),
     dataPathHealth(dp, cfg.interface),
     log,
   );
@@ -150,6 +217,7 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
   const agentCounters = () => ({
     ...(retransmitter ? { retransmit: retransmitter.counters() } : {}),
     ...(repair ? { repair: repair.counters() } : {}),
+    ...(flusher ? { flush: flusher.counters() } : {}),
   });
   const timers: NodeJS.Timeout[] = [
     setInterval(() => events.consume(), EVENT_POLL_MS),
@@ -185,6 +253,10 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
       rtoMs: cfg.retransmit.timeoutMs,
       retries: cfg.retransmit.retries,
       repairPort: repair ? repair.port : null,
+      flushIntervalMs: cfg.flushIntervalMs,
+      taiOffsetS: taiOffset,
+      sequencerIds: Object.fromEntries(flushGroups.map((g) => [g.id, g.sequencerId])),
+      draining: flushGroups.filter((g) => g.draining).map((g) => g.id),
       metrics: metrics?.address ?? null,
       counters: plain(seq.counters()),
       config: opts.configFile ?? null,
@@ -199,6 +271,9 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
   log.info({ signal }, 'stopping');
   for (const t of timers) clearInterval(t);
   retransmitter?.stop();
+  flusher?.stop();
+  flushSocket?.close();
+  flushProgram?.close();
   await metrics?.close();
   await repair?.close();
   rtSocket?.close();

@@ -18,6 +18,8 @@ export interface GroupStatus {
   members: string[];
   quorum?: number;
   window?: number;
+  /** Hydra: removed from the group, FINAL flushes only. */
+  draining?: true;
 }
 
 export interface InterfaceStatus extends Omit<PinInspection, 'verdict'> {
@@ -59,6 +61,7 @@ function readMaps(dir: string): Pick<InterfaceStatus, 'load' | 'groups' | 'count
         sequencerId: g.sequencerId,
         members: members.map((m) => `${m.addr}:${m.port}`),
         ...(members.length ? { quorum: g.quorum ?? 0, window: Math.floor((g.windowBase ?? 0) / seq.windowSlots) } : {}),
+        ...(g.draining ? { draining: true as const } : {}),
       };
     });
     const counters = Object.fromEntries(Object.entries(seq.counters()).map(([k, v]) => [k, v.toString()]));
@@ -144,7 +147,7 @@ function renderInterface(s: InterfaceStatus): string[] {
   }
   for (const g of s.groups ?? []) {
     const members = g.members.length ? `${g.members.length} members (quorum ${g.quorum}, window ${g.window}): ${g.members.join(' ')}` : 'no members';
-    out.push(`  group ${g.id}: session ${g.session}, last seq ${g.lastSeq}, multicast ${g.multicast}, sequencer id ${g.sequencerId}, ${members}`);
+    out.push(`  group ${g.id}: session ${g.session}, last seq ${g.lastSeq}, multicast ${g.multicast}, sequencer id ${g.sequencerId}${g.draining ? ' (draining: no stamping, FINAL flushes)' : ''}, ${members}`);
   }
   if (s.counters) out.push(`  counters: ${nonZeroCounters(s.counters)}`);
   if (s.mapsError) out.push(`  maps: cannot be read: ${s.mapsError}`);

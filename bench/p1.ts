@@ -37,6 +37,12 @@ function request(groupId: number): Buffer {
   return buildFrame({ payload: encodeMessage({ ...emptyHeader(), type: MsgType.REQUEST, groupId, clientId: 1n, requestId: 1n }, Buffer.alloc(64, 0x61)) });
 }
 
+/** Replica 0's FLUSH_SOLICIT to group 1. */
+function solicit(): Buffer {
+  const m = MEMBERS[0]!;
+  return buildFrame({ srcIp: m.addr, srcPort: m.port, payload: encodeMessage({ ...emptyHeader(), type: MsgType.FLUSH_SOLICIT, groupId: 1, replicaId: 0, session: 1 }) });
+}
+
 function ack(rid: number, result?: Buffer): Buffer {
   const m = MEMBERS[rid]!;
   const msg = encodeMessage({ ...emptyHeader(), type: MsgType.ACK, flags: result ? Flags.RESULT : 0, groupId: 1, replicaId: rid, session: 1, seq: 1n }, result ?? Buffer.alloc(0));
@@ -62,10 +68,14 @@ export function runP1(opts: P1Options = {}): BenchRow[] {
     if (seq.program.testRun({ data: request(1) }).retval !== XDP_TX) throw new Error('P1: could not stamp the ACK fixture');
     if (seq.extraProgram('xseq_ack_drop').testRun({ data: ack(0, Buffer.alloc(32, 0x72)) }).retval !== XDP_DROP) throw new Error('P1: leader ACK fixture not absorbed');
     const quorumAck = ack(1);
-    const fixture = new Uint8Array(4 + BENCH_FRAME_CAP);
-    new DataView(fixture.buffer).setUint32(0, quorumAck.length, true);
-    fixture.set(quorumAck, 4);
-    seq.extraMap('bench_frames', { keySize: 4, valueSize: fixture.length }).update(u32Key(0), fixture);
+    const solicitFrame = solicit();
+    const frames = seq.extraMap('bench_frames', { keySize: 4, valueSize: 4 + BENCH_FRAME_CAP });
+    [quorumAck, solicitFrame].forEach((frame, key) => {
+      const fixture = new Uint8Array(4 + BENCH_FRAME_CAP);
+      new DataView(fixture.buffer).setUint32(0, frame.length, true);
+      fixture.set(frame, 4);
+      frames.update(u32Key(key), fixture);
+    });
 
     const paths: { key: string; prog: BpfProgram; data: Buffer; want: number }[] = [
       { key: 'macswap', prog: macObj.program('xdp_macswap'), data: request(2), want: XDP_TX },
@@ -77,9 +87,12 @@ export function runP1(opts: P1Options = {}): BenchRow[] {
       { key: 'ackQuorum', prog: seq.extraProgram('xseq_ack_quorum'), data: quorumAck, want: XDP_TX },
       { key: 'ackDrop', prog: seq.extraProgram('xseq_ack_drop'), data: ack(2), want: XDP_DROP },
       { key: 'restoreAck', prog: seq.extraProgram('xseq_restore_ack'), data: quorumAck, want: XDP_TX },
+      { key: 'flush', prog: seq.extraProgram('xseq_flush'), data: solicitFrame, want: XDP_TX },
+      { key: 'restoreFlush', prog: seq.extraProgram('xseq_restore_flush'), data: solicitFrame, want: XDP_TX },
     ];
     const ns: Record<string, number[]> = {};
     const repliesBefore = seq.counters().reply;
+    const flushesBefore = seq.counters().flush;
     for (let r = 0; r < rounds; r++) {
       for (const p of paths) {
         const res = p.prog.testRun({ data: p.data, repeat });
@@ -95,6 +108,8 @@ export function runP1(opts: P1Options = {}): BenchRow[] {
     if (seq.lastSeq(3) !== BigInt(rounds * repeat)) throw new Error(`P1: group 3 stamped ${seq.lastSeq(3)}`);
     const replies = seq.counters().reply - repliesBefore;
     if (replies !== BigInt(rounds * repeat)) throw new Error(`P1: ${replies} REPLYs from the quorum path, expected ${rounds * repeat}`);
+    const flushes = seq.counters().flush - flushesBefore;
+    if (flushes !== BigInt(rounds * repeat)) throw new Error(`P1: ${flushes} FLUSHes from the flush path, expected ${rounds * repeat}`);
 
     const m = Object.fromEntries(Object.entries(ns).map(([k, v]) => [k, median(v)])) as Record<string, number>;
     const mac = m['macswap']!;
@@ -108,6 +123,7 @@ export function runP1(opts: P1Options = {}): BenchRow[] {
       row('P1w', `sequencer full path with the window slot copy (aggregating group), ${tail}`, m['window']!),
       row('P1q', `quorum-completing ACK -> REPLY, including ${m['restoreAck']} ns of per-run frame restore, ${tail}`, m['ackQuorum']!),
       row('P1a', `ACK drop path (duplicate ACK absorbed in the kernel), ${tail}`, m['ackDrop']!),
+      row('P1f', `member's FLUSH_SOLICIT -> FLUSH (clock, atomic seq read, readdress), including ${m['restoreFlush']} ns of per-run frame restore, ${tail}`, m['flush']!),
     ];
   } finally {
     macObj.close();

@@ -9,6 +9,8 @@ const LE = endianness() === 'LE';
 
 export const XSEQ_MAX_GROUPS = 256;
 export const XSEQ_GROUP_F_ENABLED = 0x1;
+/** Removed from the group (Hydra): no stamping, FLUSHes are FINAL. */
+export const XSEQ_GROUP_F_DRAINING = 0x2;
 export const XSEQ_EVENTS_BYTES = 64 * 1024;
 
 export const MapName = {
@@ -58,6 +60,10 @@ export const COUNTER_NAMES = [
   'window_overwrite',
   'drop_backpressure',
   'drop_no_window',
+  'flush',
+  'flush_final',
+  'drop_solicit_stranger',
+  'drop_draining',
 ] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
 export type Counters = Record<CounterName, bigint>;
@@ -88,6 +94,9 @@ export interface GroupConfig {
   sequencerId: number;
   session: number;
   enabled: boolean;
+  /** Removed from the group (Hydra): requests refused, FLUSHes FINAL.
+   * Absent = false. */
+  draining?: boolean;
   /** Replicas, by replica id; empty = no ack aggregation, no window. */
   members?: Member[];
   /** ACKs that certify a request, the leader's included (default: majority). */
@@ -128,7 +137,7 @@ export function encodeGroup(g: GroupConfig): Uint8Array {
   v.setUint16(4, g.mcastPort, false);
   v.setUint16(6, g.sequencerId, LE);
   v.setUint32(8, g.session, LE);
-  v.setUint32(12, g.enabled ? XSEQ_GROUP_F_ENABLED : 0, LE);
+  v.setUint32(12, (g.enabled ? XSEQ_GROUP_F_ENABLED : 0) | (g.draining ? XSEQ_GROUP_F_DRAINING : 0), LE);
   v.setUint8(16, members.length);
   v.setUint8(17, members.length ? (g.quorum ?? majority(members.length)) : 0);
   v.setUint32(20, g.windowBase ?? 0, LE);
@@ -153,6 +162,7 @@ export function decodeGroup(b: Uint8Array): GroupConfig {
     sequencerId: v.getUint16(6, LE),
     session: v.getUint32(8, LE),
     enabled: (v.getUint32(12, LE) & XSEQ_GROUP_F_ENABLED) !== 0,
+    ...(v.getUint32(12, LE) & XSEQ_GROUP_F_DRAINING ? { draining: true } : {}),
     members,
     quorum: v.getUint8(17),
     windowBase: v.getUint32(20, LE),

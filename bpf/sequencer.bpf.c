@@ -7,12 +7,14 @@
  * to the group's multicast address (XDP_TX); the switch, or a Linux bridge,
  * replicates it. For a group with members, a copy stays in the group's
  * window and the members' ACKs are counted here: the first quorum turns an
- * ACK into the client's REPLY. Everything not addressed to the xseq port
- * passes to the stack, so the host stays reachable; bad xseq traffic is
- * dropped, counted per reason and sampled to a ring buffer. The stages are
- * in sequencer.h and aggregator.h.
+ * ACK into the client's REPLY. A member's (or the agent's) FLUSH_SOLICIT
+ * becomes a FLUSH to the group (Hydra: several sequencers). Everything not
+ * addressed to the xseq port passes to the stack, so the host stays
+ * reachable; bad xseq traffic is dropped, counted per reason and sampled to
+ * a ring buffer. The stages are in sequencer.h, aggregator.h and flush.h.
  */
 #include "aggregator.h"
+#include "flush.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -26,5 +28,7 @@ int xseq_sequencer(struct xdp_md *ctx)
 		return act;
 	if (r.h->type == XSEQ_MSG_ACK)
 		return ack_handle(ctx, &r);
+	if (r.h->type == XSEQ_MSG_FLUSH_SOLICIT)
+		return flush_handle(&r);
 	return seq_request(ctx, &r);
 }

@@ -4,7 +4,8 @@
  * Katran splits its data path so each stage can be measured on its own:
  *
  *   seq_parse()   classify the frame: not ours (PASS), bad (DROP + counter
- *                 + sample), or a valid REQUEST or ACK for an enabled group;
+ *                 + sample), or a valid REQUEST, ACK or FLUSH_SOLICIT for an
+ *                 enabled group;
  *   seq_admit()   backpressure: refuse a request whose window slot is busy;
  *   seq_stamp()   take the group's next seq (one atomic add: dense and
  *                 unique across CPUs) and stamp session, sequencer id, seq
@@ -14,7 +15,7 @@
  *   seq_forward() rewrite L2-L4 to the group's multicast address and fix
  *                 the checksums, ready for XDP_TX.
  *
- * ACKs go to aggregator.h. sequencer.bpf.c chains the stages;
+ * ACKs go to aggregator.h, FLUSH_SOLICITs to flush.h. sequencer.bpf.c chains the stages;
  * bench/xdp/seq_bench.bpf.c measures them.
  */
 #ifndef XSEQ_SEQUENCER_H
@@ -190,7 +191,7 @@ static __always_inline int seq_parse(struct xdp_md *ctx, struct seq_req *r)
 	    udp_len != sizeof(*udp) + XSEQ_HDR_LEN + payload_len ||
 	    udp_len + sizeof(*ip) != ip_len)
 		return drop(XSEQ_CTR_DROP_BAD_LENGTH, ip, udp, frame_len);
-	if (h->type != XSEQ_MSG_REQUEST && h->type != XSEQ_MSG_ACK)
+	if (h->type != XSEQ_MSG_REQUEST && h->type != XSEQ_MSG_ACK && h->type != XSEQ_MSG_FLUSH_SOLICIT)
 		return drop(XSEQ_CTR_DROP_UNEXPECTED_TYPE, ip, udp, frame_len);
 
 	__u32 gid = bpf_ntohl(h->group_id);
@@ -369,6 +370,10 @@ static __always_inline void seq_forward(struct seq_req *r, __u64 acc)
 /* A parsed REQUEST, all the way: returns the XDP action. */
 static __always_inline int seq_request(struct xdp_md *ctx, struct seq_req *r)
 {
+	/* A draining sequencer has sent (or is sending) its FINAL flush:
+	 * replicas no longer expect seqs from it. */
+	if (r->g->flags & XSEQ_GROUP_F_DRAINING)
+		return drop(XSEQ_CTR_DROP_DRAINING, r->ip, r->udp, r->frame_len);
 	int act = seq_admit(r);
 
 	if (act >= 0)

@@ -40,7 +40,12 @@ export const Flags = {
   RETRANSMIT: 0x0001,
   NOOP: 0x0002,
   RESULT: 0x0004,
+  /** FLUSH: the sequencer stopped for good; seq is its last (Hydra). */
+  FINAL: 0x0008,
 } as const;
+
+/** replica_id of the agent's own FLUSH_SOLICIT (XSEQ_REPLICA_AGENT). */
+export const XSEQ_REPLICA_AGENT = 0xffff;
 
 export interface XseqHeader {
   version: number;

@@ -51,6 +51,8 @@ enum xseq_msg_type {
 #define XSEQ_F_RETRANSMIT 0x0001 /* a re-sent copy of a stamped packet */
 #define XSEQ_F_NOOP 0x0002       /* slot committed as a no-op */
 #define XSEQ_F_RESULT 0x0004     /* payload is an application result */
+#define XSEQ_F_FINAL 0x0008      /* FLUSH: this sequencer stopped for good;
+				  * seq is its last */
 
 /*
  * The fixed header, right after the UDP header. 64 bytes, all fields
@@ -91,6 +93,20 @@ struct xseq_hdr {
 
 /* xseq_group.flags bits */
 #define XSEQ_GROUP_F_ENABLED 0x1
+/* Removed from the group (Hydra): requests are refused, ACKs of requests
+ * already stamped still count, and every FLUSH carries XSEQ_F_FINAL. */
+#define XSEQ_GROUP_F_DRAINING 0x2
+
+/*
+ * FLUSH_SOLICIT (replica -> sequencer, payload_len 0): group_id,
+ * sequencer_id (the one asked), replica_id, session. Answered only for a
+ * configured member (same address and port check as ACKs) or for the
+ * agent's own solicit: replica_id XSEQ_REPLICA_AGENT and IPv4 source equal
+ * to the destination (the sequencer's own address). The solicit is turned
+ * into a FLUSH in place: clock first, then an atomic read of the seq, so
+ * every later seq of this sequencer carries a clock >= the flush's.
+ */
+#define XSEQ_REPLICA_AGENT 0xffff
 
 /* Replicas per group; replica ids are 0..n_members-1 and index the ack
  * bitmap. */
@@ -238,6 +254,10 @@ enum xseq_counter {
 	XSEQ_CTR_WINDOW_OVERWRITE,      /* a slot not acked by all was overwritten */
 	XSEQ_CTR_DROP_BACKPRESSURE,     /* request dropped: its slot is not acked by all */
 	XSEQ_CTR_DROP_NO_WINDOW,        /* group has members but its slot is out of range */
+	XSEQ_CTR_FLUSH,                 /* FLUSH sent (solicited by a member or the agent) */
+	XSEQ_CTR_FLUSH_FINAL,           /* of those, FINAL (the group is draining) */
+	XSEQ_CTR_DROP_SOLICIT_STRANGER, /* FLUSH_SOLICIT from no member and not the agent */
+	XSEQ_CTR_DROP_DRAINING,         /* request refused: the group is draining */
 	XSEQ_CTR_MAX
 };
 

@@ -464,6 +464,17 @@ export class Topology {
     return h;
   }
 
+  /**
+   * The role of the sequencer host with index `i` (0-based): 'seq', 'seq2',
+   * 'seq3', ... (addresses .2, .152, .153, ...). Hydra tests give host i
+   * sequencer id i. Throws for an index the topology does not have.
+   */
+  sequencerRole(i: number): string {
+    const role = this.sequencers[i];
+    if (role === undefined) throw new Error(`no sequencer host ${i}: this topology has ${this.sequencers.length} (sequencers option)`);
+    return role;
+  }
+
   /** Every role: 'br' first, then clients, sequencers, receivers. */
   get roles(): string[] {
     return ['br', ...this.hosts.keys()];

@@ -42,6 +42,7 @@ describe('xseq-agent command line', () => {
     const flags = ['--iface', '--mode', '--port', '--group', '--session', '--sequencer-id', '--stats-interval', '--log-level'];
     flags.push('--member', '--quorum', '--window', '--windows', '--max-result', '--policy', '--rto-ms', '--retries', '--repair-port');
     flags.push('--config', '--bpffs', '--state-dir', '--metrics-listen', '--replace', '--detach-on-exit');
+    flags.push('--flush-interval', '--drain');
     for (const flag of flags) {
       expect(run.out).toContain(flag);
     }
@@ -104,6 +105,10 @@ describe('xseq-agent command line', () => {
     ['a repair port out of range', ['--iface', 'x', '--group', '1:239.1.1.1:7500', '--repair-port', '65536'], ConfigError, /repair\.port: must be at most 65535 \(0 = off\) \(from --repair-port 65536\)/],
     ['the repair port on the sequencer port', ['--iface', 'x', '--group', '1:239.1.1.1:7500', '--repair-port', '7400'], ConfigError, /repair\.port: 7400 is the sequencer's port; choose another \(0 = off\) \(from --repair-port 7400\)/],
     ['an interface name that is a path', ['--iface', '../etc', '--group', '1:239.1.1.1:7500'], ConfigError, /interface: is not a valid interface name \(no "\/", ":" or spaces\) \(from --iface \.\.\/etc\)/],
+    ['a flush interval over a minute', ['--iface', 'x', '--group', '1:239.1.1.1:7500', '--flush-interval', '60001'], ConfigError, /flushIntervalMs: must be at most 60000 \(0 = off\) \(from --flush-interval 60001\)/],
+    ['a flush interval that is not a number', ['--iface', 'x', '--group', '1:239.1.1.1:7500', '--flush-interval', 'fast'], ConfigError, /flushIntervalMs: must be a whole number 0\.\.60000 \(0 = off\) \(from --flush-interval fast\)/],
+    ['a drain of a group not given', ['--iface', 'x', '--group', '1:239.1.1.1:7500', '--drain', '2'], UsageError, /--drain 2: group 2 has no --group/],
+    ['a drain that is not a group id', ['--iface', 'x', '--group', '1:239.1.1.1:7500', '--drain', 'all'], UsageError, /--drain must be a group id \(e\.g\. 1\), got "all"/],
   ];
   it.each(flagMistakes)('%s is an error naming the field and the flag', (_name, args, kind, msg) => {
     expect(() => config(args)).toThrow(kind);
@@ -122,6 +127,17 @@ describe('xseq-agent command line', () => {
     expect(cfg).toMatchObject({ attachMode: 'auto', window: { slots: 1024, windows: 4, maxResult: 256, policy: 'backpressure' }, retransmit: { timeoutMs: 20, retries: 5 }, repair: { port: 7401 } });
     const tuned = config(['--iface', 'x', '--group', '1:239.1.1.1:7500', '--window', '64', '--windows', '2', '--max-result', '0', '--policy', 'overwrite', '--rto-ms', '5', '--retries', '0', '--repair-port', '0']);
     expect(tuned).toMatchObject({ window: { slots: 64, windows: 2, maxResult: 0, policy: 'overwrite' }, retransmit: { timeoutMs: 5, retries: 0 }, repair: { port: 0 } });
+  });
+
+  it('Hydra: --flush-interval (default off) and $XSEQ_FLUSH_INTERVAL_MS; --drain marks the group, which the group map then carries', () => {
+    expect(config(['--iface', 'x', '--group', '1:239.1.1.1:7500']).flushIntervalMs).toBe(0);
+    const cfg = config(['--iface', 'x', '--group', '1:239.1.1.1:7500', '--group', '2:239.1.1.2:7501', '--flush-interval', '5', '--drain', '2', '--sequencer-id', '3']);
+    expect(cfg.flushIntervalMs).toBe(5);
+    expect(cfg.groups.map((g) => g.draining)).toEqual([undefined, true]);
+    expect(groupConfig(cfg.groups[0]!, cfg.sequencerId, 7)).not.toHaveProperty('draining');
+    expect(groupConfig(cfg.groups[1]!, cfg.sequencerId, 7)).toMatchObject({ draining: true, sequencerId: 3 });
+    const fromEnv = runConfig(parseRunArgs(['--iface', 'x', '--group', '1:239.1.1.1:7500'])!, { XSEQ_CONFIG: '', XSEQ_FLUSH_INTERVAL_MS: '2' });
+    expect(fromEnv.flushIntervalMs).toBe(2);
   });
 });
 

@@ -152,4 +152,29 @@ describe('groups on a fresh and on an adopted data path', () => {
       'sequencerId: group 1 is stamped with sequencer id 1, the configuration says 2 (replicas order by it within a session)',
     ]);
   });
+
+  it('Hydra: a group may carry its own sequencer id; draining is written to the map and cannot be undone in the session', () => {
+    const store = SessionStore.open(freshDir());
+    const map = new FakeMap();
+    const c = cfg([{ id: 1, sequencerId: 4 }, { id: 2 }], { sequencerId: 2 });
+    applyGroups(map, planGroups(map, c, store, false));
+    expect(map.group(1)).toMatchObject({ sequencerId: 4 });
+    expect(map.group(2)).toMatchObject({ sequencerId: 2 });
+    const loaded = { port: 7400, windowSlots: 1024, windows: 4, maxResult: 256, policy: 'backpressure' as const };
+    expect(incompatibilities(loaded, 'generic', c, map.groups)).toEqual([]);
+
+    // Drain group 1 on the adopted data path: rewritten with the flag, same session.
+    const drained = cfg([{ id: 1, sequencerId: 4, draining: true }, { id: 2 }], { sequencerId: 2 });
+    map.writes.length = 0;
+    const out = applyGroups(map, planGroups(map, drained, store, true));
+    expect(out[0]).toMatchObject({ id: 1, action: 'updated', session: 1 });
+    expect(map.writes).toEqual([1]);
+    expect(map.group(1)).toMatchObject({ draining: true, sequencerId: 4, session: 1 });
+    expect(incompatibilities(loaded, 'generic', drained, map.groups)).toEqual([]);
+    // Un-draining, or another id for the group, is refused with the reason.
+    expect(incompatibilities(loaded, 'generic', cfg([{ id: 1 }, { id: 2 }], { sequencerId: 4 }), map.groups)).toEqual([
+      'groups[].draining: group 1 was drained (this sequencer sent its FINAL flush in session 1); it cannot stamp again in that session: keep draining: true, or re-create the data path (new session) and add the sequencer back',
+      'sequencerId: group 2 is stamped with sequencer id 2, the configuration says 4 (replicas order by it within a session)',
+    ]);
+  });
 });

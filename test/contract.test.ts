@@ -108,6 +108,9 @@ describe('bpf/xseq.h and the TypeScript codec agree', () => {
       XSEQ_CFG_F_OVERWRITE: maps.XSEQ_CFG_F_OVERWRITE,
       XSEQ_SLOT_F_REPLIED: maps.XSEQ_SLOT_F_REPLIED,
       XSEQ_REPAIR_MAX: repair.XSEQ_REPAIR_MAX,
+      XSEQ_F_FINAL: wire.Flags.FINAL,
+      XSEQ_GROUP_F_DRAINING: maps.XSEQ_GROUP_F_DRAINING,
+      XSEQ_REPLICA_AGENT: wire.XSEQ_REPLICA_AGENT,
     });
     expect(c.names).toEqual({
       prog: maps.PROG_SEQUENCER,
@@ -145,6 +148,10 @@ describe('bpf/xseq.h and the TypeScript codec agree', () => {
     expect(at('members', c.member.size * 2 + m['addr']![0], 4)).toBe('0a4d000d');
     expect(at('members', c.member.size * 2 + m['port']![0], 2)).toBe('1db2');
     expect(maps.decodeGroup(b)).toEqual(g);
+    // A draining group (Hydra removal) keeps ENABLED and adds DRAINING.
+    const d = maps.encodeGroup({ ...g, draining: true });
+    expect(Buffer.from(d.subarray(f['flags']![0], f['flags']![0] + 4)).toString('hex')).toBe('03000000');
+    expect(maps.decodeGroup(d)).toEqual({ ...g, draining: true });
   });
 
   it('struct xseq_slot: every offset the agent reads through mmap', () => {

@@ -5,10 +5,11 @@
  * previous run already rewrote (into a SEQUENCED to the group, or a REPLY
  * to the client), and the same map state. So each program first puts back
  * what the previous repetition changed, then runs the production code from
- * sequencer.h and aggregator.h. What a restore costs is measured by the
+ * sequencer.h, aggregator.h and flush.h. What a restore costs is measured by the
  * restore-only programs, so the bench can report it next to each path.
  */
 #include "aggregator.h"
+#include "flush.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -18,10 +19,13 @@ struct bench_frame {
 	__u8 bytes[BENCH_FRAME_CAP];
 };
 
-/* The ACK frame the quorum path starts from. Written by the bench. */
+/* Frames the bench paths start from: [0] the quorum path's ACK, [1] the
+ * flush path's FLUSH_SOLICIT. Written by the bench. */
+#define BENCH_FRAME_ACK 0
+#define BENCH_FRAME_SOLICIT 1
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);
 	__type(key, __u32);
 	__type(value, struct bench_frame);
 } bench_frames SEC(".maps");
@@ -75,26 +79,31 @@ int xseq_stamp_only(struct xdp_md *ctx)
 	return XDP_TX;
 }
 
+/* Writes bench_frames[key] over the packet, resizing it. */
+static __always_inline int restore_frame(struct xdp_md *ctx, __u32 key)
+{
+	struct bench_frame *f = bpf_map_lookup_elem(&bench_frames, &key);
+
+	if (!f)
+		return 0;
+	__u32 len = f->len;
+	__s32 delta = (__s32)len - (__s32)(ctx->data_end - ctx->data);
+
+	if (delta && bpf_xdp_adjust_tail(ctx, delta))
+		return 0;
+	barrier_var(len);
+	if (len == 0 || len > BENCH_FRAME_CAP || bpf_xdp_store_bytes(ctx, 0, f->bytes, len))
+		return 0;
+	return 1;
+}
+
 /* Puts the bench's ACK frame back and the slot of its seq into the state
  * "leader acked with its result, follower not yet": the ACK then completes
  * the quorum again. Returns the slot's group lookup result. */
 static __always_inline int restore_ack(struct xdp_md *ctx, int with_frame)
 {
-	if (with_frame) {
-		__u32 zero = 0;
-		struct bench_frame *f = bpf_map_lookup_elem(&bench_frames, &zero);
-
-		if (!f)
-			return 0;
-		__u32 len = f->len;
-		__s32 delta = (__s32)len - (__s32)(ctx->data_end - ctx->data);
-
-		if (delta && bpf_xdp_adjust_tail(ctx, delta))
-			return 0;
-		barrier_var(len);
-		if (len == 0 || len > BENCH_FRAME_CAP || bpf_xdp_store_bytes(ctx, 0, f->bytes, len))
-			return 0;
-	}
+	if (with_frame && !restore_frame(ctx, BENCH_FRAME_ACK))
+		return 0;
 	__u32 gid = 1, idx = 1; /* the bench stamps seq 1 of group 1 into window 0 */
 	struct xseq_group *g = bpf_map_lookup_elem(&xseq_groups, &gid);
 	struct xseq_slot *s = bpf_map_lookup_elem(&xseq_slots, &idx);
@@ -136,4 +145,26 @@ SEC("xdp")
 int xseq_restore_ack(struct xdp_md *ctx)
 {
 	return restore_ack(ctx, 1) ? XDP_TX : XDP_PASS;
+}
+
+/* A member's FLUSH_SOLICIT turned into the FLUSH (clock, atomic read of
+ * the seq, readdressing): the solicit is put back first. */
+SEC("xdp")
+int xseq_flush(struct xdp_md *ctx)
+{
+	struct seq_req r;
+
+	if (!restore_frame(ctx, BENCH_FRAME_SOLICIT))
+		return XDP_PASS;
+	int act = seq_parse(ctx, &r);
+	if (act >= 0)
+		return act;
+	return flush_handle(&r);
+}
+
+/* What xseq_flush spends on restoring, to report beside it. */
+SEC("xdp")
+int xseq_restore_flush(struct xdp_md *ctx)
+{
+	return restore_frame(ctx, BENCH_FRAME_SOLICIT) ? XDP_TX : XDP_PASS;
 }

@@ -3,6 +3,7 @@
 //   errors.ts   BpfError and its stable codes
 //   object.ts   BpfObjectSpec (before load) / BpfObject (loaded)
 //   map.ts, program.ts, link.ts, ringbuf.ts, testrun.ts, pin.ts
+//   progid.ts   a program by kernel id (an adopted link's program)
 //   host.ts     possible CPUs, interface indexes
 //   proginfo.ts a program by kernel id: name, tag, maps
 //   netns.ts    withNetns: run code inside a network namespace
@@ -12,6 +13,7 @@ export { recentLibbpfLog, LogLevel, type LogLine } from './ffi.ts';
 export { BpfObjectSpec, BpfObject, type LoadOptions } from './object.ts';
 export { BpfMap, MapType, mapTypeName, type MapSizes, type UpdateFlag } from './map.ts';
 export { BpfProgram } from './program.ts';
+export { programById } from './progid.ts';
 export {
   XdpLink,
   type XdpLinkInfo,
