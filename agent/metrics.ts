@@ -95,6 +95,12 @@ const KERNEL: Record<CounterName, { family: KernelFamily; value?: string }> = {
   window_overwrite: { family: { name: 'xseq_window_overwrites_total', help: 'Window slots overwritten before every member acked them (overwrite policy).' } },
   drop_backpressure: { family: DROPPED, value: 'backpressure' },
   drop_no_window: { family: DROPPED, value: 'no_window' },
+  reply_grow_failed: {
+    family: {
+      name: 'xseq_reply_grow_failures_total',
+      help: 'Quorum-completing ACKs that could not grow into the REPLY (no tailroom): undone as if lost, so the re-sent request\'s re-ACK retries.',
+    },
+  },
 };
 
 /** Retransmitter counters: name, help, and the factor to base units. */

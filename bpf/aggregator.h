@@ -8,6 +8,28 @@
  * Exactly one REPLY per (session, seq) under concurrent CPUs, duplicates
  * and late ACKs: the ack set and its view change in one 64-bit compare-and-
  * swap, and the right to reply is one atomic fetch-or on the slot state.
+ *
+ * The slot can be taken for seq + W between our check of its seq and the
+ * CAS (overwrite policy, or a released slot, on another CPU). The CAS word
+ * carries the generation of the seq its acks are for (xseq.h), and the
+ * stamp path stores the new generation in one 64-bit write after the new
+ * seq: a CAS expecting the old word then fails, the re-read shows a
+ * foreign generation and the ACK is dropped; a CAS that read the word
+ * after that store sees the foreign generation at once. So no ACK ever
+ * sets a bit for a seq it was not sent for, with no undo needed.
+ *
+ * Nothing is lost when the REPLY cannot be built (bpf_xdp_adjust_tail
+ * cannot grow the frame: native XDP on veth has ~no tailroom for some
+ * frames). Then the completing ACK is undone as if it had been lost: its
+ * bit is cleared (same generation only) and the REPLIED right given back,
+ * counted in reply_grow_failed. The slot is then not acked by every
+ * member, so it neither frees under backpressure nor is given up by the
+ * agent before its retries: the agent re-sends the SEQUENCED to that
+ * member, whose duplicate ACK (test replicas and replica/ re-ACK every
+ * copy of a seq they hold) tries the REPLY again, as does any other
+ * member's ACK meanwhile. An ACK that saw REPLIED during the undo counts
+ * as late and its member's bit stays; the undone member's re-ACK is what
+ * completes the quorum again.
  */
 #ifndef XSEQ_AGGREGATOR_H
 #define XSEQ_AGGREGATOR_H
@@ -50,7 +72,8 @@ static __always_inline void observe_quorum(__u64 stamp_ns)
 /*
  * Rewrites the ACK in place into the REPLY for slot s: resized to carry
  * the result, addressed from us to the client recorded at stamping time.
- * Returns the XDP action.
+ * Returns XDP_TX, or XDP_DROP when the frame could not be resized or
+ * written (nothing was sent: the caller undoes the ACK).
  */
 static __always_inline int ack_reply(struct xdp_md *ctx, struct seq_req *r, struct xseq_slot *s,
 				     __u32 view, __u32 leader)
@@ -111,6 +134,28 @@ static __always_inline int ack_reply(struct xdp_md *ctx, struct seq_req *r, stru
 	return XDP_TX;
 }
 
+/*
+ * The completing ACK could not become the REPLY: forget it, as if it had
+ * been lost (see the top of this file). The bit goes first, so from here
+ * on the slot is not acked by every member and cannot be freed or given
+ * up; then the right to reply. If the slot already holds another
+ * generation nothing of ours is left in it, and its state is the new
+ * seq's, not ours to touch. A view reset meanwhile cleared our bit with
+ * the rest; the right to reply still goes back, for the new view's ACKs.
+ */
+static __always_inline void ack_undo(struct xseq_slot *s, __u32 gen, __u32 bit)
+{
+	for (int i = 0; i < ACK_CAS_TRIES; i++) {
+		__u64 old = __sync_fetch_and_add(&s->acks, 0);
+
+		if (ack_gen_of(old) != gen)
+			return;
+		if (!(old & bit) || __sync_val_compare_and_swap(&s->acks, old, old & ~(__u64)bit) == old)
+			break;
+	}
+	__sync_fetch_and_and(&s->state, ~XSEQ_SLOT_F_REPLIED);
+}
+
 /* Handles a parsed ACK (r from seq_parse); returns the XDP action. */
 static __always_inline int ack_handle(struct xdp_md *ctx, struct seq_req *r)
 {
@@ -134,6 +179,7 @@ static __always_inline int ack_handle(struct xdp_md *ctx, struct seq_req *r)
 	struct xseq_slot *s = slot_of(g, seq);
 	if (!s || s->seq != seq || s->session != g->session)
 		return drop(XSEQ_CTR_DROP_ACK_WINDOW, ip, udp, r->frame_len);
+	__u32 gen = ack_gen(seq);
 
 	__u32 view = bpf_ntohl(h->view);
 	__u32 leader = view % n;
@@ -146,7 +192,15 @@ static __always_inline int ack_handle(struct xdp_md *ctx, struct seq_req *r)
 
 		if (len > xseq_cfg.max_result || len > XSEQ_RESULT_CAP)
 			return drop(XSEQ_CTR_DROP_RESULT_TOO_BIG, ip, udp, r->frame_len);
-		if (__sync_fetch_and_add(&s->acks, 0) >> 32 > view)
+		__u64 cur = __sync_fetch_and_add(&s->acks, 0);
+
+		/* The generation check narrows (it cannot close: the copy is
+		 * not atomic) a stale duplicate's result landing on the slot's
+		 * next seq; that needs the slot retaken and its new leader ACK
+		 * handled inside these few instructions. */
+		if (ack_gen_of(cur) != gen)
+			return drop(XSEQ_CTR_DROP_ACK_WINDOW, ip, udp, r->frame_len);
+		if (cur >> 32 > view)
 			return drop(XSEQ_CTR_DROP_ACK_STALE_VIEW, ip, udp, r->frame_len);
 		barrier_var(len);
 		if (len > 0 && len <= XSEQ_RESULT_CAP &&
@@ -164,13 +218,16 @@ static __always_inline int ack_handle(struct xdp_md *ctx, struct seq_req *r)
 		old = __sync_fetch_and_add(&s->acks, 0);
 		__u32 oview = old >> 32;
 
+		if (ack_gen_of(old) != gen)
+			return drop(XSEQ_CTR_DROP_ACK_WINDOW, ip, udp, r->frame_len);
 		if (view < oview)
 			return drop(XSEQ_CTR_DROP_ACK_STALE_VIEW, ip, udp, r->frame_len);
 		if (view == oview && (old & bit)) {
 			count(XSEQ_CTR_ACK_DUPLICATE);
 			return XDP_DROP;
 		}
-		next = view > oview ? ((__u64)view << 32) | bit : old | bit;
+		next = view > oview ? ((__u64)view << 32) | ((__u64)gen << XSEQ_ACKS_GEN_SHIFT) | bit
+				    : old | bit;
 		if (__sync_val_compare_and_swap(&s->acks, old, next) == old) {
 			swapped = 1;
 			if (view > oview && (__u32)old)
@@ -182,15 +239,21 @@ static __always_inline int ack_handle(struct xdp_md *ctx, struct seq_req *r)
 		return XDP_DROP;
 	count(XSEQ_CTR_ACK_COUNTED);
 
-	__u32 acked = (__u32)next;
+	__u32 acked = (__u32)next & XSEQ_ACKS_BITMAP;
 	if (!(acked & (1u << leader)) || (__u32)__builtin_popcount(acked) < g->quorum)
 		return XDP_DROP;
 	if (__sync_fetch_and_or(&s->state, XSEQ_SLOT_F_REPLIED) & XSEQ_SLOT_F_REPLIED) {
 		count(XSEQ_CTR_ACK_LATE);
 		return XDP_DROP;
 	}
-	observe_quorum(s->stamp_ns);
-	return ack_reply(ctx, r, s, view, leader);
+	__u64 stamp_ns = s->stamp_ns;
+	if (ack_reply(ctx, r, s, view, leader) == XDP_TX) {
+		observe_quorum(stamp_ns);
+		return XDP_TX;
+	}
+	ack_undo(s, gen, bit);
+	count(XSEQ_CTR_REPLY_GROW_FAILED);
+	return XDP_DROP;
 }
 
 #endif /* XSEQ_AGGREGATOR_H */

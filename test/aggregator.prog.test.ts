@@ -179,6 +179,62 @@ describePrivileged('the ACK path under BPF_PROG_TEST_RUN', () => {
         expect(parseFrame(r.data).payload.subarray(64)).toEqual(Buffer.alloc(32, 0x42));
       });
 
+      // test_run puts a frame in one page: 256 bytes of headroom, the data,
+      // and the skb_shared_info tailroom (cache-line aligned, so the linear
+      // size is a multiple of 64); more goes to fragments. A frame that
+      // fills the linear part exactly cannot grow, as on veth in native
+      // mode. Ethernet padding after the IP packet makes the follower's ACK
+      // that long: the kernel parses by the IP length.
+      const padTo = (f: Buffer, len: number) => Buffer.concat([f, Buffer.alloc(len - f.length)]);
+
+      it('a completing ACK whose frame cannot grow is undone as if lost: no REPLY, bit cleared, counted; the re-ACK replies', () => {
+        const result = Buffer.alloc(32, 0x52);
+        let n = 0n;
+        let histBefore = 0n;
+        for (let len = 4096 - 256; len >= 3072 && !n; len -= 64) {
+          const m = stamp(BigInt(len));
+          expect(run(ackFrame(0, m, { result })).retval).toBe(XDP_DROP);
+          before = s().counters();
+          histBefore = s().quorumHistogram().reduce((a, b) => a + b, 0n);
+          const r = run(padTo(ackFrame(1, m), len));
+          if (r.retval === XDP_DROP) {
+            n = m;
+            break;
+          }
+          expect(r.retval).toBe(XDP_TX); // grew: free the slot, try the next size
+          run(ackFrame(2, m));
+        }
+        expect(n, 'no frame size that fills the linear part').toBeGreaterThan(0n);
+        expect(delta()).toMatchObject({ ack_counted: 1, reply_grow_failed: 1 });
+        expect(delta()['reply']).toBeUndefined();
+        expect(s().slot(1, n)).toMatchObject({ acked: 0b1, replied: false });
+        expect(s().quorumHistogram().reduce((a, b) => a + b, 0n)).toBe(histBefore);
+        // The member's re-ACK (after the agent's re-send) replies.
+        const again = run(ackFrame(1, n));
+        expect(again.retval).toBe(XDP_TX);
+        expect(parseFrame(again.data).payload.subarray(64)).toEqual(result);
+        expect(delta()).toMatchObject({ ack_counted: 2, reply_grow_failed: 1, reply: 1 });
+        expect(s().slot(1, n)).toMatchObject({ acked: 0b11, replied: true });
+        expect(s().quorumHistogram().reduce((a, b) => a + b, 0n)).toBe(histBefore + 1n);
+      });
+
+      it('an ACK never sets a bit in a slot already taken for seq + W (the acks word carries the generation)', () => {
+        const n = stamp(15n);
+        // Freeze the slot mid-takeover as another CPU leaves it between its
+        // two stores: seq still n, acks already holding n + W's generation.
+        const idx = new Uint8Array(new Uint32Array([8 + Number(n & 7n)]).buffer);
+        const v = s().slots.lookup(idx)!;
+        const dv = new DataView(v.buffer, v.byteOffset, v.byteLength);
+        dv.setBigUint64(8, ((n + 8n) / 8n) << 8n, true);
+        s().slots.update(idx, v);
+        expect(run(ackFrame(1, n)).retval).toBe(XDP_DROP);
+        expect(run(ackFrame(0, n, { result: 'x' })).retval).toBe(XDP_DROP);
+        expect(delta()).toMatchObject({ drop_ack_window: 2 });
+        expect(delta()['ack_counted']).toBeUndefined();
+        expect(s().slot(1, n)!.acked).toBe(0);
+        expect(new DataView(s().slots.lookup(idx)!.buffer).getBigUint64(8, true)).toBe(((n + 8n) / 8n) << 8n);
+      });
+
       it('window wrap, backpressure: a request whose slot is unacked is dropped without taking a seq', () => {
         for (let i = 1; i <= 8; i++) stamp(BigInt(100 + i));
         expect(run(requestFrame(109n)).retval).toBe(XDP_DROP);

@@ -108,6 +108,9 @@ describe('bpf/xseq.h and the TypeScript codec agree', () => {
       XSEQ_CFG_F_OVERWRITE: maps.XSEQ_CFG_F_OVERWRITE,
       XSEQ_SLOT_F_REPLIED: maps.XSEQ_SLOT_F_REPLIED,
       XSEQ_REPAIR_MAX: repair.XSEQ_REPAIR_MAX,
+      XSEQ_ACKS_BITMAP: maps.XSEQ_ACKS_BITMAP,
+      XSEQ_ACKS_GEN_SHIFT: maps.XSEQ_ACKS_GEN_SHIFT,
+      XSEQ_ACKS_GEN_MASK: maps.XSEQ_ACKS_GEN_MASK,
     });
     expect(c.names).toEqual({
       prog: maps.PROG_SEQUENCER,
@@ -118,6 +121,7 @@ describe('bpf/xseq.h and the TypeScript codec agree', () => {
       slots: maps.MapName.SLOTS,
       quorum_hist: maps.MapName.QUORUM_HIST,
       pin_root: maps.PIN_ROOT,
+      released: maps.MapName.RELEASED,
     });
   });
 
