@@ -98,9 +98,10 @@ const KERNEL: Record<CounterName, { family: KernelFamily; value?: string }> = {
   reply_grow_failed: {
     family: {
       name: 'xseq_reply_grow_failures_total',
-      help: 'Quorum-completing ACKs that could not grow into the REPLY (no tailroom): undone as if lost, so the re-sent request\'s re-ACK retries.',
+      help: 'Quorum-completing ACKs that could not grow into the REPLY (no tail- nor headroom): undone as if lost, so the re-sent request\'s re-ACK retries.',
     },
   },
+  reply_headroom: { family: { name: 'xseq_replies_grown_in_front_total', help: 'REPLYs that took (part of) their growth from headroom: the ACK frame had too little tailroom.' } },
 };
 
 /** Retransmitter counters: name, help, and the factor to base units. */

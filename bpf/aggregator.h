@@ -18,18 +18,19 @@
  * after that store sees the foreign generation at once. So no ACK ever
  * sets a bit for a seq it was not sent for, with no undo needed.
  *
- * Nothing is lost when the REPLY cannot be built (bpf_xdp_adjust_tail
- * cannot grow the frame: native XDP on veth has ~no tailroom for some
- * frames). Then the completing ACK is undone as if it had been lost: its
- * bit is cleared (same generation only) and the REPLIED right given back,
- * counted in reply_grow_failed. The slot is then not acked by every
- * member, so it neither frees under backpressure nor is given up by the
- * agent before its retries: the agent re-sends the SEQUENCED to that
- * member, whose duplicate ACK (test replicas and replica/ re-ACK every
- * copy of a seq they hold) tries the REPLY again, as does any other
- * member's ACK meanwhile. An ACK that saw REPLIED during the undo counts
- * as late and its member's bit stays; the undone member's re-ACK is what
- * completes the quorum again.
+ * Nothing is lost when the REPLY cannot be built: the frame can grow
+ * neither at the tail nor in front (reply_resize()). Then the leader's ACK
+ * is undone as if it had been lost: its bit is cleared (same generation
+ * only) and the REPLIED right given back, counted in reply_grow_failed.
+ * The slot then lacks the leader, so no other ACK can reply, it does not
+ * free under backpressure and the agent does not give it up or release it
+ * before its retries: the agent re-sends the SEQUENCED to the leader,
+ * whose duplicate ACK (tools/test-replica and replica/ re-ACK every copy
+ * of a seq they hold, the leader with its result) completes the quorum
+ * again. That ACK carries the result itself, so the REPLY it becomes needs
+ * no growth and cannot fail the same way: a retry of the follower's ACK
+ * would meet the same short frame again. The leader's stored result stays.
+ * An ACK that saw REPLIED during the undo counts as late and its bit stays.
  */
 #ifndef XSEQ_AGGREGATOR_H
 #define XSEQ_AGGREGATOR_H
@@ -69,6 +70,53 @@ static __always_inline void observe_quorum(__u64 stamp_ns)
 		*v += took;
 }
 
+/* What the headers of an ACK and a REPLY take: seq_parse() refuses IP
+ * options, so the xseq payload always starts here. */
+#define REPLY_HDRS (sizeof(struct ethhdr) + sizeof(struct iphdr) + sizeof(struct udphdr) + XSEQ_HDR_LEN)
+
+/*
+ * Resizes the frame by delta bytes for the REPLY. Returns 0 when the tail
+ * moved, 1 when (part of) a growth came from headroom, -1 when neither
+ * could (the frame is then unchanged or about to be dropped).
+ *
+ * A follower's empty ACK that completes a quorum grows by the whole
+ * result, and the tail often cannot: on veth in native mode the frame is
+ * the sender's skb, whose tailroom is what its allocation left (measured:
+ * most of 32..256-byte growths fail). Native XDP guarantees 256 bytes of
+ * headroom, of which bpf_xdp_adjust_head leaves sizeof(struct xdp_frame)
+ * to the kernel, so the growth is taken in front: the whole of it, else
+ * part in front and the rest at the tail. The headers are then moved to
+ * the new front; what lies between them and the result is overwritten by
+ * the result.
+ */
+static __always_inline int reply_resize(struct xdp_md *ctx, int delta)
+{
+	const int parts[3] = {192, 128, 64};
+	__u8 hdrs[REPLY_HDRS];
+
+	if (!bpf_xdp_adjust_tail(ctx, delta))
+		return 0;
+	if (delta <= 0)
+		return -1;
+#pragma unroll
+	for (int i = 0; i < 4; i++) {
+		int head = i == 0 ? delta : parts[i - 1];
+
+		if (i > 0 && head >= delta)
+			continue;
+		if (bpf_xdp_adjust_head(ctx, -head))
+			continue;
+		if (head == delta || !bpf_xdp_adjust_tail(ctx, delta - head)) {
+			if (bpf_xdp_load_bytes(ctx, head, hdrs, sizeof(hdrs)) ||
+			    bpf_xdp_store_bytes(ctx, 0, hdrs, sizeof(hdrs)))
+				return -1;
+			return 1;
+		}
+		bpf_xdp_adjust_head(ctx, head); /* give it back, try a smaller part */
+	}
+	return -1;
+}
+
 /*
  * Rewrites the ACK in place into the REPLY for slot s: resized to carry
  * the result, addressed from us to the client recorded at stamping time.
@@ -88,10 +136,11 @@ static __always_inline int ack_reply(struct xdp_md *ctx, struct seq_req *r, stru
 	if (result_len > XSEQ_RESULT_CAP)
 		result_len = 0;
 	__builtin_memcpy(our_mac, r->eth->h_dest, ETH_ALEN);
-	if (bpf_xdp_adjust_tail(ctx, (int)result_len - (int)r->payload_len))
+	int resized = reply_resize(ctx, (int)result_len - (int)r->payload_len);
+	if (resized < 0)
 		return XDP_DROP;
 
-	/* adjust_tail invalidated every packet pointer: parse again. */
+	/* Resizing invalidated every packet pointer: parse again. */
 	struct cursor c;
 	cursor_init(&c, ctx);
 	struct ethhdr *eth = CURSOR_PULL(&c, struct ethhdr);
@@ -131,12 +180,14 @@ static __always_inline int ack_reply(struct xdp_md *ctx, struct seq_req *r, stru
 	__builtin_memcpy(eth->h_dest, s->client_mac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, our_mac, ETH_ALEN);
 	count(XSEQ_CTR_REPLY);
+	if (resized > 0)
+		count(XSEQ_CTR_REPLY_HEADROOM);
 	return XDP_TX;
 }
 
 /*
- * The completing ACK could not become the REPLY: forget it, as if it had
- * been lost (see the top of this file). The bit goes first, so from here
+ * The completing ACK could not become the REPLY: forget the leader's ACK,
+ * as if it had been lost (see the top of this file). The bit goes first, so from here
  * on the slot is not acked by every member and cannot be freed or given
  * up; then the right to reply. If the slot already holds another
  * generation nothing of ours is left in it, and its state is the new
@@ -251,7 +302,7 @@ static __always_inline int ack_handle(struct xdp_md *ctx, struct seq_req *r)
 		observe_quorum(stamp_ns);
 		return XDP_TX;
 	}
-	ack_undo(s, gen, bit);
+	ack_undo(s, gen, 1u << leader);
 	count(XSEQ_CTR_REPLY_GROW_FAILED);
 	return XDP_DROP;
 }

@@ -64,6 +64,7 @@ export const COUNTER_NAMES = [
   'drop_backpressure',
   'drop_no_window',
   'reply_grow_failed',
+  'reply_headroom',
 ] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
 export type Counters = Record<CounterName, bigint>;

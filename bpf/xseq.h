@@ -260,8 +260,11 @@ enum xseq_counter {
 	XSEQ_CTR_DROP_BACKPRESSURE,     /* request dropped: its slot is not acked by all */
 	XSEQ_CTR_DROP_NO_WINDOW,        /* group has members but its slot is out of range */
 	XSEQ_CTR_REPLY_GROW_FAILED,     /* the quorum-completing ACK could not grow into
-					 * the REPLY: its ack was undone (as if lost), so
-					 * the agent re-sends and the re-ACK retries */
+					 * the REPLY (no tail- nor headroom): the leader's
+					 * ack was undone (as if lost), so the agent re-sends
+					 * to the leader, whose re-ACK carries the result */
+	XSEQ_CTR_REPLY_HEADROOM,        /* REPLYs that grew (partly) in front: the
+					 * frame had too little tailroom */
 	XSEQ_CTR_MAX
 };
 
