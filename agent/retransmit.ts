@@ -11,6 +11,18 @@
 // a tick where lastSeq did not move and nothing is due costs one map lookup
 // per group.
 //
+// Release (bpf/xseq.h, xseq_released): a seq is done when every member
+// acked it, it was overwritten, or its retries ran out after a quorum
+// including the leader of the acks' view acked it (its REPLY was due; the
+// silent member is dead, or was recovered by state transfer and never acks
+// old seqs, and catches up by repair or the slow path). The floor only
+// passes done seqs, and the group's released seq is floor - 1, written to
+// the kernel whenever it grows: under backpressure those slots free, so one
+// silent member cannot stall the group after W requests. A seq given up
+// without such a quorum stays below the floor and is looked at again every
+// RTO (a late ACK may complete it). The write is a whole-value map update
+// of one u64: no atomics from here.
+//
 // Ticks are scheduled, not periodic: the next one is at the earliest due
 // time of an outstanding seq, or one RTO later when nothing is outstanding.
 // A seq stamped while idle is then seen before it is due and re-sent on
@@ -27,6 +39,9 @@ import { type Epoch, epochOf, type SlotWindow } from './window.ts';
 export interface GroupSource {
   group(id: number): GroupConfig | undefined;
   lastSeq(id: number): bigint;
+  /** The group's released seq in the kernel, and its update (see above). */
+  released?(id: number): bigint;
+  setReleased?(id: number, seq: bigint): void;
 }
 
 export interface RetransmitOptions {
@@ -75,11 +90,15 @@ interface GroupState {
   id: number;
   members: Member[];
   mask: number;
+  /** ACKs (the leader's among them) that certify a request. */
+  quorum: number;
   port: number;
   session: number;
   windowBase: number;
-  /** Lowest seq not settled yet. */
+  /** Lowest seq not done yet (see Release above). */
   floor: number;
+  /** The released seq last written to (or read from) the kernel. */
+  released: number;
   /** lastSeq at the previous scan (-1: never scanned). */
   lastSeen: number;
   /** Earliest due time of an unsettled seq (ns since the epoch); Infinity when none. */
@@ -189,10 +208,12 @@ export class Retransmitter {
         id,
         members,
         mask: (1 << members.length) - 1,
+        quorum: g.quorum ?? Math.floor(members.length / 2) + 1,
         port: g.mcastPort,
         session: g.session,
         windowBase: g.windowBase ?? 0,
         floor: Math.max(1, last - this.#window.windowSlots + 1),
+        released: Number(this.#source.released?.(id) ?? 0n),
         lastSeen: -1,
         nextDue: Infinity,
         backlog: 0,
@@ -271,6 +292,7 @@ export class Retransmitter {
     if (last < g.lastSeen) {
       // The data path's seq was reset (a new session): old seqs mean nothing.
       g.floor = 1;
+      g.released = 0; // zeroed with the seq (Sequencer.resetSeq)
       g.stSeq.fill(0);
       g.nextDue = Infinity;
       g.backlog = 0;
@@ -286,35 +308,43 @@ export class Retransmitter {
     // counted them (window_overwrite) and nothing is left to re-send. Their
     // state entries no longer match the seq at their position.
     g.floor = lo;
-    let settledPrefix = true;
+    let donePrefix = true;
     let nextDue = Infinity;
     let backlog = 0;
     for (let s = lo; s <= last; s++) {
       const slot = w.slotOf(g.windowBase, s);
       const held = w.seqAt(slot);
+      /** Nothing more to send; done: and the slot may be reused. */
       let settled: boolean;
+      let done: boolean;
       if (held < s || w.sessionAt(slot) !== g.session) {
         // The seq is taken but its slot not written yet (another CPU is
         // between stamp and keep), so it was stamped about now and is due
         // one RTO from now. (A slot left by an earlier session looks the
         // same until overwritten: checking once per RTO keeps that cheap.)
-        settled = false;
+        settled = done = false;
         nextDue = Math.min(nextDue, now + this.#rtoNs);
       } else if (held > s || (w.ackedAt(slot) & g.mask) === g.mask) {
-        settled = true; // overwritten, or every member has it
+        settled = done = true; // overwritten, or every member has it
         g.stSeq[slot - g.windowBase] = 0;
       } else {
         const due = this.#outstanding(g, s, slot, now);
         settled = due === Infinity;
-        nextDue = Math.min(nextDue, due);
+        done = settled && this.#certified(g, slot);
+        // Given up without a quorum: look again in an RTO.
+        nextDue = Math.min(nextDue, settled && !done ? now + this.#rtoNs : due);
       }
-      if (settled && settledPrefix) {
+      if (done && donePrefix) {
         g.floor = s + 1;
         g.stSeq[slot - g.windowBase] = 0;
-      } else if (!settled) {
-        settledPrefix = false;
+      } else {
+        donePrefix = false;
       }
       if (!settled) backlog++;
+    }
+    if (g.floor - 1 > g.released && this.#source.setReleased) {
+      this.#source.setReleased(g.id, BigInt(g.floor - 1));
+      g.released = g.floor - 1;
     }
     g.nextDue = nextDue;
     g.backlog = backlog;
@@ -363,6 +393,19 @@ export class Retransmitter {
     g.stTries[i] = tries + 1;
     g.stDue[i] = now + this.#rtoNs * 2 ** (tries + 1);
     return g.stDue[i]!;
+  }
+
+  /** Whether a quorum including the leader of the acks' view acked the
+   * slot's seq: its REPLY was due. The two halves of the acks word are read
+   * apart, so the bitmap is read again to rule out a view reset between. */
+  #certified(g: GroupState, slot: number): boolean {
+    const w = this.#window;
+    const acked = w.ackedAt(slot);
+    const leader = w.viewAt(slot) % g.members.length;
+    if (w.ackedAt(slot) !== acked || !(acked & (1 << leader))) return false;
+    let n = 0;
+    for (let a = acked & g.mask; a; a &= a - 1) n++;
+    return n >= g.quorum;
   }
 
   #giveUp(g: GroupState, seq: number, acked: number): void {
