@@ -23,6 +23,14 @@
 // RTO (a late ACK may complete it). The write is a whole-value map update
 // of one u64: no atomics from here.
 //
+// The RTO adapts (agent/rto.ts) when maxRtoMs is above rtoMs and the
+// source has the kernel's stamp-to-quorum histogram: read every
+// sampleEveryMs, it feeds an RFC 6298 estimator clamped to
+// [rtoMs, maxRtoMs]. A seq is first re-sent that RTO after stamping; the
+// k-th try after that waits the larger of the RTO and rtoMs x 2^k, so a
+// slow group is not re-sent to early and the configured worst-case
+// schedule (rtoMs doubling) still bounds how long the tries take.
+//
 // Ticks are scheduled, not periodic: the next one is at the earliest due
 // time of an outstanding seq, or one RTO later when nothing is outstanding.
 // A seq stamped while idle is then seen before it is due and re-sent on
@@ -33,12 +41,17 @@ import { performance } from 'node:perf_hooks';
 import type { GroupConfig, Member } from '../bpf/maps.ts';
 import { taiNowNs } from './clock.ts';
 import { type Log, silentLog } from './log.ts';
+import { feedHistogram, RtoEstimator } from './rto.ts';
 import { type Epoch, epochOf, type SlotWindow } from './window.ts';
 
 /** What the retransmitter reads of the sequencer (bpf/sequencer.ts). */
 export interface GroupSource {
   group(id: number): GroupConfig | undefined;
   lastSeq(id: number): bigint;
+  /** Stamp-to-quorum counts per log2-ns bucket, all groups, and their sum
+   * of ns (one lookup: tells whether the buckets moved) (adaptive RTO). */
+  quorumHistogram?(): bigint[];
+  quorumNanosSum?(): bigint;
   /** The group's released seq in the kernel, and its update (see above). */
   released?(id: number): bigint;
   setReleased?(id: number, seq: bigint): void;
@@ -47,9 +60,16 @@ export interface GroupSource {
 export interface RetransmitOptions {
   /** Groups to watch; those without members are skipped. */
   groups: readonly number[];
-  /** A seq not acked by every member this long after stamping is re-sent. */
+  /** A seq not acked by every member this long after stamping is re-sent;
+   * the least RTO when it adapts. */
   rtoMs: number;
-  /** Re-sends per seq before giving up; the k-th waits RTO x 2^k after the previous. */
+  /** The most the adaptive RTO may grow to; at or below rtoMs (default) the
+   * RTO is fixed at rtoMs. */
+  maxRtoMs?: number;
+  /** How often the adaptive RTO reads the kernel's histogram (default 100 ms). */
+  sampleEveryMs?: number;
+  /** Re-sends per seq before giving up; the k-th waits RTO x 2^k after the
+   * previous (with an adaptive RTO: the larger of it and rtoMs x 2^k). */
   retries: number;
   /** Longest sleep between ticks (default the RTO, at most 100 ms). */
   idlePollMs?: number;
@@ -80,6 +100,9 @@ export interface RetransmitCounters {
   /** Time spent in scans that read the window, nanoseconds. */
   scanNs: number;
 }
+
+/** The adaptive RTO's ceiling in the agent (run.ts), unless --rto-ms is higher. */
+export const DEFAULT_MAX_RTO_MS = 1000;
 
 /** The config schema's limit (agent/config.ts); a try count fits a byte. */
 export const MAX_RETRIES = 100;
@@ -129,7 +152,13 @@ export class Retransmitter {
   readonly #window: SlotWindow;
   readonly #socket: Socket;
   readonly #groupIds: readonly number[];
-  readonly #rtoNs: number;
+  /** The configured RTO: the least, and the base of the backoff. */
+  readonly #rtoMinNs: number;
+  readonly #est: RtoEstimator | undefined;
+  readonly #sampleEveryNs: number;
+  #lastSampleAt = -Infinity;
+  #lastHist: bigint[] | undefined;
+  #lastSum: bigint | undefined;
   readonly #retries: number;
   readonly #now: () => bigint;
   /** Times below are Numbers of ns since this TAI instant: exact, no BigInt. */
@@ -170,7 +199,12 @@ export class Retransmitter {
     this.#window = window;
     this.#socket = socket;
     this.#groupIds = [...opts.groups];
-    this.#rtoNs = opts.rtoMs * NS_PER_MS;
+    this.#rtoMinNs = opts.rtoMs * NS_PER_MS;
+    if (opts.maxRtoMs !== undefined && (!Number.isInteger(opts.maxRtoMs) || opts.maxRtoMs < opts.rtoMs)) {
+      throw new RangeError(`maxRtoMs must be an integer of at least rtoMs (${opts.rtoMs}), got ${opts.maxRtoMs}`);
+    }
+    this.#est = opts.maxRtoMs !== undefined && opts.maxRtoMs > opts.rtoMs && source.quorumHistogram ? new RtoEstimator(this.#rtoMinNs, opts.maxRtoMs * NS_PER_MS) : undefined;
+    this.#sampleEveryNs = (opts.sampleEveryMs ?? 100) * NS_PER_MS;
     this.#retries = opts.retries;
     this.#now = opts.now ?? taiNowNs;
     this.#epochNs = this.#now();
@@ -255,6 +289,27 @@ export class Retransmitter {
     this.#timer.unref();
   }
 
+  /** The RTO in force, ms (the configured one unless it adapts). */
+  rtoMs(): number {
+    return this.#rtoNs / NS_PER_MS;
+  }
+
+  get #rtoNs(): number {
+    return this.#est?.rtoNs ?? this.#rtoMinNs;
+  }
+
+  /** Feeds the REPLYs since the last read to the estimator, every sampleEveryMs. */
+  #adapt(now: number): void {
+    if (!this.#est || now - this.#lastSampleAt < this.#sampleEveryNs) return;
+    this.#lastSampleAt = now;
+    const sum = this.#source.quorumNanosSum?.();
+    if (sum !== undefined && sum === this.#lastSum) return; // no REPLY since: spare 40 lookups
+    this.#lastSum = sum;
+    const hist = this.#source.quorumHistogram!();
+    if (this.#lastHist) feedHistogram(this.#est, this.#lastHist, hist);
+    this.#lastHist = hist;
+  }
+
   counters(): RetransmitCounters {
     return { ...this.#counters };
   }
@@ -269,6 +324,7 @@ export class Retransmitter {
   tick(): void {
     const now = Number(this.#now() - this.#epochNs);
     this.#budget = this.maxSendsPerTick;
+    this.#adapt(now);
     let wakeAt = Infinity;
     for (const g of this.#groups) {
       this.#tickGroup(g, now);
@@ -391,7 +447,7 @@ export class Retransmitter {
       this.#counters.retransmittedSeqs++;
     }
     g.stTries[i] = tries + 1;
-    g.stDue[i] = now + this.#rtoNs * 2 ** (tries + 1);
+    g.stDue[i] = now + Math.max(this.#rtoNs, this.#rtoMinNs * 2 ** (tries + 1));
     return g.stDue[i]!;
   }
 

@@ -172,6 +172,37 @@ describePrivileged('agent retransmission (mmap window, UDP on loopback)', () => 
     expect(rt.counters()).toMatchObject({ retransmissions: 3, retransmittedSeqs: 1, giveUps: 0 });
   });
 
+  it('adaptive RTO: a group whose quorums take ~50 ms is first re-sent to after that, and the next try waits at least as long', async () => {
+    let hist = Array.from({ length: 40 }, () => 0n);
+    const source = { group: (id: number) => seq.group(id), lastSeq: (id: number) => seq.lastSeq(id), quorumHistogram: () => hist };
+    pinned = taiNowNs();
+    rt.stop();
+    rt = new Retransmitter(source, window, out, { groups: [GROUP_ID], rtoMs: RTO_MS, maxRtoMs: 1000, retries: 5, sampleEveryMs: 1, now: () => pinned ?? taiNowNs(), log });
+    rt.tick(); // the baseline read
+    expect(rt.rtoMs()).toBe(RTO_MS);
+    // 200 REPLYs whose quorum took [33.5, 67.1) ms (bucket 25).
+    hist = hist.map((c, i) => (i === 25 ? c + 200n : c));
+    pinned += 10n * MS;
+    rt.tick();
+    const rto = rt.rtoMs();
+    expect(rto).toBeGreaterThan(50);
+    expect(rto).toBeLessThan(60);
+
+    const n = stamp(seq, 30n);
+    ack(seq, group, n, [0, 1]);
+    const t0 = stampOf(n);
+    const rtoNs = BigInt(Math.ceil(rto * 1e6));
+    expect(await tickAt(t0 + 2n * BigInt(RTO_MS) * MS)).toBe(0); // the fixed RTO would have re-sent by now
+    expect(await tickAt(t0 + rtoNs)).toBe(1);
+    // The next try: max(RTO, 2 x rtoMs = 40 ms) after the first.
+    expect(await tickAt(t0 + rtoNs + 41n * MS)).toBe(0);
+    expect(await tickAt(t0 + 2n * rtoNs)).toBe(1);
+    // Then the configured doubling takes over: 4 x 20 ms = 80 ms > RTO.
+    expect(await tickAt(t0 + 2n * rtoNs + rtoNs + MS)).toBe(0);
+    expect(await tickAt(t0 + 2n * rtoNs + 80n * MS)).toBe(1);
+    expect(replicas.seqs()).toEqual([[], [], [n, n, n]]);
+  });
+
   it('a burst of due seqs is spread over ticks by maxSendsPerTick, oldest first', async () => {
     rt = new Retransmitter(seq, window, out, { groups: [GROUP_ID], rtoMs: RTO_MS, retries: 5, maxSendsPerTick: 7, now: () => pinned ?? taiNowNs(), log });
     const seqs = Array.from({ length: 10 }, (_, i) => stamp(seq, BigInt(200 + i)));
