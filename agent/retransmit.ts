@@ -48,10 +48,12 @@ import { type Epoch, epochOf, type SlotWindow } from './window.ts';
 export interface GroupSource {
   group(id: number): GroupConfig | undefined;
   lastSeq(id: number): bigint;
-  /** Stamp-to-quorum counts per log2-ns bucket, all groups, and their sum
-   * of ns (one lookup: tells whether the buckets moved) (adaptive RTO). */
+  /** For the adaptive RTO (agent/rto.ts): stamp-to-quorum counts per
+   * log2-ns bucket and their sum of ns (one lookup: tells whether the
+   * buckets moved), all groups; and the kernel's duplicate-ACK count. */
   quorumHistogram?(): bigint[];
   quorumNanosSum?(): bigint;
+  ackDuplicates?(): bigint;
   /** The group's released seq in the kernel, and its update (see above). */
   released?(id: number): bigint;
   setReleased?(id: number, seq: bigint): void;
@@ -159,6 +161,10 @@ export class Retransmitter {
   #lastSampleAt = -Infinity;
   #lastHist: bigint[] | undefined;
   #lastSum: bigint | undefined;
+  #lastRetx = 0;
+  #lastDups = 0n;
+  /** Needed re-sends whose slow samples were not dropped yet. */
+  #karnDebt = 0;
   readonly #retries: number;
   readonly #now: () => bigint;
   /** Times below are Numbers of ns since this TAI instant: exact, no BigInt. */
@@ -306,8 +312,18 @@ export class Retransmitter {
     if (sum !== undefined && sum === this.#lastSum) return; // no REPLY since: spare 40 lookups
     this.#lastSum = sum;
     const hist = this.#source.quorumHistogram!();
-    if (this.#lastHist) feedHistogram(this.#est, this.#lastHist, hist);
+    const dups = this.#source.ackDuplicates?.() ?? 0n;
+    const retx = this.#counters.retransmissions;
+    if (this.#lastHist) {
+      const needed = Math.max(0, retx - this.#lastRetx - Number(dups - this.#lastDups));
+      const held = feedHistogram(this.#est, this.#lastHist, hist, this.#karnDebt + needed);
+      // A request re-sent late in one read gets its quorum in the next:
+      // what was not dropped now is dropped then (at most a read's worth).
+      this.#karnDebt = Math.min(held, Math.max(0, this.#karnDebt + needed - held));
+    }
     this.#lastHist = hist;
+    this.#lastRetx = retx;
+    this.#lastDups = dups;
   }
 
   counters(): RetransmitCounters {

@@ -346,6 +346,12 @@ export class Sequencer {
     return v ? new DataView(v.buffer, v.byteOffset, 8).getBigUint64(0, HOST_LE) : 0n;
   }
 
+  /** ACKs whose bit was already set, summed over CPUs: a re-send the
+   * member did not need (the adaptive RTO's Karn rule, agent/rto.ts). */
+  ackDuplicates(): bigint {
+    return sumPerCpu(this.counterMap.lookupPerCpu(this.counterKeys[CTR.ack_duplicate]!));
+  }
+
   /** Every counter, summed over CPUs. */
   counters(): Counters {
     const out = {} as Counters;

@@ -82,7 +82,7 @@ describe('feedHistogram: histogram deltas as samples', () => {
     expect(e.srttNs).toBeUndefined();
   });
 
-  it('interleaves buckets, so a spread of times ends near its middle, not at one end', () => {
+  it('spreads each bucket through the sequence, so a spread of times ends near its middle, not at one end', () => {
     const low = new RtoEstimator(1, 1e12, 1);
     feedHistogram(low, hist({}), hist({ 20: 50, 24: 50 }));
     const mid = (1.5 * 2 ** 20 + 1.5 * 2 ** 24) / 2;
@@ -90,6 +90,24 @@ describe('feedHistogram: histogram deltas as samples', () => {
     expect(low.srttNs!).toBeLessThan(mid * 1.5);
     // And the spread shows in RTTVAR: the RTO covers the slow bucket.
     expect(low.rtoNs).toBeGreaterThan(1.5 * 2 ** 24);
+  });
+
+  it('Karn, approximately: the slowest samples are left out, as many as the needed re-sends', () => {
+    const all = new RtoEstimator(1, 1e12, 1);
+    const karn = new RtoEstimator(1, 1e12, 1);
+    // 90 quick quorums, 10 that waited for a re-send (bucket 25: ~50 ms).
+    const h = hist({ 20: 90, 25: 10 });
+    expect(feedHistogram(all, hist({}), h)).toBe(100);
+    expect(feedHistogram(karn, hist({}), h, 10)).toBe(100);
+    // Kept, the 10 % slow ones lift the RTO near their ~50 ms; left out,
+    // it stays at what the unharmed requests take.
+    expect(all.rtoNs).toBeGreaterThan(30 * MS);
+    expect(karn.srttNs).toBe(1.5 * 2 ** 20);
+    expect(karn.rtoNs).toBeLessThan(2 ** 21);
+    // Dropping everything feeds nothing.
+    const none = new RtoEstimator(1, 1e12, 1);
+    expect(feedHistogram(none, hist({}), h, 500)).toBe(100);
+    expect(none.srttNs).toBeUndefined();
   });
 
   it(`a busy interval costs at most ${MAX_SAMPLES_PER_READ} samples, every non-empty bucket at least one`, () => {
