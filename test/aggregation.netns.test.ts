@@ -40,7 +40,7 @@ type Counters = Record<string, string>;
 /** The agent's last line. */
 interface Stopped {
   counters: Counters;
-  retransmit?: { retransmissions: number; retransmittedSeqs: number; giveUps: number };
+  retransmit?: { retransmissions: number; retransmittedSeqs: number; giveUps: number; rtoMs?: number };
   repair?: { requests: number };
 }
 
@@ -194,7 +194,7 @@ describePrivileged('in-kernel ACK aggregation on real packets', () => {
       expect(k).toMatchObject({ sequenced: String(total), reply: String(total), ack_counted: String(3 * total), drop_ack_stranger: '0', drop_backpressure: '0', window_overwrite: '0' });
       console.log(
         `[aggregation ${mode}] ${total} requests: p50 ${clients.map((c) => c.p50Us).join('/')} us, p99 ${clients.map((c) => c.p99Us).join('/')} us; ` +
-          `kernel ack_late ${k['ack_late']}, ack_duplicate ${k['ack_duplicate']}; agent retransmissions ${stopped.retransmit?.retransmissions}`,
+          `kernel ack_late ${k['ack_late']}, ack_duplicate ${k['ack_duplicate']}; agent retransmissions ${stopped.retransmit?.retransmissions}, RTO ${stopped.retransmit?.rtoMs} ms`,
       );
     }, TEST_MS);
   }
