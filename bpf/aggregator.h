@@ -186,13 +186,14 @@ static __always_inline int ack_reply(struct xdp_md *ctx, struct seq_req *r, stru
 }
 
 /*
- * The completing ACK could not become the REPLY: forget the leader's ACK,
- * as if it had been lost (see the top of this file). The bit goes first, so from here
- * on the slot is not acked by every member and cannot be freed or given
- * up; then the right to reply. If the slot already holds another
- * generation nothing of ours is left in it, and its state is the new
- * seq's, not ours to touch. A view reset meanwhile cleared our bit with
- * the rest; the right to reply still goes back, for the new view's ACKs.
+ * The completing ACK could not become the REPLY: forget the leader's ACK
+ * (bit), as if it had been lost (see the top of this file). The bit goes
+ * first, so from here on the slot lacks the leader: no quorum, not acked
+ * by every member, not freed, released or given up; then the right to
+ * reply. If the slot already holds another generation nothing of this
+ * seq is left in it, and its state is the new seq's, not ours to touch. A
+ * view reset meanwhile cleared the bit with the rest; the right to reply
+ * still goes back, for the new view's ACKs.
  */
 static __always_inline void ack_undo(struct xseq_slot *s, __u32 gen, __u32 bit)
 {
