@@ -243,6 +243,36 @@ describePrivileged('in-kernel ACK aggregation on real packets', () => {
     expect(stopped.retransmit?.giveUps ?? 0, JSON.stringify(context)).toBe(0);
   }, TEST_MS);
 
+  it('backpressure with a member that never acks: the agent releases what a quorum with the leader acked, and the group goes on', async () => {
+    // Replica 2 is configured but never runs. Its slots would hold the
+    // window forever; after the last re-send of each (RTO 10 ms, 1 retry)
+    // the agent releases them, since the leader and replica 1 acked.
+    const W = 16;
+    const t = (topo = await Topology.create({ receivers: 3, mode: 'native' }));
+    const agent = await startAgent(t, 'native', [G1], ['--window', String(W), '--rto-ms', '10', '--retries', '1']);
+    const reps = ['r1', 'r2'].map((r) => startReplica(t, r, G1));
+    await replicasUp(reps);
+    const count = 300;
+    // The client does not retry: a request refused by backpressure is
+    // missing, never re-sent.
+    const c = await runClient(t, 'cli', G1, ['--count', String(count), '--outstanding', '4', '--timeout-ms', '300', '--linger-ms', '500']);
+    await Promise.all(reps.map((p) => replicaSummary(p)));
+    const stopped = await stopAgent(agent);
+    const k = stopped.counters;
+    const context = { client: { replied: c.replied, missing: c.missing, duplicates: c.duplicates }, kernel: { sequenced: k['sequenced'], reply: k['reply'], drop_backpressure: k['drop_backpressure'], window_overwrite: k['window_overwrite'] }, retransmit: stopped.retransmit };
+    console.log(`[aggregation dead member] ${JSON.stringify(context)}`);
+    const sequenced = Number(k['sequenced']);
+    // Far past one window: without the release it stops at W.
+    expect(sequenced, JSON.stringify(context)).toBeGreaterThan(4 * W);
+    expect(sequenced + Number(k['drop_backpressure'])).toBe(count);
+    // Every stamped request got its one REPLY.
+    expect(k['reply']).toBe(String(sequenced));
+    expect(c, JSON.stringify(context)).toMatchObject({ sent: count, replied: sequenced, duplicates: 0, wrongResult: 0 });
+    // Released slots are reused, never counted as overwritten.
+    expect(k['window_overwrite']).toBe('0');
+    expect(stopped.retransmit?.giveUps ?? 0, JSON.stringify(context)).toBeGreaterThanOrEqual(sequenced - W);
+  }, TEST_MS);
+
   /**
    * Loss on every replica link, both directions: `percent` of the stamped
    * packets to each replica (originals and retransmissions) and of its ACKs
