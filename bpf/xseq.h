@@ -170,7 +170,9 @@ struct xseq_load_cfg {
  * the stamp path (everything but acks/state/result), the ack path (acks,
  * state, result) and read by the agent through mmap for retransmission and
  * repair. The stamp path writes seq first, so late ACKs for the slot's
- * previous seq stop matching at once, then the rest; a reader copies what
+ * previous seq stop matching at once, then the acks word with the new
+ * seq's generation (which fails their CAS if one is under way), then the
+ * rest. The agent only reads slots; it writes xseq_released. A reader copies what
  * it needs and checks seq, session and the copied header's seq and clock
  * again (agent/window.ts).
  */
