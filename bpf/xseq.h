@@ -172,9 +172,9 @@ struct xseq_load_cfg {
  * repair. The stamp path writes seq first, so late ACKs for the slot's
  * previous seq stop matching at once, then the acks word with the new
  * seq's generation (which fails their CAS if one is under way), then the
- * rest. The agent only reads slots; it writes xseq_released. A reader copies what
- * it needs and checks seq, session and the copied header's seq and clock
- * again (agent/window.ts).
+ * rest. The agent only reads slots (it writes xseq_released instead). A
+ * reader copies what it needs and checks seq, session and the copied
+ * header's seq and clock again (agent/window.ts).
  */
 struct xseq_slot {
 	__u64 seq;           /* seq held; 0 = never used */
