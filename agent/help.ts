@@ -4,6 +4,7 @@
 import { XSEQ_MAX_REPLICAS, XSEQ_RESULT_CAP } from '../bpf/maps.ts';
 import { FINAL_FLUSH_REPEATS } from './flush-frame.ts';
 import { DEFAULT_BPFFS, DEFAULT_CONFIG_PATH, DEFAULT_STATE_DIR, ENV_CONFIG_FILE, ENV_OVERRIDES } from './config.ts';
+import { DEFAULT_MAX_RTO_MS } from './retransmit.ts';
 
 const envList = Object.entries(ENV_OVERRIDES)
   .map(([name, o]) => `${name} (${o.path.join('.')})`)
@@ -95,9 +96,14 @@ Options (config field in brackets):
   --policy backpressure|overwrite
                          a request whose window slot is still unacked is
                          dropped (backpressure, the client retries) or
-                         overwrites it [window.policy] (default backpressure)
+                         overwrites it [window.policy] (default backpressure).
+                         A slot whose re-sends ran out after a quorum with
+                         the leader acked counts as acked (a dead member
+                         does not stall the group)
   --rto-ms MS            re-send to members that did not ack after MS, then
-                         2x, 4x ... [retransmit.timeoutMs] (default 20)
+                         2x, 4x ... [retransmit.timeoutMs] (default 20); MS
+                         is the least: the RTO adapts to the measured
+                         stamp-to-quorum time, up to ${DEFAULT_MAX_RTO_MS} ms
   --retries N            re-sends per request, 0..100 [retransmit.retries]
                          (default 5)
   --repair-port PORT     UDP port of the repair service, 0 = off [repair.port]

@@ -101,6 +101,13 @@ const KERNEL: Record<CounterName, { family: KernelFamily; value?: string }> = {
   flush_final: { family: { name: 'xseq_flushes_final_total', help: 'FINAL FLUSHes sent for draining groups (this sequencer removed).' } },
   drop_solicit_stranger: { family: DROPPED, value: 'solicit_stranger' },
   drop_draining: { family: DROPPED, value: 'draining' },
+  reply_grow_failed: {
+    family: {
+      name: 'xseq_reply_grow_failures_total',
+      help: 'Quorum-completing ACKs that could not grow into the REPLY (no tail- nor headroom): undone as if lost, so the re-sent request\'s re-ACK retries.',
+    },
+  },
+  reply_headroom: { family: { name: 'xseq_replies_grown_in_front_total', help: 'REPLYs that took (part of) their growth from headroom: the ACK frame had too little tailroom.' } },
 };
 
 /** Retransmitter counters: name, help, and the factor to base units. */

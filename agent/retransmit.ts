@@ -11,6 +11,26 @@
 // a tick where lastSeq did not move and nothing is due costs one map lookup
 // per group.
 //
+// Release (bpf/xseq.h, xseq_released): a seq is done when every member
+// acked it, it was overwritten, or its retries ran out after a quorum
+// including the leader of the acks' view acked it (its REPLY was due; the
+// silent member is dead, or was recovered by state transfer and never acks
+// old seqs, and catches up by repair or the slow path). The floor only
+// passes done seqs, and the group's released seq is floor - 1, written to
+// the kernel whenever it grows: under backpressure those slots free, so one
+// silent member cannot stall the group after W requests. A seq given up
+// without such a quorum stays below the floor and is looked at again every
+// RTO (a late ACK may complete it). The write is a whole-value map update
+// of one u64: no atomics from here.
+//
+// The RTO adapts (agent/rto.ts) when maxRtoMs is above rtoMs and the
+// source has the kernel's stamp-to-quorum histogram: read every
+// sampleEveryMs, it feeds an RFC 6298 estimator clamped to
+// [rtoMs, maxRtoMs]. A seq is first re-sent that RTO after stamping; the
+// k-th try after that waits the larger of the RTO and rtoMs x 2^k, so a
+// slow group is not re-sent to early and the configured worst-case
+// schedule (rtoMs doubling) still bounds how long the tries take.
+//
 // Ticks are scheduled, not periodic: the next one is at the earliest due
 // time of an outstanding seq, or one RTO later when nothing is outstanding.
 // A seq stamped while idle is then seen before it is due and re-sent on
@@ -21,20 +41,37 @@ import { performance } from 'node:perf_hooks';
 import type { GroupConfig, Member } from '../bpf/maps.ts';
 import { taiNowNs } from './clock.ts';
 import { type Log, silentLog } from './log.ts';
+import { feedHistogram, RtoEstimator } from './rto.ts';
 import { type Epoch, epochOf, type SlotWindow } from './window.ts';
 
 /** What the retransmitter reads of the sequencer (bpf/sequencer.ts). */
 export interface GroupSource {
   group(id: number): GroupConfig | undefined;
   lastSeq(id: number): bigint;
+  /** For the adaptive RTO (agent/rto.ts): stamp-to-quorum counts per
+   * log2-ns bucket and their sum of ns (one lookup: tells whether the
+   * buckets moved), all groups; and the kernel's duplicate-ACK count. */
+  quorumHistogram?(): bigint[];
+  quorumNanosSum?(): bigint;
+  ackDuplicates?(): bigint;
+  /** The group's released seq in the kernel, and its update (see above). */
+  released?(id: number): bigint;
+  setReleased?(id: number, seq: bigint): void;
 }
 
 export interface RetransmitOptions {
   /** Groups to watch; those without members are skipped. */
   groups: readonly number[];
-  /** A seq not acked by every member this long after stamping is re-sent. */
+  /** A seq not acked by every member this long after stamping is re-sent;
+   * the least RTO when it adapts. */
   rtoMs: number;
-  /** Re-sends per seq before giving up; the k-th waits RTO x 2^k after the previous. */
+  /** The most the adaptive RTO may grow to; at or below rtoMs (default) the
+   * RTO is fixed at rtoMs. */
+  maxRtoMs?: number;
+  /** How often the adaptive RTO reads the kernel's histogram (default 100 ms). */
+  sampleEveryMs?: number;
+  /** Re-sends per seq before giving up; the k-th waits RTO x 2^k after the
+   * previous (with an adaptive RTO: the larger of it and rtoMs x 2^k). */
   retries: number;
   /** Longest sleep between ticks (default the RTO, at most 100 ms). */
   idlePollMs?: number;
@@ -66,6 +103,9 @@ export interface RetransmitCounters {
   scanNs: number;
 }
 
+/** The adaptive RTO's ceiling in the agent (run.ts), unless --rto-ms is higher. */
+export const DEFAULT_MAX_RTO_MS = 1000;
+
 /** The config schema's limit (agent/config.ts); a try count fits a byte. */
 export const MAX_RETRIES = 100;
 /** Tries value that marks a seq given up on. */
@@ -75,11 +115,15 @@ interface GroupState {
   id: number;
   members: Member[];
   mask: number;
+  /** ACKs (the leader's among them) that certify a request. */
+  quorum: number;
   port: number;
   session: number;
   windowBase: number;
-  /** Lowest seq not settled yet. */
+  /** Lowest seq not done yet (see Release above). */
   floor: number;
+  /** The released seq last written to (or read from) the kernel. */
+  released: number;
   /** lastSeq at the previous scan (-1: never scanned). */
   lastSeen: number;
   /** Earliest due time of an unsettled seq (ns since the epoch); Infinity when none. */
@@ -110,7 +154,17 @@ export class Retransmitter {
   readonly #window: SlotWindow;
   readonly #socket: Socket;
   readonly #groupIds: readonly number[];
-  readonly #rtoNs: number;
+  /** The configured RTO: the least, and the base of the backoff. */
+  readonly #rtoMinNs: number;
+  readonly #est: RtoEstimator | undefined;
+  readonly #sampleEveryNs: number;
+  #lastSampleAt = -Infinity;
+  #lastHist: bigint[] | undefined;
+  #lastSum: bigint | undefined;
+  #lastRetx = 0;
+  #lastDups = 0n;
+  /** Needed re-sends whose slow samples were not dropped yet. */
+  #karnDebt = 0;
   readonly #retries: number;
   readonly #now: () => bigint;
   /** Times below are Numbers of ns since this TAI instant: exact, no BigInt. */
@@ -151,7 +205,12 @@ export class Retransmitter {
     this.#window = window;
     this.#socket = socket;
     this.#groupIds = [...opts.groups];
-    this.#rtoNs = opts.rtoMs * NS_PER_MS;
+    this.#rtoMinNs = opts.rtoMs * NS_PER_MS;
+    if (opts.maxRtoMs !== undefined && (!Number.isInteger(opts.maxRtoMs) || opts.maxRtoMs < opts.rtoMs)) {
+      throw new RangeError(`maxRtoMs must be an integer of at least rtoMs (${opts.rtoMs}), got ${opts.maxRtoMs}`);
+    }
+    this.#est = opts.maxRtoMs !== undefined && opts.maxRtoMs > opts.rtoMs && source.quorumHistogram ? new RtoEstimator(this.#rtoMinNs, opts.maxRtoMs * NS_PER_MS) : undefined;
+    this.#sampleEveryNs = (opts.sampleEveryMs ?? 100) * NS_PER_MS;
     this.#retries = opts.retries;
     this.#now = opts.now ?? taiNowNs;
     this.#epochNs = this.#now();
@@ -189,10 +248,12 @@ export class Retransmitter {
         id,
         members,
         mask: (1 << members.length) - 1,
+        quorum: g.quorum ?? Math.floor(members.length / 2) + 1,
         port: g.mcastPort,
         session: g.session,
         windowBase: g.windowBase ?? 0,
         floor: Math.max(1, last - this.#window.windowSlots + 1),
+        released: Number(this.#source.released?.(id) ?? 0n),
         lastSeen: -1,
         nextDue: Infinity,
         backlog: 0,
@@ -234,6 +295,37 @@ export class Retransmitter {
     this.#timer.unref();
   }
 
+  /** The RTO in force, ms (the configured one unless it adapts). */
+  rtoMs(): number {
+    return this.#rtoNs / NS_PER_MS;
+  }
+
+  get #rtoNs(): number {
+    return this.#est?.rtoNs ?? this.#rtoMinNs;
+  }
+
+  /** Feeds the REPLYs since the last read to the estimator, every sampleEveryMs. */
+  #adapt(now: number): void {
+    if (!this.#est || now - this.#lastSampleAt < this.#sampleEveryNs) return;
+    this.#lastSampleAt = now;
+    const sum = this.#source.quorumNanosSum?.();
+    if (sum !== undefined && sum === this.#lastSum) return; // no REPLY since: spare 40 lookups
+    this.#lastSum = sum;
+    const hist = this.#source.quorumHistogram!();
+    const dups = this.#source.ackDuplicates?.() ?? 0n;
+    const retx = this.#counters.retransmissions;
+    if (this.#lastHist) {
+      const needed = Math.max(0, retx - this.#lastRetx - Number(dups - this.#lastDups));
+      const held = feedHistogram(this.#est, this.#lastHist, hist, this.#karnDebt + needed);
+      // A request re-sent late in one read gets its quorum in the next:
+      // what was not dropped now is dropped then (at most a read's worth).
+      this.#karnDebt = Math.min(held, Math.max(0, this.#karnDebt + needed - held));
+    }
+    this.#lastHist = hist;
+    this.#lastRetx = retx;
+    this.#lastDups = dups;
+  }
+
   counters(): RetransmitCounters {
     return { ...this.#counters };
   }
@@ -248,6 +340,7 @@ export class Retransmitter {
   tick(): void {
     const now = Number(this.#now() - this.#epochNs);
     this.#budget = this.maxSendsPerTick;
+    this.#adapt(now);
     let wakeAt = Infinity;
     for (const g of this.#groups) {
       this.#tickGroup(g, now);
@@ -271,6 +364,7 @@ export class Retransmitter {
     if (last < g.lastSeen) {
       // The data path's seq was reset (a new session): old seqs mean nothing.
       g.floor = 1;
+      g.released = 0; // zeroed with the seq (Sequencer.resetSeq)
       g.stSeq.fill(0);
       g.nextDue = Infinity;
       g.backlog = 0;
@@ -286,35 +380,43 @@ export class Retransmitter {
     // counted them (window_overwrite) and nothing is left to re-send. Their
     // state entries no longer match the seq at their position.
     g.floor = lo;
-    let settledPrefix = true;
+    let donePrefix = true;
     let nextDue = Infinity;
     let backlog = 0;
     for (let s = lo; s <= last; s++) {
       const slot = w.slotOf(g.windowBase, s);
       const held = w.seqAt(slot);
+      /** Nothing more to send; done: and the slot may be reused. */
       let settled: boolean;
+      let done: boolean;
       if (held < s || w.sessionAt(slot) !== g.session) {
         // The seq is taken but its slot not written yet (another CPU is
         // between stamp and keep), so it was stamped about now and is due
         // one RTO from now. (A slot left by an earlier session looks the
         // same until overwritten: checking once per RTO keeps that cheap.)
-        settled = false;
+        settled = done = false;
         nextDue = Math.min(nextDue, now + this.#rtoNs);
       } else if (held > s || (w.ackedAt(slot) & g.mask) === g.mask) {
-        settled = true; // overwritten, or every member has it
+        settled = done = true; // overwritten, or every member has it
         g.stSeq[slot - g.windowBase] = 0;
       } else {
         const due = this.#outstanding(g, s, slot, now);
         settled = due === Infinity;
-        nextDue = Math.min(nextDue, due);
+        done = settled && this.#certified(g, slot);
+        // Given up without a quorum: look again in an RTO.
+        nextDue = Math.min(nextDue, settled && !done ? now + this.#rtoNs : due);
       }
-      if (settled && settledPrefix) {
+      if (done && donePrefix) {
         g.floor = s + 1;
         g.stSeq[slot - g.windowBase] = 0;
-      } else if (!settled) {
-        settledPrefix = false;
+      } else {
+        donePrefix = false;
       }
       if (!settled) backlog++;
+    }
+    if (g.floor - 1 > g.released && this.#source.setReleased) {
+      this.#source.setReleased(g.id, BigInt(g.floor - 1));
+      g.released = g.floor - 1;
     }
     g.nextDue = nextDue;
     g.backlog = backlog;
@@ -361,8 +463,21 @@ export class Retransmitter {
       this.#counters.retransmittedSeqs++;
     }
     g.stTries[i] = tries + 1;
-    g.stDue[i] = now + this.#rtoNs * 2 ** (tries + 1);
+    g.stDue[i] = now + Math.max(this.#rtoNs, this.#rtoMinNs * 2 ** (tries + 1));
     return g.stDue[i]!;
+  }
+
+  /** Whether a quorum including the leader of the acks' view acked the
+   * slot's seq: its REPLY was due. The two halves of the acks word are read
+   * apart, so the bitmap is read again to rule out a view reset between. */
+  #certified(g: GroupState, slot: number): boolean {
+    const w = this.#window;
+    const acked = w.ackedAt(slot);
+    const leader = w.viewAt(slot) % g.members.length;
+    if (w.ackedAt(slot) !== acked || !(acked & (1 << leader))) return false;
+    let n = 0;
+    for (let a = acked & g.mask; a; a &= a - 1) n++;
+    return n >= g.quorum;
   }
 
   #giveUp(g: GroupState, seq: number, acked: number): void {

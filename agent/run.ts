@@ -16,7 +16,7 @@ import { InstanceLock } from './instance.ts';
 import { dataPathHealth, metricsSource, startMetrics } from './metrics-source.ts';
 import { pinDirOf, removePins } from './pins.ts';
 import { RepairService } from './repair.ts';
-import { Retransmitter } from './retransmit.ts';
+import { DEFAULT_MAX_RTO_MS, Retransmitter } from './retransmit.ts';
 import { SessionStore } from './session.ts';
 import { SlotWindow } from './window.ts';
 
@@ -184,7 +184,14 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
       window = new SlotWindow(seq.slots, seq.windowSlots);
       rtSocket = await bindAny();
       rtSocket.on('error', (e) => log.warn({ err: e.message }, 'retransmit socket error'));
-      retransmitter = new Retransmitter(seq, window, rtSocket, { groups: aggregating, rtoMs: cfg.retransmit.timeoutMs, retries: cfg.retransmit.retries, log });
+      retransmitter = new Retransmitter(seq, window, rtSocket, {
+        groups: aggregating,
+        rtoMs: cfg.retransmit.timeoutMs,
+        // Adaptive from --rto-ms up: a loaded group is not re-sent to early.
+        maxRtoMs: Math.max(cfg.retransmit.timeoutMs, DEFAULT_MAX_RTO_MS),
+        retries: cfg.retransmit.retries,
+        log,
+      });
       if (cfg.repair.port) repair = await RepairService.start(seq, window, { port: cfg.repair.port, log });
     }
   } catch (e) {
@@ -215,7 +222,7 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
   });
   const groupsSeq = () => Object.fromEntries(cfg.groups.map((g) => [g.id, seq.lastSeq(g.id).toString()]));
   const agentCounters = () => ({
-    ...(retransmitter ? { retransmit: retransmitter.counters() } : {}),
+    ...(retransmitter ? { retransmit: { ...retransmitter.counters(), rtoMs: retransmitter.rtoMs() } } : {}),
     ...(repair ? { repair: repair.counters() } : {}),
     ...(flusher ? { flush: flusher.counters() } : {}),
   });
@@ -251,6 +258,7 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
       maxResult: seq.config.maxResult,
       policy: seq.config.policy,
       rtoMs: cfg.retransmit.timeoutMs,
+      maxRtoMs: Math.max(cfg.retransmit.timeoutMs, DEFAULT_MAX_RTO_MS),
       retries: cfg.retransmit.retries,
       repairPort: repair ? repair.port : null,
       flushIntervalMs: cfg.flushIntervalMs,

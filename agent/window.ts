@@ -12,7 +12,7 @@
 // copy began has not reached the message yet).
 import { endianness } from 'node:os';
 import type { BpfMap } from '../bpf/libbpf/index.ts';
-import { SLOT, XSEQ_MSG_CAP } from '../bpf/maps.ts';
+import { SLOT, XSEQ_ACKS_BITMAP, XSEQ_MSG_CAP } from '../bpf/maps.ts';
 import { Flags, MsgType, XSEQ_HDR_LEN } from '../bpf/wire.ts';
 
 // Slot fields are host order, so a Uint32Array (native order) reads them
@@ -72,9 +72,15 @@ export class SlotWindow {
     return this.#words[w + HI]! * TWO32 + this.#words[w + LO]!;
   }
 
-  /** Bitmap of the replicas that acked the slot's seq in its current view. */
+  /** Bitmap of the replicas that acked the slot's seq in its current view
+   * (the low word also holds the seq's generation above the bitmap). */
   ackedAt(slot: number): number {
-    return this.#words[slot * (this.#stride >>> 2) + W_ACKS + LO]!;
+    return this.#words[slot * (this.#stride >>> 2) + W_ACKS + LO]! & XSEQ_ACKS_BITMAP;
+  }
+
+  /** The view the slot's acks were counted in. */
+  viewAt(slot: number): number {
+    return this.#words[slot * (this.#stride >>> 2) + W_ACKS + HI]!;
   }
 
   /**

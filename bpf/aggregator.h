@@ -8,6 +8,29 @@
  * Exactly one REPLY per (session, seq) under concurrent CPUs, duplicates
  * and late ACKs: the ack set and its view change in one 64-bit compare-and-
  * swap, and the right to reply is one atomic fetch-or on the slot state.
+ *
+ * The slot can be taken for seq + W between our check of its seq and the
+ * CAS (overwrite policy, or a released slot, on another CPU). The CAS word
+ * carries the generation of the seq its acks are for (xseq.h), and the
+ * stamp path stores the new generation in one 64-bit write after the new
+ * seq: a CAS expecting the old word then fails, the re-read shows a
+ * foreign generation and the ACK is dropped; a CAS that read the word
+ * after that store sees the foreign generation at once. So no ACK ever
+ * sets a bit for a seq it was not sent for, with no undo needed.
+ *
+ * Nothing is lost when the REPLY cannot be built: the frame can grow
+ * neither at the tail nor in front (reply_resize()). Then the leader's ACK
+ * is undone as if it had been lost: its bit is cleared (same generation
+ * only) and the REPLIED right given back, counted in reply_grow_failed.
+ * The slot then lacks the leader, so no other ACK can reply, it does not
+ * free under backpressure and the agent does not give it up or release it
+ * before its retries: the agent re-sends the SEQUENCED to the leader,
+ * whose duplicate ACK (tools/test-replica and replica/ re-ACK every copy
+ * of a seq they hold, the leader with its result) completes the quorum
+ * again. That ACK carries the result itself, so the REPLY it becomes needs
+ * no growth and cannot fail the same way: a retry of the follower's ACK
+ * would meet the same short frame again. The leader's stored result stays.
+ * An ACK that saw REPLIED during the undo counts as late and its bit stays.
  */
 #ifndef XSEQ_AGGREGATOR_H
 #define XSEQ_AGGREGATOR_H
@@ -47,10 +70,58 @@ static __always_inline void observe_quorum(__u64 stamp_ns)
 		*v += took;
 }
 
+/* What the headers of an ACK and a REPLY take: seq_parse() refuses IP
+ * options, so the xseq payload always starts here. */
+#define REPLY_HDRS (sizeof(struct ethhdr) + sizeof(struct iphdr) + sizeof(struct udphdr) + XSEQ_HDR_LEN)
+
+/*
+ * Resizes the frame by delta bytes for the REPLY. Returns 0 when the tail
+ * moved, 1 when (part of) a growth came from headroom, -1 when neither
+ * could (the frame is then unchanged or about to be dropped).
+ *
+ * A follower's empty ACK that completes a quorum grows by the whole
+ * result, and the tail often cannot: on veth in native mode the frame is
+ * the sender's skb, whose tailroom is what its allocation left (measured:
+ * most of 32..256-byte growths fail). Native XDP guarantees 256 bytes of
+ * headroom, of which bpf_xdp_adjust_head leaves sizeof(struct xdp_frame)
+ * to the kernel, so the growth is taken in front: the whole of it, else
+ * part in front and the rest at the tail. The headers are then moved to
+ * the new front; what lies between them and the result is overwritten by
+ * the result.
+ */
+static __always_inline int reply_resize(struct xdp_md *ctx, int delta)
+{
+	const int parts[3] = {192, 128, 64};
+	__u8 hdrs[REPLY_HDRS];
+
+	if (!bpf_xdp_adjust_tail(ctx, delta))
+		return 0;
+	if (delta <= 0)
+		return -1;
+#pragma unroll
+	for (int i = 0; i < 4; i++) {
+		int head = i == 0 ? delta : parts[i - 1];
+
+		if (i > 0 && head >= delta)
+			continue;
+		if (bpf_xdp_adjust_head(ctx, -head))
+			continue;
+		if (head == delta || !bpf_xdp_adjust_tail(ctx, delta - head)) {
+			if (bpf_xdp_load_bytes(ctx, head, hdrs, sizeof(hdrs)) ||
+			    bpf_xdp_store_bytes(ctx, 0, hdrs, sizeof(hdrs)))
+				return -1;
+			return 1;
+		}
+		bpf_xdp_adjust_head(ctx, head); /* give it back, try a smaller part */
+	}
+	return -1;
+}
+
 /*
  * Rewrites the ACK in place into the REPLY for slot s: resized to carry
  * the result, addressed from us to the client recorded at stamping time.
- * Returns the XDP action.
+ * Returns XDP_TX, or XDP_DROP when the frame could not be resized or
+ * written (nothing was sent: the caller undoes the ACK).
  */
 static __always_inline int ack_reply(struct xdp_md *ctx, struct seq_req *r, struct xseq_slot *s,
 				     __u32 view, __u32 leader)
@@ -65,10 +136,11 @@ static __always_inline int ack_reply(struct xdp_md *ctx, struct seq_req *r, stru
 	if (result_len > XSEQ_RESULT_CAP)
 		result_len = 0;
 	__builtin_memcpy(our_mac, r->eth->h_dest, ETH_ALEN);
-	if (bpf_xdp_adjust_tail(ctx, (int)result_len - (int)r->payload_len))
+	int resized = reply_resize(ctx, (int)result_len - (int)r->payload_len);
+	if (resized < 0)
 		return XDP_DROP;
 
-	/* adjust_tail invalidated every packet pointer: parse again. */
+	/* Resizing invalidated every packet pointer: parse again. */
 	struct cursor c;
 	cursor_init(&c, ctx);
 	struct ethhdr *eth = CURSOR_PULL(&c, struct ethhdr);
@@ -108,7 +180,32 @@ static __always_inline int ack_reply(struct xdp_md *ctx, struct seq_req *r, stru
 	__builtin_memcpy(eth->h_dest, s->client_mac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, our_mac, ETH_ALEN);
 	count(XSEQ_CTR_REPLY);
+	if (resized > 0)
+		count(XSEQ_CTR_REPLY_HEADROOM);
 	return XDP_TX;
+}
+
+/*
+ * The completing ACK could not become the REPLY: forget the leader's ACK
+ * (bit), as if it had been lost (see the top of this file). The bit goes
+ * first, so from here on the slot lacks the leader: no quorum, not acked
+ * by every member, not freed, released or given up; then the right to
+ * reply. If the slot already holds another generation nothing of this
+ * seq is left in it, and its state is the new seq's, not ours to touch. A
+ * view reset meanwhile cleared the bit with the rest; the right to reply
+ * still goes back, for the new view's ACKs.
+ */
+static __always_inline void ack_undo(struct xseq_slot *s, __u32 gen, __u32 bit)
+{
+	for (int i = 0; i < ACK_CAS_TRIES; i++) {
+		__u64 old = __sync_fetch_and_add(&s->acks, 0);
+
+		if (ack_gen_of(old) != gen)
+			return;
+		if (!(old & bit) || __sync_val_compare_and_swap(&s->acks, old, old & ~(__u64)bit) == old)
+			break;
+	}
+	__sync_fetch_and_and(&s->state, ~XSEQ_SLOT_F_REPLIED);
 }
 
 /* Handles a parsed ACK (r from seq_parse); returns the XDP action. */
@@ -134,6 +231,7 @@ static __always_inline int ack_handle(struct xdp_md *ctx, struct seq_req *r)
 	struct xseq_slot *s = slot_of(g, seq);
 	if (!s || s->seq != seq || s->session != g->session)
 		return drop(XSEQ_CTR_DROP_ACK_WINDOW, ip, udp, r->frame_len);
+	__u32 gen = ack_gen(seq);
 
 	__u32 view = bpf_ntohl(h->view);
 	__u32 leader = view % n;
@@ -146,7 +244,15 @@ static __always_inline int ack_handle(struct xdp_md *ctx, struct seq_req *r)
 
 		if (len > xseq_cfg.max_result || len > XSEQ_RESULT_CAP)
 			return drop(XSEQ_CTR_DROP_RESULT_TOO_BIG, ip, udp, r->frame_len);
-		if (__sync_fetch_and_add(&s->acks, 0) >> 32 > view)
+		__u64 cur = __sync_fetch_and_add(&s->acks, 0);
+
+		/* The generation check narrows (it cannot close: the copy is
+		 * not atomic) a stale duplicate's result landing on the slot's
+		 * next seq; that needs the slot retaken and its new leader ACK
+		 * handled inside these few instructions. */
+		if (ack_gen_of(cur) != gen)
+			return drop(XSEQ_CTR_DROP_ACK_WINDOW, ip, udp, r->frame_len);
+		if (cur >> 32 > view)
 			return drop(XSEQ_CTR_DROP_ACK_STALE_VIEW, ip, udp, r->frame_len);
 		barrier_var(len);
 		if (len > 0 && len <= XSEQ_RESULT_CAP &&
@@ -164,13 +270,16 @@ static __always_inline int ack_handle(struct xdp_md *ctx, struct seq_req *r)
 		old = __sync_fetch_and_add(&s->acks, 0);
 		__u32 oview = old >> 32;
 
+		if (ack_gen_of(old) != gen)
+			return drop(XSEQ_CTR_DROP_ACK_WINDOW, ip, udp, r->frame_len);
 		if (view < oview)
 			return drop(XSEQ_CTR_DROP_ACK_STALE_VIEW, ip, udp, r->frame_len);
 		if (view == oview && (old & bit)) {
 			count(XSEQ_CTR_ACK_DUPLICATE);
 			return XDP_DROP;
 		}
-		next = view > oview ? ((__u64)view << 32) | bit : old | bit;
+		next = view > oview ? ((__u64)view << 32) | ((__u64)gen << XSEQ_ACKS_GEN_SHIFT) | bit
+				    : old | bit;
 		if (__sync_val_compare_and_swap(&s->acks, old, next) == old) {
 			swapped = 1;
 			if (view > oview && (__u32)old)
@@ -182,15 +291,21 @@ static __always_inline int ack_handle(struct xdp_md *ctx, struct seq_req *r)
 		return XDP_DROP;
 	count(XSEQ_CTR_ACK_COUNTED);
 
-	__u32 acked = (__u32)next;
+	__u32 acked = (__u32)next & XSEQ_ACKS_BITMAP;
 	if (!(acked & (1u << leader)) || (__u32)__builtin_popcount(acked) < g->quorum)
 		return XDP_DROP;
 	if (__sync_fetch_and_or(&s->state, XSEQ_SLOT_F_REPLIED) & XSEQ_SLOT_F_REPLIED) {
 		count(XSEQ_CTR_ACK_LATE);
 		return XDP_DROP;
 	}
-	observe_quorum(s->stamp_ns);
-	return ack_reply(ctx, r, s, view, leader);
+	__u64 stamp_ns = s->stamp_ns;
+	if (ack_reply(ctx, r, s, view, leader) == XDP_TX) {
+		observe_quorum(stamp_ns);
+		return XDP_TX;
+	}
+	ack_undo(s, gen, 1u << leader);
+	count(XSEQ_CTR_REPLY_GROW_FAILED);
+	return XDP_DROP;
 }
 
 #endif /* XSEQ_AGGREGATOR_H */

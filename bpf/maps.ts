@@ -20,6 +20,7 @@ export const MapName = {
   EVENTS: 'xseq_events',
   SLOTS: 'xseq_slots',
   QUORUM_HIST: 'xseq_quorum_hist',
+  RELEASED: 'xseq_released',
 } as const;
 export const XSEQ_MAX_REPLICAS = 8;
 export const XSEQ_RESULT_CAP = 256;
@@ -29,6 +30,10 @@ export const XSEQ_HIST_BUCKETS = 40;
 export const XSEQ_HIST_SUM = XSEQ_HIST_BUCKETS;
 export const XSEQ_CFG_F_OVERWRITE = 0x1;
 export const XSEQ_SLOT_F_REPLIED = 0x1;
+/** xseq_slot.acks: (view << 32) | (generation << 8) | bitmap (bpf/xseq.h). */
+export const XSEQ_ACKS_BITMAP = 0xff;
+export const XSEQ_ACKS_GEN_SHIFT = 8;
+export const XSEQ_ACKS_GEN_MASK = 0xffffff;
 export const PROG_SEQUENCER = 'xseq_sequencer';
 export const PIN_ROOT = '/sys/fs/bpf/xseq';
 
@@ -64,6 +69,8 @@ export const COUNTER_NAMES = [
   'flush_final',
   'drop_solicit_stranger',
   'drop_draining',
+  'reply_grow_failed',
+  'reply_headroom',
 ] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
 export type Counters = Record<CounterName, bigint>;
@@ -265,7 +272,7 @@ export function decodeSlot(b: Uint8Array): SlotView {
   return {
     seq: v.getBigUint64(SLOT.seq, LE),
     view,
-    acked: Number(acks & 0xffffffffn),
+    acked: Number(acks & BigInt(XSEQ_ACKS_BITMAP)),
     stampNs: v.getBigUint64(SLOT.stampNs, LE),
     session: v.getUint32(SLOT.session, LE),
     replied: (v.getUint32(SLOT.state, LE) & XSEQ_SLOT_F_REPLIED) !== 0,

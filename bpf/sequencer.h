@@ -6,7 +6,8 @@
  *   seq_parse()   classify the frame: not ours (PASS), bad (DROP + counter
  *                 + sample), or a valid REQUEST, ACK or FLUSH_SOLICIT for an
  *                 enabled group;
- *   seq_admit()   backpressure: refuse a request whose window slot is busy;
+ *   seq_admit()   backpressure: refuse a request whose window slot is busy
+ *                 (not acked by every member, nor released by the agent);
  *   seq_stamp()   take the group's next seq (one atomic add: dense and
  *                 unique across CPUs) and stamp session, sequencer id, seq
  *                 and TAI clock into the header;
@@ -79,6 +80,15 @@ struct {
 	__type(value, struct xseq_slot);
 } xseq_slots SEC(".maps");
 
+/* Group id -> released seq (host order; see xseq.h). Written by the
+ * agent's retransmitter; read by the stamp path (backpressure). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XSEQ_MAX_GROUPS);
+	__type(key, __u32);
+	__type(value, __u64);
+} xseq_released SEC(".maps");
+
 /* Stamp-to-quorum latency, log2 buckets of nanoseconds, per CPU. Written
  * by the ack path when it sends a REPLY; the agent sums the CPUs. */
 struct {
@@ -106,6 +116,7 @@ struct seq_req {
 	__u64 stamp_ns;
 	__u32 frame_len;
 	__u32 payload_len;
+	__u32 gid;           /* host order: h->group_id */
 };
 
 /* Returns the counter's new per-CPU value (0 if the slot is missing). */
@@ -203,6 +214,7 @@ static __always_inline int seq_parse(struct xdp_md *ctx, struct seq_req *r)
 		return drop(XSEQ_CTR_DROP_UNKNOWN_GROUP, ip, udp, frame_len);
 	r->frame_len = frame_len;
 	r->payload_len = payload_len;
+	r->gid = gid;
 	return -1;
 }
 
@@ -219,12 +231,41 @@ static __always_inline __u32 members_mask(const struct xseq_group *g)
 	return (1u << (g->n_members & (XSEQ_MAX_REPLICAS * 2 - 1))) - 1;
 }
 
+/* The generation bits of xseq_slot.acks for seq (xseq.h): which of the
+ * seqs sharing a slot the acks are for. W is a power of two. */
+static __always_inline __u32 ack_gen(__u64 seq)
+{
+	return (__u32)(seq / xseq_cfg.window_slots) & XSEQ_ACKS_GEN_MASK;
+}
+
+static __always_inline __u32 ack_gen_of(__u64 acks)
+{
+	return ((__u32)acks >> XSEQ_ACKS_GEN_SHIFT) & XSEQ_ACKS_GEN_MASK;
+}
+
 /* Whether every member acked the seq a slot holds (or it holds none). */
-static __always_inline int slot_free(const struct xseq_slot *s, const struct xseq_group *g)
+static __always_inline int slot_acked(const struct xseq_slot *s, const struct xseq_group *g)
 {
 	__u32 mask = members_mask(g);
 
 	return s->seq == 0 || ((__u32)s->acks & mask) == mask;
+}
+
+/* Whether the agent released the slot's seq (xseq_released, xseq.h): it
+ * gave up re-sending it after a quorum with the leader acked it. */
+static __always_inline int slot_released(const struct xseq_slot *s, const struct seq_req *r)
+{
+	__u32 gid = r->gid;
+	__u64 *rel = bpf_map_lookup_elem(&xseq_released, &gid);
+
+	return rel && s->session == r->g->session && s->seq <= *rel;
+}
+
+/* Whether a new seq may take the slot without losing anything the agent
+ * still waits for. */
+static __always_inline int slot_free(const struct xseq_slot *s, const struct seq_req *r)
+{
+	return slot_acked(s, r->g) || slot_released(s, r);
 }
 
 /*
@@ -240,7 +281,7 @@ static __always_inline int seq_admit(struct seq_req *r)
 	struct xseq_slot *s = slot_of(r->g, r->gs->seq + 1);
 	if (!s)
 		return drop(XSEQ_CTR_DROP_NO_WINDOW, r->ip, r->udp, r->frame_len);
-	if (!slot_free(s, r->g))
+	if (!slot_free(s, r))
 		return drop(XSEQ_CTR_DROP_BACKPRESSURE, r->ip, r->udp, r->frame_len);
 	return -1;
 }
@@ -248,7 +289,9 @@ static __always_inline int seq_admit(struct seq_req *r)
 /*
  * Keeps a copy of the stamped message and who asked, for the REPLY and for
  * retransmission. seq goes in first so that late ACKs for the slot's old
- * seq stop matching before anything else changes. Call after seq_stamp()
+ * seq stop matching before anything else changes, then the acks word with
+ * the new seq's generation, which fails any ack CAS still in flight for
+ * the old seq (aggregator.h). Call after seq_stamp()
  * and before seq_forward() (which overwrites the client's addresses).
  */
 static __always_inline void seq_keep(struct xdp_md *ctx, struct seq_req *r)
@@ -262,10 +305,13 @@ static __always_inline void seq_keep(struct xdp_md *ctx, struct seq_req *r)
 		count(XSEQ_CTR_DROP_NO_WINDOW);
 		return;
 	}
-	if (!slot_free(s, g))
+	if (!slot_free(s, r))
 		count(XSEQ_CTR_WINDOW_OVERWRITE);
-	s->seq = r->seq;
-	s->acks = 0;
+	/* Volatile: the compiler keeps this order; x86 stores keep it too.
+	 * The acks word is one 64-bit store: view 0, no acks, this seq's
+	 * generation. */
+	*(volatile __u64 *)&s->seq = r->seq;
+	*(volatile __u64 *)&s->acks = (__u64)ack_gen(r->seq) << XSEQ_ACKS_GEN_SHIFT;
 	s->state = 0;
 	s->result_view = 0;
 	s->result_len = 0;

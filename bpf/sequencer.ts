@@ -3,6 +3,7 @@
 // checks every map against the contract, and gives typed access to groups,
 // sequence numbers, counters and drop events.
 import { join } from 'node:path';
+import { endianness } from 'node:os';
 import { BpfMap, BpfObjectSpec, type BpfObject, type BpfProgram, RingBuffer, type XdpLink } from './libbpf/index.ts';
 import {
   COUNTER_NAMES,
@@ -38,6 +39,9 @@ import {
   XSEQ_MAX_GROUPS,
 } from './maps.ts';
 import { XSEQ_DEFAULT_PORT } from './wire.ts';
+
+// Map values are host order (the kernel and this process share a CPU).
+const HOST_LE = endianness() === 'LE';
 
 export const SEQUENCER_OBJECT = join(import.meta.dirname, 'build', 'sequencer.bpf.o');
 
@@ -117,6 +121,7 @@ const MAP_PINS = {
   events: MapName.EVENTS,
   slots: MapName.SLOTS,
   hist: MapName.QUORUM_HIST,
+  released: MapName.RELEASED,
   rodata: 'rodata',
 } as const;
 type MapRole = keyof typeof MAP_PINS;
@@ -127,6 +132,7 @@ const MAP_SIZES: Record<MapRole, { keySize: number; valueSize: number } | undefi
   events: undefined,
   slots: { keySize: 4, valueSize: SLOT.size },
   hist: { keySize: 4, valueSize: 8 },
+  released: { keySize: 4, valueSize: 8 },
   rodata: { keySize: 4, valueSize: LOAD_CFG_SIZE },
 };
 /** The pin of the XDP link, beside the maps. */
@@ -312,10 +318,38 @@ export class Sequencer {
     return v ? decodeGroupSeq(v) : 0n;
   }
 
-  /** Only for a group that is not stamping: a new session starts at seq 1. */
+  /** Only for a group that is not stamping: a new session starts at seq 1,
+   * and nothing of it is released yet. */
   resetSeq(id: number): void {
     checkGroupId(id);
+    this.setReleased(id, 0n);
     this.groupSeq.update(u32Key(id), encodeGroupSeq(0n));
+  }
+
+  /**
+   * Releases every seq <= `seq` of the group's current session: under
+   * backpressure their slots free even if a member never acks them
+   * (xseq_released in bpf/xseq.h says when the agent may). One whole-value
+   * map update, so the kernel reads the old or the new value, never a mix.
+   */
+  setReleased(id: number, seq: bigint): void {
+    checkGroupId(id);
+    const v = new Uint8Array(8);
+    new DataView(v.buffer).setBigUint64(0, seq, HOST_LE);
+    this.#maps.released.update(u32Key(id), v);
+  }
+
+  /** The group's released seq (0 = none). */
+  released(id: number): bigint {
+    checkGroupId(id);
+    const v = this.#maps.released.lookup(u32Key(id));
+    return v ? new DataView(v.buffer, v.byteOffset, 8).getBigUint64(0, HOST_LE) : 0n;
+  }
+
+  /** ACKs whose bit was already set, summed over CPUs: a re-send the
+   * member did not need (the adaptive RTO's Karn rule, agent/rto.ts). */
+  ackDuplicates(): bigint {
+    return sumPerCpu(this.counterMap.lookupPerCpu(this.counterKeys[CTR.ack_duplicate]!));
   }
 
   /** Every counter, summed over CPUs. */

@@ -141,6 +141,21 @@ struct xseq_group_seq {
 	__u64 pad[7];
 };
 
+/*
+ * Value of xseq_released[group_id]: a __u64, host order, the group's
+ * released seq. Written by the agent only (a whole-value map update: no
+ * atomics needed); read by the stamp path. Every seq <= released is one
+ * the agent stopped waiting for: every member acked it, or its re-sends ran
+ * out (retries exhausted) after a quorum including the leader of the acks'
+ * view had acked it, so its REPLY was due and a member that still lacks it
+ * is dead or was recovered by state transfer (it never acks old seqs) and
+ * catches up through repair or the replicas' slow path. Under backpressure
+ * a slot frees when every member acked its seq OR its seq (of the group's
+ * current session) is <= released; without this, one silent member stalls
+ * the group after W requests. It only grows within a session and is zeroed
+ * with the group's seq when a new session starts (Sequencer.resetSeq).
+ */
+
 /* xseq_load_cfg.flags bits */
 #define XSEQ_CFG_F_OVERWRITE 0x1 /* a busy slot is overwritten; default: the
 				  * request is dropped (backpressure) */
@@ -162,17 +177,33 @@ struct xseq_load_cfg {
 #define XSEQ_SLOT_F_REPLIED 0x1 /* the REPLY for this seq has been sent */
 
 /*
+ * xseq_slot.acks, one 64-bit word changed only by compare-and-swap (and by
+ * the stamp path's plain store when it takes the slot):
+ *   bits 63..32  view of the acks counted
+ *   bits 31..8   generation: (seq / W) mod 2^24 of the seq the acks are for
+ *   bits  7..0   bitmap of the replicas that acked (XSEQ_MAX_REPLICAS)
+ * The generation makes the slot's identity part of every CAS: an ACK for
+ * seq can never set a bit once the slot was taken for seq + k*W (k < 2^24).
+ */
+#define XSEQ_ACKS_BITMAP 0xffu
+#define XSEQ_ACKS_GEN_SHIFT 8
+#define XSEQ_ACKS_GEN_MASK 0xffffffu
+
+/*
  * One window slot, xseq_slots[window_base + (seq & (W - 1))]. Written by
  * the stamp path (everything but acks/state/result), the ack path (acks,
  * state, result) and read by the agent through mmap for retransmission and
  * repair. The stamp path writes seq first, so late ACKs for the slot's
- * previous seq stop matching at once, then the rest; a reader copies what
- * it needs and checks seq, session and the copied header's seq and clock
- * again (agent/window.ts).
+ * previous seq stop matching at once, then the acks word with the new
+ * seq's generation (which fails their CAS if one is under way), then the
+ * rest. The agent only reads slots (it writes xseq_released instead). A
+ * reader copies what it needs and checks seq, session and the copied
+ * header's seq and clock again (agent/window.ts).
  */
 struct xseq_slot {
 	__u64 seq;           /* seq held; 0 = never used */
-	__u64 acks;          /* atomic: (view << 32) | bitmap of replicas that acked */
+	__u64 acks;          /* atomic: (view << 32) | (generation << 8) | bitmap of
+			      * replicas that acked; see XSEQ_ACKS_* */
 	__u64 stamp_ns;      /* TAI at stamping */
 	__u32 session;
 	__u32 state;         /* atomic: XSEQ_SLOT_F_* */
@@ -258,6 +289,12 @@ enum xseq_counter {
 	XSEQ_CTR_FLUSH_FINAL,           /* of those, FINAL (the group is draining) */
 	XSEQ_CTR_DROP_SOLICIT_STRANGER, /* FLUSH_SOLICIT from no member and not the agent */
 	XSEQ_CTR_DROP_DRAINING,         /* request refused: the group is draining */
+	XSEQ_CTR_REPLY_GROW_FAILED,     /* the quorum-completing ACK could not grow into
+					 * the REPLY (no tail- nor headroom): the leader's
+					 * ack was undone (as if lost), so the agent re-sends
+					 * to the leader, whose re-ACK carries the result */
+	XSEQ_CTR_REPLY_HEADROOM,        /* REPLYs that grew (partly) in front: the
+					 * frame had too little tailroom */
 	XSEQ_CTR_MAX
 };
 
@@ -280,6 +317,7 @@ struct xseq_drop_event {
 #define XSEQ_MAP_EVENTS "xseq_events"
 #define XSEQ_MAP_SLOTS "xseq_slots"
 #define XSEQ_MAP_QUORUM_HIST "xseq_quorum_hist"
+#define XSEQ_MAP_RELEASED "xseq_released"
 #define XSEQ_PIN_ROOT "/sys/fs/bpf/xseq"
 #define XSEQ_EVENTS_BYTES (64 * 1024)
 

@@ -8,6 +8,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
 import type { GroupConfig } from '../bpf/maps.ts';
 import { Sequencer } from '../bpf/sequencer.ts';
 import { Flags, readHeader } from '../bpf/wire.ts';
+import { parseFrame } from '../tools/frame.ts';
 import { taiNowNs } from '../agent/clock.ts';
 import type { Log } from '../agent/log.ts';
 import { Retransmitter, type RetransmitCounters } from '../agent/retransmit.ts';
@@ -25,6 +26,7 @@ import {
   sleep,
   stamp,
   waitFor,
+  XDP_TX,
 } from './helpers/window-fixture.ts';
 
 const RTO_MS = 20;
@@ -168,6 +170,37 @@ describePrivileged('agent retransmission (mmap window, UDP on loopback)', () => 
     expect(await tickAt(t1 + 6n * rto)).toBe(0);
     expect(await tickAt(t1 + 600n * rto)).toBe(0);
     expect(rt.counters()).toMatchObject({ retransmissions: 3, retransmittedSeqs: 1, giveUps: 0 });
+  });
+
+  it('adaptive RTO: a group whose quorums take ~50 ms is first re-sent to after that, and the next try waits at least as long', async () => {
+    let hist = Array.from({ length: 40 }, () => 0n);
+    const source = { group: (id: number) => seq.group(id), lastSeq: (id: number) => seq.lastSeq(id), quorumHistogram: () => hist };
+    pinned = taiNowNs();
+    rt.stop();
+    rt = new Retransmitter(source, window, out, { groups: [GROUP_ID], rtoMs: RTO_MS, maxRtoMs: 1000, retries: 5, sampleEveryMs: 1, now: () => pinned ?? taiNowNs(), log });
+    rt.tick(); // the baseline read
+    expect(rt.rtoMs()).toBe(RTO_MS);
+    // 200 REPLYs whose quorum took [33.5, 67.1) ms (bucket 25).
+    hist = hist.map((c, i) => (i === 25 ? c + 200n : c));
+    pinned += 10n * MS;
+    rt.tick();
+    const rto = rt.rtoMs();
+    expect(rto).toBeGreaterThan(50);
+    expect(rto).toBeLessThan(60);
+
+    const n = stamp(seq, 30n);
+    ack(seq, group, n, [0, 1]);
+    const t0 = stampOf(n);
+    const rtoNs = BigInt(Math.ceil(rto * 1e6));
+    expect(await tickAt(t0 + 2n * BigInt(RTO_MS) * MS)).toBe(0); // the fixed RTO would have re-sent by now
+    expect(await tickAt(t0 + rtoNs)).toBe(1);
+    // The next try: max(RTO, 2 x rtoMs = 40 ms) after the first.
+    expect(await tickAt(t0 + rtoNs + 41n * MS)).toBe(0);
+    expect(await tickAt(t0 + 2n * rtoNs)).toBe(1);
+    // Then the configured doubling takes over: 4 x 20 ms = 80 ms > RTO.
+    expect(await tickAt(t0 + 2n * rtoNs + rtoNs + MS)).toBe(0);
+    expect(await tickAt(t0 + 2n * rtoNs + 80n * MS)).toBe(1);
+    expect(replicas.seqs()).toEqual([[], [], [n, n, n]]);
   });
 
   it('a burst of due seqs is spread over ticks by maxSendsPerTick, oldest first', async () => {
@@ -336,6 +369,107 @@ describePrivileged('agent retransmission: windows that move', () => {
     // Window of 4 holds seqs 3..6: 1 and 2 are gone; 5 is only missing at replica 1.
     expect(replicas.seqs()).toEqual([[3n, 4n, 6n], [3n, 4n, 5n, 6n]]);
     expect(rt.counters()).toMatchObject({ retransmissions: 7, retransmittedSeqs: 4, giveUps: 0 });
+  });
+});
+
+describePrivileged('agent retransmission: release under backpressure', () => {
+  let seq: Sequencer;
+  let replicas: ReplicaSockets;
+  let out: Socket;
+  let group: GroupConfig;
+  const W = 4;
+
+  beforeAll(async () => {
+    seq = Sequencer.load({ port: 7400, windowSlots: W, windows: 1, policy: 'backpressure' });
+    replicas = await ReplicaSockets.bind(3);
+    out = createSocket('udp4');
+    await bindTo(out, '127.0.0.1', 0);
+    group = {
+      mcastAddr: '239.7.7.3',
+      mcastPort: replicas.port,
+      sequencerId: 3,
+      session: SESSION,
+      enabled: true,
+      members: [0, 1, 2].map((rid) => ({ addr: ReplicaSockets.addr(rid), port: 7800 + rid })),
+    };
+  });
+  afterAll(() => {
+    replicas?.close();
+    out?.close();
+    seq?.close();
+  });
+  beforeEach(() => {
+    resetGroup(seq, GROUP_ID, group);
+    replicas.clear();
+  });
+
+  /** Stamps a request, or null when backpressure drops it. */
+  const tryStamp = (req: bigint): bigint | null => {
+    const r = seq.program.testRun({ data: requestFrame(req) });
+    return r.retval === XDP_TX ? readHeader(parseFrame(r.data).payload).seq : null;
+  };
+
+  it('a member that never acks: seqs a quorum with the leader acked are released once retries run out, and the group goes on', () => {
+    let at = taiNowNs();
+    const rt = new Retransmitter(seq, new SlotWindow(seq.slots, seq.windowSlots), out, { groups: [GROUP_ID], rtoMs: RTO_MS, retries: 1, now: () => at });
+    const before = seq.counters();
+    let req = 1n;
+    let stamped = 0n;
+    // Five windows' worth: without release the group stops after W.
+    for (let round = 0; round < 5; round++) {
+      for (let i = 0; i < W; i++) {
+        const n = tryStamp(req++);
+        expect(n, `round ${round}: request ${i} admitted`).toBe(stamped + 1n);
+        stamped = n!;
+        ack(seq, group, n!, [0, 1]); // leader and one follower: REPLY; replica 2 is dead
+      }
+      expect(tryStamp(req), `round ${round}: the window is full`).toBeNull();
+      // One re-send to replica 2, then the retry limit: released.
+      at += 1000n * MS;
+      rt.tick();
+      expect(seq.released(GROUP_ID)).toBe(stamped - BigInt(W));
+      at += 1000n * MS;
+      rt.tick();
+      expect(seq.released(GROUP_ID)).toBe(stamped);
+    }
+    const after = seq.counters();
+    expect(after.sequenced - before.sequenced).toBe(BigInt(5 * W));
+    expect(after.reply - before.reply).toBe(BigInt(5 * W));
+    expect(after.drop_backpressure - before.drop_backpressure).toBe(5n);
+    // A released slot is not an overwrite of something still awaited.
+    expect(after.window_overwrite - before.window_overwrite).toBe(0n);
+    expect(rt.counters()).toMatchObject({ giveUps: 5 * W, retransmissions: 5 * W });
+  });
+
+  it('a seq without the leader\'s ACK is not released when retries run out, until the leader acks it', () => {
+    let at = taiNowNs();
+    const rt = new Retransmitter(seq, new SlotWindow(seq.slots, seq.windowSlots), out, { groups: [GROUP_ID], rtoMs: RTO_MS, retries: 1, now: () => at });
+    const seqs = [1n, 2n, 3n, 4n].map((r) => tryStamp(r)!);
+    ack(seq, group, seqs[0]!, [0, 1]);
+    ack(seq, group, seqs[1]!, [1, 2]); // followers only: no REPLY was due
+    ack(seq, group, seqs[2]!, [0, 1]);
+    ack(seq, group, seqs[3]!, [0, 2]);
+    for (let i = 0; i < 3; i++) {
+      at += 1000n * MS;
+      rt.tick();
+    }
+    expect(rt.counters().giveUps).toBe(4);
+    // Only the prefix below the uncertified seq is released.
+    expect(seq.released(GROUP_ID)).toBe(seqs[0]);
+    expect(tryStamp(5n)).toBe(5n); // took seq 1's slot
+    expect(tryStamp(6n)).toBeNull(); // seq 2's slot is still held
+    // The leader's late ACK certifies seq 2; the next look releases 2..4.
+    ack(seq, group, seqs[1]!, [0]);
+    at += 1000n * MS;
+    rt.tick();
+    expect(seq.released(GROUP_ID)).toBe(seqs[3]);
+    expect(tryStamp(6n)).toBe(6n);
+  });
+
+  it('a new session starts with nothing released', () => {
+    seq.setReleased(GROUP_ID, 3n);
+    resetGroup(seq, GROUP_ID, group);
+    expect(seq.released(GROUP_ID)).toBe(0n);
   });
 });
 

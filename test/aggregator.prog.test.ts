@@ -3,6 +3,7 @@
 // what the window does when it wraps under each policy.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { COUNTER_NAMES, type Counters, type GroupConfig } from '../bpf/maps.ts';
+import type { TestRunResult } from '../bpf/libbpf/testrun.ts';
 import { Sequencer } from '../bpf/sequencer.ts';
 import { emptyHeader, encodeMessage, Flags, MsgType, readHeader, type XseqHeader } from '../bpf/wire.ts';
 import { buildFrame, parseFrame } from '../tools/frame.ts';
@@ -42,10 +43,36 @@ function ackFrame(rid: number, seq: bigint, o: AckOpts = {}): Buffer {
   });
 }
 
-function withSequencer(policy: 'backpressure' | 'overwrite', body: (ctx: () => Sequencer) => void) {
+/**
+ * test_run puts a frame in one page: 256 bytes of headroom, the data, and
+ * the skb_shared_info tailroom (cache-line aligned, so the linear size is a
+ * multiple of 64); more goes to fragments. A frame that fills the linear
+ * part exactly cannot grow at the tail, as many cannot on veth in native
+ * mode. Ethernet padding after the IP packet makes a follower's ACK that
+ * long (the kernel parses by the IP length). Stamps requests, the leader
+ * acks each with `result` and follower 1's padded ACK completes the
+ * quorum, for each multiple of 64 down from a page, until `found` says the
+ * frame could not grow at the tail; returns that one (the earlier ones'
+ * slots are freed by acks from everyone).
+ */
+function fullFrameAck(run: (f: Buffer) => TestRunResult, stamp: (req: bigint) => bigint, result: Buffer, found: (r: TestRunResult) => boolean, before?: () => void) {
+  for (let len = 4096 - 256; len >= 2048; len -= 64) {
+    const n = stamp(BigInt(len));
+    expect(run(ackFrame(0, n, { result })).retval).toBe(XDP_DROP);
+    before?.();
+    const ack = ackFrame(1, n);
+    const r = run(Buffer.concat([ack, Buffer.alloc(len - ack.length)]));
+    if (found(r)) return { n, r, len };
+    expect(r.retval).toBe(XDP_TX);
+    run(ackFrame(2, n));
+  }
+  throw new Error('no frame size that fills the linear part');
+}
+
+function withSequencer(policy: 'backpressure' | 'overwrite', body: (ctx: () => Sequencer) => void, maxResult = 32) {
   let seq: Sequencer;
   beforeAll(() => {
-    seq = Sequencer.load({ port: 7400, windowSlots: 8, windows: 2, maxResult: 32, policy });
+    seq = Sequencer.load({ port: 7400, windowSlots: 8, windows: 2, maxResult, policy });
   });
   afterAll(() => seq?.close());
   beforeEach(() => {
@@ -179,6 +206,44 @@ describePrivileged('the ACK path under BPF_PROG_TEST_RUN', () => {
         expect(parseFrame(r.data).payload.subarray(64)).toEqual(Buffer.alloc(32, 0x42));
       });
 
+      it('a completing ACK whose frame has no tailroom grows in front: the same REPLY, counted', () => {
+        const result = Buffer.alloc(32, 0x52);
+        const { n, r, len } = fullFrameAck(run, stamp, result, () => s().counters().reply_headroom > before.reply_headroom, () => {
+          before = s().counters();
+        });
+        expect(r.retval).toBe(XDP_TX);
+        expect(r.data.length).toBe(len + 32);
+        const slot = s().slot(1, n)!;
+        const want = buildFrame({
+          srcMac: SEQ_MAC, dstMac: CLIENT.mac, srcIp: SEQ_IP, dstIp: CLIENT.ip, srcPort: 7400, dstPort: CLIENT.port, udpChecksum: false,
+          payload: encodeMessage(
+            { ...emptyHeader(), type: MsgType.REPLY, flags: Flags.RESULT, groupId: 1, sequencerId: 3, replicaId: 0, session: 41, view: 0, seq: n, clockNs: slot.stampNs, clientId: 77n, requestId: BigInt(len) },
+            result,
+          ),
+        });
+        // The frame keeps the ACK's Ethernet padding after the IP packet.
+        expect(Buffer.from(r.data.subarray(0, want.length)).toString('hex')).toBe(want.toString('hex'));
+        expect(delta()).toMatchObject({ reply: 1, reply_headroom: 1 });
+        expect(delta()['reply_grow_failed']).toBeUndefined();
+      });
+
+      it('an ACK never sets a bit in a slot already taken for seq + W (the acks word carries the generation)', () => {
+        const n = stamp(15n);
+        // Freeze the slot mid-takeover as another CPU leaves it between its
+        // two stores: seq still n, acks already holding n + W's generation.
+        const idx = new Uint8Array(new Uint32Array([8 + Number(n & 7n)]).buffer);
+        const v = s().slots.lookup(idx)!;
+        const dv = new DataView(v.buffer, v.byteOffset, v.byteLength);
+        dv.setBigUint64(8, ((n + 8n) / 8n) << 8n, true);
+        s().slots.update(idx, v);
+        expect(run(ackFrame(1, n)).retval).toBe(XDP_DROP);
+        expect(run(ackFrame(0, n, { result: 'x' })).retval).toBe(XDP_DROP);
+        expect(delta()).toMatchObject({ drop_ack_window: 2 });
+        expect(delta()['ack_counted']).toBeUndefined();
+        expect(s().slot(1, n)!.acked).toBe(0);
+        expect(new DataView(s().slots.lookup(idx)!.buffer).getBigUint64(8, true)).toBe(((n + 8n) / 8n) << 8n);
+      });
+
       it('window wrap, backpressure: a request whose slot is unacked is dropped without taking a seq', () => {
         for (let i = 1; i <= 8; i++) stamp(BigInt(100 + i));
         expect(run(requestFrame(109n)).retval).toBe(XDP_DROP);
@@ -190,6 +255,52 @@ describePrivileged('the ACK path under BPF_PROG_TEST_RUN', () => {
         expect(s().slot(1, 9n)).toMatchObject({ seq: 9n, acked: 0, replied: false });
       });
     });
+  });
+
+  describe('policy backpressure, 256-byte results', () => {
+    withSequencer(
+      'backpressure',
+      (s) => {
+        it('a completing ACK that can grow neither at the tail nor in front: the leader\'s ack is undone as if lost, counted; the leader\'s re-ACK replies', () => {
+          const run = (f: Buffer) => s().program.testRun({ data: f });
+          const stamp = (req: bigint) => readHeader(parseFrame(run(requestFrame(req)).data).payload).seq;
+          // 256 bytes is more than the headroom adjust_head may take (256
+          // less the kernel's struct xdp_frame), and the tail is full.
+          const result = Buffer.alloc(256, 0x52);
+          let before = s().counters();
+          let histBefore = 0n;
+          const { n, r } = fullFrameAck(run, stamp, result, (x) => x.retval === XDP_DROP, () => {
+            before = s().counters();
+            histBefore = s().quorumHistogram().reduce((a, b) => a + b, 0n);
+          });
+          const delta = () => {
+            const now = s().counters();
+            const d: Record<string, number> = {};
+            for (const k of COUNTER_NAMES) if (now[k] !== before[k]) d[k] = Number(now[k] - before[k]);
+            return d;
+          };
+          expect(r.retval).toBe(XDP_DROP);
+          expect(delta()).toEqual({ rx: 1, ack_rx: 1, ack_counted: 1, reply_grow_failed: 1 });
+          // The leader's ack is forgotten, the follower's kept.
+          expect(s().slot(1, n)).toMatchObject({ acked: 0b10, replied: false });
+          expect(s().quorumHistogram().reduce((a, b) => a + b, 0n)).toBe(histBefore);
+          // Nobody else can reply without the leader: the other follower's
+          // ACK only counts.
+          expect(run(ackFrame(2, n)).retval).toBe(XDP_DROP);
+          // The leader's re-ACK (after the agent's re-send) carries the
+          // result, needs no growth, and is the REPLY.
+          const again = run(ackFrame(0, n, { result }));
+          expect(again.retval).toBe(XDP_TX);
+          expect(readHeader(parseFrame(again.data).payload)).toMatchObject({ type: MsgType.REPLY, seq: n, replicaId: 0, payloadLen: 256 });
+          expect(parseFrame(again.data).payload.subarray(64)).toEqual(result);
+          expect(delta()).toMatchObject({ ack_counted: 3, reply_grow_failed: 1, reply: 1 });
+          expect(delta()['reply_headroom']).toBeUndefined();
+          expect(s().slot(1, n)).toMatchObject({ acked: 0b111, replied: true });
+          expect(s().quorumHistogram().reduce((a, b) => a + b, 0n)).toBe(histBefore + 1n);
+        });
+      },
+      256,
+    );
   });
 
   describe('policy overwrite', () => {

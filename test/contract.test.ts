@@ -111,6 +111,9 @@ describe('bpf/xseq.h and the TypeScript codec agree', () => {
       XSEQ_F_FINAL: wire.Flags.FINAL,
       XSEQ_GROUP_F_DRAINING: maps.XSEQ_GROUP_F_DRAINING,
       XSEQ_REPLICA_AGENT: wire.XSEQ_REPLICA_AGENT,
+      XSEQ_ACKS_BITMAP: maps.XSEQ_ACKS_BITMAP,
+      XSEQ_ACKS_GEN_SHIFT: maps.XSEQ_ACKS_GEN_SHIFT,
+      XSEQ_ACKS_GEN_MASK: maps.XSEQ_ACKS_GEN_MASK,
     });
     expect(c.names).toEqual({
       prog: maps.PROG_SEQUENCER,
@@ -121,6 +124,7 @@ describe('bpf/xseq.h and the TypeScript codec agree', () => {
       slots: maps.MapName.SLOTS,
       quorum_hist: maps.MapName.QUORUM_HIST,
       pin_root: maps.PIN_ROOT,
+      released: maps.MapName.RELEASED,
     });
   });
 

@@ -9,11 +9,14 @@
  *       [--warmup-ms 0] [--max-ms 120000] [--start-at EPOCH_MS]
  *       [--payload-size 64] [--bind-addr IP]
  *       [--count-quorum N [--quorum Q] [--member RID:ADDR:PORT ...]]
+ *       [--result-bytes MIN[:MAX]]
  *
  * Default mode: each request is answered by the sequencer's one REPLY
  * (type 4), matched by request id. The reply must carry the leader's result
  * (tools/test-replica.ts: `ok:<clientId>:<requestId>`); every reply per
- * request id is counted, so a second one shows up as a duplicate.
+ * request id is counted, so a second one shows up as a duplicate. With
+ * --result-bytes the expected result is padded as the replicas were told
+ * (sizedResult in tools/test-replica.ts).
  *
  * --count-quorum N is the baseline without in-kernel aggregation: the
  * request payload starts with this client's address (--bind-addr is then
@@ -35,7 +38,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Flags, MsgType, XSEQ_HDR_LEN, XSEQ_MAGIC, XSEQ_VERSION } from '../bpf/wire.ts';
-import { replyToPrefix, resultFor } from './test-replica.ts';
+import { parseResultBytes, replyToPrefix, sizedResult } from './test-replica.ts';
 
 export interface ClientSummary {
   mode: 'reply' | 'quorum';
@@ -148,12 +151,13 @@ function main(): void {
       'count-quorum': { type: 'string' },
       quorum: { type: 'string' },
       member: { type: 'string', multiple: true },
+      'result-bytes': { type: 'string' },
     },
   });
   const usage =
     'usage: client.ts --seq-addr IP [--port 7400] [--group 1] [--client-id C] [--first-request-id 1] [--outstanding N | --rate R] ' +
     '[--count N] [--duration-ms MS] [--timeout-ms 1000] [--linger-ms 300] [--warmup-ms 0] [--max-ms 120000] [--start-at EPOCH_MS] [--payload-size 64] [--bind-addr IP] ' +
-    '[--count-quorum N [--quorum Q] [--member RID:ADDR:PORT ...]]';
+    '[--count-quorum N [--quorum Q] [--member RID:ADDR:PORT ...]] [--result-bytes MIN[:MAX]]';
   const fail = (msg: string): never => {
     console.error(`client: ${msg}\n${usage}`);
     process.exit(2);
@@ -183,6 +187,8 @@ function main(): void {
   const maxMs = int('max-ms', v['max-ms'], 1, 3_600_000);
   const startAt = int('start-at', v['start-at'], 0, Number.MAX_SAFE_INTEGER);
   const payloadSize = int('payload-size', v['payload-size'], 0, 1400);
+  const resultBytes = v['result-bytes'] === undefined ? null : parseResultBytes(v['result-bytes']);
+  if (v['result-bytes'] !== undefined && !resultBytes) fail(`--result-bytes must be MIN[:MAX] with MIN <= MAX <= 256, got "${v['result-bytes']}"`);
   const quorumMode = v['count-quorum'] !== undefined;
   const nReplicas = quorumMode ? int('count-quorum', v['count-quorum'], 1, 8) : 0;
   const quorum = quorumMode ? int('quorum', v.quorum ?? String(Math.floor(nReplicas / 2) + 1), 1, nReplicas) : 0;
@@ -223,7 +229,7 @@ function main(): void {
   let cpuFrom: NodeJS.CpuUsage | undefined;
   let measuredAtCpuFrom = 0;
 
-  const expected = (id: number): Buffer => Buffer.from(resultFor(clientId, BigInt(id)), 'latin1');
+  const expected = (id: number): Buffer => Buffer.from(sizedResult(clientId, BigInt(id), 'ok', resultBytes), 'latin1');
   const onSent = (err: Error | null): void => {
     if (err) s.sendErrors++;
   };

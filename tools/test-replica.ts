@@ -7,7 +7,7 @@
  *       --replica-id R --seq-addr IP [--group-port 7500] [--group-id 1]
  *       [--replicas 3] [--view 0] [--ack-port 7600] [--seq-port 7400]
  *       [--ack-to sequencer|client] [--result-tag ok] [--idle-ms 0]
- *       [--max-ms 120000]
+ *       [--max-ms 120000] [--result-bytes MIN[:MAX]]
  *
  * It joins the group and binds the group port on 0.0.0.0, so it gets both
  * the multicast copy and the agent's unicast retransmissions (addressed to
@@ -19,7 +19,9 @@
  * (view % replicas) puts the result `ok:<clientId>:<requestId>` in its ACK
  * with XSEQ_F_RESULT; the others send an empty payload. --result-tag
  * changes `ok`, so a test can play a forger whose result must never reach
- * a client.
+ * a client. --result-bytes pads the result with '.' to a length from MIN to
+ * MAX that the request id picks (sizedResult; the client pads the same), so
+ * the sequencer must grow a small ACK into a large REPLY.
  *
  * --ack-to client is the baseline without in-kernel aggregation: the ACK
  * goes to the reply address the client wrote at the front of its request
@@ -39,6 +41,30 @@ import { Flags, MsgType, XSEQ_HDR_LEN, XSEQ_MAGIC, XSEQ_VERSION } from '../bpf/w
  * the client checks every REPLY against it. */
 export function resultFor(clientId: bigint, requestId: bigint, tag = 'ok'): string {
   return `${tag}:${clientId}:${requestId}`;
+}
+
+/** A --result-bytes range: both ends inclusive. */
+export interface ResultBytes {
+  min: number;
+  max: number;
+}
+
+/** Parses `MIN[:MAX]` (bytes, up to the 256-byte result cap); null if malformed. */
+export function parseResultBytes(s: string): ResultBytes | null {
+  const m = /^(\d{1,3})(?::(\d{1,3}))?$/.exec(s);
+  if (!m) return null;
+  const min = Number(m[1]);
+  const max = m[2] === undefined ? min : Number(m[2]);
+  return min <= max && max <= 256 ? { min, max } : null;
+}
+
+/** resultFor padded with '.' to a length in `bytes` picked by the request
+ * id (never shorter than resultFor itself). */
+export function sizedResult(clientId: bigint, requestId: bigint, tag: string, bytes: ResultBytes | null): string {
+  const base = resultFor(clientId, requestId, tag);
+  if (!bytes) return base;
+  const len = bytes.min + Number((requestId * 7919n) % BigInt(bytes.max - bytes.min + 1));
+  return base.padEnd(len, '.');
 }
 
 /**
@@ -140,11 +166,13 @@ function main(): void {
       'result-tag': { type: 'string', default: 'ok' },
       'idle-ms': { type: 'string', default: '0' },
       'max-ms': { type: 'string', default: '120000' },
+      'result-bytes': { type: 'string' },
     },
   });
   const usage =
     'usage: test-replica.ts --group-addr ADDR --iface-addr IP --replica-id R [--seq-addr IP] [--group-port 7500] [--group-id 1] ' +
-    '[--replicas 3] [--view 0] [--ack-port 7600] [--seq-port 7400] [--ack-to sequencer|client] [--result-tag ok] [--idle-ms 0] [--max-ms 120000]';
+    '[--replicas 3] [--view 0] [--ack-port 7600] [--seq-port 7400] [--ack-to sequencer|client] [--result-tag ok] [--idle-ms 0] [--max-ms 120000] ' +
+    '[--result-bytes MIN[:MAX]]';
   const int = (name: string, s: string | undefined, min: number, max: number): number => {
     const n = Number(s);
     if (s === undefined || !/^\d+$/.test(s) || n < min || n > max) {
@@ -171,6 +199,11 @@ function main(): void {
   const maxMs = int('max-ms', v['max-ms'], 1, 3_600_000);
   const isLeader = view % replicas === replicaId;
   const resultTag = v['result-tag']!;
+  const resultBytes = v['result-bytes'] === undefined ? null : parseResultBytes(v['result-bytes']);
+  if (v['result-bytes'] !== undefined && !resultBytes) {
+    console.error(`test-replica: --result-bytes must be MIN[:MAX] with MIN <= MAX <= 256, got "${v['result-bytes']}"\n${usage}`);
+    process.exit(2);
+  }
   if (!/^[\w-]{1,32}$/.test(resultTag)) {
     console.error(`test-replica: --result-tag must be 1-32 word characters, got "${resultTag}"`);
     process.exit(2);
@@ -248,7 +281,7 @@ function main(): void {
       dstAddr = v['seq-addr']!;
       dstPort = seqPort;
     }
-    const result = isLeader ? Buffer.from(resultFor(buf.readBigUInt64BE(40), buf.readBigUInt64BE(48), resultTag), 'latin1') : null;
+    const result = isLeader ? Buffer.from(sizedResult(buf.readBigUInt64BE(40), buf.readBigUInt64BE(48), resultTag, resultBytes), 'latin1') : null;
     const len = result?.length ?? 0;
     // The stamped header already holds magic, version, group, sequencer id,
     // session, seq, clock and the client's ids: copy it and change the rest.

@@ -109,7 +109,7 @@ static __always_inline int restore_ack(struct xdp_md *ctx, int with_frame)
 	struct xseq_slot *s = bpf_map_lookup_elem(&xseq_slots, &idx);
 	if (!g || !s)
 		return 0;
-	s->acks = 1; /* view 0, replica 0 (the leader) */
+	s->acks = 1; /* view 0, generation 0 (seq 1 < W), replica 0 (the leader) */
 	s->state = 0;
 	return 1;
 }

@@ -81,6 +81,7 @@ int main(void)
 	ENUMV(XSEQ_CTR_WINDOW_OVERWRITE); ENUMV(XSEQ_CTR_DROP_BACKPRESSURE); ENUMV(XSEQ_CTR_DROP_NO_WINDOW);
 	ENUMV(XSEQ_CTR_FLUSH); ENUMV(XSEQ_CTR_FLUSH_FINAL); ENUMV(XSEQ_CTR_DROP_SOLICIT_STRANGER);
 	ENUMV(XSEQ_CTR_DROP_DRAINING);
+	ENUMV(XSEQ_CTR_REPLY_GROW_FAILED); ENUMV(XSEQ_CTR_REPLY_HEADROOM);
 	ENUMV(XSEQ_CTR_MAX);
 	printf("},\"err\":{");
 	first = 0;
@@ -94,10 +95,13 @@ int main(void)
 	ENUMV(XSEQ_MAX_REPLICAS); ENUMV(XSEQ_RESULT_CAP); ENUMV(XSEQ_MSG_CAP); ENUMV(XSEQ_HIST_BUCKETS); ENUMV(XSEQ_HIST_SUM);
 	ENUMV(XSEQ_CFG_F_OVERWRITE); ENUMV(XSEQ_SLOT_F_REPLIED); ENUMV(XSEQ_REPAIR_MAX);
 	ENUMV(XSEQ_F_FINAL); ENUMV(XSEQ_GROUP_F_DRAINING); ENUMV(XSEQ_REPLICA_AGENT);
+	ENUMV(XSEQ_ACKS_BITMAP); ENUMV(XSEQ_ACKS_GEN_SHIFT); ENUMV(XSEQ_ACKS_GEN_MASK);
 	printf("},\"names\":{\"prog\":\"%s\",\"groups\":\"%s\",\"group_seq\":\"%s\",\"counters\":\"%s\","
-	       "\"events\":\"%s\",\"slots\":\"%s\",\"quorum_hist\":\"%s\",\"pin_root\":\"%s\"}",
+	       "\"events\":\"%s\",\"slots\":\"%s\",\"quorum_hist\":\"%s\",\"pin_root\":\"%s\","
+	       "\"released\":\"%s\"}",
 	       XSEQ_PROG_SEQUENCER, XSEQ_MAP_GROUPS, XSEQ_MAP_GROUP_SEQ, XSEQ_MAP_COUNTERS,
-	       XSEQ_MAP_EVENTS, XSEQ_MAP_SLOTS, XSEQ_MAP_QUORUM_HIST, XSEQ_PIN_ROOT);
+	       XSEQ_MAP_EVENTS, XSEQ_MAP_SLOTS, XSEQ_MAP_QUORUM_HIST, XSEQ_PIN_ROOT,
+	       XSEQ_MAP_RELEASED);
 
 	/* One header encoded the way a C client would, with a distinct value in
 	 * every field so a swapped or misplaced field cannot hide. */
