@@ -106,6 +106,8 @@ export interface ReplicaXdpLoadOptions {
   port: number;
   /** Default: the object `make -C bpf` builds. */
   objectPath?: string;
+  /** Retransmitted copies this far below delivered still pass (default DEFAULT_RETRANSMIT_KEEP). */
+  retransmitKeep?: number;
 }
 
 function streamId(k: RxKey): string {
@@ -124,12 +126,17 @@ export class ReplicaXdp {
   private link: XdpLink | null = null;
   private ring: RingBuffer | null = null;
   private attachedTo: { iface: string; mode: XdpMode } | null = null;
+  /** What the replica of each group last said it holds (setDelivered). */
+  private readonly positions = new Map<number, { session: number; delivered: bigint }>();
+  readonly retransmitKeep: bigint;
 
   private constructor(
     private obj: BpfObject | null,
     port: number,
+    retransmitKeep: number,
   ) {
     this.port = port;
+    this.retransmitKeep = BigInt(retransmitKeep);
     const o = obj!;
     this.program = o.program(PROG_REPLICA);
     this.ctl = o.map(RxMapName.CTL, { keySize: RX_KEY_SIZE, valueSize: RX_CTL_SIZE });
@@ -143,13 +150,15 @@ export class ReplicaXdp {
     if (!Number.isInteger(o.port) || o.port < 1 || o.port > 65535) {
       throw new ReplicaXdpError('EXDP_FAILED', `group port ${o.port} is not 1..65535`);
     }
+    const keep = o.retransmitKeep ?? DEFAULT_RETRANSMIT_KEEP;
+    if (!Number.isSafeInteger(keep) || keep < 0) throw new ReplicaXdpError('EXDP_FAILED', `retransmitKeep ${keep} is not a non-negative integer`);
     let spec: BpfObjectSpec | undefined;
     let obj: BpfObject | undefined;
     try {
       spec = BpfObjectSpec.open(o.objectPath ?? REPLICA_OBJECT);
       spec.setRodata(encodeRxCfg({ port: o.port }));
       obj = spec.load();
-      return new ReplicaXdp(obj, o.port);
+      return new ReplicaXdp(obj, o.port, keep);
     } catch (e) {
       spec?.close();
       obj?.close();
@@ -222,6 +231,31 @@ export class ReplicaXdp {
       this.streamsSet.set(streamId(key), { ...key });
     }
     this.ctl.update(k, encodeRxCtl(ctl), 'any');
+  }
+
+  /**
+   * The replica of `groupId` holds seqs 1..seq of `session`: every tracked
+   * stream of the group learns it (one HASH update each, which replaces the
+   * value atomically).
+   */
+  setDelivered(groupId: number, session: number, seq: number): void {
+    const pos = { session, delivered: BigInt(seq) };
+    this.positions.set(groupId, pos);
+    for (const k of this.streamsSet.values()) {
+      if (k.groupId === groupId) this.track(k, { ...pos, retransmitKeep: this.retransmitKeep });
+    }
+  }
+
+  /**
+   * A SEQUENCED of this stream reached user space: track it from now on,
+   * starting from what the group's replica holds. Returns true when it was
+   * new. Until then its packets all passed, so nothing was lost by waiting.
+   */
+  see(key: RxKey): boolean {
+    if (this.streamsSet.has(streamId(key))) return false;
+    const pos = this.positions.get(key.groupId) ?? { session: 0, delivered: 0n };
+    this.track(key, { ...pos, retransmitKeep: this.retransmitKeep });
+    return true;
   }
 
   /** Forgets a stream: its packets pass again. */
