@@ -72,6 +72,7 @@ struct rx_pkt {
 	struct xseq_rx_state *st;
 	__u32 session;
 	__u64 seq;
+	__u64 delivered;     /* ctl's, as rx_filter() read it */
 };
 
 static __always_inline void rx_count(__u32 ctr)
@@ -181,17 +182,23 @@ static __always_inline int rx_filter(struct rx_pkt *p)
 {
 	struct xseq_rx_ctl *ctl = p->ctl;
 	struct xseq_rx_state *st = p->st;
+	/* Session first, then delivered, each read once (xseq.h says why the
+	 * order matters); x86 keeps loads in program order. */
+	__u32 session = *(volatile __u32 *)&ctl->session;
+	asm volatile("" ::: "memory");
+	__u64 delivered = *(volatile __u64 *)&ctl->delivered;
+	__u64 keep = *(volatile __u64 *)&ctl->retransmit_keep;
 
-	if (p->session < ctl->session) {
+	p->delivered = delivered;
+	if (p->session < session) {
 		rx_count(XSEQ_RX_CTR_DROP_STALE_SESSION);
 		__sync_fetch_and_add(&st->dropped_stale, 1);
 		return XDP_DROP;
 	}
-	if (p->session > ctl->session) {
+	if (p->session > session) {
 		rx_count(XSEQ_RX_CTR_PASS_NEWER_SESSION);
 		return XDP_PASS;
 	}
-	__u64 delivered = ctl->delivered;
 	if (p->seq > delivered)
 		return -1;
 	if (!(p->h->flags & bpf_htons(XSEQ_F_RETRANSMIT))) {
@@ -199,7 +206,7 @@ static __always_inline int rx_filter(struct rx_pkt *p)
 		__sync_fetch_and_add(&st->dropped_duplicate, 1);
 		return XDP_DROP;
 	}
-	if (delivered - p->seq >= ctl->retransmit_keep) {
+	if (delivered - p->seq >= keep) {
 		rx_count(XSEQ_RX_CTR_DROP_RETRANSMIT_OLD);
 		__sync_fetch_and_add(&st->dropped_duplicate, 1);
 		return XDP_DROP;
@@ -220,13 +227,12 @@ static __always_inline int rx_filter(struct rx_pkt *p)
  */
 static __always_inline void rx_track(struct rx_pkt *p)
 {
-	struct xseq_rx_ctl *ctl = p->ctl;
 	struct xseq_rx_state *st = p->st;
 	__u32 old_session = st->session;
 
 	if (old_session != p->session &&
 	    __sync_val_compare_and_swap(&st->session, old_session, p->session) == old_session)
-		__sync_lock_test_and_set(&st->highest_seen, ctl->delivered);
+		__sync_lock_test_and_set(&st->highest_seen, p->delivered);
 
 	for (int i = 0; i < 8; i++) {
 		__u64 seen = __sync_fetch_and_add(&st->highest_seen, 0);
@@ -235,7 +241,7 @@ static __always_inline void rx_track(struct rx_pkt *p)
 			return;
 		if (__sync_val_compare_and_swap(&st->highest_seen, seen, p->seq) != seen)
 			continue;
-		__u64 base = seen > ctl->delivered ? seen : ctl->delivered;
+		__u64 base = seen > p->delivered ? seen : p->delivered;
 		if (p->seq <= base + 1)
 			return;
 		struct xseq_gap_event ev = {

@@ -272,9 +272,13 @@ struct xseq_rx_key {
 };
 
 /* Value of xseq_rx_ctl: what the replica has. Written only by user space,
- * always as a whole value (a HASH update replaces the element atomically,
- * so the program never sees a session from one write and a delivered seq
- * from another). Host order. */
+ * always as a whole value; the program reads session before delivered. A
+ * preallocated HASH element can be recycled by a later update while the
+ * program reads it, and then the later fields are the newer ones: an older
+ * session with a newer delivered (a new session starts low: it drops
+ * less), never a newer session with an older delivered. Every stream of a
+ * group gets the same values, so a recycled element never carries another
+ * stream's position. Host order. */
 struct xseq_rx_ctl {
 	__u32 session;           /* the replica's current session */
 	__u32 pad;
