@@ -6,12 +6,15 @@ import { parseArgs } from 'node:util';
 import { runP1 } from './p1.ts';
 import type { BenchRow } from './row.ts';
 
-const HELP = `Usage: npm run bench [-- --only P1,P2,P3b,P3] [--quick]
+const HELP = `Usage: npm run bench [-- --only P1,P1r,P2,P3b,P3] [--quick]
 
 Runs the benchmarks and writes bench/results.json, an array of
 {id, name, unit, xseq, baseline, baselineName, ratio, goal}; ratio is
 xseq / baseline. Rows:
   P1, P1s  sequencer ns/packet under BPF_PROG_TEST_RUN vs a bare MAC-swap XDP_TX
+  P1r, P1rs, P1rp, P1ro
+           the replica-side XDP program ns/packet (duplicate and stale drops,
+           a new seq passed, other traffic) vs an XDP_PASS-only program
   P2, P2b  highest zero-loss sequenced rate through the namespace topology,
            XDP sequencer vs a C recvmmsg/sendmmsg sequencer and a Node dgram one
   P2s, P2sb the same kinds' capacity with the sequencer as the bottleneck: one
@@ -42,6 +45,11 @@ const rows: BenchRow[] = [];
 if (want('P1')) {
   log('P1: BPF_PROG_TEST_RUN, interleaved rounds');
   rows.push(...runP1({ repeat: v.quick ? 100_000 : 1_000_000, rounds: v.quick ? 3 : 7, log }));
+}
+if (want('P1R')) {
+  const { runP1r } = await import('./p1r.ts');
+  log('P1r: replica-side XDP program, BPF_PROG_TEST_RUN, interleaved rounds');
+  rows.push(...runP1r({ repeat: v.quick ? 100_000 : 1_000_000, rounds: v.quick ? 3 : 7, log }));
 }
 if (want('P2')) {
   const { runP2 } = await import('./p2.ts');

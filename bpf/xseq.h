@@ -321,4 +321,99 @@ struct xseq_drop_event {
 #define XSEQ_PIN_ROOT "/sys/fs/bpf/xseq"
 #define XSEQ_EVENTS_BYTES (64 * 1024)
 
+/*
+ * Replica side (replica.bpf.c): an optional XDP program on a replica host.
+ * It drops SEQUENCED packets the replica would discard anyway (an older
+ * session than the replica's, or a seq it already delivered) and posts a
+ * gap event when a seq skips ahead, so the slow path starts without a scan.
+ * A stream is one (group, sequencer): Hydra's sequencers each stamp their
+ * own seqs, so every one of them is tracked on its own.
+ */
+
+/* Key of xseq_rx_ctl and xseq_rx_state. Host order. */
+struct xseq_rx_key {
+	__u32 group_id;
+	__u16 sequencer_id;
+	__u16 pad;           /* zero: part of the hash key */
+};
+
+/* Value of xseq_rx_ctl: what the replica has. Written only by user space,
+ * always as a whole value; the program reads session before delivered. A
+ * preallocated HASH element can be recycled by a later update while the
+ * program reads it, and then the later fields are the newer ones: an older
+ * session with a newer delivered (a new session starts low: it drops
+ * less), never a newer session with an older delivered. Every stream of a
+ * group gets the same values, so a recycled element never carries another
+ * stream's position. Host order. */
+struct xseq_rx_ctl {
+	__u32 session;           /* the replica's current session */
+	__u32 pad;
+	__u64 delivered;         /* highest seq of that session in the replica's log */
+	__u64 retransmit_keep;   /* XSEQ_F_RETRANSMIT copies at most this far below
+				  * delivered still pass (their re-ACK may be needed) */
+};
+
+/* Value of xseq_rx_state: what the program saw. Written only by the
+ * program (atomics: several CPUs), created zeroed by user space beside its
+ * xseq_rx_ctl entry; kept apart from it so that user-space updates never
+ * overwrite the program's fields. Host order. */
+struct xseq_rx_state {
+	__u32 session;           /* session highest_seen belongs to */
+	__u32 pad;
+	__u64 highest_seen;      /* highest seq of that session seen (or delivered) */
+	__u64 dropped_stale;     /* older session than xseq_rx_ctl.session */
+	__u64 dropped_duplicate; /* seq <= delivered, not needed for a re-ACK */
+	__u64 passed_retransmit; /* retransmitted copies of delivered seqs, passed */
+	__u64 gap_events;        /* events posted */
+	__u64 gap_seqs;          /* seqs those events named */
+};
+
+/* One record of the xseq_rx_gaps ring buffer: seqs from..to (inclusive)
+ * of the stream never reached this host before a later seq did. A hint:
+ * the packet may only be late (reordered), which the replica checks. */
+struct xseq_gap_event {
+	__u32 group_id;
+	__u16 sequencer_id;
+	__u16 pad;
+	__u32 session;
+	__u32 pad2;
+	__u64 from;
+	__u64 to;
+};
+
+/* Load-time configuration of replica.bpf.c, its .rodata. */
+struct xseq_rx_cfg {
+	__be16 port;         /* network order: the group's UDP port on this host */
+	__u16 pad;
+};
+
+/* Index into the per-CPU counter array xseq_rx_counters. */
+enum xseq_rx_counter {
+	XSEQ_RX_CTR_RX = 0,                /* UDP packets to the group port */
+	XSEQ_RX_CTR_SEQUENCED,             /* well-formed SEQUENCED among them */
+	XSEQ_RX_CTR_PASS_MALFORMED,        /* not a well-formed xseq message: passed,
+					    * user space counts and ignores it */
+	XSEQ_RX_CTR_PASS_OTHER_TYPE,       /* xseq, not SEQUENCED (FLUSH ...) */
+	XSEQ_RX_CTR_PASS_UNTRACKED,        /* SEQUENCED of a stream user space has not set up */
+	XSEQ_RX_CTR_PASS_NEWER_SESSION,    /* the replica starts a view change on it */
+	XSEQ_RX_CTR_DROP_STALE_SESSION,
+	XSEQ_RX_CTR_DROP_DUPLICATE,        /* delivered, and not a retransmission */
+	XSEQ_RX_CTR_DROP_RETRANSMIT_OLD,   /* retransmission further below delivered than retransmit_keep */
+	XSEQ_RX_CTR_PASS_RETRANSMIT,       /* retransmission of a delivered seq: the replica re-ACKs it */
+	XSEQ_RX_CTR_GAP_EVENTS,
+	XSEQ_RX_CTR_EVENTS_LOST,           /* gap events the ring buffer had no room for */
+	XSEQ_RX_CTR_MAX
+};
+
+/* Names in replica.bpf.o. Nothing of it is pinned: the program must not
+ * outlive the replica, or a restarted replica (its log gone) would have
+ * what it needs dropped as duplicates of what its previous life delivered. */
+#define XSEQ_PROG_REPLICA "xseq_replica"
+#define XSEQ_MAP_RX_CTL "xseq_rx_ctl"
+#define XSEQ_MAP_RX_STATE "xseq_rx_state"
+#define XSEQ_MAP_RX_COUNTERS "xseq_rx_counters"
+#define XSEQ_MAP_RX_GAPS "xseq_rx_gaps"
+#define XSEQ_RX_STREAMS 1024          /* (group, sequencer) pairs per host */
+#define XSEQ_RX_GAPS_BYTES (64 * 1024)
+
 #endif /* XSEQ_H */

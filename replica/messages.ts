@@ -229,8 +229,22 @@ export type PeerMsg =
   | SyncReplyMsg
   | SyncCommitMsg;
 
+/**
+ * transport -> replica: seqs from..to (inclusive) of `session` never reached
+ * this host before a later seq did (NOPaxos's DROP-NOTIFICATION; the
+ * replica-side XDP program posts them, replica/xdp/). A hint: the packets
+ * may only be late, so the replica still waits its reorder time, but the
+ * repair it then sends covers the range without a scan of its buffer.
+ */
+export interface DropNotificationMsg {
+  readonly type: 'DROP_NOTIFICATION';
+  readonly session: number;
+  readonly from: number;
+  readonly to: number;
+}
+
 /** Everything a replica can receive. */
-export type ReplicaInbound = SequencedMsg | RepairReplyMsg | RepairErrorMsg | PeerMsg;
+export type ReplicaInbound = SequencedMsg | RepairReplyMsg | RepairErrorMsg | DropNotificationMsg | PeerMsg;
 
 /** Everything a client can receive. */
 export type ClientInbound = ReplyMsg | AckMsg;

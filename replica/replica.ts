@@ -9,6 +9,7 @@ import { Log, noopEntry, ORIGIN, positionOf, sameEntry, type LogPosition } from 
 import { mergeViewChanges } from './merge.ts';
 import type {
   Checkpoint,
+  DropNotificationMsg,
   GapCommitMsg,
   GapCommitReplyMsg,
   GapFindMsg,
@@ -57,6 +58,8 @@ export interface ReplicaOptions {
 }
 
 const REPAIR_MAX = 128; // XSEQ_REPAIR_MAX
+/** Drop notifications kept ahead of the log. */
+const NOTIFIED_MAX = 64;
 
 interface GapRecovery {
   readonly seq: number;
@@ -91,6 +94,10 @@ export class Replica {
   private readonly pendingNoops = new Set<number>();
   /** Seqs of the current session the agent said it no longer has. */
   private readonly agentMissing = new Set<number>();
+  /** Ranges of the current session the transport reported dropped (DROP_NOTIFICATION), ascending, bounded. */
+  private notified: { from: number; to: number }[] = [];
+  /** What the transport was last told this replica holds (ReplicaTransport.delivered). */
+  private reported: { session: number; seq: number } | null = null;
   private gap: GapRecovery | null = null;
   private waitingFor = 0;
   private gapCommit: { readonly slot: number; readonly acks: Set<number> } | null = null;
@@ -121,14 +128,20 @@ export class Replica {
     this.lastNormalView = this.view;
     this.log = new Log(ORIGIN);
     this.exec = new Executor(o.app, Executor.genesis(o.app));
-    const s = o.scheduler;
-    this.reorderTimer = new Timer(s, () => this.onReorderTimeout());
-    this.gapTimer = new Timer(s, () => this.onGapTimeout());
-    this.gapCommitTimer = new Timer(s, () => this.onGapCommitTimeout());
-    this.syncTimer = new Timer(s, () => this.onSyncTimer());
-    this.leaderTimer = new Timer(s, () => this.onLeaderTimeout());
-    this.vcTimer = new Timer(s, () => this.onViewChangeTimeout());
-    this.stateTimer = new Timer(s, () => this.onStateTimeout());
+    // Every timer, like every message, may move the log's end: the
+    // transport hears of it after each (reportDelivered).
+    const timer = (fire: () => void) =>
+      new Timer(o.scheduler, () => {
+        fire();
+        this.reportDelivered();
+      });
+    this.reorderTimer = timer(() => this.onReorderTimeout());
+    this.gapTimer = timer(() => this.onGapTimeout());
+    this.gapCommitTimer = timer(() => this.onGapCommitTimeout());
+    this.syncTimer = timer(() => this.onSyncTimer());
+    this.leaderTimer = timer(() => this.onLeaderTimeout());
+    this.vcTimer = timer(() => this.onViewChangeTimeout());
+    this.stateTimer = timer(() => this.onStateTimeout());
 
     if (o.recoverNonce !== undefined) {
       this.status = 'recovering';
@@ -140,6 +153,7 @@ export class Replica {
     } else {
       this.leaderTimer.start(this.cfg.leaderTimeoutUs);
     }
+    this.reportDelivered();
   }
 
   /** Stops every timer and ignores all input from now on (shutdown, or a simulated crash). */
@@ -160,9 +174,16 @@ export class Replica {
 
   receive(m: ReplicaInbound): void {
     if (this.stopped) return;
+    this.dispatch(m);
+    this.reportDelivered();
+  }
+
+  private dispatch(m: ReplicaInbound): void {
     switch (m.type) {
       case 'SEQUENCED':
         return this.onSequenced(m);
+      case 'DROP_NOTIFICATION':
+        return this.onDropNotification(m);
       case 'REPAIR_REPLY':
         return this.onRepairReply(m);
       case 'ERROR':
@@ -308,11 +329,11 @@ export class Replica {
 
   private checkGap(): void {
     if (this.status !== 'normal' || this.gapCommit) return;
-    if (this.reorder.size === 0) {
+    const next = this.nextSeq();
+    if (this.reorder.size === 0 && !this.notifiedAt(next)) {
       this.reorderTimer.stop();
       return;
     }
-    const next = this.nextSeq();
     if (this.gap?.seq === next) return;
     if (this.agentMissing.has(next)) return this.escalate(next);
     if (this.reorder.size >= this.cfg.reorderWindowMsgs) return this.startRepair(next);
@@ -325,8 +346,8 @@ export class Replica {
   }
 
   private onReorderTimeout(): void {
-    if (this.status !== 'normal' || this.gapCommit || this.reorder.size === 0) return;
     const next = this.nextSeq();
+    if (this.status !== 'normal' || this.gapCommit || (this.reorder.size === 0 && !this.notifiedAt(next))) return;
     if (next === this.waitingFor && this.gap?.seq !== next) this.startRepair(next);
     else this.checkGap();
   }
@@ -339,10 +360,47 @@ export class Replica {
   }
 
   private sendRepair(seq: number): void {
+    const count = this.notifiedRun(seq) ?? this.bufferedRun(seq);
+    this.transport.sendRepairRequest({ type: 'REPAIR_REQUEST', session: this.view.session, replicaId: this.id, first: seq, count });
+  }
+
+  /** Seqs from `seq` up to the first one buffered, found by scanning the reorder window. */
+  private bufferedRun(seq: number): number {
     let firstHeld = Infinity;
     for (const s of this.reorder.keys()) if (s > seq && s < firstHeld) firstHeld = s;
-    const count = Math.max(1, Math.min(REPAIR_MAX, (Number.isFinite(firstHeld) ? firstHeld : seq + 1) - seq));
-    this.transport.sendRepairRequest({ type: 'REPAIR_REQUEST', session: this.view.session, replicaId: this.id, first: seq, count });
+    return Math.max(1, Math.min(REPAIR_MAX, (Number.isFinite(firstHeld) ? firstHeld : seq + 1) - seq));
+  }
+
+  /**
+   * The same run from a drop notification's range, when one covers `seq`:
+   * a walk of at most REPAIR_MAX lookups instead of a scan (the range may
+   * hold seqs that arrived late since, which end the run as above).
+   */
+  private notifiedRun(seq: number): number | undefined {
+    const r = this.notifiedAt(seq);
+    if (!r) return undefined;
+    const last = Math.min(r.to, seq + REPAIR_MAX - 1);
+    let n = 1;
+    while (seq + n <= last && !this.reorder.has(seq + n)) n++;
+    return n;
+  }
+
+  /** The notified range holding seq, if any; forgets ranges the log has passed. */
+  private notifiedAt(seq: number): { from: number; to: number } | undefined {
+    while (this.notified.length > 0 && this.notified[0]!.to < this.nextSeq()) this.notified.shift();
+    return this.notified.find((r) => r.from <= seq && seq <= r.to);
+  }
+
+  private onDropNotification(m: DropNotificationMsg): void {
+    if (this.status !== 'normal' || m.session !== this.view.session) return;
+    const from = Math.max(m.from, this.nextSeq());
+    if (m.to < from) return;
+    // Ranges arrive ascending from one kernel stream; a bounded list, since
+    // only the one at the head of the log is ever used before it is passed.
+    if (this.notified.length >= NOTIFIED_MAX) return;
+    this.notified.push({ from, to: m.to });
+    this.notified.sort((a, b) => a.from - b.from);
+    this.checkGap();
   }
 
   private onGapTimeout(): void {
@@ -710,6 +768,7 @@ export class Replica {
     if (v.session !== this.view.session) {
       this.reorder.clear();
       this.agentMissing.clear();
+      this.notified = [];
       const later: SequencedMsg[] = [];
       for (const m of this.future) {
         if (m.session === v.session) this.reorder.set(m.seq, m);
@@ -881,6 +940,16 @@ export class Replica {
   currentState(): LogState {
     const cp = this.exec.checkpoint;
     return { checkpoint: cp, entries: this.log.slice(cp.slot + 1, this.log.lastSlot), committed: this.committed };
+  }
+
+  /** Tells the transport which seqs the log holds, when that changed. */
+  private reportDelivered(): void {
+    if (!this.transport.delivered || this.stopped) return;
+    const session = this.view.session;
+    const seq = this.nextSeq() - 1;
+    if (this.reported?.session === session && this.reported.seq === seq) return;
+    this.reported = { session, seq };
+    this.transport.delivered(session, seq);
   }
 
   private toLeader(m: PeerMsg): void {

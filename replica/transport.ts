@@ -24,6 +24,14 @@ export interface ReplicaTransport {
   sendAck(msg: AckMsg): void;
   /** To the agent's repair service (answers with SEQUENCED copies + REPAIR_REPLY, or ERROR). */
   sendRepairRequest(msg: RepairRequestMsg): void;
+  /**
+   * Optional: told after every event that moved the end of the log, which
+   * seqs of `session` the replica holds (1..seq, as log entries). A
+   * kernel filter (replica/xdp/) drops copies of them; it may lag behind,
+   * which only lets more through, and is told at once when the log
+   * shrinks (a view change) or the session changes.
+   */
+  delivered?(session: number, seq: number): void;
 }
 
 /** Clients send to a sequencer; it stamps and multicasts (OUM). */

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as maps from '../bpf/maps.ts';
 import * as repair from '../bpf/repair.ts';
+import * as rx from '../bpf/replica-maps.ts';
 import * as wire from '../bpf/wire.ts';
 
 type Fields = Record<string, [number, number]>;
@@ -28,6 +29,14 @@ interface Dump {
   const: Record<string, number>;
   names: Record<string, string>;
   sample: string;
+  rx_ctr: Record<string, number>;
+  rx_key: { size: number; fields: Fields };
+  rx_ctl: { size: number; fields: Fields };
+  rx_state: { size: number; fields: Fields };
+  gap_event: { size: number; fields: Fields };
+  rx_cfg: { size: number; fields: Fields };
+  rx_const: Record<string, number>;
+  rx_names: Record<string, string>;
 }
 
 const root = join(import.meta.dirname, '..');
@@ -202,5 +211,58 @@ describe('bpf/xseq.h and the TypeScript codec agree', () => {
     dv.setUint16(f['sport']![0], 40000, false);
     dv.setUint32(f['frame_len']![0], 99, true);
     expect(maps.decodeDropEvent(ev)).toEqual({ reason: 'drop_bad_magic', saddr: '10.77.0.1', sport: 40000, frameLen: 99 });
+  });
+  it('replica side: counters, names and constants of replica.bpf.c', () => {
+    const ts = Object.fromEntries(rx.RX_COUNTER_NAMES.map((n, i) => [`XSEQ_RX_CTR_${n.toUpperCase()}`, i]));
+    ts['XSEQ_RX_CTR_MAX'] = rx.RX_COUNTER_NAMES.length;
+    expect(ts).toEqual(c.rx_ctr);
+    expect(c.rx_names).toEqual({ prog: rx.PROG_REPLICA, ctl: rx.RxMapName.CTL, state: rx.RxMapName.STATE, counters: rx.RxMapName.COUNTERS, gaps: rx.RxMapName.GAPS });
+    expect(c.rx_const).toEqual({ XSEQ_RX_STREAMS: rx.XSEQ_RX_STREAMS, XSEQ_RX_GAPS_BYTES: rx.XSEQ_RX_GAPS_BYTES });
+  });
+
+  it('replica side: key, ctl, state, gap event and load config, field by field', () => {
+    const hexAt = (b: Uint8Array, f: Fields, name: string) => Buffer.from(b.subarray(f[name]![0], f[name]![0] + f[name]![1])).toString('hex');
+
+    expect(c.rx_key.size).toBe(rx.RX_KEY_SIZE);
+    const key = rx.encodeRxKey({ groupId: 0x01020304, sequencerId: 0x0506 });
+    expect(hexAt(key, c.rx_key.fields, 'group_id')).toBe('04030201');
+    expect(hexAt(key, c.rx_key.fields, 'sequencer_id')).toBe('0605');
+    expect(hexAt(key, c.rx_key.fields, 'pad')).toBe('0000');
+    expect(rx.decodeRxKey(key)).toEqual({ groupId: 0x01020304, sequencerId: 0x0506 });
+
+    expect(c.rx_ctl.size).toBe(rx.RX_CTL_SIZE);
+    const ctl = { session: 0x0a0b0c0d, delivered: 0x1112131415161718n, retransmitKeep: 0x2122232425262728n };
+    const cb = rx.encodeRxCtl(ctl);
+    expect(hexAt(cb, c.rx_ctl.fields, 'session')).toBe('0d0c0b0a');
+    expect(hexAt(cb, c.rx_ctl.fields, 'delivered')).toBe('1817161514131211');
+    expect(hexAt(cb, c.rx_ctl.fields, 'retransmit_keep')).toBe('2827262524232221');
+    expect(rx.decodeRxCtl(cb)).toEqual(ctl);
+
+    expect(c.rx_state.size).toBe(rx.RX_STATE_SIZE);
+    const f = c.rx_state.fields;
+    expect({
+      session: f['session']![0], highestSeen: f['highest_seen']![0], droppedStale: f['dropped_stale']![0], droppedDuplicate: f['dropped_duplicate']![0],
+      passedRetransmit: f['passed_retransmit']![0], gapEvents: f['gap_events']![0], gapSeqs: f['gap_seqs']![0],
+    }).toEqual(rx.RX_STATE);
+    const st = new Uint8Array(rx.RX_STATE_SIZE);
+    const sv = new DataView(st.buffer);
+    sv.setUint32(f['session']![0], 7, true);
+    sv.setBigUint64(f['highest_seen']![0], 99n, true);
+    sv.setBigUint64(f['gap_seqs']![0], 5n, true);
+    expect(rx.decodeRxState(st)).toMatchObject({ session: 7, highestSeen: 99n, gapSeqs: 5n, gapEvents: 0n });
+
+    expect(c.gap_event.size).toBe(rx.GAP_EVENT_SIZE);
+    const ev = { groupId: 0x01020304, sequencerId: 0x0506, session: 0x0a0b0c0d, from: 0x1112131415161718n, to: 0x2122232425262728n };
+    const eb = rx.encodeGapEvent(ev);
+    const g = c.gap_event.fields;
+    expect(hexAt(eb, g, 'group_id')).toBe('04030201');
+    expect(hexAt(eb, g, 'sequencer_id')).toBe('0605');
+    expect(hexAt(eb, g, 'session')).toBe('0d0c0b0a');
+    expect(hexAt(eb, g, 'from')).toBe('1817161514131211');
+    expect(hexAt(eb, g, 'to')).toBe('2827262524232221');
+    expect(rx.decodeGapEvent(eb)).toEqual(ev);
+
+    expect(c.rx_cfg).toEqual({ size: rx.RX_CFG_SIZE, fields: { port: [0, 2] } });
+    expect(Buffer.from(rx.encodeRxCfg({ port: 7500 })).toString('hex')).toBe('1d4c0000');
   });
 });

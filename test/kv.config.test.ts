@@ -23,6 +23,10 @@ describe('KV replica configuration', () => {
       recover: false,
       stateDir: '/var/lib/xseq-kv-0',
       statsIntervalMs: 10_000,
+      xdp: 'auto',
+      xdpIface: null,
+      xdpMode: 'auto',
+      xdpRetransmitKeep: 1024,
     });
     expect(c.peers.map((p) => `${p.host}:${p.port}`)).toEqual(['10.0.0.11:7700', '10.0.0.12:7700', '10.0.0.13:7700']);
     expect(c.protocol).toEqual({ ...KV_PROTOCOL_DEFAULTS, leaderTimeoutUs: 500_000 });
@@ -46,7 +50,8 @@ describe('KV replica configuration', () => {
 
   it('flags alone work, and flags win over the file', () => {
     const c = parseReplicaArgs(FLAGS)!;
-    expect(c).toMatchObject({ id: 2, sequencer: { host: '10.0.0.2', port: 7400 }, repair: { host: '10.0.0.2', port: 7401 }, session: 0, stateDir: null, logDump: null });
+    expect(c).toMatchObject({ id: 2, sequencer: { host: '10.0.0.2', port: 7400 }, repair: { host: '10.0.0.2', port: 7401 }, session: 0, stateDir: null, logDump: null, xdp: 'off', xdpMode: 'auto', xdpRetransmitKeep: null });
+    expect(parseReplicaArgs(['--config', EXAMPLE, '--xdp', 'on', '--xdp-iface', 'eth1', '--xdp-mode', 'generic', '--xdp-retransmit-keep', '4096'])).toMatchObject({ xdp: 'on', xdpIface: 'eth1', xdpMode: 'generic', xdpRetransmitKeep: 4096 });
     const o = parseReplicaArgs(['--config', EXAMPLE, '--id', '1', '--member', '10.0.0.12:7601', '--repair', 'none', '--recover', '--protocol', '{"syncIntervalUs":5000}'])!;
     expect(o).toMatchObject({ id: 1, member: { host: '10.0.0.12', port: 7601 }, repair: null, recover: true });
     expect(o.protocol.syncIntervalUs).toBe(5000);
@@ -73,6 +78,9 @@ describe('KV replica configuration', () => {
     bad([...FLAGS, '--protocol', '{"leaderTimeoutUs":-1}'], /^protocol.leaderTimeoutUs: -1 is not a positive number/);
     bad([...FLAGS, '--stats-interval', 'often'], /^statsIntervalMs: /);
     bad([...FLAGS, '--no-such-flag'], ConfigError);
+    bad([...FLAGS, '--xdp', 'yes'], /^xdp: "yes" is not one of off, on, auto/);
+    bad([...FLAGS, '--xdp-mode', 'offload'], /^xdpMode: "offload" is not one of auto, native, generic/);
+    bad([...FLAGS, '--xdp-retransmit-keep', 'lots'], /^xdpRetransmitKeep: /);
     bad(['--config', '/nonexistent.json'], /^--config \/nonexistent.json: /);
     bad([...FLAGS, '--member', '0'], /^member: .*port "0" is not 1\.\.65535/);
     const dir = mkdtempSync(join(tmpdir(), 'kv-config-'));

@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { DEFAULT_CONFIG, type ReplicaConfig } from '../../replica/index.ts';
 import { type HostPort, isIpv4, parseHostPort, parseIdHostPort } from '../../replica/udp/index.ts';
+import { XDP_MODES, XDP_SETTINGS, type XdpModeSetting, type XdpSetting } from '../../replica/xdp/setup.ts';
 
 export const USAGE = `Usage: tsx examples/kv/replica.ts [--config FILE] [options]
 
@@ -40,6 +41,18 @@ the sequencer host, repair from the agent) and TCP to its peers.
                          or, for a group the agent runs without members (no
                          aggregation), each client's own address, which it
                          names in its REQUESTs (cli.ts --direct-acks) [acksTo]
+  --xdp off|on|auto      the replica-side XDP program on the member
+                         address's interface (default off): it drops older
+                         sessions and delivered duplicates in the kernel and
+                         posts gap events. auto: attach if possible, log why
+                         not; on: exit 3 (EXDP_*) if it cannot [xdp]
+  --xdp-iface IF         attach there instead [xdpIface]
+  --xdp-mode auto|native|generic  XDP attach mode (default auto: native,
+                         else generic) [xdpMode]
+  --xdp-retransmit-keep N  retransmitted copies of delivered seqs at most N
+                         below the newest pass for the re-ACK; at least the
+                         agent's window.slots (default 1048576, its largest)
+                         [xdpRetransmitKeep]
   --protocol JSON        replica timeouts over the defaults (replica/config.ts,
                          with leaderTimeoutUs 500000, gapFindRetryUs and
                          gapCommitRetryUs 10000, viewChangeRetryUs 100000,
@@ -81,6 +94,10 @@ export interface KvReplicaConfig {
   statsIntervalMs: number;
   protocol: Partial<ReplicaConfig>;
   acksTo: 'sequencer' | 'client';
+  xdp: XdpSetting;
+  xdpIface: string | null;
+  xdpMode: XdpModeSetting;
+  xdpRetransmitKeep: number | null;
 }
 
 export class ConfigError extends Error {
@@ -98,6 +115,14 @@ function int(v: unknown, field: string, min: number, max: number): number {
 function str(v: unknown, field: string): string {
   if (typeof v !== 'string' || v === '') throw new ConfigError(`${field}: expected a string, got ${JSON.stringify(v)}`);
   return v;
+}
+
+function oneOf<T extends string>(v: unknown, field: string, allowed: readonly T[]): T {
+  // YAML reads a bare `off`/`on` as a string (1.2 core schema), but a
+  // boolean from JSON or `xdp: false` means the same.
+  const s = v === false ? 'off' : v === true ? 'on' : v;
+  if (typeof s !== 'string' || !(allowed as readonly string[]).includes(s)) throw new ConfigError(`${field}: ${JSON.stringify(v)} is not one of ${allowed.join(', ')}`);
+  return s as T;
 }
 
 function wrap<T>(field: string, f: () => T): T {
@@ -150,7 +175,7 @@ function parseProtocol(v: unknown): Partial<ReplicaConfig> {
 }
 
 /** The fields a --config file may have, each also a flag. */
-const FILE_FIELDS = ['group', 'id', 'member', 'peers', 'sequencer', 'repair', 'session', 'recover', 'stateDir', 'logDump', 'statsIntervalMs', 'protocol', 'acksTo'];
+const FILE_FIELDS = ['group', 'id', 'member', 'peers', 'sequencer', 'repair', 'session', 'recover', 'stateDir', 'logDump', 'statsIntervalMs', 'protocol', 'acksTo', 'xdp', 'xdpIface', 'xdpMode', 'xdpRetransmitKeep'];
 
 function parseAcksTo(v: unknown): 'sequencer' | 'client' {
   if (v === undefined || v === 'sequencer' || v === 'client') return v ?? 'sequencer';
@@ -179,6 +204,10 @@ export function parseReplicaArgs(argv: string[]): KvReplicaConfig | null {
         'stats-interval': { type: 'string' },
         protocol: { type: 'string' },
         'acks-to': { type: 'string' },
+        xdp: { type: 'string' },
+        'xdp-iface': { type: 'string' },
+        'xdp-mode': { type: 'string' },
+        'xdp-retransmit-keep': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }).values;
@@ -217,6 +246,10 @@ export function parseReplicaArgs(argv: string[]): KvReplicaConfig | null {
   flag('stats-interval', 'statsIntervalMs');
   flag('protocol', 'protocol');
   flag('acks-to', 'acksTo');
+  flag('xdp', 'xdp');
+  flag('xdp-iface', 'xdpIface');
+  flag('xdp-mode', 'xdpMode');
+  flag('xdp-retransmit-keep', 'xdpRetransmitKeep');
 
   for (const f of ['group', 'id', 'member', 'peers', 'sequencer']) {
     if (raw[f] === undefined) throw new ConfigError(`${f}: required (see --help)`);
@@ -246,5 +279,9 @@ export function parseReplicaArgs(argv: string[]): KvReplicaConfig | null {
     statsIntervalMs: raw['statsIntervalMs'] === undefined ? 0 : int(raw['statsIntervalMs'], 'statsIntervalMs', 0, 3_600_000),
     protocol: { ...KV_PROTOCOL_DEFAULTS, ...parseProtocol(raw['protocol']) },
     acksTo: parseAcksTo(raw['acksTo']),
+    xdp: oneOf(raw['xdp'] ?? 'off', 'xdp', XDP_SETTINGS),
+    xdpIface: raw['xdpIface'] === undefined ? null : str(raw['xdpIface'], 'xdpIface'),
+    xdpMode: oneOf(raw['xdpMode'] ?? 'auto', 'xdpMode', XDP_MODES),
+    xdpRetransmitKeep: raw['xdpRetransmitKeep'] === undefined ? null : int(raw['xdpRetransmitKeep'], 'xdpRetransmitKeep', 0, Number.MAX_SAFE_INTEGER),
   };
 }

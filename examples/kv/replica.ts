@@ -4,10 +4,13 @@
  * or replica-config.ts.
  *
  * stdout, one JSON object per line:
+ *   {"event":"xdp", ...}        whether the replica-side XDP program is
+ *                               attached (where, which mode) and if not why
  *   {"event":"listening", ...}  sockets bound, replica running (recovering
  *                               first if --recover or --state-dir says so)
  *   {"event":"status", ...}     on every change of status or view
- *   {"event":"stats", ...}      every --stats-interval
+ *   {"event":"stats", ...}      every --stats-interval (with the XDP
+ *                               program's counters when it is attached)
  *   {"event":"dumped", ...}     the committed log was written (--log-dump)
  *   {"event":"stopped", ...}    on SIGTERM/SIGINT, with the counters
  */
@@ -18,10 +21,12 @@ import { formatHostPort, randomRecoverNonce, RealTimeScheduler, UdpReplicaTransp
 import { CommittedLog } from './committed-log.ts';
 import { ConfigError, type KvReplicaConfig, parseReplicaArgs, USAGE } from './replica-config.ts';
 import { MAX_RESULT } from './ops.ts';
+import { openReplicaXdp, ReplicaXdpError } from '../../replica/xdp/index.ts';
 import { KvStore } from './store.ts';
 
 function out(o: object): void {
-  process.stdout.write(JSON.stringify(o) + '\n');
+  // Kernel counters are u64 (bigint); as JSON numbers they stay exact far past any run.
+  process.stdout.write(JSON.stringify(o, (_k, v: unknown) => (typeof v === 'bigint' ? Number(v) : v)) + '\n');
 }
 
 /** The marker that makes every later start of this replica a recovery. */
@@ -49,7 +54,21 @@ async function main(): Promise<void> {
   // filled it in again.
   const recover = c.recover || (marker !== null && existsSync(marker));
 
+  // Before the sockets: with `xdp: on` a replica that cannot have its
+  // program must not start at all (exit 3: a supervisor restarting it
+  // would only meet the same refusal).
+  let xdp: ReturnType<typeof openReplicaXdp>;
+  try {
+    xdp = openReplicaXdp({ setting: c.xdp, iface: c.xdpIface, mode: c.xdpMode, ...(c.xdpRetransmitKeep !== null ? { retransmitKeep: c.xdpRetransmitKeep } : {}) }, { port: c.group.port, memberAddr: c.member.host });
+  } catch (e) {
+    if (!(e instanceof ReplicaXdpError)) throw e;
+    console.error(`kv-replica: ${e.code}: ${e.message} (xdp: on; use xdp: auto to run without it)`);
+    process.exit(3);
+  }
+  out({ event: 'xdp', ...xdp.outcome });
+
   const transport = await UdpReplicaTransport.open({
+    xdp: xdp.xdp,
     groupId: c.groupId,
     group: c.group,
     member: c.member,
@@ -77,6 +96,7 @@ async function main(): Promise<void> {
       transport.sendAck(m);
     },
     sendRepairRequest: (m) => transport.sendRepairRequest(m),
+    delivered: (session, seq) => transport.delivered(session, seq),
   };
 
   let committedLog: CommittedLog | null = null;
@@ -147,6 +167,7 @@ async function main(): Promise<void> {
     keys: store.size,
     acksWhileRecovering,
     transport: transport.counters(),
+    ...(xdp.xdp ? { xdp: transport.xdpCounters() } : {}),
   });
   if (c.statsIntervalMs > 0) setInterval(() => out({ event: 'stats', ...stats() }), c.statsIntervalMs).unref();
   process.on('SIGUSR2', dump);

@@ -6,5 +6,5 @@ export { checkSequencers, UdpClientTransport, UdpGroupChannel, type SequencerAdd
 export { randomRecoverNonce } from './nonce.ts';
 export { decodePeerPayload, encodePeerFrame, MAX_PEER_PAYLOAD } from './peer-codec.ts';
 export { PeerLink, type PeerLinkCounters, type PeerLinkOptions } from './peer-link.ts';
-export { UdpReplicaTransport, type UdpReplicaCounters, type UdpReplicaOptions } from './replica-transport.ts';
+export { UdpReplicaTransport, type UdpReplicaCounters, type UdpReplicaOptions, type UdpReplicaXdpCounters } from './replica-transport.ts';
 export { RealTimeScheduler } from './scheduler.ts';

@@ -15,12 +15,17 @@
 //                 repair service, so only the service's answers (re-sent
 //                 SEQUENCED, REPAIR_REPLY, ERROR) reach it.
 //   peer link     TCP between replicas for the slow path (peer-link.ts).
+//   XDP           optional (replica/xdp/): the kernel drops what the
+//                 replica would discard (older sessions, delivered seqs) and
+//                 posts gap events, delivered here as DROP_NOTIFICATIONs.
 import { createSocket, type Socket } from 'node:dgram';
+import type { GapEvent, RxCounters, RxKey, RxState } from '../../bpf/replica-maps.ts';
 import { decodeMessage, HEADER_LAYOUT, MsgType, XSEQ_HDR_LEN, type XseqMessage } from '../../bpf/wire.ts';
 import type { AckMsg, PeerMsg, RepairRequestMsg, ReplicaInbound } from '../messages.ts';
 import type { ReplicaTransport } from '../transport.ts';
 import { ackToWire, repairErrorFromWire, repairReplyFromWire, repairRequestToWire, sequencedFromWire } from '../wire-map.ts';
 import type { HostPort } from './addr.ts';
+import type { ReplicaXdp } from '../xdp/replica-xdp.ts';
 import { PeerLink, type PeerLinkCounters } from './peer-link.ts';
 import { replyToOf, ReplyToTable } from './reply-to.ts';
 
@@ -58,6 +63,12 @@ export interface UdpReplicaOptions {
    * (counted in acksNoAddress; the client's retry brings the address).
    */
   acksTo?: 'sequencer' | 'client';
+  /**
+   * The replica-side XDP program, loaded and attached (replica/xdp/
+   * openReplicaXdp); the transport keeps it told what the replica holds,
+   * turns its gap events into DROP_NOTIFICATIONs, and closes it.
+   */
+  xdp?: ReplicaXdp | null;
 }
 
 export interface UdpReplicaCounters {
@@ -72,7 +83,17 @@ export interface UdpReplicaCounters {
   sendErrors: number;
   /** acksTo 'client': ACKs dropped because their client named no reply address. */
   acksNoAddress: number;
+  /** Gap events of the XDP program delivered to the replica. */
+  dropNotifications: number;
+  /** XDP map writes or ring buffer reads that failed (the replica carries on without them). */
+  xdpErrors: number;
   peer: PeerLinkCounters;
+}
+
+/** The XDP program's counters: per CPU summed, and per stream. */
+export interface UdpReplicaXdpCounters {
+  kernel: RxCounters;
+  streams: (RxKey & RxState)[];
 }
 
 type Receiver = (m: ReplicaInbound) => void;
@@ -110,9 +131,10 @@ function connectTo(sock: Socket, to: HostPort): Promise<void> {
 export class UdpReplicaTransport implements ReplicaTransport {
   private receiver: Receiver | null = null;
   private afterEvent: () => void = () => {};
-  private readonly c = { sequenced: 0, retransmits: 0, acks: 0, repairRequests: 0, repairReplies: 0, repairErrors: 0, ignored: 0, sendErrors: 0, acksNoAddress: 0 };
+  private readonly c = { sequenced: 0, retransmits: 0, acks: 0, repairRequests: 0, repairReplies: 0, repairErrors: 0, ignored: 0, sendErrors: 0, acksNoAddress: 0, dropNotifications: 0, xdpErrors: 0 };
   /** acksTo 'client': where each client wants its ACKs. */
   private readonly replyTo: ReplyToTable | null;
+  private readonly xdp: ReplicaXdp | null;
   private readonly onSent = (err: Error | null): void => {
     if (err) this.c.sendErrors++;
   };
@@ -125,6 +147,8 @@ export class UdpReplicaTransport implements ReplicaTransport {
     private readonly link: PeerLink,
   ) {
     this.replyTo = o.acksTo === 'client' ? new ReplyToTable() : null;
+    this.xdp = o.xdp ?? null;
+    this.xdp?.onGap((ev) => this.onGapEvent(ev), { onError: () => this.c.xdpErrors++ });
   }
 
   /** Binds every socket; nothing is delivered until attach(). */
@@ -172,8 +196,21 @@ export class UdpReplicaTransport implements ReplicaTransport {
     return { ...this.c, peer: this.link.counters() };
   }
 
+  /** The XDP program's counters, or null without one. */
+  xdpCounters(): UdpReplicaXdpCounters | null {
+    const x = this.xdp;
+    if (!x) return null;
+    const streams: (RxKey & RxState)[] = [];
+    for (const k of x.streams()) {
+      const st = x.stateOf(k);
+      if (st) streams.push({ ...k, ...st });
+    }
+    return { kernel: x.counters(), streams };
+  }
+
   async close(): Promise<void> {
     this.receiver = null;
+    this.xdp?.close();
     this.groupSock.close();
     this.ackSock.close();
     this.repairSock?.close();
@@ -197,6 +234,17 @@ export class UdpReplicaTransport implements ReplicaTransport {
       return;
     }
     this.ackSock.send(b, to.port, to.host, this.onSent);
+  }
+
+  delivered(session: number, seq: number): void {
+    if (!this.xdp) return;
+    try {
+      this.xdp.setDelivered(this.o.groupId, session, seq);
+    } catch {
+      // The kernel keeps the older position: it then drops less, never more
+      // than it should (a later write catches up).
+      this.c.xdpErrors++;
+    }
   }
 
   sendRepairRequest(msg: RepairRequestMsg): void {
@@ -228,6 +276,13 @@ export class UdpReplicaTransport implements ReplicaTransport {
       this.c.ignored++;
       return;
     }
+    if (this.xdp) {
+      try {
+        this.xdp.see({ groupId: this.o.groupId, sequencerId: w.header.sequencerId });
+      } catch {
+        this.c.xdpErrors++;
+      }
+    }
     this.c.sequenced++;
     if (m.retransmit) this.c.retransmits++;
     if (this.replyTo) {
@@ -243,6 +298,13 @@ export class UdpReplicaTransport implements ReplicaTransport {
     // FLUSH and anything else multicast to the group is not ours to act on.
     if (w.header.type === MsgType.SEQUENCED) this.onSequenced(w);
     else this.c.ignored++;
+  }
+
+  /** The kernel saw seqs skipped: the replica decides whether that is a gap. */
+  private onGapEvent(ev: GapEvent): void {
+    if (ev.groupId !== this.o.groupId) return;
+    this.c.dropNotifications++;
+    this.deliver({ type: 'DROP_NOTIFICATION', session: ev.session, from: Number(ev.from), to: Number(ev.to) });
   }
 
   /** The socket is connected to the repair service: nobody else's datagrams get here. */

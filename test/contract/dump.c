@@ -96,6 +96,37 @@ int main(void)
 	ENUMV(XSEQ_CFG_F_OVERWRITE); ENUMV(XSEQ_SLOT_F_REPLIED); ENUMV(XSEQ_REPAIR_MAX);
 	ENUMV(XSEQ_F_FINAL); ENUMV(XSEQ_GROUP_F_DRAINING); ENUMV(XSEQ_REPLICA_AGENT);
 	ENUMV(XSEQ_ACKS_BITMAP); ENUMV(XSEQ_ACKS_GEN_SHIFT); ENUMV(XSEQ_ACKS_GEN_MASK);
+	printf("},\"rx_ctr\":{");
+	first = 0;
+	ENUMV(XSEQ_RX_CTR_RX); ENUMV(XSEQ_RX_CTR_SEQUENCED); ENUMV(XSEQ_RX_CTR_PASS_MALFORMED);
+	ENUMV(XSEQ_RX_CTR_PASS_OTHER_TYPE); ENUMV(XSEQ_RX_CTR_PASS_UNTRACKED);
+	ENUMV(XSEQ_RX_CTR_PASS_NEWER_SESSION); ENUMV(XSEQ_RX_CTR_DROP_STALE_SESSION);
+	ENUMV(XSEQ_RX_CTR_DROP_DUPLICATE); ENUMV(XSEQ_RX_CTR_DROP_RETRANSMIT_OLD);
+	ENUMV(XSEQ_RX_CTR_PASS_RETRANSMIT); ENUMV(XSEQ_RX_CTR_GAP_EVENTS); ENUMV(XSEQ_RX_CTR_EVENTS_LOST);
+	ENUMV(XSEQ_RX_CTR_MAX);
+	printf("},\"rx_key\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_rx_key));
+	first = 0;
+	FIELD(xseq_rx_key, group_id); FIELD(xseq_rx_key, sequencer_id); FIELD(xseq_rx_key, pad);
+	printf("}},\"rx_ctl\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_rx_ctl));
+	first = 0;
+	FIELD(xseq_rx_ctl, session); FIELD(xseq_rx_ctl, delivered); FIELD(xseq_rx_ctl, retransmit_keep);
+	printf("}},\"rx_state\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_rx_state));
+	first = 0;
+	FIELD(xseq_rx_state, session); FIELD(xseq_rx_state, highest_seen); FIELD(xseq_rx_state, dropped_stale);
+	FIELD(xseq_rx_state, dropped_duplicate); FIELD(xseq_rx_state, passed_retransmit);
+	FIELD(xseq_rx_state, gap_events); FIELD(xseq_rx_state, gap_seqs);
+	printf("}},\"gap_event\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_gap_event));
+	first = 0;
+	FIELD(xseq_gap_event, group_id); FIELD(xseq_gap_event, sequencer_id); FIELD(xseq_gap_event, session);
+	FIELD(xseq_gap_event, from); FIELD(xseq_gap_event, to);
+	printf("}},\"rx_cfg\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_rx_cfg));
+	first = 0;
+	FIELD(xseq_rx_cfg, port);
+	printf("}},\"rx_const\":{");
+	first = 0;
+	ENUMV(XSEQ_RX_STREAMS); ENUMV(XSEQ_RX_GAPS_BYTES);
+	printf("},\"rx_names\":{\"prog\":\"%s\",\"ctl\":\"%s\",\"state\":\"%s\",\"counters\":\"%s\",\"gaps\":\"%s\"",
+	       XSEQ_PROG_REPLICA, XSEQ_MAP_RX_CTL, XSEQ_MAP_RX_STATE, XSEQ_MAP_RX_COUNTERS, XSEQ_MAP_RX_GAPS);
 	printf("},\"names\":{\"prog\":\"%s\",\"groups\":\"%s\",\"group_seq\":\"%s\",\"counters\":\"%s\","
 	       "\"events\":\"%s\",\"slots\":\"%s\",\"quorum_hist\":\"%s\",\"pin_root\":\"%s\","
 	       "\"released\":\"%s\"}",
