@@ -1,6 +1,9 @@
 // The KV example in the namespace topology (netns/topology.ts): the agent on
 // `seq`, replica i on r(i+1), clients on cli, cli2, ... Shared by the KV
 // namespace test and bench P3 so both start the same thing the same way.
+// With several sequencer hosts (Hydra: the topology's `sequencers` option)
+// agent i runs on the i-th sequencer host with sequencer id i, the
+// replicas list every sequencer and clients spread over them.
 //
 // Processes run as `node --import tsx SCRIPT`, not through the tsx
 // wrapper: the wrapper forwards SIGTERM and SIGINT to the real process but
@@ -29,6 +32,8 @@ export const SEQ_PORT = 7400;
 /** Replica i sends its ACKs from ACK_PORT + i and listens for peers on PEER_PORT. */
 export const ACK_PORT = 7600;
 export const PEER_PORT = 7700;
+/** The agent's repair service (its default port). */
+export const REPAIR_PORT = 7401;
 
 export interface AgentReady {
   dataPath: 'created' | 'adopted';
@@ -59,6 +64,8 @@ export interface KvClusterOptions {
    * --direct-acks). Default true.
    */
   members?: boolean;
+  /** Hydra: every agent's --flush-interval in ms (default 0: off). */
+  flushIntervalMs?: number;
 }
 
 /** Runs `node --import tsx script args` in a role's namespace. */
@@ -70,7 +77,8 @@ export class KvCluster {
   readonly dir: string;
   readonly bpffs: string;
   readonly stateDir: string;
-  agent: NsProcess | null = null;
+  /** Agent i runs on sequencer host i (t.sequencerRole(i)). */
+  readonly agents: (NsProcess | null)[];
   readonly replicas: (NsProcess | null)[];
   readonly roles: readonly string[];
 
@@ -79,6 +87,7 @@ export class KvCluster {
     private readonly o: KvClusterOptions = {},
   ) {
     this.roles = t.receivers;
+    this.agents = t.sequencers.map(() => null);
     this.replicas = this.roles.map(() => null);
     // Before the mount below, so a failure here leaves nothing behind.
     for (const r of this.roles) t.exec(r, 'sysctl', ['-q', '-w', `net.ipv4.tcp_rto_min_us=${o.tcpRtoMinUs ?? 20_000}`]);
@@ -93,30 +102,46 @@ export class KvCluster {
     }
   }
 
-  private agentArgs(): string[] {
+  /** The first agent (the only one without Hydra). */
+  get agent(): NsProcess | null {
+    return this.agents[0] ?? null;
+  }
+
+  /** Several sequencer hosts: Hydra, sequencer id i on host i. */
+  get hydra(): boolean {
+    return this.t.sequencers.length > 1;
+  }
+
+  private agentStateDir(i: number): string {
+    return i === 0 ? this.stateDir : `${this.stateDir}-${i}`;
+  }
+
+  private agentArgs(i: number): string[] {
     const t = this.t;
     const members = this.roles.map((r, i) => `--member=${GROUP.id}:${i}:${t.ip(r)}:${ACK_PORT + i}`);
     return [
-      'run', '--config', '', '--iface', t.ifname('seq'), '--mode', this.o.mode ?? 'native',
+      'run', '--config', '', '--iface', t.ifname(t.sequencerRole(i)), '--mode', this.o.mode ?? 'native',
       '--group', `${GROUP.id}:${GROUP.addr}:${GROUP.port}`, ...(this.o.members === false ? [] : members),
-      '--bpffs', this.bpffs, '--state-dir', this.stateDir,
+      '--bpffs', this.bpffs, '--state-dir', this.agentStateDir(i),
       '--stats-interval', '0', '--metrics-listen', '',
+      ...(this.hydra ? ['--sequencer-id', String(i)] : []),
+      ...(this.o.flushIntervalMs ? ['--flush-interval', String(this.o.flushIntervalMs)] : []),
       ...(this.o.agentArgs ?? []),
     ];
   }
 
-  /** Starts the agent (creating or adopting the data path) and waits for "ready". */
-  async startAgent(): Promise<AgentReady> {
-    const a = spawnTs(this.t, 'seq', AGENT, this.agentArgs());
-    this.agent = a;
+  /** Starts agent i (creating or adopting the data path) and waits for "ready". */
+  async startAgent(i = 0): Promise<AgentReady> {
+    const a = spawnTs(this.t, this.t.sequencerRole(i), AGENT, this.agentArgs(i));
+    this.agents[i] = a;
     const line = JSON.parse(await a.waitForLine(/"event":"ready"/, 60_000)) as { dataPath: 'created' | 'adopted'; groups: Record<string, { session: number }>; pid: number };
     return { dataPath: line.dataPath, session: line.groups[String(GROUP.id)]!.session, pid: line.pid };
   }
 
   /** Stops the agent: SIGKILL is a crash, SIGTERM leaves the data path stamping. Returns its "stopped" line, if any. */
-  async stopAgent(signal: 'SIGKILL' | 'SIGTERM'): Promise<Record<string, unknown> | null> {
-    const a = this.agent;
-    this.agent = null;
+  async stopAgent(signal: 'SIGKILL' | 'SIGTERM', i = 0): Promise<Record<string, unknown> | null> {
+    const a = this.agents[i] ?? null;
+    this.agents[i] = null;
     if (!a) return null;
     await a.stop(signal, 10_000);
     const l = a.output().stdout.split('\n').find((x) => x.includes('"event":"stopped"'));
@@ -146,7 +171,9 @@ export class KvCluster {
       '--id', String(i),
       '--member', `${t.ip(role)}:${ACK_PORT + i}`,
       ...this.roles.map((r, j) => `--peer=${j}:${t.ip(r)}:${PEER_PORT}`),
-      '--sequencer', `${t.ip('seq')}:${SEQ_PORT}`,
+      ...(this.hydra
+        ? ['--sequencers', JSON.stringify(t.sequencers.map((r, id) => ({ id, addr: t.ip(r), port: SEQ_PORT, repairPort: REPAIR_PORT })))]
+        : ['--sequencer', `${t.ip('seq')}:${SEQ_PORT}`]),
       // A restart finds its marker here and recovers from its peers.
       '--state-dir', join(this.dir, `replica-${i}-state`),
       ...(this.o.dumps ? ['--log-dump', this.dumpPath(i)] : []),
@@ -191,23 +218,31 @@ export class KvCluster {
     return out;
   }
 
+  /** The CLI's --sequencer flags: every sequencer by id with Hydra. */
+  sequencerFlags(): string[] {
+    const t = this.t;
+    if (!this.hydra) return ['--sequencer', `${t.ip('seq')}:${SEQ_PORT}`];
+    return t.sequencers.flatMap((r, id) => ['--sequencer', `${id}:${t.ip(r)}:${SEQ_PORT}`]);
+  }
+
   /** Runs the KV CLI in a client namespace to completion. */
   cli(role: string, args: string[], timeoutMs = 120_000): { status: number | null; stdout: string; stderr: string } {
-    return this.t.tryExec(role, process.execPath, ['--import', 'tsx', KV_CLI, ...args, '--sequencer', `${this.t.ip('seq')}:${SEQ_PORT}`, '--bind', this.t.ip(role)], {
+    return this.t.tryExec(role, process.execPath, ['--import', 'tsx', KV_CLI, ...args, ...this.sequencerFlags(), '--bind', this.t.ip(role)], {
       cwd: REPO_ROOT,
       timeoutMs,
     });
   }
 
   /** Starts the KV CLI in a client namespace, in the background. */
-  spawnCli(role: string, args: string[], target = `${this.t.ip('seq')}:${SEQ_PORT}`): NsProcess {
-    return spawnTs(this.t, role, KV_CLI, [...args, '--sequencer', target, '--bind', this.t.ip(role)]);
+  spawnCli(role: string, args: string[], target?: string): NsProcess {
+    const seqs = target === undefined ? this.sequencerFlags() : ['--sequencer', target];
+    return spawnTs(this.t, role, KV_CLI, [...args, ...seqs, '--bind', this.t.ip(role)]);
   }
 
   /** Stops everything it started and unmounts the bpffs (the pins go with it). Safe to call twice. */
   async cleanup(): Promise<void> {
-    await Promise.all([this.agent, ...this.replicas].map((p) => p?.stop('SIGTERM', 5000)));
-    this.agent = null;
+    await Promise.all([...this.agents, ...this.replicas].map((p) => p?.stop('SIGTERM', 5000)));
+    this.agents.fill(null);
     this.replicas.fill(null);
     // Unmounting drops every pin, and with the last reference the XDP link.
     if (spawnSync('umount', [this.bpffs]).status !== 0) spawnSync('umount', ['-l', this.bpffs]);
