@@ -7,7 +7,7 @@
 // request. Logs have no holes, so every slot up to the longest end is held
 // by someone. The newest checkpoint of the quorum is a committed prefix and
 // replaces the entries it covers.
-import type { Checkpoint, LogEntry, LogState, ViewChangeMsg } from './messages.ts';
+import type { Checkpoint, LogEntry, LogState, StreamPos, ViewChangeMsg } from './messages.ts';
 import { viewCmp, viewEq, type ViewId } from './view.ts';
 
 export function latestNormalView(msgs: readonly ViewChangeMsg[]): ViewId {
@@ -47,4 +47,72 @@ export function mergeViewChanges(msgs: readonly ViewChangeMsg[]): LogState {
     entries.push(pick);
   }
   return { checkpoint, entries, committed: Math.max(committed, checkpoint.slot) };
+}
+
+/**
+ * Hydra: the log of a new view when entries come from several sequencers.
+ * Logs of one view may place a no-op differently (a follower that had not
+ * heard it merged the request), so the union is taken per stream position
+ * (sequencer, seq), not per slot: the committed prefix as it is, then per
+ * stream everything any log of the latest normal view holds after it (a
+ * no-op wins), merged again in (effective clock, sequencer id, seq) order.
+ */
+export function mergeStreamViewChanges(msgs: readonly ViewChangeMsg[]): LogState {
+  let checkpoint: Checkpoint = msgs[0]!.state.checkpoint;
+  let base = msgs[0]!.state;
+  for (const m of msgs) {
+    if (m.state.checkpoint.slot > checkpoint.slot) checkpoint = m.state.checkpoint;
+    if (m.state.committed > base.committed) base = m.state;
+  }
+  const committed = Math.max(base.committed, checkpoint.slot);
+  const cursor = new Map<number, StreamPos>();
+  for (const p of checkpoint.streams ?? []) cursor.set(p.sid, p);
+  const entries: LogEntry[] = [];
+  for (let slot = checkpoint.slot + 1; slot <= committed; slot++) {
+    const e = base.entries[slot - base.checkpoint.slot - 1];
+    if (!e) throw new Error(`merge: the log with the highest commit point lacks slot ${slot}`);
+    entries.push(e);
+    if (e.src) cursor.set(e.src.sid, e.src);
+  }
+  const latest = latestNormalView(msgs);
+  const union = new Map<number, Map<number, LogEntry>>();
+  let session = checkpoint.session;
+  for (const m of msgs) {
+    if (!viewEq(m.lastNormalView, latest)) continue;
+    for (const e of m.state.entries) {
+      session = e.session;
+      const src = e.src;
+      if (!src || src.seq <= (cursor.get(src.sid)?.seq ?? 0)) continue;
+      let u = union.get(src.sid);
+      if (!u) union.set(src.sid, (u = new Map()));
+      const had = u.get(src.seq);
+      if (!had || (e.noop && !had.noop)) u.set(src.seq, e);
+    }
+  }
+  // Each stream: contiguous from its cursor, effective clocks recomputed.
+  const streams: { sid: number; items: { e: LogEntry; clock: number }[]; i: number }[] = [];
+  for (const [sid, u] of union) {
+    const at = cursor.get(sid);
+    let eff = at ? at.clock : -Infinity;
+    const items: { e: LogEntry; clock: number }[] = [];
+    for (let q = (at?.seq ?? 0) + 1; u.has(q); q++) {
+      const e = u.get(q)!;
+      if (!e.noop && e.src!.raw > eff) eff = e.src!.raw;
+      items.push({ e, clock: eff });
+    }
+    streams.push({ sid, items, i: 0 });
+  }
+  streams.sort((a, b) => a.sid - b.sid);
+  for (;;) {
+    let best: (typeof streams)[number] | null = null;
+    for (const s of streams) {
+      if (s.i >= s.items.length) continue;
+      if (!best || s.items[s.i]!.clock < best.items[best.i]!.clock) best = s;
+    }
+    if (!best) break;
+    const { e, clock } = best.items[best.i++]!;
+    const slot = checkpoint.slot + entries.length + 1;
+    entries.push({ ...e, slot, session, seq: slot, src: { ...e.src!, clock } });
+  }
+  return { checkpoint, entries, committed };
 }

@@ -1,0 +1,693 @@
+// Hydra: several sequencers feeding one replica group. Each sequencer's
+// SEQUENCED messages form a stream (its own session and dense seqs); this
+// file turns the streams into one merged order that every replica computes
+// the same way, and hands it to the NOPaxos core one entry at a time.
+//
+// Per stream s: the resolved prefix P(s) (every seq present, or decided a
+// no-op), its effective clock eff(s, P) (eff(s, q) = max(raw, eff(s, q-1),
+// floor): raw clocks are not monotonic in seq when two CPUs stamp), and the
+// frontier F(s) = max(eff(s, P), clock of a FLUSH whose q <= P) below which
+// s will never send anything again. A message (c, s, q) is delivered once it
+// is in P(s) and every other stream s2 with nothing resolved waiting has
+// F(s2) > c, or F(s2) == c and s2 > s: the merged order is the (eff clock,
+// sequencer id, seq) order, a function of the streams' contents only, so
+// every replica that resolved the same streams has the same log.
+//
+// A missing seq goes through the same ladder as with one sequencer:
+// reorder wait, repair from that sequencer's agent, then gap agreement
+// keyed by (sequencer, session, seq) through the leader. The leader resolves
+// its no-op only once f followers hold it, so nothing merged after it can be
+// certified while a view change could still bring the request back.
+// A follower told of a no-op for something it already merged re-merges its
+// unexecuted suffix (followers execute only the committed prefix).
+import type { ReplicaConfig } from './config.ts';
+import type { Log } from './log.ts';
+import type {
+  Checkpoint,
+  FlushMsg,
+  GapCommitMsg,
+  GapCommitReplyMsg,
+  GapDropMsg,
+  GapFindMsg,
+  GapRecvMsg,
+  LogEntry,
+  PeerMsg,
+  RepairErrorMsg,
+  RepairReplyMsg,
+  SequencedMsg,
+  StreamKey,
+  StreamPos,
+} from './messages.ts';
+import { Timer, type ReplicaTransport, type Scheduler } from './transport.ts';
+import type { ViewId } from './view.ts';
+
+const REPAIR_MAX = 128;
+
+/** What the merge layer needs from the replica it feeds. */
+export interface MergeHost {
+  readonly id: number;
+  readonly f: number;
+  readonly n: number;
+  readonly view: ViewId;
+  readonly log: Log;
+  readonly committed: number;
+  readonly checkpoint: Checkpoint;
+  normal(): boolean;
+  amLeader(): boolean;
+  /** Appends the merged entry at the log's end (and executes/ACKs as the core does). */
+  deliver(src: StreamPos, m: SequencedMsg | null): void;
+  /** The ACK of an entry already logged, again (a retransmitted copy arrived). */
+  reAck(slot: number): void;
+  /** Same-view check of a peer message (and view change on a newer one). */
+  admit(m: { readonly view: ViewId; readonly from: number }): boolean;
+  heardFromLeader(): void;
+  toLeader(m: PeerMsg): void;
+}
+
+export interface HydraStats {
+  delivered: number;
+  noops: number;
+  solicits: number;
+  flushes: number;
+  remerges: number;
+  unknownSequencer: number;
+  wrongSession: number;
+}
+
+interface Item {
+  readonly seq: number;
+  readonly msg: SequencedMsg | null;
+  readonly raw: number;
+  readonly clock: number;
+}
+
+interface Gap {
+  readonly seq: number;
+  stage: 'repair' | 'peer';
+  tries: number;
+}
+
+export class Stream {
+  /** The sequencer's session; -1 until the first message or cursor says. */
+  session = -1;
+  /** Next seq to resolve: P(s) + 1. */
+  next = 1;
+  /** eff(s, P). */
+  eff: number;
+  /** Resolved, not yet merged, in seq order (queue[head..]). */
+  queue: Item[] = [];
+  head = 0;
+  /** Received and not yet merged (resolved or not). */
+  readonly buf = new Map<number, SequencedMsg>();
+  /** Decided no-ops not yet merged. */
+  readonly noops = new Set<number>();
+  /** Leader: a no-op of ours waiting for f followers, not resolved before. */
+  pendingNoop: { readonly seq: number; readonly acks: Set<number> } | null = null;
+  /** Best flush clock with q <= P, and its q. */
+  flushClock = -Infinity;
+  flushQ = 0;
+  /** Flushes with q beyond P. */
+  pendingFlushes: { q: number; clock: number }[] = [];
+  /** Highest seq known to exist (a later message, a flush, a peer's gap). */
+  known = 0;
+  /** FINAL flush: the sequencer stopped for good after this seq. */
+  final: number | null = null;
+  readonly agentMissing = new Set<number>();
+  gap: Gap | null = null;
+  waitingFor = 0;
+  reorderTimer: Timer | null = null;
+  gapTimer: Timer | null = null;
+  commitTimer: Timer | null = null;
+  solicitTimer: Timer | null = null;
+
+  constructor(
+    readonly sid: number,
+    /** Effective clocks never go below this (a sequencer added at merge key k has floor k.clock). */
+    readonly floor: number,
+  ) {
+    this.eff = floor;
+  }
+
+  /** F(s): no later message of s has an effective clock below it. */
+  frontier(): number {
+    if (this.final !== null && this.next > this.final) return Infinity;
+    return this.eff > this.flushClock ? this.eff : this.flushClock;
+  }
+
+  get waiting(): number {
+    return this.queue.length - this.head;
+  }
+}
+
+export class Hydra {
+  readonly streams: Stream[] = [];
+  private readonly byId = new Map<number, Stream>();
+  /** (sid, seq) -> slot of merged entries still in the log. */
+  private readonly slotOf = new Map<number, number>();
+  readonly stats: HydraStats = { delivered: 0, noops: 0, solicits: 0, flushes: 0, remerges: 0, unknownSequencer: 0, wrongSession: 0 };
+  /** When delivery last became blocked with messages waiting (NaN: not blocked). */
+  blockedSince = NaN;
+  /** The sequencer whose frontier blocks delivery now (-1: none). */
+  blockedOn = -1;
+  private pumping = false;
+
+  constructor(
+    private readonly host: MergeHost,
+    sequencerIds: readonly number[],
+    private readonly cfg: ReplicaConfig,
+    private readonly transport: ReplicaTransport,
+    private readonly scheduler: Scheduler,
+  ) {
+    for (const sid of sequencerIds) this.addStream(sid, -Infinity);
+  }
+
+  private addStream(sid: number, floor: number): Stream {
+    const s = new Stream(sid, floor);
+    const sch = this.scheduler;
+    s.reorderTimer = new Timer(sch, () => this.onReorderTimeout(s));
+    s.gapTimer = new Timer(sch, () => this.onGapTimeout(s));
+    s.commitTimer = new Timer(sch, () => this.sendGapCommits(s));
+    s.solicitTimer = new Timer(sch, () => this.onSolicitTimer(s));
+    this.streams.push(s);
+    this.streams.sort((a, b) => a.sid - b.sid);
+    this.byId.set(sid, s);
+    return s;
+  }
+
+  stream(sid: number): Stream | undefined {
+    return this.byId.get(sid);
+  }
+
+  // ---- input --------------------------------------------------------------------
+
+  onSequenced(m: SequencedMsg): void {
+    const s = this.byId.get(m.sequencerId ?? 0);
+    if (!s) {
+      this.stats.unknownSequencer++;
+      return;
+    }
+    if (s.session < 0) s.session = m.session;
+    if (m.session !== s.session) {
+      this.stats.wrongSession++;
+      return;
+    }
+    if (m.seq < s.next) {
+      // Merged already (a retransmission: the ACK may have been lost) or resolved and waiting.
+      const slot = this.slotOf.get(key(s.sid, m.seq));
+      if (slot !== undefined) this.host.reAck(slot);
+      return;
+    }
+    if (s.noops.has(m.seq) || s.pendingNoop?.seq === m.seq) return;
+    if (s.buf.size >= this.cfg.maxBufferedMsgs && !s.buf.has(m.seq)) return;
+    s.buf.set(m.seq, m);
+    if (m.seq > s.known) s.known = m.seq;
+    if (m.seq === s.next) {
+      this.advance(s);
+      this.pump();
+    }
+    this.checkGap(s);
+  }
+
+  onFlush(m: FlushMsg): void {
+    const s = this.byId.get(m.sequencerId);
+    if (!s) {
+      this.stats.unknownSequencer++;
+      return;
+    }
+    if (s.session < 0) s.session = m.session;
+    if (m.session !== s.session) {
+      this.stats.wrongSession++;
+      return;
+    }
+    this.stats.flushes++;
+    if (m.final) s.final = s.final === null ? m.seq : Math.min(s.final, m.seq);
+    if (m.seq > s.known) s.known = m.seq;
+    if (m.seq < s.next) {
+      if (m.clock > s.flushClock) {
+        s.flushClock = m.clock;
+        s.flushQ = m.seq;
+      }
+    } else if (s.pendingFlushes.length < 64) {
+      s.pendingFlushes.push({ q: m.seq, clock: m.clock });
+    }
+    this.pump();
+    this.checkGap(s);
+  }
+
+  // ---- resolving a stream's prefix --------------------------------------------
+
+  /** The key clock of a resolved message: its effective clock. */
+  protected effOf(raw: number, prevEff: number, floor: number): number {
+    const e = raw > prevEff ? raw : prevEff;
+    return e > floor ? e : floor;
+  }
+
+  /** Extends P(s) over everything now contiguous. */
+  protected advance(s: Stream): void {
+    for (;;) {
+      const q = s.next;
+      if (s.pendingNoop?.seq === q) break;
+      let item: Item;
+      if (s.noops.has(q)) {
+        item = { seq: q, msg: null, raw: -Infinity, clock: s.eff > s.floor ? s.eff : s.floor };
+      } else {
+        const m = s.buf.get(q);
+        if (!m) break;
+        const raw = m.clock ?? 0;
+        item = { seq: q, msg: m, raw, clock: this.effOf(raw, s.eff, s.floor) };
+      }
+      s.queue.push(item);
+      s.eff = item.clock;
+      s.next = q + 1;
+      s.agentMissing.delete(q);
+    }
+    if (s.pendingFlushes.length) {
+      const keep: { q: number; clock: number }[] = [];
+      for (const f of s.pendingFlushes) {
+        if (f.q < s.next) {
+          if (f.clock > s.flushClock) {
+            s.flushClock = f.clock;
+            s.flushQ = f.q;
+          }
+        } else keep.push(f);
+      }
+      s.pendingFlushes = keep;
+    }
+    if (s.gap && s.gap.seq < s.next) {
+      s.gap = null;
+      s.gapTimer!.stop();
+    }
+  }
+
+  // ---- the merge ----------------------------------------------------------------
+
+  /** (F, s2) is past (c, s): nothing s2 sends later can sort before (c, s). */
+  protected passes(F: number, s2: number, c: number, s: number): boolean {
+    return F > c || (F === c && s2 > s);
+  }
+
+  /** Delivers everything the frontiers allow, in (eff clock, sequencer id) order. */
+  pump(): void {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      const streams = this.streams;
+      while (this.host.normal()) {
+        let best: Stream | null = null;
+        let bc = 0;
+        for (const s of streams) {
+          if (s.head >= s.queue.length) continue;
+          const c = s.queue[s.head]!.clock;
+          if (best === null || c < bc) {
+            best = s;
+            bc = c;
+          }
+        }
+        if (best === null) {
+          this.unblocked();
+          break;
+        }
+        let blocker: Stream | null = null;
+        for (const s2 of streams) {
+          if (s2 === best || s2.head < s2.queue.length) continue;
+          if (!this.passes(s2.frontier(), s2.sid, bc, best.sid)) {
+            blocker = s2;
+            break;
+          }
+        }
+        if (blocker) {
+          this.blocked(blocker);
+          break;
+        }
+        const it = best.queue[best.head++]!;
+        if (best.head > 1024 && best.head * 2 > best.queue.length) {
+          best.queue = best.queue.slice(best.head);
+          best.head = 0;
+        }
+        this.merge(best, it);
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private merge(s: Stream, it: Item): void {
+    if (it.msg) s.buf.delete(it.seq);
+    else s.noops.delete(it.seq);
+    this.stats.delivered++;
+    if (!it.msg) this.stats.noops++;
+    this.host.deliver({ sid: s.sid, session: s.session, seq: it.seq, clock: it.clock, raw: it.raw }, it.msg);
+    this.slotOf.set(key(s.sid, it.seq), this.host.log.lastSlot);
+  }
+
+  private unblocked(): void {
+    this.blockedSince = NaN;
+    if (this.blockedOn >= 0) this.byId.get(this.blockedOn)?.solicitTimer!.stop();
+    this.blockedOn = -1;
+  }
+
+  private blocked(s: Stream): void {
+    if (this.blockedOn !== s.sid) {
+      if (this.blockedOn >= 0) this.byId.get(this.blockedOn)?.solicitTimer!.stop();
+      this.blockedOn = s.sid;
+      this.blockedSince = this.scheduler.now();
+    }
+    if (!s.solicitTimer!.active) s.solicitTimer!.start(this.cfg.flushSolicitUs);
+  }
+
+  /** Still blocked by s after the delay: ask it for a FLUSH, and again every delay while it lasts. */
+  private onSolicitTimer(s: Stream): void {
+    if (this.blockedOn !== s.sid || !this.host.normal()) return;
+    this.stats.solicits++;
+    this.transport.sendFlushSolicit?.({ type: 'FLUSH_SOLICIT', sequencerId: s.sid, replicaId: this.host.id, session: Math.max(0, s.session) });
+    s.solicitTimer!.start(this.cfg.flushSolicitUs);
+  }
+
+  // ---- drop recovery: reorder wait -> the sequencer's agent -> the leader --------
+
+  private checkGap(s: Stream): void {
+    if (!this.host.normal() || s.pendingNoop) return;
+    if (s.known < s.next && s.buf.size === 0) {
+      s.reorderTimer!.stop();
+      return;
+    }
+    const next = s.next;
+    if (s.known < next) return;
+    if (s.gap?.seq === next) return;
+    if (s.agentMissing.has(next)) return this.escalate(s, next);
+    if (s.buf.size >= this.cfg.reorderWindowMsgs) return this.startRepair(s, next);
+    if (s.waitingFor !== next || !s.reorderTimer!.active) {
+      s.waitingFor = next;
+      s.reorderTimer!.start(this.cfg.reorderWaitUs);
+    }
+  }
+
+  private onReorderTimeout(s: Stream): void {
+    if (!this.host.normal() || s.pendingNoop || s.known < s.next) return;
+    if (s.next === s.waitingFor && s.gap?.seq !== s.next) this.startRepair(s, s.next);
+    else this.checkGap(s);
+  }
+
+  private startRepair(s: Stream, seq: number): void {
+    s.reorderTimer!.stop();
+    s.gap = { seq, stage: 'repair', tries: 1 };
+    this.sendRepair(s, seq);
+    s.gapTimer!.start(this.cfg.repairTimeoutUs);
+  }
+
+  private sendRepair(s: Stream, seq: number): void {
+    let firstHeld = s.known + 1;
+    for (const q of s.buf.keys()) if (q > seq && q < firstHeld) firstHeld = q;
+    const count = Math.max(1, Math.min(REPAIR_MAX, firstHeld - seq));
+    this.transport.sendRepairRequest({ type: 'REPAIR_REQUEST', sequencerId: s.sid, session: Math.max(0, s.session), replicaId: this.host.id, first: seq, count });
+  }
+
+  private onGapTimeout(s: Stream): void {
+    const g = s.gap;
+    if (!g || !this.host.normal() || g.seq !== s.next) {
+      s.gap = null;
+      return this.checkGap(s);
+    }
+    if (g.stage === 'repair') {
+      if (g.tries >= this.cfg.repairTries) return this.escalate(s, g.seq);
+      g.tries++;
+      this.sendRepair(s, g.seq);
+      s.gapTimer!.start(this.cfg.repairTimeoutUs);
+    } else {
+      this.sendGapFind(s, g.seq);
+      s.gapTimer!.start(this.cfg.gapFindRetryUs);
+    }
+  }
+
+  onRepairReply(m: RepairReplyMsg): void {
+    const s = this.byId.get(m.sequencerId ?? 0);
+    if (!s || !this.host.normal() || m.session !== s.session) return;
+    for (const q of m.missing) if (q >= s.next) s.agentMissing.add(q);
+    if (s.gap?.stage === 'repair' && s.agentMissing.has(s.gap.seq)) this.escalate(s, s.gap.seq);
+    else this.checkGap(s);
+  }
+
+  onRepairError(m: RepairErrorMsg): void {
+    const s = this.byId.get(m.sequencerId ?? 0);
+    if (!s || !this.host.normal() || m.session !== s.session) return;
+    if (s.gap?.stage === 'repair' && m.first <= s.gap.seq) this.escalate(s, s.gap.seq);
+  }
+
+  private escalate(s: Stream, seq: number): void {
+    if (seq !== s.next) {
+      s.gap = null;
+      return this.checkGap(s);
+    }
+    s.reorderTimer!.stop();
+    if (this.host.amLeader()) {
+      s.gap = null;
+      s.gapTimer!.stop();
+      return this.startGapCommit(s, seq);
+    }
+    s.gap = { seq, stage: 'peer', tries: 0 };
+    this.sendGapFind(s, seq);
+    s.gapTimer!.start(this.cfg.gapFindRetryUs);
+  }
+
+  private streamKey(s: Stream, seq: number): StreamKey {
+    return { sid: s.sid, session: s.session, seq };
+  }
+
+  private sendGapFind(s: Stream, seq: number): void {
+    this.host.toLeader({ type: 'GAP_FIND', from: this.host.id, view: this.host.view, slot: 0, stream: this.streamKey(s, seq) });
+  }
+
+  // ---- gap agreement keyed by (sequencer, session, seq) --------------------------
+
+  /** Leader: neither it nor the agent has it. Resolved as a no-op once f followers hold the decision. */
+  private startGapCommit(s: Stream, seq: number): void {
+    s.buf.delete(seq);
+    s.pendingNoop = { seq, acks: new Set() };
+    if (this.host.f === 0) return this.finishGapCommit(s);
+    this.sendGapCommits(s);
+  }
+
+  private sendGapCommits(s: Stream): void {
+    const p = s.pendingNoop;
+    if (!p || !this.host.normal()) return;
+    const h = this.host;
+    const stream = this.streamKey(s, p.seq);
+    for (let r = 0; r < h.n; r++) {
+      if (r === h.id || p.acks.has(r)) continue;
+      this.transportPeer(r, { type: 'GAP_COMMIT', from: h.id, view: h.view, slot: 0, session: s.session, seq: p.seq, stream });
+    }
+    s.commitTimer!.start(this.cfg.gapCommitRetryUs);
+  }
+
+  private finishGapCommit(s: Stream): void {
+    const p = s.pendingNoop!;
+    s.pendingNoop = null;
+    s.commitTimer!.stop();
+    s.noops.add(p.seq);
+    this.advance(s);
+    this.pump();
+    this.checkGap(s);
+  }
+
+  onGapCommitReply(m: GapCommitReplyMsg): void {
+    const h = this.host;
+    if (!h.admit(m) || !h.normal() || !h.amLeader() || !m.stream) return;
+    const s = this.byId.get(m.stream.sid);
+    const p = s?.pendingNoop;
+    if (!s || !p || p.seq !== m.stream.seq || m.stream.session !== s.session || m.from === h.id) return;
+    p.acks.add(m.from);
+    if (p.acks.size >= h.f) this.finishGapCommit(s);
+  }
+
+  onGapFind(m: GapFindMsg): void {
+    const h = this.host;
+    if (!h.admit(m) || !h.normal() || !h.amLeader() || !m.stream) return;
+    const k = m.stream;
+    const s = this.byId.get(k.sid);
+    if (!s || k.session !== s.session) return;
+    const reply = (entry: LogEntry): void => this.transportPeer(m.from, { type: 'GAP_RECV', from: h.id, view: h.view, entry });
+    const slot = this.slotOf.get(key(k.sid, k.seq));
+    const logged = slot !== undefined ? h.log.get(slot) : undefined;
+    if (logged?.src && logged.src.sid === k.sid && logged.src.seq === k.seq) return reply(logged);
+    const pos = (raw: number): StreamPos => ({ sid: s.sid, session: s.session, seq: k.seq, clock: raw, raw });
+    if (s.noops.has(k.seq) || s.pendingNoop?.seq === k.seq) return reply(streamEntry(pos(-Infinity), null));
+    const m2 = s.buf.get(k.seq);
+    if (m2) return reply(streamEntry(pos(m2.clock ?? 0), m2));
+    if (k.seq < s.next) return; // merged and already truncated here: the follower catches up by sync
+    this.transportPeer(m.from, { type: 'GAP_DROP', from: h.id, view: h.view, slot: 0, stream: k });
+    // A drop notification from a peer: the leader runs the ladder for it too.
+    if (k.seq > s.known) s.known = k.seq;
+    this.checkGap(s);
+  }
+
+  onGapDrop(m: GapDropMsg): void {
+    this.host.admit(m);
+  }
+
+  onGapRecv(m: GapRecvMsg): void {
+    const h = this.host;
+    if (!h.admit(m) || !h.normal() || h.amLeader()) return;
+    h.heardFromLeader();
+    const src = m.entry.src!;
+    if (m.entry.noop) return this.followerNoop(src);
+    const e = m.entry;
+    this.onSequenced({ type: 'SEQUENCED', session: src.session, seq: src.seq, clientId: e.clientId, requestId: e.requestId, op: e.op, retransmit: true, sequencerId: src.sid, clock: src.raw });
+  }
+
+  onGapCommit(m: GapCommitMsg): void {
+    const h = this.host;
+    if (!h.admit(m) || !h.normal() || h.amLeader() || !m.stream) return;
+    h.heardFromLeader();
+    this.followerNoop(m.stream);
+  }
+
+  /** Follower: the leader decided (sid, seq) is a no-op. */
+  private followerNoop(k: StreamKey): void {
+    const h = this.host;
+    const s = this.byId.get(k.sid);
+    if (!s || k.session !== s.session) return;
+    const ack = (): void => h.toLeader({ type: 'GAP_COMMIT_REPLY', from: h.id, view: h.view, slot: 0, stream: k });
+    if (k.seq >= s.next) {
+      s.buf.delete(k.seq);
+      s.noops.add(k.seq);
+      if (k.seq === s.next) {
+        this.advance(s);
+        this.pump();
+      }
+      this.checkGap(s);
+      return ack();
+    }
+    // Resolved already. Waiting in the queue, or merged into the unexecuted suffix: re-merge.
+    const slot = this.slotOf.get(key(k.sid, k.seq));
+    const e = slot !== undefined ? h.log.get(slot) : undefined;
+    if (e?.src && e.src.sid === k.sid && e.src.seq === k.seq) {
+      if (e.noop) return ack();
+      if (slot! <= h.committed) return; // cannot happen while the leader lacks it; never touch the committed prefix
+      const tail = h.log.truncateAfter(slot! - 1);
+      this.stats.remerges++;
+      this.resync(true, tail, k);
+      return ack();
+    }
+    if (slot === undefined || slot < h.log.firstSlot) {
+      // In the queue: un-resolve from that seq on and resolve again with the no-op.
+      this.resync(true, [], k);
+      return ack();
+    }
+  }
+
+  private transportPeer(to: number, m: PeerMsg): void {
+    this.transport.sendToReplica(to, m);
+  }
+
+  // ---- the log changed under the merge (view change, sync, state transfer) ----------
+
+  /**
+   * Recomputes every stream's position from the log end (or the checkpoint),
+   * puts the requests of `old` (entries no longer in the log) back into the
+   * streams, and resolves again. keepNoops: the same view, the leader's
+   * no-op decisions stand; otherwise a new view dropped the ones it does not hold.
+   */
+  resync(keepNoops: boolean, old: readonly LogEntry[], noop?: StreamKey): void {
+    const cur = this.cursorsAt(this.host.log.lastSlot);
+    for (const s of this.streams) {
+      const c = cur.get(s.sid);
+      s.next = (c?.seq ?? 0) + 1;
+      s.eff = c ? c.clock : s.floor;
+      if (c && c.session >= 0) s.session = c.session;
+      s.queue = [];
+      s.head = 0;
+      if (s.flushQ >= s.next) {
+        s.flushClock = -Infinity;
+        s.flushQ = 0;
+      }
+      if (!keepNoops) {
+        s.noops.clear();
+        s.pendingNoop = null;
+        s.commitTimer!.stop();
+        s.agentMissing.clear();
+      }
+      s.gap = null;
+      s.gapTimer!.stop();
+      s.reorderTimer!.stop();
+    }
+    for (const e of old) {
+      const src = e.src;
+      const s = src && this.byId.get(src.sid);
+      if (!s || src.seq < s.next || src.session !== s.session) continue;
+      if (e.noop) {
+        if (keepNoops) s.noops.add(src.seq);
+      } else if (!s.noops.has(src.seq)) {
+        s.buf.set(src.seq, { type: 'SEQUENCED', session: src.session, seq: src.seq, clientId: e.clientId, requestId: e.requestId, op: e.op, retransmit: true, sequencerId: src.sid, clock: src.raw });
+      }
+      if (src.seq > s.known) s.known = src.seq;
+    }
+    if (noop) {
+      const s = this.byId.get(noop.sid);
+      if (s && noop.seq >= s.next) {
+        s.buf.delete(noop.seq);
+        s.noops.add(noop.seq);
+      }
+    }
+    this.slotOf.clear();
+    const log = this.host.log;
+    for (let slot = log.firstSlot; slot <= log.lastSlot; slot++) {
+      const src = log.get(slot)!.src;
+      if (src) this.slotOf.set(key(src.sid, src.seq), slot);
+    }
+    for (const s of this.streams) {
+      for (const q of s.buf.keys()) if (q < s.next) s.buf.delete(q);
+      for (const q of s.noops) if (q < s.next) s.noops.delete(q);
+      this.advance(s);
+    }
+    this.pump();
+    for (const s of this.streams) this.checkGap(s);
+  }
+
+  /** Each stream's position as of `slot` (<= the log end): for checkpoints and resync. */
+  cursorsAt(slot: number): Map<number, StreamPos> {
+    const out = new Map<number, StreamPos>();
+    const log = this.host.log;
+    const cp = this.host.checkpoint;
+    const want = this.streams.length;
+    for (let i = Math.min(slot, log.lastSlot); i > cp.slot && i >= log.firstSlot && out.size < want; i--) {
+      const src = log.get(i)!.src;
+      if (src && !out.has(src.sid)) out.set(src.sid, src);
+    }
+    for (const p of cp.streams ?? []) if (!out.has(p.sid)) out.set(p.sid, p);
+    return out;
+  }
+
+  streamsAt(slot: number): StreamPos[] {
+    return [...this.cursorsAt(slot).values()].sort((a, b) => a.sid - b.sid);
+  }
+
+  /** Normal work stops (view change): timers off, no-op quorums abandoned. */
+  stopWork(): void {
+    for (const s of this.streams) {
+      for (const t of [s.reorderTimer, s.gapTimer, s.commitTimer, s.solicitTimer]) t!.stop();
+      s.gap = null;
+      s.pendingNoop = null;
+    }
+    this.blockedOn = -1;
+    this.blockedSince = NaN;
+  }
+
+  stop(): void {
+    this.stopWork();
+  }
+
+  /** Messages resolved and waiting for the frontier, over all streams. */
+  get waiting(): number {
+    let w = 0;
+    for (const s of this.streams) w += s.waiting;
+    return w;
+  }
+}
+
+function key(sid: number, seq: number): number {
+  return seq * 65536 + sid;
+}
+
+function streamEntry(src: StreamPos, m: SequencedMsg | null): LogEntry {
+  return { slot: 0, session: src.session, seq: src.seq, noop: m === null, clientId: m?.clientId ?? 0n, requestId: m?.requestId ?? 0n, op: m?.op ?? new Uint8Array(0), src };
+}
