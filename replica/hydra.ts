@@ -99,10 +99,18 @@ export class Stream {
   head = 0;
   /** Received and not yet merged (resolved or not). */
   readonly buf = new Map<number, SequencedMsg>();
-  /** Decided no-ops not yet merged. */
-  readonly noops = new Set<number>();
+  /**
+   * Decided no-ops not yet merged, with the clock the leader gave each: its
+   * frontier of s when it decided. A lost request's clock is unknown, but a
+   * replica may already have merged past eff(q-1) on a flush's word, so the
+   * no-op sorts where the deciding leader's frontier stood (design deviation:
+   * "a no-op has no clock" would let it sort below merged entries).
+   */
+  readonly noops = new Map<number, number>();
   /** Leader: a no-op of ours waiting for f followers, not resolved before. */
-  pendingNoop: { readonly seq: number; readonly acks: Set<number> } | null = null;
+  pendingNoop: { readonly seq: number; readonly clock: number; readonly acks: Set<number> } | null = null;
+  /** Lowest clock of a known, unresolved no-op (it caps the frontier). */
+  noopCap = Infinity;
   /** Best flush clock with q <= P, and its q. */
   flushClock = -Infinity;
   flushQ = 0;
@@ -131,7 +139,16 @@ export class Stream {
   /** F(s): no later message of s has an effective clock below it. */
   frontier(): number {
     if (this.final !== null && this.next > this.final) return Infinity;
-    return this.eff > this.flushClock ? this.eff : this.flushClock;
+    const f = this.eff > this.flushClock ? this.eff : this.flushClock;
+    // A decided no-op ahead sorts at max(its clock, eff): nothing may pass that.
+    if (f > this.noopCap) return this.eff > this.noopCap ? this.eff : this.noopCap;
+    return f;
+  }
+
+  recap(): void {
+    let c = this.pendingNoop ? this.pendingNoop.clock : Infinity;
+    for (const v of this.noops.values()) if (v < c) c = v;
+    this.noopCap = c;
   }
 
   get waiting(): number {
@@ -248,8 +265,9 @@ export class Hydra {
       const q = s.next;
       if (s.pendingNoop?.seq === q) break;
       let item: Item;
-      if (s.noops.has(q)) {
-        item = { seq: q, msg: null, raw: -Infinity, clock: s.eff > s.floor ? s.eff : s.floor };
+      const nc = s.noops.get(q);
+      if (nc !== undefined) {
+        item = { seq: q, msg: null, raw: nc, clock: this.effOf(nc, s.eff, s.floor) };
       } else {
         const m = s.buf.get(q);
         if (!m) break;
@@ -277,6 +295,7 @@ export class Hydra {
       s.gap = null;
       s.gapTimer!.stop();
     }
+    s.recap();
   }
 
   // ---- the merge ----------------------------------------------------------------
@@ -292,6 +311,7 @@ export class Hydra {
     this.pumping = true;
     try {
       const streams = this.streams;
+      let progress = false;
       while (this.host.normal()) {
         let best: Stream | null = null;
         let bc = 0;
@@ -316,9 +336,10 @@ export class Hydra {
           }
         }
         if (blocker) {
-          this.blocked(blocker);
+          this.blocked(blocker, progress);
           break;
         }
+        progress = true;
         const it = best.queue[best.head++]!;
         if (best.head > 1024 && best.head * 2 > best.queue.length) {
           best.queue = best.queue.slice(best.head);
@@ -346,8 +367,8 @@ export class Hydra {
     this.blockedOn = -1;
   }
 
-  private blocked(s: Stream): void {
-    if (this.blockedOn !== s.sid) {
+  private blocked(s: Stream, progress: boolean): void {
+    if (this.blockedOn !== s.sid || progress) {
       if (this.blockedOn >= 0) this.byId.get(this.blockedOn)?.solicitTimer!.stop();
       this.blockedOn = s.sid;
       this.blockedSince = this.scheduler.now();
@@ -462,7 +483,13 @@ export class Hydra {
   /** Leader: neither it nor the agent has it. Resolved as a no-op once f followers hold the decision. */
   private startGapCommit(s: Stream, seq: number): void {
     s.buf.delete(seq);
-    s.pendingNoop = { seq, acks: new Set() };
+    // It sorts after everything in this leader's log (a view change may have
+    // merged entries past this stream's frontier from a peer's log).
+    let clock = s.frontier();
+    const last = this.host.log.get(this.host.log.lastSlot)?.src;
+    if (last && last.clock >= clock) clock = last.clock + 1;
+    s.pendingNoop = { seq, clock, acks: new Set() };
+    s.recap();
     if (this.host.f === 0) return this.finishGapCommit(s);
     this.sendGapCommits(s);
   }
@@ -474,7 +501,7 @@ export class Hydra {
     const stream = this.streamKey(s, p.seq);
     for (let r = 0; r < h.n; r++) {
       if (r === h.id || p.acks.has(r)) continue;
-      this.transportPeer(r, { type: 'GAP_COMMIT', from: h.id, view: h.view, slot: 0, session: s.session, seq: p.seq, stream });
+      this.transportPeer(r, { type: 'GAP_COMMIT', from: h.id, view: h.view, slot: 0, session: s.session, seq: p.seq, stream, clock: p.clock });
     }
     s.commitTimer!.start(this.cfg.gapCommitRetryUs);
   }
@@ -483,7 +510,7 @@ export class Hydra {
     const p = s.pendingNoop!;
     s.pendingNoop = null;
     s.commitTimer!.stop();
-    s.noops.add(p.seq);
+    s.noops.set(p.seq, p.clock);
     this.advance(s);
     this.pump();
     this.checkGap(s);
@@ -510,7 +537,8 @@ export class Hydra {
     const logged = slot !== undefined ? h.log.get(slot) : undefined;
     if (logged?.src && logged.src.sid === k.sid && logged.src.seq === k.seq) return reply(logged);
     const pos = (raw: number): StreamPos => ({ sid: s.sid, session: s.session, seq: k.seq, clock: raw, raw });
-    if (s.noops.has(k.seq) || s.pendingNoop?.seq === k.seq) return reply(streamEntry(pos(-Infinity), null));
+    const nc = s.noops.get(k.seq) ?? (s.pendingNoop?.seq === k.seq ? s.pendingNoop.clock : undefined);
+    if (nc !== undefined) return reply(streamEntry(pos(nc), null));
     const m2 = s.buf.get(k.seq);
     if (m2) return reply(streamEntry(pos(m2.clock ?? 0), m2));
     if (k.seq < s.next) return; // merged and already truncated here: the follower catches up by sync
@@ -529,7 +557,7 @@ export class Hydra {
     if (!h.admit(m) || !h.normal() || h.amLeader()) return;
     h.heardFromLeader();
     const src = m.entry.src!;
-    if (m.entry.noop) return this.followerNoop(src);
+    if (m.entry.noop) return this.followerNoop(src, src.raw);
     const e = m.entry;
     this.onSequenced({ type: 'SEQUENCED', session: src.session, seq: src.seq, clientId: e.clientId, requestId: e.requestId, op: e.op, retransmit: true, sequencerId: src.sid, clock: src.raw });
   }
@@ -538,18 +566,30 @@ export class Hydra {
     const h = this.host;
     if (!h.admit(m) || !h.normal() || h.amLeader() || !m.stream) return;
     h.heardFromLeader();
-    this.followerNoop(m.stream);
+    this.followerNoop(m.stream, m.clock ?? -Infinity);
   }
 
-  /** Follower: the leader decided (sid, seq) is a no-op. */
-  private followerNoop(k: StreamKey): void {
+  /** Follower: the leader decided (sid, seq) is a no-op sorting at `clock`. */
+  private followerNoop(k: StreamKey, clock: number): void {
     const h = this.host;
     const s = this.byId.get(k.sid);
     if (!s || k.session !== s.session) return;
     const ack = (): void => h.toLeader({ type: 'GAP_COMMIT_REPLY', from: h.id, view: h.view, slot: 0, stream: k });
     if (k.seq >= s.next) {
       s.buf.delete(k.seq);
-      s.noops.add(k.seq);
+      const had = s.noops.has(k.seq);
+      s.noops.set(k.seq, clock);
+      s.recap();
+      // Merged on a frontier the no-op now lowers: merge that suffix again.
+      const bound = clock > s.eff ? clock : s.eff;
+      let cut = h.log.lastSlot;
+      while (cut > h.committed && cut >= h.log.firstSlot && keyAfter(h.log.get(cut)!.src, bound, k.sid, k.seq)) cut--;
+      if (!had && cut < h.log.lastSlot) {
+        const tail = h.log.truncateAfter(cut);
+        this.stats.remerges++;
+        this.resync(true, tail);
+        return ack();
+      }
       if (k.seq === s.next) {
         this.advance(s);
         this.pump();
@@ -563,14 +603,18 @@ export class Hydra {
     if (e?.src && e.src.sid === k.sid && e.src.seq === k.seq) {
       if (e.noop) return ack();
       if (slot! <= h.committed) return; // cannot happen while the leader lacks it; never touch the committed prefix
-      const tail = h.log.truncateAfter(slot! - 1);
+      let cut = slot! - 1;
+      while (cut > h.committed && cut >= h.log.firstSlot && keyAfter(h.log.get(cut)!.src, clock, k.sid, k.seq)) cut--;
+      const tail = h.log.truncateAfter(cut);
       this.stats.remerges++;
-      this.resync(true, tail, k);
+      this.resync(true, tail, k, clock);
       return ack();
     }
     if (slot === undefined || slot < h.log.firstSlot) {
       // In the queue: un-resolve from that seq on and resolve again with the no-op.
-      this.resync(true, [], k);
+      let cut = h.log.lastSlot;
+      while (cut > h.committed && cut >= h.log.firstSlot && keyAfter(h.log.get(cut)!.src, clock, k.sid, k.seq)) cut--;
+      this.resync(true, h.log.truncateAfter(cut), k, clock);
       return ack();
     }
   }
@@ -587,7 +631,7 @@ export class Hydra {
    * streams, and resolves again. keepNoops: the same view, the leader's
    * no-op decisions stand; otherwise a new view dropped the ones it does not hold.
    */
-  resync(keepNoops: boolean, old: readonly LogEntry[], noop?: StreamKey): void {
+  resync(keepNoops: boolean, old: readonly LogEntry[], noop?: StreamKey, noopClock = -Infinity): void {
     const cur = this.cursorsAt(this.host.log.lastSlot);
     for (const s of this.streams) {
       const c = cur.get(s.sid);
@@ -615,7 +659,7 @@ export class Hydra {
       const s = src && this.byId.get(src.sid);
       if (!s || src.seq < s.next || src.session !== s.session) continue;
       if (e.noop) {
-        if (keepNoops) s.noops.add(src.seq);
+        if (keepNoops) s.noops.set(src.seq, src.raw);
       } else if (!s.noops.has(src.seq)) {
         s.buf.set(src.seq, { type: 'SEQUENCED', session: src.session, seq: src.seq, clientId: e.clientId, requestId: e.requestId, op: e.op, retransmit: true, sequencerId: src.sid, clock: src.raw });
       }
@@ -625,7 +669,7 @@ export class Hydra {
       const s = this.byId.get(noop.sid);
       if (s && noop.seq >= s.next) {
         s.buf.delete(noop.seq);
-        s.noops.add(noop.seq);
+        s.noops.set(noop.seq, noopClock);
       }
     }
     this.slotOf.clear();
@@ -636,7 +680,7 @@ export class Hydra {
     }
     for (const s of this.streams) {
       for (const q of s.buf.keys()) if (q < s.next) s.buf.delete(q);
-      for (const q of s.noops) if (q < s.next) s.noops.delete(q);
+      for (const q of s.noops.keys()) if (q < s.next) s.noops.delete(q);
       this.advance(s);
     }
     this.pump();
@@ -682,6 +726,13 @@ export class Hydra {
     for (const s of this.streams) w += s.waiting;
     return w;
   }
+}
+
+/** The entry at src sorts after (clock, sid, seq). */
+function keyAfter(src: StreamPos | undefined, clock: number, sid: number, seq: number): boolean {
+  if (!src) return false;
+  if (src.clock !== clock) return src.clock > clock;
+  return src.sid !== sid ? src.sid > sid : src.seq > seq;
 }
 
 function key(sid: number, seq: number): number {

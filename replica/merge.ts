@@ -97,7 +97,7 @@ export function mergeStreamViewChanges(msgs: readonly ViewChangeMsg[]): LogState
     const items: { e: LogEntry; clock: number }[] = [];
     for (let q = (at?.seq ?? 0) + 1; u.has(q); q++) {
       const e = u.get(q)!;
-      if (!e.noop && e.src!.raw > eff) eff = e.src!.raw;
+      if (e.src!.raw > eff) eff = e.src!.raw;
       items.push({ e, clock: eff });
     }
     streams.push({ sid, items, i: 0 });

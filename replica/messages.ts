@@ -135,7 +135,7 @@ export interface StreamPos {
   readonly seq: number;
   /** Effective clock (ns): max(raw, the previous seq's effective clock, the sequencer's floor). */
   readonly clock: number;
-  /** Raw clock as stamped; -Infinity for a no-op (it has none). */
+  /** Raw clock as stamped; for a no-op the clock the deciding leader gave it. */
   readonly raw: number;
 }
 
@@ -218,6 +218,8 @@ export interface GapCommitMsg extends Peer {
   readonly session: number;
   readonly seq: number;
   readonly stream?: StreamKey;
+  /** Hydra: where the no-op sorts (the leader's frontier of that sequencer when it decided). */
+  readonly clock?: number;
 }
 export interface GapCommitReplyMsg extends Peer {
   readonly type: 'GAP_COMMIT_REPLY';
