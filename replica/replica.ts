@@ -972,6 +972,7 @@ export class Replica {
 
   /** Requests of the current session the new log ends before: they are genuine OUM messages, keep them. */
   private rebuffer(old: Log): void {
+    if (this.hydra) return; // the merge layer takes them back (hydra.resync)
     for (let s = this.log.lastSlot + 1; s <= old.lastSlot; s++) {
       const e = old.get(s);
       if (!e || e.noop || e.session !== this.view.session) continue;

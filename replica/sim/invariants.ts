@@ -153,7 +153,36 @@ export class InvariantChecker {
     this.slotOf.set(key, slot);
     const cert = this.certified.get(key);
     if (cert) this.matchCert(cert, e, `committed slot ${slot}`);
-    while (this.oracle[this.contig + 1]) this.extendExpected(this.oracle[++this.contig]!);
+    while (this.oracle[this.contig + 1]) {
+      const next = this.oracle[++this.contig]!;
+      if (next.src) this.checkMergeOrder(next);
+      else if (this.c.sequencers.length > 1) this.fail(`slot ${next.slot}: committed without a sequencer stream position in a Hydra group`);
+      this.extendExpected(next);
+    }
+  }
+
+  /** Hydra: per sequencer, the committed seqs and their effective clocks so far. */
+  private readonly streamAt = new Map<number, { seq: number; eff: number }>();
+  private lastKey: { clock: number; sid: number; seq: number } | null = null;
+
+  /**
+   * Hydra: the committed order is the merge of the sequencers' streams: each
+   * stream's seqs in order with none skipped, and the whole in (effective
+   * clock, sequencer id, seq) order, the effective clocks recomputed here
+   * from the raw stamps (a no-op carries the clock its leader gave it).
+   */
+  private checkMergeOrder(e: LogEntry): void {
+    const src = e.src!;
+    const at = this.streamAt.get(src.sid) ?? { seq: 0, eff: -Infinity };
+    if (src.seq !== at.seq + 1) this.fail(`slot ${e.slot}: sequencer ${src.sid} seq ${src.seq} committed after its seq ${at.seq} (a gap was skipped)`);
+    const eff = Math.max(src.raw, at.eff);
+    this.streamAt.set(src.sid, { seq: src.seq, eff });
+    const k = { clock: eff, sid: src.sid, seq: src.seq };
+    const p = this.lastKey;
+    if (p && (k.clock < p.clock || (k.clock === p.clock && k.sid < p.sid))) {
+      this.fail(`slot ${e.slot}: (${src.sid}, ${src.seq}) with effective clock ${eff} committed after (${p.sid}, ${p.seq}) with ${p.clock}: not in (clock, sequencer id) order`);
+    }
+    this.lastKey = k;
   }
 
   /** The committed order as the application must see it: at-most-once per client. */

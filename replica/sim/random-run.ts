@@ -100,7 +100,7 @@ export function runRandom(o: RandomRunOptions): RandomRunResult {
     windowSlots: rng.pick([4, 8, 16, 64]),
     retransmitUs: aggregated && rng.chance(0.5) ? 1_500 : 0,
     replica: { syncIntervalUs, leaderTimeoutUs: Math.max(8_000, 4 * syncIntervalUs), reorderWaitUs: rng.pick([50, 150, 500]) },
-    ...(o.hydra ? { sequencers: k, hydra: { skewUs, drift, tickUs, inversion: hr.pick([0, 0.05, 0.3]), inversionNs: 50_000, flushIntervalUs } } : {}),
+    ...(o.hydra ? { sequencers: k, hydra: { skewUs, drift, tickUs, inversion: hr.pick([0, 0.05, 0.3]), inversionNs: hr.pick([50_000, 400_000]), flushIntervalUs } } : {}),
   });
   if (o.hydra && hr.chance(0.4)) c.avoid.add(hr.int(0, k - 1)); // one idle sequencer
   if (o.hydra && !clean && hr.chance(0.5)) {
