@@ -127,6 +127,25 @@ export class Stream {
   gapTimer: Timer | null = null;
   commitTimer: Timer | null = null;
   solicitTimer: Timer | null = null;
+  /** Log slots of merged seqs mergedBase, mergedBase+1, ... (pruned as the log is truncated). */
+  merged: number[] = [];
+  mergedHead = 0;
+  mergedBase = 1;
+
+  slotOf(seq: number): number | undefined {
+    const i = seq - this.mergedBase;
+    return i >= this.mergedHead && i < this.merged.length ? this.merged[i] : undefined;
+  }
+
+  /** Forgets positions at or below the log's start (a checkpoint covers them). */
+  prune(firstSlot: number): void {
+    while (this.mergedHead < this.merged.length && this.merged[this.mergedHead]! < firstSlot) this.mergedHead++;
+    if (this.mergedHead > 1024 && this.mergedHead * 2 > this.merged.length) {
+      this.merged = this.merged.slice(this.mergedHead);
+      this.mergedBase += this.mergedHead;
+      this.mergedHead = 0;
+    }
+  }
 
   constructor(
     readonly sid: number,
@@ -159,8 +178,6 @@ export class Stream {
 export class Hydra {
   readonly streams: Stream[] = [];
   private readonly byId = new Map<number, Stream>();
-  /** (sid, seq) -> slot of merged entries still in the log. */
-  private readonly slotOf = new Map<number, number>();
   readonly stats: HydraStats = { delivered: 0, noops: 0, solicits: 0, flushes: 0, remerges: 0, unknownSequencer: 0, wrongSession: 0 };
   /** When delivery last became blocked with messages waiting (NaN: not blocked). */
   blockedSince = NaN;
@@ -210,8 +227,22 @@ export class Hydra {
     }
     if (m.seq < s.next) {
       // Merged already (a retransmission: the ACK may have been lost) or resolved and waiting.
-      const slot = this.slotOf.get(key(s.sid, m.seq));
+      const slot = s.slotOf(m.seq);
       if (slot !== undefined) this.host.reAck(slot);
+      return;
+    }
+    if (m.seq === s.next && s.buf.size === 0 && s.noops.size === 0 && s.pendingNoop === null) {
+      // The common case: the next seq, nothing buffered. Resolve it without the map.
+      const raw = m.clock ?? 0;
+      const clock = this.effOf(raw, s.eff, s.floor);
+      s.queue.push({ seq: m.seq, msg: m, raw, clock });
+      s.eff = clock;
+      s.next = m.seq + 1;
+      if (m.seq > s.known) s.known = m.seq;
+      if (s.pendingFlushes.length || s.gap || s.agentMissing.size) this.advance(s);
+      this.pump();
+      if (s.known >= s.next) this.checkGap(s);
+      else if (s.reorderTimer!.active) s.reorderTimer!.stop();
       return;
     }
     if (s.noops.has(m.seq) || s.pendingNoop?.seq === m.seq) return;
@@ -353,23 +384,30 @@ export class Hydra {
   }
 
   private merge(s: Stream, it: Item): void {
-    if (it.msg) s.buf.delete(it.seq);
-    else s.noops.delete(it.seq);
+    if (!it.msg) s.noops.delete(it.seq);
+    else if (s.buf.size) s.buf.delete(it.seq);
     this.stats.delivered++;
     if (!it.msg) this.stats.noops++;
     this.host.deliver({ sid: s.sid, session: s.session, seq: it.seq, clock: it.clock, raw: it.raw }, it.msg);
-    this.slotOf.set(key(s.sid, it.seq), this.host.log.lastSlot);
+    if (s.merged.length - s.mergedHead === 0) {
+      s.merged = [];
+      s.mergedHead = 0;
+      s.mergedBase = it.seq;
+    }
+    s.merged.push(this.host.log.lastSlot);
+    if ((s.merged.length & 1023) === 0) s.prune(this.host.log.firstSlot);
   }
 
+  // The solicit timer is left running when delivery unblocks: it checks
+  // blockedOn when it fires, and not restarting it per message keeps the
+  // hot path free of timer churn.
   private unblocked(): void {
     this.blockedSince = NaN;
-    if (this.blockedOn >= 0) this.byId.get(this.blockedOn)?.solicitTimer!.stop();
     this.blockedOn = -1;
   }
 
   private blocked(s: Stream, progress: boolean): void {
     if (this.blockedOn !== s.sid || progress) {
-      if (this.blockedOn >= 0) this.byId.get(this.blockedOn)?.solicitTimer!.stop();
       this.blockedOn = s.sid;
       this.blockedSince = this.scheduler.now();
     }
@@ -533,7 +571,7 @@ export class Hydra {
     const s = this.byId.get(k.sid);
     if (!s || k.session !== s.session) return;
     const reply = (entry: LogEntry): void => this.transportPeer(m.from, { type: 'GAP_RECV', from: h.id, view: h.view, entry });
-    const slot = this.slotOf.get(key(k.sid, k.seq));
+    const slot = s.slotOf(k.seq);
     const logged = slot !== undefined ? h.log.get(slot) : undefined;
     if (logged?.src && logged.src.sid === k.sid && logged.src.seq === k.seq) return reply(logged);
     const pos = (raw: number): StreamPos => ({ sid: s.sid, session: s.session, seq: k.seq, clock: raw, raw });
@@ -598,7 +636,7 @@ export class Hydra {
       return ack();
     }
     // Resolved already. Waiting in the queue, or merged into the unexecuted suffix: re-merge.
-    const slot = this.slotOf.get(key(k.sid, k.seq));
+    const slot = s.slotOf(k.seq);
     const e = slot !== undefined ? h.log.get(slot) : undefined;
     if (e?.src && e.src.sid === k.sid && e.src.seq === k.seq) {
       if (e.noop) return ack();
@@ -635,6 +673,12 @@ export class Hydra {
     const cur = this.cursorsAt(this.host.log.lastSlot);
     for (const s of this.streams) {
       const c = cur.get(s.sid);
+      // Resolved but unmerged messages go back to the buffer (the fast path never put them there).
+      for (let i = s.head; i < s.queue.length; i++) {
+        const it = s.queue[i]!;
+        if (it.msg) s.buf.set(it.seq, it.msg);
+        else s.noops.set(it.seq, it.raw);
+      }
       s.next = (c?.seq ?? 0) + 1;
       s.eff = c ? c.clock : s.floor;
       if (c && c.session >= 0) s.session = c.session;
@@ -672,11 +716,19 @@ export class Hydra {
         s.noops.set(noop.seq, noopClock);
       }
     }
-    this.slotOf.clear();
+    for (const s of this.streams) {
+      s.merged = [];
+      s.mergedHead = 0;
+      s.mergedBase = 1;
+    }
     const log = this.host.log;
     for (let slot = log.firstSlot; slot <= log.lastSlot; slot++) {
       const src = log.get(slot)!.src;
-      if (src) this.slotOf.set(key(src.sid, src.seq), slot);
+      const s = src && this.byId.get(src.sid);
+      if (!s) continue;
+      if (s.merged.length === 0) s.mergedBase = src.seq;
+      // Within one stream the log holds consecutive seqs in order.
+      if (src.seq === s.mergedBase + s.merged.length) s.merged.push(slot);
     }
     for (const s of this.streams) {
       for (const q of s.buf.keys()) if (q < s.next) s.buf.delete(q);
@@ -733,10 +785,6 @@ function keyAfter(src: StreamPos | undefined, clock: number, sid: number, seq: n
   if (!src) return false;
   if (src.clock !== clock) return src.clock > clock;
   return src.sid !== sid ? src.sid > sid : src.seq > seq;
-}
-
-function key(sid: number, seq: number): number {
-  return seq * 65536 + sid;
 }
 
 function streamEntry(src: StreamPos, m: SequencedMsg | null): LogEntry {
