@@ -43,8 +43,7 @@ function traffic(k: number, count: number): (SequencedMsg | FlushMsg)[] {
     const t = i * 200; // 200 ns apart: 5M msgs/s of arrivals
     const skew = sid * 3_000;
     const clock = t + skew - (rand() < 0.05 ? Math.floor(rand() * 2_000) : 0);
-    const m: SequencedMsg = { type: 'SEQUENCED', session: 1, seq: q, clientId: BigInt(1 + (i % 64)), requestId: BigInt(1 + Math.floor(i / 64)), op: OP, retransmit: false };
-    out.push({ ...m, sequencerId: sid, clock: k === 1 ? t : clock });
+    out.push({ type: 'SEQUENCED', session: 1, seq: q, clientId: BigInt(1 + (i % 64)), requestId: BigInt(1 + Math.floor(i / 64)), op: OP, retransmit: false, sequencerId: sid, clock: k === 1 ? t : clock });
     if (k > 1 && i % 64 === 63) {
       for (let s = 0; s < k; s++) out.push({ type: 'FLUSH', sequencerId: s, session: 1, seq: seq[s]!, clock: t + s * 3_000, final: false });
     }
