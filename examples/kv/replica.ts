@@ -55,6 +55,7 @@ async function main(): Promise<void> {
     member: c.member,
     sequencer: c.sequencer,
     repair: c.repair,
+    sequencers: c.sequencers,
     self: c.id,
     peers: c.peers,
     // Followers' ACKs as long as the longest KV result, so the sequencer
@@ -75,6 +76,7 @@ async function main(): Promise<void> {
       transport.sendAck(m);
     },
     sendRepairRequest: (m) => transport.sendRepairRequest(m),
+    sendFlushSolicit: (m) => transport.sendFlushSolicit(m),
   };
 
   let committedLog: CommittedLog | null = null;
@@ -102,6 +104,7 @@ async function main(): Promise<void> {
     scheduler,
     config: c.protocol,
     session: c.session,
+    ...(c.sequencers.length > 1 ? { sequencers: c.sequencers.map((q) => q.id) } : {}),
     ...(nonce !== undefined ? { recoverNonce: nonce } : {}),
   });
   replica = r;
