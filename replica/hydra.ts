@@ -43,6 +43,29 @@ import type { ViewId } from './view.ts';
 
 const REPAIR_MAX = 128;
 
+/**
+ * Group control ops (REQUEST with XSEQ_F_CONTROL, payload below; the
+ * application never sees them). "add s": delivered at merge key k, every
+ * replica adds sequencer s with floor clock k.clock + 1, so everything s
+ * stamps sorts after the op; until then s's messages wait (bounded).
+ */
+export type ControlOp = { readonly kind: 'add'; readonly sid: number };
+const CONTROL_MAGIC = 0x48; // 'H'
+
+export function encodeControlOp(op: ControlOp): Uint8Array {
+  return new Uint8Array([CONTROL_MAGIC, 1, op.sid >> 8, op.sid & 0xff]);
+}
+
+export function decodeControlOp(b: Uint8Array): ControlOp | null {
+  if (b.length !== 4 || b[0] !== CONTROL_MAGIC || b[1] !== 1) return null;
+  return { kind: 'add', sid: (b[2]! << 8) | b[3]! };
+}
+
+/** The sequencer an entry adds, if it is an "add" control op. */
+function addedBy(e: LogEntry): number | null {
+  return e.control && !e.noop ? (decodeControlOp(e.op)?.sid ?? null) : null;
+}
+
 /** What the merge layer needs from the replica it feeds. */
 export interface MergeHost {
   readonly id: number;
@@ -184,6 +207,10 @@ export class Hydra {
   /** The sequencer whose frontier blocks delivery now (-1: none). */
   blockedOn = -1;
   private pumping = false;
+  /** Messages of sequencers not (yet) in the group, by id, oldest first. */
+  private readonly unknown = new Map<number, (SequencedMsg | FlushMsg)[]>();
+  private unknownCount = 0;
+  private readonly initial: ReadonlySet<number>;
 
   constructor(
     private readonly host: MergeHost,
@@ -192,7 +219,47 @@ export class Hydra {
     private readonly transport: ReplicaTransport,
     private readonly scheduler: Scheduler,
   ) {
+    this.initial = new Set(sequencerIds);
     for (const sid of sequencerIds) this.addStream(sid, -Infinity);
+  }
+
+  private holdUnknown(sid: number, m: SequencedMsg | FlushMsg): void {
+    this.stats.unknownSequencer++;
+    if (this.unknownCount >= this.cfg.maxBufferedMsgs) return;
+    let l = this.unknown.get(sid);
+    if (!l) this.unknown.set(sid, (l = []));
+    l.push(m);
+    this.unknownCount++;
+  }
+
+  /** An "add" op was merged at clock c: the sequencer joins with floor c + 1. */
+  private applyControl(e: SequencedMsg, clock: number): void {
+    const op = decodeControlOp(e.op);
+    if (!op || this.byId.has(op.sid)) return;
+    this.addStream(op.sid, clock + 1);
+    this.replayUnknown(op.sid);
+  }
+
+  private replayUnknown(sid: number): void {
+    const held = this.unknown.get(sid);
+    if (!held) return;
+    this.unknown.delete(sid);
+    this.unknownCount -= held.length;
+    for (const m of held) {
+      if (m.type === 'FLUSH') this.onFlush(m);
+      else this.onSequenced(m);
+    }
+  }
+
+  private dropStream(s: Stream): void {
+    for (const t of [s.reorderTimer, s.gapTimer, s.commitTimer, s.solicitTimer]) t!.stop();
+    this.streams.splice(this.streams.indexOf(s), 1);
+    this.byId.delete(s.sid);
+    for (let i = s.head; i < s.queue.length; i++) {
+      const m = s.queue[i]!.msg;
+      if (m) s.buf.set(m.seq, m);
+    }
+    for (const m of s.buf.values()) this.holdUnknown(s.sid, m);
   }
 
   private addStream(sid: number, floor: number): Stream {
@@ -216,10 +283,7 @@ export class Hydra {
 
   onSequenced(m: SequencedMsg): void {
     const s = this.byId.get(m.sequencerId ?? 0);
-    if (!s) {
-      this.stats.unknownSequencer++;
-      return;
-    }
+    if (!s) return this.holdUnknown(m.sequencerId ?? 0, m);
     if (s.session < 0) s.session = m.session;
     if (m.session !== s.session) {
       this.stats.wrongSession++;
@@ -258,10 +322,7 @@ export class Hydra {
 
   onFlush(m: FlushMsg): void {
     const s = this.byId.get(m.sequencerId);
-    if (!s) {
-      this.stats.unknownSequencer++;
-      return;
-    }
+    if (!s) return this.holdUnknown(m.sequencerId, m);
     if (s.session < 0) s.session = m.session;
     if (m.session !== s.session) {
       this.stats.wrongSession++;
@@ -396,6 +457,7 @@ export class Hydra {
     }
     s.merged.push(this.host.log.lastSlot);
     if ((s.merged.length & 1023) === 0) s.prune(this.host.log.firstSlot);
+    if (it.msg?.control) this.applyControl(it.msg, it.clock);
   }
 
   // The solicit timer is left running when delivery unblocks: it checks
@@ -597,7 +659,7 @@ export class Hydra {
     const src = m.entry.src!;
     if (m.entry.noop) return this.followerNoop(src, src.raw);
     const e = m.entry;
-    this.onSequenced({ type: 'SEQUENCED', session: src.session, seq: src.seq, clientId: e.clientId, requestId: e.requestId, op: e.op, retransmit: true, sequencerId: src.sid, clock: src.raw });
+    this.onSequenced({ type: 'SEQUENCED', session: src.session, seq: src.seq, clientId: e.clientId, requestId: e.requestId, op: e.op, retransmit: true, sequencerId: src.sid, clock: src.raw, ...(e.control ? { control: true } : {}) });
   }
 
   onGapCommit(m: GapCommitMsg): void {
@@ -670,6 +732,24 @@ export class Hydra {
    * no-op decisions stand; otherwise a new view dropped the ones it does not hold.
    */
   resync(keepNoops: boolean, old: readonly LogEntry[], noop?: StreamKey, noopClock = -Infinity): void {
+    // Membership is a function of the log: the configured sequencers, those
+    // in the checkpoint, and those added by control ops in the log.
+    const log0 = this.host.log;
+    const members = new Map<number, number>();
+    for (const sid of this.initial) members.set(sid, -Infinity);
+    for (const p of this.host.checkpoint.streams ?? []) if (!members.has(p.sid)) members.set(p.sid, -Infinity);
+    for (let slot = log0.firstSlot; slot <= log0.lastSlot; slot++) {
+      const e = log0.get(slot)!;
+      const sid = addedBy(e);
+      if (sid !== null && !members.has(sid)) members.set(sid, e.src!.clock + 1);
+    }
+    for (const s of [...this.streams]) if (!members.has(s.sid)) this.dropStream(s);
+    const joined: number[] = [];
+    for (const [sid, floor] of members) {
+      if (this.byId.has(sid)) continue;
+      this.addStream(sid, floor);
+      joined.push(sid);
+    }
     const cur = this.cursorsAt(this.host.log.lastSlot);
     for (const s of this.streams) {
       const c = cur.get(s.sid);
@@ -705,7 +785,7 @@ export class Hydra {
       if (e.noop) {
         if (keepNoops) s.noops.set(src.seq, src.raw);
       } else if (!s.noops.has(src.seq)) {
-        s.buf.set(src.seq, { type: 'SEQUENCED', session: src.session, seq: src.seq, clientId: e.clientId, requestId: e.requestId, op: e.op, retransmit: true, sequencerId: src.sid, clock: src.raw });
+        s.buf.set(src.seq, { type: 'SEQUENCED', session: src.session, seq: src.seq, clientId: e.clientId, requestId: e.requestId, op: e.op, retransmit: true, sequencerId: src.sid, clock: src.raw, ...(e.control ? { control: true } : {}) });
       }
       if (src.seq > s.known) s.known = src.seq;
     }
@@ -735,6 +815,7 @@ export class Hydra {
       for (const q of s.noops.keys()) if (q < s.next) s.noops.delete(q);
       this.advance(s);
     }
+    for (const sid of joined) this.replayUnknown(sid);
     this.pump();
     for (const s of this.streams) this.checkGap(s);
   }
@@ -745,11 +826,18 @@ export class Hydra {
     const log = this.host.log;
     const cp = this.host.checkpoint;
     const want = this.streams.length;
+    const adds = new Map<number, number>();
     for (let i = Math.min(slot, log.lastSlot); i > cp.slot && i >= log.firstSlot && out.size < want; i--) {
       const src = log.get(i)!.src;
+      const e = log.get(i)!;
       if (src && !out.has(src.sid)) out.set(src.sid, src);
+      // Scanning back, the last add seen is the first in the log: it sets the floor.
+      const added = addedBy(e);
+      if (added !== null) adds.set(added, src!.clock + 1);
     }
     for (const p of cp.streams ?? []) if (!out.has(p.sid)) out.set(p.sid, p);
+    // A sequencer added after the checkpoint with nothing merged yet starts at its floor.
+    for (const [sid, floor] of adds) if (!out.has(sid)) out.set(sid, { sid, session: -1, seq: 0, clock: floor, raw: -Infinity });
     return out;
   }
 
@@ -788,5 +876,5 @@ function keyAfter(src: StreamPos | undefined, clock: number, sid: number, seq: n
 }
 
 function streamEntry(src: StreamPos, m: SequencedMsg | null): LogEntry {
-  return { slot: 0, session: src.session, seq: src.seq, noop: m === null, clientId: m?.clientId ?? 0n, requestId: m?.requestId ?? 0n, op: m?.op ?? new Uint8Array(0), src };
+  return { slot: 0, session: src.session, seq: src.seq, noop: m === null, clientId: m?.clientId ?? 0n, requestId: m?.requestId ?? 0n, op: m?.op ?? new Uint8Array(0), src, ...(m?.control ? { control: true } : {}) };
 }

@@ -49,6 +49,11 @@ export function mergeViewChanges(msgs: readonly ViewChangeMsg[]): LogState {
   return { checkpoint, entries, committed: Math.max(committed, checkpoint.slot) };
 }
 
+/** The sequencer an "add" control op names (hydra.ts encodeControlOp; -1 if malformed). */
+function decodeAddSid(op: Uint8Array): number {
+  return op.length === 4 && op[0] === 0x48 && op[1] === 1 ? (op[2]! << 8) | op[3]! : -1;
+}
+
 /**
  * Hydra: the log of a new view when entries come from several sequencers.
  * Logs of one view may place a no-op differently (a follower that had not
@@ -73,6 +78,10 @@ export function mergeStreamViewChanges(msgs: readonly ViewChangeMsg[]): LogState
     if (!e) throw new Error(`merge: the log with the highest commit point lacks slot ${slot}`);
     entries.push(e);
     if (e.src) cursor.set(e.src.sid, e.src);
+    if (e.control && !e.noop && !cursor.has(decodeAddSid(e.op))) {
+      const sid = decodeAddSid(e.op);
+      cursor.set(sid, { sid, session: -1, seq: 0, clock: e.src!.clock + 1, raw: -Infinity });
+    }
   }
   const latest = latestNormalView(msgs);
   const union = new Map<number, Map<number, LogEntry>>();
@@ -89,30 +98,44 @@ export function mergeStreamViewChanges(msgs: readonly ViewChangeMsg[]): LogState
       if (!had || (e.noop && !had.noop)) u.set(src.seq, e);
     }
   }
-  // Each stream: contiguous from its cursor, effective clocks recomputed.
-  const streams: { sid: number; items: { e: LogEntry; clock: number }[]; i: number }[] = [];
+  // Each stream: contiguous from its cursor. Effective clocks are computed
+  // as the merge goes, so a sequencer added by a control op in this very
+  // union starts at that op's clock + 1 and waits for it.
+  const streams: { sid: number; items: LogEntry[]; i: number; eff: number; gated: boolean }[] = [];
+  const addedHere = new Set<number>();
+  for (const u of union.values()) for (const e of u.values()) if (e.control && !e.noop) addedHere.add(decodeAddSid(e.op));
   for (const [sid, u] of union) {
     const at = cursor.get(sid);
-    let eff = at ? at.clock : -Infinity;
-    const items: { e: LogEntry; clock: number }[] = [];
-    for (let q = (at?.seq ?? 0) + 1; u.has(q); q++) {
-      const e = u.get(q)!;
-      if (e.src!.raw > eff) eff = e.src!.raw;
-      items.push({ e, clock: eff });
-    }
-    streams.push({ sid, items, i: 0 });
+    const items: LogEntry[] = [];
+    for (let q = (at?.seq ?? 0) + 1; u.has(q); q++) items.push(u.get(q)!);
+    streams.push({ sid, items, i: 0, eff: at ? at.clock : -Infinity, gated: !at && addedHere.has(sid) });
   }
   streams.sort((a, b) => a.sid - b.sid);
+  const byId = new Map(streams.map((s) => [s.sid, s]));
+  const keyOf = (s: (typeof streams)[number]): number => Math.max(s.items[s.i]!.src!.raw, s.eff);
   for (;;) {
     let best: (typeof streams)[number] | null = null;
+    let bc = 0;
     for (const s of streams) {
-      if (s.i >= s.items.length) continue;
-      if (!best || s.items[s.i]!.clock < best.items[best.i]!.clock) best = s;
+      if (s.gated || s.i >= s.items.length) continue;
+      const c = keyOf(s);
+      if (!best || c < bc) {
+        best = s;
+        bc = c;
+      }
     }
     if (!best) break;
-    const { e, clock } = best.items[best.i++]!;
+    const e = best.items[best.i++]!;
+    best.eff = bc;
     const slot = checkpoint.slot + entries.length + 1;
-    entries.push({ ...e, slot, session, seq: slot, src: { ...e.src!, clock } });
+    entries.push({ ...e, slot, session, seq: slot, src: { ...e.src!, clock: bc } });
+    if (e.control && !e.noop) {
+      const added = byId.get(decodeAddSid(e.op));
+      if (added?.gated) {
+        added.gated = false;
+        added.eff = bc + 1;
+      }
+    }
   }
   return { checkpoint, entries, committed };
 }

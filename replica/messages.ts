@@ -18,6 +18,8 @@ export interface RequestMsg {
   readonly clientId: bigint;
   readonly requestId: bigint;
   readonly op: Uint8Array;
+  /** Hydra: a group control op (XSEQ_F_CONTROL; op = hydra.ts encodeControlOp), not for the application. */
+  readonly control?: boolean;
 }
 
 /** sequencer -> group: a request with its OUM stamp. */
@@ -34,6 +36,8 @@ export interface SequencedMsg {
   readonly sequencerId?: number;
   /** Hydra: the sequencer's raw TAI clock at stamping, ns (absent: 0). */
   readonly clock?: number;
+  /** Hydra: a group control op (XSEQ_F_CONTROL), see RequestMsg. */
+  readonly control?: boolean;
 }
 
 /**
@@ -151,6 +155,8 @@ export interface LogEntry {
   readonly op: Uint8Array;
   /** Hydra only: the sequencer stream position this entry merged from. */
   readonly src?: StreamPos;
+  /** Hydra only: a group control op; the application never sees it. */
+  readonly control?: boolean;
 }
 
 export interface ClientRecord {

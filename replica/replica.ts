@@ -343,7 +343,7 @@ export class Replica {
   private appendMerged(src: StreamPos, m: SequencedMsg | null): void {
     const slot = this.log.lastSlot + 1;
     const e: LogEntry = m
-      ? { slot, session: this.view.session, seq: slot, noop: false, clientId: m.clientId, requestId: m.requestId, op: m.op, src }
+      ? { slot, session: this.view.session, seq: slot, noop: false, clientId: m.clientId, requestId: m.requestId, op: m.op, src, ...(m.control ? { control: true } : {}) }
       : { slot, session: this.view.session, seq: slot, noop: true, clientId: 0n, requestId: 0n, op: NO_OP, src };
     this.log.append(e);
     this.appended(e, true);

@@ -151,8 +151,8 @@ describe('slow-path codec', () => {
     const gap: LogState = { ...state(2), entries: [entry(101), entry(103)] };
     expect(() => decodeFrame(encodePeerFrame({ type: 'START_VIEW', from: 0, view, state: gap }, GROUP))).toThrow(/slot 103, want 102/);
     const flag = Buffer.from(encodePeerFrame({ type: 'GAP_RECV', from: 0, view, entry: entry(3) }, GROUP));
-    flag[XSEQ_HDR_LEN + 20] = 4; // bit 0 is the no-op, bit 1 a Hydra stream position; 4 is nothing
-    expect(() => decodeFrame(flag)).toThrow(/flag byte 4/);
+    flag[XSEQ_HDR_LEN + 20] = 8; // bit 0 no-op, bit 1 a Hydra stream position, bit 2 a control op; 8 is nothing
+    expect(() => decodeFrame(flag)).toThrow(/flag byte 8/);
   });
 
   it('slots, seqs and nonces past 2^53 cannot be written or read', () => {

@@ -13,9 +13,13 @@ import { HistoryApp } from './history-app.ts';
 import { SimNetwork, type NetParams } from './network.ts';
 import { Prng } from './prng.ts';
 import { SimSequencer } from './sequencer.ts';
+import { encodeControlOp } from '../hydra.ts';
 
 export const SEQUENCER_NODE = 1000;
 export const CLIENT_NODE_BASE = 2000;
+/** Hydra: where control ops come from (an operator, not a client core). */
+export const CONTROL_NODE = 1999;
+const CONTROL_CLIENT = 0xc0n;
 
 /** Timeouts scaled to the simulated network (20-300 us one way). */
 export const SIM_REPLICA_CONFIG: Partial<ReplicaConfig> = {
@@ -85,6 +89,9 @@ export class SimCluster {
   private readonly replySid: (number | undefined)[] = [];
   /** Hydra: sequencers clients do not send to (an idle sequencer in a scenario). */
   readonly avoid = new Set<number>();
+  /** Hydra: the sequencers replicas are configured with (added ones join by a control op). */
+  private initialSequencers: number[] = [];
+  private controlIds = 0n;
   readonly n: number;
   readonly f: number;
   readonly replicas: (Replica | null)[] = [];
@@ -153,6 +160,7 @@ export class SimCluster {
       );
     }
     this.sequencer = this.sequencers[0]!;
+    this.initialSequencers = this.sequencers.map((q) => q.id);
     for (let i = 0; i < o.n; i++) {
       this.incarnation.push(0);
       this.replicas.push(this.makeReplica(i, false));
@@ -223,7 +231,7 @@ export class SimCluster {
       scheduler: this.q.scheduler(alive),
       config: this.replicaConfig,
       session: this.replicaSession,
-      ...(this.sequencers.length > 1 ? { sequencers: this.sequencers.map((q) => q.id) } : {}),
+      ...(this.initialSequencers.length > 1 ? { sequencers: this.initialSequencers } : {}),
       ...(recover ? { recoverNonce: inc } : {}),
     });
   }
@@ -249,6 +257,46 @@ export class SimCluster {
 
   rejoin(node: number): void {
     this.net.isolated.delete(node);
+  }
+
+  /**
+   * Hydra: a new sequencer starts (stamping, flushing) and an "add" control
+   * op goes through an existing one, re-sent every `retryUs` until every
+   * live replica has the new sequencer (replicas buffer its traffic until
+   * the op is merged). Clients use it from the start: their requests wait
+   * at the replicas like the rest of its traffic.
+   */
+  addSequencer(retryUs = 3_000): SimSequencer {
+    const hp = this.hydraParams!;
+    const sid = this.sequencers.length;
+    const node = SEQUENCER_NODE + sid;
+    const s0 = this.sequencers[0]!.p;
+    const q = new SimSequencer(
+      this.q,
+      {
+        ...s0,
+        hydra: { id: sid, rng: this.rng.fork(), skewUs: hp.skewUs[sid] ?? 0, drift: hp.drift[sid] ?? 0, tickUs: hp.tickUs, inversion: hp.inversion, inversionNs: hp.inversionNs, flushIntervalUs: hp.flushIntervalUs },
+      },
+      {
+        toReplica: (r, m) => this.net.send(node, r, m, () => this.replicas[r]?.receive(m)),
+        toClient: (cn, m) =>
+          this.net.send(node, cn, m, () => {
+            this.replySid[cn - CLIENT_NODE_BASE] = m.sequencerId;
+            this.clients[cn - CLIENT_NODE_BASE]?.receive(m);
+          }),
+      },
+    );
+    this.sequencers.push(q);
+    const op = encodeControlOp({ kind: 'add', sid });
+    const send = (): void => {
+      if (this.live().every((r) => r.hydra?.stream(sid))) return;
+      const via = this.sequencers.find((x) => x.up && x !== q);
+      const req: RequestMsg = { type: 'REQUEST', clientId: CONTROL_CLIENT, requestId: ++this.controlIds, op, control: true };
+      if (via) this.net.send(CONTROL_NODE, SEQUENCER_NODE + via.id, req, () => via.onRequest(req, CONTROL_NODE));
+      this.q.after(retryUs, send);
+    };
+    send();
+    return q;
   }
 
   /** Sequencer failover: the data path is re-created with a new session. */

@@ -20,6 +20,7 @@ import type { Replica } from '../replica.ts';
 import { viewEq, viewLeq, viewStr, type ViewId } from '../view.ts';
 import type { CertifiedReply, SimCluster } from './cluster.ts';
 import { encodeResult, HistoryApp, mixHash } from './history-app.ts';
+import { decodeControlOp } from '../hydra.ts';
 
 export class InvariantViolation extends Error {
   override readonly name = 'InvariantViolation';
@@ -177,6 +178,9 @@ export class InvariantChecker {
     if (src.seq !== at.seq + 1) this.fail(`slot ${e.slot}: sequencer ${src.sid} seq ${src.seq} committed after its seq ${at.seq} (a gap was skipped)`);
     const eff = Math.max(src.raw, at.eff);
     this.streamAt.set(src.sid, { seq: src.seq, eff });
+    // An "add" op: the new sequencer's clocks start above it.
+    const added = e.control && !e.noop ? decodeControlOp(e.op) : null;
+    if (added && !this.streamAt.has(added.sid)) this.streamAt.set(added.sid, { seq: 0, eff: eff + 1 });
     const k = { clock: eff, sid: src.sid, seq: src.seq };
     const p = this.lastKey;
     if (p && (k.clock < p.clock || (k.clock === p.clock && k.sid < p.sid))) {
@@ -187,7 +191,7 @@ export class InvariantChecker {
 
   /** The committed order as the application must see it: at-most-once per client. */
   private extendExpected(e: LogEntry): void {
-    if (!e.noop && e.requestId > (this.lastReq.get(e.clientId) ?? 0n)) {
+    if (!e.noop && !e.control && e.requestId > (this.lastReq.get(e.clientId) ?? 0n)) {
       this.lastReq.set(e.clientId, e.requestId);
       const key = HistoryApp.key(e.op);
       const result = encodeResult(this.expected.length, this.expHash);

@@ -50,6 +50,7 @@ export interface RandomRunResult {
   /** Hydra mode only (0 otherwise). */
   sequencers: number;
   removals: number;
+  additions: number;
   solicits: number;
   inversions: number;
   remerges: number;
@@ -126,7 +127,7 @@ export function runRandom(o: RandomRunOptions): RandomRunResult {
   }
   if (o.tamper) for (const r of c.live()) o.tamper(r);
   const checker = new InvariantChecker(c);
-  const stats = { crashes: 0, isolations: 0, cuts: 0, failovers: 0, removals: 0 };
+  const stats = { crashes: 0, isolations: 0, cuts: 0, failovers: 0, removals: 0, additions: 0 };
   if (clean) {
     // An idle (or merely slower) sequencer holds delivery back at most until
     // its next flush whose clock passes the waiting message: the flush
@@ -198,6 +199,13 @@ export function runRandom(o: RandomRunOptions): RandomRunResult {
       default:
         if (!rng.chance(0.3)) return;
         if (o.hydra) {
+          if (rng.chance(0.5)) {
+            // Add a sequencer: it starts, and an "add" control op goes through the total order.
+            if (stats.additions >= 1) return;
+            stats.additions++;
+            c.addSequencer();
+            return;
+          }
           // Remove a sequencer (never the last one stamping): it stops for good and sends FINAL flushes.
           const active = c.sequencers.filter((q) => !q.retired);
           if (active.length <= 1 || stats.removals >= 1) return;

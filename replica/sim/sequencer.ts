@@ -88,7 +88,7 @@ export class SimSequencer {
 
   constructor(
     private readonly q: EventQueue,
-    private readonly p: SequencerParams,
+    readonly p: SequencerParams,
     private readonly routes: SequencerRoutes,
   ) {
     this.session = p.session;
@@ -157,7 +157,7 @@ export class SimSequencer {
     if (!this.up) return;
     const seq = ++this.lastSeq;
     const base: SequencedMsg = { type: 'SEQUENCED', session: this.session, seq, clientId: r.clientId, requestId: r.requestId, op: r.op, retransmit: false };
-    const msg: SequencedMsg = this.p.hydra ? { ...base, sequencerId: this.id, clock: this.stampClock() } : base;
+    const msg: SequencedMsg = this.p.hydra ? { ...base, sequencerId: this.id, clock: this.stampClock(), ...(r.control ? { control: true } : {}) } : base;
     this.slots[seq % this.p.windowSlots] = { msg, clientNode, stampedAt: this.q.now, acks: 0, ackView: 0, replied: false, result: null, resultView: 0, resends: 0 };
     this.stats.stamped++;
     for (let i = 0; i < this.p.n; i++) this.routes.toReplica(i, msg);

@@ -49,6 +49,7 @@ const ENTRY_MIN = 8 + 4 + 8 + 1 + 8 + 8 + 4;
 // Hydra: an entry's flag byte has bit 1 set when a stream position
 // (sequencer u16, session u32, seq u64, effective and raw clock f64) follows the op.
 const HAS_SRC = 2;
+const CONTROL = 4;
 
 function writeStreamPos(w: Writer, p: StreamPos): void {
   w.u16(p.sid);
@@ -65,7 +66,7 @@ function writeEntry(w: Writer, e: LogEntry): void {
   w.num(e.slot);
   w.u32(e.session);
   w.num(e.seq);
-  w.u8((e.noop ? 1 : 0) | (e.src ? HAS_SRC : 0));
+  w.u8((e.noop ? 1 : 0) | (e.src ? HAS_SRC : 0) | (e.control ? CONTROL : 0));
   w.big(e.clientId);
   w.big(e.requestId);
   w.bytes(e.op);
@@ -76,9 +77,10 @@ function readEntry(r: Reader): LogEntry {
   const session = r.u32();
   const seq = r.num();
   const flags = r.u8();
-  if (flags > (1 | HAS_SRC)) throw new CodecError(`entry flag byte ${flags} is not a combination of 1 and ${HAS_SRC}`);
-  const e: LogEntry = { slot, session, seq, noop: (flags & 1) !== 0, clientId: r.big(), requestId: r.big(), op: r.bytes() };
-  return flags & HAS_SRC ? { ...e, src: readStreamPos(r) } : e;
+  if (flags > (1 | HAS_SRC | CONTROL)) throw new CodecError(`entry flag byte ${flags} is not a combination of 1, ${HAS_SRC} and ${CONTROL}`);
+  let e: LogEntry = { slot, session, seq, noop: (flags & 1) !== 0, clientId: r.big(), requestId: r.big(), op: r.bytes() };
+  if (flags & HAS_SRC) e = { ...e, src: readStreamPos(r) };
+  return flags & CONTROL ? { ...e, control: true } : e;
 }
 
 function writeStreamKey(w: Writer, k: StreamKey | undefined): void {

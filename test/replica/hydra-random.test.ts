@@ -77,6 +77,7 @@ describe(`hydra random simulation: ${SEEDS} seeds x ${STEPS} steps from seed ${F
       expect(sum('solicits'), 'flush solicits').toBeGreaterThan(50);
       expect(sum('remerges'), 'followers re-merging after a no-op or the leader log').toBeGreaterThan(10);
       expect(sum('removals'), 'sequencers removed (FINAL flush)').toBeGreaterThan(20);
+      expect(sum('additions'), 'sequencers added (control op in the total order)').toBeGreaterThan(20);
       expect(sum('crashes'), 'replica crashes and recoveries').toBeGreaterThan(50);
       expect(sum('viewChanges'), 'view changes').toBeGreaterThan(100);
       expect(results.filter((r) => r.stallChecked).length, 'clean seeds with the idle-sequencer stall bound enforced').toBeGreaterThan(SEEDS / 10);

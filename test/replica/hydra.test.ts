@@ -100,6 +100,30 @@ describe('hydra: several sequencers, one order', () => {
     for (const r of h.c.replicas) expect(r!.hydra!.stream(1)!.next - 1).toBe(h.c.sequencers[1]!.lastStamped);
   });
 
+  it('a sequencer added: its control op is merged first, its traffic sorts after it, every replica agrees', () => {
+    const h = harness({ sequencers: 2, clients: 3, net: NET, hydra: { skewUs: [0, 0, -500], flushIntervalUs: 1_000 } });
+    h.checker.stallBoundUs = 1_000 + 500 + 2 * NET.maxDelayUs + 200;
+    h.c.startWorkload(30);
+    h.c.runFor(10_000);
+    const added = h.c.addSequencer();
+    expect(added.id).toBe(2);
+    h.c.startWorkload(120);
+    quiesce(h);
+    allSame(h);
+    const log = committedOrder(h);
+    const op = log.findIndex((e) => e.control);
+    expect(op, 'the add op is in the committed order').toBeGreaterThan(0);
+    const of2 = log.map((e, i) => ({ e, i })).filter(({ e }) => e.src!.sid === 2);
+    expect(of2.length, 'requests stamped by the new sequencer').toBeGreaterThan(20);
+    for (const { e, i } of of2) {
+      expect(i).toBeGreaterThan(op);
+      expect(e.src!.clock).toBeGreaterThan(log[op]!.src!.clock);
+    }
+    expect(of2.map(({ e }) => e.src!.seq)).toEqual(of2.map((_, k) => k + 1));
+    for (const r of h.c.replicas) expect(r!.hydra!.stream(2)).toBeDefined();
+    expect(h.c.certified.length).toBe(360);
+  });
+
   it('a sequencer removed: its FINAL flush lets delivery pass it, nothing of it after its last seq', () => {
     const h = harness({ sequencers: 3, clients: 3, net: NET, hydra: { flushIntervalUs: 1_000 } });
     h.checker.stallBoundUs = 1_000 + 2 * NET.maxDelayUs + 100;
