@@ -207,6 +207,8 @@ export class Hydra {
   /** The sequencer whose frontier blocks delivery now (-1: none). */
   blockedOn = -1;
   private pumping = false;
+  /** Clock of the last merged entry (the log may be empty past a checkpoint). */
+  private lastClock = -Infinity;
   /** Messages of sequencers not (yet) in the group, by id, oldest first. */
   private readonly unknown = new Map<number, (SequencedMsg | FlushMsg)[]>();
   private unknownCount = 0;
@@ -445,11 +447,14 @@ export class Hydra {
   }
 
   private merge(s: Stream, it: Item): void {
-    if (!it.msg) s.noops.delete(it.seq);
-    else if (s.buf.size) s.buf.delete(it.seq);
+    if (!it.msg) {
+      s.noops.delete(it.seq);
+      s.recap();
+    } else if (s.buf.size) s.buf.delete(it.seq);
     this.stats.delivered++;
     if (!it.msg) this.stats.noops++;
     this.host.deliver({ sid: s.sid, session: s.session, seq: it.seq, clock: it.clock, raw: it.raw }, it.msg);
+    this.lastClock = it.clock;
     if (s.merged.length - s.mergedHead === 0) {
       s.merged = [];
       s.mergedHead = 0;
@@ -586,8 +591,7 @@ export class Hydra {
     // It sorts after everything in this leader's log (a view change may have
     // merged entries past this stream's frontier from a peer's log).
     let clock = s.frontier();
-    const last = this.host.log.get(this.host.log.lastSlot)?.src;
-    if (last && last.clock >= clock) clock = last.clock + 1;
+    if (this.lastClock >= clock) clock = this.lastClock + 1;
     s.pendingNoop = { seq, clock, acks: new Set() };
     s.recap();
     if (this.host.f === 0) return this.finishGapCommit(s);
@@ -751,6 +755,9 @@ export class Hydra {
       joined.push(sid);
     }
     const cur = this.cursorsAt(this.host.log.lastSlot);
+    const end = log0.get(log0.lastSlot)?.src;
+    this.lastClock = end ? end.clock : -Infinity;
+    if (!end) for (const p of cur.values()) if (p.seq > 0 && p.clock > this.lastClock) this.lastClock = p.clock;
     for (const s of this.streams) {
       const c = cur.get(s.sid);
       // Resolved but unmerged messages go back to the buffer (the fast path never put them there).
@@ -851,6 +858,7 @@ export class Hydra {
       for (const t of [s.reorderTimer, s.gapTimer, s.commitTimer, s.solicitTimer]) t!.stop();
       s.gap = null;
       s.pendingNoop = null;
+      s.recap();
     }
     this.blockedOn = -1;
     this.blockedSince = NaN;

@@ -112,7 +112,19 @@ export function mergeStreamViewChanges(msgs: readonly ViewChangeMsg[]): LogState
   }
   streams.sort((a, b) => a.sid - b.sid);
   const byId = new Map(streams.map((s) => [s.sid, s]));
-  const keyOf = (s: (typeof streams)[number]): number => Math.max(s.items[s.i]!.src!.raw, s.eff);
+  // A no-op's clock is a leader's decision, not a stamp: one decided by an
+  // older leader may sort below what this log already holds, so it moves up
+  // to just past the log's end (the new view decides it again, and every
+  // replica adopts this log). A request can never sort there: a replica
+  // merged past it only on a frontier its stamp cannot be below.
+  let lastClock = -Infinity;
+  if (entries.length) lastClock = entries[entries.length - 1]!.src?.clock ?? -Infinity;
+  else for (const p of checkpoint.streams ?? []) if (p.seq > 0 && p.clock > lastClock) lastClock = p.clock;
+  const keyOf = (s: (typeof streams)[number]): number => {
+    const e = s.items[s.i]!;
+    const k = Math.max(e.src!.raw, s.eff);
+    return e.noop && k <= lastClock ? lastClock + 1 : k;
+  };
   for (;;) {
     let best: (typeof streams)[number] | null = null;
     let bc = 0;
@@ -127,8 +139,9 @@ export function mergeStreamViewChanges(msgs: readonly ViewChangeMsg[]): LogState
     if (!best) break;
     const e = best.items[best.i++]!;
     best.eff = bc;
+    lastClock = bc;
     const slot = checkpoint.slot + entries.length + 1;
-    entries.push({ ...e, slot, session, seq: slot, src: { ...e.src!, clock: bc } });
+    entries.push({ ...e, slot, session, seq: slot, src: { ...e.src!, clock: bc, raw: e.noop ? Math.max(e.src!.raw, bc) : e.src!.raw } });
     if (e.control && !e.noop) {
       const added = byId.get(decodeAddSid(e.op));
       if (added?.gated) {
