@@ -832,18 +832,22 @@ export class Hydra {
     const out = new Map<number, StreamPos>();
     const log = this.host.log;
     const cp = this.host.checkpoint;
-    const want = this.streams.length;
+    // Stop early only once every current stream is found (the log may also
+    // hold sequencers this replica has not added yet).
+    let missing = this.streams.length;
     const adds = new Map<number, number>();
-    for (let i = Math.min(slot, log.lastSlot); i > cp.slot && i >= log.firstSlot && out.size < want; i--) {
-      const src = log.get(i)!.src;
+    for (let i = Math.min(slot, log.lastSlot); i > cp.slot && i >= log.firstSlot && missing > 0; i--) {
       const e = log.get(i)!;
-      if (src && !out.has(src.sid)) out.set(src.sid, src);
+      const src = e.src;
+      if (src && !out.has(src.sid)) {
+        out.set(src.sid, src);
+        if (this.byId.has(src.sid)) missing--;
+      }
       // Scanning back, the last add seen is the first in the log: it sets the floor.
       const added = addedBy(e);
       if (added !== null) adds.set(added, src!.clock + 1);
     }
     for (const p of cp.streams ?? []) if (!out.has(p.sid)) out.set(p.sid, p);
-    // A sequencer added after the checkpoint with nothing merged yet starts at its floor.
     for (const [sid, floor] of adds) if (!out.has(sid)) out.set(sid, { sid, session: -1, seq: 0, clock: floor, raw: -Infinity });
     return out;
   }
