@@ -157,10 +157,15 @@ export function clockFromWire(ns: bigint): number {
   return Number(ns);
 }
 
+/** XSEQ_F_CONTROL on a REQUEST (kept on its SEQUENCED): a group control op, see hydra.ts. */
+export const FLAG_CONTROL = 0x0010;
+
 /** A SEQUENCED with its stamping sequencer and clock (what the merge needs). */
 export function hydraSequencedFromWire(w: XseqMessage): SequencedMsg | null {
   const m = sequencedFromWire(w);
-  return m && { ...m, sequencerId: w.header.sequencerId, clock: clockFromWire(w.header.clockNs) };
+  if (!m) return null;
+  const h = w.header;
+  return { ...m, sequencerId: h.sequencerId, clock: clockFromWire(h.clockNs), ...(h.flags & FLAG_CONTROL ? { control: true } : {}) };
 }
 
 export function flushFromWire(w: XseqMessage): FlushMsg | null {
