@@ -209,6 +209,16 @@ export class Hydra {
   private pumping = false;
   /** Clock of the last merged entry (the log may be empty past a checkpoint). */
   private lastClock = -Infinity;
+  /**
+   * Requests taken out of the log to merge again (after a no-op or the
+   * leader's log changed what came before them): this replica ACKed them,
+   * so a view change must count them until they are back in the log.
+   */
+  private readonly held = new Map<string, LogEntry>();
+
+  heldEntries(): LogEntry[] {
+    return [...this.held.values()];
+  }
   /** Messages of sequencers not (yet) in the group, by id, oldest first. */
   private readonly unknown = new Map<number, (SequencedMsg | FlushMsg)[]>();
   private unknownCount = 0;
@@ -455,6 +465,7 @@ export class Hydra {
     if (!it.msg) this.stats.noops++;
     this.host.deliver({ sid: s.sid, session: s.session, seq: it.seq, clock: it.clock, raw: it.raw }, it.msg);
     this.lastClock = it.clock;
+    if (this.held.size) this.held.delete(`${s.sid}:${it.seq}`);
     if (s.merged.length - s.mergedHead === 0) {
       s.merged = [];
       s.mergedHead = 0;
@@ -785,8 +796,10 @@ export class Hydra {
       s.gapTimer!.stop();
       s.reorderTimer!.stop();
     }
+    if (!keepNoops) this.held.clear();
     for (const e of old) {
       const src = e.src;
+      if (keepNoops && src && !e.noop) this.held.set(`${src.sid}:${src.seq}`, { ...e, slot: 0 });
       const s = src && this.byId.get(src.sid);
       if (!s || src.seq < s.next || src.session !== s.session) continue;
       if (e.noop) {
@@ -822,6 +835,7 @@ export class Hydra {
       for (const q of s.noops.keys()) if (q < s.next) s.noops.delete(q);
       this.advance(s);
     }
+    for (const [k, e] of this.held) if (e.src!.seq <= (cur.get(e.src!.sid)?.seq ?? 0)) this.held.delete(k);
     for (const sid of joined) this.replayUnknown(sid);
     this.pump();
     for (const s of this.streams) this.checkGap(s);

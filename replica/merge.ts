@@ -88,8 +88,8 @@ export function mergeStreamViewChanges(msgs: readonly ViewChangeMsg[]): LogState
   let session = checkpoint.session;
   for (const m of msgs) {
     if (!viewEq(m.lastNormalView, latest)) continue;
-    for (const e of m.state.entries) {
-      session = e.session;
+    for (const e of [...m.state.entries, ...(m.held ?? [])]) {
+      if (e.slot > 0) session = e.session;
       const src = e.src;
       if (!src || src.seq <= (cursor.get(src.sid)?.seq ?? 0)) continue;
       let u = union.get(src.sid);

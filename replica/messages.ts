@@ -239,6 +239,12 @@ export interface ViewChangeMsg extends Peer {
   readonly type: 'VIEW_CHANGE';
   readonly lastNormalView: ViewId;
   readonly state: LogState;
+  /**
+   * Hydra: requests this replica had in its log (and ACKed) but took out to
+   * merge again after a no-op or the leader's log changed what came before
+   * them; the view-change merge counts them like its log (slot 0).
+   */
+  readonly held?: readonly LogEntry[];
 }
 export interface StartViewMsg extends Peer {
   readonly type: 'START_VIEW';

@@ -654,6 +654,7 @@ export class Replica {
   private adoptLeaderLog(entries: readonly LogEntry[]): void {
     let changed = false;
     let grew = false;
+    const displaced: LogEntry[] = [];
     for (const e of entries) {
       if (e.slot <= this.committed) continue;
       const mine = this.log.get(e.slot);
@@ -664,6 +665,7 @@ export class Replica {
       } else if (!sameEntry(mine, e)) {
         this.log.put(e);
         changed = true;
+        if (this.hydra) displaced.push(mine);
       }
     }
     this.afterLogGrew();
@@ -672,7 +674,7 @@ export class Replica {
       // other stream positions: merge it again after the leader's log.
       const tail = changed ? this.log.truncateAfter(entries[entries.length - 1]!.slot) : [];
       if (changed) this.hydra.stats.remerges++;
-      this.hydra.resync(true, tail);
+      this.hydra.resync(true, [...displaced, ...tail]);
     }
   }
 
@@ -861,7 +863,8 @@ export class Replica {
     }
     // The log is frozen while the view changes, so this is the log as of
     // lastNormalView, as the merge needs.
-    const m: ViewChangeMsg = { type: 'VIEW_CHANGE', from: this.id, view: this.view, lastNormalView: this.lastNormalView, state: this.currentState() };
+    const held = this.hydra?.heldEntries() ?? [];
+    const m: ViewChangeMsg = { type: 'VIEW_CHANGE', from: this.id, view: this.view, lastNormalView: this.lastNormalView, state: this.currentState(), ...(held.length ? { held } : {}) };
     if (this.amLeader()) this.collectViewChange(m);
     else this.toLeader(m);
   }

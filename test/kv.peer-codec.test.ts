@@ -42,6 +42,7 @@ const SAMPLES: PeerMsg[] = [
   { type: 'GAP_COMMIT_REPLY', from: 2, view, slot: 0, stream: key },
   { type: 'GAP_RECV', from: 0, view, entry: entry(0, { src: src(2, 7) }) },
   { type: 'START_VIEW', from: 0, view, state: hydraState },
+  { type: 'VIEW_CHANGE', from: 1, view, lastNormalView: view, state: hydraState, held: [entry(0, { src: src(1, 9) }), entry(0, { src: src(2, 3) })] },
   { type: 'GAP_FIND', from: 1, view, slot: 2 ** 53 - 1 },
   { type: 'GAP_RECV', from: 0, view, entry: entry(44) },
   { type: 'GAP_RECV', from: 0, view, entry: entry(45, { noop: true, op: new Uint8Array(0) }) },

@@ -181,7 +181,9 @@ function writePayload(w: Writer, m: PeerMsg): void {
       return;
     case 'VIEW_CHANGE':
       writeView(w, m.lastNormalView);
-      return writeState(w, m.state);
+      writeState(w, m.state);
+      if (m.held?.length) writeEntries(w, m.held);
+      return;
     case 'START_VIEW':
       return writeState(w, m.state);
     case 'STATE_REQUEST':
@@ -275,7 +277,8 @@ export function decodePeerPayload(h: XseqHeader, payload: Uint8Array): PeerMsg {
       break;
     case MsgType.VIEW_CHANGE: {
       const lastNormalView = readView(r);
-      m = { type: 'VIEW_CHANGE', from, view, lastNormalView, state: readState(r) };
+      const state = readState(r);
+      m = r.left > 0 ? { type: 'VIEW_CHANGE', from, view, lastNormalView, state, held: readEntries(r) } : { type: 'VIEW_CHANGE', from, view, lastNormalView, state };
       break;
     }
     case MsgType.START_VIEW:
