@@ -216,8 +216,17 @@ export class Hydra {
    */
   private readonly held = new Map<string, LogEntry>();
 
+  /**
+   * What a VIEW_CHANGE must count besides the log: the requests above, and
+   * every no-op decision this replica knows but has not merged yet (it
+   * answered GAP_COMMIT_REPLY for them, so the leader may have gone past).
+   */
   heldEntries(): LogEntry[] {
-    return [...this.held.values()];
+    const out = [...this.held.values()];
+    for (const s of this.streams) {
+      for (const [seq, clock] of s.noops) out.push(streamEntry({ sid: s.sid, session: s.session, seq, clock, raw: clock }, null));
+    }
+    return out;
   }
   /** Messages of sequencers not (yet) in the group, by id, oldest first. */
   private readonly unknown = new Map<number, (SequencedMsg | FlushMsg)[]>();
