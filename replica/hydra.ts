@@ -766,6 +766,8 @@ export class Hydra {
       const e = log0.get(slot)!;
       const sid = addedBy(e);
       if (sid !== null && !members.has(sid)) members.set(sid, e.src!.clock + 1);
+      // Entries of a sequencer in the log: it is a member (its add op may be truncated away).
+      if (e.src && !members.has(e.src.sid)) members.set(e.src.sid, -Infinity);
     }
     for (const s of [...this.streams]) if (!members.has(s.sid)) this.dropStream(s);
     const joined: number[] = [];
@@ -855,17 +857,13 @@ export class Hydra {
     const out = new Map<number, StreamPos>();
     const log = this.host.log;
     const cp = this.host.checkpoint;
-    // Stop early only once every current stream is found (the log may also
-    // hold sequencers this replica has not added yet).
-    let missing = this.streams.length;
+    // The whole range: the log holds about two sync intervals, and an early
+    // stop could take an add op's floor for a stream with entries further back.
     const adds = new Map<number, number>();
-    for (let i = Math.min(slot, log.lastSlot); i > cp.slot && i >= log.firstSlot && missing > 0; i--) {
+    for (let i = Math.min(slot, log.lastSlot); i > cp.slot && i >= log.firstSlot; i--) {
       const e = log.get(i)!;
       const src = e.src;
-      if (src && !out.has(src.sid)) {
-        out.set(src.sid, src);
-        if (this.byId.has(src.sid)) missing--;
-      }
+      if (src && !out.has(src.sid)) out.set(src.sid, src);
       // Scanning back, the last add seen is the first in the log: it sets the floor.
       const added = addedBy(e);
       if (added !== null) adds.set(added, src!.clock + 1);
