@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { runP1 } from './p1.ts';
 import type { BenchRow } from './row.ts';
 
-const HELP = `Usage: npm run bench [-- --only P1,P1r,P2,P3b,P3] [--quick]
+const HELP = `Usage: npm run bench [-- --only P1,P1r,P2,P3b,P3,P4,P4b] [--quick]
 
 Runs the benchmarks and writes bench/results.json, an array of
 {id, name, unit, xseq, baseline, baselineName, ratio, goal}; ratio is
@@ -26,6 +26,8 @@ xseq / baseline. Rows:
   P3, P3c, P3c-p99
            the KV store (examples/kv) on 3 replicas vs the same KV as one
            unreplicated server: ops/s and commit latency p50/p99
+  P4, P4m  Hydra: a replica merging 8 sequencers' streams in process (whole
+           replica; the merge layer alone) vs the same with 1 sequencer
 --quick uses fewer repetitions (a smoke run, not numbers to report).`;
 
 const { values: v } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
@@ -65,6 +67,11 @@ if (want('P3B')) {
   const { runP3b } = await import('./p3b.ts');
   log('P3b: in-kernel ACK aggregation vs the client counting the quorum');
   rows.push(...(await runP3b({ quick: Boolean(v.quick), log })));
+}
+if (want('P4')) {
+  const { runP4 } = await import('./p4.ts');
+  log('P4: Hydra merge throughput in process, 8 sequencers vs 1');
+  rows.push(...runP4({ messages: v.quick ? 100_000 : 400_000, rounds: v.quick ? 2 : 5, log }));
 }
 if (want('P3')) {
   const { runP3 } = await import('./p3.ts');

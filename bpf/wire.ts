@@ -42,6 +42,8 @@ export const Flags = {
   RESULT: 0x0004,
   /** FLUSH: the sequencer stopped for good; seq is its last (Hydra). */
   FINAL: 0x0008,
+  /** REQUEST/SEQUENCED: a replica-group control op, not the application's (Hydra). */
+  CONTROL: 0x0010,
 } as const;
 
 /** replica_id of the agent's own FLUSH_SOLICIT (XSEQ_REPLICA_AGENT). */

@@ -53,6 +53,9 @@ enum xseq_msg_type {
 #define XSEQ_F_RESULT 0x0004     /* payload is an application result */
 #define XSEQ_F_FINAL 0x0008      /* FLUSH: this sequencer stopped for good;
 				  * seq is its last */
+#define XSEQ_F_CONTROL 0x0010    /* REQUEST (kept on its SEQUENCED): a replica-group
+				  * control op (Hydra: add a sequencer), executed by
+				  * the replica library, not the application */
 
 /*
  * The fixed header, right after the UDP header. 64 bytes, all fields

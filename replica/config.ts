@@ -26,6 +26,11 @@ export interface ReplicaConfig {
   stateRetryUs: number;
   /** OUM messages held ahead of the log (reorder window + next session). */
   maxBufferedMsgs: number;
+  /**
+   * Hydra: a sequencer whose frontier holds back waiting messages this long
+   * gets a FLUSH_SOLICIT (and again every this long while it still does).
+   */
+  flushSolicitUs: number;
 }
 
 export const DEFAULT_CONFIG: ReplicaConfig = {
@@ -41,6 +46,7 @@ export const DEFAULT_CONFIG: ReplicaConfig = {
   viewChangeEscalateAfter: 5,
   stateRetryUs: 20_000,
   maxBufferedMsgs: 8_192,
+  flushSolicitUs: 1_000,
 };
 
 export function configWith(over: Partial<ReplicaConfig> | undefined): ReplicaConfig {

@@ -43,7 +43,7 @@ export class Executor {
   execute(e: LogEntry): Outcome {
     if (e.slot !== this.executed + 1) throw new Error(`executor: slot ${e.slot} after ${this.executed}`);
     this.executed = e.slot;
-    if (e.noop) return NOOP;
+    if (e.noop || e.control) return NOOP;
     const a = this.clients.admit(e.clientId, e.requestId);
     if (a.kind !== 'new') return a;
     const result = this.app.execute(e.op);

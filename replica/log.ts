@@ -24,6 +24,7 @@ const EMPTY = new Uint8Array(0);
 /** Same decision for a slot: both no-ops, or the same OUM message. */
 export function sameEntry(a: LogEntry, b: LogEntry): boolean {
   if (a.slot !== b.slot || a.session !== b.session || a.seq !== b.seq || a.noop !== b.noop) return false;
+  if (a.src !== b.src && (a.src?.sid !== b.src?.sid || a.src?.seq !== b.src?.seq || a.src?.session !== b.src?.session)) return false;
   return a.noop || (a.clientId === b.clientId && a.requestId === b.requestId);
 }
 
@@ -73,6 +74,12 @@ export class Log {
     const lo = Math.max(from, this.firstSlot) - this.base.slot - 1;
     const hi = Math.min(to, this.lastSlot) - this.base.slot;
     return lo < hi ? this.items.slice(lo, hi) : [];
+  }
+
+  /** Removes every entry after `slot` (Hydra: a follower re-merges its unexecuted suffix). */
+  truncateAfter(slot: number): LogEntry[] {
+    const k = Math.max(0, slot - this.base.slot);
+    return k >= this.items.length ? [] : this.items.splice(k);
   }
 
   /** Drops every entry up to and including `slot` (a checkpoint covers them). */

@@ -7,7 +7,7 @@
 // request. Logs have no holes, so every slot up to the longest end is held
 // by someone. The newest checkpoint of the quorum is a committed prefix and
 // replaces the entries it covers.
-import type { Checkpoint, LogEntry, LogState, ViewChangeMsg } from './messages.ts';
+import type { Checkpoint, LogEntry, LogState, StreamPos, ViewChangeMsg } from './messages.ts';
 import { viewCmp, viewEq, type ViewId } from './view.ts';
 
 export function latestNormalView(msgs: readonly ViewChangeMsg[]): ViewId {
@@ -47,4 +47,108 @@ export function mergeViewChanges(msgs: readonly ViewChangeMsg[]): LogState {
     entries.push(pick);
   }
   return { checkpoint, entries, committed: Math.max(committed, checkpoint.slot) };
+}
+
+/** The sequencer an "add" control op names (hydra.ts encodeControlOp; -1 if malformed). */
+function decodeAddSid(op: Uint8Array): number {
+  return op.length === 4 && op[0] === 0x48 && op[1] === 1 ? (op[2]! << 8) | op[3]! : -1;
+}
+
+/**
+ * Hydra: the log of a new view when entries come from several sequencers.
+ * Logs of one view may place a no-op differently (a follower that had not
+ * heard it merged the request), so the union is taken per stream position
+ * (sequencer, seq), not per slot: the committed prefix as it is, then per
+ * stream everything any log of the latest normal view holds after it (a
+ * no-op wins), merged again in (effective clock, sequencer id, seq) order.
+ */
+export function mergeStreamViewChanges(msgs: readonly ViewChangeMsg[]): LogState {
+  let checkpoint: Checkpoint = msgs[0]!.state.checkpoint;
+  let base = msgs[0]!.state;
+  for (const m of msgs) {
+    if (m.state.checkpoint.slot > checkpoint.slot) checkpoint = m.state.checkpoint;
+    if (m.state.committed > base.committed) base = m.state;
+  }
+  const committed = Math.max(base.committed, checkpoint.slot);
+  const cursor = new Map<number, StreamPos>();
+  for (const p of checkpoint.streams ?? []) cursor.set(p.sid, p);
+  const entries: LogEntry[] = [];
+  for (let slot = checkpoint.slot + 1; slot <= committed; slot++) {
+    const e = base.entries[slot - base.checkpoint.slot - 1];
+    if (!e) throw new Error(`merge: the log with the highest commit point lacks slot ${slot}`);
+    entries.push(e);
+    if (e.src) cursor.set(e.src.sid, e.src);
+    if (e.control && !e.noop && !cursor.has(decodeAddSid(e.op))) {
+      const sid = decodeAddSid(e.op);
+      cursor.set(sid, { sid, session: -1, seq: 0, clock: e.src!.clock + 1, raw: -Infinity });
+    }
+  }
+  const latest = latestNormalView(msgs);
+  const union = new Map<number, Map<number, LogEntry>>();
+  let session = checkpoint.session;
+  for (const m of msgs) {
+    if (!viewEq(m.lastNormalView, latest)) continue;
+    for (const e of [...m.state.entries, ...(m.held ?? [])]) {
+      if (e.slot > 0) session = e.session;
+      const src = e.src;
+      if (!src || src.seq <= (cursor.get(src.sid)?.seq ?? 0)) continue;
+      let u = union.get(src.sid);
+      if (!u) union.set(src.sid, (u = new Map()));
+      const had = u.get(src.seq);
+      if (!had || (e.noop && !had.noop)) u.set(src.seq, e);
+    }
+  }
+  // Each stream: contiguous from its cursor. Effective clocks are computed
+  // as the merge goes, so a sequencer added by a control op in this very
+  // union starts at that op's clock + 1 and waits for it.
+  const streams: { sid: number; items: LogEntry[]; i: number; eff: number; gated: boolean }[] = [];
+  const addedHere = new Set<number>();
+  for (const u of union.values()) for (const e of u.values()) if (e.control && !e.noop) addedHere.add(decodeAddSid(e.op));
+  for (const [sid, u] of union) {
+    const at = cursor.get(sid);
+    const items: LogEntry[] = [];
+    for (let q = (at?.seq ?? 0) + 1; u.has(q); q++) items.push(u.get(q)!);
+    streams.push({ sid, items, i: 0, eff: at ? at.clock : -Infinity, gated: !at && addedHere.has(sid) });
+  }
+  streams.sort((a, b) => a.sid - b.sid);
+  const byId = new Map(streams.map((s) => [s.sid, s]));
+  // A no-op's clock is a leader's decision, not a stamp: one decided by an
+  // older leader may sort below what this log already holds, so it moves up
+  // to just past the log's end (the new view decides it again, and every
+  // replica adopts this log). A request can never sort there: a replica
+  // merged past it only on a frontier its stamp cannot be below.
+  let lastClock = -Infinity;
+  if (entries.length) lastClock = entries[entries.length - 1]!.src?.clock ?? -Infinity;
+  else for (const p of checkpoint.streams ?? []) if (p.seq > 0 && p.clock > lastClock) lastClock = p.clock;
+  const keyOf = (s: (typeof streams)[number]): number => {
+    const e = s.items[s.i]!;
+    const k = Math.max(e.src!.raw, s.eff);
+    return e.noop && k <= lastClock ? lastClock + 1 : k;
+  };
+  for (;;) {
+    let best: (typeof streams)[number] | null = null;
+    let bc = 0;
+    for (const s of streams) {
+      if (s.gated || s.i >= s.items.length) continue;
+      const c = keyOf(s);
+      if (!best || c < bc) {
+        best = s;
+        bc = c;
+      }
+    }
+    if (!best) break;
+    const e = best.items[best.i++]!;
+    best.eff = bc;
+    lastClock = bc;
+    const slot = checkpoint.slot + entries.length + 1;
+    entries.push({ ...e, slot, session, seq: slot, src: { ...e.src!, clock: bc, raw: e.noop ? Math.max(e.src!.raw, bc) : e.src!.raw } });
+    if (e.control && !e.noop) {
+      const added = byId.get(decodeAddSid(e.op));
+      if (added?.gated) {
+        added.gated = false;
+        added.eff = bc + 1;
+      }
+    }
+  }
+  return { checkpoint, entries, committed };
 }

@@ -18,6 +18,8 @@ export interface RequestMsg {
   readonly clientId: bigint;
   readonly requestId: bigint;
   readonly op: Uint8Array;
+  /** Hydra: a group control op (XSEQ_F_CONTROL; op = hydra.ts encodeControlOp), not for the application. */
+  readonly control?: boolean;
 }
 
 /** sequencer -> group: a request with its OUM stamp. */
@@ -30,6 +32,34 @@ export interface SequencedMsg {
   readonly op: Uint8Array;
   /** Re-sent by the agent (retransmission or repair), not the first copy. */
   readonly retransmit: boolean;
+  /** Hydra: the sequencer that stamped it (absent: sequencer 0). */
+  readonly sequencerId?: number;
+  /** Hydra: the sequencer's raw TAI clock at stamping, ns (absent: 0). */
+  readonly clock?: number;
+  /** Hydra: a group control op (XSEQ_F_CONTROL), see RequestMsg. */
+  readonly control?: boolean;
+}
+
+/**
+ * sequencer -> group (Hydra): "I stamped exactly seqs 1..seq of this session,
+ * and every later one has clock >= clock". final: the sequencer left the
+ * group for good and seq is its last.
+ */
+export interface FlushMsg {
+  readonly type: 'FLUSH';
+  readonly sequencerId: number;
+  readonly session: number;
+  readonly seq: number;
+  readonly clock: number;
+  readonly final: boolean;
+}
+
+/** replica -> one sequencer (Hydra): send a FLUSH now, my delivery waits on you. */
+export interface FlushSolicitMsg {
+  readonly type: 'FLUSH_SOLICIT';
+  readonly sequencerId: number;
+  readonly replicaId: number;
+  readonly session: number;
 }
 
 /** replica -> aggregator (or client): "slot (session, seq) holds this request in my log". */
@@ -44,7 +74,7 @@ export interface AckMsg {
   readonly requestId: bigint;
   /** The application's result: the leader's ACK only. */
   readonly result: Uint8Array | null;
-  /** The sequencer that stamped the slot (wire: header.sequencer_id); absent = 0. */
+  /** Hydra: the sequencer that stamped (session, seq); the ACK goes to it. */
   readonly sequencerId?: number;
 }
 
@@ -58,7 +88,7 @@ export interface ReplyMsg {
   readonly clientId: bigint;
   readonly requestId: bigint;
   readonly result: Uint8Array;
-  /** The sequencer that stamped the slot (wire: header.sequencer_id); absent = 0. */
+  /** Hydra: the sequencer that stamped and certified it. */
   readonly sequencerId?: number;
 }
 
@@ -66,6 +96,8 @@ export interface ReplyMsg {
 
 export interface RepairRequestMsg {
   readonly type: 'REPAIR_REQUEST';
+  /** Hydra: whose agent is asked (absent: sequencer 0). */
+  readonly sequencerId?: number;
   readonly session: number;
   readonly replicaId: number;
   readonly first: number;
@@ -75,6 +107,7 @@ export interface RepairRequestMsg {
 /** Sent after the agent re-sent what it still holds as SEQUENCED copies. */
 export interface RepairReplyMsg {
   readonly type: 'REPAIR_REPLY';
+  readonly sequencerId?: number;
   readonly session: number;
   readonly first: number;
   readonly count: number;
@@ -85,6 +118,7 @@ export interface RepairReplyMsg {
 /** The agent refused a repair (e.g. WRONG_SESSION after a failover). */
 export interface RepairErrorMsg {
   readonly type: 'ERROR';
+  readonly sequencerId?: number;
   readonly session: number;
   readonly first: number;
   readonly code: number;
@@ -92,6 +126,22 @@ export interface RepairErrorMsg {
 }
 
 // ---- log contents ----------------------------------------------------------
+
+/**
+ * Hydra: where a merged log entry came from. The entry's own (session, seq)
+ * are then virtual (seq = slot within the view's session); this is the
+ * sequencer's stream position and the entry's effective clock (for a no-op:
+ * the effective clock of the seq before it).
+ */
+export interface StreamPos {
+  readonly sid: number;
+  readonly session: number;
+  readonly seq: number;
+  /** Effective clock (ns): max(raw, the previous seq's effective clock, the sequencer's floor). */
+  readonly clock: number;
+  /** Raw clock as stamped; for a no-op the clock the deciding leader gave it. */
+  readonly raw: number;
+}
 
 export interface LogEntry {
   /** Position in the replicated log, 1-based across sessions. */
@@ -103,6 +153,10 @@ export interface LogEntry {
   readonly clientId: bigint;
   readonly requestId: bigint;
   readonly op: Uint8Array;
+  /** Hydra only: the sequencer stream position this entry merged from. */
+  readonly src?: StreamPos;
+  /** Hydra only: a group control op; the application never sees it. */
+  readonly control?: boolean;
 }
 
 export interface ClientRecord {
@@ -119,6 +173,8 @@ export interface Checkpoint {
   readonly seq: number;
   readonly app: Uint8Array;
   readonly clients: readonly ClientRecord[];
+  /** Hydra only: each sequencer's stream position as of `slot` (the merge resumes from these). */
+  readonly streams?: readonly StreamPos[];
 }
 
 /** A log as it travels: a checkpoint, the entries after it, and the commit point. */
@@ -141,6 +197,15 @@ interface Peer {
 export interface GapFindMsg extends Peer {
   readonly type: 'GAP_FIND';
   readonly slot: number;
+  /** Hydra: the gap is (sequencer, session, seq) of a stream; slot is then 0. */
+  readonly stream?: StreamKey;
+}
+
+/** Hydra: one seq of one sequencer's stream, what gap agreement is keyed by. */
+export interface StreamKey {
+  readonly sid: number;
+  readonly session: number;
+  readonly seq: number;
 }
 /** leader -> follower: the entry (a request, or a no-op it committed). */
 export interface GapRecvMsg extends Peer {
@@ -151,16 +216,21 @@ export interface GapRecvMsg extends Peer {
 export interface GapDropMsg extends Peer {
   readonly type: 'GAP_DROP';
   readonly slot: number;
+  readonly stream?: StreamKey;
 }
 export interface GapCommitMsg extends Peer {
   readonly type: 'GAP_COMMIT';
   readonly slot: number;
   readonly session: number;
   readonly seq: number;
+  readonly stream?: StreamKey;
+  /** Hydra: where the no-op sorts (the leader's frontier of that sequencer when it decided). */
+  readonly clock?: number;
 }
 export interface GapCommitReplyMsg extends Peer {
   readonly type: 'GAP_COMMIT_REPLY';
   readonly slot: number;
+  readonly stream?: StreamKey;
 }
 export interface ViewChangeRequestMsg extends Peer {
   readonly type: 'VIEW_CHANGE_REQUEST';
@@ -169,6 +239,12 @@ export interface ViewChangeMsg extends Peer {
   readonly type: 'VIEW_CHANGE';
   readonly lastNormalView: ViewId;
   readonly state: LogState;
+  /**
+   * Hydra: requests this replica had in its log (and ACKed) but took out to
+   * merge again after a no-op or the leader's log changed what came before
+   * them; the view-change merge counts them like its log (slot 0).
+   */
+  readonly held?: readonly LogEntry[];
 }
 export interface StartViewMsg extends Peer {
   readonly type: 'START_VIEW';
@@ -244,7 +320,7 @@ export interface DropNotificationMsg {
 }
 
 /** Everything a replica can receive. */
-export type ReplicaInbound = SequencedMsg | RepairReplyMsg | RepairErrorMsg | DropNotificationMsg | PeerMsg;
+export type ReplicaInbound = SequencedMsg | FlushMsg | RepairReplyMsg | RepairErrorMsg | DropNotificationMsg | PeerMsg;
 
 /** Everything a client can receive. */
 export type ClientInbound = ReplyMsg | AckMsg;

@@ -6,7 +6,8 @@ import type { Application } from './app.ts';
 import { configWith, type ReplicaConfig } from './config.ts';
 import { Executor } from './executor.ts';
 import { Log, noopEntry, ORIGIN, positionOf, sameEntry, type LogPosition } from './log.ts';
-import { mergeViewChanges } from './merge.ts';
+import { Hydra } from './hydra.ts';
+import { mergeStreamViewChanges, mergeViewChanges } from './merge.ts';
 import type {
   Checkpoint,
   DropNotificationMsg,
@@ -22,6 +23,7 @@ import type {
   ReplicaInbound,
   SequencedMsg,
   StartViewMsg,
+  StreamPos,
   StateReplyMsg,
   StateRequestMsg,
   SyncCommitMsg,
@@ -55,11 +57,17 @@ export interface ReplicaOptions {
    * Must differ from every earlier incarnation's nonce (e.g. random 48 bits).
    */
   recoverNonce?: number;
+  /**
+   * Hydra: the ids of the group's sequencers. Two or more turn on the merge
+   * of their streams (hydra.ts); absent or one: the single-sequencer protocol.
+   */
+  sequencers?: readonly number[];
 }
 
 const REPAIR_MAX = 128; // XSEQ_REPAIR_MAX
 /** Drop notifications kept ahead of the log. */
 const NOTIFIED_MAX = 64;
+const NO_OP = new Uint8Array(0);
 
 interface GapRecovery {
   readonly seq: number;
@@ -107,6 +115,8 @@ export class Replica {
   private vc: { readonly msgs: Map<number, ViewChangeMsg>; retries: number } | null = null;
   private recovery: { readonly nonce: number; readonly replies: Map<number, StateReplyMsg> } | null = null;
   private stopped = false;
+  /** Hydra: the merge of several sequencers' streams; null with one sequencer. */
+  readonly hydra: Hydra | null = null;
 
   private readonly reorderTimer: Timer;
   private readonly gapTimer: Timer;
@@ -128,6 +138,7 @@ export class Replica {
     this.lastNormalView = this.view;
     this.log = new Log(ORIGIN);
     this.exec = new Executor(o.app, Executor.genesis(o.app));
+    const s = o.scheduler;
     // Every timer, like every message, may move the log's end: the
     // transport hears of it after each (reportDelivered).
     const timer = (fire: () => void) =>
@@ -142,6 +153,39 @@ export class Replica {
     this.leaderTimer = timer(() => this.onLeaderTimeout());
     this.vcTimer = timer(() => this.onViewChangeTimeout());
     this.stateTimer = timer(() => this.onStateTimeout());
+    if (o.sequencers && o.sequencers.length > 1) {
+      const self = this;
+      this.hydra = new Hydra(
+        {
+          id: this.id,
+          f: this.f,
+          n: this.n,
+          get view() {
+            return self.view;
+          },
+          get log() {
+            return self.log;
+          },
+          get committed() {
+            return self.committed;
+          },
+          get checkpoint() {
+            return self.exec.checkpoint;
+          },
+          normal: () => this.status === 'normal',
+          amLeader: () => this.amLeader(),
+          deliver: (src, m) => this.appendMerged(src, m),
+          reAck: (slot) => this.reAckSlot(slot),
+          admit: (m) => this.admitView(m),
+          heardFromLeader: () => this.heardFromLeader(),
+          toLeader: (m) => this.toLeader(m),
+        },
+        o.sequencers,
+        this.cfg,
+        this.transport,
+        s,
+      );
+    }
 
     if (o.recoverNonce !== undefined) {
       this.status = 'recovering';
@@ -159,6 +203,7 @@ export class Replica {
   /** Stops every timer and ignores all input from now on (shutdown, or a simulated crash). */
   stop(): void {
     this.stopped = true;
+    this.hydra?.stop();
     for (const t of [this.reorderTimer, this.gapTimer, this.gapCommitTimer, this.syncTimer, this.leaderTimer, this.vcTimer, this.stateTimer]) t.stop();
   }
 
@@ -179,7 +224,40 @@ export class Replica {
   }
 
   private dispatch(m: ReplicaInbound): void {
+    const h = this.hydra;
+    if (h) {
+      switch (m.type) {
+        case 'SEQUENCED':
+          return void (this.status !== 'recovering' && h.onSequenced(m));
+        case 'FLUSH':
+          return void (this.status !== 'recovering' && h.onFlush(m));
+        case 'REPAIR_REPLY':
+          return h.onRepairReply(m);
+        case 'ERROR':
+          return h.onRepairError(m);
+        case 'DROP_NOTIFICATION':
+          // The kernel's gap events name one sequencer's seqs; the merge
+          // layer finds its gaps per stream itself.
+          return;
+      }
+      if (this.status !== 'recovering') {
+        switch (m.type) {
+          case 'GAP_FIND':
+            return m.stream ? h.onGapFind(m) : undefined;
+          case 'GAP_RECV':
+            return m.entry.src ? h.onGapRecv(m) : undefined;
+          case 'GAP_DROP':
+            return m.stream ? h.onGapDrop(m) : undefined;
+          case 'GAP_COMMIT':
+            return m.stream ? h.onGapCommit(m) : undefined;
+          case 'GAP_COMMIT_REPLY':
+            return m.stream ? h.onGapCommitReply(m) : undefined;
+        }
+      }
+    }
     switch (m.type) {
+      case 'FLUSH':
+        return;
       case 'SEQUENCED':
         return this.onSequenced(m);
       case 'DROP_NOTIFICATION':
@@ -270,6 +348,11 @@ export class Replica {
   }
 
   private sendAck(e: LogEntry, result: Uint8Array | null): void {
+    const src = e.src;
+    if (src) {
+      // Hydra: the ACK names the stream position, for the sequencer that stamped it.
+      return this.transport.sendAck({ type: 'ACK', session: src.session, seq: src.seq, leaderNum: this.view.leaderNum, replicaId: this.id, clientId: e.clientId, requestId: e.requestId, result, sequencerId: src.sid });
+    }
     this.transport.sendAck({
       type: 'ACK',
       session: e.session,
@@ -280,6 +363,29 @@ export class Replica {
       requestId: e.requestId,
       result,
     });
+  }
+
+  /** Hydra: the next merged entry, at the log's end (virtual seq = slot within the view's session). */
+  private appendMerged(src: StreamPos, m: SequencedMsg | null): void {
+    const slot = this.log.lastSlot + 1;
+    const e: LogEntry = m
+      ? { slot, session: this.view.session, seq: slot, noop: false, clientId: m.clientId, requestId: m.requestId, op: m.op, src, ...(m.control ? { control: true } : {}) }
+      : { slot, session: this.view.session, seq: slot, noop: true, clientId: 0n, requestId: 0n, op: NO_OP, src };
+    this.log.append(e);
+    this.appended(e, true);
+  }
+
+  private reAckSlot(slot: number): void {
+    const e = this.log.get(slot);
+    if (this.status !== 'normal' || !e || e.noop) return;
+    if (!this.amLeader()) return this.sendAck(e, null);
+    const r = this.results.get(slot);
+    if (r) this.sendAck(e, r);
+  }
+
+  private snap(p: LogPosition): Checkpoint {
+    const cp = this.exec.snapshot(p);
+    return this.hydra ? { ...cp, streams: this.hydra.streamsAt(p.slot) } : cp;
   }
 
   /** A copy of something already logged: the ACK may have been lost, send it again. */
@@ -575,7 +681,7 @@ export class Replica {
     if (point > this.committed) {
       // The leader has executed exactly its log, so this snapshot is the
       // state at `point`; it becomes the checkpoint once a quorum holds it.
-      if (!this.sync || this.sync.point !== point) this.sync = { point, acks: new Set(), cp: this.exec.snapshot(this.log.last) };
+      if (!this.sync || this.sync.point !== point) this.sync = { point, acks: new Set(), cp: this.snap(this.log.last) };
       for (let r = 0; r < this.n; r++) if (r !== this.id) this.transport.sendToReplica(r, full);
       if (this.f === 0) this.leaderCommit();
       return;
@@ -609,17 +715,30 @@ export class Replica {
    * leader committed a no-op this replica has not heard of, or it lacks the slot.
    */
   private adoptLeaderLog(entries: readonly LogEntry[]): void {
+    let changed = false;
+    let grew = false;
+    const displaced: LogEntry[] = [];
     for (const e of entries) {
       if (e.slot <= this.committed) continue;
       const mine = this.log.get(e.slot);
       if (!mine) {
         this.log.append(e);
         this.appended(e, true);
+        grew = true;
       } else if (!sameEntry(mine, e)) {
         this.log.put(e);
+        changed = true;
+        if (this.hydra) displaced.push(mine);
       }
     }
     this.afterLogGrew();
+    if (this.hydra && (changed || grew)) {
+      // What this follower merged after a differing entry was merged from
+      // other stream positions: merge it again after the leader's log.
+      const tail = changed ? this.log.truncateAfter(entries[entries.length - 1]!.slot) : [];
+      if (changed) this.hydra.stats.remerges++;
+      this.hydra.resync(true, [...displaced, ...tail]);
+    }
   }
 
   private onSyncReply(m: SyncReplyMsg): void {
@@ -651,7 +770,7 @@ export class Replica {
   /** Follower: the log through `point` equals the leader's and a quorum holds it. */
   private commitThrough(point: number): void {
     this.executeThrough(point);
-    this.commitLocal(point, this.exec.snapshot(positionOf(this.log.get(point)!)));
+    this.commitLocal(point, this.snap(positionOf(this.log.get(point)!)));
   }
 
   /** New commit point and checkpoint; keeps one checkpoint interval of log for lagging peers. */
@@ -721,6 +840,7 @@ export class Replica {
     this.afterLogGrew();
     this.drain();
     this.checkGap();
+    this.hydra?.resync(true, old.slice(old.firstSlot, old.lastSlot));
   }
 
   /**
@@ -745,6 +865,7 @@ export class Replica {
     this.prepared = this.committed;
     this.executeThrough(this.committed);
     this.leaderTimer.start(this.cfg.leaderTimeoutUs);
+    this.hydra?.resync(false, []);
   }
 
   // ---- view change -------------------------------------------------------------
@@ -797,6 +918,7 @@ export class Replica {
     this.sync = null;
     this.followerSync.length = 0;
     this.pendingNoops.clear();
+    this.hydra?.stopWork();
   }
 
   private sendViewChange(): void {
@@ -805,7 +927,8 @@ export class Replica {
     }
     // The log is frozen while the view changes, so this is the log as of
     // lastNormalView, as the merge needs.
-    const m: ViewChangeMsg = { type: 'VIEW_CHANGE', from: this.id, view: this.view, lastNormalView: this.lastNormalView, state: this.currentState() };
+    const held = this.hydra?.heldEntries() ?? [];
+    const m: ViewChangeMsg = { type: 'VIEW_CHANGE', from: this.id, view: this.view, lastNormalView: this.lastNormalView, state: this.currentState(), ...(held.length ? { held } : {}) };
     if (this.amLeader()) this.collectViewChange(m);
     else this.toLeader(m);
   }
@@ -842,7 +965,7 @@ export class Replica {
     if (!vc || this.status !== 'view-change') return;
     vc.msgs.set(m.from, m);
     if (vc.msgs.size < this.f + 1 || !vc.msgs.has(this.id)) return;
-    this.enterView(mergeViewChanges([...vc.msgs.values()]), true);
+    this.enterView((this.hydra ? mergeStreamViewChanges : mergeViewChanges)([...vc.msgs.values()]), true);
     const sv: StartViewMsg = { type: 'START_VIEW', from: this.id, view: this.view, state: this.currentState() };
     for (let r = 0; r < this.n; r++) if (r !== this.id) this.transport.sendToReplica(r, sv);
   }
@@ -883,6 +1006,7 @@ export class Replica {
     }
     this.drain();
     this.checkGap();
+    this.hydra?.resync(false, old.slice(old.firstSlot, old.lastSlot));
   }
 
   // ---- installing a log from elsewhere -------------------------------------------
@@ -915,6 +1039,7 @@ export class Replica {
 
   /** Requests of the current session the new log ends before: they are genuine OUM messages, keep them. */
   private rebuffer(old: Log): void {
+    if (this.hydra) return; // the merge layer takes them back (hydra.resync)
     for (let s = this.log.lastSlot + 1; s <= old.lastSlot; s++) {
       const e = old.get(s);
       if (!e || e.noop || e.session !== this.view.session) continue;
@@ -944,7 +1069,10 @@ export class Replica {
 
   /** Tells the transport which seqs the log holds, when that changed. */
   private reportDelivered(): void {
-    if (!this.transport.delivered || this.stopped) return;
+    // Hydra: log slots are merged positions, not any one sequencer's seqs,
+    // so the kernel filter (keyed by sequencer) is not told; it then only
+    // reports gaps and drops nothing of these streams.
+    if (!this.transport.delivered || this.stopped || this.hydra) return;
     const session = this.view.session;
     const seq = this.nextSeq() - 1;
     if (this.reported?.session === session && this.reported.seq === seq) return;

@@ -1,7 +1,7 @@
 // What the protocol needs from the outside world, and nothing more. The
 // replica and client never touch sockets or real timers: the UDP transport
 // (later) and the deterministic simulation (sim/) both implement these.
-import type { AckMsg, PeerMsg, RepairRequestMsg, RequestMsg } from './messages.ts';
+import type { AckMsg, FlushSolicitMsg, PeerMsg, RepairRequestMsg, RequestMsg } from './messages.ts';
 
 export interface TimerHandle {
   cancel(): void;
@@ -32,6 +32,8 @@ export interface ReplicaTransport {
    * shrinks (a view change) or the session changes.
    */
   delivered?(session: number, seq: number): void;
+  /** Hydra: to sequencer msg.sequencerId (a FLUSH comes back to the group). Optional with one sequencer. */
+  sendFlushSolicit?(msg: FlushSolicitMsg): void;
 }
 
 /** Clients send to a sequencer; it stamps and multicasts (OUM). */

@@ -4,7 +4,7 @@
 // carry logs; see README.md, "What the UDP transport still needs").
 import { decodeError, decodeRepairReply, encodeRepairRequest } from '../bpf/repair.ts';
 import { emptyHeader, encodeMessage, Flags, MsgType, type XseqMessage } from '../bpf/wire.ts';
-import type { AckMsg, RepairErrorMsg, RepairReplyMsg, RepairRequestMsg, ReplyMsg, RequestMsg, SequencedMsg } from './messages.ts';
+import type { AckMsg, FlushMsg, FlushSolicitMsg, RepairErrorMsg, RepairReplyMsg, RepairRequestMsg, ReplyMsg, RequestMsg, SequencedMsg } from './messages.ts';
 
 export interface WireAddressing {
   groupId: number;
@@ -142,4 +142,50 @@ export function repairErrorFromWire(w: XseqMessage): RepairErrorMsg | null {
   const e = decodeError(w.payload);
   if (!e) return null;
   return { type: 'ERROR', session: h.session, first: toNum(h.seq) ?? 0, code: e.code, text: e.text };
+}
+
+// ---- Hydra (several sequencers) ------------------------------------------------
+
+/** XSEQ_F_FINAL on a FLUSH: the sequencer left the group for good (bpf/xseq.h). */
+export const FLAG_FINAL = Flags.FINAL;
+
+/**
+ * TAI nanoseconds as a double. Today's TAI (~1.8e18 ns) is past 2^53, so this
+ * rounds to 256 ns; rounding is monotone and the same on every replica, so
+ * the merge order it gives is deterministic and the FLUSH promise (later
+ * stamps >= the flush clock) survives it. Equal roundings are ties, broken by
+ * sequencer id.
+ */
+export function clockFromWire(ns: bigint): number {
+  return Number(ns);
+}
+
+/** XSEQ_F_CONTROL on a REQUEST (kept on its SEQUENCED): a group control op, see hydra.ts. */
+export const FLAG_CONTROL = Flags.CONTROL;
+
+/** A SEQUENCED with its stamping sequencer and clock (what the merge needs). */
+export function hydraSequencedFromWire(w: XseqMessage): SequencedMsg | null {
+  const m = sequencedFromWire(w);
+  if (!m) return null;
+  const h = w.header;
+  return { ...m, sequencerId: h.sequencerId, clock: clockFromWire(h.clockNs), ...(h.flags & FLAG_CONTROL ? { control: true } : {}) };
+}
+
+export function flushFromWire(w: XseqMessage): FlushMsg | null {
+  const h = w.header;
+  const seq = toNum(h.seq);
+  if (h.type !== MsgType.FLUSH || seq === null) return null;
+  return { type: 'FLUSH', sequencerId: h.sequencerId, session: h.session, seq, clock: clockFromWire(h.clockNs), final: (h.flags & FLAG_FINAL) !== 0 };
+}
+
+export function flushToWire(m: FlushMsg, a: WireAddressing): Buffer {
+  return encodeMessage(
+    { ...emptyHeader(), type: MsgType.FLUSH, flags: m.final ? FLAG_FINAL : 0, groupId: a.groupId, sequencerId: m.sequencerId, session: m.session, seq: BigInt(m.seq), clockNs: BigInt(m.clock) },
+    new Uint8Array(0),
+  );
+}
+
+/** replica -> sequencer: "flush now" (sent from the member's ACK address, which the XDP program checks). */
+export function flushSolicitToWire(m: FlushSolicitMsg, a: WireAddressing): Buffer {
+  return encodeMessage({ ...emptyHeader(), type: MsgType.FLUSH_SOLICIT, groupId: a.groupId, sequencerId: m.sequencerId, replicaId: m.replicaId, session: m.session }, new Uint8Array(0));
 }

@@ -118,6 +118,7 @@ describe('bpf/xseq.h and the TypeScript codec agree', () => {
       XSEQ_SLOT_F_REPLIED: maps.XSEQ_SLOT_F_REPLIED,
       XSEQ_REPAIR_MAX: repair.XSEQ_REPAIR_MAX,
       XSEQ_F_FINAL: wire.Flags.FINAL,
+      XSEQ_F_CONTROL: wire.Flags.CONTROL,
       XSEQ_GROUP_F_DRAINING: maps.XSEQ_GROUP_F_DRAINING,
       XSEQ_REPLICA_AGENT: wire.XSEQ_REPLICA_AGENT,
       XSEQ_ACKS_BITMAP: maps.XSEQ_ACKS_BITMAP,

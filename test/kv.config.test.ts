@@ -60,6 +60,34 @@ describe('KV replica configuration', () => {
     expect(parseReplicaArgs(['--help'])).toBeNull();
   });
 
+  it('Hydra: sequencers as a list by id; the old keys mean sequencer 0; one entry is the single-sequencer form', () => {
+    const base = FLAGS.slice(0, FLAGS.indexOf('--sequencer'));
+    const list = '[{"id":1,"addr":"10.0.0.3","port":7410,"repairPort":null},{"id":0,"addr":"10.0.0.2"}]';
+    const c = parseReplicaArgs([...base, '--sequencers', list])!;
+    expect(c.sequencers).toEqual([
+      { id: 0, sequencer: { host: '10.0.0.2', port: 7400 }, repair: { host: '10.0.0.2', port: 7401 } },
+      { id: 1, sequencer: { host: '10.0.0.3', port: 7410 }, repair: null },
+    ]);
+    expect(c).toMatchObject({ sequencer: { host: '10.0.0.2', port: 7400 }, repair: { host: '10.0.0.2', port: 7401 } });
+    expect(parseReplicaArgs(FLAGS)!.sequencers).toEqual([{ id: 0, sequencer: { host: '10.0.0.2', port: 7400 }, repair: { host: '10.0.0.2', port: 7401 } }]);
+    expect(parseReplicaArgs([...base, '--sequencers', '[{"id":0,"addr":"10.0.0.2"}]'])!.sequencers).toHaveLength(1);
+    const dir = mkdtempSync(join(tmpdir(), 'kv-hydra-'));
+    try {
+      const f = join(dir, 'c.yaml');
+      writeFileSync(f, 'sequencers:\n  - {id: 0, addr: 10.0.0.2, port: 7400, repairPort: 7401}\n  - {id: 1, addr: 10.0.0.3}\n');
+      expect(parseReplicaArgs([...base, '--config', f])!.sequencers.map((q) => q.id)).toEqual([0, 1]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const bad = (args: string[], msg: RegExp) => expect(() => parseReplicaArgs([...base, ...args])).toThrow(msg);
+    bad(['--sequencers', list, '--sequencer', '10.0.0.2'], /^sequencers: give either sequencers .* or sequencer\/repair/);
+    bad(['--sequencers', '[]'], /^sequencers: expected a non-empty list/);
+    bad(['--sequencers', '[{"id":0,"addr":"10.0.0.2"},{"id":0,"addr":"10.0.0.3"}]'], /^sequencers\[1\].id: sequencer 0 given twice/);
+    bad(['--sequencers', '[{"id":0,"addr":"seq.example"}]'], /^sequencers\[0\].addr: seq.example is not an IPv4 address/);
+    bad(['--sequencers', '[{"id":0,"addr":"10.0.0.2","repair":7401}]'], /^sequencers\[0\].repair: unknown/);
+    bad([], /^sequencer: required \(or sequencers/);
+  });
+
   it('names the field of every mistake', () => {
     const bad = (args: string[], msg: RegExp | typeof ConfigError) => expect(() => parseReplicaArgs(args)).toThrow(msg);
     const without = (flag: string) => {

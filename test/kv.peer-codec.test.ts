@@ -26,7 +26,23 @@ function state(n: number, appBytes = 16): LogState {
   };
 }
 
+// Hydra: entries with their stream position, checkpoints with each sequencer's, gap agreement keyed by (sequencer, session, seq).
+const src = (sid: number, seq: number, noop = false) => ({ sid, session: 2 ** 32 - 1, seq, clock: noop ? -Infinity : 1.7e18 + seq * 256, raw: noop ? -Infinity : 1.7e18 });
+const hydraState: LogState = {
+  checkpoint: { slot: 10, session: 1, seq: 10, app: new Uint8Array([1]), clients: [], streams: [src(0, 4), src(65535, 2 ** 40)] },
+  entries: [entry(11, { session: 1, seq: 11, src: src(0, 5) }), entry(12, { session: 1, seq: 12, noop: true, clientId: 0n, requestId: 0n, op: new Uint8Array(0), src: src(3, 1, true) })],
+  committed: 11,
+};
+const key = { sid: 3, session: 9, seq: 2 ** 53 - 1 };
+
 const SAMPLES: PeerMsg[] = [
+  { type: 'GAP_FIND', from: 1, view, slot: 0, stream: key },
+  { type: 'GAP_DROP', from: 0, view, slot: 0, stream: key },
+  { type: 'GAP_COMMIT', from: 0, view, slot: 0, session: 9, seq: 5, stream: key, clock: 1.7e18 },
+  { type: 'GAP_COMMIT_REPLY', from: 2, view, slot: 0, stream: key },
+  { type: 'GAP_RECV', from: 0, view, entry: entry(0, { src: src(2, 7) }) },
+  { type: 'START_VIEW', from: 0, view, state: hydraState },
+  { type: 'VIEW_CHANGE', from: 1, view, lastNormalView: view, state: hydraState, held: [entry(0, { src: src(1, 9) }), entry(0, { src: src(2, 3) })] },
   { type: 'GAP_FIND', from: 1, view, slot: 2 ** 53 - 1 },
   { type: 'GAP_RECV', from: 0, view, entry: entry(44) },
   { type: 'GAP_RECV', from: 0, view, entry: entry(45, { noop: true, op: new Uint8Array(0) }) },
@@ -136,8 +152,8 @@ describe('slow-path codec', () => {
     const gap: LogState = { ...state(2), entries: [entry(101), entry(103)] };
     expect(() => decodeFrame(encodePeerFrame({ type: 'START_VIEW', from: 0, view, state: gap }, GROUP))).toThrow(/slot 103, want 102/);
     const flag = Buffer.from(encodePeerFrame({ type: 'GAP_RECV', from: 0, view, entry: entry(3) }, GROUP));
-    flag[XSEQ_HDR_LEN + 20] = 2; // the no-op flag
-    expect(() => decodeFrame(flag)).toThrow(/flag byte/);
+    flag[XSEQ_HDR_LEN + 20] = 8; // bit 0 no-op, bit 1 a Hydra stream position, bit 2 a control op; 8 is nothing
+    expect(() => decodeFrame(flag)).toThrow(/flag byte 8/);
   });
 
   it('slots, seqs and nonces past 2^53 cannot be written or read', () => {

@@ -17,6 +17,9 @@ export interface DumpedEntry {
   clientId: string;
   requestId: string;
   op: string;
+  /** Hydra: the sequencer whose stream the entry merged from, and its effective clock (ns). */
+  sequencerId?: number;
+  clock?: number;
 }
 
 export interface CommittedLogDump {
@@ -87,6 +90,7 @@ export class CommittedLog {
         clientId: e.clientId.toString(),
         requestId: e.requestId.toString(),
         op: Buffer.from(e.op).toString('hex'),
+        ...(e.src ? { sequencerId: e.src.sid, clock: e.src.clock } : {}),
       })),
     };
   }

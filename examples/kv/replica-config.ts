@@ -6,6 +6,7 @@ import { parse as parseYaml } from 'yaml';
 import { DEFAULT_CONFIG, type ReplicaConfig } from '../../replica/index.ts';
 import { type HostPort, isIpv4, parseHostPort, parseIdHostPort } from '../../replica/udp/index.ts';
 import { XDP_MODES, XDP_SETTINGS, type XdpModeSetting, type XdpSetting } from '../../replica/xdp/setup.ts';
+import type { HydraSequencer } from '../../replica/udp/replica-transport.ts';
 
 export const USAGE = `Usage: tsx examples/kv/replica.ts [--config FILE] [options]
 
@@ -25,6 +26,11 @@ the sequencer host, repair from the agent) and TCP to its peers.
   --sequencer ADDR[:PORT] the sequencer host (default port 7400) [sequencer]
   --repair ADDR:PORT|none the agent's repair service (default sequencer
                          address, port 7401) [repair]
+  --sequencers JSON      Hydra: the group's sequencers instead of the two
+                         above, '[{"id":0,"addr":"10.0.0.1","port":7400,
+                         "repairPort":7401}, ...]' (port default 7400,
+                         repairPort default 7401, null: no repair); one
+                         entry is the single-sequencer form [sequencers]
   --session N            the group's session at creation (default 0: the
                          first traffic moves the replicas to the real one)
                          [session]
@@ -85,8 +91,11 @@ export interface KvReplicaConfig {
   id: number;
   member: HostPort;
   peers: HostPort[];
+  /** Sequencer 0 (the only one without Hydra). */
   sequencer: HostPort;
   repair: HostPort | null;
+  /** Every sequencer of the group by id; one entry without Hydra. */
+  sequencers: HydraSequencer[];
   session: number;
   recover: boolean;
   stateDir: string | null;
@@ -161,6 +170,28 @@ function parsePeers(v: unknown): HostPort[] {
   return out;
 }
 
+/** Hydra: [{id, addr, port, repairPort}] (a JSON string from the flag, or the config file's list). */
+function parseSequencers(v: unknown): HydraSequencer[] {
+  const list: unknown = typeof v === 'string' ? wrap('sequencers', () => JSON.parse(v) as unknown) : v;
+  if (!Array.isArray(list) || list.length === 0) throw new ConfigError('sequencers: expected a non-empty list of {id, addr, port, repairPort}');
+  const seen = new Set<number>();
+  const out = list.map((x: unknown, i): HydraSequencer => {
+    const f = `sequencers[${i}]`;
+    if (typeof x !== 'object' || x === null || Array.isArray(x)) throw new ConfigError(`${f}: expected {id, addr, port, repairPort}`);
+    const o = x as Raw;
+    for (const k of Object.keys(o)) if (!['id', 'addr', 'port', 'repairPort'].includes(k)) throw new ConfigError(`${f}.${k}: unknown; known: id, addr, port, repairPort`);
+    const id = int(o['id'], `${f}.id`, 0, 0xffff);
+    if (seen.has(id)) throw new ConfigError(`${f}.id: sequencer ${id} given twice`);
+    seen.add(id);
+    const addr = str(o['addr'], `${f}.addr`);
+    if (!isIpv4(addr)) throw new ConfigError(`${f}.addr: ${addr} is not an IPv4 address`);
+    const port = o['port'] === undefined ? 7400 : int(o['port'], `${f}.port`, 1, 65535);
+    const repair = o['repairPort'] === null || o['repairPort'] === 'none' ? null : { host: addr, port: o['repairPort'] === undefined ? 7401 : int(o['repairPort'], `${f}.repairPort`, 1, 65535) };
+    return { id, sequencer: { host: addr, port }, repair };
+  });
+  return out.sort((a, b) => a.id - b.id);
+}
+
 function parseProtocol(v: unknown): Partial<ReplicaConfig> {
   const o: unknown = typeof v === 'string' ? wrap('protocol', () => JSON.parse(v) as unknown) : v;
   if (o === undefined) return {};
@@ -175,7 +206,7 @@ function parseProtocol(v: unknown): Partial<ReplicaConfig> {
 }
 
 /** The fields a --config file may have, each also a flag. */
-const FILE_FIELDS = ['group', 'id', 'member', 'peers', 'sequencer', 'repair', 'session', 'recover', 'stateDir', 'logDump', 'statsIntervalMs', 'protocol', 'acksTo', 'xdp', 'xdpIface', 'xdpMode', 'xdpRetransmitKeep'];
+const FILE_FIELDS = ['group', 'id', 'member', 'peers', 'sequencer', 'repair', 'sequencers', 'session', 'recover', 'stateDir', 'logDump', 'statsIntervalMs', 'protocol', 'acksTo', 'xdp', 'xdpIface', 'xdpMode', 'xdpRetransmitKeep'];
 
 function parseAcksTo(v: unknown): 'sequencer' | 'client' {
   if (v === undefined || v === 'sequencer' || v === 'client') return v ?? 'sequencer';
@@ -197,6 +228,7 @@ export function parseReplicaArgs(argv: string[]): KvReplicaConfig | null {
         peer: { type: 'string', multiple: true },
         sequencer: { type: 'string' },
         repair: { type: 'string' },
+        sequencers: { type: 'string' },
         session: { type: 'string' },
         recover: { type: 'boolean' },
         'state-dir': { type: 'string' },
@@ -239,6 +271,7 @@ export function parseReplicaArgs(argv: string[]): KvReplicaConfig | null {
   flag('peer', 'peers');
   flag('sequencer', 'sequencer');
   flag('repair', 'repair');
+  flag('sequencers', 'sequencers');
   flag('session', 'session');
   flag('recover', 'recover');
   flag('state-dir', 'stateDir');
@@ -251,18 +284,27 @@ export function parseReplicaArgs(argv: string[]): KvReplicaConfig | null {
   flag('xdp-mode', 'xdpMode');
   flag('xdp-retransmit-keep', 'xdpRetransmitKeep');
 
-  for (const f of ['group', 'id', 'member', 'peers', 'sequencer']) {
+  for (const f of ['group', 'id', 'member', 'peers']) {
     if (raw[f] === undefined) throw new ConfigError(`${f}: required (see --help)`);
   }
+  if (raw['sequencers'] !== undefined && (raw['sequencer'] !== undefined || raw['repair'] !== undefined)) {
+    throw new ConfigError('sequencers: give either sequencers (every sequencer by id) or sequencer/repair (one sequencer), not both');
+  }
+  if (raw['sequencers'] === undefined && raw['sequencer'] === undefined) throw new ConfigError('sequencer: required (or sequencers, see --help)');
   const { groupId, group } = parseGroup(raw['group']);
   const peers = parsePeers(raw['peers']);
   const id = int(raw['id'], 'id', 0, peers.length - 1);
   // A bare port: one config file per host can then differ only in the id.
   const rawMember = typeof raw['member'] === 'number' ? String(raw['member']) : str(raw['member'], 'member');
   const member = wrap('member', () => parseHostPort(/^\d+$/.test(rawMember) ? `${peers[id]!.host}:${rawMember}` : rawMember, 'member'));
-  const sequencer = wrap('sequencer', () => parseHostPort(str(raw['sequencer'], 'sequencer'), 'sequencer', 7400));
-  const repairRaw = raw['repair'] ?? `${sequencer.host}:7401`;
-  const repair = repairRaw === 'none' ? null : wrap('repair', () => parseHostPort(str(repairRaw, 'repair'), 'repair'));
+  let sequencers: HydraSequencer[];
+  if (raw['sequencers'] !== undefined) sequencers = parseSequencers(raw['sequencers']);
+  else {
+    const seq0 = wrap('sequencer', () => parseHostPort(str(raw['sequencer'], 'sequencer'), 'sequencer', 7400));
+    const repairRaw = raw['repair'] ?? `${seq0.host}:7401`;
+    sequencers = [{ id: 0, sequencer: seq0, repair: repairRaw === 'none' ? null : wrap('repair', () => parseHostPort(str(repairRaw, 'repair'), 'repair')) }];
+  }
+  const { sequencer, repair } = sequencers.find((q) => q.id === 0) ?? sequencers[0]!;
   if (!isIpv4(peers[id]!.host)) throw new ConfigError(`peers: ${peers[id]!.host} is not an IPv4 address`);
   return {
     groupId,
@@ -272,6 +314,7 @@ export function parseReplicaArgs(argv: string[]): KvReplicaConfig | null {
     peers,
     sequencer,
     repair,
+    sequencers,
     session: raw['session'] === undefined ? 0 : int(raw['session'], 'session', 0, 0xffffffff),
     recover: raw['recover'] === true,
     stateDir: raw['stateDir'] === undefined ? null : str(raw['stateDir'], 'stateDir'),

@@ -74,6 +74,7 @@ async function main(): Promise<void> {
     member: c.member,
     sequencer: c.sequencer,
     repair: c.repair,
+    sequencers: c.sequencers,
     self: c.id,
     peers: c.peers,
     // Followers' ACKs as long as the longest KV result, so the sequencer
@@ -97,6 +98,7 @@ async function main(): Promise<void> {
     },
     sendRepairRequest: (m) => transport.sendRepairRequest(m),
     delivered: (session, seq) => transport.delivered(session, seq),
+    sendFlushSolicit: (m) => transport.sendFlushSolicit(m),
   };
 
   let committedLog: CommittedLog | null = null;
@@ -124,6 +126,7 @@ async function main(): Promise<void> {
     scheduler,
     config: c.protocol,
     session: c.session,
+    ...(c.sequencers.length > 1 ? { sequencers: c.sequencers.map((q) => q.id) } : {}),
     ...(nonce !== undefined ? { recoverNonce: nonce } : {}),
   });
   replica = r;

@@ -4,7 +4,7 @@
 // random simulation drives it with a PRNG.
 import { Client, type Certificate, type ClientError } from '../client.ts';
 import type { ReplicaConfig } from '../config.ts';
-import type { ClientInbound, PeerMsg } from '../messages.ts';
+import type { ClientInbound, PeerMsg, RequestMsg } from '../messages.ts';
 import { Replica } from '../replica.ts';
 import type { ReplicaTransport } from '../transport.ts';
 import { leaderOf, viewCmp, viewEq } from '../view.ts';
@@ -13,9 +13,13 @@ import { HistoryApp } from './history-app.ts';
 import { SimNetwork, type NetParams } from './network.ts';
 import { Prng } from './prng.ts';
 import { SimSequencer } from './sequencer.ts';
+import { encodeControlOp } from '../hydra.ts';
 
 export const SEQUENCER_NODE = 1000;
 export const CLIENT_NODE_BASE = 2000;
+/** Hydra: where control ops come from (an operator, not a client core). */
+export const CONTROL_NODE = 1999;
+const CONTROL_CLIENT = 0xc0n;
 
 /** Timeouts scaled to the simulated network (20-300 us one way). */
 export const SIM_REPLICA_CONFIG: Partial<ReplicaConfig> = {
@@ -48,6 +52,19 @@ export interface ClusterOptions {
   session?: number;
   /** The session replicas are created with (default: the sequencer's). */
   replicaSession?: number;
+  /** Hydra: how many sequencers serve the group (default 1: the single-sequencer protocol). */
+  sequencers?: number;
+  hydra?: Partial<HydraSimParams>;
+}
+
+/** Hydra: the sequencers' clocks and flushes (per-sequencer arrays are indexed by id). */
+export interface HydraSimParams {
+  skewUs: readonly number[];
+  drift: readonly number[];
+  tickUs: number;
+  inversion: number;
+  inversionNs: number;
+  flushIntervalUs: number;
 }
 
 export interface CertifiedReply {
@@ -56,6 +73,8 @@ export interface CertifiedReply {
   readonly result: Uint8Array;
   readonly op: Uint8Array;
   readonly at: number;
+  /** Hydra: the sequencer that stamped and certified it. */
+  readonly sequencerId?: number;
 }
 
 export class SimCluster {
@@ -63,6 +82,16 @@ export class SimCluster {
   readonly rng: Prng;
   readonly net: SimNetwork;
   readonly sequencer: SimSequencer;
+  /** Every sequencer by id (one without Hydra). */
+  readonly sequencers: SimSequencer[] = [];
+  readonly hydraParams: HydraSimParams | null;
+  private readonly nextSeqr: number[] = [];
+  private readonly replySid: (number | undefined)[] = [];
+  /** Hydra: sequencers clients do not send to (an idle sequencer in a scenario). */
+  readonly avoid = new Set<number>();
+  /** Hydra: the sequencers replicas are configured with (added ones join by a control op). */
+  private initialSequencers: number[] = [];
+  private controlIds = 0n;
   readonly n: number;
   readonly f: number;
   readonly replicas: (Replica | null)[] = [];
@@ -89,21 +118,49 @@ export class SimCluster {
     this.replicaConfig = { ...SIM_REPLICA_CONFIG, ...o.replica };
     this.rng = new Prng(o.seed);
     this.net = new SimNetwork(this.q, this.rng.fork(), { loss: 0, dup: 0, minDelayUs: 20, maxDelayUs: 300, ...o.net });
-    this.sequencer = new SimSequencer(
-      this.q,
-      {
-        n: o.n,
-        quorum: this.f + 1,
-        windowSlots: o.windowSlots ?? 64,
-        retransmitUs: o.retransmitUs ?? 0,
-        aggregated: this.aggregated,
-        session: o.session ?? 1,
-      },
-      {
-        toReplica: (r, m) => this.net.send(SEQUENCER_NODE, r, m, () => this.replicas[r]?.receive(m)),
-        toClient: (node, m) => this.net.send(SEQUENCER_NODE, node, m, () => this.clients[node - CLIENT_NODE_BASE]?.receive(m)),
-      },
-    );
+    const k = o.sequencers ?? 1;
+    this.hydraParams = k > 1 ? { skewUs: [], drift: [], tickUs: 1, inversion: 0, inversionNs: 0, flushIntervalUs: 1_000, ...o.hydra } : null;
+    for (let sid = 0; sid < k; sid++) {
+      const node = SEQUENCER_NODE + sid;
+      const hp = this.hydraParams;
+      this.sequencers.push(
+        new SimSequencer(
+          this.q,
+          {
+            n: o.n,
+            quorum: this.f + 1,
+            windowSlots: o.windowSlots ?? 64,
+            retransmitUs: o.retransmitUs ?? 0,
+            aggregated: this.aggregated,
+            session: o.session ?? 1,
+            ...(hp
+              ? {
+                  hydra: {
+                    id: sid,
+                    rng: this.rng.fork(),
+                    skewUs: hp.skewUs[sid] ?? 0,
+                    drift: hp.drift[sid] ?? 0,
+                    tickUs: hp.tickUs,
+                    inversion: hp.inversion,
+                    inversionNs: hp.inversionNs,
+                    flushIntervalUs: hp.flushIntervalUs,
+                  },
+                }
+              : {}),
+          },
+          {
+            toReplica: (r, m) => this.net.send(node, r, m, () => this.replicas[r]?.receive(m)),
+            toClient: (cn, m) =>
+              this.net.send(node, cn, m, () => {
+                this.replySid[cn - CLIENT_NODE_BASE] = m.sequencerId;
+                this.clients[cn - CLIENT_NODE_BASE]?.receive(m);
+              }),
+          },
+        ),
+      );
+    }
+    this.sequencer = this.sequencers[0]!;
+    this.initialSequencers = this.sequencers.map((q) => q.id);
     for (let i = 0; i < o.n; i++) {
       this.incarnation.push(0);
       this.replicas.push(this.makeReplica(i, false));
@@ -119,10 +176,25 @@ export class SimCluster {
           scheduler: this.q.scheduler(),
           retryUs: o.clientRetryUs ?? 3_000,
           deadlineUs: o.clientDeadlineUs ?? 1e12,
-          transport: { sendRequest: (m) => this.net.send(node, SEQUENCER_NODE, m, () => this.sequencer.onRequest(m, node)) },
+          transport: { sendRequest: (m) => this.sendRequest(j, node, m) },
         }),
       );
     }
+  }
+
+  /** Round-robin over the sequencers not removed; a retry goes to the next one (fail over). */
+  private sendRequest(j: number, node: number, m: RequestMsg): void {
+    let sid = 0;
+    const k = this.sequencers.length;
+    if (k > 1) {
+      const ok = (q: number, strict: boolean): boolean => !this.sequencers[q]!.retired && !(strict && this.avoid.has(q));
+      const strict = this.sequencers.some((_, q) => ok(q, true));
+      sid = ((this.nextSeqr[j] ?? j) + 1) % k;
+      for (let tries = 0; tries < k && !ok(sid, strict); tries++) sid = (sid + 1) % k;
+      this.nextSeqr[j] = sid;
+    }
+    const seqr = this.sequencers[sid]!;
+    this.net.send(node, SEQUENCER_NODE + sid, m, () => seqr.onRequest(m, node));
   }
 
   private makeReplica(i: number, recover: boolean): Replica {
@@ -136,12 +208,19 @@ export class SimCluster {
       },
       sendAck: (a) => {
         if (!alive()) return;
-        if (this.aggregated) return this.net.send(i, SEQUENCER_NODE, a, () => this.sequencer.onAck(a, i));
+        if (this.aggregated) {
+          const sid = a.sequencerId ?? 0;
+          return this.net.send(i, SEQUENCER_NODE + sid, a, () => this.sequencers[sid]?.onAck(a, i));
+        }
         const j = Number(a.clientId) - 1;
         this.net.send(i, CLIENT_NODE_BASE + j, a, () => this.clients[j]?.receive(a as ClientInbound));
       },
       sendRepairRequest: (r) => {
-        if (alive()) this.net.send(i, SEQUENCER_NODE, r, () => this.sequencer.onRepair(r, i));
+        const sid = r.sequencerId ?? 0;
+        if (alive()) this.net.send(i, SEQUENCER_NODE + sid, r, () => this.sequencers[sid]?.onRepair(r, i));
+      },
+      sendFlushSolicit: (m) => {
+        if (alive()) this.net.send(i, SEQUENCER_NODE + m.sequencerId, m, () => this.sequencers[m.sequencerId]?.onSolicit(m, i));
       },
     };
     return new Replica({
@@ -152,6 +231,7 @@ export class SimCluster {
       scheduler: this.q.scheduler(alive),
       config: this.replicaConfig,
       session: this.replicaSession,
+      ...(this.initialSequencers.length > 1 ? { sequencers: this.initialSequencers } : {}),
       ...(recover ? { recoverNonce: inc } : {}),
     });
   }
@@ -177,6 +257,46 @@ export class SimCluster {
 
   rejoin(node: number): void {
     this.net.isolated.delete(node);
+  }
+
+  /**
+   * Hydra: a new sequencer starts (stamping, flushing) and an "add" control
+   * op goes through an existing one, re-sent every `retryUs` until every
+   * live replica has the new sequencer (replicas buffer its traffic until
+   * the op is merged). Clients use it from the start: their requests wait
+   * at the replicas like the rest of its traffic.
+   */
+  addSequencer(retryUs = 3_000): SimSequencer {
+    const hp = this.hydraParams!;
+    const sid = this.sequencers.length;
+    const node = SEQUENCER_NODE + sid;
+    const s0 = this.sequencers[0]!.p;
+    const q = new SimSequencer(
+      this.q,
+      {
+        ...s0,
+        hydra: { id: sid, rng: this.rng.fork(), skewUs: hp.skewUs[sid] ?? 0, drift: hp.drift[sid] ?? 0, tickUs: hp.tickUs, inversion: hp.inversion, inversionNs: hp.inversionNs, flushIntervalUs: hp.flushIntervalUs },
+      },
+      {
+        toReplica: (r, m) => this.net.send(node, r, m, () => this.replicas[r]?.receive(m)),
+        toClient: (cn, m) =>
+          this.net.send(node, cn, m, () => {
+            this.replySid[cn - CLIENT_NODE_BASE] = m.sequencerId;
+            this.clients[cn - CLIENT_NODE_BASE]?.receive(m);
+          }),
+      },
+    );
+    this.sequencers.push(q);
+    const op = encodeControlOp({ kind: 'add', sid });
+    const send = (): void => {
+      if (this.live().every((r) => r.hydra?.stream(sid))) return;
+      const via = this.sequencers.find((x) => x.up && x !== q);
+      const req: RequestMsg = { type: 'REQUEST', clientId: CONTROL_CLIENT, requestId: ++this.controlIds, op, control: true };
+      if (via) this.net.send(CONTROL_NODE, SEQUENCER_NODE + via.id, req, () => via.onRequest(req, CONTROL_NODE));
+      this.q.after(retryUs, send);
+    };
+    send();
+    return q;
   }
 
   /** Sequencer failover: the data path is re-created with a new session. */
@@ -206,7 +326,8 @@ export class SimCluster {
         if (err) this.failures.push(err);
         return then?.(false);
       }
-      const r: CertifiedReply = { clientId: c.clientId, cert, result, op, at: this.q.now };
+      const sid = this.replySid[j];
+      const r: CertifiedReply = { clientId: c.clientId, cert, result, op, at: this.q.now, ...(sid !== undefined ? { sequencerId: sid } : {}) };
       this.certified.push(r);
       this.onCertified?.(r);
       then?.(true);

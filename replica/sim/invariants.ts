@@ -20,6 +20,7 @@ import type { Replica } from '../replica.ts';
 import { viewEq, viewLeq, viewStr, type ViewId } from '../view.ts';
 import type { CertifiedReply, SimCluster } from './cluster.ts';
 import { encodeResult, HistoryApp, mixHash } from './history-app.ts';
+import { decodeControlOp } from '../hydra.ts';
 
 export class InvariantViolation extends Error {
   override readonly name = 'InvariantViolation';
@@ -30,6 +31,9 @@ interface Cert {
   readonly requestId: bigint;
   readonly view: ViewId;
   readonly result: Uint8Array;
+  readonly sid: number | undefined;
+  readonly session: number;
+  readonly seq: number;
 }
 
 interface Tracker {
@@ -41,6 +45,8 @@ interface Tracker {
 }
 
 const sk = (session: number, seq: number): string => `${session}:${seq}`;
+/** What a certificate names: (session, seq), or with Hydra (sequencer, session, seq). */
+const ek = (e: LogEntry): string => (e.src ? `${e.src.sid}/${sk(e.src.session, e.src.seq)}` : sk(e.session, e.seq));
 const rk = (clientId: bigint, requestId: bigint): string => `${clientId}:${requestId}`;
 
 function bytesEq(a: Uint8Array, b: Uint8Array): boolean {
@@ -75,8 +81,8 @@ export class InvariantChecker {
   }
 
   /** The committed entry of (session, seq), once any replica committed it. */
-  committedAt(session: number, seq: number): LogEntry | undefined {
-    const slot = this.slotOf.get(sk(session, seq));
+  committedAt(session: number, seq: number, sequencerId?: number): LogEntry | undefined {
+    const slot = this.slotOf.get(sequencerId === undefined ? sk(session, seq) : `${sequencerId}/${sk(session, seq)}`);
     return slot === undefined ? undefined : this.oracle[slot];
   }
 
@@ -88,10 +94,26 @@ export class InvariantChecker {
   /** Committed slots that gap agreement (or a view change) made no-ops. */
   committedNoops = 0;
 
+  /**
+   * Hydra: while set, no replica may wait longer than this with resolved
+   * messages held back by another sequencer's frontier (an idle sequencer
+   * must not stall delivery past its flush interval plus a bound).
+   */
+  stallBoundUs: number | null = null;
+  maxStallUs = 0;
+
   afterEvent(): void {
     for (let i = 0; i < this.c.n; i++) {
       const r = this.c.replicas[i];
       if (!r || r.status === 'recovering') continue;
+      const h = r.hydra;
+      if (h && r.status === 'normal' && !Number.isNaN(h.blockedSince)) {
+        const stall = this.c.q.now - h.blockedSince;
+        if (stall > this.maxStallUs) this.maxStallUs = stall;
+        if (this.stallBoundUs !== null && stall > this.stallBoundUs) {
+          this.fail(`replica ${i}: ${h.waiting} resolved messages held back by sequencer ${h.blockedOn}'s frontier for ${stall.toFixed(0)} us (bound ${this.stallBoundUs} us)`);
+        }
+      }
       const t = this.trackers[i]!;
       if (t.incarnation !== this.c.incarnation[i]) {
         t.incarnation = this.c.incarnation[i]!;
@@ -126,18 +148,50 @@ export class InvariantChecker {
     }
     this.oracle[slot] = e;
     if (e.noop) this.committedNoops++;
-    const key = sk(e.session, e.seq);
+    const key = ek(e);
     const prev = this.slotOf.get(key);
     if (prev !== undefined && prev !== slot) this.fail(`(session ${e.session}, seq ${e.seq}) committed at slot ${prev} and at slot ${slot}`);
     this.slotOf.set(key, slot);
     const cert = this.certified.get(key);
     if (cert) this.matchCert(cert, e, `committed slot ${slot}`);
-    while (this.oracle[this.contig + 1]) this.extendExpected(this.oracle[++this.contig]!);
+    while (this.oracle[this.contig + 1]) {
+      const next = this.oracle[++this.contig]!;
+      if (next.src) this.checkMergeOrder(next);
+      else if (this.c.sequencers.length > 1) this.fail(`slot ${next.slot}: committed without a sequencer stream position in a Hydra group`);
+      this.extendExpected(next);
+    }
+  }
+
+  /** Hydra: per sequencer, the committed seqs and their effective clocks so far. */
+  private readonly streamAt = new Map<number, { seq: number; eff: number }>();
+  private lastKey: { clock: number; sid: number; seq: number } | null = null;
+
+  /**
+   * Hydra: the committed order is the merge of the sequencers' streams: each
+   * stream's seqs in order with none skipped, and the whole in (effective
+   * clock, sequencer id, seq) order, the effective clocks recomputed here
+   * from the raw stamps (a no-op carries the clock its leader gave it).
+   */
+  private checkMergeOrder(e: LogEntry): void {
+    const src = e.src!;
+    const at = this.streamAt.get(src.sid) ?? { seq: 0, eff: -Infinity };
+    if (src.seq !== at.seq + 1) this.fail(`slot ${e.slot}: sequencer ${src.sid} seq ${src.seq} committed after its seq ${at.seq} (a gap was skipped)`);
+    const eff = Math.max(src.raw, at.eff);
+    this.streamAt.set(src.sid, { seq: src.seq, eff });
+    // An "add" op: the new sequencer's clocks start above it.
+    const added = e.control && !e.noop ? decodeControlOp(e.op) : null;
+    if (added && !this.streamAt.has(added.sid)) this.streamAt.set(added.sid, { seq: 0, eff: eff + 1 });
+    const k = { clock: eff, sid: src.sid, seq: src.seq };
+    const p = this.lastKey;
+    if (p && (k.clock < p.clock || (k.clock === p.clock && k.sid < p.sid))) {
+      this.fail(`slot ${e.slot}: (${src.sid}, ${src.seq}) with effective clock ${eff} committed after (${p.sid}, ${p.seq}) with ${p.clock}: not in (clock, sequencer id) order`);
+    }
+    this.lastKey = k;
   }
 
   /** The committed order as the application must see it: at-most-once per client. */
   private extendExpected(e: LogEntry): void {
-    if (!e.noop && e.requestId > (this.lastReq.get(e.clientId) ?? 0n)) {
+    if (!e.noop && !e.control && e.requestId > (this.lastReq.get(e.clientId) ?? 0n)) {
       this.lastReq.set(e.clientId, e.requestId);
       const key = HistoryApp.key(e.op);
       const result = encodeResult(this.expected.length, this.expHash);
@@ -160,8 +214,8 @@ export class InvariantChecker {
 
   private onCertified(r: CertifiedReply): void {
     const { cert } = r;
-    const c: Cert = { clientId: r.clientId, requestId: cert.requestId, view: { leaderNum: cert.leaderNum, session: cert.session }, result: r.result };
-    const key = sk(cert.session, cert.seq);
+    const c: Cert = { clientId: r.clientId, requestId: cert.requestId, view: { leaderNum: cert.leaderNum, session: cert.session }, result: r.result, sid: r.sequencerId, session: cert.session, seq: cert.seq };
+    const key = r.sequencerId === undefined ? sk(cert.session, cert.seq) : `${r.sequencerId}/${sk(cert.session, cert.seq)}`;
     const id = rk(c.clientId, c.requestId);
     const other = this.certified.get(key);
     if (other && (other.clientId !== c.clientId || other.requestId !== c.requestId)) {
@@ -182,12 +236,14 @@ export class InvariantChecker {
     let bySeq: Map<string, LogEntry> | null = null;
     const cp = r.exec.checkpoint;
     for (const [key, cert] of this.certified) {
-      if (!viewLeq(cert.view, r.view) || viewEq(cert.view, r.view)) continue;
+      // With Hydra a certificate's session is a sequencer's, not the replicas' view session.
+      const certView = cert.sid === undefined ? cert.view : { leaderNum: cert.view.leaderNum, session: r.view.session };
+      if (!viewLeq(certView, r.view) || viewEq(certView, r.view)) continue;
       if (!bySeq) {
         bySeq = new Map();
         for (let s = r.log.firstSlot; s <= r.log.lastSlot; s++) {
           const e = r.log.get(s)!;
-          bySeq.set(sk(e.session, e.seq), e);
+          bySeq.set(ek(e), e);
         }
       }
       const e = bySeq.get(key);
@@ -195,8 +251,13 @@ export class InvariantChecker {
         this.matchCert(cert, e, `replica ${r.id}'s log of view ${viewStr(r.view)}`);
         continue;
       }
-      const [session, seq] = key.split(':').map(Number) as [number, number];
-      const belowCheckpoint = session < cp.session || (session === cp.session && seq <= cp.seq);
+      const { session, seq } = cert;
+      let belowCheckpoint: boolean;
+      if (cert.sid === undefined) belowCheckpoint = session < cp.session || (session === cp.session && seq <= cp.seq);
+      else {
+        const at = cp.streams?.find((p) => p.sid === cert.sid);
+        belowCheckpoint = !!at && (session < at.session || (session === at.session && seq <= at.seq));
+      }
       if (!belowCheckpoint) this.fail(`certified request ${rk(cert.clientId, cert.requestId)} at (${key}) missing from replica ${r.id}'s log of view ${viewStr(r.view)} (lost)`);
     }
   }

@@ -24,6 +24,13 @@ export interface RandomRunOptions {
   trace?: boolean;
   /** Mutates every replica right after it is built (deliberately broken variants). */
   tamper?: (r: Replica) => void;
+  /**
+   * Hydra mode: 2-4 sequencers with skewed, drifting, coarse clocks and
+   * clock inversions between seqs, periodic and solicited flushes, often one
+   * idle sequencer, extra loss on one sequencer's path, and sequencer
+   * removal (FINAL flush) instead of failover.
+   */
+  hydra?: boolean;
 }
 
 export interface RandomRunResult {
@@ -40,6 +47,17 @@ export interface RandomRunResult {
   cuts: number;
   failovers: number;
   viewChanges: number;
+  /** Hydra mode only (0 otherwise). */
+  sequencers: number;
+  removals: number;
+  additions: number;
+  solicits: number;
+  inversions: number;
+  remerges: number;
+  /** Longest time any replica held resolved messages back for a frontier, us. */
+  maxStallUs: number;
+  /** The stall bound was enforced (a clean profile). */
+  stallChecked: boolean;
 }
 
 export class SimFailure extends Error {
@@ -62,25 +80,44 @@ export function runRandom(o: RandomRunOptions): RandomRunResult {
   const rng = new Prng(o.seed ^ 0x5eed);
   const n = rng.chance(0.25) ? 5 : 3;
   const f = (n - 1) / 2;
-  const aggregated = rng.chance(0.7);
+  let aggregated = rng.chance(0.7);
+  // Hydra draws come from their own stream, so single-sequencer seeds run exactly as before.
+  const hr = new Prng(o.seed ^ 0x4d7a);
+  const k = o.hydra ? hr.int(2, 4) : 1;
+  const clean = !!o.hydra && hr.chance(0.25);
+  const flushIntervalUs = hr.pick([500, 1_000, 2_000]);
+  const skewUs = Array.from({ length: k }, () => hr.int(-400, 400));
+  const drift = Array.from({ length: k }, () => hr.int(-20, 20) * 1e-6);
+  const tickUs = hr.pick([1, 1, 20]);
+  let maxDelayUs = 0;
+  if (o.hydra) aggregated = true; // ACK counting by clients is per (session, seq): one sequencer only
   const syncIntervalUs = rng.pick([1_000, 2_000, 8_000]);
   const c = new SimCluster({
     n,
     seed: o.seed,
     clients: rng.int(1, 4),
     aggregated,
-    net: { loss: rng.pick([0, 0.005, 0.02, 0.05]), dup: rng.pick([0, 0.01, 0.05]), minDelayUs: 20, maxDelayUs: rng.pick([100, 300, 800]) },
+    net: { loss: rng.pick([0, 0.005, 0.02, 0.05]), dup: rng.pick([0, 0.01, 0.05]), minDelayUs: 20, maxDelayUs: (maxDelayUs = rng.pick([100, 300, 800])) },
     windowSlots: rng.pick([4, 8, 16, 64]),
     retransmitUs: aggregated && rng.chance(0.5) ? 1_500 : 0,
     replica: { syncIntervalUs, leaderTimeoutUs: Math.max(8_000, 4 * syncIntervalUs), reorderWaitUs: rng.pick([50, 150, 500]) },
+    ...(o.hydra ? { sequencers: k, hydra: { skewUs, drift, tickUs, inversion: hr.pick([0, 0.05, 0.3]), inversionNs: hr.pick([50_000, 400_000]), flushIntervalUs } } : {}),
   });
+  if (o.hydra && hr.chance(0.4)) c.avoid.add(hr.int(0, k - 1)); // one idle sequencer
+  if (o.hydra && !clean && hr.chance(0.5)) {
+    // Drops on one sequencer's path: to every replica, or to one.
+    const sid = hr.int(0, k - 1);
+    const rate = hr.pick([0.05, 0.2]);
+    for (let i = 0; i < n; i++) if (hr.chance(0.5) || i === 0) c.net.linkLoss.set((SEQUENCER_NODE + sid) * 65536 + i, rate);
+  }
+  if (clean) c.net.params = { ...c.net.params, loss: 0 };
   // Some seeds: one replica (often the first leader) misses part of the
   // multicast all along, so gap agreement with followers holding the request is common.
   const lossyReceiver = rng.chance(0.5) ? (rng.chance(0.7) ? 0 : rng.int(1, n - 1)) : -1;
   const lossyRate = rng.pick([0.02, 0.1]);
-  if (lossyReceiver >= 0) c.net.linkLoss.set(SEQUENCER_NODE * 65536 + lossyReceiver, lossyRate);
-  const faultRate = rng.pick([0, 0.002, 0.005, 0.01]);
-  const nemesisRate = rng.pick([0, 0.05, 0.2, 0.5]);
+  if (lossyReceiver >= 0 && !clean) c.net.linkLoss.set(SEQUENCER_NODE * 65536 + lossyReceiver, lossyRate);
+  const faultRate = clean ? (rng.next(), 0) : rng.pick([0, 0.002, 0.005, 0.01]);
+  const nemesisRate = clean ? (rng.next(), 0) : rng.pick([0, 0.05, 0.2, 0.5]);
   const trace: string[] = [];
   if (o.trace) {
     c.net.trace = (line) => {
@@ -90,7 +127,14 @@ export function runRandom(o: RandomRunOptions): RandomRunResult {
   }
   if (o.tamper) for (const r of c.live()) o.tamper(r);
   const checker = new InvariantChecker(c);
-  const stats = { crashes: 0, isolations: 0, cuts: 0, failovers: 0 };
+  const stats = { crashes: 0, isolations: 0, cuts: 0, failovers: 0, removals: 0, additions: 0 };
+  if (clean) {
+    // An idle (or merely slower) sequencer holds delivery back at most until
+    // its next flush whose clock passes the waiting message: the flush
+    // interval, the clocks' disagreement, and the flush's trip.
+    const spread = Math.max(...skewUs) - Math.min(...skewUs);
+    checker.stallBoundUs = flushIntervalUs + spread + 2 * maxDelayUs + 2 * tickUs + 200;
+  }
 
   const impaired = (): number => {
     let k = 0;
@@ -154,6 +198,20 @@ export function runRandom(o: RandomRunOptions): RandomRunResult {
       }
       default:
         if (!rng.chance(0.3)) return;
+        if (o.hydra) {
+          if (rng.chance(0.5)) {
+            // Add a sequencer: it starts, and an "add" control op goes through the total order.
+            if (stats.additions >= 1) return;
+            stats.additions++;
+            c.addSequencer();
+            return;
+          }
+          // Remove a sequencer (never the last one stamping): it stops for good and sends FINAL flushes.
+          const active = c.sequencers.filter((q) => !q.retired);
+          if (active.length <= 1 || stats.removals >= 1) return;
+          stats.removals++;
+          return rng.pick(active).retire();
+        }
         stats.failovers++;
         c.sequencer.crash();
         c.q.after(rng.int(0, 3_000), () => c.sequencer.up || c.failoverSequencer());
@@ -186,7 +244,7 @@ export function runRandom(o: RandomRunOptions): RandomRunResult {
       c.rejoin(i);
       if (!c.replicas[i]) restart(i);
     }
-    if (!c.sequencer.up) c.failoverSequencer();
+    if (!c.sequencer.up && !c.sequencer.retired) c.failoverSequencer();
     if (!c.runUntil(() => c.pendingRequests === 0, 2_000_000)) checker.finalCheck();
     c.runUntil(() => c.converged(), 1_000_000);
     checker.finalCheck();
@@ -202,8 +260,14 @@ export function runRandom(o: RandomRunOptions): RandomRunResult {
     certified: c.certified.length,
     committedSlots: checker.committedSlots,
     noops: checker.committedNoops,
-    repairMissing: c.sequencer.stats.repairMissing,
+    repairMissing: c.sequencers.reduce((a, q) => a + q.stats.repairMissing, 0),
     ...stats,
     viewChanges: l.view.leaderNum + l.view.session - 1,
+    sequencers: o.hydra ? k : 0,
+    solicits: c.live().reduce((a, r) => a + (r.hydra?.stats.solicits ?? 0), 0),
+    inversions: c.sequencers.reduce((a, q) => a + q.stats.inversions, 0),
+    remerges: c.live().reduce((a, r) => a + (r.hydra?.stats.remerges ?? 0), 0),
+    maxStallUs: checker.maxStallUs,
+    stallChecked: checker.stallBoundUs !== null,
   };
 }

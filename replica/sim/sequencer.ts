@@ -5,7 +5,8 @@
 // retransmission of slots not acked by all, and its repair service over the
 // same window (what fell out of it is reported missing). A restart is a
 // failover: a new session, seq back to 1, the old window gone.
-import type { AckMsg, RepairErrorMsg, RepairReplyMsg, RepairRequestMsg, ReplyMsg, RequestMsg, SequencedMsg } from '../messages.ts';
+import type { AckMsg, FlushMsg, FlushSolicitMsg, RepairErrorMsg, RepairReplyMsg, RepairRequestMsg, ReplyMsg, RequestMsg, SequencedMsg } from '../messages.ts';
+import type { Prng } from './prng.ts';
 import type { EventQueue } from './event-queue.ts';
 
 export interface SequencerParams {
@@ -19,10 +20,36 @@ export interface SequencerParams {
   /** false: ACKs go to clients and the sequencer only stamps. */
   aggregated: boolean;
   session: number;
+  /** Hydra: set when the group has several sequencers (messages then carry the id and a clock). */
+  hydra?: HydraSeqParams;
+}
+
+/**
+ * Hydra: the sequencer host's clock and flushes, emulating the kernel's
+ * ordering facts (hydra design): a stamp takes seq first, then the clock,
+ * so two CPUs stamping at once can give seq q+1 a clock below seq q's; a
+ * flush reads the clock first, then the last seq, so every later seq has a
+ * clock >= the flush's.
+ */
+export interface HydraSeqParams {
+  id: number;
+  rng: Prng;
+  /** This host's clock runs skewUs ahead of true time (negative: behind)... */
+  skewUs: number;
+  /** ...and gains drift per unit of time (1e-4 = 100 ppm). */
+  drift: number;
+  /** Clock resolution in us: coarse clocks make cross-sequencer ties common. */
+  tickUs: number;
+  /** Chance a stamp races another CPU's and gets an earlier clock than the seq before it. */
+  inversion: number;
+  /** How far back such a clock can be, ns. */
+  inversionNs: number;
+  /** The agent's periodic flush; 0 = off (flushes only when solicited). */
+  flushIntervalUs: number;
 }
 
 export interface SequencerRoutes {
-  toReplica(replica: number, msg: SequencedMsg | RepairReplyMsg | RepairErrorMsg): void;
+  toReplica(replica: number, msg: SequencedMsg | FlushMsg | RepairReplyMsg | RepairErrorMsg): void;
   toClient(clientNode: number, msg: ReplyMsg): void;
 }
 
@@ -53,16 +80,73 @@ export class SimSequencer {
   up = true;
   private lastSeq = 0;
   private slots: (Slot | undefined)[];
-  readonly stats = { stamped: 0, replies: 0, repairRequests: 0, repairMissing: 0, retransmits: 0, failovers: 0 };
+  readonly stats = { stamped: 0, replies: 0, repairRequests: 0, repairMissing: 0, retransmits: 0, failovers: 0, flushes: 0, solicits: 0, inversions: 0 };
+  /** Hydra: stopped stamping for good (removed from the group); flushes are FINAL. */
+  retired = false;
+  private lastFlushClock = -Infinity;
+  private lastRaw = -Infinity;
 
   constructor(
     private readonly q: EventQueue,
-    private readonly p: SequencerParams,
+    readonly p: SequencerParams,
     private readonly routes: SequencerRoutes,
   ) {
     this.session = p.session;
     this.slots = new Array<Slot | undefined>(p.windowSlots);
     if (p.retransmitUs > 0 && p.aggregated) this.q.after(p.retransmitUs, () => this.retransmitTick());
+    const h = p.hydra;
+    if (h && h.flushIntervalUs > 0) this.q.after(h.rng.int(1, h.flushIntervalUs), () => this.flushTick());
+  }
+
+  get id(): number {
+    return this.p.hydra?.id ?? 0;
+  }
+
+  /** This host's TAI clock now, ns. */
+  clockNs(): number {
+    const h = this.p.hydra!;
+    const t = (this.q.now + h.skewUs) * (1 + h.drift);
+    return Math.floor(t / h.tickUs) * h.tickUs * 1000;
+  }
+
+  /** Stamp: seq first, then the clock; another CPU may have read a later clock for the seq before. */
+  private stampClock(): number {
+    const h = this.p.hydra!;
+    let c = this.clockNs();
+    if (h.rng.chance(h.inversion)) {
+      c = Math.max(this.lastFlushClock, c - h.rng.int(1, h.inversionNs));
+      if (c < this.lastRaw) this.stats.inversions++;
+    }
+    this.lastRaw = c;
+    return c;
+  }
+
+  /** FLUSH: the clock first, then the last seq. */
+  flush(): void {
+    if (!this.up && !this.retired) return;
+    const clock = this.clockNs();
+    this.lastFlushClock = Math.max(this.lastFlushClock, clock);
+    this.stats.flushes++;
+    const m: FlushMsg = { type: 'FLUSH', sequencerId: this.id, session: this.session, seq: this.lastSeq, clock, final: this.retired };
+    for (let i = 0; i < this.p.n; i++) this.routes.toReplica(i, m);
+  }
+
+  onSolicit(m: FlushSolicitMsg, fromReplica: number): void {
+    if (m.replicaId !== fromReplica || m.sequencerId !== this.id) return;
+    this.stats.solicits++;
+    this.flush();
+  }
+
+  /** Removed from the group: stamping off for good, then FINAL flushes (repeated: they can be lost). */
+  retire(): void {
+    this.retired = true;
+    this.up = false;
+    for (let k = 0; k < 3; k++) this.q.after(k * 500, () => this.flush());
+  }
+
+  private flushTick(): void {
+    this.flush();
+    this.q.after(this.p.hydra!.flushIntervalUs, () => this.flushTick());
   }
 
   get lastStamped(): number {
@@ -72,7 +156,8 @@ export class SimSequencer {
   onRequest(r: RequestMsg, clientNode: number): void {
     if (!this.up) return;
     const seq = ++this.lastSeq;
-    const msg: SequencedMsg = { type: 'SEQUENCED', session: this.session, seq, clientId: r.clientId, requestId: r.requestId, op: r.op, retransmit: false };
+    const base: SequencedMsg = { type: 'SEQUENCED', session: this.session, seq, clientId: r.clientId, requestId: r.requestId, op: r.op, retransmit: false };
+    const msg: SequencedMsg = this.p.hydra ? { ...base, sequencerId: this.id, clock: this.stampClock(), ...(r.control ? { control: true } : {}) } : base;
     this.slots[seq % this.p.windowSlots] = { msg, clientNode, stampedAt: this.q.now, acks: 0, ackView: 0, replied: false, result: null, resultView: 0, resends: 0 };
     this.stats.stamped++;
     for (let i = 0; i < this.p.n; i++) this.routes.toReplica(i, msg);
@@ -80,7 +165,7 @@ export class SimSequencer {
 
   /** bpf/aggregator.h ack_handle, minus the CAS. */
   onAck(a: AckMsg, fromReplica: number): void {
-    if (!this.up || !this.p.aggregated || a.session !== this.session) return;
+    if ((!this.up && !this.retired) || !this.p.aggregated || a.session !== this.session) return;
     if (a.replicaId !== fromReplica || a.replicaId >= this.p.n) return;
     const s = this.slots[a.seq % this.p.windowSlots];
     if (!s || s.msg.seq !== a.seq) return;
@@ -101,13 +186,15 @@ export class SimSequencer {
     this.stats.replies++;
     const m = s.msg;
     const result = s.resultView === view + 1 && s.result ? s.result : new Uint8Array(0);
-    this.routes.toClient(s.clientNode, { type: 'REPLY', session: m.session, seq: m.seq, leaderNum: view, replicaId: leader, clientId: m.clientId, requestId: m.requestId, result });
+    const reply: ReplyMsg = { type: 'REPLY', session: m.session, seq: m.seq, leaderNum: view, replicaId: leader, clientId: m.clientId, requestId: m.requestId, result };
+    this.routes.toClient(s.clientNode, this.p.hydra ? { ...reply, sequencerId: this.id } : reply);
   }
 
   onRepair(r: RepairRequestMsg, fromReplica: number): void {
-    if (!this.up) return;
+    if (!this.up && !this.retired) return;
     this.stats.repairRequests++;
-    const err = (code: number, text: string): void => this.routes.toReplica(fromReplica, { type: 'ERROR', session: r.session, first: r.first, code, text });
+    const sid = this.p.hydra ? { sequencerId: this.id } : {};
+    const err = (code: number, text: string): void => this.routes.toReplica(fromReplica, { type: 'ERROR', session: r.session, first: r.first, code, text, ...sid });
     if (r.session !== this.session) return err(WRONG_SESSION, `session ${r.session} is not the group's (${this.session})`);
     if (r.count < 1 || r.count > 128) return err(RANGE_TOO_LARGE, `count ${r.count} not in 1..128`);
     const missing: number[] = [];
@@ -117,7 +204,7 @@ export class SimSequencer {
       else missing.push(seq);
     }
     this.stats.repairMissing += missing.length;
-    this.routes.toReplica(fromReplica, { type: 'REPAIR_REPLY', session: r.session, first: r.first, count: r.count, missing });
+    this.routes.toReplica(fromReplica, { type: 'REPAIR_REPLY', session: r.session, first: r.first, count: r.count, missing, ...sid });
   }
 
   /** The window slot of seq is overwritten (what overwrite mode does under load). */
@@ -141,7 +228,7 @@ export class SimSequencer {
   }
 
   private retransmitTick(): void {
-    if (this.up) {
+    if (this.up || this.retired) {
       const all = (1 << this.p.n) - 1;
       for (const s of this.slots) {
         if (!s || s.resends >= MAX_RESENDS || this.q.now - s.stampedAt < this.p.retransmitUs * (s.resends + 1)) continue;

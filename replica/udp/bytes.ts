@@ -54,6 +54,14 @@ export class Writer {
     this.pos += 4;
   }
 
+  /** An IEEE double, big-endian (Hydra clocks: +-Infinity allowed, NaN not). */
+  f64(v: number): void {
+    if (Number.isNaN(v)) throw new CodecError('NaN is not a clock');
+    this.room(8);
+    this.view.setFloat64(this.pos, v);
+    this.pos += 8;
+  }
+
   /** A non-negative integer below 2^53. */
   num(v: number): void {
     if (!Number.isSafeInteger(v) || v < 0) throw new CodecError(`${v} is not an integer in 0..2^53`);
@@ -121,6 +129,19 @@ export class Reader {
     this.pos += 8;
     if (hi >= 0x20_0000) throw new CodecError(`u64 ${hi}:${lo} is past 2^53`);
     return hi * TWO_32 + lo;
+  }
+
+  f64(): number {
+    this.need(8);
+    const v = this.view.getFloat64(this.pos);
+    this.pos += 8;
+    if (Number.isNaN(v)) throw new CodecError('NaN is not a clock');
+    return v;
+  }
+
+  /** Bytes not read yet (optional trailing fields). */
+  get left(): number {
+    return this.buf.length - this.pos;
   }
 
   big(): bigint {

@@ -6,7 +6,7 @@
 // carries a checkpoint and a log): frames travel over a TCP stream
 // (peer-link.ts), and payload_len is what delimits them there.
 import { emptyHeader, encodeHeader, MsgType, readHeader, XSEQ_HDR_LEN, XSEQ_MAGIC, XSEQ_VERSION, type XseqHeader } from '../../bpf/wire.ts';
-import type { Checkpoint, ClientRecord, LogEntry, LogState, PeerMsg } from '../messages.ts';
+import type { Checkpoint, ClientRecord, LogEntry, LogState, PeerMsg, StreamKey, StreamPos } from '../messages.ts';
 import type { ViewId } from '../view.ts';
 import { CodecError, Reader, Writer } from './bytes.ts';
 
@@ -46,17 +46,51 @@ function readView(r: Reader): ViewId {
 /** Fixed part of an entry: slot, session, seq, noop, client id, request id, op length. */
 const ENTRY_MIN = 8 + 4 + 8 + 1 + 8 + 8 + 4;
 
+// Hydra: an entry's flag byte has bit 1 set when a stream position
+// (sequencer u16, session u32, seq u64, effective and raw clock f64) follows the op.
+const HAS_SRC = 2;
+const CONTROL = 4;
+
+function writeStreamPos(w: Writer, p: StreamPos): void {
+  w.u16(p.sid);
+  w.u32(p.session);
+  w.num(p.seq);
+  w.f64(p.clock);
+  w.f64(p.raw);
+}
+function readStreamPos(r: Reader): StreamPos {
+  return { sid: r.u16(), session: r.u32(), seq: r.num(), clock: r.f64(), raw: r.f64() };
+}
+
 function writeEntry(w: Writer, e: LogEntry): void {
   w.num(e.slot);
   w.u32(e.session);
   w.num(e.seq);
-  w.u8(e.noop ? 1 : 0);
+  w.u8((e.noop ? 1 : 0) | (e.src ? HAS_SRC : 0) | (e.control ? CONTROL : 0));
   w.big(e.clientId);
   w.big(e.requestId);
   w.bytes(e.op);
+  if (e.src) writeStreamPos(w, e.src);
 }
 function readEntry(r: Reader): LogEntry {
-  return { slot: r.num(), session: r.u32(), seq: r.num(), noop: r.bool(), clientId: r.big(), requestId: r.big(), op: r.bytes() };
+  const slot = r.num();
+  const session = r.u32();
+  const seq = r.num();
+  const flags = r.u8();
+  if (flags > (1 | HAS_SRC | CONTROL)) throw new CodecError(`entry flag byte ${flags} is not a combination of 1, ${HAS_SRC} and ${CONTROL}`);
+  let e: LogEntry = { slot, session, seq, noop: (flags & 1) !== 0, clientId: r.big(), requestId: r.big(), op: r.bytes() };
+  if (flags & HAS_SRC) e = { ...e, src: readStreamPos(r) };
+  return flags & CONTROL ? { ...e, control: true } : e;
+}
+
+function writeStreamKey(w: Writer, k: StreamKey | undefined): void {
+  if (!k) return;
+  w.u16(k.sid);
+  w.u32(k.session);
+  w.num(k.seq);
+}
+function readStreamKey(r: Reader): { stream?: StreamKey } {
+  return r.left > 0 ? { stream: { sid: r.u16(), session: r.u32(), seq: r.num() } } : {};
 }
 
 function writeEntries(w: Writer, es: readonly LogEntry[]): void {
@@ -81,6 +115,10 @@ function writeCheckpoint(w: Writer, c: Checkpoint): void {
     w.big(k.requestId);
     w.bytes(k.result);
   }
+  // Hydra: each sequencer's stream position at the checkpoint (0 entries with one sequencer).
+  const st = c.streams ?? [];
+  w.u32(st.length);
+  for (const p of st) writeStreamPos(w, p);
 }
 function readCheckpoint(r: Reader): Checkpoint {
   const slot = r.num();
@@ -90,7 +128,11 @@ function readCheckpoint(r: Reader): Checkpoint {
   const n = r.count(8 + 8 + 4);
   const clients: ClientRecord[] = new Array<ClientRecord>(n);
   for (let i = 0; i < n; i++) clients[i] = { clientId: r.big(), requestId: r.big(), result: r.bytes() };
-  return { slot, session, seq, app, clients };
+  const ns = r.count(2 + 4 + 8 + 8 + 8);
+  if (ns === 0) return { slot, session, seq, app, clients };
+  const streams: StreamPos[] = new Array<StreamPos>(ns);
+  for (let i = 0; i < ns; i++) streams[i] = readStreamPos(r);
+  return { slot, session, seq, app, clients, streams };
 }
 
 function writeState(w: Writer, s: LogState): void {
@@ -124,18 +166,24 @@ function writePayload(w: Writer, m: PeerMsg): void {
     case 'GAP_FIND':
     case 'GAP_DROP':
     case 'GAP_COMMIT_REPLY':
-      return w.num(m.slot);
+      w.num(m.slot);
+      return writeStreamKey(w, m.stream);
     case 'GAP_RECV':
       return writeEntry(w, m.entry);
     case 'GAP_COMMIT':
       w.num(m.slot);
       w.u32(m.session);
-      return w.num(m.seq);
+      w.num(m.seq);
+      writeStreamKey(w, m.stream);
+      if (m.stream) w.f64(m.clock ?? -Infinity);
+      return;
     case 'VIEW_CHANGE_REQUEST':
       return;
     case 'VIEW_CHANGE':
       writeView(w, m.lastNormalView);
-      return writeState(w, m.state);
+      writeState(w, m.state);
+      if (m.held?.length) writeEntries(w, m.held);
+      return;
     case 'START_VIEW':
       return writeState(w, m.state);
     case 'STATE_REQUEST':
@@ -209,26 +257,28 @@ export function decodePeerPayload(h: XseqHeader, payload: Uint8Array): PeerMsg {
   let m: PeerMsg;
   switch (h.type) {
     case MsgType.GAP_FIND:
-      m = { type: 'GAP_FIND', from, view, slot: r.num() };
+      m = { type: 'GAP_FIND', from, view, slot: r.num(), ...readStreamKey(r) };
       break;
     case MsgType.GAP_DROP:
-      m = { type: 'GAP_DROP', from, view, slot: r.num() };
+      m = { type: 'GAP_DROP', from, view, slot: r.num(), ...readStreamKey(r) };
       break;
     case MsgType.GAP_COMMIT_REPLY:
-      m = { type: 'GAP_COMMIT_REPLY', from, view, slot: r.num() };
+      m = { type: 'GAP_COMMIT_REPLY', from, view, slot: r.num(), ...readStreamKey(r) };
       break;
     case MsgType.GAP_RECV:
       m = { type: 'GAP_RECV', from, view, entry: readEntry(r) };
       break;
     case MsgType.GAP_COMMIT:
       m = { type: 'GAP_COMMIT', from, view, slot: r.num(), session: r.u32(), seq: r.num() };
+      if (r.left > 0) m = { ...m, stream: readStreamKey(r).stream!, clock: r.f64() };
       break;
     case MsgType.VIEW_CHANGE_REQUEST:
       m = { type: 'VIEW_CHANGE_REQUEST', from, view };
       break;
     case MsgType.VIEW_CHANGE: {
       const lastNormalView = readView(r);
-      m = { type: 'VIEW_CHANGE', from, view, lastNormalView, state: readState(r) };
+      const state = readState(r);
+      m = r.left > 0 ? { type: 'VIEW_CHANGE', from, view, lastNormalView, state, held: readEntries(r) } : { type: 'VIEW_CHANGE', from, view, lastNormalView, state };
       break;
     }
     case MsgType.START_VIEW:

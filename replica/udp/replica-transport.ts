@@ -21,9 +21,9 @@
 import { createSocket, type Socket } from 'node:dgram';
 import type { GapEvent, RxCounters, RxKey, RxState } from '../../bpf/replica-maps.ts';
 import { decodeMessage, HEADER_LAYOUT, MsgType, XSEQ_HDR_LEN, type XseqMessage } from '../../bpf/wire.ts';
-import type { AckMsg, PeerMsg, RepairRequestMsg, ReplicaInbound } from '../messages.ts';
+import type { AckMsg, FlushSolicitMsg, PeerMsg, RepairRequestMsg, ReplicaInbound } from '../messages.ts';
 import type { ReplicaTransport } from '../transport.ts';
-import { ackToWire, repairErrorFromWire, repairReplyFromWire, repairRequestToWire, sequencedFromWire } from '../wire-map.ts';
+import { ackToWire, flushFromWire, flushSolicitToWire, hydraSequencedFromWire, repairErrorFromWire, repairReplyFromWire, repairRequestToWire, sequencedFromWire } from '../wire-map.ts';
 import type { HostPort } from './addr.ts';
 import type { ReplicaXdp } from '../xdp/replica-xdp.ts';
 import { PeerLink, type PeerLinkCounters } from './peer-link.ts';
@@ -39,6 +39,14 @@ export interface UdpReplicaOptions {
   sequencer: HostPort;
   /** The agent's repair service; null: no repair, gaps go to the leader at once. */
   repair: HostPort | null;
+  /**
+   * Hydra: every sequencer of the group by id (its xseq address:port and
+   * its agent's repair service). Two or more: ACKs go to the sequencer that
+   * stamped (by sequencer_id), repair requests to that sequencer's agent,
+   * FLUSH_SOLICIT to that sequencer, FLUSH from the group is delivered.
+   * Absent or one: `sequencer` and `repair` above, as before.
+   */
+  sequencers?: readonly HydraSequencer[];
   /** This replica's id, and every replica's slow-path address by id. */
   self: number;
   peers: readonly HostPort[];
@@ -71,6 +79,12 @@ export interface UdpReplicaOptions {
   xdp?: ReplicaXdp | null;
 }
 
+export interface HydraSequencer {
+  id: number;
+  sequencer: HostPort;
+  repair: HostPort | null;
+}
+
 export interface UdpReplicaCounters {
   sequenced: number;
   retransmits: number;
@@ -78,7 +92,10 @@ export interface UdpReplicaCounters {
   repairRequests: number;
   repairReplies: number;
   repairErrors: number;
-  /** Datagrams that are not for us: other groups, FLUSH, malformed. */
+  /** Hydra: FLUSH received, FLUSH_SOLICIT sent. */
+  flushes: number;
+  solicits: number;
+  /** Datagrams that are not for us: other groups, FLUSH (one sequencer), malformed. */
   ignored: number;
   sendErrors: number;
   /** acksTo 'client': ACKs dropped because their client named no reply address. */
@@ -131,10 +148,12 @@ function connectTo(sock: Socket, to: HostPort): Promise<void> {
 export class UdpReplicaTransport implements ReplicaTransport {
   private receiver: Receiver | null = null;
   private afterEvent: () => void = () => {};
-  private readonly c = { sequenced: 0, retransmits: 0, acks: 0, repairRequests: 0, repairReplies: 0, repairErrors: 0, ignored: 0, sendErrors: 0, acksNoAddress: 0, dropNotifications: 0, xdpErrors: 0 };
+  private readonly c = { sequenced: 0, retransmits: 0, acks: 0, repairRequests: 0, repairReplies: 0, repairErrors: 0, flushes: 0, solicits: 0, ignored: 0, sendErrors: 0, acksNoAddress: 0, dropNotifications: 0, xdpErrors: 0 };
   /** acksTo 'client': where each client wants its ACKs. */
   private readonly replyTo: ReplyToTable | null;
   private readonly xdp: ReplicaXdp | null;
+  /** Hydra: sequencer id -> where its ACKs and solicits go, and its agent's socket. */
+  private readonly hydra: Map<number, { sequencer: HostPort; repairSock: Socket | null }> | null;
   private readonly onSent = (err: Error | null): void => {
     if (err) this.c.sendErrors++;
   };
@@ -145,42 +164,57 @@ export class UdpReplicaTransport implements ReplicaTransport {
     private readonly ackSock: Socket,
     private readonly repairSock: Socket | null,
     private readonly link: PeerLink,
+    hydraSocks: Map<number, Socket | null> | null,
   ) {
     this.replyTo = o.acksTo === 'client' ? new ReplyToTable() : null;
     this.xdp = o.xdp ?? null;
     this.xdp?.onGap((ev) => this.onGapEvent(ev), { onError: () => this.c.xdpErrors++ });
+    this.hydra = hydraSocks && new Map(o.sequencers!.map((q) => [q.id, { sequencer: q.sequencer, repairSock: hydraSocks.get(q.id) ?? null }]));
   }
 
   /** Binds every socket; nothing is delivered until attach(). */
   static async open(o: UdpReplicaOptions): Promise<UdpReplicaTransport> {
     const groupSock = createSocket({ type: 'udp4', reuseAddr: true });
     const ackSock = createSocket({ type: 'udp4', sendBufferSize: 4 << 20 });
-    const repairSock = o.repair ? createSocket({ type: 'udp4', recvBufferSize: 4 << 20 }) : null;
+    const multi = (o.sequencers?.length ?? 0) > 1;
+    const repairSock = o.repair && !multi ? createSocket({ type: 'udp4', recvBufferSize: 4 << 20 }) : null;
+    // Hydra: one repair socket per agent, each connected to it, so an answer's socket names its sequencer.
+    const hydraSocks = multi ? new Map(o.sequencers!.map((q) => [q.id, q.repair ? createSocket({ type: 'udp4', recvBufferSize: 4 << 20 }) : null])) : null;
+    const all = [groupSock, ackSock, repairSock, ...(hydraSocks?.values() ?? [])];
     let link: PeerLink | undefined;
     try {
       await bind(groupSock, o.group.port, undefined);
       groupSock.addMembership(o.group.host, o.member.host);
       groupSock.setRecvBufferSize(o.recvBufferBytes ?? 8 << 20);
       await bind(ackSock, o.member.port, o.member.host);
-      if (o.acksTo !== 'client') await connectTo(ackSock, o.sequencer);
+      // One sequencer: connected (no per-datagram lookup). Several, or ACKs
+      // to clients: addressed per ACK.
+      if (o.acksTo !== 'client' && !multi) await connectTo(ackSock, o.sequencer);
       if (repairSock) {
         await bind(repairSock, 0, o.member.host);
         await connectTo(repairSock, o.repair!);
       }
+      for (const q of o.sequencers ?? []) {
+        const rs = hydraSocks?.get(q.id);
+        if (!rs) continue;
+        await bind(rs, 0, o.member.host);
+        await connectTo(rs, q.repair!);
+      }
       let t: UdpReplicaTransport | undefined;
       link = await PeerLink.listen({ self: o.self, groupId: o.groupId, peers: o.peers, onMessage: (m) => t?.deliver(m) });
-      t = new UdpReplicaTransport(o, groupSock, ackSock, repairSock, link);
+      t = new UdpReplicaTransport(o, groupSock, ackSock, repairSock, link, hydraSocks);
       groupSock.on('message', (b) => t.onGroupDatagram(b));
-      repairSock?.on('message', (b) => t.onRepairDatagram(b));
+      repairSock?.on('message', (b) => t.onRepairDatagram(b, null));
+      for (const [sid, rs] of hydraSocks ?? []) rs?.on('message', (b) => t.onRepairDatagram(b, sid));
       // ENOBUFS, or ICMP unreachable surfaced on a connected socket while
       // the sequencer or the agent is gone: one lost datagram, which the
       // protocol survives.
-      for (const s of [groupSock, ackSock, repairSock]) s?.on('error', () => t.c.sendErrors++);
+      for (const s of all) s?.on('error', () => t.c.sendErrors++);
       // Nothing is sent to the ACK socket; drain it anyway.
       ackSock.on('message', () => t.c.ignored++);
       return t;
     } catch (e) {
-      for (const s of [groupSock, ackSock, repairSock]) s?.close();
+      for (const s of all) s?.close();
       await link?.close();
       throw e;
     }
@@ -214,6 +248,7 @@ export class UdpReplicaTransport implements ReplicaTransport {
     this.groupSock.close();
     this.ackSock.close();
     this.repairSock?.close();
+    for (const q of this.hydra?.values() ?? []) q.repairSock?.close();
     await this.link.close();
   }
 
@@ -227,13 +262,19 @@ export class UdpReplicaTransport implements ReplicaTransport {
     this.c.acks++;
     const pad = msg.result ? 0 : (this.o.ackPadding ?? 0);
     const b = pad ? paddedAck(msg, this.o.groupId, pad) : ackToWire(msg, { groupId: this.o.groupId });
-    if (!this.replyTo) return this.ackSock.send(b, this.onSent);
-    const to = this.replyTo.get(msg.clientId);
-    if (!to) {
-      this.c.acksNoAddress++;
-      return;
+    if (this.replyTo) {
+      const to = this.replyTo.get(msg.clientId);
+      if (!to) {
+        this.c.acksNoAddress++;
+        return;
+      }
+      return void this.ackSock.send(b, to.port, to.host, this.onSent);
     }
-    this.ackSock.send(b, to.port, to.host, this.onSent);
+    if (!this.hydra) return void this.ackSock.send(b, this.onSent);
+    // The sequencer that stamped it counts its ACKs (each host aggregates its own).
+    const q = this.hydra.get(msg.sequencerId ?? 0);
+    if (!q) return void this.c.sendErrors++;
+    this.ackSock.send(b, q.sequencer.port, q.sequencer.host, this.onSent);
   }
 
   delivered(session: number, seq: number): void {
@@ -248,9 +289,18 @@ export class UdpReplicaTransport implements ReplicaTransport {
   }
 
   sendRepairRequest(msg: RepairRequestMsg): void {
-    if (!this.repairSock) return;
+    const sock = this.hydra ? this.hydra.get(msg.sequencerId ?? 0)?.repairSock : this.repairSock;
+    if (!sock) return;
     this.c.repairRequests++;
-    this.repairSock.send(repairRequestToWire(msg, { groupId: this.o.groupId }), this.onSent);
+    sock.send(repairRequestToWire(msg, { groupId: this.o.groupId }), this.onSent);
+  }
+
+  /** From the member's ACK address: the sequencer answers only a configured member (the same check as ACKs). */
+  sendFlushSolicit(msg: FlushSolicitMsg): void {
+    const q = this.hydra?.get(msg.sequencerId);
+    if (!q) return;
+    this.c.solicits++;
+    this.ackSock.send(flushSolicitToWire(msg, { groupId: this.o.groupId }), q.sequencer.port, q.sequencer.host, this.onSent);
   }
 
   // ---- inbound -------------------------------------------------------------------
@@ -271,7 +321,7 @@ export class UdpReplicaTransport implements ReplicaTransport {
   }
 
   private onSequenced(w: XseqMessage): void {
-    const m = sequencedFromWire(w);
+    const m = this.hydra ? hydraSequencedFromWire(w) : sequencedFromWire(w);
     if (!m) {
       this.c.ignored++;
       return;
@@ -295,9 +345,14 @@ export class UdpReplicaTransport implements ReplicaTransport {
   private onGroupDatagram(buf: Buffer): void {
     const w = this.decode(buf);
     if (!w) return;
-    // FLUSH and anything else multicast to the group is not ours to act on.
+    // FLUSH (with one sequencer) and anything else multicast to the group is not ours to act on.
     if (w.header.type === MsgType.SEQUENCED) this.onSequenced(w);
-    else this.c.ignored++;
+    else if (w.header.type === MsgType.FLUSH && this.hydra) {
+      const f = flushFromWire(w);
+      if (!f || !this.hydra.has(f.sequencerId)) return void this.c.ignored++;
+      this.c.flushes++;
+      this.deliver(f);
+    } else this.c.ignored++;
   }
 
   /** The kernel saw seqs skipped: the replica decides whether that is a gap. */
@@ -307,10 +362,11 @@ export class UdpReplicaTransport implements ReplicaTransport {
     this.deliver({ type: 'DROP_NOTIFICATION', session: ev.session, from: Number(ev.from), to: Number(ev.to) });
   }
 
-  /** The socket is connected to the repair service: nobody else's datagrams get here. */
-  private onRepairDatagram(buf: Buffer): void {
+  /** The socket is connected to the repair service (Hydra: of sequencer sid): nobody else's datagrams get here. */
+  private onRepairDatagram(buf: Buffer, sid: number | null): void {
     const w = this.decode(buf);
     if (!w) return;
+    if (sid !== null) w.header.sequencerId = sid;
     const t = w.header.type;
     if (t === MsgType.SEQUENCED) return this.onSequenced(w);
     if (t !== MsgType.REPAIR_REPLY && t !== MsgType.ERROR) {
@@ -324,6 +380,6 @@ export class UdpReplicaTransport implements ReplicaTransport {
     }
     if (m.type === 'REPAIR_REPLY') this.c.repairReplies++;
     else this.c.repairErrors++;
-    this.deliver(m);
+    this.deliver(sid === null ? m : { ...m, sequencerId: sid });
   }
 }

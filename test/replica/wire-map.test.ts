@@ -77,3 +77,31 @@ describe('wire mapping', () => {
     expect(m.op).toEqual(new Uint8Array([5]));
   });
 });
+
+describe('wire map: Hydra', () => {
+  it('SEQUENCED keeps its sequencer, clock and control flag; FLUSH and FLUSH_SOLICIT round-trip; ACKs name the sequencer', async () => {
+    const { decodeMessage, MsgType } = await import('../../bpf/wire.ts');
+    const { ackToWire, flushFromWire, flushSolicitToWire, flushToWire, hydraSequencedFromWire, sequencedToWire, FLAG_CONTROL } = await import('../../replica/wire-map.ts');
+    const dec = (b: Buffer) => {
+      const d = decodeMessage(b);
+      if (!d.ok) throw new Error('decode');
+      return d.message;
+    };
+    const seq = { type: 'SEQUENCED' as const, session: 3, seq: 9, clientId: 5n, requestId: 6n, op: new Uint8Array([1, 2]), retransmit: false };
+    const tai = 1_763_000_000_123_456_789n;
+    const m = hydraSequencedFromWire(dec(sequencedToWire(seq, { groupId: 1, sequencerId: 7, clockNs: tai })))!;
+    expect(m).toMatchObject({ sequencerId: 7, seq: 9, session: 3 });
+    expect(m.control).toBeUndefined();
+    // Doubles round TAI ns monotonically (256 ns at today's values).
+    expect(Math.abs(m.clock! - Number(tai))).toBeLessThanOrEqual(256);
+    const ctl = Buffer.from(sequencedToWire(seq, { groupId: 1, sequencerId: 7, clockNs: tai }));
+    ctl.writeUInt16BE(FLAG_CONTROL, 6); // the flags field
+    expect(hydraSequencedFromWire(dec(ctl))!.control).toBe(true);
+    const f = { type: 'FLUSH' as const, sequencerId: 2, session: 3, seq: 41, clock: 2 ** 52, final: true };
+    expect(flushFromWire(dec(flushToWire(f, { groupId: 1 })))).toEqual(f);
+    const sol = dec(flushSolicitToWire({ type: 'FLUSH_SOLICIT', sequencerId: 2, replicaId: 1, session: 3 }, { groupId: 1 })).header;
+    expect(sol).toMatchObject({ type: MsgType.FLUSH_SOLICIT, sequencerId: 2, replicaId: 1, session: 3, groupId: 1 });
+    const ack = dec(ackToWire({ type: 'ACK', session: 3, seq: 9, leaderNum: 0, replicaId: 1, clientId: 5n, requestId: 6n, result: null, sequencerId: 2 }, { groupId: 1 })).header;
+    expect(ack.sequencerId).toBe(2);
+  });
+});

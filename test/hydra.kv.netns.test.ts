@@ -1,0 +1,98 @@
+// Hydra end to end, real processes in network namespaces: two and then
+// three sequencer hosts, each running the agent with its own sequencer id
+// and a flush timer, three KV replicas that merge the sequencers' streams,
+// and two clients spreading requests round-robin over the sequencers,
+// with 5% loss on every replica link both ways. Every replica must end
+// with the identical committed log (the same entry at every slot, so the
+// same merge order), every sequencer must have stamped part of it, and
+// every acknowledged write must read back.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, expect, it } from 'vitest';
+import type { CommittedLogDump } from '../examples/kv/committed-log.ts';
+import type { LoadSummary } from '../examples/kv/load.ts';
+import { KvCluster } from '../examples/kv/netns-cluster.ts';
+import { compareLogs, expectedValues, unreadable } from '../examples/kv/verify.ts';
+import { addLinkLoss, type LossHandle } from '../netns/loss.ts';
+import { Topology } from '../netns/topology.ts';
+import { describePrivileged } from './helpers/privileged.ts';
+
+let topo: Topology | undefined;
+let cluster: KvCluster | undefined;
+const losses: LossHandle[] = [];
+afterEach(async () => {
+  for (const l of losses.splice(0)) l.remove();
+  await cluster?.cleanup();
+  cluster = undefined;
+  await topo?.destroy();
+  topo = undefined;
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const LOAD_MS = 8000;
+
+describePrivileged('Hydra: several sequencer hosts, KV replicas merge their streams', () => {
+  it.each([2, 3])('%i sequencers, 5%% loss, two clients round-robin: identical logs, every sequencer in them, every acknowledged write reads back', async (n) => {
+    const t = (topo = await Topology.create({ receivers: 3, clients: 2, sequencers: n, mode: 'native' }));
+    const c = (cluster = new KvCluster(t, { dumps: true, flushIntervalMs: 2, agentArgs: ['--policy', 'overwrite'] }));
+    expect(c.hydra).toBe(true);
+    for (let i = 0; i < n; i++) await c.startAgent(i);
+    await c.startReplicas();
+    for (const r of t.receivers) losses.push(addLinkLoss(t, r, 5, { direction: 'to' }), addLinkLoss(t, r, 5, { direction: 'from' }));
+
+    const loads = ['cli', 'cli2'].map((role) =>
+      c.spawnCli(role, ['load', '--duration-ms', String(LOAD_MS), '--clients', '4', '--keys', '32', '--retry-ms', '300', '--timeout-ms', '20000', '--policy', 'round-robin', '--tag', role]),
+    );
+    const sums = await Promise.all(loads.map(async (p) => JSON.parse(await p.waitForLine(/"tag"/, LOAD_MS + 60_000)) as LoadSummary));
+    for (const l of losses.splice(0)) {
+      expect(l.dropped(), 'the loss was real').toBeGreaterThan(0);
+      l.remove();
+    }
+    for (const s of sums) {
+      expect(s.errors, JSON.stringify(s)).toBe(0);
+      expect(s.timeouts, JSON.stringify(s)).toBe(0);
+      expect(s.staleReads).toBe(0);
+      expect(s.writes.length).toBeGreaterThan(50);
+    }
+
+    // Every acknowledged write reads back.
+    const expected = expectedValues(sums);
+    const keysFile = join(c.dir, 'keys.txt');
+    writeFileSync(keysFile, [...expected.keys()].join('\n') + '\n');
+    const read = c.cli('cli', ['read', '--keys-file', keysFile, '--clients', '8', '--timeout-ms', '20000']);
+    expect(read.status, read.stderr).toBe(0);
+    const got = JSON.parse(read.stdout) as { values: Record<string, string | null>; failed: unknown[] };
+    expect(got.failed).toEqual([]);
+    expect(unreadable(expected, got.values)).toEqual([]);
+
+    // The replicas converge on one committed log: the same merge order.
+    let dumps: CommittedLogDump[] = [];
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      dumps = await c.dumps();
+      const settled = dumps.every((d) => d.committed === dumps[0]!.committed && d.executed === d.committed && d.status === 'normal');
+      if (settled || Date.now() > deadline) break;
+      await sleep(500);
+    }
+    const cmp = compareLogs(dumps);
+    console.log(`[hydra x${n}] committed ${cmp.committed}, held by all ${cmp.slotsHeldByAll}, problems ${JSON.stringify(cmp.problems)}`);
+    expect(cmp.problems).toEqual([]);
+    expect(cmp.identical).toBe(true);
+    expect(cmp.committed).toBeGreaterThan(100);
+
+    // Every sequencer stamped part of what was committed.
+    const bySequencer = new Map<number, number>();
+    for (const e of dumps[0]!.entries) if (!e.noop) bySequencer.set(e.sequencerId ?? 0, (bySequencer.get(e.sequencerId ?? 0) ?? 0) + 1);
+    console.log(`[hydra x${n}] committed entries by sequencer: ${JSON.stringify([...bySequencer].sort())}`);
+    for (let i = 0; i < n; i++) expect(bySequencer.get(i) ?? 0, `sequencer ${i}`).toBeGreaterThan(10);
+
+    // And each agent's kernel stamped and replied for its own share.
+    for (let i = 0; i < n; i++) {
+      const k = ((await c.stopAgent('SIGTERM', i))?.['counters'] ?? {}) as Record<string, string>;
+      console.log(`[hydra x${n}] agent ${i}: sequenced ${k['sequenced']}, replies ${k['reply']}, flushes ${k['flush']}`);
+      expect(Number(k['sequenced'] ?? 0), `agent ${i} sequenced`).toBeGreaterThan(10);
+      expect(Number(k['reply'] ?? 0), `agent ${i} replied`).toBeGreaterThan(10);
+      expect(Number(k['flush'] ?? 0), `agent ${i} flushed`).toBeGreaterThan(0);
+    }
+  }, 240_000);
+});
