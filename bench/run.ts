@@ -28,6 +28,9 @@ xseq / baseline. Rows:
            unreplicated server: ops/s and commit latency p50/p99
   P4, P4m  Hydra: a replica merging 8 sequencers' streams in process (whole
            replica; the merge layer alone) vs the same with 1 sequencer
+  P4b, P4b-p50
+           Hydra end to end in namespaces: KV ops/s with clients spreading
+           over two sequencer hosts vs all to one (the other only flushes)
 --quick uses fewer repetitions (a smoke run, not numbers to report).`;
 
 const { values: v } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
@@ -72,6 +75,11 @@ if (want('P4')) {
   const { runP4 } = await import('./p4.ts');
   log('P4: Hydra merge throughput in process, 8 sequencers vs 1');
   rows.push(...runP4({ messages: v.quick ? 100_000 : 400_000, rounds: v.quick ? 2 : 5, log }));
+}
+if (want('P4B')) {
+  const { runP4b } = await import('./p4b.ts');
+  log('P4b: Hydra end to end, two sequencers vs one');
+  rows.push(...(await runP4b({ quick: Boolean(v.quick), log })));
 }
 if (want('P3')) {
   const { runP3 } = await import('./p3.ts');

@@ -32,7 +32,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const LOAD_MS = 8000;
 
 describePrivileged('Hydra: several sequencer hosts, KV replicas merge their streams', () => {
-  it.each([2, 3])('%i sequencers, 5%% loss, two clients round-robin: identical logs, every sequencer in them, every acknowledged write reads back', async (n) => {
+  it.each([2, 3])('%i sequencers, 5 percent loss, two clients round-robin: identical logs, every sequencer in them, every acknowledged write reads back', async (n) => {
     const t = (topo = await Topology.create({ receivers: 3, clients: 2, sequencers: n, mode: 'native' }));
     const c = (cluster = new KvCluster(t, { dumps: true, flushIntervalMs: 2, agentArgs: ['--policy', 'overwrite'] }));
     expect(c.hydra).toBe(true);
