@@ -11,7 +11,6 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { CommittedLogDump } from '../examples/kv/committed-log.ts';
 import type { LoadSummary } from '../examples/kv/load.ts';
 import { GROUP, KvCluster, SEQ_PORT } from '../examples/kv/netns-cluster.ts';
 import { compareLogs, expectedValues, placeWrites, unreadable } from '../examples/kv/verify.ts';
@@ -196,14 +195,7 @@ try {
   for (const l of lost.slice(0, 5)) console.log(`  LOST ${l.key}: want "${l.want}", got ${JSON.stringify(l.got)}`);
 
   // The replicas settle on one commit point; then their logs must agree.
-  let dumps: CommittedLogDump[] = [];
-  const until = Date.now() + 20_000;
-  for (;;) {
-    dumps = await c.dumps();
-    const settled = dumps.every((d) => d.committed === dumps[0]!.committed && d.executed === d.committed && d.status === 'normal');
-    if (settled || Date.now() > until) break;
-    await sleep(500);
-  }
+  const dumps = await c.settledDumps(20_000);
   const cmp = compareLogs(dumps);
   const placed = placeWrites(dumps, sum.writes);
   const gaps = cmp.gaps.length ? `; ${cmp.gaps.map((g) => `replica ${g.replica} holds slots ${g.from}..${g.to} as state (state transfer)`).join(', ')}` : '';

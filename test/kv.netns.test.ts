@@ -12,7 +12,6 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { decodeOp, MAX_VALUE } from '../examples/kv/ops.ts';
-import type { CommittedLogDump } from '../examples/kv/committed-log.ts';
 import type { LoadSummary } from '../examples/kv/load.ts';
 import { KvCluster } from '../examples/kv/netns-cluster.ts';
 import { addLinkLoss, type LossHandle } from '../netns/loss.ts';
@@ -169,14 +168,7 @@ describePrivileged('KV store on three replicas behind the XDP sequencer', () => 
     expect(lost, 'acknowledged writes that did not read back').toEqual([]);
 
     // The replicas converge: same commit point, nothing executed past it.
-    let dumps: CommittedLogDump[] = [];
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      dumps = await c.dumps();
-      const settled = dumps.every((d) => d.committed === dumps[0]!.committed && d.executed === d.committed && d.status === 'normal');
-      if (settled || Date.now() > deadline) break;
-      await sleep(500);
-    }
+    const dumps = await c.settledDumps(30_000);
     const shape = dumps.map((d) => ({ id: d.replicaId, committed: d.committed, executed: d.executed, view: d.view, gaps: d.gaps, conflicts: d.conflicts, entries: d.entries.length }));
     console.log(`[kv] replicas: ${JSON.stringify(shape)}`);
     for (const d of dumps) {

@@ -225,6 +225,21 @@ export class KvCluster {
     return t.sequencers.flatMap((r, id) => ['--sequencer', `${id}:${t.ip(r)}:${SEQ_PORT}`]);
   }
 
+  /**
+   * Dumps every replica's committed log until they settle (same commit
+   * point, all of it executed, status normal) or `timeoutMs` passes; the
+   * last dumps either way, for the caller to judge.
+   */
+  async settledDumps(timeoutMs: number): Promise<CommittedLogDump[]> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const dumps = await this.dumps();
+      const settled = dumps.every((d) => d.committed === dumps[0]!.committed && d.executed === d.committed && d.status === 'normal');
+      if (settled || Date.now() > deadline) return dumps;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+
   /** Runs the KV CLI in a client namespace to completion. */
   cli(role: string, args: string[], timeoutMs = 120_000): { status: number | null; stdout: string; stderr: string } {
     return this.t.tryExec(role, process.execPath, ['--import', 'tsx', KV_CLI, ...args, ...this.sequencerFlags(), '--bind', this.t.ip(role)], {

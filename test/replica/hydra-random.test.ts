@@ -12,64 +12,26 @@
 //   XSEQ_SIM_HYDRA_SEEDS=20000 XSEQ_SIM_STEPS=3000 npx vitest run test/replica/hydra-random.test.ts
 //   XSEQ_SIM_FIRST_SEED=5000                                                 where the seed range starts
 import { afterAll, describe, expect, it } from 'vitest';
-import { runRandom, SimFailure, type RandomRunResult } from '../../replica/sim/random-run.ts';
+import type { RandomRunResult } from '../../replica/sim/random-run.ts';
+import { SeedRunner } from './seed-runner.ts';
 
-const env = (k: string, d: number): number => {
-  const v = process.env[k];
-  if (v === undefined || v === '') return d;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`${k}=${v} is not a non-negative integer`);
-  return n;
-};
-
-const single = process.env.XSEQ_SIM_SEED !== undefined && process.env.XSEQ_SIM_SEED !== '' ? env('XSEQ_SIM_SEED', 0) : null;
-const STEPS = env('XSEQ_SIM_STEPS', 1000);
-const SEEDS = single === null ? env('XSEQ_SIM_HYDRA_SEEDS', 1000) : 1;
-const FIRST = single ?? env('XSEQ_SIM_FIRST_SEED', 1);
+const runner = new SeedRunner('XSEQ_SIM_HYDRA_SEEDS', 1000, 'test/replica/hydra-random.test.ts', true);
+const { steps: STEPS, seeds: SEEDS, first: FIRST, results } = runner;
 const CHUNK = 250;
-
-function replay(seed: number): string {
-  const steps = STEPS === 1000 ? '' : `XSEQ_SIM_STEPS=${STEPS} `;
-  return `${steps}XSEQ_SIM_SEED=${seed} npx vitest run test/replica/hydra-random.test.ts`;
-}
-
-const results: RandomRunResult[] = [];
-let elapsedMs = 0;
-
-function runSeeds(from: number, count: number): string[] {
-  const failures: string[] = [];
-  const t0 = performance.now();
-  for (let seed = from; seed < from + count; seed++) {
-    try {
-      results.push(runRandom({ seed, steps: STEPS, trace: single !== null, hydra: true }));
-    } catch (e) {
-      if (!(e instanceof SimFailure)) throw e;
-      if (single !== null) {
-        console.log(`last ${e.trace.length} messages before the failure (time us, from->to, message):\n${e.trace.join('\n')}`);
-        if (e.cause instanceof Error) console.log(e.cause.stack);
-      }
-      const line = `${e.message}\n  replay: ${replay(seed)}`;
-      console.error(line);
-      failures.push(line);
-    }
-  }
-  elapsedMs += performance.now() - t0;
-  return failures;
-}
 
 describe(`hydra random simulation: ${SEEDS} seeds x ${STEPS} steps from seed ${FIRST}`, () => {
   const timeout = Math.max(60_000, CHUNK * STEPS);
   for (let from = FIRST; from < FIRST + SEEDS; from += CHUNK) {
     const count = Math.min(CHUNK, FIRST + SEEDS - from);
     it(`seeds ${from}..${from + count - 1}: one merged order everywhere, invariants after every event, everything completes`, { timeout }, () => {
-      const failures = runSeeds(from, count);
+      const failures = runner.run(from, count);
       expect(failures, failures.join('\n')).toEqual([]);
     });
   }
 
   if (SEEDS >= 500) {
     it('the seeds exercise every Hydra path (a simulation that never hits them proves nothing)', () => {
-      const sum = (k: keyof RandomRunResult): number => results.reduce((a, r) => a + (r[k] as number), 0);
+      const sum = (k: keyof RandomRunResult): number => runner.sum(k);
       for (const k of [2, 3, 4]) expect(results.filter((r) => r.sequencers === k).length, `groups with ${k} sequencers`).toBeGreaterThan(SEEDS / 10);
       expect(sum('noops'), 'no-ops committed by gap agreement keyed by (sequencer, seq)').toBeGreaterThan(50);
       expect(sum('repairMissing'), 'repairs a sequencer agent could not serve').toBeGreaterThan(50);
@@ -89,7 +51,7 @@ describe(`hydra random simulation: ${SEEDS} seeds x ${STEPS} steps from seed ${F
     const events = results.reduce((a, r) => a + r.events, 0);
     const certified = results.reduce((a, r) => a + r.certified, 0);
     const stall = Math.max(...results.filter((r) => r.stallChecked).map((r) => r.maxStallUs), 0);
-    const s = elapsedMs / 1000;
+    const s = runner.elapsedMs / 1000;
     console.log(
       `hydra random simulation: ${results.length} seeds x ${STEPS} steps in ${s.toFixed(1)} s ` +
         `(${(results.length / s).toFixed(0)} seeds/s, ${(events / s / 1000).toFixed(0)}k steps/s), ${certified} certified replies, ` +
