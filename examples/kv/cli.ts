@@ -132,6 +132,7 @@ async function main(): Promise<void> {
   }
   const [cmd, ...args] = p;
   if (!cmd) fail('no command');
+  if (v.id !== undefined && cmd !== 'add-sequencer') fail('--id is for add-sequencer only');
   let cfg: KvClientConfig;
   try {
     const file = v.config ? readClientConfigFile(v.config) : {};
@@ -249,6 +250,7 @@ async function main(): Promise<void> {
   } catch (e) {
     if (e instanceof ClientError || e instanceof KvError) {
       console.error(`kv: ${e.message}`);
+      if (cmd === 'add-sequencer') console.error('kv: add-sequencer: no certified answer; check that a member sequencer given here is running and that the replicas are up');
       process.exitCode = 1;
     } else throw e;
   } finally {
