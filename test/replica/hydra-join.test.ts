@@ -10,7 +10,7 @@ import { Replica } from '../../replica/replica.ts';
 import { HistoryApp } from '../../replica/sim/history-app.ts';
 import type { ReplicaTransport, Scheduler } from '../../replica/transport.ts';
 
-function single(o: { sequencers?: number[]; joiningSequencers?: number[] }) {
+function single(o: { sequencers?: number[]; joiningSequencers?: number[]; config?: { maxBufferedMsgs: number } }) {
   const acks: AckMsg[] = [];
   const transport: ReplicaTransport = { sendToReplica: () => {}, sendAck: (m) => void acks.push(m), sendRepairRequest: () => {}, sendFlushSolicit: () => {} };
   let now = 0;
@@ -53,5 +53,16 @@ describe('hydra: a joining sequencer', () => {
     expect(r.log.get(2)).toMatchObject({ clientId: 101n, src: { sid: 1, seq: 1 } });
     expect(r.log.get(2)!.src!.clock).toBeGreaterThan(100);
     expect(app.history).toHaveLength(1);
+  });
+
+  it('its periodic flushes while it waits take one place in the bounded buffer, so its requests are not crowded out', () => {
+    const { r } = single({ sequencers: [0], joiningSequencers: [1], config: { maxBufferedMsgs: 4 } });
+    for (let i = 1; i <= 20; i++) r.receive({ type: 'FLUSH', sequencerId: 1, session: 1, seq: 0, clock: 10 * i, final: false });
+    r.receive(seqd(1, 1, 300, new Uint8Array([1, 0, 0, 0, 0, 0, 0, 1])));
+    expect(r.hydra!.stats.unknownSequencer).toBe(21);
+    r.receive({ ...seqd(0, 1, 400, encodeControlOp({ kind: 'add', sid: 1 })), control: true, clientId: 7n, requestId: 1n });
+    r.receive({ type: 'FLUSH', sequencerId: 0, session: 1, seq: 1, clock: 1_000, final: false });
+    expect(r.log.lastSlot).toBe(2);
+    expect(r.log.get(2)).toMatchObject({ clientId: 101n, src: { sid: 1, seq: 1 } });
   });
 });
