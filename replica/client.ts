@@ -83,6 +83,12 @@ export interface SubmitOptions {
    * hash, key-hash.ts). Without a key a request goes round-robin.
    */
   key?: string | Uint8Array;
+  /**
+   * Hydra: op is a group control op (replica/hydra.ts encodeControlOp),
+   * sent with XSEQ_F_CONTROL; the replicas execute it themselves, the
+   * application never sees it, and the certified result is empty.
+   */
+  control?: boolean;
 }
 
 /** What the client knows about one sequencer's health. */
@@ -109,6 +115,7 @@ interface SeqState {
 interface Pending {
   readonly requestId: bigint;
   readonly op: Uint8Array;
+  readonly control: boolean;
   readonly done: Completion;
   readonly started: number;
   /** Index (into the client's sequencers) of the latest attempt's target. */
@@ -131,7 +138,7 @@ export class Client {
   private rr = 0;
   private nextRequestId: bigint;
   private current: Pending | null = null;
-  private readonly queue: { op: Uint8Array; done: Completion; key: string | Uint8Array | undefined }[] = [];
+  private readonly queue: { op: Uint8Array; done: Completion; key: string | Uint8Array | undefined; control: boolean }[] = [];
   private readonly retryTimer: Timer;
   private readonly deadlineTimer: Timer;
   private closed = false;
@@ -172,7 +179,7 @@ export class Client {
   /** Callback form: no promise machinery, so a simulation stays synchronous. */
   submit(op: Uint8Array, done: Completion, opts: SubmitOptions = {}): void {
     if (this.closed) return done(new ClientError('ECLOSED', 'client is closed'), null, null);
-    this.queue.push({ op, done, key: opts.key });
+    this.queue.push({ op, done, key: opts.key, control: opts.control === true });
     if (!this.current) this.startNext();
   }
 
@@ -231,7 +238,7 @@ export class Client {
     if (!q) return;
     const requestId = this.nextRequestId++;
     const first = this.policy === 'key' && q.key !== undefined ? sequencerForKey(q.key, this.seqs.length) : this.rr++ % this.seqs.length;
-    this.current = { requestId, op: q.op, done: q.done, started: this.o.scheduler.now(), target: this.pick(first), tries: new Map(), votes: new Map() };
+    this.current = { requestId, op: q.op, control: q.control, done: q.done, started: this.o.scheduler.now(), target: this.pick(first), tries: new Map(), votes: new Map() };
     this.deadlineTimer.start(this.deadlineUs);
     this.send();
   }
@@ -259,7 +266,7 @@ export class Client {
     const s = this.seqs[p.target]!;
     s.attempts++;
     p.tries.set(s.id, (p.tries.get(s.id) ?? 0) + 1);
-    this.o.transport.sendRequest({ type: 'REQUEST', clientId: this.clientId, requestId: p.requestId, op: p.op }, s.id);
+    this.o.transport.sendRequest({ type: 'REQUEST', clientId: this.clientId, requestId: p.requestId, op: p.op, ...(p.control ? { control: true } : {}) }, s.id);
     this.retryTimer.start(this.retryUs);
   }
 

@@ -15,6 +15,13 @@ export type Outcome =
   | { readonly kind: 'stale' };
 
 const NOOP: Outcome = { kind: 'noop' };
+/**
+ * A group control op (Hydra) never reaches the application nor the client
+ * table (it is idempotent), but its result is empty rather than none, so the
+ * leader ACKs it like a request and the sender gets a certified answer: the
+ * op holds its place in the log.
+ */
+const CONTROL_DONE: Outcome = { kind: 'executed', result: new Uint8Array(0) };
 
 export class Executor {
   private clients: ClientTable;
@@ -43,7 +50,8 @@ export class Executor {
   execute(e: LogEntry): Outcome {
     if (e.slot !== this.executed + 1) throw new Error(`executor: slot ${e.slot} after ${this.executed}`);
     this.executed = e.slot;
-    if (e.noop || e.control) return NOOP;
+    if (e.noop) return NOOP;
+    if (e.control) return CONTROL_DONE;
     const a = this.clients.admit(e.clientId, e.requestId);
     if (a.kind !== 'new') return a;
     const result = this.app.execute(e.op);

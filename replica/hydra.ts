@@ -246,8 +246,16 @@ export class Hydra {
 
   private holdUnknown(sid: number, m: SequencedMsg | FlushMsg): void {
     this.stats.unknownSequencer++;
-    if (this.unknownCount >= this.cfg.maxBufferedMsgs) return;
     let l = this.unknown.get(sid);
+    // A joining sequencer flushes on its timer until it is added: a newer
+    // flush says all an older one did, so it takes its place rather than
+    // filling the buffer and crowding out the sequencer's requests.
+    const last = l?.[l.length - 1];
+    if (m.type === 'FLUSH' && last?.type === 'FLUSH' && !last.final && last.session === m.session && m.seq >= last.seq && m.clock >= last.clock) {
+      l![l!.length - 1] = m;
+      return;
+    }
+    if (this.unknownCount >= this.cfg.maxBufferedMsgs) return;
     if (!l) this.unknown.set(sid, (l = []));
     l.push(m);
     this.unknownCount++;

@@ -62,6 +62,13 @@ export interface ReplicaOptions {
    * of their streams (hydra.ts); absent or one: the single-sequencer protocol.
    */
   sequencers?: readonly number[];
+  /**
+   * Hydra: ids of sequencers that may join later by an "add" control op
+   * (hydra.ts): not members at start (their traffic is held until the op
+   * is merged), but they count toward turning the merge on, so one
+   * configured sequencer plus a joining one already runs Hydra.
+   */
+  joiningSequencers?: readonly number[];
 }
 
 const REPAIR_MAX = 128; // XSEQ_REPAIR_MAX
@@ -153,7 +160,8 @@ export class Replica {
     this.leaderTimer = timer(() => this.onLeaderTimeout());
     this.vcTimer = timer(() => this.onViewChangeTimeout());
     this.stateTimer = timer(() => this.onStateTimeout());
-    if (o.sequencers && o.sequencers.length > 1) {
+    const initialSeqs = o.sequencers ?? [0];
+    if (initialSeqs.length + (o.joiningSequencers?.length ?? 0) > 1) {
       const self = this;
       this.hydra = new Hydra(
         {
@@ -180,7 +188,7 @@ export class Replica {
           heardFromLeader: () => this.heardFromLeader(),
           toLeader: (m) => this.toLeader(m),
         },
-        o.sequencers,
+        initialSeqs,
         this.cfg,
         this.transport,
         s,

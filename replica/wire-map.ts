@@ -20,13 +20,13 @@ function copy(p: Uint8Array): Uint8Array {
 }
 
 export function requestToWire(m: RequestMsg, a: WireAddressing): Buffer {
-  return encodeMessage({ ...emptyHeader(), type: MsgType.REQUEST, groupId: a.groupId, clientId: m.clientId, requestId: m.requestId }, m.op);
+  return encodeMessage({ ...emptyHeader(), type: MsgType.REQUEST, flags: m.control ? Flags.CONTROL : 0, groupId: a.groupId, clientId: m.clientId, requestId: m.requestId }, m.op);
 }
 
 export function requestFromWire(w: XseqMessage): RequestMsg | null {
   const h = w.header;
   if (h.type !== MsgType.REQUEST) return null;
-  return { type: 'REQUEST', clientId: h.clientId, requestId: h.requestId, op: copy(w.payload) };
+  return { type: 'REQUEST', clientId: h.clientId, requestId: h.requestId, op: copy(w.payload), ...(h.flags & Flags.CONTROL ? { control: true } : {}) };
 }
 
 /** What the sequencer multicasts (the simulation and tests build these; the kernel does in production). */
@@ -35,7 +35,7 @@ export function sequencedToWire(m: SequencedMsg, a: WireAddressing & { sequencer
     {
       ...emptyHeader(),
       type: MsgType.SEQUENCED,
-      flags: m.retransmit ? Flags.RETRANSMIT : 0,
+      flags: (m.retransmit ? Flags.RETRANSMIT : 0) | (m.control ? Flags.CONTROL : 0),
       groupId: a.groupId,
       sequencerId: a.sequencerId ?? 0,
       session: m.session,

@@ -88,6 +88,21 @@ describe('KV replica configuration', () => {
     bad([], /^sequencer: required \(or sequencers/);
   });
 
+  it('Hydra: a joining sequencer is routable but marked, and at least one member is required', () => {
+    const base = FLAGS.slice(0, FLAGS.indexOf('--sequencer'));
+    const c = parseReplicaArgs([...base, '--sequencers', '[{"id":0,"addr":"10.0.0.2","joining":true},{"id":1,"addr":"10.0.0.3"},{"id":2,"addr":"10.0.0.4","joining":false}]'])!;
+    expect(c.sequencers.map((q) => [q.id, q.joining ?? false])).toEqual([
+      [0, true],
+      [1, false],
+      [2, false],
+    ]);
+    // The single-sequencer fields name a member, never the joining one.
+    expect(c.sequencer).toEqual({ host: '10.0.0.3', port: 7400 });
+    const bad = (args: string[], msg: RegExp) => expect(() => parseReplicaArgs([...base, ...args])).toThrow(msg);
+    bad(['--sequencers', '[{"id":0,"addr":"10.0.0.2","joining":"yes"}]'], /^sequencers\[0\].joining: "yes" is not true or false/);
+    bad(['--sequencers', '[{"id":2,"addr":"10.0.0.2","joining":true}]'], /^sequencers: every one is joining/);
+  });
+
   it('names the field of every mistake', () => {
     const bad = (args: string[], msg: RegExp | typeof ConfigError) => expect(() => parseReplicaArgs(args)).toThrow(msg);
     const without = (flag: string) => {

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import { Sequencer } from '../bpf/sequencer.ts';
 import { COUNTER_NAMES, type Counters, type DropEvent } from '../bpf/maps.ts';
-import { emptyHeader, encodeMessage, MsgType, readHeader, type XseqHeader } from '../bpf/wire.ts';
+import { emptyHeader, encodeMessage, Flags, MsgType, readHeader, type XseqHeader } from '../bpf/wire.ts';
 import { buildFrame, type FrameSpec, ipv4Checksum, parseFrame, udpChecksum } from '../tools/frame.ts';
 import { taiNowNs } from './helpers/clock.ts';
 import { describePrivileged } from './helpers/privileged.ts';
@@ -78,6 +78,23 @@ describePrivileged('sequencer.bpf.o under BPF_PROG_TEST_RUN', () => {
     expect(parseFrame(out).ipCheck).toBe(ipv4Checksum(out));
     expect(delta()).toEqual({ rx: 1, sequenced: 1 });
     expect(seq.lastSeq(1)).toBe(1n);
+  });
+
+  it('a control request (XSEQ_F_CONTROL) is stamped with its flags kept, payload untouched', () => {
+    const op = Buffer.from([0x48, 1, 0, 2]); // replica/hydra.ts encodeControlOp({kind:'add', sid: 2})
+    const r = seq.program.testRun({ data: frame({}, request({ flags: Flags.CONTROL }, op)) });
+    expect(r.retval).toBe(XDP_TX);
+    const out = Buffer.from(r.data);
+    const h = readHeader(out, 42);
+    expect(h.type).toBe(MsgType.SEQUENCED);
+    expect(h.flags).toBe(Flags.CONTROL);
+    expect(h.seq).toBe(1n);
+    expect(out.subarray(42 + 64).toString('hex')).toBe(op.toString('hex'));
+    expect(parseFrame(out).udpCheck).toBe(udpChecksum(out));
+    // A plain request next to it carries no flag.
+    const plain = readHeader(Buffer.from(seq.program.testRun({ data: frame() }).data), 42);
+    expect(plain.flags).toBe(0);
+    expect(plain.seq).toBe(2n);
   });
 
   it('a request sent without a UDP checksum is stamped without one', () => {

@@ -23,6 +23,14 @@ Commands:
                                latencies and every acknowledged write
   read --keys-file FILE        reads every key in FILE (one per line), prints
                                {"values":{key: value|null}, "failed":[...]}
+  add-sequencer --id N         Hydra: adds sequencer N to the group (replicas
+                               configured with it as "joining"): a control op
+                               sent through the sequencers given (except N),
+                               re-sent to the next one after --retry-ms until
+                               a quorum with the leader holds it or
+                               --timeout-ms passes; prints {"ok":true,
+                               "sequencer":N,"session","seq","leaderNum",
+                               "attempts":{ID:count}}. Start N's agent first.
 
 Options (in brackets: the field in a --config file; flags win):
   --config FILE                YAML (or JSON) with the bracketed fields; see
@@ -110,6 +118,7 @@ async function main(): Promise<void> {
         'omit-writes': { type: 'boolean' },
         'keys-file': { type: 'string' },
         absent: { type: 'boolean' },
+        id: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -123,6 +132,7 @@ async function main(): Promise<void> {
   }
   const [cmd, ...args] = p;
   if (!cmd) fail('no command');
+  if (v.id !== undefined && cmd !== 'add-sequencer') fail('--id is for add-sequencer only');
   let cfg: KvClientConfig;
   try {
     const file = v.config ? readClientConfigFile(v.config) : {};
@@ -144,8 +154,13 @@ async function main(): Promise<void> {
     throw e;
   }
   const clients = num(v.clients, 'clients', cmd === 'read' ? 8 : 4, 1);
+  // add-sequencer goes through members only: the joining sequencer's own
+  // traffic is held by the replicas until the op is merged.
+  const joining = cmd === 'add-sequencer' && v.id !== undefined ? num(v.id, 'id', 0) : null;
+  const via = joining === null ? cfg.sequencers : cfg.sequencers.filter((q) => q.id !== joining);
+  if (via.length === 0) fail(`add-sequencer: give at least one member sequencer other than ${joining} (--sequencer ID:ADDR[:PORT])`);
   const client = await KvClient.open({
-    sequencers: cfg.sequencers,
+    sequencers: via,
     policy: cfg.policy,
     groupId: cfg.groupId,
     lanes: cmd === 'load' || cmd === 'read' ? clients : 1,
@@ -197,6 +212,16 @@ async function main(): Promise<void> {
         print({ ...s, transport: client.counters() });
         break;
       }
+      case 'add-sequencer': {
+        if (args.length !== 0) fail('add-sequencer takes no arguments, only --id N');
+        if (v.id === undefined) fail('add-sequencer needs --id N (the joining sequencer id)');
+        const sid = num(v.id, 'id', 0);
+        if (sid > 0xffff) fail(`--id must be 0..65535, got ${sid}`);
+        const cert = await client.addSequencer(sid);
+        const attempts = Object.fromEntries(client.health().filter((h) => h.attempts > 0).map((h) => [h.id, h.attempts]));
+        print({ ok: true, sequencer: sid, session: cert?.session, seq: cert?.seq, leaderNum: cert?.leaderNum, attempts });
+        break;
+      }
       case 'read': {
         if (!v['keys-file']) fail('read needs --keys-file FILE');
         const keys = readFileSync(v['keys-file'], 'utf8').split('\n').filter(Boolean);
@@ -225,6 +250,7 @@ async function main(): Promise<void> {
   } catch (e) {
     if (e instanceof ClientError || e instanceof KvError) {
       console.error(`kv: ${e.message}`);
+      if (cmd === 'add-sequencer') console.error('kv: add-sequencer: no certified answer; check that a member sequencer given here is running and that the replicas are up');
       process.exitCode = 1;
     } else throw e;
   } finally {

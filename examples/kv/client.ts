@@ -9,6 +9,7 @@
 // policy (round-robin, or `key`: the op's KV key hashed, key-hash.ts), and a
 // retry after a timeout goes to the next one (replica/client.ts).
 import { randomBytes } from 'node:crypto';
+import { encodeControlOp } from '../../replica/hydra.ts';
 import { Client, ClientError, type Certificate, type SequencerHealth, type SequencerPolicy } from '../../replica/index.ts';
 import { type HostPort, RealTimeScheduler, type SequencerAddr, UdpClientTransport } from '../../replica/udp/index.ts';
 import { decodeResult, encodeOp, type Op, type Result } from './ops.ts';
@@ -141,6 +142,21 @@ export class KvClient {
     if (a.result.status === 'ok') return { swapped: true, current: bytes(value) };
     if (a.result.status === 'mismatch') return { swapped: false, current: a.result.current };
     throw new Error(`cas: unexpected result ${a.result.status}`);
+  }
+
+  /**
+   * Hydra: the group's "add sequencer sid" control op, through the
+   * sequencers this client knows (one attempt at a time, a timed-out one
+   * re-sent with the same request id to the next, until the deadline).
+   * Resolves once a quorum including the leader holds the op in the log:
+   * from its place on, every replica counts sid as a member. Adding a
+   * member again is harmless (replicas ignore the repeat).
+   */
+  addSequencer(sid: number, lane = 0): Promise<Certificate | null> {
+    if (!Number.isInteger(sid) || sid < 0 || sid > 0xffff) return Promise.reject(new RangeError(`sequencer id ${sid} is not 0..65535`));
+    const core = this.cores[lane];
+    if (!core) return Promise.reject(new RangeError(`lane ${lane} of ${this.cores.length}`));
+    return new Promise((resolve, reject) => core.submit(encodeControlOp({ kind: 'add', sid }), (err, _r, cert) => (err ? reject(err) : resolve(cert)), { control: true }));
   }
 
   counters() {

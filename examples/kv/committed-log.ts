@@ -20,6 +20,8 @@ export interface DumpedEntry {
   /** Hydra: the sequencer whose stream the entry merged from, and its effective clock (ns). */
   sequencerId?: number;
   clock?: number;
+  /** Hydra: a group control op (op = its encoding, replica/hydra.ts), not a KV op. */
+  control?: true;
 }
 
 export interface CommittedLogDump {
@@ -91,6 +93,7 @@ export class CommittedLog {
         requestId: e.requestId.toString(),
         op: Buffer.from(e.op).toString('hex'),
         ...(e.src ? { sequencerId: e.src.sid, clock: e.src.clock } : {}),
+        ...(e.control ? { control: true as const } : {}),
       })),
     };
   }

@@ -66,6 +66,11 @@ export interface KvClusterOptions {
   members?: boolean;
   /** Hydra: every agent's --flush-interval in ms (default 0: off). */
   flushIntervalMs?: number;
+  /**
+   * Hydra: sequencer ids the replicas know as "joining" (routable, not
+   * members until `cli.ts add-sequencer --id ID` is merged).
+   */
+  joining?: readonly number[];
 }
 
 /** Runs `node --import tsx script args` in a role's namespace. */
@@ -116,7 +121,7 @@ export class KvCluster {
     return i === 0 ? this.stateDir : `${this.stateDir}-${i}`;
   }
 
-  private agentArgs(i: number): string[] {
+  private agentArgs(i: number, extra: readonly string[]): string[] {
     const t = this.t;
     const members = this.roles.map((r, i) => `--member=${GROUP.id}:${i}:${t.ip(r)}:${ACK_PORT + i}`);
     return [
@@ -127,12 +132,13 @@ export class KvCluster {
       ...(this.hydra ? ['--sequencer-id', String(i)] : []),
       ...(this.o.flushIntervalMs ? ['--flush-interval', String(this.o.flushIntervalMs)] : []),
       ...(this.o.agentArgs ?? []),
+      ...extra,
     ];
   }
 
-  /** Starts agent i (creating or adopting the data path) and waits for "ready". */
-  async startAgent(i = 0): Promise<AgentReady> {
-    const a = spawnTs(this.t, this.t.sequencerRole(i), AGENT, this.agentArgs(i));
+  /** Starts agent i (creating or adopting the data path) and waits for "ready"; `extra`: more flags (e.g. --drain). */
+  async startAgent(i = 0, extra: readonly string[] = []): Promise<AgentReady> {
+    const a = spawnTs(this.t, this.t.sequencerRole(i), AGENT, this.agentArgs(i, extra));
     this.agents[i] = a;
     const line = JSON.parse(await a.waitForLine(/"event":"ready"/, 60_000)) as { dataPath: 'created' | 'adopted'; groups: Record<string, { session: number }>; pid: number };
     return { dataPath: line.dataPath, session: line.groups[String(GROUP.id)]!.session, pid: line.pid };
@@ -148,9 +154,10 @@ export class KvCluster {
     return l ? (JSON.parse(l) as Record<string, unknown>) : null;
   }
 
-  /** `xseq-agent detach`: stamping stops, and the next agent creates a new session. */
-  detach(): string {
-    const r = this.t.tryExec('seq', process.execPath, ['--import', 'tsx', AGENT, 'detach', '--iface', this.t.ifname('seq'), '--bpffs', this.bpffs, '--state-dir', this.stateDir], {
+  /** `xseq-agent detach` on sequencer host i: stamping stops, and the next agent creates a new session. */
+  detach(i = 0): string {
+    const role = this.t.sequencerRole(i);
+    const r = this.t.tryExec(role, process.execPath, ['--import', 'tsx', AGENT, 'detach', '--iface', this.t.ifname(role), '--bpffs', this.bpffs, '--state-dir', this.agentStateDir(i)], {
       cwd: REPO_ROOT,
       env: { ...process.env, XSEQ_CONFIG: '' },
       timeoutMs: 60_000,
@@ -172,7 +179,7 @@ export class KvCluster {
       '--member', `${t.ip(role)}:${ACK_PORT + i}`,
       ...this.roles.map((r, j) => `--peer=${j}:${t.ip(r)}:${PEER_PORT}`),
       ...(this.hydra
-        ? ['--sequencers', JSON.stringify(t.sequencers.map((r, id) => ({ id, addr: t.ip(r), port: SEQ_PORT, repairPort: REPAIR_PORT })))]
+        ? ['--sequencers', JSON.stringify(t.sequencers.map((r, id) => ({ id, addr: t.ip(r), port: SEQ_PORT, repairPort: REPAIR_PORT, ...(this.o.joining?.includes(id) ? { joining: true } : {}) })))]
         : ['--sequencer', `${t.ip('seq')}:${SEQ_PORT}`]),
       // A restart finds its marker here and recovers from its peers.
       '--state-dir', join(this.dir, `replica-${i}-state`),
@@ -218,11 +225,11 @@ export class KvCluster {
     return out;
   }
 
-  /** The CLI's --sequencer flags: every sequencer by id with Hydra. */
-  sequencerFlags(): string[] {
+  /** The CLI's --sequencer flags: every sequencer by id with Hydra (or those in `ids`). */
+  sequencerFlags(ids?: readonly number[]): string[] {
     const t = this.t;
     if (!this.hydra) return ['--sequencer', `${t.ip('seq')}:${SEQ_PORT}`];
-    return t.sequencers.flatMap((r, id) => ['--sequencer', `${id}:${t.ip(r)}:${SEQ_PORT}`]);
+    return t.sequencers.flatMap((r, id) => (ids && !ids.includes(id) ? [] : ['--sequencer', `${id}:${t.ip(r)}:${SEQ_PORT}`]));
   }
 
   /**
@@ -240,17 +247,17 @@ export class KvCluster {
     }
   }
 
-  /** Runs the KV CLI in a client namespace to completion. */
-  cli(role: string, args: string[], timeoutMs = 120_000): { status: number | null; stdout: string; stderr: string } {
-    return this.t.tryExec(role, process.execPath, ['--import', 'tsx', KV_CLI, ...args, ...this.sequencerFlags(), '--bind', this.t.ip(role)], {
+  /** Runs the KV CLI in a client namespace to completion (through sequencers `ids`, default all). */
+  cli(role: string, args: string[], timeoutMs = 120_000, ids?: readonly number[]): { status: number | null; stdout: string; stderr: string } {
+    return this.t.tryExec(role, process.execPath, ['--import', 'tsx', KV_CLI, ...args, ...this.sequencerFlags(ids), '--bind', this.t.ip(role)], {
       cwd: REPO_ROOT,
       timeoutMs,
     });
   }
 
-  /** Starts the KV CLI in a client namespace, in the background. */
-  spawnCli(role: string, args: string[], target?: string): NsProcess {
-    const seqs = target === undefined ? this.sequencerFlags() : ['--sequencer', target];
+  /** Starts the KV CLI in a client namespace, in the background: through `target` (one ADDR:PORT), sequencer ids, or all. */
+  spawnCli(role: string, args: string[], target?: string | readonly number[]): NsProcess {
+    const seqs = typeof target === 'string' ? ['--sequencer', target] : this.sequencerFlags(target);
     return spawnTs(this.t, role, KV_CLI, [...args, ...seqs, '--bind', this.t.ip(role)]);
   }
 

@@ -30,7 +30,10 @@ the sequencer host, repair from the agent) and TCP to its peers.
                          above, '[{"id":0,"addr":"10.0.0.1","port":7400,
                          "repairPort":7401}, ...]' (port default 7400,
                          repairPort default 7401, null: no repair); one
-                         entry is the single-sequencer form [sequencers]
+                         entry is the single-sequencer form. "joining":true
+                         marks a sequencer that is not a member yet: its
+                         traffic is held until an add op for it is merged
+                         (cli.ts add-sequencer --id ID) [sequencers]
   --session N            the group's session at creation (default 0: the
                          first traffic moves the replicas to the real one)
                          [session]
@@ -170,7 +173,7 @@ function parsePeers(v: unknown): HostPort[] {
   return out;
 }
 
-/** Hydra: [{id, addr, port, repairPort}] (a JSON string from the flag, or the config file's list). */
+/** Hydra: [{id, addr, port, repairPort, joining}] (a JSON string from the flag, or the config file's list). */
 function parseSequencers(v: unknown): HydraSequencer[] {
   const list: unknown = typeof v === 'string' ? wrap('sequencers', () => JSON.parse(v) as unknown) : v;
   if (!Array.isArray(list) || list.length === 0) throw new ConfigError('sequencers: expected a non-empty list of {id, addr, port, repairPort}');
@@ -179,7 +182,7 @@ function parseSequencers(v: unknown): HydraSequencer[] {
     const f = `sequencers[${i}]`;
     if (typeof x !== 'object' || x === null || Array.isArray(x)) throw new ConfigError(`${f}: expected {id, addr, port, repairPort}`);
     const o = x as Raw;
-    for (const k of Object.keys(o)) if (!['id', 'addr', 'port', 'repairPort'].includes(k)) throw new ConfigError(`${f}.${k}: unknown; known: id, addr, port, repairPort`);
+    for (const k of Object.keys(o)) if (!['id', 'addr', 'port', 'repairPort', 'joining'].includes(k)) throw new ConfigError(`${f}.${k}: unknown; known: id, addr, port, repairPort, joining`);
     const id = int(o['id'], `${f}.id`, 0, 0xffff);
     if (seen.has(id)) throw new ConfigError(`${f}.id: sequencer ${id} given twice`);
     seen.add(id);
@@ -187,8 +190,10 @@ function parseSequencers(v: unknown): HydraSequencer[] {
     if (!isIpv4(addr)) throw new ConfigError(`${f}.addr: ${addr} is not an IPv4 address`);
     const port = o['port'] === undefined ? 7400 : int(o['port'], `${f}.port`, 1, 65535);
     const repair = o['repairPort'] === null || o['repairPort'] === 'none' ? null : { host: addr, port: o['repairPort'] === undefined ? 7401 : int(o['repairPort'], `${f}.repairPort`, 1, 65535) };
-    return { id, sequencer: { host: addr, port }, repair };
+    if (o['joining'] !== undefined && typeof o['joining'] !== 'boolean') throw new ConfigError(`${f}.joining: ${JSON.stringify(o['joining'])} is not true or false`);
+    return { id, sequencer: { host: addr, port }, repair, ...(o['joining'] === true ? { joining: true } : {}) };
   });
+  if (out.every((q) => q.joining)) throw new ConfigError('sequencers: every one is joining; at least one must be a member from the start (joining ones are added by cli.ts add-sequencer through a member)');
   return out.sort((a, b) => a.id - b.id);
 }
 
@@ -304,7 +309,7 @@ export function parseReplicaArgs(argv: string[]): KvReplicaConfig | null {
     const repairRaw = raw['repair'] ?? `${seq0.host}:7401`;
     sequencers = [{ id: 0, sequencer: seq0, repair: repairRaw === 'none' ? null : wrap('repair', () => parseHostPort(str(repairRaw, 'repair'), 'repair')) }];
   }
-  const { sequencer, repair } = sequencers.find((q) => q.id === 0) ?? sequencers[0]!;
+  const { sequencer, repair } = sequencers.find((q) => q.id === 0 && !q.joining) ?? sequencers.find((q) => !q.joining)!;
   if (!isIpv4(peers[id]!.host)) throw new ConfigError(`peers: ${peers[id]!.host} is not an IPv4 address`);
   return {
     groupId,

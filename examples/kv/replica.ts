@@ -126,7 +126,7 @@ async function main(): Promise<void> {
     scheduler,
     config: c.protocol,
     session: c.session,
-    ...(c.sequencers.length > 1 ? { sequencers: c.sequencers.map((q) => q.id) } : {}),
+    ...(c.sequencers.length > 1 ? { sequencers: c.sequencers.filter((q) => !q.joining).map((q) => q.id), joiningSequencers: c.sequencers.filter((q) => q.joining).map((q) => q.id) } : {}),
     ...(nonce !== undefined ? { recoverNonce: nonce } : {}),
   });
   replica = r;

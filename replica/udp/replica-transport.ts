@@ -83,6 +83,12 @@ export interface HydraSequencer {
   id: number;
   sequencer: HostPort;
   repair: HostPort | null;
+  /**
+   * Not a member at start: it joins by an "add" control op (the replica's
+   * `joiningSequencers`). The transport routes to it all the same (ACKs,
+   * solicits, repair), since its traffic is only held, not refused.
+   */
+  joining?: boolean;
 }
 
 export interface UdpReplicaCounters {

@@ -5,7 +5,7 @@
 // form still connected. Bounded: every wait has a deadline of a few seconds.
 import { createSocket, type Socket } from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
-import { decodeMessage, emptyHeader, encodeMessage, MsgType } from '../../bpf/wire.ts';
+import { decodeMessage, emptyHeader, encodeMessage, Flags, MsgType } from '../../bpf/wire.ts';
 import { Client, ClientError } from '../../replica/client.ts';
 import type { ClientTransport } from '../../replica/transport.ts';
 import { RealTimeScheduler, UdpClientTransport, type SequencerAddr } from '../../replica/udp/index.ts';
@@ -15,6 +15,8 @@ interface FakeSequencer {
   readonly addr: SequencerAddr;
   /** REQUESTs received: group, client, request id. */
   readonly got: { groupId: number; clientId: bigint; requestId: bigint }[];
+  /** Header flags of each REQUEST, in order. */
+  readonly flags: number[];
   answer: boolean;
 }
 
@@ -27,12 +29,13 @@ afterEach(async () => {
 async function fakeSequencer(id: number, answer: boolean): Promise<FakeSequencer> {
   const sock = createSocket('udp4');
   await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
-  const f: FakeSequencer = { sock, addr: { id, host: '127.0.0.1', port: sock.address().port }, got: [], answer };
+  const f: FakeSequencer = { sock, addr: { id, host: '127.0.0.1', port: sock.address().port }, got: [], flags: [], answer };
   sock.on('message', (b, rinfo) => {
     const d = decodeMessage(b);
     if (!d.ok || d.message.header.type !== MsgType.REQUEST) return;
     const h = d.message.header;
     f.got.push({ groupId: h.groupId, clientId: h.clientId, requestId: h.requestId });
+    f.flags.push(h.flags);
     if (!f.answer) return;
     const reply = encodeMessage({ ...h, type: MsgType.REPLY, sequencerId: id, session: 1, seq: BigInt(f.got.length) }, Buffer.from(`g${h.groupId}/s${id}`));
     sock.send(reply, rinfo.port, rinfo.address);
@@ -72,6 +75,19 @@ describe('client over UDP with several sequencers', () => {
     const k = t.counters();
     expect(k.sequencers).toEqual({ '4:0': { requests: 1, replies: 0 }, '4:1': { requests: 6, replies: 6 } });
     expect(k).toMatchObject({ requests: 7, replies: 6, strangers: 0 });
+  });
+
+  it('a control request carries XSEQ_F_CONTROL, on its retry through the next sequencer too; other requests do not', async () => {
+    const silent = await fakeSequencer(0, false);
+    const live = await fakeSequencer(1, true);
+    const t = await transport({ sequencers: [silent.addr, live.addr], groupId: 4 });
+    const c = client(12n, t.sequencerIds, t);
+    t.register(c);
+    expect(text(await c.invoke(new Uint8Array([0x48, 1, 0, 2]), { control: true }))).toBe('g4/s1');
+    expect(text(await c.invoke(new Uint8Array([1])))).toBe('g4/s1');
+    expect(silent.flags).toEqual([Flags.CONTROL]);
+    expect(live.flags).toEqual([Flags.CONTROL, 0]);
+    expect(live.got.map((g) => g.requestId)).toEqual([1n, 2n]);
   });
 
   it('a REPLY from an address that is not one of the sequencers is not accepted', async () => {

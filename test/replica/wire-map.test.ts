@@ -27,6 +27,11 @@ describe('wire mapping', () => {
   it('REQUEST and SEQUENCED round-trip, the retransmit flag included', () => {
     const req = { type: 'REQUEST' as const, clientId: 2n ** 63n, requestId: 9n, op: new Uint8Array([1, 2, 3]) };
     expect(requestFromWire(decode(requestToWire(req, { groupId: 4 })))).toEqual(req);
+    // A control op (Hydra) carries XSEQ_F_CONTROL on the REQUEST and back.
+    const ctl = { ...req, control: true };
+    expect(decode(requestToWire(ctl, { groupId: 4 })).header.flags).toBe(Flags.CONTROL);
+    expect(decode(requestToWire(req, { groupId: 4 })).header.flags).toBe(0);
+    expect(requestFromWire(decode(requestToWire(ctl, { groupId: 4 })))).toEqual(ctl);
     const s: SequencedMsg = { type: 'SEQUENCED', session: 3, seq: 2 ** 40, clientId: 5n, requestId: 6n, op: new Uint8Array([7]), retransmit: true };
     const w = decode(sequencedToWire(s, { groupId: 4, sequencerId: 2 }));
     expect(w.header.flags & Flags.RETRANSMIT).toBe(Flags.RETRANSMIT);
