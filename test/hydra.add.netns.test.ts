@@ -12,34 +12,24 @@
 // after its clock), and every acknowledged write reads back.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, expect, it } from 'vitest';
-import type { CommittedLogDump } from '../examples/kv/committed-log.ts';
+import { expect, it } from 'vitest';
 import type { LoadSummary } from '../examples/kv/load.ts';
-import { KvCluster } from '../examples/kv/netns-cluster.ts';
 import { compareLogs, expectedValues, unreadable } from '../examples/kv/verify.ts';
 import { encodeControlOp } from '../replica/hydra.ts';
-import { addLinkLoss, type LossHandle } from '../netns/loss.ts';
-import { Topology } from '../netns/topology.ts';
+import { addLinkLoss } from '../netns/loss.ts';
+import { useKvNetns } from './helpers/kv-netns.ts';
 import { describePrivileged } from './helpers/privileged.ts';
 
-let topo: Topology | undefined;
-let cluster: KvCluster | undefined;
-const losses: LossHandle[] = [];
-afterEach(async () => {
-  for (const l of losses.splice(0)) l.remove();
-  await cluster?.cleanup();
-  cluster = undefined;
-  await topo?.destroy();
-  topo = undefined;
-});
+const kv = useKvNetns();
+const losses = kv.losses;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const LOAD_MS = 4000;
 
 describePrivileged('Hydra: adding a sequencer to a running KV group, then draining it', () => {
   it('add-sequencer --id 2 while loaded, 2 percent loss: identical logs, sequencer 2 only after the add op, every acknowledged write reads back; after a drain and detach of 2 the group keeps going', async () => {
-    const t = (topo = await Topology.create({ receivers: 3, clients: 2, sequencers: 3, mode: 'native' }));
-    const c = (cluster = new KvCluster(t, { dumps: true, flushIntervalMs: 2, joining: [2], agentArgs: ['--policy', 'overwrite'] }));
+    const t = (await kv.topology({ receivers: 3, clients: 2, sequencers: 3, mode: 'native' }));
+    const c = (kv.cluster(t, { dumps: true, flushIntervalMs: 2, joining: [2], agentArgs: ['--policy', 'overwrite'] }));
     for (let i = 0; i < 3; i++) await c.startAgent(i);
     await c.startReplicas();
     for (const r of t.receivers) losses.push(addLinkLoss(t, r, 2, { direction: 'to' }), addLinkLoss(t, r, 2, { direction: 'from' }));
@@ -102,14 +92,7 @@ describePrivileged('Hydra: adding a sequencer to a running KV group, then draini
     expect(unreadable(expected, got.values)).toEqual([]);
 
     // One committed log everywhere.
-    let dumps: CommittedLogDump[] = [];
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      dumps = await c.dumps();
-      const settled = dumps.every((d) => d.committed === dumps[0]!.committed && d.executed === d.committed && d.status === 'normal');
-      if (settled || Date.now() > deadline) break;
-      await sleep(500);
-    }
+    const dumps = await c.settledDumps(30_000);
     const cmp = compareLogs(dumps);
     console.log(`[hydra add] committed ${cmp.committed}, held by all ${cmp.slotsHeldByAll}, problems ${JSON.stringify(cmp.problems)}`);
     expect(cmp.problems).toEqual([]);

@@ -8,33 +8,22 @@
 // every acknowledged write must read back.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, expect, it } from 'vitest';
-import type { CommittedLogDump } from '../examples/kv/committed-log.ts';
+import { expect, it } from 'vitest';
 import type { LoadSummary } from '../examples/kv/load.ts';
-import { KvCluster } from '../examples/kv/netns-cluster.ts';
 import { compareLogs, expectedValues, unreadable } from '../examples/kv/verify.ts';
-import { addLinkLoss, type LossHandle } from '../netns/loss.ts';
-import { Topology } from '../netns/topology.ts';
+import { addLinkLoss } from '../netns/loss.ts';
+import { useKvNetns } from './helpers/kv-netns.ts';
 import { describePrivileged } from './helpers/privileged.ts';
 
-let topo: Topology | undefined;
-let cluster: KvCluster | undefined;
-const losses: LossHandle[] = [];
-afterEach(async () => {
-  for (const l of losses.splice(0)) l.remove();
-  await cluster?.cleanup();
-  cluster = undefined;
-  await topo?.destroy();
-  topo = undefined;
-});
+const kv = useKvNetns();
+const losses = kv.losses;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const LOAD_MS = 8000;
 
 describePrivileged('Hydra: several sequencer hosts, KV replicas merge their streams', () => {
   it.each([2, 3])('%i sequencers, 5 percent loss, two clients round-robin: identical logs, every sequencer in them, every acknowledged write reads back', async (n) => {
-    const t = (topo = await Topology.create({ receivers: 3, clients: 2, sequencers: n, mode: 'native' }));
-    const c = (cluster = new KvCluster(t, { dumps: true, flushIntervalMs: 2, agentArgs: ['--policy', 'overwrite'] }));
+    const t = (await kv.topology({ receivers: 3, clients: 2, sequencers: n, mode: 'native' }));
+    const c = (kv.cluster(t, { dumps: true, flushIntervalMs: 2, agentArgs: ['--policy', 'overwrite'] }));
     expect(c.hydra).toBe(true);
     for (let i = 0; i < n; i++) await c.startAgent(i);
     await c.startReplicas();
@@ -66,14 +55,7 @@ describePrivileged('Hydra: several sequencer hosts, KV replicas merge their stre
     expect(unreadable(expected, got.values)).toEqual([]);
 
     // The replicas converge on one committed log: the same merge order.
-    let dumps: CommittedLogDump[] = [];
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      dumps = await c.dumps();
-      const settled = dumps.every((d) => d.committed === dumps[0]!.committed && d.executed === d.committed && d.status === 'normal');
-      if (settled || Date.now() > deadline) break;
-      await sleep(500);
-    }
+    const dumps = await c.settledDumps(30_000);
     const cmp = compareLogs(dumps);
     console.log(`[hydra x${n}] committed ${cmp.committed}, held by all ${cmp.slotsHeldByAll}, problems ${JSON.stringify(cmp.problems)}`);
     expect(cmp.problems).toEqual([]);

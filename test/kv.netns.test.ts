@@ -10,24 +10,17 @@
 // must agree.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { decodeOp, MAX_VALUE } from '../examples/kv/ops.ts';
 import type { LoadSummary } from '../examples/kv/load.ts';
 import { KvCluster } from '../examples/kv/netns-cluster.ts';
-import { addLinkLoss, type LossHandle } from '../netns/loss.ts';
-import { type NsProcess, Topology } from '../netns/topology.ts';
+import { addLinkLoss } from '../netns/loss.ts';
+import type { NsProcess } from '../netns/topology.ts';
+import { useKvNetns } from './helpers/kv-netns.ts';
 import { describePrivileged } from './helpers/privileged.ts';
 
-let topo: Topology | undefined;
-let cluster: KvCluster | undefined;
-const losses: LossHandle[] = [];
-afterEach(async () => {
-  for (const l of losses.splice(0)) l.remove();
-  await cluster?.cleanup();
-  cluster = undefined;
-  await topo?.destroy();
-  topo = undefined;
-});
+const kv = useKvNetns();
+const losses = kv.losses;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -75,14 +68,14 @@ function issueNo(value: string): number {
 
 describePrivileged('KV store on three replicas behind the XDP sequencer', () => {
   it('loss, replica crash, agent crash and a new session: acknowledged writes survive, logs agree', async () => {
-    const t = (topo = await Topology.create({ receivers: 3, clients: 2, mode: 'native' }));
+    const t = (await kv.topology({ receivers: 3, clients: 2, mode: 'native' }));
     // Overwrite, not backpressure: a slot frees only once every member
     // acked it, and a crashed replica never acks what it missed (it comes
     // back by state transfer), so under backpressure the group would stall
     // for good one window after the crash. The window stays at its default
     // (1024): a restarted agent re-sends every slot of it some member never
     // acked, and a larger one would bury the recovered replica in them.
-    const c = (cluster = new KvCluster(t, { dumps: true, replicaArgs: ['--stats-interval', '1000'], agentArgs: ['--policy', 'overwrite'] }));
+    const c = (kv.cluster(t, { dumps: true, replicaArgs: ['--stats-interval', '1000'], agentArgs: ['--policy', 'overwrite'] }));
     const first = await c.startAgent();
     expect(first.dataPath).toBe('created');
     await c.startReplicas();
@@ -237,8 +230,8 @@ describePrivileged('KV store on three replicas behind the XDP sequencer', () => 
   }, 300_000);
 
   it('the CLI end to end; with no loss every op is answered by its first REPLY, results of the largest size included', async () => {
-    const t = (topo = await Topology.create({ receivers: 3, clients: 1, mode: 'native' }));
-    const c = (cluster = new KvCluster(t));
+    const t = (await kv.topology({ receivers: 3, clients: 1, mode: 'native' }));
+    const c = (kv.cluster(t));
     await c.startAgent();
     await c.startReplicas();
     const cli = (args: string[]) => {
