@@ -232,10 +232,13 @@ static __always_inline __u32 members_mask(const struct xseq_group *g)
 }
 
 /* The generation bits of xseq_slot.acks for seq (xseq.h): which of the
- * seqs sharing a slot the acks are for. W is a power of two. */
+ * seqs sharing a slot the acks are for. The seq's low 24 bits rather than
+ * seq / W: they differ for seq and seq + k*W whenever k*W is no multiple of
+ * 2^24 (k < 16 at the largest window, 2^20), far beyond the few
+ * instructions the race lasts, and they cost no divide on the hot path. */
 static __always_inline __u32 ack_gen(__u64 seq)
 {
-	return (__u32)(seq / xseq_cfg.window_slots) & XSEQ_ACKS_GEN_MASK;
+	return (__u32)seq & XSEQ_ACKS_GEN_MASK;
 }
 
 static __always_inline __u32 ack_gen_of(__u64 acks)

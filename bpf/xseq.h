@@ -183,10 +183,11 @@ struct xseq_load_cfg {
  * xseq_slot.acks, one 64-bit word changed only by compare-and-swap (and by
  * the stamp path's plain store when it takes the slot):
  *   bits 63..32  view of the acks counted
- *   bits 31..8   generation: (seq / W) mod 2^24 of the seq the acks are for
+ *   bits 31..8   generation: seq mod 2^24 of the seq the acks are for
  *   bits  7..0   bitmap of the replicas that acked (XSEQ_MAX_REPLICAS)
  * The generation makes the slot's identity part of every CAS: an ACK for
- * seq can never set a bit once the slot was taken for seq + k*W (k < 2^24).
+ * seq can never set a bit once the slot was taken for seq + k*W (k*W not a
+ * multiple of 2^24; with W <= 2^20, any k < 16).
  */
 #define XSEQ_ACKS_BITMAP 0xffu
 #define XSEQ_ACKS_GEN_SHIFT 8
