@@ -109,7 +109,8 @@ static __always_inline int restore_ack(struct xdp_md *ctx, int with_frame)
 	struct xseq_slot *s = bpf_map_lookup_elem(&xseq_slots, &idx);
 	if (!g || !s)
 		return 0;
-	s->acks = 1; /* view 0, generation 0 (seq 1 < W), replica 0 (the leader) */
+	/* view 0, generation of seq 1, replica 0 (the leader) */
+	s->acks = ((__u64)ack_gen(1) << XSEQ_ACKS_GEN_SHIFT) | 1;
 	s->state = 0;
 	return 1;
 }
