@@ -3,7 +3,7 @@
 // socket plus these functions. Slow-path peer messages are not here (they
 // carry logs; see README.md, "What the UDP transport still needs").
 import { decodeError, decodeRepairReply, encodeRepairRequest } from '../bpf/repair.ts';
-import { emptyHeader, encodeMessage, Flags, MsgType, type XseqMessage } from '../bpf/wire.ts';
+import { emptyHeader, encodeMessage, Flags, MsgType, WireError, XSEQ_HDR_LEN, XSEQ_MAGIC, XSEQ_MAX_PAYLOAD, XSEQ_VERSION, type XseqMessage } from '../bpf/wire.ts';
 import type { AckMsg, FlushMsg, FlushSolicitMsg, RepairErrorMsg, RepairReplyMsg, RepairRequestMsg, ReplyMsg, RequestMsg, SequencedMsg } from './messages.ts';
 
 export interface WireAddressing {
@@ -63,6 +63,36 @@ export function sequencedFromWire(w: XseqMessage): SequencedMsg | null {
   };
 }
 
+const SEQ_HI = 0x1_0000_0000;
+const MAX_SAFE_HI = Math.floor(Number.MAX_SAFE_INTEGER / SEQ_HI);
+
+/**
+ * A SEQUENCED datagram of group `groupId` straight from its bytes, the
+ * work of decodeMessage + sequencedFromWire (same checks, same message)
+ * without the intermediate header object and the BigInt seq and clock:
+ * every request takes this path on every replica. null for anything that
+ * is not a well-formed SEQUENCED of this group with a usable seq; the
+ * caller then decodes it the general way.
+ */
+export function sequencedFromDatagram(b: Buffer, groupId: number): SequencedMsg | null {
+  if (b.length < XSEQ_HDR_LEN || b[5] !== MsgType.SEQUENCED || b[4] !== XSEQ_VERSION || b.readUInt32BE(0) !== XSEQ_MAGIC) return null;
+  const payloadLen = b.readUInt32BE(56);
+  if (payloadLen > XSEQ_MAX_PAYLOAD || payloadLen !== b.length - XSEQ_HDR_LEN || b.readUInt32BE(8) !== groupId) return null;
+  const hi = b.readUInt32BE(24);
+  if (hi > MAX_SAFE_HI) return null;
+  const seq = hi * SEQ_HI + b.readUInt32BE(28);
+  if (seq < 1 || seq > Number.MAX_SAFE_INTEGER) return null;
+  return {
+    type: 'SEQUENCED',
+    session: b.readUInt32BE(16),
+    seq,
+    clientId: b.readBigUInt64BE(40),
+    requestId: b.readBigUInt64BE(48),
+    op: copy(b.subarray(XSEQ_HDR_LEN)),
+    retransmit: (b.readUInt16BE(6) & Flags.RETRANSMIT) !== 0,
+  };
+}
+
 /** The leader's ACK carries its result as payload with XSEQ_F_RESULT; the aggregator copies it into the REPLY. */
 export function ackToWire(m: AckMsg, a: WireAddressing): Buffer {
   return encodeMessage(
@@ -81,6 +111,42 @@ export function ackToWire(m: AckMsg, a: WireAddressing): Buffer {
     },
     m.result ?? new Uint8Array(0),
   );
+}
+
+/**
+ * The same bytes as ackToWire, written straight into the one buffer that is
+ * sent: every request costs each replica an ACK, and the generic encoder's
+ * header object, range checks and BigInt seq are most of its cost. `pad`
+ * zero bytes of payload when there is no result (the transport's
+ * ackPadding; the kernel ignores a follower's payload).
+ */
+export function ackDatagram(m: AckMsg, groupId: number, pad = 0): Buffer {
+  const result = m.result;
+  const len = result ? result.length : pad;
+  if (!Number.isSafeInteger(m.seq) || m.seq < 0) throw new WireError('EWIRE_FIELD_RANGE', `seq=${m.seq} is not a u64`);
+  if (len > 0xffffffff) throw new WireError('EWIRE_FIELD_RANGE', `payloadLen=${len} is not a u32`);
+  const b = Buffer.allocUnsafe(XSEQ_HDR_LEN + len);
+  // Node's writers throw a RangeError for a value that does not fit its field.
+  b.writeUInt32BE(XSEQ_MAGIC, 0);
+  b[4] = XSEQ_VERSION;
+  b[5] = MsgType.ACK;
+  b.writeUInt16BE(result ? Flags.RESULT : 0, 6);
+  b.writeUInt32BE(groupId, 8);
+  b.writeUInt16BE(m.sequencerId ?? 0, 12);
+  b.writeUInt16BE(m.replicaId, 14);
+  b.writeUInt32BE(m.session, 16);
+  b.writeUInt32BE(m.leaderNum, 20);
+  b.writeUInt32BE(Math.floor(m.seq / 0x1_0000_0000), 24);
+  b.writeUInt32BE(m.seq >>> 0, 28);
+  b.writeUInt32BE(0, 32); // clock_ns: ACKs carry none
+  b.writeUInt32BE(0, 36);
+  b.writeBigUInt64BE(m.clientId, 40);
+  b.writeBigUInt64BE(m.requestId, 48);
+  b.writeUInt32BE(len, 56);
+  b.writeUInt32BE(0, 60);
+  if (result) b.set(result, XSEQ_HDR_LEN);
+  else if (len) b.fill(0, XSEQ_HDR_LEN);
+  return b;
 }
 
 export function ackFromWire(w: XseqMessage): AckMsg | null {

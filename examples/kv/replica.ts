@@ -13,8 +13,14 @@
  *                               program's counters when it is attached)
  *   {"event":"dumped", ...}     the committed log was written (--log-dump)
  *   {"event":"stopped", ...}    on SIGTERM/SIGINT, with the counters
+ *
+ * XSEQ_KV_CPU_PROFILE=DIR (environment, for profiling under the bench
+ * harnesses, which start replicas through a script and cannot add node
+ * flags): a V8 CPU profile of the whole run is written to
+ * DIR/kv-replica-<id>-<pid>.cpuprofile on SIGTERM/SIGINT.
  */
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
 import { join } from 'node:path';
 import { leaderOf, Replica, type ReplicaTransport } from '../../replica/index.ts';
 import { formatHostPort, randomRecoverNonce, RealTimeScheduler, UdpReplicaTransport } from '../../replica/udp/index.ts';
@@ -34,7 +40,24 @@ function markerPath(c: KvReplicaConfig): string | null {
   return c.stateDir ? join(c.stateDir, `kv-replica-g${c.groupId}-r${c.id}.json`) : null;
 }
 
+/** Starts the V8 profiler in this process; the returned function writes the profile. */
+function startCpuProfile(dir: string): (name: string) => Promise<void> {
+  const s = new Session();
+  s.connect();
+  const post = (method: string): Promise<unknown> =>
+    new Promise((resolve, reject) => s.post(method, (err, res) => (err ? reject(err) : resolve(res))));
+  const started = post('Profiler.enable').then(() => post('Profiler.start'));
+  return async (name) => {
+    await started;
+    const { profile } = (await post('Profiler.stop')) as { profile: object };
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, `${name}.cpuprofile`), JSON.stringify(profile));
+  };
+}
+
 async function main(): Promise<void> {
+  const profileDir = process.env['XSEQ_KV_CPU_PROFILE'];
+  const writeProfile = profileDir ? startCpuProfile(profileDir) : null;
   let cfg: KvReplicaConfig | null;
   try {
     cfg = parseReplicaArgs(process.argv.slice(2));
@@ -97,7 +120,9 @@ async function main(): Promise<void> {
       transport.sendAck(m);
     },
     sendRepairRequest: (m) => transport.sendRepairRequest(m),
-    delivered: (session, seq) => transport.delivered(session, seq),
+    // Only with the XDP program to tell: without one the core then skips
+    // its per-message report altogether.
+    ...(xdp.xdp ? { delivered: (session: number, seq: number) => transport.delivered(session, seq) } : {}),
     sendFlushSolicit: (m) => transport.sendFlushSolicit(m),
   };
 
@@ -178,6 +203,7 @@ async function main(): Promise<void> {
     r.stop();
     dump();
     out({ event: 'stopped', signal, ...stats() });
+    await writeProfile?.(`kv-replica-${c.id}-${process.pid}`).catch((e: unknown) => console.error(`kv-replica: cpu profile: ${String(e)}`));
     await transport.close();
     process.exit(0);
   };

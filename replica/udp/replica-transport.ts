@@ -21,9 +21,9 @@
 import { createSocket, type Socket } from 'node:dgram';
 import type { GapEvent, RxCounters, RxKey, RxState } from '../../bpf/replica-maps.ts';
 import { decodeMessage, HEADER_LAYOUT, MsgType, XSEQ_HDR_LEN, type XseqMessage } from '../../bpf/wire.ts';
-import type { AckMsg, FlushSolicitMsg, PeerMsg, RepairRequestMsg, ReplicaInbound } from '../messages.ts';
+import type { AckMsg, FlushSolicitMsg, SequencedMsg, PeerMsg, RepairRequestMsg, ReplicaInbound } from '../messages.ts';
 import type { ReplicaTransport } from '../transport.ts';
-import { ackToWire, flushFromWire, flushSolicitToWire, hydraSequencedFromWire, repairErrorFromWire, repairReplyFromWire, repairRequestToWire, sequencedFromWire } from '../wire-map.ts';
+import { ackDatagram, flushFromWire, flushSolicitToWire, hydraSequencedFromWire, repairErrorFromWire, repairReplyFromWire, repairRequestToWire, sequencedFromDatagram, sequencedFromWire } from '../wire-map.ts';
 import type { HostPort } from './addr.ts';
 import type { ReplicaXdp } from '../xdp/replica-xdp.ts';
 import { PeerLink, type PeerLinkCounters } from './peer-link.ts';
@@ -121,15 +121,9 @@ export interface UdpReplicaXdpCounters {
 
 type Receiver = (m: ReplicaInbound) => void;
 
-/** A follower's ACK with `pad` zero bytes of payload (see ackPadding). */
-function paddedAck(msg: AckMsg, groupId: number, pad: number): Buffer {
-  const bare = ackToWire(msg, { groupId });
-  const out = Buffer.alloc(XSEQ_HDR_LEN + pad);
-  bare.copy(out, 0, 0, XSEQ_HDR_LEN);
-  out.writeUInt32BE(pad, PAYLOAD_LEN_OFFSET);
-  return out;
-}
-const PAYLOAD_LEN_OFFSET = HEADER_LAYOUT.find((f) => f.c === 'payload_len')!.offset;
+const SEQUENCER_ID_OFFSET = HEADER_LAYOUT.find((f) => f.c === 'sequencer_id')!.offset;
+const REPLICA_ID_OFFSET = HEADER_LAYOUT.find((f) => f.c === 'replica_id')!.offset;
+const VIEW_OFFSET = HEADER_LAYOUT.find((f) => f.c === 'view')!.offset;
 
 function bind(sock: Socket, port: number, address: string | undefined): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -266,8 +260,8 @@ export class UdpReplicaTransport implements ReplicaTransport {
 
   sendAck(msg: AckMsg): void {
     this.c.acks++;
-    const pad = msg.result ? 0 : (this.o.ackPadding ?? 0);
-    const b = pad ? paddedAck(msg, this.o.groupId, pad) : ackToWire(msg, { groupId: this.o.groupId });
+    // A follower's ACK gets `ackPadding` zero bytes of payload (see UdpReplicaOptions).
+    const b = ackDatagram(msg, this.o.groupId, this.o.ackPadding ?? 0);
     if (this.replyTo) {
       const to = this.replyTo.get(msg.clientId);
       if (!to) {
@@ -332,9 +326,14 @@ export class UdpReplicaTransport implements ReplicaTransport {
       this.c.ignored++;
       return;
     }
+    this.acceptSequenced(m, w.header.sequencerId, w.header.view, w.header.replicaId);
+  }
+
+  /** `view` and `replicaId` as on the wire: a SEQUENCED's reply address (reply-to.ts). */
+  private acceptSequenced(m: SequencedMsg, sequencerId: number, view: number, replicaId: number): void {
     if (this.xdp) {
       try {
-        this.xdp.see({ groupId: this.o.groupId, sequencerId: w.header.sequencerId });
+        this.xdp.see({ groupId: this.o.groupId, sequencerId });
       } catch {
         this.c.xdpErrors++;
       }
@@ -342,13 +341,18 @@ export class UdpReplicaTransport implements ReplicaTransport {
     this.c.sequenced++;
     if (m.retransmit) this.c.retransmits++;
     if (this.replyTo) {
-      const to = replyToOf(w.header);
+      const to = replyToOf({ view, replicaId });
       if (to) this.replyTo.note(m.clientId, to);
     }
     this.deliver(m);
   }
 
   private onGroupDatagram(buf: Buffer): void {
+    if (!this.hydra) {
+      // The common case, decoded without the general path's intermediate objects.
+      const m = sequencedFromDatagram(buf, this.o.groupId);
+      if (m) return this.acceptSequenced(m, buf.readUInt16BE(SEQUENCER_ID_OFFSET), buf.readUInt32BE(VIEW_OFFSET), buf.readUInt16BE(REPLICA_ID_OFFSET));
+    }
     const w = this.decode(buf);
     if (!w) return;
     // FLUSH (with one sequencer) and anything else multicast to the group is not ours to act on.

@@ -5,6 +5,7 @@ import { encodeError, encodeRepairReply, ErrorCode } from '../../bpf/repair.ts';
 import { decodeMessage, emptyHeader, encodeMessage, Flags, MsgType, type XseqMessage } from '../../bpf/wire.ts';
 import type { AckMsg, SequencedMsg } from '../../replica/messages.ts';
 import {
+  ackDatagram,
   ackFromWire,
   ackToWire,
   repairErrorFromWire,
@@ -13,6 +14,7 @@ import {
   replyFromWire,
   requestFromWire,
   requestToWire,
+  sequencedFromDatagram,
   sequencedFromWire,
   sequencedToWire,
 } from '../../replica/wire-map.ts';
@@ -51,6 +53,59 @@ describe('wire mapping', () => {
     expect(wf.header.flags).toBe(0);
     expect(wf.header.payloadLen).toBe(0);
     expect(ackFromWire(wf)).toEqual(follower);
+  });
+
+  it('ackDatagram writes the bytes ackToWire does; a padded follower ACK only adds zero payload', () => {
+    const acks: AckMsg[] = [
+      { type: 'ACK', session: 1, seq: 10, leaderNum: 4, replicaId: 1, clientId: 3n, requestId: 8n, result: new Uint8Array([0xaa, 0xbb]) },
+      { type: 'ACK', session: 0xffffffff, seq: Number.MAX_SAFE_INTEGER, leaderNum: 0xfffffffe, replicaId: 0xffff, clientId: 2n ** 64n - 1n, requestId: 2n ** 63n, result: null, sequencerId: 0xfffe },
+      { type: 'ACK', session: 7, seq: 2 ** 32 + 5, leaderNum: 0, replicaId: 2, clientId: 0n, requestId: 1n, result: new Uint8Array(0), sequencerId: 3 },
+    ];
+    for (const a of acks) {
+      // Recycled memory must not leak into a fresh ACK (allocUnsafe).
+      Buffer.alloc(4096, 0xee);
+      expect(ackDatagram(a, 9)).toEqual(ackToWire(a, { groupId: 9 }));
+      const padded = ackDatagram(a, 9, 40);
+      if (a.result) {
+        expect(padded).toEqual(ackToWire(a, { groupId: 9 }));
+        continue;
+      }
+      const w = decode(padded);
+      expect(w.header.payloadLen).toBe(40);
+      expect([...w.payload]).toEqual(new Array(40).fill(0));
+      expect(padded.subarray(0, 56)).toEqual(ackToWire(a, { groupId: 9 }).subarray(0, 56));
+      expect(ackFromWire(w)).toEqual(a.sequencerId ? a : { ...a, sequencerId: undefined });
+    }
+    expect(() => ackDatagram({ ...acks[0]!, seq: -1 }, 9)).toThrow();
+    expect(() => ackDatagram({ ...acks[0]!, session: 2 ** 32 }, 9)).toThrow();
+  });
+
+  it('sequencedFromDatagram decodes what the general path does and declines the rest', () => {
+    const s: SequencedMsg = { type: 'SEQUENCED', session: 3, seq: 2 ** 40 + 3, clientId: 2n ** 64n - 1n, requestId: 6n, op: new Uint8Array([7, 8]), retransmit: true };
+    const b = sequencedToWire(s, { groupId: 4, sequencerId: 2, clockNs: 123n });
+    const fast = sequencedFromDatagram(b, 4);
+    expect(fast).toEqual(sequencedFromWire(decode(b)));
+    expect(fast).toEqual(s);
+    // The op outlives the datagram: a copy, not a view of it.
+    expect(fast!.op.buffer).not.toBe(b.buffer);
+    expect(sequencedFromDatagram(sequencedToWire({ ...s, retransmit: false, seq: 1 }, { groupId: 4 }), 4)).toEqual({ ...s, retransmit: false, seq: 1 });
+    const bad = (f: (x: Buffer) => void): Buffer => {
+      const x = Buffer.from(b);
+      f(x);
+      return x;
+    };
+    expect(sequencedFromDatagram(b, 5)).toBeNull(); // another group
+    expect(sequencedFromDatagram(b.subarray(0, 63), 4)).toBeNull();
+    expect(sequencedFromDatagram(b.subarray(0, b.length - 1), 4)).toBeNull(); // payload_len disagrees
+    expect(sequencedFromDatagram(bad((x) => x.writeUInt32BE(0, 0)), 4)).toBeNull(); // magic
+    expect(sequencedFromDatagram(bad((x) => (x[4] = 2)), 4)).toBeNull(); // version
+    expect(sequencedFromDatagram(bad((x) => (x[5] = MsgType.ACK)), 4)).toBeNull();
+    expect(sequencedFromDatagram(sequencedToWire({ ...s, seq: 0 }, { groupId: 4 }), 4)).toBeNull();
+    expect(sequencedFromDatagram(bad((x) => x.writeBigUInt64BE(2n ** 53n, 24)), 4)).toBeNull(); // past a safe integer
+    expect(sequencedFromWire(decode(bad((x) => x.writeBigUInt64BE(2n ** 53n, 24))))).toBeNull();
+    const big = encodeMessage({ ...emptyHeader(), type: MsgType.SEQUENCED, groupId: 4, seq: 1n }, new Uint8Array(1401));
+    expect(decodeMessage(big).ok).toBe(false);
+    expect(sequencedFromDatagram(big, 4)).toBeNull(); // over XSEQ_MAX_PAYLOAD
   });
 
   it('REPLY as the aggregator writes it decodes into what the client matches on', () => {
