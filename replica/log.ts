@@ -21,10 +21,11 @@ export function noopEntry(p: LogPosition): LogEntry {
 }
 const EMPTY = new Uint8Array(0);
 
-/** Same decision for a slot: both no-ops, or the same OUM message. */
+/** Same decision for a slot: both no-ops, or the same OUM message (with Hydra: same stream position and raw clock). */
 export function sameEntry(a: LogEntry, b: LogEntry): boolean {
   if (a.slot !== b.slot || a.session !== b.session || a.seq !== b.seq || a.noop !== b.noop) return false;
-  if (a.src !== b.src && (a.src?.sid !== b.src?.sid || a.src?.seq !== b.src?.seq || a.src?.session !== b.src?.session)) return false;
+  // Hydra: the raw clock too (a no-op's is its decided clock), so replicas that disagree on one differ here.
+  if (a.src !== b.src && (a.src?.sid !== b.src?.sid || a.src?.seq !== b.src?.seq || a.src?.session !== b.src?.session || a.src?.raw !== b.src?.raw)) return false;
   return a.noop || (a.clientId === b.clientId && a.requestId === b.requestId);
 }
 
