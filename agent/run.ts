@@ -13,6 +13,7 @@ import { type FlushGroup, FlushTimer, type FlushTransmit, interfaceAddress } fro
 import { taiOffsetSeconds } from './clock.ts';
 import { AgentError } from './errors.ts';
 import { InstanceLock } from './instance.ts';
+import { preflight } from './preflight.ts';
 import { dataPathHealth, metricsSource, startMetrics } from './metrics-source.ts';
 import { pinDirOf, removePins } from './pins.ts';
 import { RepairService } from './repair.ts';
@@ -115,6 +116,8 @@ function signalLatch(): Promise<string> {
 }
 
 export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void> {
+  // Before any side effect: a typo must not leave a mount or a directory.
+  preflight(cfg, opts.configFile ?? 'flags and environment');
   const stopSignal = signalLatch();
   const log = pino({ level: cfg.log.level, base: { iface: cfg.interface } }, pino.destination({ sync: true }));
   const store = SessionStore.open(cfg.stateDir);

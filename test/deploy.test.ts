@@ -208,7 +208,14 @@ describe('systemd units', () => {
     expect(keys('Wants')).toEqual(['network-online.target']);
     expect(keys('CapabilityBoundingSet')[0]!.split(' ').sort()).toEqual(expect.arrayContaining(['CAP_BPF', 'CAP_NET_ADMIN', 'CAP_SYS_ADMIN']));
     expect(keys('ExecStartPre')).toEqual(["+/bin/sh -c 'mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf'"]);
+    // A configuration error (exit 2) or a refusal (3) stops the unit; any
+    // other failure restarts it, but a crash loop ends at the start limit.
+    expect(keys('RestartPreventExitStatus')).toEqual(['2 3']);
+    expect(keys('StartLimitIntervalSec')).toEqual(['5min']);
+    expect(keys('StartLimitBurst')).toEqual(['10']);
     const replica = readFileSync(join(deploy, 'systemd', 'xseq-replica@.service'), 'utf8');
+    expect(replica).toMatch(/^RestartPreventExitStatus=2$/m);
+    expect(replica).toMatch(/^StartLimitIntervalSec=5min$/m);
     expect(replica).toMatch(/^ExecStart=\/usr\/bin\/node \/opt\/xseq\/examples\/kv\/replica\.js --config \/etc\/xseq\/kv-%i\.yaml$/m);
   });
 });
