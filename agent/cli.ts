@@ -10,6 +10,7 @@ import { AgentError, type AgentErrorCode } from './errors.ts';
 import { detachDataPath } from './detach.ts';
 import { DETACH_HELP, MAIN_HELP, RUN_HELP, STATUS_HELP } from './help.ts';
 import { runAgent } from './run.ts';
+import { versionLine } from './version.ts';
 import { gatherStatus, renderStatus, statusExitCode } from './status.ts';
 
 /** What `run` found and will not touch without a person deciding. */
@@ -29,6 +30,10 @@ async function main(argv: string[]): Promise<number> {
     case '--help':
       console.log(MAIN_HELP);
       return cmd === undefined ? 2 : 0;
+    case '--version':
+    case 'version':
+      console.log(versionLine('xseq-agent'));
+      return 0;
     case 'run': {
       const args = parseRunArgs(rest);
       if (!args) {
@@ -59,7 +64,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     default:
-      throw new UsageError(`unknown command "${cmd}"; commands: run, status, detach, help`);
+      throw new UsageError(`unknown command "${cmd}"; commands: run, status, detach, version, help`);
   }
 }
 

@@ -17,6 +17,7 @@ Commands:
            it: retransmission, repair, counters; leaves it stamping on exit
   status   what is attached and pinned, sessions, groups, last seqs, counters
   detach   remove an interface's XDP link and every pin the agent made
+  version  the version, commit and BPF object digest (also --version)
   help     this text; "xseq-agent <command> --help" for a command's options`;
 
 export const RUN_HELP = `Usage: xseq-agent run [--config FILE] [options]

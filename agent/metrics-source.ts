@@ -37,7 +37,7 @@ export function metricsSource(
             id,
             session: g.session,
             lastSeq,
-            ...(window && aggregating ? { windowOccupancy: windowOccupancy(window, g, lastSeq) } : {}),
+            ...(window && aggregating ? { windowOccupancy: windowOccupancy(window, g, lastSeq), windowCapacity: window.windowSlots } : {}),
             ...(behind !== undefined ? { retransmitBacklog: behind } : {}),
           },
         ];

@@ -14,6 +14,7 @@ import { taiOffsetSeconds } from './clock.ts';
 import { AgentError } from './errors.ts';
 import { InstanceLock } from './instance.ts';
 import { preflight } from './preflight.ts';
+import { buildInfo } from './version.ts';
 import { dataPathHealth, metricsSource, startMetrics } from './metrics-source.ts';
 import { pinDirOf, removePins } from './pins.ts';
 import { RepairService } from './repair.ts';
@@ -245,9 +246,13 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
     );
   }
   const linkInfo = dp.link.info();
+  const build = buildInfo();
   log.info(
     {
       event: 'ready',
+      version: build.version,
+      commit: build.commit,
+      bpfObjectSha: build.bpfObjectSha,
       dataPath: dp.origin,
       mode: dp.mode,
       modeReason: dp.modeReason,

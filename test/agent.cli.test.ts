@@ -1,7 +1,7 @@
 // xseq-agent's command line: help that tells the truth, and one clear line
 // with a stable code for every mistake.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -183,6 +183,8 @@ describePrivileged('xseq-agent run against the kernel', () => {
     ], { env: box!.env });
     const ready = JSON.parse(await agentProc.waitForLine(/"event":"ready"/, 20_000)) as Record<string, unknown>;
     expect(ready).toMatchObject({ window: 1024, windows: 4, policy: 'backpressure', rtoMs: 20, retries: 2, repairPort: 7401 });
+    // The start line names the build (agent/version.ts).
+    expect(ready).toMatchObject({ version: (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version, commit: expect.stringMatching(/^[0-9a-f]{12}$/) });
 
     // The member never ACKs: it waits for the agent's unicast copy, then
     // asks the repair service for seqs 1..2 (only 1 exists).

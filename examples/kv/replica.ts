@@ -29,6 +29,7 @@ import { ConfigError, type KvReplicaConfig, parseReplicaArgs, USAGE } from './re
 import { MAX_RESULT } from './ops.ts';
 import { openReplicaXdp, ReplicaXdpError } from '../../replica/xdp/index.ts';
 import { KvStore } from './store.ts';
+import { versionLine } from '../../agent/version.ts';
 
 function out(o: object): void {
   // Kernel counters are u64 (bigint); as JSON numbers they stay exact far past any run.
@@ -58,6 +59,10 @@ function startCpuProfile(dir: string): (name: string) => Promise<void> {
 async function main(): Promise<void> {
   const profileDir = process.env['XSEQ_KV_CPU_PROFILE'];
   const writeProfile = profileDir ? startCpuProfile(profileDir) : null;
+  if (process.argv.includes('--version')) {
+    console.log(versionLine('kv-replica'));
+    return;
+  }
   let cfg: KvReplicaConfig | null;
   try {
     cfg = parseReplicaArgs(process.argv.slice(2));
