@@ -115,6 +115,9 @@ Options (config field in brackets):
   --stats-interval MS    how often to log counters, 0 = only at exit
                          [statsIntervalMs] (default 10000)
   --log-level LEVEL      fatal|error|warn|info|debug [log.level] (default info)
+  --log-format FORMAT    json (one object per line; string levels, ISO times;
+                         journald priorities under systemd) or pretty (for a
+                         terminal) [log.format] (default json)
   --bpffs DIR            BPF filesystem for the pins [bpffs] (default
                          ${DEFAULT_BPFFS}; mounted there if it is not)
   --state-dir DIR        sessions.json and the agent's lock [stateDir]

@@ -4,7 +4,6 @@
 // metrics, and on SIGINT/SIGTERM release everything but the data path,
 // which keeps stamping (or, with --detach-on-exit, is removed too).
 import { createSocket, type Socket } from 'node:dgram';
-import pino from 'pino';
 import { type BpfProgram, ifindex, programById } from '../bpf/libbpf/index.ts';
 import { type Counters, PROG_SEQUENCER } from '../bpf/maps.ts';
 import type { AgentConfig } from './config.ts';
@@ -14,6 +13,7 @@ import { taiOffsetSeconds } from './clock.ts';
 import { AgentError } from './errors.ts';
 import { InstanceLock } from './instance.ts';
 import { preflight } from './preflight.ts';
+import { createLogger } from './logger.ts';
 import { buildInfo } from './version.ts';
 import { dataPathHealth, metricsSource, startMetrics } from './metrics-source.ts';
 import { pinDirOf, removePins } from './pins.ts';
@@ -120,7 +120,7 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
   // Before any side effect: a typo must not leave a mount or a directory.
   preflight(cfg, opts.configFile ?? 'flags and environment');
   const stopSignal = signalLatch();
-  const log = pino({ level: cfg.log.level, base: { iface: cfg.interface } }, pino.destination({ sync: true }));
+  const log = createLogger({ level: cfg.log.level, format: cfg.log.format, base: { iface: cfg.interface } });
   const store = SessionStore.open(cfg.stateDir);
   const lock = InstanceLock.acquire(cfg.stateDir, cfg.interface, pinDirOf(cfg.bpffs, cfg.interface));
   let dp: DataPath;

@@ -185,6 +185,8 @@ describePrivileged('xseq-agent run against the kernel', () => {
     expect(ready).toMatchObject({ window: 1024, windows: 4, policy: 'backpressure', rtoMs: 20, retries: 2, repairPort: 7401 });
     // The start line names the build (agent/version.ts).
     expect(ready).toMatchObject({ version: (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version, commit: expect.stringMatching(/^[0-9a-f]{12}$/) });
+    // agent/logger.ts: a string level and an ISO-8601 time, not pino's numbers.
+    expect(ready).toMatchObject({ level: 'info', time: expect.stringMatching(/^\d{4}-\d\d-\d\dT[\d:.]+Z$/) });
 
     // The member never ACKs: it waits for the agent's unicast copy, then
     // asks the repair service for seqs 1..2 (only 1 exists).
