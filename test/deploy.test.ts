@@ -239,7 +239,7 @@ describe('Prometheus and Grafana', () => {
     const panels = allPanels(d);
     expect(new Set(panels.map((p) => p.id)).size).toBe(panels.length);
     const titles = panels.map((p) => p.title);
-    for (const t of ['Request rate', 'Drops by reason', 'Replies and ACKs', 'Quorum latency', 'Retransmissions and repair', 'Window occupancy', 'Session', 'Last seq']) {
+    for (const t of ['Request rate', 'Drops by reason', 'Replies and ACKs', 'Quorum latency', 'Retransmissions and repair', 'Window occupancy', 'Session', 'Last seq', 'Requests by sequencer', 'Flushes', 'Errors', 'Window fullness', 'Build']) {
       expect(titles).toContain(t);
     }
     for (const p of panels.filter((x) => x.type !== 'row')) {
@@ -255,11 +255,12 @@ describe('Prometheus and Grafana', () => {
     c.sequenced = 5n;
     const text = await createMetricsRegistry({
       sequencerId: 1,
-      groups: () => [{ id: 1, session: 1, lastSeq: 5n, windowOccupancy: 2, retransmitBacklog: 1 }],
+      groups: () => [{ id: 1, session: 1, lastSeq: 5n, windowOccupancy: 2, windowCapacity: 1024, retransmitBacklog: 1 }],
       kernelCounters: () => c,
       quorumHistogram: () => ({ buckets: Array.from({ length: XSEQ_HIST_BUCKETS }, () => 1n), sumNs: 1000n }),
       retransmitCounters: () => ({ retransmissions: 1 }),
       repairCounters: () => ({ requests: 1, refused: { NOT_MEMBER: 1 } }),
+      flushCounters: () => ({ injected: 1 }),
     }).metrics();
     const exported = new Set(parseExposition(text).map((s) => s.name));
     const used = new Set<string>();
@@ -272,6 +273,11 @@ describe('Prometheus and Grafana', () => {
       }
     }
     expect(used.size).toBeGreaterThanOrEqual(20);
+    // And the other way round: every xseq family has a panel (a histogram
+    // counts through its _bucket/_sum/_count).
+    const family = (n: string) => n.replace(/_(bucket|sum|count)$/, '');
+    const shown = new Set([...used].map(family));
+    for (const n of exported) if (n.startsWith('xseq_')) expect(shown.has(family(n)), `no panel reads ${n}`).toBe(true);
   });
 });
 
@@ -350,6 +356,7 @@ describePrivileged('provision.sh, offline, into a staging root, in a network nam
     expect(readlinkSync(join(R, 'usr/local/bin/xseq-agent'))).toBe('/opt/xseq/agent/bin/xseq-agent.js');
     expect(readFileSync(join(R, 'etc/xseq/agent.yaml'), 'utf8')).toBe(readFileSync(join(deploy, 'vagrant/agent.yaml'), 'utf8'));
     expect(readFileSync(join(R, 'etc/prometheus/prometheus.yml'), 'utf8')).toBe(readFileSync(join(deploy, 'prometheus/prometheus.yml'), 'utf8'));
+    expect(readFileSync(join(R, 'etc/prometheus/alerts.yml'), 'utf8')).toBe(readFileSync(join(deploy, 'prometheus/alerts.yml'), 'utf8'));
     expect(existsSync(join(R, 'etc/systemd/system/multi-user.target.wants'))).toBe(false);
     expect(existsSync(join(R, 'etc/systemd/system/xseq-replica@.service'))).toBe(false);
     // The host was not touched.
