@@ -199,6 +199,26 @@ describe('systemd units', () => {
     expect(verify(d, 'xseq-agent.service').stderr).toMatch(/restart specifier/);
   });
 
+  it('systemd-analyze security: the agent unit scores 4.5 or better, the replica unit 2.0 or better', (ctx) => {
+    if (!have('systemd-analyze')) {
+      if (process.env.CI === 'true') throw new Error('systemd-analyze is missing: scripts/setup.sh installs the systemd package');
+      ctx.skip();
+    }
+    const d = stage();
+    const score = (unit: string, threshold: string) => {
+      const r = run('systemd-analyze', ['security', '--offline=true', '--no-pager', `--threshold=${threshold}`, join(d, unit)], { cwd: d });
+      return { status: r.status, level: /Overall exposure level for \S+: ([\d.]+)/.exec(r.stdout)?.[1] };
+    };
+    const agent = score('xseq-agent.service', '45');
+    expect(agent.status, `agent unit exposure ${agent.level}`).toBe(0);
+    expect(Number(agent.level)).toBeLessThanOrEqual(4.5);
+    const replica = score('xseq-replica@0.service', '20');
+    expect(replica.status, `replica unit exposure ${replica.level}`).toBe(0);
+    expect(Number(replica.level)).toBeLessThanOrEqual(2.0);
+    // The check can fail: the shipped agent unit is above a stricter bar.
+    expect(score('xseq-agent.service', '20').status).not.toBe(0);
+  });
+
   it('the agent unit runs `xseq-agent run --config /etc/xseq/agent.yaml` as a restarting, capable service', () => {
     const unit = readFileSync(join(deploy, 'systemd', 'xseq-agent.service'), 'utf8');
     const keys = (k: string) => [...unit.matchAll(new RegExp(`^${k}=(.*)$`, 'gm'))].map((m) => m[1]);
