@@ -500,10 +500,13 @@ export async function startMetricsServer(
   listen: string,
   registry: Registry,
   health: () => { ok: boolean; detail: Record<string, unknown> },
+  /** More paths (the agent's /drops stream, agent/monitor.ts): true when it answered. */
+  route?: (req: IncomingMessage, res: ServerResponse) => boolean,
 ): Promise<{ address: string; close(): Promise<void> }> {
   const { host, port } = parseListen(listen);
   const server: Server = createServer((req, res) => {
-    handle(req, res, registry, health).catch((e: unknown) => {
+    if (req.method === 'GET' && route?.(req, res)) return;
+    handle(req, res, registry, health, route).catch((e: unknown) => {
       // Headers may be out already; all that is left is to end the reply.
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
       res.end(`internal error: ${(e as Error).message}\n`);
@@ -548,6 +551,7 @@ async function handle(
   res: ServerResponse,
   registry: Registry,
   health: () => { ok: boolean; detail: Record<string, unknown> },
+  route?: unknown,
 ): Promise<void> {
   const path = (req.url ?? '/').split('?')[0];
   const head = req.method === 'HEAD';
@@ -556,7 +560,7 @@ async function handle(
     res.end(head ? undefined : body);
   };
   if (path !== '/metrics' && path !== '/healthz') {
-    send(404, 'text/plain; charset=utf-8', 'not found: try /metrics or /healthz\n');
+    send(404, 'text/plain; charset=utf-8', `not found: try /metrics or /healthz${route ? ' or /drops' : ''}\n`);
     return;
   }
   if (req.method !== 'GET' && !head) {

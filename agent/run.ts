@@ -13,6 +13,7 @@ import { taiOffsetSeconds } from './clock.ts';
 import { AgentError } from './errors.ts';
 import { InstanceLock } from './instance.ts';
 import { preflight } from './preflight.ts';
+import { DropFeed } from './monitor.ts';
 import { createLogger } from './logger.ts';
 import { buildInfo } from './version.ts';
 import { dataPathHealth, metricsSource, startMetrics } from './metrics-source.ts';
@@ -219,16 +220,20 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
   }
   retransmitter?.start();
   flusher?.start();
+  // Drop samples for `xseq-agent monitor` (GET /drops on the metrics address).
+  const drops = new DropFeed();
   const metrics = await startMetrics(
     cfg.metrics.listen,
     metricsSource(seq, cfg.sequencerId, cfg.groups.map((g) => g.id), { ...(window ? { window } : {}), ...(retransmitter ? { retransmitter } : {}), ...(repair ? { repair } : {}), ...(flusher ? { flusher } : {}) }),
     dataPathHealth(dp, cfg.interface),
     log,
+    (req, res) => drops.route(req, res),
   );
 
   let logged = 0;
   let suppressed = 0;
   const events = seq.dropEvents((ev) => {
+    drops.publish(ev);
     if (logged++ < DROP_LOG_PER_SECOND) log.warn({ drop: ev }, 'dropped xseq packet');
     else suppressed++;
   });
@@ -298,6 +303,7 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
   flusher?.stop();
   flushSocket?.close();
   flushProgram?.close();
+  drops.close();
   await metrics?.close();
   await repair?.close();
   rtSocket?.close();

@@ -211,6 +211,37 @@ describePrivileged('xseq-agent run against the kernel', () => {
     expect(stopped['quorumHist']).toEqual({});
     await member.stop();
   });
+
+  it('monitor streams the kernel\'s drop samples from the running agent, filtered by reason', async () => {
+    const sandbox = agentSandbox();
+    const t = await Topology.create({ receivers: 1, clients: 1, mode: 'generic' });
+    try {
+      // Defaults: metrics on 127.0.0.1:9464 of the sequencer's namespace.
+      const agentProc = t.spawn('seq', process.execPath, [BIN, 'run', '--iface', t.ifname('seq'), '--mode', 'generic', '--group', '1:239.7.7.1:7500', '--detach-on-exit', ...sandbox.flags], { env: sandbox.env });
+      const ready = JSON.parse(await agentProc.waitForLine(/"event":"ready"/, 20_000)) as { metrics: string };
+      expect(ready.metrics).toBe('127.0.0.1:9464');
+      const mon = t.spawn('seq', process.execPath, [BIN, 'monitor', '--reason', 'bad_magic', '--count', '1', '--json'], { env: { ...sandbox.env, XSEQ_CONFIG: '' } });
+      await mon.waitForLine(/"monitoring":true/, 20_000);
+      // An unknown group first (filtered out), then a bad magic, until the
+      // monitor has one (the stream may connect after the first datagrams).
+      const unknown = encodeMessage({ ...emptyHeader(), type: MsgType.REQUEST, groupId: 9, clientId: 1n, requestId: 1n });
+      const badMagic = Buffer.from(encodeMessage({ ...emptyHeader(), type: MsgType.REQUEST, groupId: 1, clientId: 1n, requestId: 2n }));
+      badMagic.writeUInt32BE(0xdeadbeef, 0);
+      let line: string | undefined;
+      for (let i = 0; i < 50 && !line; i++) {
+        t.exec('cli', process.execPath, ['-e', sendScript(t.ip('seq'), unknown)]);
+        t.exec('cli', process.execPath, ['-e', sendScript(t.ip('seq'), badMagic)]);
+        line = await mon.waitForLine(/"reason"/, 500).catch(() => undefined);
+      }
+      expect(line, mon.output().stderr).toBeDefined();
+      expect(JSON.parse(line!)).toMatchObject({ reason: 'bad_magic', source: t.ip('cli'), frameLen: 8 + 64 + 14 + 20 });
+      expect(mon.output().stdout).not.toMatch(/unknown_group/);
+      expect((await agentProc.stop('SIGTERM', 5000)).code).toBe(0);
+    } finally {
+      await t.destroy();
+      sandbox.remove();
+    }
+  });
 });
 
 /** A member of group 1 (session 5) on the group port, as a script for r1. */
