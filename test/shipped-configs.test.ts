@@ -43,6 +43,9 @@ const SCHEMAS: Record<string, 'agent' | 'kv' | 'kv-template' | 'kv-client' | 'pr
   'examples/kv/client.example.yaml': 'kv-client',
   // promtool checks it (test/deploy.test.ts).
   'deploy/prometheus/prometheus.yml': 'prometheus',
+  // promtool check rules and test rules (test/alerts.test.ts).
+  'deploy/prometheus/alerts.yml': 'prometheus',
+  'deploy/prometheus/alerts.test.yml': 'prometheus',
 };
 
 describe('shipped configuration files', () => {
