@@ -21,11 +21,10 @@ export function noopEntry(p: LogPosition): LogEntry {
 }
 const EMPTY = new Uint8Array(0);
 
-/** Same decision for a slot: both no-ops, or the same OUM message (with Hydra: same stream position and raw clock). */
+/** Same decision for a slot: both no-ops, or the same OUM message. */
 export function sameEntry(a: LogEntry, b: LogEntry): boolean {
   if (a.slot !== b.slot || a.session !== b.session || a.seq !== b.seq || a.noop !== b.noop) return false;
-  // Hydra: the raw clock too (a no-op's is its decided clock), so replicas that disagree on one differ here.
-  if (a.src !== b.src && (a.src?.sid !== b.src?.sid || a.src?.seq !== b.src?.seq || a.src?.session !== b.src?.session || a.src?.raw !== b.src?.raw)) return false;
+  if (a.src !== b.src && (a.src?.sid !== b.src?.sid || a.src?.seq !== b.src?.seq || a.src?.session !== b.src?.session)) return false;
   return a.noop || (a.clientId === b.clientId && a.requestId === b.requestId);
 }
 

@@ -148,7 +148,7 @@ export class InvariantChecker {
   private observeCommitted(slot: number, e: LogEntry, who: number): void {
     const known = this.oracle[slot];
     if (known) {
-      if (!sameEntry(known, e)) this.fail(`slot ${slot}: replica ${who} committed ${show(e)}, another committed ${show(known)}`);
+      if (!sameDecision(known, e)) this.fail(`slot ${slot}: replica ${who} committed ${show(e)}, another committed ${show(known)}`);
       return;
     }
     this.oracle[slot] = e;
@@ -348,8 +348,19 @@ export class InvariantChecker {
   }
 }
 
+/**
+ * The checker's "same committed decision": sameEntry (the protocol's own
+ * comparison, which ignores clocks) and, with Hydra, the same raw clock, so
+ * replicas that disagree on a stamp or on a no-op's decided clock (which
+ * feeds every later effective clock of that stream) are caught.
+ */
+function sameDecision(a: LogEntry, b: LogEntry): boolean {
+  return sameEntry(a, b) && a.src?.raw === b.src?.raw;
+}
+
 function show(e: LogEntry): string {
-  return e.noop ? `no-op (${e.session}, ${e.seq})` : `request ${rk(e.clientId, e.requestId)} (${e.session}, ${e.seq})`;
+  const src = e.src ? ` of sequencer ${e.src.sid} (${e.src.session}, ${e.src.seq}) raw ${e.src.raw}` : '';
+  return (e.noop ? `no-op (${e.session}, ${e.seq})` : `request ${rk(e.clientId, e.requestId)} (${e.session}, ${e.seq})`) + src;
 }
 
 function hex(b: Uint8Array): string {

@@ -191,6 +191,16 @@ const MUTANTS: Record<string, Mutant> = {
       };
     },
   },
+  // ---- liveness ----
+  // Followers never time out a silent leader: a crashed or isolated leader
+  // is never replaced, and after healing ops stay open past the bound.
+  'followers never time out the leader': {
+    seed: 5,
+    tamper: (r) => {
+      const R: Internals = r;
+      R.onLeaderTimeout = () => {};
+    },
+  },
 };
 
 // random.test.ts's seed count: a mutant must be caught within what CI runs.
