@@ -80,6 +80,18 @@ const MUTANTS: Record<string, Mutant> = {
       K.mergeViewChanges = (msgs: readonly { from: number }[]) => merge(msgs.filter((m) => m.from === r.id));
     },
   },
+  // A re-sent copy (agent retransmission or repair) is merged without its
+  // clock (read as 0, as for a header without one): the replicas that got
+  // it that way key it below its stamp. Only a check against the stamps
+  // sees the log entry's raw clock is not the one stamped.
+  'a re-sent message loses its clock': {
+    seed: 1,
+    tamper: (r) => {
+      const H: Internals = r.hydra;
+      const on = H.onSequenced.bind(H);
+      H.onSequenced = (m: Internals) => on(m.retransmit ? { ...m, clock: 0 } : m);
+    },
+  },
 };
 
 // Not caught, so not listed: a VIEW_CHANGE that leaves out the follower's
