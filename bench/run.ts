@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runP1 } from './p1.ts';
-import type { BenchRow } from './row.ts';
+import { goalText, type BenchRow } from './row.ts';
 
 const HELP = `Usage: npm run bench [-- --only P1,P1r,P2,P3b,P3,P4,P4b] [--quick]
 
@@ -81,6 +81,11 @@ if (want('P4B')) {
   log('P4b: Hydra end to end, two sequencers vs one');
   rows.push(...(await runP4b({ quick: Boolean(v.quick), log })));
 }
+if (want('T')) {
+  const { runTimers } = await import('./timers.ts');
+  log('T: the agent\'s timers and the generator\'s pacing');
+  rows.push(...(await runTimers({ quick: Boolean(v.quick), log })));
+}
 if (want('P3')) {
   const { runP3 } = await import('./p3.ts');
   log('P3: the KV store replicated vs unreplicated');
@@ -90,6 +95,6 @@ if (want('P3')) {
 const out = join(import.meta.dirname, 'results.json');
 writeFileSync(out, JSON.stringify(rows, null, 2) + '\n');
 console.log();
-console.table(rows.map((r) => ({ id: r.id, unit: r.unit, xseq: r.xseq, baseline: r.baseline, vs: r.baselineName, ratio: r.ratio, goal: r.goal ?? '' })));
+console.table(rows.map((r) => ({ id: r.id, unit: r.unit, xseq: r.xseq, baseline: r.baseline, vs: r.baselineName, ratio: r.ratio, goal: goalText(r.goal) })));
 for (const r of rows) console.log(`${r.id}: ${r.name}`);
 log(`wrote ${out}`);

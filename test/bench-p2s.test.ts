@@ -23,15 +23,14 @@ describePrivileged('bench P2s instruments', () => {
     return r;
   }
 
-  it('the generator delivers exactly N frames with ids 1..N, paced', async () => {
+  // Its pacing (the rate achieved vs asked) is bench row T-pace
+  // (bench/timers.ts): a speed, not a property of the frames.
+  it('the generator delivers exactly N frames with ids 1..N', async () => {
     // The sink counts REQUESTs by request id at the sequencer's veth.
     const sink = await rig('sink');
     const { gen, stats } = await sink.step(20_000, 4000);
     expect(gen.sent).toBe(4000);
     expect(gen.interrupted).toBe(false);
-    // Paced: 4000 frames at 20 kpps take about 200 ms.
-    expect(gen.achievedRate).toBeGreaterThan(15_000);
-    expect(gen.achievedRate).toBeLessThan(21_000);
     expect(stats).toMatchObject({ packets: 4000, distinct: 4000, duplicates: 0, minSeq: 1, maxSeq: 4000 });
   });
 
