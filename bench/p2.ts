@@ -62,7 +62,7 @@ export type SequencerKind = 'xseq' | 'c-mmsg' | 'node-dgram';
 export interface P2Options {
   /** Starts the XDP sequencer; default: the agent CLI (agentXdpSequencer). */
   startSequencer?: StartSequencer;
-  /** XDP modes to measure xseq in (default both); the row takes the best. */
+  /** XDP modes to measure xseq in (default both); each has its own row. */
   modes?: XdpMode[];
   /** Which sequencers to measure (default all three). */
   kinds?: SequencerKind[];

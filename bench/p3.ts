@@ -28,6 +28,7 @@ import { LatencyHist } from '../examples/kv/latency.ts';
 import type { LoadSummary } from '../examples/kv/load.ts';
 import { KV_UNREPLICATED, KvCluster, spawnTs } from '../examples/kv/netns-cluster.ts';
 import { type NsProcess, Topology, type XdpMode } from '../netns/topology.ts';
+import { clockTicks } from './host.ts';
 import { atLeast, atMost, below, type BenchRow, type Goal } from './row.ts';
 
 type Kind = 'xseq' | 'baseline';
@@ -79,12 +80,13 @@ function median(xs: number[]): number {
   return s.length ? s[Math.floor((s.length - 1) / 2)]! : 0;
 }
 
-/** [utime, stime] of a process in microseconds (/proc/<pid>/stat, clock ticks of 10 ms). */
+/** [utime, stime] of a process in microseconds (/proc/<pid>/stat counts clock ticks; their rate from getconf CLK_TCK). */
 function cpuUs(pid: number): [number, number] {
   try {
     const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
-    return [Number(f[11]) * 10_000, Number(f[12]) * 10_000];
+    const usPerTick = 1e6 / clockTicks();
+    return [Number(f[11]) * usPerTick, Number(f[12]) * usPerTick];
   } catch {
     return [0, 0];
   }
@@ -216,7 +218,9 @@ export async function runP3Detailed(opts: P3Options = {}): Promise<{ rows: Bench
   const row = (id: string, name: string, unit: string, load: Load, f: (p: P3Phase) => number, goal: Goal | null): BenchRow => {
     const x = of('xseq', load, f);
     const b = of('baseline', load, f);
-    return { id, name, unit, xseq: x, baseline: b, baselineName, ratio: ratio(x, b), goal };
+    // An op that timed out is a failure, not a slow sample: the row fails.
+    const timedOut = phases.filter((p) => p.load === load && p.timeouts > 0).map((p) => `${p.kind} round ${p.round + 1}: ${p.timeouts} timeouts`);
+    return { id, name, unit, xseq: x, baseline: b, baselineName, ratio: ratio(x, b), goal, ...(timedOut.length ? { failed: timedOut.join('; ') } : {}) };
   };
   return {
     phases,

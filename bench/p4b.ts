@@ -117,7 +117,8 @@ export async function runP4b(opts: P4bOptions = {}): Promise<BenchRow[]> {
   const row = (id: string, name: string, unit: string, f: (p: Phase) => number, goal: Goal | null): BenchRow => {
     const x = of('two', f);
     const b = of('one', f);
-    return { id, name, unit, xseq: x, baseline: b, baselineName, ratio: ratio(x, b), goal };
+    const timedOut = phases.filter((p) => p.timeouts > 0).map((p) => `${p.kind}: ${p.timeouts} timeouts`);
+    return { id, name, unit, xseq: x, baseline: b, baselineName, ratio: ratio(x, b), goal, ...(timedOut.length ? { failed: timedOut.join('; ') } : {}) };
   };
   return [
     row('P4b', `Hydra end to end: KV ops/s with requests spread over two sequencers, ${what}`, 'ops/s', (p) => p.opsPerSec, null),
