@@ -47,8 +47,10 @@ import { atLeast, ratioOf, type BenchRow, type Goal } from './row.ts';
 import { GROUP, SEQ_PORT } from './sequencers.ts';
 import { BENCH_DIR, bin, buildBenchTools, Counters, generatorKind, REPO_ROOT, runCpugap, runXdpgenAsync, type CountStats, type CpuGap, type XdpgenResult } from './tools.ts';
 
-export type P2sLabel = 'xseq-native' | 'xseq-generic' | 'c-mmsg' | 'node-dgram';
-const ALL_LABELS: readonly P2sLabel[] = ['xseq-native', 'xseq-generic', 'c-mmsg', 'node-dgram'];
+export type P2sLabel = 'xseq-native' | 'xseq-generic' | 'c-mmsg' | 'c-mmsg-busy' | 'node-dgram';
+const ALL_LABELS: readonly P2sLabel[] = ['xseq-native', 'xseq-generic', 'c-mmsg', 'c-mmsg-busy', 'node-dgram'];
+/** c-mmsg-busy: busy polling of the receive queue for up to this many microseconds, and UDP GSO out. */
+const BUSY_POLL_US = 50;
 
 export interface P2sOptions {
   /** Candidates to measure (default all four). */
@@ -483,11 +485,14 @@ export class Rig {
         return;
       }
       case 'c-mmsg':
+      case 'c-mmsg-busy':
       case 'node-dgram': {
         this.exec(this.seqNs, 'ethtool', ['-K', this.seqIf, 'gro', 'on']);
         this.threadNapi(this.seqNs, this.seqIf, cpus.sequencer);
         const cmd = this.kind === 'c-mmsg'
           ? [bin.udpSequencer, ...common, '--batch', '64']
+          : this.kind === 'c-mmsg-busy'
+          ? [bin.udpSequencer, ...common, '--batch', '64', '--busy-poll', String(BUSY_POLL_US), '--gso']
           : [...node, join(BENCH_DIR, 'baseline', 'node-sequencer.ts'), ...common];
         await this.spawnReady([...prio, ...pin, ...cmd]);
         return;
@@ -1001,6 +1006,7 @@ export async function runP2sDetailed(opts: P2sOptions = {}): Promise<P2sDetailed
   const rows = [
     row('P2s', 'xseq-native', 'c-mmsg', 'C recvmmsg/sendmmsg sequencer', atLeast('ratio', 2.0)),
     row('P2s-generic', 'xseq-generic', 'c-mmsg', 'C recvmmsg/sendmmsg sequencer', null),
+    row('P2s-busy', 'xseq-native', 'c-mmsg-busy', `C recvmmsg sequencer with busy polling (${BUSY_POLL_US} us) and UDP GSO sends`, null),
     row('P2sb', 'xseq-native', 'node-dgram', 'Node dgram sequencer', atLeast('ratio', 4.0)),
     row('P2sb-generic', 'xseq-generic', 'node-dgram', 'Node dgram sequencer', null),
   ].filter((r): r is P2sRow => r !== null);

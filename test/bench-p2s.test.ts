@@ -58,4 +58,15 @@ describePrivileged('bench P2s instruments', () => {
     expect(stats.maxSeq - stats.minSeq + 1).toBe(2000);
     expect(c.dropsSinceLast()).toEqual({});
   });
+
+  it('c-mmsg-busy: busy polling and GSO sends deliver every request stamped once, with dense seqs', async () => {
+    // The GSO path cuts one large send into datagrams after the UDP layer:
+    // each must still be one stamped request, none lost or doubled.
+    const c = await rig('c-mmsg-busy');
+    const { gen, stats } = await c.step(10_000, 2000);
+    expect(gen.sent).toBe(2000);
+    expect(stats).toMatchObject({ distinct: 2000, duplicates: 0 });
+    expect(stats.maxSeq - stats.minSeq + 1).toBe(2000);
+    expect(c.dropsSinceLast()).toEqual({});
+  });
 });

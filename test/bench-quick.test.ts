@@ -74,7 +74,7 @@ describePrivileged('bench rows, --quick', () => {
 
   it('P2s', { timeout: 4 * MIN }, async () => {
     const { runP2s } = await import('../bench/p2s.ts');
-    checkRows(await runP2s({ quick: true, log }), ['P2s', 'P2s-generic', 'P2sb', 'P2sb-generic']);
+    checkRows(await runP2s({ quick: true, log }), ['P2s', 'P2s-generic', 'P2s-busy', 'P2sb', 'P2sb-generic']);
   });
 
   it('P3b', { timeout: 4 * MIN }, async () => {
