@@ -29,7 +29,7 @@ import type { LoadSummary } from '../examples/kv/load.ts';
 import { KV_UNREPLICATED, KvCluster, spawnTs } from '../examples/kv/netns-cluster.ts';
 import { type NsProcess, Topology, type XdpMode } from '../netns/topology.ts';
 import { clockTicks } from './host.ts';
-import { atLeast, atMost, below, type BenchRow, type Goal } from './row.ts';
+import { atLeast, atMost, type BenchRow, type Goal } from './row.ts';
 
 type Kind = 'xseq' | 'baseline';
 /** peak: enough closed-loop clients to saturate the CPUs (P3); light: one

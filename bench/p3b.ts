@@ -35,7 +35,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { type NsProcess, Topology, type XdpMode } from '../netns/topology.ts';
 import { type ClientSummary, histQuantile } from '../tools/client.ts';
 import type { ReplicaSummary } from '../tools/test-replica.ts';
-import { atLeast, atMost, below, type BenchRow, type Goal } from './row.ts';
+import { atLeast, below, type BenchRow, type Goal } from './row.ts';
 import { REPO_ROOT } from './tools.ts';
 
 // node --import tsx (resolved from the repository: every spawn runs there),

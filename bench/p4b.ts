@@ -24,7 +24,7 @@ import type { LoadSummary } from '../examples/kv/load.ts';
 import { KvCluster, SEQ_PORT } from '../examples/kv/netns-cluster.ts';
 import { LatencyHist } from '../examples/kv/latency.ts';
 import { Topology, type XdpMode } from '../netns/topology.ts';
-import { atLeast, atMost, below, type BenchRow, type Goal } from './row.ts';
+import { type BenchRow, type Goal } from './row.ts';
 
 type Kind = 'two' | 'one';
 
