@@ -625,6 +625,27 @@ export class Rig {
   }
 
   /** One step: `count` requests at `rate` pps (0: as fast as it goes). */
+  /** Signals the baseline sequencer process (c-mmsg, c-mmsg-busy, node-dgram rigs); its wrappers exec, so the pid is its own. */
+  signalBaseline(sig: NodeJS.Signals): void {
+    for (const p of this.procs) p.child.kill(sig);
+  }
+
+  /** What the counter saw since the last step began, once it stops changing (after a SIGCONT). */
+  settled(): Promise<CountStats> {
+    return settle(this.counters);
+  }
+
+  /** Stops the baseline sequencer (SIGTERM) and returns the counters of its stopped line. */
+  async stopBaseline(): Promise<Record<string, number>> {
+    for (const p of this.procs) {
+      p.child.kill('SIGTERM');
+      await p.exited;
+      const line = p.lines.find((l) => l.includes('"event":"stopped"'));
+      if (line) return JSON.parse(line) as Record<string, number>;
+    }
+    throw new Error(`${this.kind}: no baseline stopped line`);
+  }
+
   async step(rate: number, count: number): Promise<{ gen: XdpgenResult; stats: CountStats }> {
     const cpus = this.cpus;
     this.counters.reset();
