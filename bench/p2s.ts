@@ -488,6 +488,10 @@ export class Rig {
       case 'c-mmsg-busy':
       case 'node-dgram': {
         this.exec(this.seqNs, 'ethtool', ['-K', this.seqIf, 'gro', 'on']);
+        // A userspace sender keeps its checksum offload, as on a real NIC:
+        // only the XDP path needs full checksums on frames it rewrites
+        // (above), and the counter on the other side does not check them.
+        this.exec(this.seqNs, 'ethtool', ['-K', this.seqIf, 'tx-checksumming', 'on']);
         this.threadNapi(this.seqNs, this.seqIf, cpus.sequencer);
         const cmd = this.kind === 'c-mmsg'
           ? [bin.udpSequencer, ...common, '--batch', '64']
