@@ -71,7 +71,7 @@ describePrivileged(`kernel against model: ${SEEDS} seeds x ${STEPS} steps from s
 
   if (SEEDS >= 1000) {
     it('the seeds reach every verdict (a differential run that never takes a path proves nothing of it)', () => {
-      for (const v of ['sequenced', 'drop_backpressure', 'drop_draining', 'drop_ack_session', 'drop_ack_stranger', 'drop_ack_window', 'drop_ack_stale_view', 'ack_duplicate', 'ack_counted', 'ack_late', 'reply', 'flush', 'drop_solicit_stranger', 'release', 'new-session']) {
+      for (const v of ['sequenced', 'drop_result_too_big', 'drop_backpressure', 'drop_draining', 'drop_ack_session', 'drop_ack_stranger', 'drop_ack_window', 'drop_ack_stale_view', 'ack_duplicate', 'ack_counted', 'ack_late', 'reply', 'flush', 'drop_solicit_stranger', 'release', 'new-session']) {
         expect(verdicts[v] ?? 0, v).toBeGreaterThan(50);
       }
     });

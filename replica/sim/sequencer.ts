@@ -33,6 +33,8 @@ export interface SequencerParams {
    * waits for an ACK, and was not released by the agent, is dropped).
    */
   policy?: 'overwrite' | 'backpressure';
+  /** The largest result a leader may return (the kernel's max_result); longer: the ACK is dropped. Default: no limit. */
+  maxResult?: number;
 }
 
 /** replica id of the agent's own FLUSH_SOLICIT (XSEQ_REPLICA_AGENT). */
@@ -41,7 +43,7 @@ export const AGENT_SOLICIT = 0xffff;
 /** What the program did with a REQUEST: the counter that moved. */
 export type RequestVerdict = 'sequenced' | 'drop_backpressure' | 'drop_draining' | 'down';
 /** What the program did with an ACK: the counter that moved (reply and ack_late after ack_counted). */
-export type AckVerdict = 'drop_ack_session' | 'drop_ack_stranger' | 'drop_ack_window' | 'drop_ack_stale_view' | 'ack_duplicate' | 'ack_counted' | 'ack_late' | 'reply' | 'down';
+export type AckVerdict = 'drop_result_too_big' | 'drop_ack_session' | 'drop_ack_stranger' | 'drop_ack_window' | 'drop_ack_stale_view' | 'ack_duplicate' | 'ack_counted' | 'ack_late' | 'reply' | 'down';
 export type SolicitVerdict = 'flush' | 'drop_solicit_stranger' | 'down';
 
 /** A window slot as the kernel's maps show it (xseq_slot). */
@@ -262,6 +264,7 @@ export class SimSequencer {
     const leader = view % this.p.n;
     const bit = 1 << a.replicaId;
     if (a.replicaId === leader && a.result) {
+      if (a.result.length > (this.p.maxResult ?? Infinity)) return 'drop_result_too_big';
       if (s.ackView > view) return 'drop_ack_stale_view';
       s.result = a.result;
       s.resultView = view + 1;

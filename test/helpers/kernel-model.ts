@@ -37,6 +37,7 @@ const MOVES: Record<string, string[]> = {
   sequenced: ['rx', 'sequenced'],
   drop_backpressure: ['rx', 'drop_backpressure', 'busy'],
   drop_draining: ['rx', 'drop_draining'],
+  drop_result_too_big: ['rx', 'ack_rx', 'drop_result_too_big'],
   drop_ack_session: ['rx', 'ack_rx', 'drop_ack_session'],
   drop_ack_stranger: ['rx', 'ack_rx', 'drop_ack_stranger'],
   drop_ack_window: ['rx', 'ack_rx', 'drop_ack_window'],
@@ -108,7 +109,8 @@ export function randomStep(rng: Prng, s: Setup, last: number, released: number, 
       rid,
       from,
       session: rng.chance(0.93) ? 'current' : 'older',
-      ...(withResult ? { result: Array.from({ length: rng.int(0, 12) }, () => rng.int(0, 255)) } : {}),
+      // Now and then longer than max_result: the leader's ACK is refused.
+      ...(withResult ? { result: Array.from({ length: rng.chance(0.05) ? rng.int(MAX_RESULT + 1, MAX_RESULT + 8) : rng.int(0, 12) }, () => rng.int(0, 255)) } : {}),
     };
   }
   if (r < 0.9) return { kind: 'solicit', rid: rng.chance(0.9) ? rng.int(0, s.n - 1) : rng.int(s.n, 7), from: rng.pick(['self', 'self', 'agent', 'stranger'] as const) };
@@ -157,6 +159,7 @@ export class Pair {
         aggregated: true,
         session: s.session,
         policy: s.policy,
+        maxResult: MAX_RESULT,
         // Hydra on, so FLUSHes exist; no timer, no clock games.
         hydra: { id: s.sequencerId, rng: new Prng(1), skewUs: 0, drift: 0, tickUs: 1, inversion: 0, inversionNs: 0, flushIntervalUs: 0 },
       },
