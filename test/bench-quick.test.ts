@@ -87,6 +87,11 @@ describePrivileged('bench rows, --quick', () => {
     checkRows(await runP4b({ quick: true, log }), ['P4b', 'P4b-p50']);
   });
 
+  it('P3r', { timeout: 6 * MIN }, async () => {
+    const { runP3r } = await import('../bench/p3r.ts');
+    checkRows(await runP3r({ quick: true, log }), ['P3r']);
+  });
+
   it('P3', { timeout: 6 * MIN }, async () => {
     const { runP3 } = await import('../bench/p3.ts');
     checkRows(await runP3({ quick: true, log }), ['P3', 'P3c', 'P3c-p99', 'P3-p50', 'P3-cpu']);

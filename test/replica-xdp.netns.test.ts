@@ -148,7 +148,8 @@ async function run(setting: 'on' | 'off'): Promise<void> {
   // retransmitted copy: the kernel passed those copies (pass_retransmit on
   // the leader, checked below). How many client retries that saves is a
   // race of the agent's 620 ms of re-sends against the client's 1 s retry,
-  // a matter of machine speed, so it is logged above, not asserted.
+  // a matter of machine speed, so it is logged above, not asserted: it is
+  // bench row P3r (bench/p3r.ts), on against off.
 
   expect(c.replicas.map((p) => lines(p!, 'stats').at(-1)?.view.session), JSON.stringify(c.replicas.map((p) => lines(p!, 'status')))).toEqual([session, session, session]);
   const settled = await converged(c);
