@@ -32,7 +32,7 @@ import type {
   ViewChangeMsg,
 } from './messages.ts';
 import { Timer, type ReplicaTransport, type Scheduler } from './transport.ts';
-import { leaderOf, viewCmp, viewEq, viewJoin, viewLeq, type ViewId } from './view.ts';
+import { leaderOf, sessionCmp, viewCmp, viewEq, viewJoin, viewLeq, type ViewId } from './view.ts';
 
 export type ReplicaStatus = 'normal' | 'view-change' | 'recovering';
 
@@ -310,8 +310,9 @@ export class Replica {
 
   private onSequenced(m: SequencedMsg): void {
     if (this.status === 'recovering') return;
-    if (m.session < this.view.session) return;
-    if (m.session > this.view.session) {
+    const newer = sessionCmp(m.session, this.view.session);
+    if (newer < 0) return;
+    if (newer > 0) {
       // The sequencer was re-created: a new session means a view change, and
       // these messages are the first of the new view.
       if (this.future.length < this.cfg.maxBufferedMsgs) this.future.push(m);
@@ -901,7 +902,7 @@ export class Replica {
       const later: SequencedMsg[] = [];
       for (const m of this.future) {
         if (m.session === v.session) this.reorder.set(m.seq, m);
-        else if (m.session > v.session) later.push(m);
+        else if (sessionCmp(m.session, v.session) > 0) later.push(m);
       }
       this.future = later;
     }
