@@ -62,7 +62,9 @@ function bindAny(): Promise<Socket> {
  * multicast on that interface. Replicas take SEQUENCED and FLUSH only from
  * that address and port (docs/trust-model.md). */
 function bindFlushSocket(addr: string, port: number): Promise<Socket> {
-  const s = createSocket({ type: 'udp4' });
+  // SO_REUSEADDR: a tool on the sequencer host can send from the same
+  // port (tools/sequenced-sender.ts --src); nothing is received here.
+  const s = createSocket({ type: 'udp4', reuseAddr: true });
   return new Promise((resolve, reject) => {
     s.once('error', (e) => {
       s.close();

@@ -161,7 +161,8 @@ async function run(setting: 'on' | 'off'): Promise<void> {
   // previous session, 30 retransmitted copies of delivered seqs.
   const before = await freshStats(rep(target));
   const send = async (args: string[]) => {
-    const p = spawnTs(t, 'cli', SEQUENCED_SENDER, ['--dst', t.ip(role(target)), '--port', String(GROUP.port), '--group', String(GROUP.id), ...args]);
+    // From the sequencer's own address and port: the copies a network or a stale sequencer makes (a stranger's are refused before this filter).
+    const p = spawnTs(t, 'seq', SEQUENCED_SENDER, ['--dst', t.ip(role(target)), '--port', String(GROUP.port), '--group', String(GROUP.id), '--src', `${t.ip('seq')}:7400`, ...args]);
     extra.push(p);
     expect(JSON.parse(await p.waitForLine(/"sent"/, 30_000))).toHaveProperty('sent');
   };

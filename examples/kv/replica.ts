@@ -82,7 +82,7 @@ async function main(): Promise<void> {
   // would only meet the same refusal).
   let xdp: ReturnType<typeof openReplicaXdp>;
   try {
-    xdp = openReplicaXdp({ setting: c.xdp, iface: c.xdpIface, mode: c.xdpMode, ...(c.xdpRetransmitKeep !== null ? { retransmitKeep: c.xdpRetransmitKeep } : {}) }, { port: c.group.port, memberAddr: c.member.host });
+    xdp = openReplicaXdp({ setting: c.xdp, iface: c.xdpIface, mode: c.xdpMode, ...(c.xdpRetransmitKeep !== null ? { retransmitKeep: c.xdpRetransmitKeep } : {}) }, { port: c.group.port, memberAddr: c.member.host, sequencers: c.sequencers.map((q) => q.sequencer) });
   } catch (e) {
     if (!(e instanceof ReplicaXdpError)) throw e;
     console.error(`kv-replica: ${e.code}: ${e.message} (xdp: on; use xdp: auto to run without it)`);
@@ -105,6 +105,7 @@ async function main(): Promise<void> {
     // Clients counting ACKs themselves need no padding.
     ackPadding: c.acksTo === 'client' ? 0 : MAX_RESULT,
     acksTo: c.acksTo,
+    sessionBound: c.sessionBound,
   });
   const store = new KvStore();
   // Set once constructed: the constructor already sends (a recovering
