@@ -177,15 +177,30 @@ async function main(): Promise<void> {
   });
   afterEvent();
 
-  const dump = (): void => {
+  // Streamed in chunks off the event loop's critical path (committed-log.ts
+  // writeDump): the replica keeps serving while it dumps. One dump at a
+  // time; a signal during one asks for one more after it.
+  let dumping: Promise<void> | null = null;
+  let again = false;
+  const dumpOnce = async (): Promise<void> => {
     if (!c.logDump || !committedLog) return;
     committedLog.catchUp();
-    const d = committedLog.dump(store.digest());
-    // Whole or not at all: a reader polling the file never sees half.
-    const tmp = `${c.logDump}.tmp${process.pid}`;
-    writeFileSync(tmp, JSON.stringify(d));
-    renameSync(tmp, c.logDump);
-    out({ event: 'dumped', path: c.logDump, committed: d.committed, executed: d.executed, entries: d.entries.length, gaps: d.gaps.length });
+    const d = await committedLog.writeDump(c.logDump, store.digest());
+    out({ event: 'dumped', path: c.logDump, ...d });
+  };
+  const dump = (): Promise<void> => {
+    if (dumping) {
+      again = true;
+      return dumping;
+    }
+    dumping = (async () => {
+      do {
+        again = false;
+        await dumpOnce().catch((e: unknown) => console.error(`kv-replica: log dump: ${String(e)}`));
+      } while (again);
+      dumping = null;
+    })();
+    return dumping;
   };
   const stats = () => ({
     id: c.id,
@@ -199,10 +214,11 @@ async function main(): Promise<void> {
     ...(xdp.xdp ? { xdp: transport.xdpCounters() } : {}),
   });
   if (c.statsIntervalMs > 0) setInterval(() => out({ event: 'stats', ...stats() }), c.statsIntervalMs).unref();
-  process.on('SIGUSR2', dump);
+  process.on('SIGUSR2', () => void dump());
   const stop = (signal: string) => async () => {
     r.stop();
-    dump();
+    await dumping;
+    await dump();
     out({ event: 'stopped', signal, ...stats() });
     await writeProfile?.(`kv-replica-${c.id}-${process.pid}`).catch((e: unknown) => console.error(`kv-replica: cpu profile: ${String(e)}`));
     await transport.close();
