@@ -4,9 +4,10 @@
 // one JSON line of what it sent.
 //
 //   forge   the named attacks: SEQUENCED with the largest and with random
-//           sessions, FLUSH (FINAL too), FLUSH_SOLICIT, ACKs and repair
-//           requests from a member's address (--spoof, added to this host)
-//           on another port, peer frames on the TCP port claiming a
+//           sessions, FLUSH (FINAL too), also from the sequencer's
+//           address on another port; FLUSH_SOLICIT, ACKs and repair
+//           requests from a member's address (--spoof) on another port,
+//           peer frames on the TCP port claiming a
 //           replica, and REQUEST replays of SEQUENCED it overheard.
 //   fuzz    --count datagrams from a corpus of valid ones (random bytes,
 //           truncated, bit-flipped, length-lying, type-swapped), to every
@@ -14,7 +15,11 @@
 //           failing seed replays exactly the same datagrams).
 //
 // It never sends from a configured sequencer's or member's exact address
-// AND port: that forgery is what only a key (auth) stops.
+// AND port: that forgery is what only a key (auth) stops. To send from
+// another host's address it adds that address to its own interface for
+// the phase that needs it (a local address is unreachable as a
+// destination meanwhile, so phases to and from it never mix).
+import { spawnSync } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
 import { connect } from 'node:net';
 import { parseArgs } from 'node:util';
@@ -36,14 +41,16 @@ const { values: v } = parseArgs({
     'ack-port': { type: 'string', default: '7600' },
     'peer-port': { type: 'string', default: '7700' },
     self: { type: 'string' },
+    iface: { type: 'string' },
     spoof: { type: 'string', default: '' },
     seed: { type: 'string' },
     count: { type: 'string', default: '20000' },
     'replay-ms': { type: 'string', default: '3000' },
+    'only-replay': { type: 'boolean', default: false },
   },
 });
-if (!v.mode || !v.seq || !v.mcast || !v.replicas || !v.self) {
-  console.error('usage: stranger.ts --mode forge|fuzz --seq IP --mcast ADDR --replicas IP,IP,.. --self IP [--spoof IP,..] [--seed N] [--count N]');
+if (!v.mode || !v.seq || !v.mcast || !v.replicas || !v.self || !v.iface) {
+  console.error('usage: stranger.ts --mode forge|fuzz --seq IP --mcast ADDR --replicas IP,IP,.. --self IP --iface IF [--spoof IP,..] [--seed N] [--count N]');
   process.exit(2);
 }
 const GROUP = Number(v.group);
@@ -57,6 +64,21 @@ const ACK_PORT = Number(v['ack-port']);
 const PEER_PORT = Number(v['peer-port']);
 const SELF = v.self;
 const SPOOF = v.spoof ? v.spoof.split(',') : [];
+const IFACE = v.iface;
+
+/** Runs `phase` with `addrs` added to this host's interface, sockets bound to each; removes them after. */
+async function fromAddresses<T>(addrs: readonly string[], phase: (socks: Socket[]) => Promise<T>): Promise<T> {
+  const ip = (op: 'add' | 'del', a: string) => spawnSync('ip', ['addr', op, `${a}/32`, 'dev', IFACE], { stdio: 'ignore' });
+  for (const a of addrs) ip('add', a);
+  const socks: Socket[] = [];
+  try {
+    for (const a of addrs) socks.push(await socketFrom(a));
+    return await phase(socks);
+  } finally {
+    for (const s of socks) s.close();
+    for (const a of addrs) ip('del', a);
+  }
+}
 /** Marks what this stranger forged: no committed entry may carry it. */
 export const STRANGER_CLIENT = 0x5354_5241_4e47_4552n; // "STRANGER"
 
@@ -108,6 +130,11 @@ async function overhear(): Promise<{ sock: Socket; heard: Buffer[]; session: () 
   return { sock: s, heard, session: () => session, lastSeq: () => lastSeq };
 }
 
+/** Waits until the live session is known (at most 10 s). */
+async function heardSome(ear: { heard: Buffer[] }): Promise<void> {
+  for (let i = 0; i < 100 && ear.heard.length < 20; i++) await new Promise((r) => setTimeout(r, 100));
+}
+
 /** A SEQUENCED as overheard, turned back into the REQUEST that made it. */
 function asRequest(b: Buffer): Buffer {
   const h = decodeMessage(b);
@@ -122,17 +149,31 @@ async function forge(): Promise<void> {
   const ear = await overhear();
   const own = await socketFrom(SELF);
   const ownSeqPort = await socketFrom(SELF, SEQ_PORT); // the sequencer's port, the wrong address
-  const spoofed = await Promise.all(SPOOF.map((a) => socketFrom(a))); // a member's address, another port
-  await new Promise((r) => setTimeout(r, 1000));
+  await heardSome(ear);
   const session = ear.session();
   const seq = ear.lastSeq();
+  if (!v['only-replay']) await forgeries(own, ownSeqPort, session, seq);
+  // Replays of overheard requests to the sequencer, for a while.
+  const until = Date.now() + Number(v['replay-ms']);
+  let i = 0;
+  while (Date.now() < until && ear.heard.length) {
+    await send(own, asRequest(ear.heard[i++ % ear.heard.length]!), SEQ_PORT, SEQ);
+    count('replayed requests');
+    if (i % 20 === 0) await new Promise((r) => setTimeout(r, 10));
+  }
+  await new Promise((r) => setTimeout(r, 200));
+  for (const s of [own, ownSeqPort, ear.sock]) s.close();
+  console.log(JSON.stringify({ mode: 'forge', session, lastSeq: seq.toString(), heard: ear.heard.length, sent }));
+}
+
+async function forgeries(own: Socket, ownSeqPort: Socket, session: number, seq: bigint): Promise<void> {
   const targets = [...REPLICAS.map((h) => [h, GROUP_PORT] as const), [MCAST, GROUP_PORT] as const];
   const rnd = new Prng(Number(v.seed ?? 1));
   const payload = Buffer.from('stranger-op');
 
   // SEQUENCED: the largest session, random ones, and the live session at seqs ahead.
   const sessions = [0xffffffff, session + 1, session + 2, ...Array.from({ length: 16 }, () => rnd.int(1, 0xffffffff))];
-  for (const from of [own, ownSeqPort, ...spoofed]) {
+  const toReplicas = async (from: Socket) => {
     for (const [host, port] of targets) {
       for (const s of sessions) {
         await send(from, encodeMessage(header({ type: MsgType.SEQUENCED, session: s, seq: 1n, sequencerId: 0, requestId: 1n }), payload), port, host);
@@ -151,11 +192,15 @@ async function forge(): Promise<void> {
         }
       }
     }
-  }
+  };
+  await toReplicas(own);
+  await toReplicas(ownSeqPort);
+  // The sequencer's own address, another port.
+  await fromAddresses([SEQ], async ([s]) => toReplicas(s!));
 
   // To the sequencer: ACKs of live seqs (the leader's, with a result, too),
   // FLUSH_SOLICITs, from here and from members' addresses on other ports.
-  for (const from of [own, ...spoofed]) {
+  const toSequencer = async (from: Socket) => {
     for (let k = 0n; k < 200n; k++) {
       const s = seq > k ? seq - k : 1n;
       for (let rid = 0; rid < REPLICAS.length; rid++) {
@@ -174,7 +219,12 @@ async function forge(): Promise<void> {
       await send(from, encodeError({ groupId: GROUP, session, replicaId: rid }, ErrorCode.BAD_REQUEST, 'ping'), REPAIR_PORT, SEQ);
       count('repair', 2);
     }
-  }
+  };
+  await toSequencer(own);
+  // The members' addresses, other ports.
+  await fromAddresses(SPOOF, async (socks) => {
+    for (const s of socks) await toSequencer(s);
+  });
   // Repair answers and ACK-port traffic to the replicas themselves.
   for (const [i, host] of REPLICAS.entries()) {
     await send(own, encodeRepairReply({ groupId: GROUP, session, replicaId: i, first: seq, sequencerId: 0 }, { count: 128, resent: 0, missing: Array.from({ length: 128 }, (_, k) => seq + BigInt(k)) }), ACK_PORT + i, host);
@@ -193,18 +243,6 @@ async function forge(): Promise<void> {
       count('peer frames', 3);
     }
   }
-
-  // Replays of overheard requests to the sequencer, for a while.
-  const until = Date.now() + Number(v['replay-ms']);
-  let i = 0;
-  while (Date.now() < until && ear.heard.length) {
-    await send(own, asRequest(ear.heard[i++ % ear.heard.length]!), SEQ_PORT, SEQ);
-    count('replayed requests');
-    if (i % 20 === 0) await new Promise((r) => setTimeout(r, 10));
-  }
-  await new Promise((r) => setTimeout(r, 200));
-  for (const s of [own, ownSeqPort, ...spoofed, ear.sock]) s.close();
-  console.log(JSON.stringify({ mode: 'forge', session, lastSeq: seq.toString(), heard: ear.heard.length, sent }));
 }
 
 /** Opens a TCP connection and writes the frames; resolves when it closes (or after 1 s). */
@@ -280,12 +318,11 @@ async function fuzz(): Promise<void> {
   const n = Number(v.count);
   const r = new Prng(seed);
   const ear = await overhear();
-  await new Promise((res) => setTimeout(res, 1000));
+  await heardSome(ear);
   const base = corpus(ear.session(), ear.lastSeq(), ear.heard);
   const own = await socketFrom(SELF);
   const ownSeqPort = await socketFrom(SELF, SEQ_PORT);
-  const spoofed = await Promise.all(SPOOF.map((a) => socketFrom(a)));
-  const froms = [own, ownSeqPort, ...spoofed];
+  const froms = [own, ownSeqPort];
   const udpTargets: [string, number, string][] = [
     [SEQ, SEQ_PORT, 'sequencer'],
     [SEQ, REPAIR_PORT, 'repair'],
@@ -296,7 +333,12 @@ async function fuzz(): Promise<void> {
     ]),
   ];
   const tcpFrames: Uint8Array[][] = REPLICAS.map(() => []);
-  for (let k = 0; k < n; k++) {
+  // 70% from this host's own address (to every port, some as TCP frames),
+  // 15% from the members' addresses to the sequencer host, 15% from the
+  // sequencer's address to the replicas; every choice from the seed.
+  const own70 = Math.round(n * 0.7);
+  const spoof15 = Math.round(n * 0.15);
+  for (let k = 0; k < own70; k++) {
     const d = mutate(r, r.pick(base));
     if (r.chance(0.02)) {
       tcpFrames[r.int(0, REPLICAS.length - 1)]!.push(d);
@@ -308,6 +350,24 @@ async function fuzz(): Promise<void> {
     count(name);
     await pace(32);
   }
+  const seqTargets = udpTargets.filter(([h]) => h === SEQ);
+  await fromAddresses(SPOOF, async (socks) => {
+    for (let k = 0; k < spoof15; k++) {
+      const [host, port, name] = r.pick(seqTargets);
+      await send(r.pick(socks), mutate(r, r.pick(base)), port, host);
+      count(`${name} (member address)`);
+      await pace(32);
+    }
+  });
+  const replicaTargets = udpTargets.filter(([h]) => h !== SEQ);
+  await fromAddresses([SEQ], async ([s]) => {
+    for (let k = own70 + spoof15; k < n; k++) {
+      const [host, port, name] = r.pick(replicaTargets);
+      await send(s!, mutate(r, r.pick(base)), port, host);
+      count(`${name} (sequencer address)`);
+      await pace(32);
+    }
+  });
   for (const [i, frames] of tcpFrames.entries()) {
     // A few connections per replica, each with a handful of frames.
     for (let k = 0; k < frames.length; k += 8) await tcpSend(REPLICAS[i]!, frames.slice(k, k + 8));
