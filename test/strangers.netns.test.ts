@@ -90,7 +90,7 @@ async function underAttack(attack: 'forge' | 'replay' | 'fuzz' | 'none', fuzz: {
   let sent: Json | null = null;
   if (attack !== 'none') {
     const args = strangerArgs(t, attack === 'replay' ? 'forge' : attack);
-    if (attack === 'fuzz') args.push('--seed', String(fuzz.seed), '--count', String(fuzz.count));
+    if (attack === 'fuzz') args.push('--seed', String(fuzz.seed), '--count', String(fuzz.count), ...(process.env['XSEQ_STRANGER_NO_REPLAYS'] ? ['--no-replays'] : []));
     // The forgeries alone, or the replays alone (issue 10: the default policy answers replays; "policy").
     args.push('--replay-ms', attack === 'replay' ? '5000' : '0', ...(attack === 'replay' ? ['--only-replay'] : []));
     const x = spawnTs(t, 'x', STRANGER, args);
@@ -105,6 +105,14 @@ async function underAttack(attack: 'forge' | 'replay' | 'fuzz' | 'none', fuzz: {
   const changes = c.replicas.map((p, i) => statusLines(p!).slice(viewsBefore[i]));
   const stats = c.replicas.map((p) => lines(p!, 'stats').at(-1));
   expect(changes, JSON.stringify(stats.map((s) => s?.['transport']))).toEqual([[], [], []]);
+  if (sum.timeouts > 0) {
+    // Say where the slots went before failing: a stamped request the leader
+    // never ACKs (a stale request id) holds its slot until the retries give
+    // up, and under backpressure the window then stalls.
+    const a = await c.stopAgent('SIGTERM');
+    const k = (a?.['counters'] ?? {}) as Record<string, string>;
+    console.log(`[strangers ${attack}] TIMEOUTS: agent ${JSON.stringify({ sequenced: k['sequenced'], reply: k['reply'], drop_backpressure: k['drop_backpressure'], window_overwrite: k['window_overwrite'], retransmit: a?.['retransmit'] })}`);
+  }
   expect({ timeouts: sum.timeouts, errors: sum.errors, staleReads: sum.staleReads }).toEqual({ timeouts: 0, errors: 0, staleReads: 0 });
   expect(sum.ok).toBeGreaterThan(100);
 

@@ -47,6 +47,7 @@ const { values: v } = parseArgs({
     count: { type: 'string', default: '20000' },
     'replay-ms': { type: 'string', default: '3000' },
     'only-replay': { type: 'boolean', default: false },
+    'no-replays': { type: 'boolean', default: false },
   },
 });
 if (!v.mode || !v.seq || !v.mcast || !v.replicas || !v.self || !v.iface) {
@@ -279,7 +280,8 @@ function corpus(session: number, seq: bigint, heard: Buffer[]): Buffer[] {
     encodeError({ groupId: GROUP, session, replicaId: 1 }, ErrorCode.NOT_MEMBER, 'x'),
     Buffer.from(encodePeerFrame({ type: 'VIEW_CHANGE_REQUEST', from: 1, view: { leaderNum: 3, session } }, GROUP)),
   ];
-  return [...out, ...heard.slice(0, 64), ...heard.slice(0, 64).map(asRequest)];
+  // Overheard SEQUENCED as they are, and turned back into REQUESTs: replays.
+  return [...out, ...heard.slice(0, 64), ...(v['no-replays'] ? [] : heard.slice(0, 64).map(asRequest))];
 }
 
 function mutate(r: Prng, base: Buffer): Buffer {
