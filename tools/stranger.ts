@@ -131,9 +131,9 @@ async function overhear(): Promise<{ sock: Socket; heard: Buffer[]; session: () 
   return { sock: s, heard, session: () => session, lastSeq: () => lastSeq };
 }
 
-/** Waits until the live session is known (at most 10 s). */
+/** Waits for 64 overheard messages (at most 10 s): the corpus then has the same shape whatever the timing. */
 async function heardSome(ear: { heard: Buffer[] }): Promise<void> {
-  for (let i = 0; i < 100 && ear.heard.length < 20; i++) await new Promise((r) => setTimeout(r, 100));
+  for (let i = 0; i < 100 && ear.heard.length < 64; i++) await new Promise((r) => setTimeout(r, 100));
 }
 
 /** A SEQUENCED as overheard, turned back into the REQUEST that made it. */
