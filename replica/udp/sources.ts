@@ -45,6 +45,9 @@ interface Known {
 export class SequencerSources {
   private readonly byAddr = new Map<string, Known>();
   readonly c: SourceCounters = { strangers: 0, sessionJumps: 0 };
+  private lastAddr = '';
+  private lastPort = -1;
+  private lastKnown: Known | undefined;
 
   constructor(
     list: readonly { id: number; sequencer: HostPort }[],
@@ -60,7 +63,18 @@ export class SequencerSources {
    * ignores them, and a late copy must not count as a jump).
    */
   admit(address: string, port: number, session: number): boolean {
-    const k = this.byAddr.get(`${address}:${port}`);
+    // Nearly every datagram comes from the one sequencer that sent the last:
+    // skip building the key then (this runs once per SEQUENCED).
+    let k: Known | undefined;
+    if (address === this.lastAddr && port === this.lastPort) k = this.lastKnown;
+    else {
+      k = this.byAddr.get(`${address}:${port}`);
+      if (k) {
+        this.lastAddr = address;
+        this.lastPort = port;
+        this.lastKnown = k;
+      }
+    }
     if (!k) {
       this.c.strangers++;
       return false;
