@@ -104,16 +104,9 @@ async function underAttack(attack: 'forge' | 'replay' | 'fuzz' | 'none', fuzz: {
   // No view or session change: not one status line since the stranger began.
   const changes = c.replicas.map((p, i) => statusLines(p!).slice(viewsBefore[i]));
   const stats = c.replicas.map((p) => lines(p!, 'stats').at(-1));
-  expect(changes, JSON.stringify(stats.map((s) => s?.['transport']))).toEqual([[], [], []]);
-  if (sum.timeouts > 0) {
-    // Say where the slots went before failing: a stamped request the leader
-    // never ACKs (a stale request id) holds its slot until the retries give
-    // up, and under backpressure the window then stalls.
-    const a = await c.stopAgent('SIGTERM');
-    const k = (a?.['counters'] ?? {}) as Record<string, string>;
-    console.log(`[strangers ${attack}] TIMEOUTS: agent ${JSON.stringify({ sequenced: k['sequenced'], reply: k['reply'], drop_backpressure: k['drop_backpressure'], window_overwrite: k['window_overwrite'], retransmit: a?.['retransmit'] })}`);
-  }
-  expect({ timeouts: sum.timeouts, errors: sum.errors, staleReads: sum.staleReads }).toEqual({ timeouts: 0, errors: 0, staleReads: 0 });
+  expect.soft(changes, JSON.stringify({ changes, transport: stats.map((s) => s?.['transport']) })).toEqual([[], [], []]);
+  // Soft: a stalled window must not hide what the other checks say.
+  expect.soft({ timeouts: sum.timeouts, errors: sum.errors, staleReads: sum.staleReads }).toEqual({ timeouts: 0, errors: 0, staleReads: 0 });
   expect(sum.ok).toBeGreaterThan(100);
 
   // Every acknowledged write reads back.
@@ -125,10 +118,12 @@ async function underAttack(attack: 'forge' | 'replay' | 'fuzz' | 'none', fuzz: {
   const keysFile = join(c.dir, 'keys.txt');
   writeFileSync(keysFile, [...expected.keys()].join('\n') + '\n');
   const read = c.cli('cli', ['read', '--keys-file', keysFile, '--clients', '8', '--timeout-ms', '20000']);
-  expect(read.status, read.stderr).toBe(0);
-  const got = JSON.parse(read.stdout) as { values: Record<string, string | null>; failed: unknown[] };
-  expect(got.failed).toEqual([]);
-  expect([...expected].filter(([k, v]) => got.values[k] !== v)).toEqual([]);
+  expect.soft(read.status, read.stderr).toBe(0);
+  if (read.status === 0) {
+    const got = JSON.parse(read.stdout) as { values: Record<string, string | null>; failed: unknown[] };
+    expect(got.failed).toEqual([]);
+    expect([...expected].filter(([k, v]) => got.values[k] !== v)).toEqual([]);
+  }
 
   // Logs identical, in the one session, and nothing of the stranger in them.
   const dumps = await c.settledDumps(30_000);
@@ -155,14 +150,19 @@ async function underAttack(attack: 'forge' | 'replay' | 'fuzz' | 'none', fuzz: {
   }
   expect(mismatches).toEqual([]);
   const noops = dumps[0]!.entries.filter((e) => e.noop).length;
+  const strangerEntries = dumps[0]!.entries.filter((e) => e.clientId === STRANGER_CLIENT).length;
 
   // Where the stranger's datagrams ended: counted, refused.
+  // On timeouts the counters say where the slots went: a stamped request
+  // the leader never ACKs (a stale request id) holds its slot until the
+  // retries give up (giveUps), and under backpressure the window then
+  // stalls (drop_backpressure).
   const agentStopped = await c.stopAgent('SIGTERM');
   const k = (agentStopped?.['counters'] ?? {}) as Record<string, string>;
   const repair = (agentStopped?.['repair'] ?? {}) as Json;
   const refusedBy = stats.map((s) => ({ sources: s?.['transport']?.['sources'], ignored: s?.['transport']?.['ignored'], peerRejected: s?.['transport']?.['peer']?.['rejected'] }));
   console.log(
-    `[strangers ${attack}] replicas ${JSON.stringify(shape)} noops ${noops}; refused: replicas ${JSON.stringify(refusedBy)}, ` +
+    `[strangers ${attack}] replicas ${JSON.stringify(shape)} noops ${noops}, entries with the stranger's client id (REQUESTs) ${strangerEntries}; refused: replicas ${JSON.stringify(refusedBy)}, ` +
       `agent ${JSON.stringify({ drop_ack_stranger: k['drop_ack_stranger'], drop_ack_session: k['drop_ack_session'], drop_solicit_stranger: k['drop_solicit_stranger'], drop_backpressure: k['drop_backpressure'], window_overwrite: k['window_overwrite'], sequenced: k['sequenced'], reply: k['reply'], repairRefused: repair['refused'], retransmit: agentStopped?.['retransmit'] })}`,
   );
   // Every committed slot is a seq the sequencer stamped: nothing forged
