@@ -6,9 +6,9 @@
 // members' addresses on other ports, peer frames on the TCP port, and
 // replays overheard REQUESTs (tools/stranger.ts forge); then it fuzzes
 // every port from a seed (tools/stranger.ts fuzz). Whatever it sends:
-// no replica changes view or session, nothing of it is committed, no
-// client op times out, every acknowledged write reads back, and the
-// replicas' logs are identical.
+// no replica changes session, nothing of it is committed, no client op
+// times out, every acknowledged write reads back, and the replicas' logs
+// are identical. Leader changes are counted, not asserted (see below).
 //
 // The fuzz seed is printed; XSEQ_STRANGER_SEED=N replays a failing one,
 // XSEQ_STRANGER_COUNT=N sets how many datagrams (default 20000; 0 runs the
@@ -101,10 +101,18 @@ async function underAttack(attack: 'forge' | 'replay' | 'fuzz' | 'none', fuzz: {
   const { latencyHist: _h, writes: _w, unacked: _u, clientIds: _c, staleSamples: _s, ...brief } = sum;
   console.log(`[strangers ${attack}] load: ${JSON.stringify(brief)}`);
 
-  // No view or session change: not one status line since the stranger began.
+  // No session change, ever: the stranger's sessions never reach a replica.
+  // A leader change is a view change too, but nothing the stranger sends
+  // can ask for one (its peer frames are cut off before delivery, and a
+  // replica hears SEQUENCED only from the sequencer); on a loaded 2-CPU
+  // machine a follower may time a starved leader out, and the same load
+  // without any stranger shows those too. So they are counted and printed,
+  // not asserted; the README says so for the demo as well.
   const changes = c.replicas.map((p, i) => statusLines(p!).slice(viewsBefore[i]));
   const stats = c.replicas.map((p) => lines(p!, 'stats').at(-1));
-  expect.soft(changes, JSON.stringify({ changes, transport: stats.map((s) => s?.['transport']) })).toEqual([[], [], []]);
+  const sessions = changes.flat().map((l) => l.view.session);
+  expect(sessions.filter((x) => x !== first.session), JSON.stringify({ changes, transport: stats.map((s) => s?.['transport']) })).toEqual([]);
+  const leaderChanges = new Set(changes.flat().map((l) => l.view.leaderNum)).size;
   // Soft: a stalled window must not hide what the other checks say.
   expect.soft({ timeouts: sum.timeouts, errors: sum.errors, staleReads: sum.staleReads }).toEqual({ timeouts: 0, errors: 0, staleReads: 0 });
   expect(sum.ok).toBeGreaterThan(100);
@@ -162,7 +170,7 @@ async function underAttack(attack: 'forge' | 'replay' | 'fuzz' | 'none', fuzz: {
   const repair = (agentStopped?.['repair'] ?? {}) as Json;
   const refusedBy = stats.map((s) => ({ sources: s?.['transport']?.['sources'], ignored: s?.['transport']?.['ignored'], peerRejected: s?.['transport']?.['peer']?.['rejected'] }));
   console.log(
-    `[strangers ${attack}] replicas ${JSON.stringify(shape)} noops ${noops}, entries with the stranger's client id (REQUESTs) ${strangerEntries}; refused: replicas ${JSON.stringify(refusedBy)}, ` +
+    `[strangers ${attack}] replicas ${JSON.stringify(shape)} leader changes ${leaderChanges}, noops ${noops}, entries with the stranger's client id (REQUESTs) ${strangerEntries}; refused: replicas ${JSON.stringify(refusedBy)}, ` +
       `agent ${JSON.stringify({ drop_ack_stranger: k['drop_ack_stranger'], drop_ack_session: k['drop_ack_session'], drop_solicit_stranger: k['drop_solicit_stranger'], drop_backpressure: k['drop_backpressure'], window_overwrite: k['window_overwrite'], sequenced: k['sequenced'], reply: k['reply'], repairRefused: repair['refused'], retransmit: agentStopped?.['retransmit'] })}`,
   );
   // Every committed slot is a seq the sequencer stamped: nothing forged
