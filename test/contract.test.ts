@@ -276,10 +276,10 @@ describe('bpf/xseq.h and the TypeScript codec agree', () => {
   });
 });
 
-// docs/protocol.md is what a stranger implements from: its tables must say
+// docs/PROTOCOL.md is what a stranger implements from: its tables must say
 // what the header says, every value of the header and nothing else.
-describe('docs/protocol.md and bpf/xseq.h agree', () => {
-  const doc = join(root, 'docs/protocol.md');
+describe('docs/PROTOCOL.md and bpf/xseq.h agree', () => {
+  const doc = join(root, 'docs/PROTOCOL.md');
   const byName = (rows: Row[], name: string, value: string) => Object.fromEntries(rows.map((r) => [unquote(r[name]!), num(r[value]!)]));
 
   it('the header table: every field at its offset and size', () => {
