@@ -199,6 +199,9 @@ at most --rate samples per second (the rest are counted). Ctrl-C stops.
   --config FILE          the agent's config, for its metrics.listen
   --reason R[,R...]      only these reasons (repeatable): ${COUNTER_NAMES.filter((n) => n.startsWith('drop_')).map((n) => n.slice(5)).join(', ')}
   --source IP            only drops from this IPv4 source
+                         (there is no --group: a drop sample carries no group
+                         id, only the reason, source and size; many drops
+                         happen before the header's group is read)
   --rate N               samples per second at most (default 100, max 10000)
   --count N              stop after N samples
   --json                 one JSON object per line instead of text
