@@ -112,6 +112,7 @@ const KERNEL: Record<CounterName, { family: KernelFamily; value?: string }> = {
     },
   },
   reply_headroom: { family: { name: 'xseq_replies_grown_in_front_total', help: 'REPLYs that took (part of) their growth from headroom: the ACK frame had too little tailroom.' } },
+  drop_ack_weights: { family: DROPPED, value: 'ack_weights' },
 };
 
 /** Retransmitter counters: name, help, and the factor to base units. */
