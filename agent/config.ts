@@ -64,13 +64,43 @@ const oneOf = <T extends string>(values: readonly [T, ...T[]]) => z.enum(values,
 const Member = z.strictObject({
   id: int(0, XSEQ_MAX_REPLICAS - 1, ' (replica id)'),
   address: hostPort('unicast'),
+  /** Voting weight (default 1): a request is certified once the leader and
+   * members holding more than half the group's total weight acked it. */
+  weight: int(0, 255, ' (voting weight)').optional(),
 });
+
+/** Failures a group tolerates by default: what a majority of n survives. */
+export const defaultTolerance = (n: number) => Math.floor((n - 1) / 2);
+
+/**
+ * Integrity of a weighted group (weight reassignment literature): the f
+ * heaviest members together hold less than half the total weight, so the
+ * n - f that survive any f failures still hold more than half and can
+ * certify. Returns the complaint, or undefined when it holds.
+ */
+export function integrityIssue(members: readonly { id: number; weight?: number | undefined }[], f: number): string | undefined {
+  const w = members.map((m) => ({ id: m.id, weight: m.weight ?? 1 }));
+  const total = w.reduce((a, m) => a + m.weight, 0);
+  if (total === 0) return 'every member has weight 0; no request could ever be certified';
+  if (f >= w.length) return `f = ${f} tolerates losing all ${w.length} members; at most ${w.length - 1}`;
+  const heaviest = [...w].sort((a, b) => b.weight - a.weight || a.id - b.id).slice(0, f);
+  const held = heaviest.reduce((a, m) => a + m.weight, 0);
+  if (2 * held < total) return undefined;
+  const who = heaviest.map((m) => `${m.id} (weight ${m.weight})`).join(', ');
+  return (
+    `integrity: the f = ${f} heaviest members ${who} hold ${held} of the total weight ${total}, not less than half (${total / 2}); ` +
+    `if they failed the others (${total - held}) could not certify. Lower their weight, raise the others', or lower f`
+  );
+}
 
 const Group = z
   .strictObject({
     id: int(0, XSEQ_MAX_GROUPS - 1),
     multicast: hostPort('multicast'),
     quorum: int(1, XSEQ_MAX_REPLICAS).optional(),
+    /** Failures the group tolerates (default a majority's, (n - 1) / 2):
+     * with weights, the f heaviest must hold less than half the total. */
+    f: int(0, XSEQ_MAX_REPLICAS - 1, ' (failures tolerated)').optional(),
     /** Overrides the agent's sequencerId for this group (Hydra: unique
      * per group, 0..N-1 among the group's sequencers). */
     sequencerId: int(0, 65535).optional(),
@@ -85,6 +115,13 @@ const Group = z
       ctx.addIssue({ code: 'custom', path: ['members'], message: `member ids must be 0..${g.members.length - 1}, each once (got ${ids.join(', ')})` });
     }
     const n = g.members.length;
+    const weighted = g.f !== undefined || g.members.some((m) => m.weight !== undefined);
+    if (g.quorum !== undefined && weighted) {
+      ctx.addIssue({ code: 'custom', path: ['quorum'], message: 'counts ACKs and cannot be combined with member weights or f: drop quorum (weights certify by more than half the total weight) or drop the weights and f' });
+    } else if (g.quorum === undefined && n > 0) {
+      const issue = integrityIssue(g.members, g.f ?? defaultTolerance(n));
+      if (issue) ctx.addIssue({ code: 'custom', path: [g.f !== undefined ? 'f' : 'members'], message: issue });
+    }
     if (g.quorum !== undefined) {
       const maj = Math.floor(n / 2) + 1;
       if (n === 0) ctx.addIssue({ code: 'custom', path: ['quorum'], message: 'a quorum needs members' });
