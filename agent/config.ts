@@ -7,6 +7,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { SLOT, XSEQ_MAX_GROUPS, XSEQ_MAX_REPLICAS, XSEQ_RESULT_CAP } from '../bpf/maps.ts';
 import { XSEQ_DEFAULT_PORT } from '../bpf/wire.ts';
+import { defaultTolerance, integrityIssue } from '../bpf/quorum.ts';
 
 export const DEFAULT_CONFIG_PATH = '/etc/xseq/agent.yaml';
 export const DEFAULT_BPFFS = '/sys/fs/bpf';
@@ -68,30 +69,6 @@ const Member = z.strictObject({
    * members holding more than half the group's total weight acked it. */
   weight: int(0, 255, ' (voting weight)').optional(),
 });
-
-/** Failures a group tolerates by default: what a majority of n survives. */
-export const defaultTolerance = (n: number) => Math.floor((n - 1) / 2);
-
-/**
- * Integrity of a weighted group (weight reassignment literature): the f
- * heaviest members together hold less than half the total weight, so the
- * n - f that survive any f failures still hold more than half and can
- * certify. Returns the complaint, or undefined when it holds.
- */
-export function integrityIssue(members: readonly { id: number; weight?: number | undefined }[], f: number): string | undefined {
-  const w = members.map((m) => ({ id: m.id, weight: m.weight ?? 1 }));
-  const total = w.reduce((a, m) => a + m.weight, 0);
-  if (total === 0) return 'every member has weight 0; no request could ever be certified';
-  if (f >= w.length) return `f = ${f} tolerates losing all ${w.length} members; at most ${w.length - 1}`;
-  const heaviest = [...w].sort((a, b) => b.weight - a.weight || a.id - b.id).slice(0, f);
-  const held = heaviest.reduce((a, m) => a + m.weight, 0);
-  if (2 * held < total) return undefined;
-  const who = heaviest.map((m) => `${m.id} (weight ${m.weight})`).join(', ');
-  return (
-    `integrity: the f = ${f} heaviest members ${who} hold ${held} of the total weight ${total}, not less than half (${total / 2}); ` +
-    `if they failed the others (${total - held}) could not certify. Lower their weight, raise the others', or lower f`
-  );
-}
 
 const Group = z
   .strictObject({

@@ -38,7 +38,8 @@
 // wakeup costs far more CPU than the check it runs).
 import type { Socket } from 'node:dgram';
 import { performance } from 'node:perf_hooks';
-import { certifies, type GroupConfig, type Member } from '../bpf/maps.ts';
+import type { GroupConfig, Member } from '../bpf/maps.ts';
+import { certifies } from '../bpf/quorum.ts';
 import { taiNowNs } from './clock.ts';
 import { type Log, silentLog } from './log.ts';
 import { feedHistogram, RtoEstimator } from './rto.ts';

@@ -204,25 +204,6 @@ export function decodeWeights(b: Uint8Array): { version: number; weights: number
   return { version: new DataView(b.buffer, b.byteOffset, b.length).getUint32(0, LE), weights: [...b.subarray(8, 8 + XSEQ_MAX_REPLICAS)] };
 }
 
-/** Whether `acked` (bitmap by replica id) certifies a request: the
- * leader's bit and, weighted, more than half the total weight, else at
- * least `quorum` members. The kernel's rule (aggregator.h), for the agent. */
-export function certifies(acked: number, leader: number, g: { weights?: readonly number[]; quorum: number }): boolean {
-  if (!(acked & (1 << leader))) return false;
-  if (!g.weights) {
-    let n = 0;
-    for (let a = acked; a; a &= a - 1) n++;
-    return n >= g.quorum;
-  }
-  let total = 0;
-  let got = 0;
-  g.weights.forEach((w, i) => {
-    total += w;
-    if (acked & (1 << i)) got += w;
-  });
-  return 2 * got > total;
-}
-
 export const GROUP_SEQ_SIZE = 64;
 export function decodeGroupSeq(b: Uint8Array): bigint {
   return new DataView(b.buffer, b.byteOffset, b.length).getBigUint64(0, LE);
