@@ -108,6 +108,8 @@ const KERNEL: Record<CounterName, { family: KernelFamily; value?: string }> = {
     },
   },
   reply_headroom: { family: { name: 'xseq_replies_grown_in_front_total', help: 'REPLYs that took (part of) their growth from headroom: the ACK frame had too little tailroom.' } },
+  drop_bad_mac: { family: DROPPED, value: 'bad_mac' },
+  drop_mac_room: { family: DROPPED, value: 'mac_room' },
 };
 
 /** Retransmitter counters: name, help, and the factor to base units. */

@@ -21,6 +21,7 @@ export const MapName = {
   SLOTS: 'xseq_slots',
   QUORUM_HIST: 'xseq_quorum_hist',
   RELEASED: 'xseq_released',
+  MAC_KEYS: 'xseq_mac_keys',
 } as const;
 export const XSEQ_MAX_REPLICAS = 8;
 export const XSEQ_RESULT_CAP = 256;
@@ -71,6 +72,8 @@ export const COUNTER_NAMES = [
   'drop_draining',
   'reply_grow_failed',
   'reply_headroom',
+  'drop_bad_mac',
+  'drop_mac_room',
 ] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
 export type Counters = Record<CounterName, bigint>;

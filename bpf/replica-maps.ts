@@ -14,6 +14,7 @@ export const RxMapName = {
   STATE: 'xseq_rx_state',
   COUNTERS: 'xseq_rx_counters',
   GAPS: 'xseq_rx_gaps',
+  MAC_KEYS: 'xseq_rx_mac_keys',
 } as const;
 export const XSEQ_RX_STREAMS = 1024;
 export const XSEQ_RX_GAPS_BYTES = 64 * 1024;
@@ -32,6 +33,7 @@ export const RX_COUNTER_NAMES = [
   'pass_retransmit',
   'gap_events',
   'events_lost',
+  'drop_bad_mac',
 ] as const;
 export type RxCounterName = (typeof RX_COUNTER_NAMES)[number];
 export type RxCounters = Record<RxCounterName, bigint>;

@@ -160,7 +160,7 @@ int xseq_flush(struct xdp_md *ctx)
 	int act = seq_parse(ctx, &r);
 	if (act >= 0)
 		return act;
-	return flush_handle(&r);
+	return flush_handle(ctx, &r);
 }
 
 /* What xseq_flush spends on restoring, to report beside it. */
