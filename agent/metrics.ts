@@ -132,6 +132,7 @@ const REPAIR: Record<RepairScalar, { name: string; help: string }> = {
   missing: { name: 'xseq_repair_missing_seqs_total', help: 'Seqs asked for that the window no longer held.' },
   ignored: { name: 'xseq_repair_ignored_datagrams_total', help: 'Datagrams to the repair port that got no answer (not xseq, or an answer).' },
   sendErrors: { name: 'xseq_repair_send_errors_total', help: 'Repair datagrams the socket refused.' },
+  unauthenticated: { name: 'xseq_repair_unauthenticated_total', help: 'Repair requests to a keyed group without a valid MAC: not answered.' },
 };
 /** Flush timer counters (agent/flush.ts). */
 const FLUSH: Record<string, { name: string; help: string }> = {
