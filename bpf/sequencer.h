@@ -443,13 +443,37 @@ static __always_inline void seq_forward(struct seq_req *r, __u64 acc)
  * checksum becomes zero (IPv4 allows it; the MAC covers more than it did),
  * which seq_forward() keeps. Returns 0, or -1 (frame unchanged or dropped).
  */
+#define SEQ_L4_OFF (sizeof(struct ethhdr) + sizeof(struct iphdr) + sizeof(struct udphdr))
+
+/* No tailroom (native XDP on veth: the frame is the sender's skb): the d
+ * bytes (1..XSEQ_MAC_LEN) come from headroom, which native XDP always has,
+ * and headers and message move to the new front. Headers are read before
+ * the message is written: the two ranges overlap by d bytes. */
+static __noinline int seq_mac_room_front(struct xdp_md *ctx, int d, __u32 msg)
+{
+	__u8 hdrs[SEQ_L4_OFF];
+	__u32 zero = 0;
+	struct mac_scratch *m = bpf_map_lookup_elem(&xseq_mac_scratch, &zero);
+
+	if (!m || d <= 0 || d > XSEQ_MAC_LEN || bpf_xdp_adjust_head(ctx, -d))
+		return -1;
+	barrier_var(msg);
+	if (msg == 0 || msg > XSEQ_MSG_CAP)
+		return -1;
+	if (bpf_xdp_load_bytes(ctx, d, hdrs, sizeof(hdrs)) || bpf_xdp_load_bytes(ctx, d + SEQ_L4_OFF, m->buf, msg) ||
+	    bpf_xdp_store_bytes(ctx, SEQ_L4_OFF, m->buf, msg) || bpf_xdp_store_bytes(ctx, 0, hdrs, sizeof(hdrs)))
+		return -1;
+	return 0;
+}
+
 static __always_inline int seq_mac_room(struct xdp_md *ctx, struct seq_req *r)
 {
 	__u32 msg = XSEQ_HDR_LEN + r->payload_len;
-	__u32 want = sizeof(struct ethhdr) + sizeof(struct iphdr) + sizeof(struct udphdr) + msg + XSEQ_MAC_LEN;
+	__u32 want = SEQ_L4_OFF + msg + XSEQ_MAC_LEN;
+	int delta = (int)want - (int)r->frame_len;
 	struct cursor c;
 
-	if (bpf_xdp_adjust_tail(ctx, (int)want - (int)r->frame_len))
+	if (bpf_xdp_adjust_tail(ctx, delta) && seq_mac_room_front(ctx, delta, msg))
 		return -1;
 	cursor_init(&c, ctx);
 	r->eth = CURSOR_PULL(&c, struct ethhdr);
@@ -472,7 +496,7 @@ static __always_inline int seq_mac_room(struct xdp_md *ctx, struct seq_req *r)
  * re-sends it (sealed in user space), as for a lost packet. */
 static __always_inline void seq_mac_seal(struct xdp_md *ctx, const struct seq_req *r)
 {
-	const __u32 l4 = sizeof(struct ethhdr) + sizeof(struct iphdr) + sizeof(struct udphdr);
+	const __u32 l4 = SEQ_L4_OFF;
 	__u32 len = XSEQ_HDR_LEN + r->payload_len;
 	int ok;
 	__u64 mac = mac_of_frame(ctx, l4, len, r->key, &ok);
