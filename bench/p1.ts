@@ -120,17 +120,18 @@ export function runP1(opts: P1Options = {}): BenchRow[] {
       // leaves it (replied), which restoreAck undoes.
       { key: 'ackQuorum', prog: seq.extraProgram('xseq_ack_quorum'), data: quorumAck, want: XDP_TX },
       { key: 'ackDrop', prog: seq.extraProgram('xseq_ack_drop'), data: ack(2), want: XDP_DROP },
-      { key: 'restoreAck', prog: seq.extraProgram('xseq_restore_ack'), data: quorumAck, want: XDP_TX },
-      // The MAC's cost, each beside the same path without a key: stamping a
-      // 64 B and a 1 KB request, and a follower's duplicate ACK with 64 B
-      // and 1 KB of padding (verified, then absorbed).
-      { key: 'full1k', prog: seq.program, data: request(2, 1024), want: XDP_TX },
-      { key: 'mac64', prog: seq.extraProgram('xseq_sequencer_mac'), data: request(4), want: XDP_TX },
-      { key: 'mac1k', prog: seq.extraProgram('xseq_sequencer_mac'), data: request(4, 1024), want: XDP_TX },
       { key: 'ack64', prog: seq.extraProgram('xseq_ack_drop'), data: paddedAck(1, 2, 64, false), want: XDP_DROP },
       { key: 'ackMac64', prog: seq.extraProgram('xseq_ack_drop'), data: paddedAck(5, 2, 64, true), want: XDP_DROP },
       { key: 'ack1k', prog: seq.extraProgram('xseq_ack_drop'), data: paddedAck(1, 2, 1024, false), want: XDP_DROP },
       { key: 'ackMac1k', prog: seq.extraProgram('xseq_ack_drop'), data: paddedAck(5, 2, 1024, true), want: XDP_DROP },
+      { key: 'restoreAck', prog: seq.extraProgram('xseq_restore_ack'), data: quorumAck, want: XDP_TX },
+      // The MAC's cost, each beside the same path without a key: stamping a
+      // 64 B and a 1 KB request (below), and a follower's duplicate ACK
+      // with 64 B and 1 KB of padding (verified, then absorbed; here, while
+      // group 1's slot is replied, before restoreAck resets it).
+      { key: 'full1k', prog: seq.program, data: request(2, 1024), want: XDP_TX },
+      { key: 'mac64', prog: seq.extraProgram('xseq_sequencer_mac'), data: request(4), want: XDP_TX },
+      { key: 'mac1k', prog: seq.extraProgram('xseq_sequencer_mac'), data: request(4, 1024), want: XDP_TX },
       { key: 'flush', prog: seq.extraProgram('xseq_flush'), data: solicitFrame, want: XDP_TX },
       { key: 'restoreFlush', prog: seq.extraProgram('xseq_restore_flush'), data: solicitFrame, want: XDP_TX },
     ];

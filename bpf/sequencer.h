@@ -460,8 +460,8 @@ static __noinline int seq_mac_room_front(struct xdp_md *ctx, int d, __u32 msg)
 	barrier_var(msg);
 	if (msg == 0 || msg > XSEQ_MSG_CAP)
 		return -1;
-	if (bpf_xdp_load_bytes(ctx, d, hdrs, sizeof(hdrs)) || bpf_xdp_load_bytes(ctx, d + SEQ_L4_OFF, m->buf, msg) ||
-	    bpf_xdp_store_bytes(ctx, SEQ_L4_OFF, m->buf, msg) || bpf_xdp_store_bytes(ctx, 0, hdrs, sizeof(hdrs)))
+	if (bpf_xdp_load_bytes(ctx, d, hdrs, sizeof(hdrs)) || bpf_xdp_load_bytes(ctx, d + SEQ_L4_OFF, m->w, msg) ||
+	    bpf_xdp_store_bytes(ctx, SEQ_L4_OFF, m->w, msg) || bpf_xdp_store_bytes(ctx, 0, hdrs, sizeof(hdrs)))
 		return -1;
 	return 0;
 }
