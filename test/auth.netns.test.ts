@@ -91,13 +91,20 @@ function forgeries(t: Topology, stranger: string, session: number): { name: stri
 }
 
 describePrivileged('a keyed group: a stranger forging sequencer and member traffic during a KV load', () => {
-  it('no view or session change, nothing foreign committed, no timeouts, acknowledged writes read back, logs agree', async () => {
+  it.each([
+    ['user space only', false],
+    ['the replica-side XDP program attached', true],
+  ])('%s: no view or session change, nothing foreign committed, no timeouts, acknowledged writes read back, logs agree', async (_name, xdp) => {
     const keyFile = join(keyDir, 'group1.key');
     writeFileSync(keyFile, '3f1a9c0b7e5d2a4c6b8e0f1d3c5a7b9e\n');
     chmodSync(keyFile, 0o600);
     const t = await kv.topology({ receivers: 3, clients: 2, mode: 'native' });
     const stranger = t.clients[1]!;
-    const c = kv.cluster(t, { dumps: true, replicaArgs: ['--stats-interval', '1000', '--key-file', keyFile], agentArgs: ['--key-file', `${GROUP.id}:${keyFile}`] });
+    const c = kv.cluster(t, {
+      dumps: true,
+      replicaArgs: ['--stats-interval', '1000', '--key-file', keyFile, ...(xdp ? ['--xdp', 'on'] : [])],
+      agentArgs: ['--key-file', `${GROUP.id}:${keyFile}`],
+    });
     const agent = await c.startAgent();
     await c.startReplicas();
     const replicas = c.replicas.map((p) => p!);
@@ -161,11 +168,17 @@ describePrivileged('a keyed group: a stranger forging sequencer and member traff
       expect(foreign).toEqual([]);
     }
 
-    // Each forgery reached its target and was refused there.
-    const stats = replicas.map((p) => (lastJson(p, 'stats')?.['transport'] ?? {}) as { unauthenticated?: number });
-    console.log(`[auth] replicas refused (unauthenticated): ${JSON.stringify(stats.map((s) => s.unauthenticated))}`);
+    // Each forgery reached its target and was refused there: in the
+    // replica's XDP program when attached (user space then sees none), else
+    // in its transport.
+    const stats = replicas.map((p) => lastJson(p, 'stats') ?? {});
+    const refused = stats.map((s) => ({
+      user: (s['transport'] as { unauthenticated?: number } | undefined)?.unauthenticated,
+      kernel: (s['xdp'] as { kernel?: { drop_bad_mac?: number } } | undefined)?.kernel?.drop_bad_mac,
+    }));
+    console.log(`[auth] replicas refused: ${JSON.stringify(refused)}`);
     const each = sent.filter((f) => !f.name.includes('unicast') && !f.name.startsWith('ACK') && !f.name.startsWith('REPAIR')).reduce((a, f) => a + f.count, 0) + (sent.find((f) => f.name.includes('unicast'))?.count ?? 0);
-    for (const s of stats) expect(s.unauthenticated).toBe(each);
+    for (const r of refused) expect(r).toEqual(xdp ? { user: 0, kernel: each } : { user: each, kernel: undefined });
     const stopped = await c.stopAgent('SIGTERM');
     const k = (stopped?.['counters'] ?? {}) as Record<string, string>;
     const repair = (stopped?.['repair'] ?? {}) as { unauthenticated?: number; resent?: number };

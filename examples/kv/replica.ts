@@ -127,9 +127,9 @@ async function main(): Promise<void> {
   });
   if (c.key) out({ event: 'auth', keyFile: c.keyFile, group: c.groupId });
   else {
-    out({ event: 'auth', keyFile: null, group: c.groupId });
-    console.error(
-      `kv-replica: warning WNOKEY: group ${c.groupId} has no key file (--key-file, keyFile): any host on the LAN can forge sequencer, repair and peer traffic to this replica; see docs/authentication.md`,
+    log.warn(
+      { event: 'auth', code: 'WNOKEY', keyFile: null, group: c.groupId },
+      `group ${c.groupId} has no key file (--key-file, keyFile): any host on the LAN can forge sequencer, repair and peer traffic to this replica; see docs/authentication.md`,
     );
   }
   // SIGHUP re-reads the key file; a bad file keeps the current key.
@@ -139,7 +139,7 @@ async function main(): Promise<void> {
       transport.setKey(loadKeyFile(c.keyFile));
       out({ event: 'auth', reloaded: true, keyFile: c.keyFile });
     } catch (e) {
-      console.error(`kv-replica: key not reloaded, the current one stays: ${(e as Error).message}`);
+      log.error({ event: 'auth', reloaded: false, keyFile: c.keyFile, err: (e as Error).message }, `key not reloaded, the current one stays: ${(e as Error).message}`);
     }
   });
   const store = new KvStore();
