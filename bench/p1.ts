@@ -66,7 +66,7 @@ function ack(rid: number, result?: Buffer): Buffer {
  */
 function macRows(m: Record<string, number>, tail: string): BenchRow[] {
   const r = (id: string, what: string, keyed: number, plain: number, plainName: string): BenchRow => ({
-    id, name: `${what}: the MAC adds ${keyed - plain} ns, ${tail}`, unit: 'ns/packet', xseq: keyed, baseline: plain, baselineName: plainName, ratio: Number((keyed / plain).toFixed(2)), goal: 'report',
+    id, name: `${what}: the MAC adds ${keyed - plain} ns, ${tail}`, unit: 'ns/packet', xseq: keyed, baseline: plain, baselineName: plainName, ratio: Number((keyed / plain).toFixed(2)), goal: null,
   });
   return [
     r('P1m', 'keyed SEQUENCED stamping, 64 B request (SipHash-2-4 over header + payload, trailer)', m['mac64']!, m['full']!, 'the same path without a key (P1)'),
