@@ -131,18 +131,20 @@ describePrivileged('a keyed group on the agent side (real sequencer program, UDP
     }
   });
 
-  async function ask(rid: number, msg: Uint8Array): Promise<Buffer[]> {
+  /** Sends from replica `rid`; resolves once `done` holds (no fixed waits: a loaded machine is slow), then what came back. */
+  async function ask(rid: number, msg: Uint8Array, done: (got: Buffer[]) => boolean): Promise<Buffer[]> {
     const got = replicas.received[rid]!;
     const start = got.length;
     replicas.sockets[rid]!.send(msg, repair.port, '127.0.0.1');
-    await sleep(SETTLE_MS * 2);
+    await waitFor(() => done(got.slice(start).map((r) => r.msg)), 'the repair service to handle the request', 10_000);
+    await sleep(SETTLE_MS);
     return got.slice(start).map((r) => r.msg);
   }
   const request = (rid: number) => encodeRepairRequest({ groupId: GROUP_ID, session: SESSION, replicaId: rid, first: 1n, count: 2 });
 
   it('a sealed repair request is answered, every answer sealed', async () => {
     stamp(seq, 1n);
-    const got = await ask(0, seal(request(0), key));
+    const got = await ask(0, seal(request(0), key), (g) => g.some((m) => readHeader(m).type === MsgType.REPAIR_REPLY));
     expect(got.map((m) => readHeader(m).type)).toEqual([MsgType.SEQUENCED, MsgType.REPAIR_REPLY]);
     for (const m of got) expect(checkMac(m, key)).toBe('ok');
     expect(repair.counters().unauthenticated).toBe(0);
@@ -159,7 +161,7 @@ describePrivileged('a keyed group on the agent side (real sequencer program, UDP
   ])('a repair request with %s gets nothing back, not even an ERROR, and is counted', async (_name, make) => {
     stamp(seq, 1n);
     const before = repair.counters();
-    expect(await ask(0, make())).toEqual([]);
+    expect(await ask(0, make(), () => repair.counters().unauthenticated > before.unauthenticated)).toEqual([]);
     expect(repair.counters().unauthenticated - before.unauthenticated).toBe(1);
     expect(repair.counters().resent).toBe(before.resent);
   });
