@@ -426,10 +426,22 @@ struct xseq_gap_event {
 	__u64 to;
 };
 
+/* Key of xseq_rx_sources: a configured sequencer's address and xseq port,
+ * the source of its SEQUENCED and FLUSH (XDP-sent, and the agent's
+ * re-sends and socket flushes). With xseq_rx_cfg.check_sources set, a
+ * SEQUENCED or FLUSH to the group port from anywhere else is dropped.
+ * Network order. The value is a __u32, 1. */
+struct xseq_rx_source {
+	__be32 addr;
+	__be16 port;
+	__u16 pad;           /* zero: part of the hash key */
+};
+
 /* Load-time configuration of replica.bpf.c, its .rodata. */
 struct xseq_rx_cfg {
 	__be16 port;         /* network order: the group's UDP port on this host */
-	__u16 pad;
+	__u8 check_sources;  /* 1: SEQUENCED and FLUSH only from xseq_rx_sources */
+	__u8 pad;
 };
 
 /* Index into the per-CPU counter array xseq_rx_counters. */
@@ -447,6 +459,8 @@ enum xseq_rx_counter {
 	XSEQ_RX_CTR_PASS_RETRANSMIT,       /* retransmission of a delivered seq: the replica re-ACKs it */
 	XSEQ_RX_CTR_GAP_EVENTS,
 	XSEQ_RX_CTR_EVENTS_LOST,           /* gap events the ring buffer had no room for */
+	XSEQ_RX_CTR_DROP_STRANGER,         /* SEQUENCED or FLUSH not from a configured
+					    * sequencer's address and port */
 	XSEQ_RX_CTR_DROP_BAD_MAC,          /* keyed group: SEQUENCED or FLUSH without a
 					    * valid MAC (forged, corrupted or truncated) */
 	XSEQ_RX_CTR_MAX
@@ -460,8 +474,10 @@ enum xseq_rx_counter {
 #define XSEQ_MAP_RX_STATE "xseq_rx_state"
 #define XSEQ_MAP_RX_COUNTERS "xseq_rx_counters"
 #define XSEQ_MAP_RX_GAPS "xseq_rx_gaps"
+#define XSEQ_MAP_RX_SOURCES "xseq_rx_sources"
 #define XSEQ_MAP_RX_MAC_KEYS "xseq_rx_mac_keys"
 #define XSEQ_RX_STREAMS 1024          /* (group, sequencer) pairs per host */
 #define XSEQ_RX_GAPS_BYTES (64 * 1024)
+#define XSEQ_RX_SOURCES 64            /* configured sequencer addresses per host */
 
 #endif /* XSEQ_H */

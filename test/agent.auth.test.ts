@@ -91,7 +91,8 @@ describePrivileged('a keyed group on the agent side (real sequencer program, UDP
       sequencerId: 3,
       session: SESSION,
       enabled: true,
-      members: [0, 1, 2].map((rid) => ({ addr: ReplicaSockets.addr(rid), port: 7600 + rid })),
+      // The repair service checks address and port: the members' sockets' own.
+      members: [0, 1, 2].map((rid) => ({ addr: ReplicaSockets.addr(rid), port: replicas.port })),
     };
     window = new SlotWindow(seq.slots, seq.windowSlots);
   });

@@ -38,6 +38,7 @@ interface Dump {
   rx_state: { size: number; fields: Fields };
   gap_event: { size: number; fields: Fields };
   rx_cfg: { size: number; fields: Fields };
+  rx_source: { size: number; fields: Fields };
   rx_const: Record<string, number>;
   rx_names: Record<string, string>;
 }
@@ -239,8 +240,8 @@ describe('bpf/xseq.h and the TypeScript codec agree', () => {
     const ts = Object.fromEntries(rx.RX_COUNTER_NAMES.map((n, i) => [`XSEQ_RX_CTR_${n.toUpperCase()}`, i]));
     ts['XSEQ_RX_CTR_MAX'] = rx.RX_COUNTER_NAMES.length;
     expect(ts).toEqual(c.rx_ctr);
-    expect(c.rx_names).toEqual({ prog: rx.PROG_REPLICA, ctl: rx.RxMapName.CTL, state: rx.RxMapName.STATE, counters: rx.RxMapName.COUNTERS, gaps: rx.RxMapName.GAPS });
-    expect(c.rx_const).toEqual({ XSEQ_RX_STREAMS: rx.XSEQ_RX_STREAMS, XSEQ_RX_GAPS_BYTES: rx.XSEQ_RX_GAPS_BYTES });
+    expect(c.rx_names).toEqual({ prog: rx.PROG_REPLICA, ctl: rx.RxMapName.CTL, state: rx.RxMapName.STATE, counters: rx.RxMapName.COUNTERS, gaps: rx.RxMapName.GAPS, sources: rx.RxMapName.SOURCES });
+    expect(c.rx_const).toEqual({ XSEQ_RX_STREAMS: rx.XSEQ_RX_STREAMS, XSEQ_RX_GAPS_BYTES: rx.XSEQ_RX_GAPS_BYTES, XSEQ_RX_SOURCES: rx.XSEQ_RX_SOURCES });
   });
 
   it('replica side: key, ctl, state, gap event and load config, field by field', () => {
@@ -285,8 +286,14 @@ describe('bpf/xseq.h and the TypeScript codec agree', () => {
     expect(hexAt(eb, g, 'to')).toBe('2827262524232221');
     expect(rx.decodeGapEvent(eb)).toEqual(ev);
 
-    expect(c.rx_cfg).toEqual({ size: rx.RX_CFG_SIZE, fields: { port: [0, 2] } });
+    expect(c.rx_cfg).toEqual({ size: rx.RX_CFG_SIZE, fields: { port: [0, 2], check_sources: [2, 1] } });
     expect(Buffer.from(rx.encodeRxCfg({ port: 7500 })).toString('hex')).toBe('1d4c0000');
+    expect(Buffer.from(rx.encodeRxCfg({ port: 7500, checkSources: true })).toString('hex')).toBe('1d4c0100');
+    expect(c.rx_source.size).toBe(rx.RX_SOURCE_SIZE);
+    const src = rx.encodeRxSource({ host: '10.1.2.3', port: 0x1d4c });
+    expect(hexAt(src, c.rx_source.fields, 'addr')).toBe('0a010203');
+    expect(hexAt(src, c.rx_source.fields, 'port')).toBe('1d4c');
+    expect(hexAt(src, c.rx_source.fields, 'pad')).toBe('0000');
   });
 });
 

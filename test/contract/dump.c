@@ -109,7 +109,7 @@ int main(void)
 	ENUMV(XSEQ_RX_CTR_PASS_NEWER_SESSION); ENUMV(XSEQ_RX_CTR_DROP_STALE_SESSION);
 	ENUMV(XSEQ_RX_CTR_DROP_DUPLICATE); ENUMV(XSEQ_RX_CTR_DROP_RETRANSMIT_OLD);
 	ENUMV(XSEQ_RX_CTR_PASS_RETRANSMIT); ENUMV(XSEQ_RX_CTR_GAP_EVENTS); ENUMV(XSEQ_RX_CTR_EVENTS_LOST);
-	ENUMV(XSEQ_RX_CTR_DROP_BAD_MAC);
+	ENUMV(XSEQ_RX_CTR_DROP_STRANGER); ENUMV(XSEQ_RX_CTR_DROP_BAD_MAC);
 	ENUMV(XSEQ_RX_CTR_MAX);
 	printf("},\"rx_key\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_rx_key));
 	first = 0;
@@ -128,12 +128,17 @@ int main(void)
 	FIELD(xseq_gap_event, from); FIELD(xseq_gap_event, to);
 	printf("}},\"rx_cfg\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_rx_cfg));
 	first = 0;
-	FIELD(xseq_rx_cfg, port);
+	FIELD(xseq_rx_cfg, port); FIELD(xseq_rx_cfg, check_sources);
 	printf("}},\"rx_const\":{");
 	first = 0;
-	ENUMV(XSEQ_RX_STREAMS); ENUMV(XSEQ_RX_GAPS_BYTES);
-	printf("},\"rx_names\":{\"prog\":\"%s\",\"ctl\":\"%s\",\"state\":\"%s\",\"counters\":\"%s\",\"gaps\":\"%s\"",
-	       XSEQ_PROG_REPLICA, XSEQ_MAP_RX_CTL, XSEQ_MAP_RX_STATE, XSEQ_MAP_RX_COUNTERS, XSEQ_MAP_RX_GAPS);
+	ENUMV(XSEQ_RX_STREAMS); ENUMV(XSEQ_RX_GAPS_BYTES); ENUMV(XSEQ_RX_SOURCES);
+	printf("},\"rx_source\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_rx_source));
+	first = 0;
+	FIELD(xseq_rx_source, addr); FIELD(xseq_rx_source, port); FIELD(xseq_rx_source, pad);
+	printf("}},\"rx_names\":{\"prog\":\"%s\",\"ctl\":\"%s\",\"state\":\"%s\",\"counters\":\"%s\",\"gaps\":\"%s\","
+	       "\"sources\":\"%s\"",
+	       XSEQ_PROG_REPLICA, XSEQ_MAP_RX_CTL, XSEQ_MAP_RX_STATE, XSEQ_MAP_RX_COUNTERS, XSEQ_MAP_RX_GAPS,
+	       XSEQ_MAP_RX_SOURCES);
 	printf("},\"names\":{\"prog\":\"%s\",\"groups\":\"%s\",\"group_seq\":\"%s\",\"counters\":\"%s\","
 	       "\"events\":\"%s\",\"slots\":\"%s\",\"quorum_hist\":\"%s\",\"pin_root\":\"%s\","
 	       "\"released\":\"%s\"}",
