@@ -136,6 +136,12 @@ describePrivileged('a keyed group: a stranger forging sequencer and member traff
     const sum = JSON.parse(await load.waitForLine(/"tag"/, loadMs + 60_000)) as LoadSummary;
     const { latencyHist: _h, writes: _w, ...brief } = sum;
     console.log(`[auth] load ${baseline ? 'without the stranger' : 'under forgery'}: ${JSON.stringify({ ...brief, unacked: sum.unacked.length })}`);
+    if (sum.timeouts || sum.unacked.length) {
+      // Say where the requests went before failing: the agent's kernel
+      // counters (backpressure, drops) and re-send give-ups, and the replicas' state.
+      const stopped = await c.stopAgent('SIGTERM');
+      console.log(`[auth] on timeouts: ${JSON.stringify({ agent: stopped?.['counters'], retransmit: stopped?.['retransmit'], status: replicas.map((p) => statusLines(p).at(-1)) })}`);
+    }
     expect({ timeouts: sum.timeouts, errors: sum.errors, staleReads: sum.staleReads, unacked: sum.unacked.length }).toEqual({ timeouts: 0, errors: 0, staleReads: 0, unacked: 0 });
     expect(sum.writes.length).toBeGreaterThan(200);
 
