@@ -255,21 +255,26 @@ function memberScript(seqIp: string): string {
     import { Flags, MsgType, readHeader } from ${JSON.stringify(join(root, 'bpf/wire.ts'))};
     import { decodeRepairReply, encodeRepairRequest } from ${JSON.stringify(join(root, 'bpf/repair.ts'))};
     const s = createSocket('udp4');
+    // The repair service answers only a member's configured address and
+    // port (7600 here), so the request leaves from that port.
+    const ackPort = createSocket('udp4');
     const got = [];
     let asked = false;
-    s.on('message', (m) => {
+    const onMessage = (m) => {
       const h = readHeader(m);
       got.push({ type: h.type, flags: h.flags, seq: String(h.seq) });
       if (h.type === MsgType.SEQUENCED && (h.flags & Flags.RETRANSMIT) && !asked) {
         asked = true;
-        s.send(encodeRepairRequest({ groupId: 1, session: 5, replicaId: 0, first: 1n, count: 2 }), 7401, ${JSON.stringify(seqIp)});
+        ackPort.send(encodeRepairRequest({ groupId: 1, session: 5, replicaId: 0, first: 1n, count: 2 }), 7401, ${JSON.stringify(seqIp)});
       }
       if (h.type === MsgType.REPAIR_REPLY) {
         const reply = decodeRepairReply(m.subarray(64));
         console.log(JSON.stringify({ event: 'done', got, reply: { ...reply, missing: reply.missing.map(String) } }));
       }
-    });
-    s.bind(7500, () => console.log(JSON.stringify({ event: 'listening' })));
+    };
+    s.on('message', onMessage);
+    ackPort.on('message', onMessage);
+    ackPort.bind(7600, () => s.bind(7500, () => console.log(JSON.stringify({ event: 'listening' }))));
     setTimeout(() => process.exit(3), 15000);
   `;
 }
