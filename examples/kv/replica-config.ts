@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
-import { DEFAULT_CONFIG, type ReplicaConfig } from '../../replica/index.ts';
+import { configWith, DEFAULT_CONFIG, type ReplicaConfig } from '../../replica/index.ts';
 import { type HostPort, isIpv4, parseHostPort, parseIdHostPort } from '../../replica/udp/index.ts';
 import { XDP_MODES, XDP_SETTINGS, type XdpModeSetting, type XdpSetting } from '../../replica/xdp/setup.ts';
 import type { HydraSequencer } from '../../replica/udp/replica-transport.ts';
@@ -62,6 +62,15 @@ the sequencer host, repair from the agent) and TCP to its peers.
                          below the newest pass for the re-ACK; at least the
                          agent's window.slots (default 1048576, its largest)
                          [xdpRetransmitKeep]
+  --flush-interval MS    the agents' flushIntervalMs, as the replicas expect
+                         it (default 2) [flushIntervalMs]
+  --dead-sequencer-ms MS a sequencer that holds delivery back and has sent
+                         nothing (no FLUSH, SEQUENCED, or answer to a
+                         solicit) this long counts as dead and the replicas
+                         remove it by agreement (default 50 flush
+                         intervals: 100 ms). Longer than the longest stall
+                         of a live agent plus a round trip; see
+                         replica/README.md [deadSequencerMs]
   --protocol JSON        replica timeouts over the defaults (replica/config.ts,
                          with leaderTimeoutUs 500000, gapFindRetryUs and
                          gapCommitRetryUs 10000, viewChangeRetryUs 100000,
@@ -210,8 +219,27 @@ function parseProtocol(v: unknown): Partial<ReplicaConfig> {
   return out as Partial<ReplicaConfig>;
 }
 
+/**
+ * flushIntervalMs / deadSequencerMs onto the protocol's microseconds (a
+ * value in --protocol for the same key is overridden by the named field),
+ * checked by the core's own rule so the message names the field.
+ */
+function deadSequencerProtocol(raw: Raw, protocol: Partial<ReplicaConfig>): Partial<ReplicaConfig> {
+  const out = { ...protocol };
+  if (raw['flushIntervalMs'] !== undefined) out.flushIntervalUs = int(raw['flushIntervalMs'], 'flushIntervalMs', 1, 60_000) * 1000;
+  if (raw['deadSequencerMs'] !== undefined) out.deadSequencerUs = int(raw['deadSequencerMs'], 'deadSequencerMs', 1, 3_600_000) * 1000;
+  try {
+    configWith(out);
+  } catch (e) {
+    const m = (e as Error).message.replace(/^replica config /, '');
+    const field = /^deadSequencerUs/.test(m) ? (raw['deadSequencerMs'] !== undefined ? 'deadSequencerMs' : 'protocol.deadSequencerUs') : 'protocol';
+    throw new ConfigError(`${field}: ${m}`);
+  }
+  return out;
+}
+
 /** The fields a --config file may have, each also a flag. */
-const FILE_FIELDS = ['group', 'id', 'member', 'peers', 'sequencer', 'repair', 'sequencers', 'session', 'recover', 'stateDir', 'logDump', 'statsIntervalMs', 'protocol', 'acksTo', 'xdp', 'xdpIface', 'xdpMode', 'xdpRetransmitKeep'];
+const FILE_FIELDS = ['group', 'id', 'member', 'peers', 'sequencer', 'repair', 'sequencers', 'session', 'recover', 'stateDir', 'logDump', 'statsIntervalMs', 'flushIntervalMs', 'deadSequencerMs', 'protocol', 'acksTo', 'xdp', 'xdpIface', 'xdpMode', 'xdpRetransmitKeep'];
 
 function parseAcksTo(v: unknown): 'sequencer' | 'client' {
   if (v === undefined || v === 'sequencer' || v === 'client') return v ?? 'sequencer';
@@ -240,6 +268,8 @@ export function parseReplicaArgs(argv: string[]): KvReplicaConfig | null {
         'log-dump': { type: 'string' },
         'stats-interval': { type: 'string' },
         protocol: { type: 'string' },
+        'flush-interval': { type: 'string' },
+        'dead-sequencer-ms': { type: 'string' },
         'acks-to': { type: 'string' },
         xdp: { type: 'string' },
         'xdp-iface': { type: 'string' },
@@ -283,6 +313,8 @@ export function parseReplicaArgs(argv: string[]): KvReplicaConfig | null {
   flag('log-dump', 'logDump');
   flag('stats-interval', 'statsIntervalMs');
   flag('protocol', 'protocol');
+  flag('flush-interval', 'flushIntervalMs');
+  flag('dead-sequencer-ms', 'deadSequencerMs');
   flag('acks-to', 'acksTo');
   flag('xdp', 'xdp');
   flag('xdp-iface', 'xdpIface');
@@ -325,7 +357,7 @@ export function parseReplicaArgs(argv: string[]): KvReplicaConfig | null {
     stateDir: raw['stateDir'] === undefined ? null : str(raw['stateDir'], 'stateDir'),
     logDump: raw['logDump'] === undefined ? null : str(raw['logDump'], 'logDump'),
     statsIntervalMs: raw['statsIntervalMs'] === undefined ? 0 : int(raw['statsIntervalMs'], 'statsIntervalMs', 0, 3_600_000),
-    protocol: { ...KV_PROTOCOL_DEFAULTS, ...parseProtocol(raw['protocol']) },
+    protocol: deadSequencerProtocol(raw, { ...KV_PROTOCOL_DEFAULTS, ...parseProtocol(raw['protocol']) }),
     acksTo: parseAcksTo(raw['acksTo']),
     xdp: oneOf(raw['xdp'] ?? 'off', 'xdp', XDP_SETTINGS),
     xdpIface: raw['xdpIface'] === undefined ? null : str(raw['xdpIface'], 'xdpIface'),
