@@ -55,6 +55,8 @@ export interface RunArgs {
   quorums: string[];
   /** --drain GROUP: groups this sequencer is removed from (Hydra). */
   drains: string[];
+  /** --role GROUP:active|standby: one-sequencer failover pairs. */
+  roles: string[];
   /** Re-create the data path whatever is pinned. */
   replace: boolean;
   /** Detach and unpin on SIGINT/SIGTERM instead of leaving it stamping. */
@@ -83,6 +85,7 @@ export function parseRunArgs(argv: string[]): RunArgs | null {
     member: { type: 'string', multiple: true },
     quorum: { type: 'string', multiple: true },
     drain: { type: 'string', multiple: true },
+    role: { type: 'string', multiple: true },
     replace: { type: 'boolean' },
     'detach-on-exit': { type: 'boolean' },
   });
@@ -100,6 +103,7 @@ export function parseRunArgs(argv: string[]): RunArgs | null {
     members: (v.member as string[] | undefined) ?? [],
     quorums: (v.quorum as string[] | undefined) ?? [],
     drains: (v.drain as string[] | undefined) ?? [],
+    roles: (v.role as string[] | undefined) ?? [],
     replace: v.replace === true,
     detachOnExit: v['detach-on-exit'] === true,
     argv: ['run', ...argv],
@@ -160,6 +164,11 @@ function groupOverrides(raw: Record<string, unknown>, args: RunArgs, file: strin
   for (const spec of args.drains) {
     if (!/^\d+$/.test(spec)) throw new UsageError(`--drain must be a group id (e.g. 1), got "${spec}"`);
     apply({ path: ['groups', indexOf(Number(spec), '--drain', spec), 'draining'], value: true, origin: `--drain ${spec}` });
+  }
+  for (const spec of args.roles) {
+    const m = /^(\d+):(\w+)$/.exec(spec);
+    if (!m) throw new UsageError(`--role must be GROUP:active or GROUP:standby (e.g. 1:standby), got "${spec}"`);
+    apply({ path: ['groups', indexOf(Number(m[1]), '--role', spec), 'role'], value: m[2], origin: `--role ${spec}` });
   }
   return out;
 }

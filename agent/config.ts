@@ -77,6 +77,11 @@ const Group = z
     /** Hydra removal: this sequencer stops stamping the group for good and
      * answers every flush solicit with a FINAL flush. */
     draining: z.boolean({ error: 'must be true or false' }).optional(),
+    /** One-sequencer failover (agent/pair-session.ts): this agent is the
+     * group's active sequencer or its standby on another host. Both take
+     * sessions by the pair rule so the standby's is above the active's and
+     * the two never share one. Absent: a group without a standby. */
+    role: oneOf(['active', 'standby']).optional(),
     members: z.array(Member, { error: 'must be a list of {id, address}' }).max(XSEQ_MAX_REPLICAS, { error: `at most ${XSEQ_MAX_REPLICAS} members` }).default([]),
   })
   .superRefine((g, ctx) => {
@@ -149,6 +154,11 @@ const Schema = z
         message: `${c.window.slots} slots x ${c.window.windows} windows x ${SLOT.size}-byte slots is ${slotBytes} bytes; at most 4 GiB of window slots (unswappable kernel memory) are allowed`,
       });
     }
+    c.groups.forEach((g, i) => {
+      if (g.role === undefined) return;
+      if (g.draining) ctx.addIssue({ code: 'custom', path: ['groups', i, 'role'], message: 'a standby pair is for a group with one sequencer; draining is the removal of one of several (Hydra): drop one of the two' });
+      if (c.session !== undefined) ctx.addIssue({ code: 'custom', path: ['session'], message: `cannot be forced while group ${g.id} has a role: the pair's sessions come from the pair rule, or the standby could fall below the active` });
+    });
     if (c.repair.port !== 0 && c.repair.port === c.port) {
       ctx.addIssue({ code: 'custom', path: ['repair', 'port'], message: `${c.repair.port} is the sequencer's port; choose another (0 = off)` });
     }

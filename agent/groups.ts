@@ -7,6 +7,7 @@
 // stops stamping.
 import { encodeGroup, type GroupConfig, XSEQ_MAX_GROUPS } from '../bpf/maps.ts';
 import type { AgentConfig, GroupSpec } from './config.ts';
+import { pairSession } from './pair-session.ts';
 import type { SessionStore } from './session.ts';
 
 /** What `configureGroups` reads and writes of the sequencer. */
@@ -109,6 +110,8 @@ export function planGroups(
   adopted: boolean,
   /** Sessions a replaced data path had, so the new ones are above them. */
   previous: ReadonlyMap<number, number> = new Map(),
+  /** Wall clock (ms) for the pair rule of groups with a role. */
+  now: () => number = Date.now,
 ): GroupPlan[] {
   const before = adopted ? enabledGroups(map) : new Map<number, GroupConfig>();
   const kept = new Map<number, number>();
@@ -128,12 +131,13 @@ export function planGroups(
       // the XDP program may read half-done.
       const same = Buffer.from(encodeGroup({ ...next, windowBase })).equals(Buffer.from(encodeGroup(old)));
       const lastSeq = map.lastSeq(spec.id);
-      store.set(spec.id, { session: old.session, interface: cfg.interface, dataPath: 'adopted', lastSeq: String(lastSeq) });
+      store.set(spec.id, { session: old.session, interface: cfg.interface, dataPath: 'adopted', lastSeq: String(lastSeq), ...(spec.role ? { role: spec.role } : {}) });
       out.push({ id: spec.id, action: same ? 'kept' : 'updated', session: old.session, lastSeq, ...win, ...(same ? {} : { write: next }) });
       continue;
     }
-    const session = cfg.session ?? store.next(spec.id, previous.get(spec.id) ?? 0);
-    store.set(spec.id, { session, interface: cfg.interface, dataPath: 'created', lastSeq: '0' });
+    const last = Math.max(store.get(spec.id)?.session ?? 0, previous.get(spec.id) ?? 0);
+    const session = cfg.session ?? (spec.role ? pairSession(spec.role, now(), last) : store.next(spec.id, last));
+    store.set(spec.id, { session, interface: cfg.interface, dataPath: 'created', lastSeq: '0', ...(spec.role ? { role: spec.role } : {}) });
     out.push({ id: spec.id, action: 'created', session, lastSeq: 0n, ...win, write: groupConfig(spec, spec.sequencerId ?? cfg.sequencerId, session) });
   }
   for (const [id, g] of before) {

@@ -19,9 +19,9 @@ export function metricsSource(
   seq: Sequencer,
   sequencerId: number,
   groupIds: readonly number[],
-  parts: { window?: SlotWindow; retransmitter?: Retransmitter; repair?: RepairService; flusher?: FlushTimer },
+  parts: { window?: SlotWindow; retransmitter?: Retransmitter; repair?: RepairService; flusher?: FlushTimer; roles?: ReadonlyMap<number, 'active' | 'standby'> },
 ): MetricsSource {
-  const { window, retransmitter, repair, flusher } = parts;
+  const { window, retransmitter, repair, flusher, roles } = parts;
   return {
     sequencerId,
     groups: () => {
@@ -35,6 +35,9 @@ export function metricsSource(
         return [
           {
             id,
+            // What the data path stamps, overrides included (not the agent-wide id).
+            sequencerId: g.sequencerId,
+            ...(roles?.get(id) ? { role: roles.get(id)! } : {}),
             session: g.session,
             lastSeq,
             ...(window && aggregating ? { windowOccupancy: windowOccupancy(window, g, lastSeq) } : {}),

@@ -29,6 +29,10 @@ export interface MetricsSource {
   sequencerId: number;
   groups(): Array<{
     id: number;
+    /** The id this group is stamped with (groups[].sequencerId, else the agent's). */
+    sequencerId?: number;
+    /** One-sequencer failover: this host's role in the group's pair. */
+    role?: 'active' | 'standby';
     session: number;
     /** Last seq stamped for the group in this session (Sequencer.lastSeq). */
     lastSeq: bigint;
@@ -201,10 +205,23 @@ class ScrapeState {
   /** Per group: seqs stamped, summed over sessions. */
   readonly groupSeqs = new Map<number, bigint>();
   readonly #groupLast = new Map<number, { session: number; lastSeq: bigint }>();
+  /** Per group: the sequencer id it was last seen stamped with. */
+  readonly groupSequencer = new Map<number, string>();
   groups: ReturnType<MetricsSource['groups']> = [];
 
   constructor(src: MetricsSource) {
     this.#src = src;
+  }
+
+  /**
+   * The `sequencer` label of what the whole data path counts (kernel
+   * counters, agent counters, histogram): the id its groups are stamped
+   * with, which per-group overrides may make other than the agent's; ids
+   * joined by "+" when its groups are stamped with several.
+   */
+  stampers(): string {
+    const ids = [...new Set(this.groups.map((g) => g.sequencerId ?? this.#src.sequencerId))].sort((a, b) => a - b);
+    return ids.length ? ids.join('+') : String(this.#src.sequencerId);
   }
 
   refresh(): void {
@@ -232,6 +249,7 @@ class ScrapeState {
       const inc = !prev || prev.session !== g.session || g.lastSeq < prev.lastSeq ? g.lastSeq : g.lastSeq - prev.lastSeq;
       this.groupSeqs.set(g.id, (this.groupSeqs.get(g.id) ?? 0n) + inc);
       this.#groupLast.set(g.id, { session: g.session, lastSeq: g.lastSeq });
+      this.groupSequencer.set(g.id, String(g.sequencerId ?? this.#src.sequencerId));
     }
 
     if (src.retransmitCounters) {
@@ -290,6 +308,7 @@ export function createMetricsRegistry(src: MetricsSource): Registry {
         // prom-client counters only go up by inc(): the total is kept by
         // ScrapeState, so start from zero and add all of it.
         this.reset();
+        const sequencer = state.stampers();
         for (const m of members) {
           const labels: Record<string, string> = { sequencer };
           if (family.label && m.value) labels[family.label] = m.value;
@@ -307,7 +326,7 @@ export function createMetricsRegistry(src: MetricsSource): Registry {
     collect() {
       state.refresh();
       this.reset();
-      for (const [id, n] of state.groupSeqs) this.inc({ sequencer, group: String(id) }, Number(n));
+      for (const [id, n] of state.groupSeqs) this.inc({ sequencer: state.groupSequencer.get(id) ?? sequencer, group: String(id) }, Number(n));
     },
   });
 
@@ -323,7 +342,7 @@ export function createMetricsRegistry(src: MetricsSource): Registry {
         this.reset();
         for (const g of state.groups) {
           const v = value(g);
-          if (v !== undefined) this.set({ sequencer, group: String(g.id) }, Number(v));
+          if (v !== undefined) this.set({ sequencer: String(g.sequencerId ?? src.sequencerId), group: String(g.id) }, Number(v));
         }
       },
     });
@@ -332,7 +351,19 @@ export function createMetricsRegistry(src: MetricsSource): Registry {
   groupGauge('xseq_window_occupied_slots', "Seqs in the group's window that some member has not acked yet.", (g) => g.windowOccupancy);
   groupGauge('xseq_retransmit_backlog_seqs', 'Seqs the retransmitter still has to deliver to some member.', (g) => g.retransmitBacklog);
 
-  registry.registerMetric(quorumHistogram(state, sequencer));
+  new Gauge({
+    name: 'xseq_group_role',
+    help: "One-sequencer failover: 1 for this host's role in the group's pair (active or standby; groups[].role). A standby stamps once clients fail over to it: the host whose xseq_group_last_seq moves, in the higher xseq_group_session, is the one serving.",
+    labelNames: ['sequencer', 'group', 'role'],
+    registers,
+    collect() {
+      state.refresh();
+      this.reset();
+      for (const g of state.groups) if (g.role) this.set({ sequencer: String(g.sequencerId ?? src.sequencerId), group: String(g.id), role: g.role }, 1);
+    },
+  });
+
+  registry.registerMetric(quorumHistogram(state));
 
   if (src.retransmitCounters) {
     for (const [key, m] of Object.entries(RETRANSMIT) as Array<[keyof RetransmitCounters, (typeof RETRANSMIT)[keyof RetransmitCounters]]>) {
@@ -344,7 +375,7 @@ export function createMetricsRegistry(src: MetricsSource): Registry {
         collect() {
           state.refresh();
           this.reset();
-          this.inc({ sequencer }, Number(state.retransmit.totals.get(key) ?? 0n) * (m.scale ?? 1));
+          this.inc({ sequencer: state.stampers() }, Number(state.retransmit.totals.get(key) ?? 0n) * (m.scale ?? 1));
         },
       });
     }
@@ -359,7 +390,7 @@ export function createMetricsRegistry(src: MetricsSource): Registry {
         collect() {
           state.refresh();
           this.reset();
-          this.inc({ sequencer }, Number(state.repair.totals.get(key) ?? 0n));
+          this.inc({ sequencer: state.stampers() }, Number(state.repair.totals.get(key) ?? 0n));
         },
       });
     }
@@ -372,7 +403,7 @@ export function createMetricsRegistry(src: MetricsSource): Registry {
         state.refresh();
         this.reset();
         for (const [k, n] of state.repair.totals) {
-          if (k.startsWith('refused.')) this.inc({ sequencer, code: k.slice('refused.'.length).toLowerCase() }, Number(n));
+          if (k.startsWith('refused.')) this.inc({ sequencer: state.stampers(), code: k.slice('refused.'.length).toLowerCase() }, Number(n));
         }
       },
     });
@@ -388,7 +419,7 @@ export function createMetricsRegistry(src: MetricsSource): Registry {
         collect() {
           state.refresh();
           this.reset();
-          this.inc({ sequencer }, Number(state.flush.totals.get(key) ?? 0n));
+          this.inc({ sequencer: state.stampers() }, Number(state.flush.totals.get(key) ?? 0n));
         },
       });
     }
@@ -405,7 +436,7 @@ export function createMetricsRegistry(src: MetricsSource): Registry {
  * counting, so this is a metric object of our own that the registry
  * formats like any other (it needs name, help, type and get()).
  */
-function quorumHistogram(state: ScrapeState, sequencer: string): Metric {
+function quorumHistogram(state: ScrapeState): Metric {
   const help = 'Time from stamping a request to the quorum ACK that answered it (kernel log2 buckets).';
   const metric = {
     name: QUORUM_HISTOGRAM,
@@ -416,6 +447,7 @@ function quorumHistogram(state: ScrapeState, sequencer: string): Metric {
     reset(): void {},
     async get() {
       state.refresh();
+      const sequencer = state.stampers();
       const t = state.kernel.totals;
       const values: Array<{ metricName: string; labels: Record<string, string>; value: number }> = [];
       let cumulative = 0n;

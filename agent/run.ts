@@ -14,6 +14,8 @@ import { taiOffsetSeconds } from './clock.ts';
 import { AgentError } from './errors.ts';
 import { InstanceLock } from './instance.ts';
 import { dataPathHealth, metricsSource, startMetrics } from './metrics-source.ts';
+import type { Log as Logger } from './log.ts';
+import { StandbyRefresher } from './pair-session.ts';
 import { pinDirOf, removePins } from './pins.ts';
 import { RepairService } from './repair.ts';
 import { DEFAULT_MAX_RTO_MS, Retransmitter } from './retransmit.ts';
@@ -23,6 +25,8 @@ import { SlotWindow } from './window.ts';
 /** Drop samples logged per second at most; the counters have the rest. */
 const DROP_LOG_PER_SECOND = 10;
 const EVENT_POLL_MS = 200;
+/** How often an idle standby checks the pair rule (it moves once a second). */
+const STANDBY_REFRESH_MS = 100;
 
 export interface RunOptions {
   replace: boolean;
@@ -112,6 +116,30 @@ function signalLatch(): Promise<string> {
     process.once('SIGINT', onInt);
     process.once('SIGTERM', onTerm);
   });
+}
+
+/** Standby groups (groups[].role standby): their idle session kept at the pair rule's (agent/pair-session.ts). */
+function standbyRefresher(cfg: AgentConfig, seq: DataPath['seq'], store: SessionStore, log: Logger): StandbyRefresher | undefined {
+  const ids = cfg.groups.filter((g) => g.role === 'standby').map((g) => g.id);
+  if (!ids.length) return undefined;
+  const r = new StandbyRefresher(ids, {
+    session: (id) => seq.group(id)?.session,
+    lastSeq: (id) => seq.lastSeq(id),
+    moveTo: (id, session) => {
+      const g = seq.group(id)!;
+      // On disk before anything can be stamped with it (session.ts).
+      store.set(id, { session, interface: cfg.interface, dataPath: 'created', lastSeq: '0', role: 'standby' });
+      store.save();
+      seq.setGroup(id, { ...g, session }, g.members?.length ? Math.floor((g.windowBase ?? 0) / seq.windowSlots) : undefined);
+    },
+  });
+  r.start(
+    STANDBY_REFRESH_MS,
+    (moved) => log.debug({ event: 'standby', moved }, `idle standby: session moved up to ${moved.map((m) => `${m.session} (group ${m.id})`).join(', ')}`),
+    (e) => log.error({ event: 'standby', err: e.message }, `could not move the idle standby's session up: ${e.message}`),
+  );
+  log.info({ event: 'standby', groups: ids }, `standby for group${ids.length > 1 ? 's' : ''} ${ids.join(', ')}: stamps only what clients fail over to it; while idle its session follows the pair rule`);
+  return r;
 }
 
 export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void> {
@@ -207,9 +235,11 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
   }
   retransmitter?.start();
   flusher?.start();
+  const standby = standbyRefresher(cfg, seq, store, log);
+  const roles = new Map(cfg.groups.flatMap((g) => (g.role ? [[g.id, g.role] as const] : [])));
   const metrics = await startMetrics(
     cfg.metrics.listen,
-    metricsSource(seq, cfg.sequencerId, cfg.groups.map((g) => g.id), { ...(window ? { window } : {}), ...(retransmitter ? { retransmitter } : {}), ...(repair ? { repair } : {}), ...(flusher ? { flusher } : {}) }),
+    metricsSource(seq, cfg.sequencerId, cfg.groups.map((g) => g.id), { ...(window ? { window } : {}), ...(retransmitter ? { retransmitter } : {}), ...(repair ? { repair } : {}), ...(flusher ? { flusher } : {}), roles }),
     dataPathHealth(dp, cfg.interface),
     log,
   );
@@ -265,6 +295,7 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
       taiOffsetS: taiOffset,
       sequencerIds: Object.fromEntries(flushGroups.map((g) => [g.id, g.sequencerId])),
       draining: flushGroups.filter((g) => g.draining).map((g) => g.id),
+      roles: Object.fromEntries(roles),
       metrics: metrics?.address ?? null,
       counters: plain(seq.counters()),
       config: opts.configFile ?? null,
@@ -278,6 +309,7 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
   const signal = await stopSignal;
   log.info({ signal }, 'stopping');
   for (const t of timers) clearInterval(t);
+  standby?.stop();
   retransmitter?.stop();
   flusher?.stop();
   flushSocket?.close();

@@ -22,6 +22,8 @@ export interface GroupSession {
   dataPath: 'created' | 'adopted';
   /** Last seq seen by the agent (at start or stop), as a decimal string. */
   lastSeq?: string;
+  /** One-sequencer failover: this host's role in the group's pair (agent/pair-session.ts). */
+  role?: 'active' | 'standby';
   updatedAt: string;
 }
 

@@ -20,6 +20,8 @@ export interface GroupStatus {
   window?: number;
   /** Hydra: removed from the group, FINAL flushes only. */
   draining?: true;
+  /** One-sequencer failover: this host's role in the group's pair (from sessions.json). */
+  role?: 'active' | 'standby';
 }
 
 export interface InterfaceStatus extends Omit<PinInspection, 'verdict'> {
@@ -94,10 +96,18 @@ export function gatherStatus(loc: ConfigLocations, iface?: string): StatusReport
   } catch (e) {
     sessionsError = (e as Error).message;
   }
+  const interfaces = names.map((n) => interfaceStatus(loc, n));
+  // The role is the configuration's, recorded with the session it was given.
+  for (const i of interfaces) {
+    for (const g of i.groups ?? []) {
+      const rec = sessions[String(g.id)];
+      if (rec?.role && rec.interface === i.iface && rec.session === g.session) g.role = rec.role;
+    }
+  }
   return {
     bpffs: loc.bpffs,
     stateDir: loc.stateDir,
-    interfaces: names.map((n) => interfaceStatus(loc, n)),
+    interfaces,
     sessionsFile: `${loc.stateDir}/sessions.json`,
     sessions,
     ...(sessionsError ? { sessionsError } : {}),
@@ -115,6 +125,15 @@ export function statusExitCode(r: StatusReport, asked: boolean): number {
 function nonZeroCounters(c: Record<string, string>): string {
   const shown = Object.entries(c).filter(([, v]) => v !== '0');
   return shown.length ? `${shown.map(([k, v]) => `${k} ${v}`).join(', ')} (others 0)` : 'all 0';
+}
+
+/** Which host of a pair serves: a standby that stamped took over (its session is the higher one). */
+function roleText(g: GroupStatus): string {
+  if (g.role === 'active') return ', role active';
+  if (g.role !== 'standby') return '';
+  return g.lastSeq === '0'
+    ? ', role standby (idle: clients have not failed over to it; its session follows the pair rule)'
+    : ', role standby, SERVING: clients failed over to it and its session is above the active\'s';
 }
 
 function renderInterface(s: InterfaceStatus): string[] {
@@ -147,7 +166,7 @@ function renderInterface(s: InterfaceStatus): string[] {
   }
   for (const g of s.groups ?? []) {
     const members = g.members.length ? `${g.members.length} members (quorum ${g.quorum}, window ${g.window}): ${g.members.join(' ')}` : 'no members';
-    out.push(`  group ${g.id}: session ${g.session}, last seq ${g.lastSeq}, multicast ${g.multicast}, sequencer id ${g.sequencerId}${g.draining ? ' (draining: no stamping, FINAL flushes)' : ''}, ${members}`);
+    out.push(`  group ${g.id}: session ${g.session}, last seq ${g.lastSeq}, multicast ${g.multicast}, sequencer id ${g.sequencerId}${g.draining ? ' (draining: no stamping, FINAL flushes)' : ''}${roleText(g)}, ${members}`);
   }
   if (s.counters) out.push(`  counters: ${nonZeroCounters(s.counters)}`);
   if (s.mapsError) out.push(`  maps: cannot be read: ${s.mapsError}`);
@@ -167,7 +186,7 @@ export function renderStatus(r: StatusReport): string {
     const entries = Object.entries(r.sessions);
     out.push(entries.length ? `sessions (${r.sessionsFile}):` : `sessions: none recorded in ${r.sessionsFile}`);
     for (const [id, g] of entries) {
-      out.push(`  group ${id}: session ${g.session} (${g.dataPath} on ${g.interface}${g.lastSeq !== undefined ? `, last seq ${g.lastSeq}` : ''}, ${g.updatedAt})`);
+      out.push(`  group ${id}: session ${g.session} (${g.dataPath} on ${g.interface}${g.lastSeq !== undefined ? `, last seq ${g.lastSeq}` : ''}${g.role ? `, role ${g.role}` : ''}, ${g.updatedAt})`);
     }
   }
   return out.join('\n');

@@ -11,6 +11,7 @@ import { createServer } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Registry } from 'prom-client';
 import { createMetricsRegistry, type MetricsSource, MetricsServerError, QUORUM_BUCKET_BOUNDS, startMetricsServer, windowOccupancy } from '../agent/metrics.ts';
+import { metricsSource } from '../agent/metrics-source.ts';
 import { RepairService } from '../agent/repair.ts';
 import { Retransmitter } from '../agent/retransmit.ts';
 import { SlotWindow } from '../agent/window.ts';
@@ -268,6 +269,32 @@ describePrivileged('metrics of a real sequencer (BPF_PROG_TEST_RUN)', () => {
     const after = (await scrape(reg)).samples;
     expect(value(after, 'xseq_quorum_latency_seconds_count')).toBe(Number(total) + 3);
     expect(value(after, 'xseq_quorum_latency_seconds_sum')).toBeCloseTo(Number(seq.quorumNanosSum()) / 1e9, 12);
+  });
+
+  it('the sequencer label is the id that stamped (group overrides included), and a pair role is exported', async () => {
+    // The agent-wide id (99) is not what the data path stamps: its groups carry SEQ_ID.
+    const roles = new Map([[GROUP_ID, 'standby' as const]]);
+    const src = metricsSource(seq, 99, [GROUP_ID, PLAIN_GROUP], { window, retransmitter, repair, roles });
+    const { text, samples: all } = await scrape(createMetricsRegistry(src));
+    expect(promtool(text)).toEqual({ status: 0, findings: '' });
+    expect(all.filter((x) => x.name.startsWith('xseq_') && x.labels['sequencer'] === '99')).toEqual([]);
+    expect(samples(all, 'xseq_replies_total').map((x) => x.labels['sequencer'])).toEqual([String(SEQ_ID)]);
+    expect(samples(all, 'xseq_group_session').map((x) => x.labels['sequencer'])).toEqual([String(SEQ_ID), String(SEQ_ID)]);
+    expect(samples(all, 'xseq_group_role')).toEqual([{ name: 'xseq_group_role', labels: { sequencer: String(SEQ_ID), group: String(GROUP_ID), role: 'standby' }, value: 1 }]);
+    // One group overridden to another id: per-group series name each, the data path's name both.
+    const plain = seq.group(PLAIN_GROUP)!;
+    seq.setGroup(PLAIN_GROUP, { ...plain, sequencerId: 7 });
+    try {
+      const mixed = (await scrape(createMetricsRegistry(src))).samples;
+      expect(samples(mixed, 'xseq_group_last_seq').map((x) => [x.labels['group'], x.labels['sequencer']])).toEqual([
+        [String(GROUP_ID), String(SEQ_ID)],
+        [String(PLAIN_GROUP), '7'],
+      ]);
+      expect(samples(mixed, 'xseq_replies_total').map((x) => x.labels['sequencer'])).toEqual([`${SEQ_ID}+7`]);
+      expect(samples(mixed, 'xseq_quorum_latency_seconds_count').map((x) => x.labels['sequencer'])).toEqual([`${SEQ_ID}+7`]);
+    } finally {
+      seq.setGroup(PLAIN_GROUP, plain);
+    }
   });
 });
 
