@@ -20,7 +20,14 @@ import { sequencerForKey } from './key-hash.ts';
 import type { AckMsg, ClientInbound } from './messages.ts';
 import { Timer, type ClientTransport, type Scheduler } from './transport.ts';
 
-export type SequencerPolicy = 'round-robin' | 'key';
+// Policy 'failover' (a one-sequencer group with a standby): every request
+// goes to the sequencer that certified the client's last one (at first the
+// first listed), and moves on only when an attempt times out. Spreading a
+// pair's requests would hand the group to the standby at once (its session
+// is the higher one) and leave every request sent to the active waiting
+// for a retry; sticking to whoever answered keeps the whole client on the
+// host the replicas follow.
+export type SequencerPolicy = 'round-robin' | 'key' | 'failover';
 
 export interface ClientOptions {
   clientId: bigint;
@@ -136,6 +143,8 @@ export class Client {
   private readonly maxBackoffUs: number;
   private readonly seqs: SeqState[];
   private rr = 0;
+  /** Policy failover: the index of the sequencer that certified the last request. */
+  private sticky = 0;
   private nextRequestId: bigint;
   private current: Pending | null = null;
   private readonly queue: { op: Uint8Array; done: Completion; key: string | Uint8Array | undefined; control: boolean }[] = [];
@@ -229,6 +238,7 @@ export class Client {
     if (s) {
       s.failures = 0;
       s.avoidUntil = -Infinity;
+      this.sticky = i;
     }
     this.finish(null, result, at);
   }
@@ -237,7 +247,7 @@ export class Client {
     const q = this.queue.shift();
     if (!q) return;
     const requestId = this.nextRequestId++;
-    const first = this.policy === 'key' && q.key !== undefined ? sequencerForKey(q.key, this.seqs.length) : this.rr++ % this.seqs.length;
+    const first = this.policy === 'failover' ? this.sticky : this.policy === 'key' && q.key !== undefined ? sequencerForKey(q.key, this.seqs.length) : this.rr++ % this.seqs.length;
     this.current = { requestId, op: q.op, control: q.control, done: q.done, started: this.o.scheduler.now(), target: this.pick(first), tries: new Map(), votes: new Map() };
     this.deadlineTimer.start(this.deadlineUs);
     this.send();

@@ -103,6 +103,20 @@ describe('KV replica configuration', () => {
     bad(['--sequencers', '[{"id":2,"addr":"10.0.0.2","joining":true}]'], /^sequencers: every one is joining/);
   });
 
+  it('a one-sequencer group with a standby: two entries, the standby apart from the sequencers', () => {
+    const base = FLAGS.slice(0, -2);
+    const c = parseReplicaArgs([...base, '--sequencers', '[{"id":0,"addr":"10.0.0.2"},{"id":1,"addr":"10.0.0.3","standby":true}]'])!;
+    expect(c.sequencers).toEqual([{ id: 0, sequencer: { host: '10.0.0.2', port: 7400 }, repair: { host: '10.0.0.2', port: 7401 } }]);
+    expect(c.standby).toEqual({ id: 1, sequencer: { host: '10.0.0.3', port: 7400 }, repair: { host: '10.0.0.3', port: 7401 } });
+    expect(c.sequencer).toEqual({ host: '10.0.0.2', port: 7400 });
+    expect(parseReplicaArgs(FLAGS)!.standby).toBeNull();
+    const bad = (json: string, msg: RegExp) => expect(() => parseReplicaArgs([...base, '--sequencers', json])).toThrow(msg);
+    bad('[{"id":0,"addr":"10.0.0.2"},{"id":1,"addr":"10.0.0.3","standby":"yes"}]', /^sequencers\[1\].standby: "yes" is not true or false/);
+    bad('[{"id":0,"addr":"10.0.0.2"},{"id":1,"addr":"10.0.0.3"},{"id":2,"addr":"10.0.0.4","standby":true}]', /^sequencers: a standby is for a group with one sequencer/);
+    bad('[{"id":0,"addr":"10.0.0.2","standby":true},{"id":1,"addr":"10.0.0.3","standby":true}]', /^sequencers: a standby is for a group with one sequencer/);
+    bad('[{"id":0,"addr":"10.0.0.2","joining":true},{"id":1,"addr":"10.0.0.3","standby":true}]', /^sequencers: /);
+  });
+
   it('dead-sequencer timeout: 50 flush intervals unless given, in ms, checked against the flush interval', () => {
     const d = parseReplicaArgs(FLAGS)!;
     expect(d.protocol.flushIntervalUs).toBeUndefined();

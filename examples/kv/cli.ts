@@ -52,10 +52,14 @@ Options (in brackets: the field in a --config file; flags win):
   --sequencer ID:ADDR[:PORT]   one of the group's sequencers (Hydra): repeat
                                once per sequencer; replaces the file's list
                                [sequencers: ["ID:ADDR:PORT" | {id, addr, port}]]
-  --policy round-robin|key     how a request picks its sequencer: in turn
+  --policy round-robin|key|failover
+                               how a request picks its sequencer: in turn
                                (default), or by its KV key (FNV-1a 32 of the
                                key's bytes mod the number of sequencers, in
-                               the order given) [policy]
+                               the order given), or failover (a sequencer and
+                               its standby: the one that answered last, at
+                               first the first given; the next only when an
+                               attempt times out) [policy]
   --group ID                   replica group (default 1) [group]
   --bind ADDR                  local address to send from [bind]
   --retry-ms MS                per-attempt timeout: re-send an unanswered

@@ -33,7 +33,12 @@ the sequencer host, repair from the agent) and TCP to its peers.
                          entry is the single-sequencer form. "joining":true
                          marks a sequencer that is not a member yet: its
                          traffic is held until an add op for it is merged
-                         (cli.ts add-sequencer --id ID) [sequencers]
+                         (cli.ts add-sequencer --id ID). "standby":true
+                         marks the standby of a one-sequencer group (its
+                         agent runs --role GROUP:standby with its own
+                         sequencer id): two entries, one active, one
+                         standby; ACKs and repairs of a session go to the
+                         host that stamped it [sequencers]
   --session N            the group's session at creation (default 0: the
                          first traffic moves the replicas to the real one)
                          [session]
@@ -106,8 +111,10 @@ export interface KvReplicaConfig {
   /** Sequencer 0 (the only one without Hydra). */
   sequencer: HostPort;
   repair: HostPort | null;
-  /** Every sequencer of the group by id; one entry without Hydra. */
+  /** Every sequencer of the group by id; one entry without Hydra. The standby is not among them. */
   sequencers: HydraSequencer[];
+  /** A one-sequencer group's standby (sequencers[].standby), or null. */
+  standby: HydraSequencer | null;
   session: number;
   recover: boolean;
   stateDir: string | null;
@@ -183,15 +190,15 @@ function parsePeers(v: unknown): HostPort[] {
 }
 
 /** Hydra: [{id, addr, port, repairPort, joining}] (a JSON string from the flag, or the config file's list). */
-function parseSequencers(v: unknown): HydraSequencer[] {
+function parseSequencers(v: unknown): (HydraSequencer & { standby?: true })[] {
   const list: unknown = typeof v === 'string' ? wrap('sequencers', () => JSON.parse(v) as unknown) : v;
   if (!Array.isArray(list) || list.length === 0) throw new ConfigError('sequencers: expected a non-empty list of {id, addr, port, repairPort}');
   const seen = new Set<number>();
-  const out = list.map((x: unknown, i): HydraSequencer => {
+  const out = list.map((x: unknown, i): HydraSequencer & { standby?: true } => {
     const f = `sequencers[${i}]`;
     if (typeof x !== 'object' || x === null || Array.isArray(x)) throw new ConfigError(`${f}: expected {id, addr, port, repairPort}`);
     const o = x as Raw;
-    for (const k of Object.keys(o)) if (!['id', 'addr', 'port', 'repairPort', 'joining'].includes(k)) throw new ConfigError(`${f}.${k}: unknown; known: id, addr, port, repairPort, joining`);
+    for (const k of Object.keys(o)) if (!['id', 'addr', 'port', 'repairPort', 'joining', 'standby'].includes(k)) throw new ConfigError(`${f}.${k}: unknown; known: id, addr, port, repairPort, joining, standby`);
     const id = int(o['id'], `${f}.id`, 0, 0xffff);
     if (seen.has(id)) throw new ConfigError(`${f}.id: sequencer ${id} given twice`);
     seen.add(id);
@@ -199,9 +206,13 @@ function parseSequencers(v: unknown): HydraSequencer[] {
     if (!isIpv4(addr)) throw new ConfigError(`${f}.addr: ${addr} is not an IPv4 address`);
     const port = o['port'] === undefined ? 7400 : int(o['port'], `${f}.port`, 1, 65535);
     const repair = o['repairPort'] === null || o['repairPort'] === 'none' ? null : { host: addr, port: o['repairPort'] === undefined ? 7401 : int(o['repairPort'], `${f}.repairPort`, 1, 65535) };
-    if (o['joining'] !== undefined && typeof o['joining'] !== 'boolean') throw new ConfigError(`${f}.joining: ${JSON.stringify(o['joining'])} is not true or false`);
-    return { id, sequencer: { host: addr, port }, repair, ...(o['joining'] === true ? { joining: true } : {}) };
+    for (const k of ['joining', 'standby']) if (o[k] !== undefined && typeof o[k] !== 'boolean') throw new ConfigError(`${f}.${k}: ${JSON.stringify(o[k])} is not true or false`);
+    return { id, sequencer: { host: addr, port }, repair, ...(o['joining'] === true ? { joining: true } : {}), ...(o['standby'] === true ? { standby: true } : {}) };
   });
+  const standbys = out.filter((q) => q.standby);
+  if (standbys.length > 0 && (standbys.length > 1 || out.length !== 2 || out.some((q) => q.joining))) {
+    throw new ConfigError('sequencers: a standby is for a group with one sequencer: give exactly two entries, the active and one with "standby": true, none joining');
+  }
   if (out.every((q) => q.joining)) throw new ConfigError('sequencers: every one is joining; at least one must be a member from the start (joining ones are added by cli.ts add-sequencer through a member)');
   return out.sort((a, b) => a.id - b.id);
 }
@@ -335,8 +346,16 @@ export function parseReplicaArgs(argv: string[]): KvReplicaConfig | null {
   const rawMember = typeof raw['member'] === 'number' ? String(raw['member']) : str(raw['member'], 'member');
   const member = wrap('member', () => parseHostPort(/^\d+$/.test(rawMember) ? `${peers[id]!.host}:${rawMember}` : rawMember, 'member'));
   let sequencers: HydraSequencer[];
-  if (raw['sequencers'] !== undefined) sequencers = parseSequencers(raw['sequencers']);
-  else {
+  let standby: HydraSequencer | null = null;
+  if (raw['sequencers'] !== undefined) {
+    const all = parseSequencers(raw['sequencers']);
+    const sb = all.find((q) => q.standby);
+    if (sb) {
+      const { standby: _, ...rest } = sb;
+      standby = rest;
+    }
+    sequencers = all.filter((q) => !q.standby);
+  } else {
     const seq0 = wrap('sequencer', () => parseHostPort(str(raw['sequencer'], 'sequencer'), 'sequencer', 7400));
     const repairRaw = raw['repair'] ?? `${seq0.host}:7401`;
     sequencers = [{ id: 0, sequencer: seq0, repair: repairRaw === 'none' ? null : wrap('repair', () => parseHostPort(str(repairRaw, 'repair'), 'repair')) }];
@@ -352,6 +371,7 @@ export function parseReplicaArgs(argv: string[]): KvReplicaConfig | null {
     sequencer,
     repair,
     sequencers,
+    standby,
     session: raw['session'] === undefined ? 0 : int(raw['session'], 'session', 0, 0xffffffff),
     recover: raw['recover'] === true,
     stateDir: raw['stateDir'] === undefined ? null : str(raw['stateDir'], 'stateDir'),

@@ -70,6 +70,27 @@ function rig(o: { k: number; policy?: SequencerPolicy; deadlineUs?: number; ids?
 const spread = (a: Attempt[]) => a.map((x) => x.to);
 
 describe('client with several sequencers', () => {
+  it('failover (active + standby): every request to the active; on its death to the standby, and it stays there', () => {
+    const r = rig({ k: 2, policy: 'failover' });
+    for (let i = 0; i < 4; i++) expect(r.one().err).toBeNull();
+    expect(spread(r.attempts)).toEqual([0, 0, 0, 0]);
+    r.alive.set(0, false);
+    expect(r.one().result).toEqual(new Uint8Array([1]));
+    expect(spread(r.attempts.slice(4))).toEqual([0, 1]);
+    // The active comes back (say, its old data path, which the replicas now
+    // drop): the client stays with the standby that answered, back-off over or not.
+    r.alive.set(0, true);
+    let woke = false;
+    r.q.after(BACKOFF * 20, () => (woke = true));
+    while (!woke && r.q.step());
+    for (let i = 0; i < 4; i++) expect(r.one().result).toEqual(new Uint8Array([1]));
+    expect(spread(r.attempts.slice(6))).toEqual([1, 1, 1, 1]);
+    // The standby dies in turn: back to the first.
+    r.alive.set(1, false);
+    expect(r.one().result).toEqual(new Uint8Array([0]));
+    expect(spread(r.attempts.slice(10))).toEqual([1, 0]);
+  });
+
   it('round-robin: consecutive requests go to each sequencer in turn', () => {
     const r = rig({ k: 3 });
     for (let i = 0; i < 9; i++) expect(r.one().err).toBeNull();
