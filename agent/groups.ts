@@ -29,7 +29,9 @@ export type GroupAction =
   /** Adopted, members/quorum/multicast rewritten; session and seq kept. */
   | 'updated'
   /** On the adopted data path but no longer configured: stamping stopped. */
-  | 'disabled';
+  | 'disabled'
+  /** A standby's group (groups[].role standby) not taken over yet: not on the data path (agent/standby.ts). */
+  | 'standby';
 
 export interface GroupOutcome {
   id: number;
@@ -136,6 +138,12 @@ export function planGroups(
       continue;
     }
     const last = Math.max(store.get(spec.id)?.session ?? 0, previous.get(spec.id) ?? 0);
+    if (spec.role === 'standby') {
+      // Its session is taken when it takes over, so it is above the active's then.
+      store.set(spec.id, { session: last, interface: cfg.interface, dataPath: 'standby', role: 'standby' });
+      out.push({ id: spec.id, action: 'standby', session: 0, lastSeq: 0n, ...win });
+      continue;
+    }
     const session = cfg.session ?? (spec.role ? pairSession(spec.role, now(), last) : store.next(spec.id, last));
     store.set(spec.id, { session, interface: cfg.interface, dataPath: 'created', lastSeq: '0', ...(spec.role ? { role: spec.role } : {}) });
     out.push({ id: spec.id, action: 'created', session, lastSeq: 0n, ...win, write: groupConfig(spec, spec.sequencerId ?? cfg.sequencerId, session) });

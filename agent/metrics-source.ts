@@ -19,9 +19,9 @@ export function metricsSource(
   seq: Sequencer,
   sequencerId: number,
   groupIds: readonly number[],
-  parts: { window?: SlotWindow; retransmitter?: Retransmitter; repair?: RepairService; flusher?: FlushTimer; roles?: ReadonlyMap<number, 'active' | 'standby'> },
+  parts: { window?: SlotWindow; retransmitter?: Retransmitter; repair?: RepairService; flusher?: FlushTimer; pairs?: ReadonlyArray<{ id: number; role: 'active' | 'standby'; sequencerId: number }> },
 ): MetricsSource {
-  const { window, retransmitter, repair, flusher, roles } = parts;
+  const { window, retransmitter, repair, flusher, pairs } = parts;
   return {
     sequencerId,
     groups: () => {
@@ -37,7 +37,6 @@ export function metricsSource(
             id,
             // What the data path stamps, overrides included (not the agent-wide id).
             sequencerId: g.sequencerId,
-            ...(roles?.get(id) ? { role: roles.get(id)! } : {}),
             session: g.session,
             lastSeq,
             ...(window && aggregating ? { windowOccupancy: windowOccupancy(window, g, lastSeq) } : {}),
@@ -46,6 +45,8 @@ export function metricsSource(
         ];
       });
     },
+    // Serving: the group is on the data path (an active always; a standby once it took over).
+    ...(pairs?.length ? { pairs: () => pairs.map((p) => ({ ...p, serving: seq.group(p.id) !== undefined })) } : {}),
     kernelCounters: () => seq.counters(),
     quorumHistogram: () => ({ buckets: seq.quorumHistogram(), sumNs: seq.quorumNanosSum() }),
     ...(retransmitter ? { retransmitCounters: () => ({ ...retransmitter.counters() }) } : {}),

@@ -31,8 +31,6 @@ export interface MetricsSource {
     id: number;
     /** The id this group is stamped with (groups[].sequencerId, else the agent's). */
     sequencerId?: number;
-    /** One-sequencer failover: this host's role in the group's pair. */
-    role?: 'active' | 'standby';
     session: number;
     /** Last seq stamped for the group in this session (Sequencer.lastSeq). */
     lastSeq: bigint;
@@ -50,6 +48,8 @@ export interface MetricsSource {
   retransmitCounters?(): Record<string, number>;
   /** RepairService.counters(). */
   repairCounters?(): Record<string, unknown>;
+  /** One-sequencer failover pairs (groups[].role): this host's role per group, and whether it stamps for it. */
+  pairs?(): Array<{ id: number; role: 'active' | 'standby'; sequencerId: number; serving: boolean }>;
   /** FlushTimer.counters() (agent/flush.ts). */
   flushCounters?(): Record<string, number>;
 }
@@ -351,17 +351,19 @@ export function createMetricsRegistry(src: MetricsSource): Registry {
   groupGauge('xseq_window_occupied_slots', "Seqs in the group's window that some member has not acked yet.", (g) => g.windowOccupancy);
   groupGauge('xseq_retransmit_backlog_seqs', 'Seqs the retransmitter still has to deliver to some member.', (g) => g.retransmitBacklog);
 
-  new Gauge({
-    name: 'xseq_group_role',
-    help: "One-sequencer failover: 1 for this host's role in the group's pair (active or standby; groups[].role). A standby stamps once clients fail over to it: the host whose xseq_group_last_seq moves, in the higher xseq_group_session, is the one serving.",
-    labelNames: ['sequencer', 'group', 'role'],
-    registers,
-    collect() {
-      state.refresh();
-      this.reset();
-      for (const g of state.groups) if (g.role) this.set({ sequencer: String(g.sequencerId ?? src.sequencerId), group: String(g.id), role: g.role }, 1);
-    },
-  });
+  if (src.pairs) {
+    const pairs = src.pairs.bind(src);
+    new Gauge({
+      name: 'xseq_group_serving',
+      help: "One-sequencer failover pairs (groups[].role): 1 while this host stamps for the group, 0 while it does not (a standby waiting for its active's heartbeat to stop). Of a pair, the serving host with the higher xseq_group_session is the one the replicas follow.",
+      labelNames: ['sequencer', 'group', 'role'],
+      registers,
+      collect() {
+        this.reset();
+        for (const p of pairs()) this.set({ sequencer: String(p.sequencerId), group: String(p.id), role: p.role }, p.serving ? 1 : 0);
+      },
+    });
+  }
 
   registry.registerMetric(quorumHistogram(state));
 

@@ -15,7 +15,9 @@ import { AgentError } from './errors.ts';
 import { InstanceLock } from './instance.ts';
 import { dataPathHealth, metricsSource, startMetrics } from './metrics-source.ts';
 import type { Log as Logger } from './log.ts';
-import { StandbyRefresher } from './pair-session.ts';
+import { groupConfig } from './groups.ts';
+import { pairSession } from './pair-session.ts';
+import { listenForHeartbeats, StandbyWatch, takeoverMsOf, type WatchedGroup } from './standby.ts';
 import { pinDirOf, removePins } from './pins.ts';
 import { RepairService } from './repair.ts';
 import { DEFAULT_MAX_RTO_MS, Retransmitter } from './retransmit.ts';
@@ -25,8 +27,8 @@ import { SlotWindow } from './window.ts';
 /** Drop samples logged per second at most; the counters have the rest. */
 const DROP_LOG_PER_SECOND = 10;
 const EVENT_POLL_MS = 200;
-/** How often an idle standby checks the pair rule (it moves once a second). */
-const STANDBY_REFRESH_MS = 100;
+/** How often a standby checks its active's heartbeat (a fraction of any sensible takeoverMs). */
+const STANDBY_CHECK_MS = 5;
 
 export interface RunOptions {
   replace: boolean;
@@ -118,28 +120,56 @@ function signalLatch(): Promise<string> {
   });
 }
 
-/** Standby groups (groups[].role standby): their idle session kept at the pair rule's (agent/pair-session.ts). */
-function standbyRefresher(cfg: AgentConfig, seq: DataPath['seq'], store: SessionStore, log: Logger): StandbyRefresher | undefined {
-  const ids = cfg.groups.filter((g) => g.role === 'standby').map((g) => g.id);
-  if (!ids.length) return undefined;
-  const r = new StandbyRefresher(ids, {
-    session: (id) => seq.group(id)?.session,
-    lastSeq: (id) => seq.lastSeq(id),
-    moveTo: (id, session) => {
-      const g = seq.group(id)!;
-      // On disk before anything can be stamped with it (session.ts).
-      store.set(id, { session, interface: cfg.interface, dataPath: 'created', lastSeq: '0', role: 'standby' });
-      store.save();
-      seq.setGroup(id, { ...g, session }, g.members?.length ? Math.floor((g.windowBase ?? 0) / seq.windowSlots) : undefined);
-    },
+/**
+ * Standby groups still waiting (groups[].role standby, not on the data
+ * path): watch the active's heartbeat and take over when it stops
+ * (agent/standby.ts).
+ */
+async function startStandby(cfg: AgentConfig, dp: DataPath, store: SessionStore, log: Logger, refreshed: () => void): Promise<{ watch: StandbyWatch; stop(): void } | undefined> {
+  const waiting = dp.groups.filter((g) => g.action === 'standby');
+  if (!waiting.length) return undefined;
+  const { seq } = dp;
+  const watched: WatchedGroup[] = waiting.map((g) => {
+    const spec = cfg.groups.find((s) => s.id === g.id)!;
+    const [addr, port] = spec.multicast.split(':');
+    return { id: g.id, addr: addr!, port: Number(port), sequencerId: spec.sequencerId ?? cfg.sequencerId, takeoverMs: takeoverMsOf(spec, cfg) };
   });
-  r.start(
-    STANDBY_REFRESH_MS,
-    (moved) => log.debug({ event: 'standby', moved }, `idle standby: session moved up to ${moved.map((m) => `${m.session} (group ${m.id})`).join(', ')}`),
-    (e) => log.error({ event: 'standby', err: e.message }, `could not move the idle standby's session up: ${e.message}`),
+  const watch = new StandbyWatch(watched, Date.now());
+  const socks = await listenForHeartbeats(watched, interfaceAddress(cfg.interface).addr, (b) => watch.heard(b, Date.now()));
+  const takeOver = (id: number): void => {
+    const spec = cfg.groups.find((s) => s.id === id)!;
+    const plan = dp.groups.find((g) => g.id === id)!;
+    const session = pairSession('standby', Date.now(), store.get(id)?.session ?? 0);
+    // On disk before anything is stamped with it (session.ts).
+    store.set(id, { session, interface: cfg.interface, dataPath: 'created', lastSeq: '0', role: 'standby' });
+    store.save();
+    seq.resetSeq(id);
+    seq.setGroup(id, groupConfig(spec, spec.sequencerId ?? cfg.sequencerId, session), plan.window);
+    refreshed();
+    const quiet = Date.now() - (watch.lastHeard(id) ?? 0);
+    log.warn({ event: 'takeover', group: id, session, quietMs: quiet }, `group ${id}: the active sequencer was silent for ${quiet} ms; this standby takes over in session ${session}`);
+  };
+  const timer = setInterval(() => {
+    watch.knocked(seq.counters().drop_unknown_group, Date.now());
+    for (const id of watch.due(Date.now())) {
+      try {
+        takeOver(id);
+      } catch (e) {
+        log.error({ event: 'takeover', group: id, err: (e as Error).message }, `group ${id}: could not take over: ${(e as Error).message}`);
+      }
+    }
+  }, STANDBY_CHECK_MS);
+  log.info(
+    { event: 'standby', groups: watched.map((w) => ({ id: w.id, takeoverMs: w.takeoverMs })) },
+    `standby for group${watched.length > 1 ? 's' : ''} ${watched.map((w) => w.id).join(', ')}: not stamping; takes over once the active has been silent for ${watched[0]!.takeoverMs} ms and clients come here`,
   );
-  log.info({ event: 'standby', groups: ids }, `standby for group${ids.length > 1 ? 's' : ''} ${ids.join(', ')}: stamps only what clients fail over to it; while idle its session follows the pair rule`);
-  return r;
+  return {
+    watch,
+    stop() {
+      clearInterval(timer);
+      for (const s of socks) s.close();
+    },
+  };
 }
 
 export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void> {
@@ -235,11 +265,12 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
   }
   retransmitter?.start();
   flusher?.start();
-  const standby = standbyRefresher(cfg, seq, store, log);
   const roles = new Map(cfg.groups.flatMap((g) => (g.role ? [[g.id, g.role] as const] : [])));
+  const pairs = cfg.groups.flatMap((g) => (g.role ? [{ id: g.id, role: g.role, sequencerId: g.sequencerId ?? cfg.sequencerId }] : []));
+  const standby = await startStandby(cfg, dp, store, log, () => retransmitter?.refresh());
   const metrics = await startMetrics(
     cfg.metrics.listen,
-    metricsSource(seq, cfg.sequencerId, cfg.groups.map((g) => g.id), { ...(window ? { window } : {}), ...(retransmitter ? { retransmitter } : {}), ...(repair ? { repair } : {}), ...(flusher ? { flusher } : {}), roles }),
+    metricsSource(seq, cfg.sequencerId, cfg.groups.map((g) => g.id), { ...(window ? { window } : {}), ...(retransmitter ? { retransmitter } : {}), ...(repair ? { repair } : {}), ...(flusher ? { flusher } : {}), pairs }),
     dataPathHealth(dp, cfg.interface),
     log,
   );

@@ -127,13 +127,11 @@ function nonZeroCounters(c: Record<string, string>): string {
   return shown.length ? `${shown.map(([k, v]) => `${k} ${v}`).join(', ')} (others 0)` : 'all 0';
 }
 
-/** Which host of a pair serves: a standby that stamped took over (its session is the higher one). */
+/** Which host of a pair serves: a standby's group is on the data path only once it took over. */
 function roleText(g: GroupStatus): string {
   if (g.role === 'active') return ', role active';
   if (g.role !== 'standby') return '';
-  return g.lastSeq === '0'
-    ? ', role standby (idle: clients have not failed over to it; its session follows the pair rule)'
-    : ', role standby, SERVING: clients failed over to it and its session is above the active\'s';
+  return ", role standby, SERVING: it took over when the active's heartbeat stopped (its session is above the active's)";
 }
 
 function renderInterface(s: InterfaceStatus): string[] {
@@ -186,6 +184,10 @@ export function renderStatus(r: StatusReport): string {
     const entries = Object.entries(r.sessions);
     out.push(entries.length ? `sessions (${r.sessionsFile}):` : `sessions: none recorded in ${r.sessionsFile}`);
     for (const [id, g] of entries) {
+      if (g.dataPath === 'standby') {
+        out.push(`  group ${id}: STANDBY on ${g.interface}, waiting: not stamping until the active's heartbeat stops (last session here ${g.session}, ${g.updatedAt})`);
+        continue;
+      }
       out.push(`  group ${id}: session ${g.session} (${g.dataPath} on ${g.interface}${g.lastSeq !== undefined ? `, last seq ${g.lastSeq}` : ''}${g.role ? `, role ${g.role}` : ''}, ${g.updatedAt})`);
     }
   }

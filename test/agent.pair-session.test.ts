@@ -1,8 +1,8 @@
-// One-sequencer failover pairs (agent/pair-session.ts): the active's and the
-// standby's sessions never coincide, the standby's is above the active's
-// whenever the active could die, an idle standby moves up and a serving one
-// never does; the config (groups[].role, --role) and what planGroups gives a
-// paired group. No kernel: the data path is a map in memory.
+// One-sequencer failover pairs (agent/pair-session.ts, agent/standby.ts):
+// the active's and the standby's sessions never coincide, the standby's is
+// above the active's when it takes over, and it takes over only when the
+// active's heartbeat stops; the config (groups[].role, --role) and what
+// planGroups gives a paired group. No kernel: the data path is a map in memory.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +10,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parseRunArgs, runConfig } from '../agent/args.ts';
 import { ConfigError, parseConfig } from '../agent/config.ts';
 import { planGroups } from '../agent/groups.ts';
-import { PAIR_EPOCH_MS, pairSession, roleOfSession, StandbyRefresher } from '../agent/pair-session.ts';
+import { PAIR_EPOCH_MS, pairSession, roleOfSession } from '../agent/pair-session.ts';
+import { StandbyWatch } from '../agent/standby.ts';
+import { emptyHeader, encodeMessage, MsgType } from '../bpf/wire.ts';
 import { SessionStore } from '../agent/session.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'xseq-pair-'));
@@ -54,70 +56,107 @@ describe('the pair rule', () => {
   });
 });
 
-describe('the idle standby', () => {
-  function target(session: number, lastSeq = 0n) {
-    const t = {
-      cur: session as number | undefined,
-      seq: lastSeq,
-      moved: [] as number[],
-      session: () => t.cur,
-      lastSeq: () => t.seq,
-      moveTo: (_id: number, s: number) => {
-        t.moved.push(s);
-        t.cur = s;
-      },
-    };
-    return t;
-  }
+describe('the standby watch', () => {
+  const hb = (type: number, groupId: number, sequencerId: number) =>
+    encodeMessage({ ...emptyHeader(), type, groupId, sequencerId, session: 2_000_000_000 }, new Uint8Array(0));
+  const watched = [{ id: 1, addr: '239.7.7.1', port: 7500, sequencerId: 1, takeoverMs: 100 }];
 
-  it('moves up once a second while it has stamped nothing, and never once it has', () => {
-    let now = sec(0);
-    const t = target(pairSession('standby', now));
-    const r = new StandbyRefresher([1], t, () => now);
-    expect(r.tick()).toEqual([]);
-    now = sec(0) + 900;
-    expect(r.tick()).toEqual([]);
-    now = sec(1) + 5;
-    expect(r.tick()).toEqual([{ id: 1, session: 2_000_000_003 }]);
-    // The active restarts at second 7: the standby's next tick is above it.
-    now = sec(7) + 40;
-    const active = pairSession('active', sec(7));
-    r.tick();
-    expect(t.cur).toBeGreaterThan(active);
-    // Clients fail over: it stamps. Its session must stay (the replicas follow it now).
-    t.seq = 3n;
-    now = sec(20);
-    expect(r.tick()).toEqual([]);
-    expect(t.cur).toBe(2_000_000_015);
-    // A group no longer on the data path is left alone.
-    t.cur = undefined;
-    t.seq = 0n;
-    expect(r.tick()).toEqual([]);
-    expect(r.moves).toBe(2);
+  it("takes over once the active's flushes and stamps stop for takeoverMs, once; its own traffic, other groups and junk are no heartbeat", () => {
+    const w = new StandbyWatch(watched, 0);
+    // Clients knock all along (their requests reach the standby and are refused).
+    let knocks = 0n;
+    const knock = (t: number) => w.knocked((knocks += 1n), t);
+    knock(0);
+    const tick = (to: number) => {
+      for (let t = to - 20; t < to; t += 5) w.due(t);
+      knock(to);
+      return w.due(to);
+    };
+    expect(tick(99)).toEqual([]);
+    w.heard(hb(MsgType.FLUSH, 1, 0), 50);
+    w.heard(hb(MsgType.SEQUENCED, 1, 0), 120);
+    expect(tick(219)).toEqual([]);
+    // Not heartbeats: its own id, another group, an ACK, not xseq at all.
+    w.heard(hb(MsgType.FLUSH, 1, 1), 200);
+    w.heard(hb(MsgType.FLUSH, 2, 0), 210);
+    w.heard(hb(MsgType.ACK, 1, 0), 215);
+    w.heard(new Uint8Array([1, 2, 3]), 216);
+    expect(w.counters.heartbeats).toBe(2);
+    expect(w.serving(1)).toBe(false);
+    expect(tick(220)).toEqual([1]);
+    expect(w.serving(1)).toBe(true);
+    // Reported once; a heartbeat afterwards (the old active back) changes nothing.
+    w.heard(hb(MsgType.FLUSH, 1, 0), 230);
+    expect(tick(10_000)).toEqual([]);
+    expect(w.counters.takeovers).toBe(1);
+  });
+
+  it('a silent active alone is not enough: only once clients knock on the standby too', () => {
+    const w = new StandbyWatch(watched, 0);
+    w.knocked(5n, 0);
+    for (let t = 5; t <= 1000; t += 5) expect(w.due(t)).toEqual([]);
+    // The same total again is no knock; one more is.
+    w.knocked(5n, 1001);
+    expect(w.due(1002)).toEqual([]);
+    w.knocked(6n, 1003);
+    expect(w.due(1004)).toEqual([1]);
+  });
+
+  it('a check that comes late (this process stalled, heartbeats may wait unread) decides nothing', () => {
+    const w = new StandbyWatch(watched, 0);
+    w.knocked(0n, 0);
+    w.knocked(1n, 1);
+    expect(w.due(10)).toEqual([]);
+    // 200 ms without a check: a stall of ours, not necessarily of the active.
+    expect(w.due(210)).toEqual([]);
+    expect(w.counters.lateChecks).toBe(1);
+    w.heard(hb(MsgType.FLUSH, 1, 0), 211);
+    expect(w.due(215)).toEqual([]);
+    // Late again: nothing, though the active has been quiet since 211...
+    expect(w.due(315)).toEqual([]);
+    expect(w.counters.lateChecks).toBe(2);
+    // ...and the next timely check, with nothing heard meanwhile and a client knocking, takes over.
+    expect(w.due(320)).toEqual([]);
+    w.knocked(2n, 321);
+    expect(w.due(322)).toEqual([1]);
+  });
+
+  it('an active never heard from gets one full timeout from the start', () => {
+    const w = new StandbyWatch(watched, 1_000);
+    w.knocked(0n, 1_000);
+    w.knocked(1n, 1_050);
+    expect(w.due(1_099)).toEqual([]);
+    expect(w.due(1_100)).toEqual([1]);
+    // The first check is never late: there was none before it.
   });
 });
 
 describe('paired groups: configuration and sessions', () => {
-  const base = { interface: 'eth1', groups: [{ id: 1, multicast: '239.7.7.1:7500', sequencerId: 1, role: 'standby' }] };
+  const base = { interface: 'eth1', flushIntervalMs: 2, groups: [{ id: 1, multicast: '239.7.7.1:7500', sequencerId: 1, role: 'standby' }] };
 
-  it('planGroups gives a paired group its session by the pair rule and records the role', () => {
+  it('planGroups: the active takes its session by the pair rule; the standby waits off the data path', () => {
     const store = SessionStore.open(join(dir, `s${n++}`));
     store.set(1, { session: 2_000_000_041, interface: 'eth1', dataPath: 'created', role: 'standby' });
-    const map = { windowSlots: 1024, windows: 4, group: () => undefined, setGroup() {}, disableGroup() {}, resetSeq() {}, lastSeq: () => 0n };
+    const writes: number[] = [];
+    const map = { windowSlots: 1024, windows: 4, group: () => undefined, setGroup: (id: number) => void writes.push(id), disableGroup() {}, resetSeq() {}, lastSeq: () => 0n };
     const [p] = planGroups(map, parseConfig(base, 'test'), store, false, new Map(), () => sec(10));
-    // The clock says 2_000_000_021, but the store already handed out 41: the next odd above it.
-    expect(p).toMatchObject({ id: 1, action: 'created', session: 2_000_000_043 });
-    expect(store.get(1)).toMatchObject({ session: 2_000_000_043, role: 'standby' });
-    const [q] = planGroups(map, parseConfig({ ...base, groups: [{ ...base.groups[0], role: 'active' }] }, 'test'), SessionStore.open(join(dir, `s${n++}`)), false, new Map(), () => sec(10));
-    expect(q!.session).toBe(2_000_000_020);
+    expect(p).toMatchObject({ id: 1, action: 'standby' });
+    expect(p!.write).toBeUndefined();
+    expect(store.get(1)).toMatchObject({ session: 2_000_000_041, dataPath: 'standby', role: 'standby' });
+    const active = SessionStore.open(join(dir, `s${n++}`));
+    active.set(1, { session: 2_000_000_040, interface: 'eth1', dataPath: 'created', role: 'active' });
+    const [q] = planGroups(map, parseConfig({ ...base, groups: [{ ...base.groups[0], role: 'active' }] }, 'test'), active, false, new Map(), () => sec(10));
+    // The clock says 2_000_000_020, but this host already used 40: the next even above it.
+    expect(q).toMatchObject({ action: 'created', session: 2_000_000_042 });
+    expect(active.get(1)).toMatchObject({ session: 2_000_000_042, role: 'active' });
   });
 
   it('--role GROUP:standby sets groups[].role; mistakes name the field and the flag', () => {
-    const c = runConfig(parseRunArgs(['--iface', 'eth1', '--group', '1:239.7.7.1:7500', '--role', '1:standby'])!, { XSEQ_CONFIG: '' });
+    const c = runConfig(parseRunArgs(['--iface', 'eth1', '--group', '1:239.7.7.1:7500', '--flush-interval', '2', '--role', '1:standby'])!, { XSEQ_CONFIG: '' });
     expect(c.groups[0]!.role).toBe('standby');
     const bad = (args: string[]) => {
       try {
-        runConfig(parseRunArgs(['--iface', 'eth1', '--group', '1:239.7.7.1:7500', ...args])!, { XSEQ_CONFIG: '' });
+        runConfig(parseRunArgs(['--iface', 'eth1', '--group', '1:239.7.7.1:7500', '--flush-interval', '2', ...args])!, { XSEQ_CONFIG: '' });
       } catch (e) {
         return (e as Error).message;
       }
@@ -128,5 +167,16 @@ describe('paired groups: configuration and sessions', () => {
     expect(bad(['--role', '1:standby', '--drain', '1'])).toMatch(/groups\[0\]\.role: a standby pair is for a group with one sequencer/);
     expect(bad(['--role', '1:active', '--session', '5'])).toMatch(/session: cannot be forced while group 1 has a role/);
     expect(() => parseConfig({ ...base, groups: [{ ...base.groups[0], role: 'standby', draining: true }] }, 'test')).toThrow(ConfigError);
+    const noFlush = (() => {
+      try {
+        runConfig(parseRunArgs(['--iface', 'eth1', '--group', '1:239.7.7.1:7500', '--role', '1:active'])!, { XSEQ_CONFIG: '' });
+      } catch (e) {
+        return (e as Error).message;
+      }
+      return 'accepted';
+    })();
+    expect(noFlush).toMatch(/flushIntervalMs: must be more than 0 for group 1 with a role: the active's flushes are the standby's heartbeat/);
+    expect(() => parseConfig({ ...base, groups: [{ ...base.groups[0], takeoverMs: 4 }] }, 'test')).toThrow(/takeoverMs: must be more than 2 flush intervals/);
+    expect(() => parseConfig({ ...base, groups: [{ ...base.groups[0], role: 'active', takeoverMs: 50 }] }, 'test')).toThrow(/takeoverMs: is for the standby of a pair/);
   });
 });

@@ -89,6 +89,8 @@ load:
   --mix G:P:C                  weights of get, put, cas (default 50:40:10)
   --tag STR                    key prefix (default random)
   --omit-writes                leave the acknowledged writes out of the summary
+  --completions                list when each answered op completed (wall-clock
+                               ms) in "completedAtMs": failover timing
 read:
   --clients C                  concurrent reads (default 8)`;
 
@@ -131,6 +133,7 @@ async function main(): Promise<void> {
         rate: { type: 'string' },
         'value-size': { type: 'string' },
         'omit-writes': { type: 'boolean' },
+        completions: { type: 'boolean' },
         'keys-file': { type: 'string' },
         absent: { type: 'boolean' },
         id: { type: 'string' },
@@ -227,6 +230,7 @@ async function main(): Promise<void> {
           mix: mix as [number, number, number],
           tag: v.tag ?? randomBytes(4).toString('hex'),
           recordWrites: !v['omit-writes'],
+          recordCompletions: v.completions === true,
         });
         print({ ...s, transport: client.counters() });
         break;
