@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { runP1 } from './p1.ts';
 import type { BenchRow } from './row.ts';
 
-const HELP = `Usage: npm run bench [-- --only P1,P1r,P2,P3b,P3,P4,P4b] [--quick]
+const HELP = `Usage: npm run bench [-- --only P1,P1r,P2,P3b,P3,P4,P4b,F1] [--quick]
 
 Runs the benchmarks and writes bench/results.json, an array of
 {id, name, unit, xseq, baseline, baselineName, ratio, goal}; ratio is
@@ -31,6 +31,10 @@ xseq / baseline. Rows:
   P4b, P4b-p50
            Hydra end to end in namespaces: KV ops/s with clients spreading
            over two sequencer hosts vs all to one (the other only flushes)
+  F1, F1-detect, F1-agree, F1-dip
+           failover of a group with one sequencer + a standby: kill of the
+           active host to the load resuming (detection and agreement shares)
+           vs NOPaxos's published 110 ms; ops/s in the 2 s around the kill
 --quick uses fewer repetitions (a smoke run, not numbers to report).`;
 
 const { values: v } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
@@ -85,6 +89,12 @@ if (want('P3')) {
   const { runP3 } = await import('./p3.ts');
   log('P3: the KV store replicated vs unreplicated');
   rows.push(...(await runP3({ quick: Boolean(v.quick), log })));
+}
+
+if (want('F1')) {
+  const { runF1 } = await import('./f1.ts');
+  log('F1: failover, one sequencer + a standby');
+  rows.push(...(await runF1({ quick: Boolean(v.quick), log })));
 }
 
 const out = join(import.meta.dirname, 'results.json');

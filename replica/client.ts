@@ -288,7 +288,12 @@ export class Client {
     s.failures++;
     s.lastFailedAt = now;
     s.avoidUntil = now + Math.min(this.backoffUs * 2 ** (s.failures - 1), this.maxBackoffUs);
-    p.target = this.pick((p.target + 1) % this.seqs.length);
+    const next = this.pick((p.target + 1) % this.seqs.length);
+    // Policy failover, every sequencer avoided: stay with the one just
+    // tried rather than bounce back to the one that failed before it. A
+    // standby refuses the first request that reaches it and takes over on
+    // it (agent/standby.ts): the retry belongs there, not at the dead active.
+    if (!(this.policy === 'failover' && this.seqs[next]!.avoidUntil > now)) p.target = next;
     this.send();
   }
 

@@ -24,6 +24,14 @@ describe('failover timing', () => {
     expect(failoverTiming(every(0, 20_000, 10), 10_000)).toMatchObject({ failoverMs: 0, stallMs: 0 });
   });
 
+  it('with the survivor known to serve from some time on: the first completion from then', () => {
+    const every = (from: number, to: number, step: number) => Array.from({ length: Math.floor((to - from) / step) }, (_, i) => from + i * step);
+    // Stragglers through the dying host until 10.15 s; the standby took over at 10.3 s.
+    const t = [...every(0, 10_000, 10), 10_150, ...every(10_420, 12_000, 10)];
+    expect(failoverTiming(t, 10_000, { survivorFromMs: 10_300 })).toMatchObject({ failoverMs: 420, stallMs: 270 });
+    expect(failoverTiming(every(0, 10_000, 10), 10_000, { survivorFromMs: 10_300 }).failoverMs).toBe(Infinity);
+  });
+
   it('no completion after the kill: failover never happened', () => {
     expect(failoverTiming([1, 2, 3], 10).failoverMs).toBe(Infinity);
   });

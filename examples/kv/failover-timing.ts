@@ -20,7 +20,12 @@ export interface FailoverTiming {
   dipRatio: number;
 }
 
-export function failoverTiming(completedAtMs: readonly number[], killAtMs: number, o: { minStallMs?: number; searchMs?: number } = {}): FailoverTiming {
+/**
+ * `survivorFromMs`: when it is known that nothing before it completed through
+ * a survivor (a standby stamps nothing before its takeover): the load then
+ * resumed at the first completion from there on, whatever the stalls.
+ */
+export function failoverTiming(completedAtMs: readonly number[], killAtMs: number, o: { minStallMs?: number; searchMs?: number; survivorFromMs?: number } = {}): FailoverTiming {
   const minStall = o.minStallMs ?? 100;
   const search = o.searchMs ?? 2000;
   const t = [...completedAtMs].sort((a, b) => a - b);
@@ -36,8 +41,12 @@ export function failoverTiming(completedAtMs: readonly number[], killAtMs: numbe
     }
     prev = x;
   }
+  if (o.survivorFromMs !== undefined) {
+    const i = t.findIndex((x) => x >= o.survivorFromMs!);
+    stall = i < 0 ? null : { gap: t[i]! - (t[i - 1] ?? killAtMs), end: t[i]! };
+  }
   // Silent to the end of the record: it never resumed.
-  const never = !stall && (t.at(-1) ?? -Infinity) <= killAtMs;
+  const never = o.survivorFromMs !== undefined ? !stall : !stall && (t.at(-1) ?? -Infinity) <= killAtMs;
   const count = (from: number, to: number) => t.filter((x) => x >= from && x < to).length;
   const before = count(killAtMs - 3000, killAtMs - 1000) / 2;
   const around = count(killAtMs - 1000, killAtMs + 1000) / 2;

@@ -91,6 +91,27 @@ describe('client with several sequencers', () => {
     expect(spread(r.attempts.slice(10))).toEqual([1, 0]);
   });
 
+  it('failover: a standby that refuses the first request (it takes over on it) gets the retry, not the dead active', () => {
+    const r = rig({ k: 2, policy: 'failover' });
+    expect(r.one().err).toBeNull();
+    r.alive.set(0, false);
+    // The standby drops the first request that reaches it, then serves.
+    r.alive.set(1, false);
+    let knocked = false;
+    const sent = r.attempts.length;
+    const watch = () => {
+      if (!knocked && r.attempts.length > sent + 1) {
+        knocked = true;
+        r.alive.set(1, true);
+      }
+    };
+    r.client.submit(new Uint8Array([1]), (err, result) => r.results.push({ err, result, at: r.q.now }));
+    while (r.results.length < 2 && r.q.step()) watch();
+    expect(r.results[1]!.result).toEqual(new Uint8Array([1]));
+    // Active (dead), standby (refused), standby again: not back to the active.
+    expect(spread(r.attempts.slice(sent))).toEqual([0, 1, 1]);
+  });
+
   it('round-robin: consecutive requests go to each sequencer in turn', () => {
     const r = rig({ k: 3 });
     for (let i = 0; i < 9; i++) expect(r.one().err).toBeNull();
