@@ -91,7 +91,7 @@ export interface SubmitOptions {
    */
   key?: string | Uint8Array;
   /**
-   * Hydra: op is a group control op (replica/hydra.ts encodeControlOp),
+   * Hydra: op is a group control op (replica/control-op.ts),
    * sent with XSEQ_F_CONTROL; the replicas execute it themselves, the
    * application never sees it, and the certified result is empty.
    */

@@ -24,6 +24,8 @@
 //           named session that is not the one the replicas hold (the
 //           sequencer rejoined since) is ignored: a stale removal never
 //           removes the rejoined stream.
+import type { LogEntry } from './messages.ts';
+
 export type ControlOp =
   | { readonly kind: 'add'; readonly sid: number }
   | { readonly kind: 'remove'; readonly sid: number; readonly session: number };
@@ -72,4 +74,9 @@ export function removedSequencer(b: Uint8Array): { sid: number; session: number 
 /** Whether a remove op naming `named` applies to a stream the replicas hold in `held`. */
 export function removalApplies(named: number, held: number): boolean {
   return named === ANY_SESSION || named === held;
+}
+
+/** The sequencer an entry adds, if it is an "add" control op. */
+export function addedBy(e: LogEntry): number | null {
+  return e.control && !e.noop ? addedSequencer(e.op) : null;
 }

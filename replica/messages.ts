@@ -18,7 +18,7 @@ export interface RequestMsg {
   readonly clientId: bigint;
   readonly requestId: bigint;
   readonly op: Uint8Array;
-  /** Hydra: a group control op (XSEQ_F_CONTROL; op = hydra.ts encodeControlOp), not for the application. */
+  /** Hydra: a group control op (XSEQ_F_CONTROL; op = control-op.ts), not for the application. */
   readonly control?: boolean;
 }
 
@@ -314,6 +314,8 @@ export type PeerMsg =
  */
 export interface DropNotificationMsg {
   readonly type: 'DROP_NOTIFICATION';
+  /** The stream's sequencer (the kernel's gap event names it); a one-sequencer replica ignores it. */
+  readonly sequencerId?: number;
   readonly session: number;
   readonly from: number;
   readonly to: number;

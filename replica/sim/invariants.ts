@@ -20,7 +20,7 @@ import type { Replica } from '../replica.ts';
 import { viewEq, viewLeq, viewStr, type ViewId } from '../view.ts';
 import type { CertifiedReply, SimCluster } from './cluster.ts';
 import { encodeResult, HistoryApp, mixHash } from './history-app.ts';
-import { decodeControlOp } from '../hydra.ts';
+import { addedBy } from '../control-op.ts';
 
 export class InvariantViolation extends Error {
   override readonly name = 'InvariantViolation';
@@ -179,8 +179,8 @@ export class InvariantChecker {
     const eff = Math.max(src.raw, at.eff);
     this.streamAt.set(src.sid, { seq: src.seq, eff });
     // An "add" op: the new sequencer's clocks start above it.
-    const added = e.control && !e.noop ? decodeControlOp(e.op) : null;
-    if (added && !this.streamAt.has(added.sid)) this.streamAt.set(added.sid, { seq: 0, eff: eff + 1 });
+    const added = addedBy(e);
+    if (added !== null && !this.streamAt.has(added)) this.streamAt.set(added, { seq: 0, eff: eff + 1 });
     const k = { clock: eff, sid: src.sid, seq: src.seq };
     const p = this.lastKey;
     if (p && (k.clock < p.clock || (k.clock === p.clock && k.sid < p.sid))) {
