@@ -52,6 +52,7 @@ export class StandbyWatch {
   readonly #takenOver = new Set<number>();
   readonly counters: StandbyCounters = { heartbeats: 0, takeovers: 0, lateChecks: 0 };
   #lastDue: number | undefined;
+  #skipped = false;
   #knocks: bigint | undefined;
   #lastKnock = -Infinity;
   readonly #minTakeoverMs: number;
@@ -88,15 +89,19 @@ export class StandbyWatch {
    * Groups whose active just went silent for takeoverMs (each reported
    * once). Called on a short timer; a call that comes late (this process
    * stalled) decides nothing: Node runs timers before the socket reads
-   * queued during the stall, so the heartbeats may be waiting unread.
+   * queued during the stall, so the heartbeats may be waiting unread. The
+   * call after it decides (the event loop has read its sockets in between),
+   * late or not: a host that is always late still takes over.
    */
   due(nowMs: number): number[] {
     const late = this.#lastDue !== undefined && nowMs - this.#lastDue > this.#minTakeoverMs / 4;
     this.#lastDue = nowMs;
-    if (late) {
+    if (late && !this.#skipped) {
+      this.#skipped = true;
       this.counters.lateChecks++;
       return [];
     }
+    this.#skipped = false;
     const out: number[] = [];
     for (const g of this.#groups.values()) {
       if (this.#takenOver.has(g.id)) continue;

@@ -115,10 +115,20 @@ describe('the standby watch', () => {
     // Late again: nothing, though the active has been quiet since 211...
     expect(w.due(315)).toEqual([]);
     expect(w.counters.lateChecks).toBe(2);
-    // ...and the next timely check, with nothing heard meanwhile and a client knocking, takes over.
+    // ...and the next check, with nothing heard meanwhile and a client knocking, takes over.
     expect(w.due(320)).toEqual([]);
     w.knocked(2n, 321);
     expect(w.due(322)).toEqual([1]);
+  });
+
+  it('a host whose every check is late still decides, on every second one', () => {
+    const w = new StandbyWatch(watched, 0);
+    w.knocked(0n, 0);
+    expect(w.due(0)).toEqual([]);
+    w.knocked(1n, 150);
+    expect(w.due(150)).toEqual([]); // late: skipped
+    w.knocked(2n, 200);
+    expect(w.due(200)).toEqual([1]); // late again, but the loop has read its sockets since
   });
 
   it('an active never heard from gets one full timeout from the start', () => {

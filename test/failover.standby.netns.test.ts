@@ -61,7 +61,9 @@ describePrivileged('one sequencer plus a standby: the active host dies', () => {
     // The old active's host comes back: its pinned data path stamps on in the old session.
     c.linkUp(0);
     const old = c.cli('cli', ['put', 'from-old-active', 'x', '--timeout-ms', '2000'], 60_000, [0]);
-    expect(old.status, `${old.stdout} ${old.stderr}`).toBe(1);
+    const statusLines = () =>
+      c.replicas.map((p, i) => `replica ${i}: ` + (p?.output().stdout ?? '').split('\n').filter((l) => l.includes('"event":"status"')).map((l) => { const o = JSON.parse(l) as { status: string; view: { leaderNum: number; session: number }; t: number }; return `${o.t - killAt}ms:${o.status}/${o.view.leaderNum}/${o.view.session}`; }).join(' '));
+    expect(old.status, `${old.stdout} ${old.stderr}\n${statusLines().join('\n')}\nstandby: ${c.agents[1]!.output().stdout.split('\n').filter((l) => /takeover|standby/.test(l)).join('\n')}`).toBe(1);
     expect(old.stderr).toMatch(/not certified/);
 
     const sum = JSON.parse(await load.waitForLine(/"tag"/, LOAD_MS + 60_000)) as LoadSummary;
