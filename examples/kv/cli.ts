@@ -10,6 +10,7 @@ import { ClientConfigError, clientConfig, type KvClientConfig, mergeClientFlags,
 import { runLoad } from './load.ts';
 import { ANY_SESSION, MAX_SEQUENCER_ID } from '../../replica/control-op.ts';
 import { KvError, MAX_VALUE } from './ops.ts';
+import { versionLine } from '../../agent/version.ts';
 
 const USAGE = `Usage: tsx examples/kv/cli.ts <command> --sequencer ADDR[:PORT] [options]
        tsx examples/kv/cli.ts <command> --sequencer ID:ADDR[:PORT] ... [options]
@@ -76,6 +77,7 @@ Options (in brackets: the field in a --config file; flags win):
                                replicas ACK this client, which counts f+1
                                matching ACKs including the leader's; N is the
                                group size [directAcks, replicas]
+  --version                    the version and commit, then exit
 load:
   --clients C                  concurrent closed-loop clients (default 4)
   --ops N | --duration-ms MS   how much load (one of them)
@@ -107,6 +109,10 @@ function num(v: string | undefined, name: string, dflt: number, min = 0): number
 }
 
 async function main(): Promise<void> {
+  if (process.argv.includes('--version')) {
+    console.log(versionLine('kv-cli'));
+    return;
+  }
   let parsed;
   try {
     parsed = parseArgs({
