@@ -150,7 +150,7 @@ async function startStandby(cfg: AgentConfig, dp: DataPath, store: SessionStore,
     seq.setGroup(id, groupConfig(spec, spec.sequencerId ?? cfg.sequencerId, session), plan.window);
     refreshed();
     const quiet = Date.now() - (watch.lastHeard(id) ?? 0);
-    log.warn({ event: 'takeover', group: id, session, quietMs: quiet }, `group ${id}: the active sequencer was silent for ${quiet} ms; this standby takes over in session ${session}`);
+    log.warn({ event: 'takeover', group: id, session, quietMs: quiet, atMs: Date.now() }, `group ${id}: the active sequencer was silent for ${quiet} ms; this standby takes over in session ${session}`);
   };
   const timer = setInterval(() => {
     watch.knocked(seq.counters().drop_unknown_group, Date.now());

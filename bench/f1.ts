@@ -62,11 +62,11 @@ async function oneRound(mode: XdpMode, lanes: number, log: (s: string) => void):
     await sleep(3500);
     const killAt = Date.now();
     await c.killHost(0, { detach: true });
-    const took = JSON.parse(await c.agents[1]!.waitForLine(/"event":"takeover"/, 30_000)) as { time: number };
+    const took = JSON.parse(await c.agents[1]!.waitForLine(/"event":"takeover"/, 30_000)) as { atMs: number };
     const sum = JSON.parse(await load.waitForLine(/"tag"/, 90_000)) as LoadSummary;
     // Nothing completes through the standby before it takes over, nor through the dead host after.
-    const f = failoverTiming(sum.completedAtMs ?? [], killAt, { survivorFromMs: took.time });
-    const detectMs = Math.max(0, took.time - killAt);
+    const f = failoverTiming(sum.completedAtMs ?? [], killAt, { survivorFromMs: took.atMs });
+    const detectMs = Math.max(0, took.atMs - killAt);
     const r = { failoverMs: f.failoverMs, detectMs, agreeMs: Math.max(0, f.failoverMs - detectMs), before: f.opsPerSecBefore, around: f.opsPerSecAround };
     log(`  failover ${r.failoverMs} ms (detection ${r.detectMs}, agreement ${r.agreeMs}); ops/s ${r.before} before, ${r.around} in the 2 s around the kill${sum.timeouts ? `; ${sum.timeouts} timeouts` : ''}`);
     return r;

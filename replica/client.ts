@@ -248,7 +248,8 @@ export class Client {
     if (!q) return;
     const requestId = this.nextRequestId++;
     const first = this.policy === 'failover' ? this.sticky : this.policy === 'key' && q.key !== undefined ? sequencerForKey(q.key, this.seqs.length) : this.rr++ % this.seqs.length;
-    this.current = { requestId, op: q.op, control: q.control, done: q.done, started: this.o.scheduler.now(), target: this.pick(first), tries: new Map(), votes: new Map() };
+    const target = this.policy === 'failover' ? first : this.pick(first);
+    this.current = { requestId, op: q.op, control: q.control, done: q.done, started: this.o.scheduler.now(), target, tries: new Map(), votes: new Map() };
     this.deadlineTimer.start(this.deadlineUs);
     this.send();
   }
@@ -271,6 +272,21 @@ export class Client {
     return oldest;
   }
 
+  /**
+   * Policy failover ignores the back-off: a waiting standby refuses every
+   * request while its active lives, so its failures would pile up to the
+   * longest back-off and make it unusable exactly when it takes over. A
+   * request leaves the sequencer that answered last (the sticky one) after
+   * one timeout and gets two tries at the next one (the first may be the
+   * request it refuses and takes over on, agent/standby.ts) before going
+   * back: sticky, next, next, sticky, next, next, ...
+   */
+  private failoverNext(p: Pending): number {
+    const cur = p.target;
+    if (cur !== this.sticky && (p.tries.get(this.seqs[cur]!.id) ?? 0) % 2 === 1) return cur;
+    return cur === this.sticky ? (cur + 1) % this.seqs.length : this.sticky;
+  }
+
   private send(): void {
     const p = this.current!;
     const s = this.seqs[p.target]!;
@@ -288,12 +304,8 @@ export class Client {
     s.failures++;
     s.lastFailedAt = now;
     s.avoidUntil = now + Math.min(this.backoffUs * 2 ** (s.failures - 1), this.maxBackoffUs);
-    const next = this.pick((p.target + 1) % this.seqs.length);
-    // Policy failover, every sequencer avoided: stay with the one just
-    // tried rather than bounce back to the one that failed before it. A
-    // standby refuses the first request that reaches it and takes over on
-    // it (agent/standby.ts): the retry belongs there, not at the dead active.
-    if (!(this.policy === 'failover' && this.seqs[next]!.avoidUntil > now)) p.target = next;
+    if (this.policy === 'failover') p.target = this.failoverNext(p);
+    else p.target = this.pick((p.target + 1) % this.seqs.length);
     this.send();
   }
 

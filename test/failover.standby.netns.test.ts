@@ -49,10 +49,10 @@ describePrivileged('one sequencer plus a standby: the active host dies', () => {
     const early = c.agents[1]!.output().stdout.includes('"event":"takeover"');
     const killAt = Date.now();
     await c.killHost(0, { detach: false });
-    const took = JSON.parse(await c.agents[1]!.waitForLine(/"event":"takeover"/, 20_000)) as { session: number; quietMs: number; time: number };
-    // The agent logs pino's epoch-ms "time".
+    const took = JSON.parse(await c.agents[1]!.waitForLine(/"event":"takeover"/, 20_000)) as { session: number; quietMs: number; atMs: number };
+    // atMs: the takeover's wall-clock time (epoch ms).
     const standby = { session: took.session };
-    console.log(`[standby] took over ${early ? 'BEFORE the kill (active silent and clients knocking)' : `${took.time - killAt} ms after the kill`}, quiet ${took.quietMs} ms, session ${took.session}`);
+    console.log(`[standby] took over ${early ? 'BEFORE the kill (active silent and clients knocking)' : `${took.atMs - killAt} ms after the kill`}, quiet ${took.quietMs} ms, session ${took.session}`);
     // Odd, above the active's.
     expect(standby.session % 2).toBe(1);
     expect(standby.session).toBeGreaterThan(active.session);
@@ -71,7 +71,7 @@ describePrivileged('one sequencer plus a standby: the active host dies', () => {
       expect(l.dropped(), 'the loss was real').toBeGreaterThan(0);
       l.remove();
     }
-    const f = failoverTiming(sum.completedAtMs!, killAt, early ? {} : { survivorFromMs: took.time });
+    const f = failoverTiming(sum.completedAtMs!, killAt, early ? {} : { survivorFromMs: took.atMs });
     const buckets = Array.from({ length: 40 }, (_, i) => sum.completedAtMs!.filter((x) => x >= killAt - 1000 + i * 250 && x < killAt - 750 + i * 250).length);
     console.log(`[standby] ops per 250 ms from 1 s before the kill: ${buckets.join(' ')}`);
     for (const [i, p] of c.replicas.entries()) {

@@ -112,6 +112,26 @@ describe('client with several sequencers', () => {
     expect(spread(r.attempts.slice(sent))).toEqual([0, 1, 1]);
   });
 
+  it('failover: refusals by a waiting standby while the active lives never make it avoided when the active dies', () => {
+    const r = rig({ k: 2, policy: 'failover', deadlineUs: 1e9 });
+    expect(r.one().err).toBeNull();
+    // The active is slow for a while (its answers lost) and the standby refuses: many failures at both.
+    r.alive.set(0, false);
+    r.alive.set(1, false);
+    let done = false;
+    r.client.submit(new Uint8Array([1]), () => (done = true));
+    let woke = false;
+    r.q.after(BACKOFF * 10, () => (woke = true));
+    while (!woke && r.q.step());
+    const before = r.attempts.length;
+    // Sticky, next, next, sticky, next, next, ...
+    expect(spread(r.attempts.slice(1, 7))).toEqual([0, 1, 1, 0, 1, 1]);
+    // The active dies for good; the standby takes over: the next attempt at it succeeds.
+    r.alive.set(1, true);
+    while (!done && r.q.step());
+    expect(r.attempts.length - before).toBeLessThanOrEqual(2);
+  });
+
   it('round-robin: consecutive requests go to each sequencer in turn', () => {
     const r = rig({ k: 3 });
     for (let i = 0; i < 9; i++) expect(r.one().err).toBeNull();
