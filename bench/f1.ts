@@ -6,7 +6,8 @@
  *           ─► seq2 (standby, id 1) ─┴► br0 ─► KV replicas r1, r2, r3
  *
  * A closed-loop KV load (policy failover) runs through the active; then its
- * host dies (link down + kill -9 + detach --force). Measured from the kill:
+ * host dies (link down + kill -9 + detach --force). Measured from the kill
+ * (when `ip link set down` had returned):
  * detection (until the standby's "takeover" line: the active silent for
  * takeoverMs and clients knocking, which takes one client retry timeout)
  * and the rest, agreement (the clients' next attempt reaches the standby,
@@ -60,14 +61,13 @@ async function oneRound(mode: XdpMode, lanes: number, log: (s: string) => void):
     const load = c.spawnCli('cli', ['load', '--duration-ms', '9000', '--clients', String(lanes), '--keys', '64', '--timeout-ms', '20000', '--policy', 'failover', '--omit-writes', '--completions', '--tag', 'f1']);
     await c.replicas[0]!.waitForLine((l) => l.includes('"event":"status"') && l.includes(`"session":${active.session}`), 60_000);
     await sleep(3500);
-    const killAt = Date.now();
-    await c.killHost(0, { detach: true });
+    const killAt = await c.killHost(0, { detach: true });
     const took = JSON.parse(await c.agents[1]!.waitForLine(/"event":"takeover"/, 30_000)) as { atMs: number };
     const sum = JSON.parse(await load.waitForLine(/"tag"/, 90_000)) as LoadSummary;
     // Nothing completes through the standby before it takes over, nor through the dead host after.
     const f = failoverTiming(sum.completedAtMs ?? [], killAt, { survivorFromMs: took.atMs });
     const detectMs = Math.max(0, took.atMs - killAt);
-    const r = { failoverMs: f.failoverMs, detectMs, agreeMs: Math.max(0, f.failoverMs - detectMs), before: f.opsPerSecBefore, around: f.opsPerSecAround };
+    const r = { failoverMs: f.failoverMs, detectMs, agreeMs: Math.round(Math.max(0, f.failoverMs - detectMs) * 10) / 10, before: f.opsPerSecBefore, around: f.opsPerSecAround };
     log(`  failover ${r.failoverMs} ms (detection ${r.detectMs}, agreement ${r.agreeMs}); ops/s ${r.before} before, ${r.around} in the 2 s around the kill${sum.timeouts ? `; ${sum.timeouts} timeouts` : ''}`);
     return r;
   } finally {
@@ -88,7 +88,7 @@ export async function runF1(opts: F1Options = {}): Promise<BenchRow[]> {
   const what = `one sequencer + a standby (flush 2 ms, takeover 50 flushes), ${lanes} KV lanes, 3 replicas, ${mode} XDP, 2 shared CPUs, median of ${rounds}`;
   const ratio = (x: number, b: number) => (b > 0 ? Number((x / b).toFixed(2)) : 0);
   const detect = median(rs.map((r) => r.detectMs));
-  const agree = median(rs.map((r) => r.agreeMs));
+  const agree = Math.round(median(rs.map((r) => r.agreeMs)) * 10) / 10;
   const before = median(rs.map((r) => r.before));
   const around = median(rs.map((r) => r.around));
   return [

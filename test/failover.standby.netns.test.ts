@@ -47,8 +47,7 @@ describePrivileged('one sequencer plus a standby: the active host dies', () => {
     await c.replicas[0]!.waitForLine((l) => l.includes('"event":"status"') && l.includes(`"session":${active.session}`), 60_000);
     await sleep(KILL_AFTER_MS);
     const early = c.agents[1]!.output().stdout.includes('"event":"takeover"');
-    const killAt = Date.now();
-    await c.killHost(0, { detach: false });
+    const killAt = await c.killHost(0, { detach: false });
     const took = JSON.parse(await c.agents[1]!.waitForLine(/"event":"takeover"/, 20_000)) as { session: number; quietMs: number; atMs: number };
     // atMs: the takeover's wall-clock time (epoch ms).
     const standby = { session: took.session };

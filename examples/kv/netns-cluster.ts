@@ -170,13 +170,17 @@ export class KvCluster {
   /**
    * Sequencer host i dies as a powered-off host looks from the network: its
    * link goes down, its agent is killed (kill -9), and (`detach`) its data
-   * path is pulled with `detach --force`. Returns when all of it is done.
+   * path is pulled with `detach --force`. Returns when all of it is done,
+   * with the wall-clock time (ms) the link was down by: `ip netns exec`
+   * takes tens of ms on a busy host, and the host is not dead before that.
    */
-  async killHost(i: number, o: { detach: boolean }): Promise<void> {
+  async killHost(i: number, o: { detach: boolean }): Promise<number> {
     const role = this.t.sequencerRole(i);
     this.t.exec(role, 'ip', ['link', 'set', this.t.ifname(role), 'down']);
+    const downAt = Date.now();
     await this.stopAgent('SIGKILL', i);
     if (o.detach) this.detach(i, true);
+    return downAt;
   }
 
   /** Sequencer host i's link up again (after killHost). */

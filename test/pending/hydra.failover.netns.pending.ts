@@ -38,8 +38,7 @@ describePrivileged('Hydra: a sequencer host dies for good, and comes back under 
     const load = c.spawnCli('cli', ['load', '--duration-ms', String(LOAD_MS), '--clients', '4', '--keys', '32', '--timeout-ms', '20000', '--policy', 'round-robin', '--tag', 'hf', '--completions']);
     await c.replicas[0]!.waitForLine((l) => l.includes('"event":"status"') && l.includes('"session"'), 60_000);
     await sleep(3_000);
-    const killAt = Date.now();
-    await c.killHost(1, { detach: true });
+    const killAt = await c.killHost(1, { detach: true });
     await sleep(5_000);
     // Host 1 back under the same id: a fresh data path, so a new session.
     c.linkUp(1);
