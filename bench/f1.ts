@@ -24,7 +24,7 @@ import { failoverTiming } from '../examples/kv/failover-timing.ts';
 import type { LoadSummary } from '../examples/kv/load.ts';
 import { KvCluster } from '../examples/kv/netns-cluster.ts';
 import { Topology, type XdpMode } from '../netns/topology.ts';
-import type { BenchRow } from './row.ts';
+import { atMost, type BenchRow } from './row.ts';
 
 /** NOPaxos (OSDI'16): throughput resumed about 110 ms after a sequencer failure. */
 export const NOPAXOS_FAILOVER_MS = 110;
@@ -92,9 +92,9 @@ export async function runF1(opts: F1Options = {}): Promise<BenchRow[]> {
   const before = median(rs.map((r) => r.before));
   const around = median(rs.map((r) => r.around));
   return [
-    { id: 'F1', name: `failover: kill of the active host to the load resuming through the standby, ${what}`, unit: 'ms', xseq: total, baseline: NOPAXOS_FAILOVER_MS, baselineName: 'NOPaxos, published (resumed after a sequencer failure)', ratio: ratio(total, NOPAXOS_FAILOVER_MS), goal: '<= 500 ms' },
-    { id: 'F1-detect', name: `failover, detection share: kill to the standby's takeover, ${what}`, unit: 'ms', xseq: detect, baseline: total, baselineName: 'the whole failover (F1)', ratio: ratio(detect, total), goal: 'report' },
-    { id: 'F1-agree', name: `failover, agreement share: takeover to the load resuming (clients' next attempt, view change), ${what}`, unit: 'ms', xseq: agree, baseline: total, baselineName: 'the whole failover (F1)', ratio: ratio(agree, total), goal: 'report' },
-    { id: 'F1-dip', name: `throughput in the 2 s around the kill vs the 2 s before, ${what}`, unit: 'ops/s', xseq: around, baseline: before, baselineName: 'the 2 s before the kill', ratio: ratio(around, before), goal: 'report' },
+    { id: 'F1', name: `failover: kill of the active host to the load resuming through the standby, ${what}`, unit: 'ms', xseq: total, baseline: NOPAXOS_FAILOVER_MS, baselineName: 'NOPaxos, published (resumed after a sequencer failure)', ratio: ratio(total, NOPAXOS_FAILOVER_MS), goal: atMost('xseq', 500) },
+    { id: 'F1-detect', name: `failover, detection share: kill to the standby's takeover, ${what}`, unit: 'ms', xseq: detect, baseline: total, baselineName: 'the whole failover (F1)', ratio: ratio(detect, total), goal: null },
+    { id: 'F1-agree', name: `failover, agreement share: takeover to the load resuming (clients' next attempt, view change), ${what}`, unit: 'ms', xseq: agree, baseline: total, baselineName: 'the whole failover (F1)', ratio: ratio(agree, total), goal: null },
+    { id: 'F1-dip', name: `throughput in the 2 s around the kill vs the 2 s before, ${what}`, unit: 'ops/s', xseq: around, baseline: before, baselineName: 'the 2 s before the kill', ratio: ratio(around, before), goal: null },
   ];
 }
