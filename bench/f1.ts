@@ -38,6 +38,7 @@ export interface F1Options {
 }
 
 interface Round {
+  timeouts: number;
   failoverMs: number;
   detectMs: number;
   agreeMs: number;
@@ -67,7 +68,7 @@ async function oneRound(mode: XdpMode, lanes: number, log: (s: string) => void):
     // Nothing completes through the standby before it takes over, nor through the dead host after.
     const f = failoverTiming(sum.completedAtMs ?? [], killAt, { survivorFromMs: took.atMs });
     const detectMs = Math.max(0, took.atMs - killAt);
-    const r = { failoverMs: f.failoverMs, detectMs, agreeMs: Math.round(Math.max(0, f.failoverMs - detectMs) * 10) / 10, before: f.opsPerSecBefore, around: f.opsPerSecAround };
+    const r = { timeouts: sum.timeouts, failoverMs: f.failoverMs, detectMs, agreeMs: Math.round(Math.max(0, f.failoverMs - detectMs) * 10) / 10, before: f.opsPerSecBefore, around: f.opsPerSecAround };
     log(`  failover ${r.failoverMs} ms (detection ${r.detectMs}, agreement ${r.agreeMs}); ops/s ${r.before} before, ${r.around} in the 2 s around the kill${sum.timeouts ? `; ${sum.timeouts} timeouts` : ''}`);
     return r;
   } finally {
@@ -91,10 +92,14 @@ export async function runF1(opts: F1Options = {}): Promise<BenchRow[]> {
   const agree = Math.round(median(rs.map((r) => r.agreeMs)) * 10) / 10;
   const before = median(rs.map((r) => r.before));
   const around = median(rs.map((r) => r.around));
-  return [
+  // A lost op or a load that never resumed makes the numbers meaningless.
+  const timeouts = rs.reduce((a, r) => a + r.timeouts, 0);
+  const failed = timeouts ? { failed: `${timeouts} ops timed out` } : rs.some((r) => !Number.isFinite(r.failoverMs)) ? { failed: 'the load did not resume after the kill' } : {};
+  const rows: BenchRow[] = [
     { id: 'F1', name: `failover: kill of the active host to the load resuming through the standby, ${what}`, unit: 'ms', xseq: total, baseline: NOPAXOS_FAILOVER_MS, baselineName: 'NOPaxos, published (resumed after a sequencer failure)', ratio: ratio(total, NOPAXOS_FAILOVER_MS), goal: atMost('xseq', 500) },
     { id: 'F1-detect', name: `failover, detection share: kill to the standby's takeover, ${what}`, unit: 'ms', xseq: detect, baseline: total, baselineName: 'the whole failover (F1)', ratio: ratio(detect, total), goal: null },
     { id: 'F1-agree', name: `failover, agreement share: takeover to the load resuming (clients' next attempt, view change), ${what}`, unit: 'ms', xseq: agree, baseline: total, baselineName: 'the whole failover (F1)', ratio: ratio(agree, total), goal: null },
     { id: 'F1-dip', name: `throughput in the 2 s around the kill vs the 2 s before, ${what}`, unit: 'ops/s', xseq: around, baseline: before, baselineName: 'the 2 s before the kill', ratio: ratio(around, before), goal: null },
   ];
+  return rows.map((r) => ({ ...r, ...failed }));
 }
