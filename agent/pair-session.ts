@@ -24,10 +24,13 @@
 // the replicas move back to it once clients send there (a second, equally
 // safe view change).
 import { AgentError } from './errors.ts';
+import { SESSION_STEP_MAX } from './session.ts';
 
 /** 2025-01-01T00:00:00Z: 2 x seconds since then fits a u32 until 2093. */
 export const PAIR_EPOCH_MS = Date.UTC(2025, 0, 1);
 const MAX_SESSION = 0xffffffff;
+/** The largest step from the last session this host used (below the agent's SESSION_STEP_MAX). */
+export const PAIR_STEP_MAX = SESSION_STEP_MAX - 2;
 
 export type PairRole = 'active' | 'standby';
 
@@ -36,6 +39,11 @@ export function pairSession(role: PairRole, nowMs: number, last = 0): number {
   const parity = role === 'standby' ? 1 : 0;
   let s = 2 * Math.max(0, Math.floor((nowMs - PAIR_EPOCH_MS) / 1000)) + parity;
   if (s <= last) s = last + 1 + ((last + 1 - parity) & 1);
+  // Replicas take a session at most sessionBound past the last one they
+  // heard from the same sequencer (replica/udp/sources.ts): a host back
+  // after hours steps by that much, not by the clock. The standby's
+  // takeover starts from the active's session it heard, so it stays above.
+  else if (last > 0 && s - last > PAIR_STEP_MAX) s = last + PAIR_STEP_MAX - ((last + PAIR_STEP_MAX - parity) & 1);
   if (s > MAX_SESSION) throw new AgentError('ESTATE', `the pair rule has no session left above ${last} (2 x seconds since 2025-01-01 no longer fits 32 bits)`);
   return s;
 }

@@ -55,6 +55,7 @@ export class StandbyWatch {
   #skipped = false;
   #knocks: bigint | undefined;
   #lastKnock = -Infinity;
+  readonly #observed = new Map<number, number>();
   readonly #minTakeoverMs: number;
 
   constructor(
@@ -83,6 +84,7 @@ export class StandbyWatch {
     if (h.type !== MsgType.SEQUENCED && h.type !== MsgType.FLUSH) return;
     this.counters.heartbeats++;
     this.#lastHeard.set(g.id, nowMs);
+    if (h.session > (this.#observed.get(g.id) ?? 0)) this.#observed.set(g.id, h.session);
   }
 
   /**
@@ -117,6 +119,11 @@ export class StandbyWatch {
   /** Whether the standby serves group `id` (took over). */
   serving(id: number): boolean {
     return this.#takenOver.has(id);
+  }
+
+  /** The highest session heard from group `id`'s active (0: none): the standby's must be above it. */
+  observedSession(id: number): number {
+    return this.#observed.get(id) ?? 0;
   }
 
   /** Last time the active of group `id` was heard from (ms). */

@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parseRunArgs, runConfig } from '../agent/args.ts';
 import { ConfigError, parseConfig } from '../agent/config.ts';
 import { planGroups } from '../agent/groups.ts';
-import { PAIR_EPOCH_MS, pairSession, roleOfSession } from '../agent/pair-session.ts';
+import { PAIR_EPOCH_MS, PAIR_STEP_MAX, pairSession, roleOfSession } from '../agent/pair-session.ts';
 import { StandbyWatch } from '../agent/standby.ts';
 import { emptyHeader, encodeMessage, MsgType } from '../bpf/wire.ts';
 import { SessionStore } from '../agent/session.ts';
@@ -32,6 +32,17 @@ describe('the pair rule', () => {
     expect(pairSession('active', sec(0), 2_000_000_001)).toBe(2_000_000_002);
     expect(pairSession('standby', sec(0), 2_000_000_001)).toBe(2_000_000_003);
     expect(pairSession('standby', sec(0), 2_000_000_002)).toBe(2_000_000_003);
+  });
+
+  it('a host back after a long time steps by at most PAIR_STEP_MAX (the replicas\' session bound), keeping its parity', () => {
+    const last = 2_000_000_000;
+    const a = pairSession('active', sec(3600 * 24), last);
+    expect(a - last).toBeLessThanOrEqual(PAIR_STEP_MAX);
+    expect(a % 2).toBe(0);
+    expect(a).toBeGreaterThan(last);
+    const s = pairSession('standby', sec(3600 * 24), last);
+    expect(s % 2).toBe(1);
+    expect(s - last).toBeLessThanOrEqual(PAIR_STEP_MAX);
   });
 
   it('randomized: a standby refreshed since the active was created is above it, and no session is ever on both hosts', () => {
@@ -75,6 +86,8 @@ describe('the standby watch', () => {
     expect(tick(99)).toEqual([]);
     w.heard(hb(MsgType.FLUSH, 1, 0), 50);
     w.heard(hb(MsgType.SEQUENCED, 1, 0), 120);
+    // The active's session, from its heartbeats: the standby's goes above it.
+    expect(w.observedSession(1)).toBe(2_000_000_000);
     expect(tick(219)).toEqual([]);
     // Not heartbeats: its own id, another group, an ACK, not xseq at all.
     w.heard(hb(MsgType.FLUSH, 1, 1), 200);

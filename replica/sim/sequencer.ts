@@ -330,7 +330,8 @@ export class SimSequencer {
   /** A re-created data path: a new session, and the old window is gone. */
   restart(): void {
     this.up = true;
-    this.session++;
+    // As agent/session.ts: the session after 0xffffffff is 1.
+    this.session = this.session >= 0xffffffff ? 1 : this.session + 1;
     this.lastSeq = 0;
     this.released = 0;
     this.slots = new Array<Slot | undefined>(this.p.windowSlots);

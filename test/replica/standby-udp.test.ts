@@ -65,10 +65,9 @@ describe('UDP replica transport with a standby', () => {
     ack(10, 1);
     await until('ACK at the active', () => active.got.length === 1);
     // Session 10 stamped by the active (id 0), 11 by the standby (id 1).
-    const g = createSocket('udp4');
-    open.push({ close: () => g.close() });
+    // From each sequencer's own address and port: the group socket takes stamps from nobody else (sources.ts).
     const stamp = (session: number, seq: number, sid: number) =>
-      g.send(sequencedToWire({ type: 'SEQUENCED', session, seq, clientId: 1n, requestId: BigInt(seq), op: new Uint8Array([7]), retransmit: false }, { groupId: GROUP_ID, sequencerId: sid, clockNs: 0n }), base + 5, HOST);
+      (sid === 1 ? standby : active).sock.send(sequencedToWire({ type: 'SEQUENCED', session, seq, clientId: 1n, requestId: BigInt(seq), op: new Uint8Array([7]), retransmit: false }, { groupId: GROUP_ID, sequencerId: sid, clockNs: 0n }), base + 5, HOST);
     stamp(10, 2, 0);
     stamp(11, 1, 1);
     await until('both SEQUENCED', () => got.filter((m) => m.type === 'SEQUENCED').length === 2);
@@ -78,6 +77,7 @@ describe('UDP replica transport with a standby', () => {
     ack(10, 2);
     t.sendRepairRequest({ type: 'REPAIR_REQUEST', session: 11, replicaId: 0, first: 2, count: 1 });
     t.sendRepairRequest({ type: 'REPAIR_REQUEST', session: 10, replicaId: 0, first: 3, count: 1 });
+    expect(t.counters().sources.strangers).toBe(0);
     await until('the ACKs and repair requests', () => active.got.length === 2 && standby.got.length === 1 && standbyAgent.got.length === 1 && activeAgent.got.length === 1);
     expect(standby.got).toMatchObject([{ type: MsgType.ACK, session: 11, seq: 1n }]);
     expect(active.got).toMatchObject([{ type: MsgType.ACK, session: 10, seq: 1n }, { type: MsgType.ACK, session: 10, seq: 2n }]);
