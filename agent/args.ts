@@ -61,6 +61,8 @@ export interface RunArgs {
   drains: string[];
   /** --key-file GROUP:PATH: a group's MAC key file. */
   keyFiles: string[];
+  /** --role GROUP:active|standby: one-sequencer failover pairs. */
+  roles: string[];
   /** Re-create the data path whatever is pinned. */
   replace: boolean;
   /** Detach and unpin on SIGINT/SIGTERM instead of leaving it stamping. */
@@ -92,6 +94,7 @@ export function parseRunArgs(argv: string[]): RunArgs | null {
     tolerate: { type: 'string', multiple: true },
     drain: { type: 'string', multiple: true },
     'key-file': { type: 'string', multiple: true },
+    role: { type: 'string', multiple: true },
     replace: { type: 'boolean' },
     'detach-on-exit': { type: 'boolean' },
   });
@@ -112,6 +115,7 @@ export function parseRunArgs(argv: string[]): RunArgs | null {
     tolerates: (v.tolerate as string[] | undefined) ?? [],
     drains: (v.drain as string[] | undefined) ?? [],
     keyFiles: (v['key-file'] as string[] | undefined) ?? [],
+    roles: (v.role as string[] | undefined) ?? [],
     replace: v.replace === true,
     detachOnExit: v['detach-on-exit'] === true,
     argv: ['run', ...argv],
@@ -192,6 +196,11 @@ function groupOverrides(raw: Record<string, unknown>, args: RunArgs, file: strin
     const m = /^(\d+):(.+)$/.exec(spec);
     if (!m) throw new UsageError(`--key-file must be GROUP:PATH (e.g. 1:/etc/xseq/group1.key), got "${spec}"`);
     apply({ path: ['groups', indexOf(Number(m[1]), '--key-file', spec), 'keyFile'], value: m[2], origin: `--key-file ${spec}` });
+  }
+  for (const spec of args.roles) {
+    const m = /^(\d+):(\w+)$/.exec(spec);
+    if (!m) throw new UsageError(`--role must be GROUP:active or GROUP:standby (e.g. 1:standby), got "${spec}"`);
+    apply({ path: ['groups', indexOf(Number(m[1]), '--role', spec), 'role'], value: m[2], origin: `--role ${spec}` });
   }
   return out;
 }

@@ -89,6 +89,14 @@ const Group = z
      * 32 hex digits, not readable by "other". Absent: no authentication
      * (a warning at start). Re-read on SIGHUP. */
     keyFile: z.string({ error: 'must be a file path' }).startsWith('/', { error: 'must be an absolute path' }).optional(),
+    /** One-sequencer failover (agent/pair-session.ts): this agent is the
+     * group's active sequencer or its standby on another host. Both take
+     * sessions by the pair rule so the standby's is above the active's and
+     * the two never share one. Absent: a group without a standby. */
+    role: oneOf(['active', 'standby']).optional(),
+    /** Standby: the active counts as dead after this long without a flush
+     * or stamp of it on the group's multicast (default 50 flush intervals). */
+    takeoverMs: int(1, 600_000).optional(),
     members: z.array(Member, { error: 'must be a list of {id, address}' }).max(XSEQ_MAX_REPLICAS, { error: `at most ${XSEQ_MAX_REPLICAS} members` }).default([]),
   })
   .superRefine((g, ctx) => {
@@ -176,6 +184,14 @@ const Schema = z
         message: `${c.window.slots} slots x ${c.window.windows} windows x ${SLOT.size}-byte slots is ${slotBytes} bytes; at most 4 GiB of window slots (unswappable kernel memory) are allowed`,
       });
     }
+    c.groups.forEach((g, i) => {
+      if (g.role === undefined) return;
+      if (g.draining) ctx.addIssue({ code: 'custom', path: ['groups', i, 'role'], message: 'a standby pair is for a group with one sequencer; draining is the removal of one of several (Hydra): drop one of the two' });
+      if (c.session !== undefined) ctx.addIssue({ code: 'custom', path: ['session'], message: `cannot be forced while group ${g.id} has a role: the pair's sessions come from the pair rule, or the standby could fall below the active` });
+      if (c.flushIntervalMs === 0) ctx.addIssue({ code: 'custom', path: ['flushIntervalMs'], message: `must be more than 0 for group ${g.id} with a role: the active's flushes are the standby's heartbeat (e.g. --flush-interval 2, on both hosts)` });
+      if (g.takeoverMs !== undefined && g.role !== 'standby') ctx.addIssue({ code: 'custom', path: ['groups', i, 'takeoverMs'], message: 'is for the standby of a pair (role: standby)' });
+      if (g.takeoverMs !== undefined && c.flushIntervalMs > 0 && g.takeoverMs <= 2 * c.flushIntervalMs) ctx.addIssue({ code: 'custom', path: ['groups', i, 'takeoverMs'], message: `must be more than 2 flush intervals (${2 * c.flushIntervalMs} ms), or one lost flush looks like a dead active` });
+    });
     if (c.repair.port !== 0 && c.repair.port === c.port) {
       ctx.addIssue({ code: 'custom', path: ['repair', 'port'], message: `${c.repair.port} is the sequencer's port; choose another (0 = off)` });
     }

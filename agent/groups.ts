@@ -7,6 +7,7 @@
 // stops stamping.
 import { encodeGroup, type GroupConfig, XSEQ_MAX_GROUPS } from '../bpf/maps.ts';
 import type { AgentConfig, GroupSpec } from './config.ts';
+import { pairSession } from './pair-session.ts';
 import type { SessionStore } from './session.ts';
 
 /** What `configureGroups` reads and writes of the sequencer. */
@@ -28,7 +29,9 @@ export type GroupAction =
   /** Adopted, members/quorum/multicast rewritten; session and seq kept. */
   | 'updated'
   /** On the adopted data path but no longer configured: stamping stopped. */
-  | 'disabled';
+  | 'disabled'
+  /** A standby's group (groups[].role standby) not taken over yet: not on the data path (agent/standby.ts). */
+  | 'standby';
 
 export interface GroupOutcome {
   id: number;
@@ -110,6 +113,8 @@ export function planGroups(
   adopted: boolean,
   /** Sessions a replaced data path had, so the new ones are above them. */
   previous: ReadonlyMap<number, number> = new Map(),
+  /** Wall clock (ms) for the pair rule of groups with a role. */
+  now: () => number = Date.now,
 ): GroupPlan[] {
   const before = adopted ? enabledGroups(map) : new Map<number, GroupConfig>();
   const kept = new Map<number, number>();
@@ -131,12 +136,19 @@ export function planGroups(
       const weightsVersion = JSON.stringify(next.weights) === JSON.stringify(old.weights) ? old.weightsVersion : undefined;
       const same = Buffer.from(encodeGroup({ ...next, windowBase, ...(weightsVersion ? { weightsVersion } : {}) })).equals(Buffer.from(encodeGroup(old)));
       const lastSeq = map.lastSeq(spec.id);
-      store.set(spec.id, { session: old.session, interface: cfg.interface, dataPath: 'adopted', lastSeq: String(lastSeq) });
+      store.set(spec.id, { session: old.session, interface: cfg.interface, dataPath: 'adopted', lastSeq: String(lastSeq), ...(spec.role ? { role: spec.role } : {}) });
       out.push({ id: spec.id, action: same ? 'kept' : 'updated', session: old.session, lastSeq, ...win, ...(same ? {} : { write: next }) });
       continue;
     }
-    const session = cfg.session ?? store.next(spec.id, previous.get(spec.id) ?? 0);
-    store.set(spec.id, { session, interface: cfg.interface, dataPath: 'created', lastSeq: '0' });
+    const last = Math.max(store.get(spec.id)?.session ?? 0, previous.get(spec.id) ?? 0);
+    if (spec.role === 'standby') {
+      // Its session is taken when it takes over, so it is above the active's then.
+      store.set(spec.id, { session: last, interface: cfg.interface, dataPath: 'standby', role: 'standby' });
+      out.push({ id: spec.id, action: 'standby', session: 0, lastSeq: 0n, ...win });
+      continue;
+    }
+    const session = cfg.session ?? (spec.role ? pairSession(spec.role, now(), last) : store.next(spec.id, last));
+    store.set(spec.id, { session, interface: cfg.interface, dataPath: 'created', lastSeq: '0', ...(spec.role ? { role: spec.role } : {}) });
     out.push({ id: spec.id, action: 'created', session, lastSeq: 0n, ...win, write: groupConfig(spec, spec.sequencerId ?? cfg.sequencerId, session) });
   }
   for (const [id, g] of before) {

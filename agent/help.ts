@@ -101,6 +101,16 @@ Options (config field in brackets):
                          requests must carry one; SIGHUP re-reads it. Without
                          one the agent warns at start: any host on the LAN
                          can forge sequencer traffic
+  --role GROUP:active|standby
+                         one-sequencer failover: this agent is GROUP's active
+                         sequencer, or its standby on a second host (give the
+                         standby its own groups[].sequencerId). Both take
+                         sessions by the pair rule (2 x seconds since
+                         2025-01-01, +1 on the standby; an idle standby moves
+                         up every second), so the standby's is above the
+                         active's and replicas follow it once clients fail
+                         over; an old active that comes back stamps a lower
+                         session and is dropped [groups[].role]
   --session N            session of the groups of a data path this run
                          creates, instead of the next from sessions.json
                          [session]; replicas take a repeated session for the

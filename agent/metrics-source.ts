@@ -19,9 +19,9 @@ export function metricsSource(
   seq: Sequencer,
   sequencerId: number,
   groupIds: readonly number[],
-  parts: { window?: SlotWindow; retransmitter?: Retransmitter; repair?: RepairService; flusher?: FlushTimer },
+  parts: { window?: SlotWindow; retransmitter?: Retransmitter; repair?: RepairService; flusher?: FlushTimer; pairs?: ReadonlyArray<{ id: number; role: 'active' | 'standby'; sequencerId: number }> },
 ): MetricsSource {
-  const { window, retransmitter, repair, flusher } = parts;
+  const { window, retransmitter, repair, flusher, pairs } = parts;
   return {
     sequencerId,
     groups: () => {
@@ -35,6 +35,8 @@ export function metricsSource(
         return [
           {
             id,
+            // What the data path stamps, overrides included (not the agent-wide id).
+            sequencerId: g.sequencerId,
             session: g.session,
             lastSeq,
             ...(window && aggregating ? { windowOccupancy: windowOccupancy(window, g, lastSeq), windowCapacity: window.windowSlots } : {}),
@@ -44,6 +46,8 @@ export function metricsSource(
         ];
       });
     },
+    // Serving: the group is on the data path (an active always; a standby once it took over).
+    ...(pairs?.length ? { pairs: () => pairs.map((p) => ({ ...p, serving: seq.group(p.id) !== undefined })) } : {}),
     kernelCounters: () => seq.counters(),
     quorumHistogram: () => ({ buckets: seq.quorumHistogram(), sumNs: seq.quorumNanosSum() }),
     ...(retransmitter ? { retransmitCounters: () => ({ ...retransmitter.counters() }) } : {}),

@@ -30,6 +30,8 @@ export interface MetricsSource {
   sequencerId: number;
   groups(): Array<{
     id: number;
+    /** The id this group is stamped with (groups[].sequencerId, else the agent's). */
+    sequencerId?: number;
     session: number;
     /** Last seq stamped for the group in this session (Sequencer.lastSeq). */
     lastSeq: bigint;
@@ -54,6 +56,8 @@ export interface MetricsSource {
   retransmitCounters?(): Record<string, number>;
   /** RepairService.counters(). */
   repairCounters?(): Record<string, unknown>;
+  /** One-sequencer failover pairs (groups[].role): this host's role per group, and whether it stamps for it. */
+  pairs?(): Array<{ id: number; role: 'active' | 'standby'; sequencerId: number; serving: boolean }>;
   /** FlushTimer.counters() (agent/flush.ts). */
   flushCounters?(): Record<string, number>;
 }
@@ -213,10 +217,23 @@ class ScrapeState {
   /** Per group: seqs stamped, summed over sessions. */
   readonly groupSeqs = new Map<number, bigint>();
   readonly #groupLast = new Map<number, { session: number; lastSeq: bigint }>();
+  /** Per group: the sequencer id it was last seen stamped with. */
+  readonly groupSequencer = new Map<number, string>();
   groups: ReturnType<MetricsSource['groups']> = [];
 
   constructor(src: MetricsSource) {
     this.#src = src;
+  }
+
+  /**
+   * The `sequencer` label of what the whole data path counts (kernel
+   * counters, agent counters, histogram): the id its groups are stamped
+   * with, which per-group overrides may make other than the agent's; ids
+   * joined by "+" when its groups are stamped with several.
+   */
+  stampers(): string {
+    const ids = [...new Set(this.groups.map((g) => g.sequencerId ?? this.#src.sequencerId))].sort((a, b) => a - b);
+    return ids.length ? ids.join('+') : String(this.#src.sequencerId);
   }
 
   refresh(): void {
@@ -244,6 +261,7 @@ class ScrapeState {
       const inc = !prev || prev.session !== g.session || g.lastSeq < prev.lastSeq ? g.lastSeq : g.lastSeq - prev.lastSeq;
       this.groupSeqs.set(g.id, (this.groupSeqs.get(g.id) ?? 0n) + inc);
       this.#groupLast.set(g.id, { session: g.session, lastSeq: g.lastSeq });
+      this.groupSequencer.set(g.id, String(g.sequencerId ?? this.#src.sequencerId));
     }
 
     if (src.retransmitCounters) {
@@ -302,6 +320,7 @@ export function createMetricsRegistry(src: MetricsSource): Registry {
         // prom-client counters only go up by inc(): the total is kept by
         // ScrapeState, so start from zero and add all of it.
         this.reset();
+        const sequencer = state.stampers();
         for (const m of members) {
           const labels: Record<string, string> = { sequencer };
           if (family.label && m.value) labels[family.label] = m.value;
@@ -319,7 +338,7 @@ export function createMetricsRegistry(src: MetricsSource): Registry {
     collect() {
       state.refresh();
       this.reset();
-      for (const [id, n] of state.groupSeqs) this.inc({ sequencer, group: String(id) }, Number(n));
+      for (const [id, n] of state.groupSeqs) this.inc({ sequencer: state.groupSequencer.get(id) ?? sequencer, group: String(id) }, Number(n));
     },
   });
 
@@ -335,7 +354,7 @@ export function createMetricsRegistry(src: MetricsSource): Registry {
         this.reset();
         for (const g of state.groups) {
           const v = value(g);
-          if (v !== undefined) this.set({ sequencer, group: String(g.id) }, Number(v));
+          if (v !== undefined) this.set({ sequencer: String(g.sequencerId ?? src.sequencerId), group: String(g.id) }, Number(v));
         }
       },
     });
@@ -344,6 +363,20 @@ export function createMetricsRegistry(src: MetricsSource): Registry {
   groupGauge('xseq_window_occupied_slots', "Seqs in the group's window that some member has not acked yet.", (g) => g.windowOccupancy);
   groupGauge('xseq_window_capacity_slots', "Slots in the group's window (window.slots): xseq_window_occupied_slots / this is how full it is.", (g) => g.windowCapacity);
   groupGauge('xseq_retransmit_backlog_seqs', 'Seqs the retransmitter still has to deliver to some member.', (g) => g.retransmitBacklog);
+
+  if (src.pairs) {
+    const pairs = src.pairs.bind(src);
+    new Gauge({
+      name: 'xseq_group_serving',
+      help: "One-sequencer failover pairs (groups[].role): 1 while this host stamps for the group, 0 while it does not (a standby waiting for its active's heartbeat to stop). Of a pair, the serving host with the higher xseq_group_session is the one the replicas follow.",
+      labelNames: ['sequencer', 'group', 'role'],
+      registers,
+      collect() {
+        this.reset();
+        for (const p of pairs()) this.set({ sequencer: String(p.sequencerId), group: String(p.id), role: p.role }, p.serving ? 1 : 0);
+      },
+    });
+  }
 
   groupGauge('xseq_group_weights_version', "Version of the group's weight table new requests are stamped under (absent: count quorum).", (g) => g.weightsVersion);
   new Gauge({
@@ -358,7 +391,7 @@ export function createMetricsRegistry(src: MetricsSource): Registry {
     },
   });
 
-  registry.registerMetric(quorumHistogram(state, sequencer));
+  registry.registerMetric(quorumHistogram(state));
 
   if (src.retransmitCounters) {
     for (const [key, m] of Object.entries(RETRANSMIT) as Array<[keyof RetransmitCounters, (typeof RETRANSMIT)[keyof RetransmitCounters]]>) {
@@ -370,7 +403,7 @@ export function createMetricsRegistry(src: MetricsSource): Registry {
         collect() {
           state.refresh();
           this.reset();
-          this.inc({ sequencer }, Number(state.retransmit.totals.get(key) ?? 0n) * (m.scale ?? 1));
+          this.inc({ sequencer: state.stampers() }, Number(state.retransmit.totals.get(key) ?? 0n) * (m.scale ?? 1));
         },
       });
     }
@@ -385,7 +418,7 @@ export function createMetricsRegistry(src: MetricsSource): Registry {
         collect() {
           state.refresh();
           this.reset();
-          this.inc({ sequencer }, Number(state.repair.totals.get(key) ?? 0n));
+          this.inc({ sequencer: state.stampers() }, Number(state.repair.totals.get(key) ?? 0n));
         },
       });
     }
@@ -398,7 +431,7 @@ export function createMetricsRegistry(src: MetricsSource): Registry {
         state.refresh();
         this.reset();
         for (const [k, n] of state.repair.totals) {
-          if (k.startsWith('refused.')) this.inc({ sequencer, code: k.slice('refused.'.length).toLowerCase() }, Number(n));
+          if (k.startsWith('refused.')) this.inc({ sequencer: state.stampers(), code: k.slice('refused.'.length).toLowerCase() }, Number(n));
         }
       },
     });
@@ -414,7 +447,7 @@ export function createMetricsRegistry(src: MetricsSource): Registry {
         collect() {
           state.refresh();
           this.reset();
-          this.inc({ sequencer }, Number(state.flush.totals.get(key) ?? 0n));
+          this.inc({ sequencer: state.stampers() }, Number(state.flush.totals.get(key) ?? 0n));
         },
       });
     }
@@ -441,7 +474,7 @@ export function createMetricsRegistry(src: MetricsSource): Registry {
  * counting, so this is a metric object of our own that the registry
  * formats like any other (it needs name, help, type and get()).
  */
-function quorumHistogram(state: ScrapeState, sequencer: string): Metric {
+function quorumHistogram(state: ScrapeState): Metric {
   const help = 'Time from stamping a request to the quorum ACK that answered it (kernel log2 buckets).';
   const metric = {
     name: QUORUM_HISTOGRAM,
@@ -452,6 +485,7 @@ function quorumHistogram(state: ScrapeState, sequencer: string): Metric {
     reset(): void {},
     async get() {
       state.refresh();
+      const sequencer = state.stampers();
       const t = state.kernel.totals;
       const values: Array<{ metricName: string; labels: Record<string, string>; value: number }> = [];
       let cumulative = 0n;

@@ -18,6 +18,10 @@ import { DropFeed } from './monitor.ts';
 import { createLogger } from './logger.ts';
 import { buildInfo } from './version.ts';
 import { dataPathHealth, metricsSource, startMetrics } from './metrics-source.ts';
+import type { Log as Logger } from './log.ts';
+import { groupConfig } from './groups.ts';
+import { pairSession } from './pair-session.ts';
+import { listenForHeartbeats, StandbyWatch, takeoverMsOf, type WatchedGroup } from './standby.ts';
 import { pinDirOf, removePins } from './pins.ts';
 import { RepairService } from './repair.ts';
 import { DEFAULT_MAX_RTO_MS, Retransmitter } from './retransmit.ts';
@@ -27,6 +31,8 @@ import { SlotWindow } from './window.ts';
 /** Drop samples logged per second at most; the counters have the rest. */
 const DROP_LOG_PER_SECOND = 10;
 const EVENT_POLL_MS = 200;
+/** How often a standby checks its active's heartbeat (a fraction of any sensible takeoverMs). */
+const STANDBY_CHECK_MS = 5;
 
 export interface RunOptions {
   replace: boolean;
@@ -120,6 +126,58 @@ function signalLatch(): Promise<string> {
     process.once('SIGINT', onInt);
     process.once('SIGTERM', onTerm);
   });
+}
+
+/**
+ * Standby groups still waiting (groups[].role standby, not on the data
+ * path): watch the active's heartbeat and take over when it stops
+ * (agent/standby.ts).
+ */
+async function startStandby(cfg: AgentConfig, dp: DataPath, store: SessionStore, log: Logger, refreshed: () => void): Promise<{ watch: StandbyWatch; stop(): void } | undefined> {
+  const waiting = dp.groups.filter((g) => g.action === 'standby');
+  if (!waiting.length) return undefined;
+  const { seq } = dp;
+  const watched: WatchedGroup[] = waiting.map((g) => {
+    const spec = cfg.groups.find((s) => s.id === g.id)!;
+    const [addr, port] = spec.multicast.split(':');
+    return { id: g.id, addr: addr!, port: Number(port), sequencerId: spec.sequencerId ?? cfg.sequencerId, takeoverMs: takeoverMsOf(spec, cfg) };
+  });
+  const watch = new StandbyWatch(watched, Date.now());
+  const socks = await listenForHeartbeats(watched, interfaceAddress(cfg.interface).addr, (b) => watch.heard(b, Date.now()));
+  const takeOver = (id: number): void => {
+    const spec = cfg.groups.find((s) => s.id === id)!;
+    const plan = dp.groups.find((g) => g.id === id)!;
+    const session = pairSession('standby', Date.now(), Math.max(store.get(id)?.session ?? 0, watch.observedSession(id)));
+    // On disk before anything is stamped with it (session.ts).
+    store.set(id, { session, interface: cfg.interface, dataPath: 'created', lastSeq: '0', role: 'standby' });
+    store.save();
+    seq.resetSeq(id);
+    seq.setGroup(id, groupConfig(spec, spec.sequencerId ?? cfg.sequencerId, session), plan.window);
+    refreshed();
+    const quiet = Date.now() - (watch.lastHeard(id) ?? 0);
+    log.warn({ event: 'takeover', group: id, session, quietMs: quiet, atMs: Date.now() }, `group ${id}: the active sequencer was silent for ${quiet} ms; this standby takes over in session ${session}`);
+  };
+  const timer = setInterval(() => {
+    watch.knocked(seq.counters().drop_unknown_group, Date.now());
+    for (const id of watch.due(Date.now())) {
+      try {
+        takeOver(id);
+      } catch (e) {
+        log.error({ event: 'takeover', group: id, err: (e as Error).message }, `group ${id}: could not take over: ${(e as Error).message}`);
+      }
+    }
+  }, STANDBY_CHECK_MS);
+  log.info(
+    { event: 'standby', groups: watched.map((w) => ({ id: w.id, takeoverMs: w.takeoverMs })) },
+    `standby for group${watched.length > 1 ? 's' : ''} ${watched.map((w) => w.id).join(', ')}: not stamping; takes over once the active has been silent for ${watched[0]!.takeoverMs} ms and clients come here`,
+  );
+  return {
+    watch,
+    stop() {
+      clearInterval(timer);
+      for (const s of socks) s.close();
+    },
+  };
 }
 
 export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void> {
@@ -252,11 +310,14 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
   }
   retransmitter?.start();
   flusher?.start();
+  const roles = new Map(cfg.groups.flatMap((g) => (g.role ? [[g.id, g.role] as const] : [])));
+  const pairs = cfg.groups.flatMap((g) => (g.role ? [{ id: g.id, role: g.role, sequencerId: g.sequencerId ?? cfg.sequencerId }] : []));
+  const standby = await startStandby(cfg, dp, store, log, () => retransmitter?.refresh());
   // Drop samples for `xseq-agent monitor` (GET /drops on the metrics address).
   const drops = new DropFeed();
   const metrics = await startMetrics(
     cfg.metrics.listen,
-    metricsSource(seq, cfg.sequencerId, cfg.groups.map((g) => g.id), { ...(window ? { window } : {}), ...(retransmitter ? { retransmitter } : {}), ...(repair ? { repair } : {}), ...(flusher ? { flusher } : {}) }),
+    metricsSource(seq, cfg.sequencerId, cfg.groups.map((g) => g.id), { ...(window ? { window } : {}), ...(retransmitter ? { retransmitter } : {}), ...(repair ? { repair } : {}), ...(flusher ? { flusher } : {}), pairs }),
     dataPathHealth(dp, cfg.interface),
     log,
     (req, res) => drops.route(req, res),
@@ -318,6 +379,7 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
       taiOffsetS: taiOffset,
       sequencerIds: Object.fromEntries(flushGroups.map((g) => [g.id, g.sequencerId])),
       draining: flushGroups.filter((g) => g.draining).map((g) => g.id),
+      roles: Object.fromEntries(roles),
       metrics: metrics?.address ?? null,
       counters: plain(seq.counters()),
       config: opts.configFile ?? null,
@@ -332,6 +394,7 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
   process.off('SIGHUP', onHup);
   log.info({ signal }, 'stopping');
   for (const t of timers) clearInterval(t);
+  standby?.stop();
   retransmitter?.stop();
   flusher?.stop();
   flushSocket?.close();

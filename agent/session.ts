@@ -34,10 +34,13 @@ export interface GroupSession {
   session: number;
   /** Interface of the data path that stamps (or stamped) it. */
   interface: string;
-  /** 'created' when a fresh load took it, 'adopted' when a restart kept it. */
-  dataPath: 'created' | 'adopted';
+  /** 'created' when a fresh load took it, 'adopted' when a restart kept it,
+   * 'standby' while a standby waits (`session` is then the last it had). */
+  dataPath: 'created' | 'adopted' | 'standby';
   /** Last seq seen by the agent (at start or stop), as a decimal string. */
   lastSeq?: string;
+  /** One-sequencer failover: this host's role in the group's pair (agent/pair-session.ts). */
+  role?: 'active' | 'standby';
   /** The last session of this group that stamped anything (lastSeq > 0): replicas have heard it. */
   stamped?: number;
   updatedAt: string;

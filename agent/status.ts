@@ -23,6 +23,8 @@ export interface GroupStatus {
   window?: number;
   /** Hydra: removed from the group, FINAL flushes only. */
   draining?: true;
+  /** One-sequencer failover: this host's role in the group's pair (from sessions.json). */
+  role?: 'active' | 'standby';
 }
 
 export interface InterfaceStatus extends Omit<PinInspection, 'verdict'> {
@@ -97,10 +99,18 @@ export function gatherStatus(loc: ConfigLocations, iface?: string): StatusReport
   } catch (e) {
     sessionsError = (e as Error).message;
   }
+  const interfaces = names.map((n) => interfaceStatus(loc, n));
+  // The role is the configuration's, recorded with the session it was given.
+  for (const i of interfaces) {
+    for (const g of i.groups ?? []) {
+      const rec = sessions[String(g.id)];
+      if (rec?.role && rec.interface === i.iface && rec.session === g.session) g.role = rec.role;
+    }
+  }
   return {
     bpffs: loc.bpffs,
     stateDir: loc.stateDir,
-    interfaces: names.map((n) => interfaceStatus(loc, n)),
+    interfaces,
     sessionsFile: `${loc.stateDir}/sessions.json`,
     sessions,
     ...(sessionsError ? { sessionsError } : {}),
@@ -118,6 +128,13 @@ export function statusExitCode(r: StatusReport, asked: boolean): number {
 function nonZeroCounters(c: Record<string, string>): string {
   const shown = Object.entries(c).filter(([, v]) => v !== '0');
   return shown.length ? `${shown.map(([k, v]) => `${k} ${v}`).join(', ')} (others 0)` : 'all 0';
+}
+
+/** Which host of a pair serves: a standby's group is on the data path only once it took over. */
+function roleText(g: GroupStatus): string {
+  if (g.role === 'active') return ', role active';
+  if (g.role !== 'standby') return '';
+  return ", role standby, SERVING: it took over when the active's heartbeat stopped (its session is above the active's)";
 }
 
 function renderInterface(s: InterfaceStatus): string[] {
@@ -151,7 +168,7 @@ function renderInterface(s: InterfaceStatus): string[] {
   for (const g of s.groups ?? []) {
     const rule = g.weights ? `weights ${g.weights.join('/')} table v${g.weightsVersion}, more than half of ${g.weights.reduce((a, b) => a + b, 0)}` : `quorum ${g.quorum}`;
     const members = g.members.length ? `${g.members.length} members (${rule}, window ${g.window}): ${g.members.join(' ')}` : 'no members';
-    out.push(`  group ${g.id}: session ${g.session}, last seq ${g.lastSeq}, multicast ${g.multicast}, sequencer id ${g.sequencerId}${g.draining ? ' (draining: no stamping, FINAL flushes)' : ''}, ${members}`);
+    out.push(`  group ${g.id}: session ${g.session}, last seq ${g.lastSeq}, multicast ${g.multicast}, sequencer id ${g.sequencerId}${g.draining ? ' (draining: no stamping, FINAL flushes)' : ''}${roleText(g)}, ${members}`);
   }
   if (s.counters) out.push(`  counters: ${nonZeroCounters(s.counters)}`);
   if (s.mapsError) out.push(`  maps: cannot be read: ${s.mapsError}`);
@@ -171,7 +188,11 @@ export function renderStatus(r: StatusReport): string {
     const entries = Object.entries(r.sessions);
     out.push(entries.length ? `sessions (${r.sessionsFile}):` : `sessions: none recorded in ${r.sessionsFile}`);
     for (const [id, g] of entries) {
-      out.push(`  group ${id}: session ${g.session} (${g.dataPath} on ${g.interface}${g.lastSeq !== undefined ? `, last seq ${g.lastSeq}` : ''}, ${g.updatedAt})`);
+      if (g.dataPath === 'standby') {
+        out.push(`  group ${id}: STANDBY on ${g.interface}, waiting: not stamping until the active's heartbeat stops (last session here ${g.session}, ${g.updatedAt})`);
+        continue;
+      }
+      out.push(`  group ${id}: session ${g.session} (${g.dataPath} on ${g.interface}${g.lastSeq !== undefined ? `, last seq ${g.lastSeq}` : ''}${g.role ? `, role ${g.role}` : ''}, ${g.updatedAt})`);
     }
   }
   return out.join('\n');

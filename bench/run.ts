@@ -9,7 +9,7 @@ import { runP1 } from './p1.ts';
 import { writeResult, type BenchResult } from './result.ts';
 import { goalText, judge, type BenchRow } from './row.ts';
 
-const HELP = `Usage: npm run bench [-- --only P1,P1r,P2,P2s,P3b,P3,P3r,P4,P4b,T] [--quick] [--check] [--out DIR]
+const HELP = `Usage: npm run bench [-- --only P1,P1r,P2,P2s,P3b,P3,P3r,P4,P4b,T,F1] [--quick] [--check] [--out DIR]
 
 Runs the benchmarks and writes DIR/<date>-<host>.json (default DIR:
 bench/results): the host's facts (CPU model, kernel, mitigations, clock
@@ -40,6 +40,10 @@ Rows:
   P4b, P4b-p50
            Hydra end to end in namespaces: KV ops/s with clients spreading
            over two sequencer hosts vs all to one (the other only flushes)
+  F1, F1-detect, F1-agree, F1-dip
+           failover of a group with one sequencer + a standby: kill of the
+           active host to the load resuming (detection and agreement shares)
+           vs NOPaxos's published 110 ms; ops/s in the 2 s around the kill
   P3r      client retries per 100 lost leader ACKs with the replica-side XDP
            program on vs off (the ACK race, bench/p3r.ts)
   T-scan, T-flush, T-pace
@@ -109,6 +113,7 @@ if (timerRows.length) {
 }
 if (want('P3R')) await group('P3r', 'the ACK race: client retries per lost leader ACK, replica XDP on vs off', async () => (await import('./p3r.ts')).runP3r({ quick, log }));
 if (want('P3')) await group('P3', 'the KV store replicated vs unreplicated', async () => (await import('./p3.ts')).runP3({ quick, log }));
+if (want('F1')) await group('F1', 'failover, one sequencer + a standby', async () => (await import('./f1.ts')).runF1({ quick, log }));
 
 const missed = judge(rows);
 const result: BenchResult = {

@@ -20,7 +20,14 @@ import { sequencerForKey } from './key-hash.ts';
 import type { AckMsg, ClientInbound } from './messages.ts';
 import { Timer, type ClientTransport, type Scheduler } from './transport.ts';
 
-export type SequencerPolicy = 'round-robin' | 'key';
+// Policy 'failover' (a one-sequencer group with a standby): every request
+// goes to the sequencer that certified the client's last one (at first the
+// first listed), and moves on only when an attempt times out. Spreading a
+// pair's requests would hand the group to the standby at once (its session
+// is the higher one) and leave every request sent to the active waiting
+// for a retry; sticking to whoever answered keeps the whole client on the
+// host the replicas follow.
+export type SequencerPolicy = 'round-robin' | 'key' | 'failover';
 
 export interface ClientOptions {
   clientId: bigint;
@@ -84,7 +91,7 @@ export interface SubmitOptions {
    */
   key?: string | Uint8Array;
   /**
-   * Hydra: op is a group control op (replica/hydra.ts encodeControlOp),
+   * Hydra: op is a group control op (replica/control-op.ts),
    * sent with XSEQ_F_CONTROL; the replicas execute it themselves, the
    * application never sees it, and the certified result is empty.
    */
@@ -136,6 +143,8 @@ export class Client {
   private readonly maxBackoffUs: number;
   private readonly seqs: SeqState[];
   private rr = 0;
+  /** Policy failover: the index of the sequencer that certified the last request. */
+  private sticky = 0;
   private nextRequestId: bigint;
   private current: Pending | null = null;
   private readonly queue: { op: Uint8Array; done: Completion; key: string | Uint8Array | undefined; control: boolean }[] = [];
@@ -229,6 +238,7 @@ export class Client {
     if (s) {
       s.failures = 0;
       s.avoidUntil = -Infinity;
+      this.sticky = i;
     }
     this.finish(null, result, at);
   }
@@ -237,8 +247,9 @@ export class Client {
     const q = this.queue.shift();
     if (!q) return;
     const requestId = this.nextRequestId++;
-    const first = this.policy === 'key' && q.key !== undefined ? sequencerForKey(q.key, this.seqs.length) : this.rr++ % this.seqs.length;
-    this.current = { requestId, op: q.op, control: q.control, done: q.done, started: this.o.scheduler.now(), target: this.pick(first), tries: new Map(), votes: new Map() };
+    const first = this.policy === 'failover' ? this.sticky : this.policy === 'key' && q.key !== undefined ? sequencerForKey(q.key, this.seqs.length) : this.rr++ % this.seqs.length;
+    const target = this.policy === 'failover' ? first : this.pick(first);
+    this.current = { requestId, op: q.op, control: q.control, done: q.done, started: this.o.scheduler.now(), target, tries: new Map(), votes: new Map() };
     this.deadlineTimer.start(this.deadlineUs);
     this.send();
   }
@@ -261,6 +272,21 @@ export class Client {
     return oldest;
   }
 
+  /**
+   * Policy failover ignores the back-off: a waiting standby refuses every
+   * request while its active lives, so its failures would pile up to the
+   * longest back-off and make it unusable exactly when it takes over. A
+   * request leaves the sequencer that answered last (the sticky one) after
+   * one timeout and gets two tries at the next one (the first may be the
+   * request it refuses and takes over on, agent/standby.ts) before going
+   * back: sticky, next, next, sticky, next, next, ...
+   */
+  private failoverNext(p: Pending): number {
+    const cur = p.target;
+    if (cur !== this.sticky && (p.tries.get(this.seqs[cur]!.id) ?? 0) % 2 === 1) return cur;
+    return cur === this.sticky ? (cur + 1) % this.seqs.length : this.sticky;
+  }
+
   private send(): void {
     const p = this.current!;
     const s = this.seqs[p.target]!;
@@ -278,7 +304,8 @@ export class Client {
     s.failures++;
     s.lastFailedAt = now;
     s.avoidUntil = now + Math.min(this.backoffUs * 2 ** (s.failures - 1), this.maxBackoffUs);
-    p.target = this.pick((p.target + 1) % this.seqs.length);
+    if (this.policy === 'failover') p.target = this.failoverNext(p);
+    else p.target = this.pick((p.target + 1) % this.seqs.length);
     this.send();
   }
 

@@ -1,22 +1,82 @@
-// Group control ops (REQUEST with XSEQ_F_CONTROL, payload below; the
-// application never sees them). "add s": delivered at merge key k, every
-// replica adds sequencer s with floor clock k.clock + 1, so everything s
-// stamps sorts after the op; until then s's messages wait (bounded).
+// Group control ops: a REQUEST flagged XSEQ_F_CONTROL whose payload is one
+// of the encodings below. The replicas execute them themselves; the
+// application never sees them and the certified result is empty. This
+// module is the one place that knows the bytes, so the client library, the
+// KV CLI, the replica engine, the simulation's invariants and the view
+// change's merge all read the same layout.
+//
+//   byte 0     0x48 ('H'), the control magic
+//   byte 1     kind: 1 = add, 2 = remove
+//   bytes 2-3  sequencer id, big-endian (0..65535)
+//   bytes 4-7  remove only: the session being removed, big-endian u32;
+//              ANY_SESSION (0xffffffff) = whatever session the replicas
+//              hold for that sequencer when they apply it
+//
+// add s:    delivered at merge key k, every replica adds sequencer s with
+//           floor clock k.clock + 1 (everything s stamps sorts after it).
+// remove s: an operator's word that s is dead. A replica that sees it in
+//           any stream (merged or not: the dead stream is what blocks the
+//           merge) asks its leader to remove s now, without waiting for
+//           the dead-sequencer timeout; the leader decides s's last seq by
+//           view-change-style agreement outside the merge, exactly as for
+//           a timed-out sequencer. Once merged, the op itself changes
+//           nothing more (removing a removed sequencer is a no-op), and a
+//           named session that is not the one the replicas hold (the
+//           sequencer rejoined since) is ignored: a stale removal never
+//           removes the rejoined stream.
 import type { LogEntry } from './messages.ts';
 
-export type ControlOp = { readonly kind: 'add'; readonly sid: number };
-const CONTROL_MAGIC = 0x48; // 'H'
+export type ControlOp =
+  | { readonly kind: 'add'; readonly sid: number }
+  | { readonly kind: 'remove'; readonly sid: number; readonly session: number };
+
+export const CONTROL_MAGIC = 0x48;
+const KIND_ADD = 1;
+const KIND_REMOVE = 2;
+/** A remove op that names no session: the one the replicas hold. */
+export const ANY_SESSION = 0xffffffff;
+export const MAX_SEQUENCER_ID = 0xffff;
 
 export function encodeControlOp(op: ControlOp): Uint8Array {
-  return new Uint8Array([CONTROL_MAGIC, 1, op.sid >> 8, op.sid & 0xff]);
+  if (!Number.isInteger(op.sid) || op.sid < 0 || op.sid > MAX_SEQUENCER_ID) throw new RangeError(`sequencer id ${op.sid} is not 0..${MAX_SEQUENCER_ID}`);
+  if (op.kind === 'add') return new Uint8Array([CONTROL_MAGIC, KIND_ADD, op.sid >> 8, op.sid & 0xff]);
+  if (!Number.isInteger(op.session) || op.session < 0 || op.session > ANY_SESSION) throw new RangeError(`session ${op.session} is not 0..${ANY_SESSION}`);
+  const b = new Uint8Array(8);
+  b[0] = CONTROL_MAGIC;
+  b[1] = KIND_REMOVE;
+  b[2] = op.sid >> 8;
+  b[3] = op.sid & 0xff;
+  new DataView(b.buffer).setUint32(4, op.session, false);
+  return b;
 }
 
+/** The op a payload encodes, or null when it is not one (malformed ops are no-ops). */
 export function decodeControlOp(b: Uint8Array): ControlOp | null {
-  if (b.length !== 4 || b[0] !== CONTROL_MAGIC || b[1] !== 1) return null;
-  return { kind: 'add', sid: (b[2]! << 8) | b[3]! };
+  if (b.length < 4 || b[0] !== CONTROL_MAGIC) return null;
+  const sid = (b[2]! << 8) | b[3]!;
+  if (b[1] === KIND_ADD && b.length === 4) return { kind: 'add', sid };
+  if (b[1] === KIND_REMOVE && b.length === 8) return { kind: 'remove', sid, session: new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(4, false) };
+  return null;
+}
+
+/** The sequencer an "add" op names, or null for anything else. */
+export function addedSequencer(b: Uint8Array): number | null {
+  const op = decodeControlOp(b);
+  return op?.kind === 'add' ? op.sid : null;
+}
+
+/** The (sequencer, session) a "remove" op names, or null for anything else. */
+export function removedSequencer(b: Uint8Array): { sid: number; session: number } | null {
+  const op = decodeControlOp(b);
+  return op?.kind === 'remove' ? { sid: op.sid, session: op.session } : null;
+}
+
+/** Whether a remove op naming `named` applies to a stream the replicas hold in `held`. */
+export function removalApplies(named: number, held: number): boolean {
+  return named === ANY_SESSION || named === held;
 }
 
 /** The sequencer an entry adds, if it is an "add" control op. */
 export function addedBy(e: LogEntry): number | null {
-  return e.control && !e.noop ? (decodeControlOp(e.op)?.sid ?? null) : null;
+  return e.control && !e.noop ? addedSequencer(e.op) : null;
 }

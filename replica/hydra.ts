@@ -127,7 +127,8 @@ export class Hydra implements Intake {
   /** An "add" op was merged at clock c: the sequencer joins with floor c + 1. */
   private applyControl(e: SequencedMsg, clock: number): void {
     const op = decodeControlOp(e.op);
-    if (!op || this.byId.has(op.sid)) return;
+    // A merged "remove" changes nothing here: removal is decided outside the merge.
+    if (!op || op.kind !== 'add' || this.byId.has(op.sid)) return;
     this.addStream(op.sid, clock + 1);
     this.replayUnknown(op.sid);
   }

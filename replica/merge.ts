@@ -7,6 +7,7 @@
 // request. Logs have no holes, so every slot up to the longest end is held
 // by someone. The newest checkpoint of the quorum is a committed prefix and
 // replaces the entries it covers.
+import { addedSequencer } from './control-op.ts';
 import type { Checkpoint, LogEntry, LogState, StreamPos, ViewChangeMsg } from './messages.ts';
 import { viewCmp, viewEq, type ViewId } from './view.ts';
 
@@ -49,9 +50,9 @@ export function mergeViewChanges(msgs: readonly ViewChangeMsg[]): LogState {
   return { checkpoint, entries, committed: Math.max(committed, checkpoint.slot) };
 }
 
-/** The sequencer an "add" control op names (hydra.ts encodeControlOp; -1 if malformed). */
+/** The sequencer an "add" control op names (control-op.ts; -1 for any other op). */
 function decodeAddSid(op: Uint8Array): number {
-  return op.length === 4 && op[0] === 0x48 && op[1] === 1 ? (op[2]! << 8) | op[3]! : -1;
+  return addedSequencer(op) ?? -1;
 }
 
 /**

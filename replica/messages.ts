@@ -18,7 +18,7 @@ export interface RequestMsg {
   readonly clientId: bigint;
   readonly requestId: bigint;
   readonly op: Uint8Array;
-  /** Hydra: a group control op (XSEQ_F_CONTROL; op = hydra.ts encodeControlOp), not for the application. */
+  /** Hydra: a group control op (XSEQ_F_CONTROL; op = control-op.ts), not for the application. */
   readonly control?: boolean;
 }
 

@@ -62,7 +62,7 @@ describe('key files in the agent config', () => {
 
   it('--key-file GROUP:PATH sets groups[].keyFile, and a mistake in it names the flag', () => {
     const good = keyFile('good.key', KEY_HEX);
-    const args = { scalars: [{ path: ['interface'], value: 'eth1' }], groups: ['1:239.7.7.1:7500'], members: [], quorums: [], drains: [], weights: [], tolerates: [], replace: false, detachOnExit: false, argv: [] };
+    const args = { scalars: [{ path: ['interface'], value: 'eth1' }], groups: ['1:239.7.7.1:7500'], members: [], quorums: [], drains: [], weights: [], tolerates: [], roles: [], replace: false, detachOnExit: false, argv: [] };
     expect(runConfig({ ...args, keyFiles: [`1:${good}`] }, { XSEQ_CONFIG: '' }).groups[0]!.keyFile).toBe(good);
     expect(() => runConfig({ ...args, keyFiles: [`1:${join(dir, 'nope.key')}`] }, { XSEQ_CONFIG: '' })).toThrow(/groups\[0\]\.keyFile: .*EKEY_MISSING.*\(from --key-file 1:/);
   });

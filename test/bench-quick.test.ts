@@ -92,6 +92,11 @@ describePrivileged('bench rows, --quick', () => {
     checkRows(await runP3r({ quick: true, log }), ['P3r']);
   });
 
+  it('F1', { timeout: 4 * MIN }, async () => {
+    const { runF1 } = await import('../bench/f1.ts');
+    checkRows(await runF1({ quick: true, log }), ['F1', 'F1-detect', 'F1-agree', 'F1-dip']);
+  });
+
   it('P3', { timeout: 6 * MIN }, async () => {
     const { runP3 } = await import('../bench/p3.ts');
     checkRows(await runP3({ quick: true, log }), ['P3', 'P3c', 'P3c-p99', 'P3-p50', 'P3-cpu']);

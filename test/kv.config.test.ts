@@ -51,7 +51,7 @@ describe('KV replica configuration', () => {
       xdpRetransmitKeep: 1024,
     });
     expect(c.peers.map((p) => `${p.host}:${p.port}`)).toEqual(['10.0.0.11:7700', '10.0.0.12:7700', '10.0.0.13:7700']);
-    expect(c.protocol).toEqual({ ...KV_PROTOCOL_DEFAULTS, leaderTimeoutUs: 500_000 });
+    expect(c.protocol).toEqual({ ...KV_PROTOCOL_DEFAULTS, leaderTimeoutUs: 500_000, flushIntervalUs: 2_000, deadSequencerUs: 100_000 });
   });
 
   it('reads YAML too, peers as a list or a mapping by id', () => {
@@ -123,6 +123,35 @@ describe('KV replica configuration', () => {
     const bad = (args: string[], msg: RegExp) => expect(() => parseReplicaArgs([...base, ...args])).toThrow(msg);
     bad(['--sequencers', '[{"id":0,"addr":"10.0.0.2","joining":"yes"}]'], /^sequencers\[0\].joining: "yes" is not true or false/);
     bad(['--sequencers', '[{"id":2,"addr":"10.0.0.2","joining":true}]'], /^sequencers: every one is joining/);
+  });
+
+  it('a one-sequencer group with a standby: two entries, the standby apart from the sequencers', () => {
+    const base = FLAGS.slice(0, -2);
+    const c = parseReplicaArgs([...base, '--sequencers', '[{"id":0,"addr":"10.0.0.2"},{"id":1,"addr":"10.0.0.3","standby":true}]'])!;
+    expect(c.sequencers).toEqual([{ id: 0, sequencer: { host: '10.0.0.2', port: 7400 }, repair: { host: '10.0.0.2', port: 7401 } }]);
+    expect(c.standby).toEqual({ id: 1, sequencer: { host: '10.0.0.3', port: 7400 }, repair: { host: '10.0.0.3', port: 7401 } });
+    expect(c.sequencer).toEqual({ host: '10.0.0.2', port: 7400 });
+    expect(parseReplicaArgs(FLAGS)!.standby).toBeNull();
+    const bad = (json: string, msg: RegExp) => expect(() => parseReplicaArgs([...base, '--sequencers', json])).toThrow(msg);
+    bad('[{"id":0,"addr":"10.0.0.2"},{"id":1,"addr":"10.0.0.3","standby":"yes"}]', /^sequencers\[1\].standby: "yes" is not true or false/);
+    bad('[{"id":0,"addr":"10.0.0.2"},{"id":1,"addr":"10.0.0.3"},{"id":2,"addr":"10.0.0.4","standby":true}]', /^sequencers: a standby is for a group with one sequencer/);
+    bad('[{"id":0,"addr":"10.0.0.2","standby":true},{"id":1,"addr":"10.0.0.3","standby":true}]', /^sequencers: a standby is for a group with one sequencer/);
+    bad('[{"id":0,"addr":"10.0.0.2","joining":true},{"id":1,"addr":"10.0.0.3","standby":true}]', /^sequencers: /);
+  });
+
+  it('dead-sequencer timeout: 50 flush intervals unless given, in ms, checked against the flush interval', () => {
+    const d = parseReplicaArgs(FLAGS)!;
+    expect(d.protocol.flushIntervalUs).toBeUndefined();
+    expect(d.protocol.deadSequencerUs).toBeUndefined();
+    const slow = parseReplicaArgs([...FLAGS, '--flush-interval', '10'])!;
+    expect(slow.protocol.flushIntervalUs).toBe(10_000);
+    const given = parseReplicaArgs([...FLAGS, '--flush-interval', '10', '--dead-sequencer-ms', '300', '--protocol', '{"deadSequencerUs":5}'])!;
+    expect(given.protocol.deadSequencerUs).toBe(300_000);
+    const bad = (args: string[], msg: RegExp) => expect(() => parseReplicaArgs([...FLAGS, ...args])).toThrow(msg);
+    bad(['--flush-interval', '5', '--dead-sequencer-ms', '5'], /^deadSequencerMs: deadSequencerUs=5000 must be more than flushIntervalUs=5000/);
+    bad(['--protocol', '{"deadSequencerUs":1000}'], /^protocol.deadSequencerUs: deadSequencerUs=1000 must be more than flushIntervalUs=2000/);
+    bad(['--dead-sequencer-ms', 'soon'], /^deadSequencerMs: /);
+    bad(['--flush-interval', '0'], /^flushIntervalMs: /);
   });
 
   it('names the field of every mistake', () => {

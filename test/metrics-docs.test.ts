@@ -23,6 +23,7 @@ function fullSource(): MetricsSource {
     retransmitCounters: () => ({}),
     repairCounters: () => ({ refused: { NOT_MEMBER: 1 } }),
     flushCounters: () => ({}),
+    pairs: () => [{ id: 1, sequencerId: 1, role: 'active', serving: true }],
   };
 }
 

@@ -289,6 +289,39 @@ describePrivileged('metrics of a real sequencer (BPF_PROG_TEST_RUN)', () => {
     expect(value(after, 'xseq_quorum_latency_seconds_count')).toBe(Number(total) + 3);
     expect(value(after, 'xseq_quorum_latency_seconds_sum')).toBeCloseTo(Number(seq.quorumNanosSum()) / 1e9, 12);
   });
+
+  it("the sequencer label is the id that stamped (group overrides included); a pair's role and whether it serves are exported", async () => {
+    // The agent-wide id (99) is not what the data path stamps: its groups carry SEQ_ID.
+    // Group 1 is stamped here; a standby group (id 7) waits, not on the data path.
+    const pairs = [
+      { id: GROUP_ID, role: 'active' as const, sequencerId: SEQ_ID },
+      { id: 7, role: 'standby' as const, sequencerId: 4 },
+    ];
+    const src = metricsSource(seq, 99, [GROUP_ID, PLAIN_GROUP], { window, retransmitter, repair, pairs });
+    const { text, samples: all } = await scrape(createMetricsRegistry(src));
+    expect(promtool(text)).toEqual({ status: 0, findings: '' });
+    expect(all.filter((x) => x.name.startsWith('xseq_') && x.labels['sequencer'] === '99')).toEqual([]);
+    expect(samples(all, 'xseq_replies_total').map((x) => x.labels['sequencer'])).toEqual([String(SEQ_ID)]);
+    expect(samples(all, 'xseq_group_session').map((x) => x.labels['sequencer'])).toEqual([String(SEQ_ID), String(SEQ_ID)]);
+    expect(samples(all, 'xseq_group_serving')).toEqual([
+      { name: 'xseq_group_serving', labels: { sequencer: String(SEQ_ID), group: String(GROUP_ID), role: 'active' }, value: 1 },
+      { name: 'xseq_group_serving', labels: { sequencer: '4', group: '7', role: 'standby' }, value: 0 },
+    ]);
+    // One group overridden to another id: per-group series name each, the data path's name both.
+    const plain = seq.group(PLAIN_GROUP)!;
+    seq.setGroup(PLAIN_GROUP, { ...plain, sequencerId: 7 });
+    try {
+      const mixed = (await scrape(createMetricsRegistry(src))).samples;
+      expect(samples(mixed, 'xseq_group_last_seq').map((x) => [x.labels['group'], x.labels['sequencer']])).toEqual([
+        [String(GROUP_ID), String(SEQ_ID)],
+        [String(PLAIN_GROUP), '7'],
+      ]);
+      expect(samples(mixed, 'xseq_replies_total').map((x) => x.labels['sequencer'])).toEqual([`${SEQ_ID}+7`]);
+      expect(samples(mixed, 'xseq_quorum_latency_seconds_count').map((x) => x.labels['sequencer'])).toEqual([`${SEQ_ID}+7`]);
+    } finally {
+      seq.setGroup(PLAIN_GROUP, plain);
+    }
+  });
 });
 
 describe('the metrics endpoint', () => {

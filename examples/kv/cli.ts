@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { ClientError, KvClient } from './client.ts';
 import { ClientConfigError, clientConfig, type KvClientConfig, mergeClientFlags, readClientConfigFile } from './client-config.ts';
 import { runLoad } from './load.ts';
+import { ANY_SESSION, MAX_SEQUENCER_ID } from '../../replica/control-op.ts';
 import { KvError, MAX_VALUE } from './ops.ts';
 import { versionLine } from '../../agent/version.ts';
 
@@ -32,6 +33,16 @@ Commands:
                                --timeout-ms passes; prints {"ok":true,
                                "sequencer":N,"session","seq","leaderNum",
                                "attempts":{ID:count}}. Start N's agent first.
+  remove-sequencer --id N      removes sequencer N, whose host is known to be
+    [--session S]              dead: a control op sent through the sequencers
+                               given (except N); the replicas agree on N's
+                               last seq and deliver nothing of it after that,
+                               without waiting for their dead-sequencer
+                               timeout. --session S: only if the replicas
+                               still hold N at session S (default: any).
+                               Prints {"ok":true,"sequencer":N,"session",
+                               "seq","leaderNum","attempts"}. N may rejoin
+                               later under a new session (a fresh data path).
 
 Options (in brackets: the field in a --config file; flags win):
   --config FILE                YAML (or JSON) with the bracketed fields; see
@@ -42,10 +53,14 @@ Options (in brackets: the field in a --config file; flags win):
   --sequencer ID:ADDR[:PORT]   one of the group's sequencers (Hydra): repeat
                                once per sequencer; replaces the file's list
                                [sequencers: ["ID:ADDR:PORT" | {id, addr, port}]]
-  --policy round-robin|key     how a request picks its sequencer: in turn
+  --policy round-robin|key|failover
+                               how a request picks its sequencer: in turn
                                (default), or by its KV key (FNV-1a 32 of the
                                key's bytes mod the number of sequencers, in
-                               the order given) [policy]
+                               the order given), or failover (a sequencer and
+                               its standby: the one that answered last, at
+                               first the first given; the next only when an
+                               attempt times out) [policy]
   --group ID                   replica group (default 1) [group]
   --bind ADDR                  local address to send from [bind]
   --retry-ms MS                per-attempt timeout: re-send an unanswered
@@ -76,6 +91,8 @@ load:
   --mix G:P:C                  weights of get, put, cas (default 50:40:10)
   --tag STR                    key prefix (default random)
   --omit-writes                leave the acknowledged writes out of the summary
+  --completions                list when each answered op completed (wall-clock
+                               ms) in "completedAtMs": failover timing
 read:
   --clients C                  concurrent reads (default 8)`;
 
@@ -122,9 +139,11 @@ async function main(): Promise<void> {
         rate: { type: 'string' },
         'value-size': { type: 'string' },
         'omit-writes': { type: 'boolean' },
+        completions: { type: 'boolean' },
         'keys-file': { type: 'string' },
         absent: { type: 'boolean' },
         id: { type: 'string' },
+        session: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -138,7 +157,9 @@ async function main(): Promise<void> {
   }
   const [cmd, ...args] = p;
   if (!cmd) fail('no command');
-  if (v.id !== undefined && cmd !== 'add-sequencer') fail('--id is for add-sequencer only');
+  const membership = cmd === 'add-sequencer' || cmd === 'remove-sequencer';
+  if (v.id !== undefined && !membership) fail('--id is for add-sequencer and remove-sequencer only');
+  if (v.session !== undefined && cmd !== 'remove-sequencer') fail('--session is for remove-sequencer only');
   let cfg: KvClientConfig;
   try {
     const file = v.config ? readClientConfigFile(v.config) : {};
@@ -161,10 +182,11 @@ async function main(): Promise<void> {
   }
   const clients = num(v.clients, 'clients', cmd === 'read' ? 8 : 4, 1);
   // add-sequencer goes through members only: the joining sequencer's own
-  // traffic is held by the replicas until the op is merged.
-  const joining = cmd === 'add-sequencer' && v.id !== undefined ? num(v.id, 'id', 0) : null;
-  const via = joining === null ? cfg.sequencers : cfg.sequencers.filter((q) => q.id !== joining);
-  if (via.length === 0) fail(`add-sequencer: give at least one member sequencer other than ${joining} (--sequencer ID:ADDR[:PORT])`);
+  // traffic is held by the replicas until the op is merged. remove-sequencer
+  // never goes through the sequencer it removes: that host is dead.
+  const named = membership && v.id !== undefined ? num(v.id, 'id', 0) : null;
+  const via = named === null ? cfg.sequencers : cfg.sequencers.filter((q) => q.id !== named);
+  if (via.length === 0) fail(`${cmd}: give at least one member sequencer other than ${named} (--sequencer ID:ADDR[:PORT])`);
   const client = await KvClient.open({
     sequencers: via,
     policy: cfg.policy,
@@ -214,6 +236,7 @@ async function main(): Promise<void> {
           mix: mix as [number, number, number],
           tag: v.tag ?? randomBytes(4).toString('hex'),
           recordWrites: !v['omit-writes'],
+          recordCompletions: v.completions === true,
         });
         print({ ...s, transport: client.counters() });
         break;
@@ -222,10 +245,22 @@ async function main(): Promise<void> {
         if (args.length !== 0) fail('add-sequencer takes no arguments, only --id N');
         if (v.id === undefined) fail('add-sequencer needs --id N (the joining sequencer id)');
         const sid = num(v.id, 'id', 0);
-        if (sid > 0xffff) fail(`--id must be 0..65535, got ${sid}`);
+        if (sid > MAX_SEQUENCER_ID) fail(`--id must be 0..${MAX_SEQUENCER_ID}, got ${sid}`);
         const cert = await client.addSequencer(sid);
         const attempts = Object.fromEntries(client.health().filter((h) => h.attempts > 0).map((h) => [h.id, h.attempts]));
         print({ ok: true, sequencer: sid, session: cert?.session, seq: cert?.seq, leaderNum: cert?.leaderNum, attempts });
+        break;
+      }
+      case 'remove-sequencer': {
+        if (args.length !== 0) fail('remove-sequencer takes no arguments, only --id N [--session S]');
+        if (v.id === undefined) fail('remove-sequencer needs --id N (the dead sequencer id)');
+        const sid = num(v.id, 'id', 0);
+        if (sid > MAX_SEQUENCER_ID) fail(`--id must be 0..${MAX_SEQUENCER_ID}, got ${sid}`);
+        const session = num(v.session, 'session', ANY_SESSION);
+        if (v.session !== undefined && session >= ANY_SESSION) fail(`--session must be 0..${ANY_SESSION - 1}, got ${session}`);
+        const cert = await client.removeSequencer(sid, session);
+        const attempts = Object.fromEntries(client.health().filter((h) => h.attempts > 0).map((h) => [h.id, h.attempts]));
+        print({ ok: true, sequencer: sid, ...(session !== ANY_SESSION ? { removedSession: session } : {}), session: cert?.session, seq: cert?.seq, leaderNum: cert?.leaderNum, attempts });
         break;
       }
       case 'read': {
@@ -256,7 +291,7 @@ async function main(): Promise<void> {
   } catch (e) {
     if (e instanceof ClientError || e instanceof KvError) {
       console.error(`kv: ${e.message}`);
-      if (cmd === 'add-sequencer') console.error('kv: add-sequencer: no certified answer; check that a member sequencer given here is running and that the replicas are up');
+      if (membership) console.error(`kv: ${cmd}: no certified answer; check that a member sequencer given here is running and that the replicas are up`);
       process.exitCode = 1;
     } else throw e;
   } finally {

@@ -18,7 +18,7 @@ export interface KvClientConfig {
   groupId: number;
   /** Ids unique; in the order given (the round-robin and key-hash order). */
   sequencers: SequencerAddr[];
-  policy: 'round-robin' | 'key';
+  policy: 'round-robin' | 'key' | 'failover';
   retryMs: number;
   timeoutMs: number;
   backoffMs: number;
@@ -74,7 +74,7 @@ export const ClientConfigSchema = z
     /** The single-sequencer form: ADDR[:PORT]. */
     sequencer: z.string().optional(),
     sequencers: z.array(sequencerEntry).min(1).optional(),
-    policy: z.enum(['round-robin', 'key']).default('round-robin'),
+    policy: z.enum(['round-robin', 'key', 'failover']).default('round-robin'),
     retryMs: ms(3_600_000).default(200),
     timeoutMs: ms(86_400_000).default(10_000),
     backoffMs: ms(3_600_000).default(1_000),

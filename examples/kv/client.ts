@@ -9,7 +9,7 @@
 // policy (round-robin, or `key`: the op's KV key hashed, key-hash.ts), and a
 // retry after a timeout goes to the next one (replica/client.ts).
 import { randomBytes } from 'node:crypto';
-import { encodeControlOp } from '../../replica/hydra.ts';
+import { ANY_SESSION, type ControlOp, encodeControlOp } from '../../replica/control-op.ts';
 import { Client, ClientError, type Certificate, type SequencerHealth, type SequencerPolicy } from '../../replica/index.ts';
 import { type HostPort, RealTimeScheduler, type SequencerAddr, UdpClientTransport } from '../../replica/udp/index.ts';
 import { decodeResult, encodeOp, type Op, type Result } from './ops.ts';
@@ -153,10 +153,33 @@ export class KvClient {
    * member again is harmless (replicas ignore the repeat).
    */
   addSequencer(sid: number, lane = 0): Promise<Certificate | null> {
-    if (!Number.isInteger(sid) || sid < 0 || sid > 0xffff) return Promise.reject(new RangeError(`sequencer id ${sid} is not 0..65535`));
+    return this.control({ kind: 'add', sid }, lane);
+  }
+
+  /**
+   * The group's "remove sequencer sid" control op (replica/control-op.ts),
+   * for an operator who knows the host is dead: the replicas then decide
+   * the dead stream's last seq among themselves without waiting for the
+   * dead-sequencer timeout. Send it through the surviving sequencers only.
+   * `session` limits it to that session of sid (default: whichever the
+   * replicas hold), so a removal that arrives after sid rejoined under a
+   * new session leaves the new stream alone. Resolves once a quorum
+   * including the leader holds the op.
+   */
+  removeSequencer(sid: number, session = ANY_SESSION, lane = 0): Promise<Certificate | null> {
+    return this.control({ kind: 'remove', sid, session }, lane);
+  }
+
+  private control(op: ControlOp, lane: number): Promise<Certificate | null> {
+    let payload: Uint8Array;
+    try {
+      payload = encodeControlOp(op);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     const core = this.cores[lane];
     if (!core) return Promise.reject(new RangeError(`lane ${lane} of ${this.cores.length}`));
-    return new Promise((resolve, reject) => core.submit(encodeControlOp({ kind: 'add', sid }), (err, _r, cert) => (err ? reject(err) : resolve(cert)), { control: true }));
+    return new Promise((resolve, reject) => core.submit(payload, (err, _r, cert) => (err ? reject(err) : resolve(cert)), { control: true }));
   }
 
   counters() {

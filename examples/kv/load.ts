@@ -34,6 +34,8 @@ export interface LoadOptions {
   valueSize?: number;
   /** Keep every acknowledged write in the summary (default true). */
   recordWrites?: boolean;
+  /** Keep when each answered op completed (wall clock, ms), for failover timing (default false). */
+  recordCompletions?: boolean;
 }
 
 export interface Write {
@@ -69,9 +71,13 @@ export interface LoadSummary {
   latencyHist: HistJson;
   /** Acknowledged writes, in the order each lane issued them. */
   writes: Write[];
+  /** The first few ETIMEDOUT messages (which sequencers each op tried, how often). */
+  timeoutSamples?: string[];
   /** Writes that timed out: they may or may not have executed. */
   unacked: { key: string; value: string; kind: 'put' | 'cas' }[];
   clientIds: string[];
+  /** recordCompletions: when each answered op completed, wall-clock ms (0.1 ms steps), in completion order. */
+  completedAtMs?: number[];
 }
 
 /** What a lane knows about one of its keys. */
@@ -118,6 +124,7 @@ export async function runLoad(client: KvClient, o: LoadOptions): Promise<LoadSum
     writes: [],
     unacked: [],
     clientIds: client.clientIds.map(String),
+    ...(o.recordCompletions ? { completedAtMs: [] } : {}),
   };
   const t0 = performance.now();
   const warm = t0 + (o.warmupMs ?? 0);
@@ -157,6 +164,7 @@ export async function runLoad(client: KvClient, o: LoadOptions): Promise<LoadSum
         const a = await client.execute(op, l);
         const done = performance.now();
         s.ok++;
+        if (s.completedAtMs) s.completedAtMs.push(Math.round((performance.timeOrigin + done) * 10) / 10);
         if (started >= warm && done <= end) {
           hist.record((done - started) * 1000);
           s.measured++;
@@ -191,6 +199,7 @@ export async function runLoad(client: KvClient, o: LoadOptions): Promise<LoadSum
         }
         if (e.code !== 'ETIMEDOUT') throw e;
         s.timeouts++;
+        if ((s.timeoutSamples ??= []).length < 10) s.timeoutSamples.push(`${op.kind} ${key}: ${e.message}`);
         if (op.kind !== 'get') {
           s.unacked.push({ key, value, kind: op.kind });
           const st = known.get(key) ?? { acked: null, maybe: [] };

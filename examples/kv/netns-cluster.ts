@@ -71,6 +71,13 @@ export interface KvClusterOptions {
    * members until `cli.ts add-sequencer --id ID` is merged).
    */
   joining?: readonly number[];
+  /**
+   * Two sequencer hosts serving one group as a pair (not Hydra): agent 0 is
+   * the active (--role G:active, sequencer id 0), agent 1 the standby
+   * (--role G:standby, sequencer id 1); replicas list the standby as such,
+   * clients list both with --policy failover.
+   */
+  standby?: boolean;
 }
 
 /** Runs `node --import tsx script args` in a role's namespace. */
@@ -112,9 +119,14 @@ export class KvCluster {
     return this.agents[0] ?? null;
   }
 
-  /** Several sequencer hosts: Hydra, sequencer id i on host i. */
+  /** Several sequencer hosts: Hydra, sequencer id i on host i (unless they are an active/standby pair). */
   get hydra(): boolean {
-    return this.t.sequencers.length > 1;
+    return this.t.sequencers.length > 1 && !this.o.standby;
+  }
+
+  /** An active/standby pair on sequencer hosts 0 and 1. */
+  get pair(): boolean {
+    return this.o.standby === true;
   }
 
   private agentStateDir(i: number): string {
@@ -129,7 +141,8 @@ export class KvCluster {
       '--group', `${GROUP.id}:${GROUP.addr}:${GROUP.port}`, ...(this.o.members === false ? [] : members),
       '--bpffs', this.bpffs, '--state-dir', this.agentStateDir(i),
       '--stats-interval', '0', '--metrics-listen', '',
-      ...(this.hydra ? ['--sequencer-id', String(i)] : []),
+      ...(this.hydra || this.pair ? ['--sequencer-id', String(i)] : []),
+      ...(this.pair ? ['--role', `${GROUP.id}:${i === 0 ? 'active' : 'standby'}`] : []),
       ...(this.o.flushIntervalMs ? ['--flush-interval', String(this.o.flushIntervalMs)] : []),
       ...(this.o.agentArgs ?? []),
       ...extra,
@@ -154,10 +167,32 @@ export class KvCluster {
     return l ? (JSON.parse(l) as Record<string, unknown>) : null;
   }
 
-  /** `xseq-agent detach` on sequencer host i: stamping stops, and the next agent creates a new session. */
-  detach(i = 0): string {
+  /**
+   * Sequencer host i dies as a powered-off host looks from the network: its
+   * link goes down, its agent is killed (kill -9), and (`detach`) its data
+   * path is pulled with `detach --force`. Returns when all of it is done,
+   * with the wall-clock time (ms) the link was down by: `ip netns exec`
+   * takes tens of ms on a busy host, and the host is not dead before that.
+   */
+  async killHost(i: number, o: { detach: boolean }): Promise<number> {
     const role = this.t.sequencerRole(i);
-    const r = this.t.tryExec(role, process.execPath, ['--import', 'tsx', AGENT, 'detach', '--iface', this.t.ifname(role), '--bpffs', this.bpffs, '--state-dir', this.agentStateDir(i)], {
+    this.t.exec(role, 'ip', ['link', 'set', this.t.ifname(role), 'down']);
+    const downAt = Date.now();
+    await this.stopAgent('SIGKILL', i);
+    if (o.detach) this.detach(i, true);
+    return downAt;
+  }
+
+  /** Sequencer host i's link up again (after killHost). */
+  linkUp(i: number): void {
+    const role = this.t.sequencerRole(i);
+    this.t.exec(role, 'ip', ['link', 'set', this.t.ifname(role), 'up']);
+  }
+
+  /** `xseq-agent detach` on sequencer host i: stamping stops, and the next agent creates a new session. */
+  detach(i = 0, force = false): string {
+    const role = this.t.sequencerRole(i);
+    const r = this.t.tryExec(role, process.execPath, ['--import', 'tsx', AGENT, 'detach', '--iface', this.t.ifname(role), '--bpffs', this.bpffs, '--state-dir', this.agentStateDir(i), ...(force ? ['--force'] : [])], {
       cwd: REPO_ROOT,
       env: { ...process.env, XSEQ_CONFIG: '' },
       timeoutMs: 60_000,
@@ -180,7 +215,9 @@ export class KvCluster {
       ...this.roles.map((r, j) => `--peer=${j}:${t.ip(r)}:${PEER_PORT}`),
       ...(this.hydra
         ? ['--sequencers', JSON.stringify(t.sequencers.map((r, id) => ({ id, addr: t.ip(r), port: SEQ_PORT, repairPort: REPAIR_PORT, ...(this.o.joining?.includes(id) ? { joining: true } : {}) })))]
-        : ['--sequencer', `${t.ip('seq')}:${SEQ_PORT}`]),
+        : this.pair
+          ? ['--sequencers', JSON.stringify(t.sequencers.slice(0, 2).map((r, id) => ({ id, addr: t.ip(r), port: SEQ_PORT, repairPort: REPAIR_PORT, ...(id === 1 ? { standby: true } : {}) })))]
+          : ['--sequencer', `${t.ip('seq')}:${SEQ_PORT}`]),
       // A restart finds its marker here and recovers from its peers.
       '--state-dir', join(this.dir, `replica-${i}-state`),
       ...(this.o.dumps ? ['--log-dump', this.dumpPath(i)] : []),
@@ -228,7 +265,7 @@ export class KvCluster {
   /** The CLI's --sequencer flags: every sequencer by id with Hydra (or those in `ids`). */
   sequencerFlags(ids?: readonly number[]): string[] {
     const t = this.t;
-    if (!this.hydra) return ['--sequencer', `${t.ip('seq')}:${SEQ_PORT}`];
+    if (!this.hydra && !this.pair) return ['--sequencer', `${t.ip('seq')}:${SEQ_PORT}`];
     return t.sequencers.flatMap((r, id) => (ids && !ids.includes(id) ? [] : ['--sequencer', `${id}:${t.ip(r)}:${SEQ_PORT}`]));
   }
 

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
-import { DEFAULT_CONFIG, type ReplicaConfig } from '../../replica/index.ts';
+import { configWith, DEFAULT_CONFIG, type ReplicaConfig } from '../../replica/index.ts';
 import { type HostPort, isIpv4, parseHostPort, parseIdHostPort } from '../../replica/udp/index.ts';
 import { XDP_MODES, XDP_SETTINGS, type XdpModeSetting, type XdpSetting } from '../../replica/xdp/setup.ts';
 import type { HydraSequencer } from '../../replica/udp/replica-transport.ts';
@@ -36,7 +36,12 @@ the sequencer host, repair from the agent) and TCP to its peers.
                          entry is the single-sequencer form. "joining":true
                          marks a sequencer that is not a member yet: its
                          traffic is held until an add op for it is merged
-                         (cli.ts add-sequencer --id ID) [sequencers]
+                         (cli.ts add-sequencer --id ID). "standby":true
+                         marks the standby of a one-sequencer group (its
+                         agent runs --role GROUP:standby with its own
+                         sequencer id): two entries, one active, one
+                         standby; ACKs and repairs of a session go to the
+                         host that stamped it [sequencers]
   --key-file PATH        the group's key, the same file as the agent's
                          groups[].keyFile (16 raw bytes or 32 hex digits,
                          not readable by "other"): SEQUENCED, FLUSH and
@@ -75,6 +80,15 @@ the sequencer host, repair from the agent) and TCP to its peers.
                          below the newest pass for the re-ACK; at least the
                          agent's window.slots (default 1048576, its largest)
                          [xdpRetransmitKeep]
+  --flush-interval MS    the agents' flushIntervalMs, as the replicas expect
+                         it (default 2) [flushIntervalMs]
+  --dead-sequencer-ms MS a sequencer that holds delivery back and has sent
+                         nothing (no FLUSH, SEQUENCED, or answer to a
+                         solicit) this long counts as dead and the replicas
+                         remove it by agreement (default 50 flush
+                         intervals: 100 ms). Longer than the longest stall
+                         of a live agent plus a round trip; see
+                         replica/README.md [deadSequencerMs]
   --protocol JSON        replica timeouts over the defaults (replica/config.ts,
                          with leaderTimeoutUs 500000, gapFindRetryUs and
                          gapCommitRetryUs 10000, viewChangeRetryUs 100000,
@@ -111,8 +125,10 @@ export interface KvReplicaConfig {
   /** Sequencer 0 (the only one without Hydra). */
   sequencer: HostPort;
   repair: HostPort | null;
-  /** Every sequencer of the group by id; one entry without Hydra. */
+  /** Every sequencer of the group by id; one entry without Hydra. The standby is not among them. */
   sequencers: HydraSequencer[];
+  /** A one-sequencer group's standby (sequencers[].standby), or null. */
+  standby: HydraSequencer | null;
   session: number;
   sessionBound: number;
   recover: boolean;
@@ -192,15 +208,15 @@ function parsePeers(v: unknown): HostPort[] {
 }
 
 /** Hydra: [{id, addr, port, repairPort, joining}] (a JSON string from the flag, or the config file's list). */
-function parseSequencers(v: unknown): HydraSequencer[] {
+function parseSequencers(v: unknown): (HydraSequencer & { standby?: true })[] {
   const list: unknown = typeof v === 'string' ? wrap('sequencers', () => JSON.parse(v) as unknown) : v;
   if (!Array.isArray(list) || list.length === 0) throw new ConfigError('sequencers: expected a non-empty list of {id, addr, port, repairPort}');
   const seen = new Set<number>();
-  const out = list.map((x: unknown, i): HydraSequencer => {
+  const out = list.map((x: unknown, i): HydraSequencer & { standby?: true } => {
     const f = `sequencers[${i}]`;
     if (typeof x !== 'object' || x === null || Array.isArray(x)) throw new ConfigError(`${f}: expected {id, addr, port, repairPort}`);
     const o = x as Raw;
-    for (const k of Object.keys(o)) if (!['id', 'addr', 'port', 'repairPort', 'joining'].includes(k)) throw new ConfigError(`${f}.${k}: unknown; known: id, addr, port, repairPort, joining`);
+    for (const k of Object.keys(o)) if (!['id', 'addr', 'port', 'repairPort', 'joining', 'standby'].includes(k)) throw new ConfigError(`${f}.${k}: unknown; known: id, addr, port, repairPort, joining, standby`);
     const id = int(o['id'], `${f}.id`, 0, 0xffff);
     if (seen.has(id)) throw new ConfigError(`${f}.id: sequencer ${id} given twice`);
     seen.add(id);
@@ -208,9 +224,13 @@ function parseSequencers(v: unknown): HydraSequencer[] {
     if (!isIpv4(addr)) throw new ConfigError(`${f}.addr: ${addr} is not an IPv4 address`);
     const port = o['port'] === undefined ? 7400 : int(o['port'], `${f}.port`, 1, 65535);
     const repair = o['repairPort'] === null || o['repairPort'] === 'none' ? null : { host: addr, port: o['repairPort'] === undefined ? 7401 : int(o['repairPort'], `${f}.repairPort`, 1, 65535) };
-    if (o['joining'] !== undefined && typeof o['joining'] !== 'boolean') throw new ConfigError(`${f}.joining: ${JSON.stringify(o['joining'])} is not true or false`);
-    return { id, sequencer: { host: addr, port }, repair, ...(o['joining'] === true ? { joining: true } : {}) };
+    for (const k of ['joining', 'standby']) if (o[k] !== undefined && typeof o[k] !== 'boolean') throw new ConfigError(`${f}.${k}: ${JSON.stringify(o[k])} is not true or false`);
+    return { id, sequencer: { host: addr, port }, repair, ...(o['joining'] === true ? { joining: true } : {}), ...(o['standby'] === true ? { standby: true } : {}) };
   });
+  const standbys = out.filter((q) => q.standby);
+  if (standbys.length > 0 && (standbys.length > 1 || out.length !== 2 || out.some((q) => q.joining))) {
+    throw new ConfigError('sequencers: a standby is for a group with one sequencer: give exactly two entries, the active and one with "standby": true, none joining');
+  }
   if (out.every((q) => q.joining)) throw new ConfigError('sequencers: every one is joining; at least one must be a member from the start (joining ones are added by cli.ts add-sequencer through a member)');
   return out.sort((a, b) => a.id - b.id);
 }
@@ -228,8 +248,27 @@ function parseProtocol(v: unknown): Partial<ReplicaConfig> {
   return out as Partial<ReplicaConfig>;
 }
 
+/**
+ * flushIntervalMs / deadSequencerMs onto the protocol's microseconds (a
+ * value in --protocol for the same key is overridden by the named field),
+ * checked by the core's own rule so the message names the field.
+ */
+function deadSequencerProtocol(raw: Raw, protocol: Partial<ReplicaConfig>): Partial<ReplicaConfig> {
+  const out = { ...protocol };
+  if (raw['flushIntervalMs'] !== undefined) out.flushIntervalUs = int(raw['flushIntervalMs'], 'flushIntervalMs', 1, 60_000) * 1000;
+  if (raw['deadSequencerMs'] !== undefined) out.deadSequencerUs = int(raw['deadSequencerMs'], 'deadSequencerMs', 1, 3_600_000) * 1000;
+  try {
+    configWith(out);
+  } catch (e) {
+    const m = (e as Error).message.replace(/^replica config /, '');
+    const field = /^deadSequencerUs/.test(m) ? (raw['deadSequencerMs'] !== undefined ? 'deadSequencerMs' : 'protocol.deadSequencerUs') : 'protocol';
+    throw new ConfigError(`${field}: ${m}`);
+  }
+  return out;
+}
+
 /** The fields a --config file may have, each also a flag. */
-const FILE_FIELDS = ['group', 'id', 'member', 'peers', 'sequencer', 'repair', 'sequencers', 'session', 'sessionBound', 'recover', 'stateDir', 'logDump', 'statsIntervalMs', 'protocol', 'acksTo', 'xdp', 'xdpIface', 'xdpMode', 'xdpRetransmitKeep', 'keyFile'];
+const FILE_FIELDS = ['group', 'id', 'member', 'peers', 'sequencer', 'repair', 'sequencers', 'session', 'sessionBound', 'recover', 'stateDir', 'logDump', 'statsIntervalMs', 'protocol', 'acksTo', 'xdp', 'xdpIface', 'xdpMode', 'xdpRetransmitKeep', 'keyFile', 'flushIntervalMs', 'deadSequencerMs'];
 
 /** Reads the key file; its problems are ConfigErrors naming the field and the stable EKEY_ code. */
 export function loadKeyFile(path: string): GroupKey {
@@ -269,6 +308,8 @@ export function parseReplicaArgs(argv: string[]): KvReplicaConfig | null {
         'log-dump': { type: 'string' },
         'stats-interval': { type: 'string' },
         protocol: { type: 'string' },
+        'flush-interval': { type: 'string' },
+        'dead-sequencer-ms': { type: 'string' },
         'acks-to': { type: 'string' },
         xdp: { type: 'string' },
         'xdp-iface': { type: 'string' },
@@ -314,6 +355,8 @@ export function parseReplicaArgs(argv: string[]): KvReplicaConfig | null {
   flag('log-dump', 'logDump');
   flag('stats-interval', 'statsIntervalMs');
   flag('protocol', 'protocol');
+  flag('flush-interval', 'flushIntervalMs');
+  flag('dead-sequencer-ms', 'deadSequencerMs');
   flag('acks-to', 'acksTo');
   flag('xdp', 'xdp');
   flag('xdp-iface', 'xdpIface');
@@ -335,8 +378,16 @@ export function parseReplicaArgs(argv: string[]): KvReplicaConfig | null {
   const rawMember = typeof raw['member'] === 'number' ? String(raw['member']) : str(raw['member'], 'member');
   const member = wrap('member', () => parseHostPort(/^\d+$/.test(rawMember) ? `${peers[id]!.host}:${rawMember}` : rawMember, 'member'));
   let sequencers: HydraSequencer[];
-  if (raw['sequencers'] !== undefined) sequencers = parseSequencers(raw['sequencers']);
-  else {
+  let standby: HydraSequencer | null = null;
+  if (raw['sequencers'] !== undefined) {
+    const all = parseSequencers(raw['sequencers']);
+    const sb = all.find((q) => q.standby);
+    if (sb) {
+      const { standby: _, ...rest } = sb;
+      standby = rest;
+    }
+    sequencers = all.filter((q) => !q.standby);
+  } else {
     const seq0 = wrap('sequencer', () => parseHostPort(str(raw['sequencer'], 'sequencer'), 'sequencer', 7400));
     const repairRaw = raw['repair'] ?? `${seq0.host}:7401`;
     sequencers = [{ id: 0, sequencer: seq0, repair: repairRaw === 'none' ? null : wrap('repair', () => parseHostPort(str(repairRaw, 'repair'), 'repair')) }];
@@ -354,13 +405,14 @@ export function parseReplicaArgs(argv: string[]): KvReplicaConfig | null {
     sequencer,
     repair,
     sequencers,
+    standby,
     session: raw['session'] === undefined ? 0 : int(raw['session'], 'session', 0, 0xffffffff),
     sessionBound: raw['sessionBound'] === undefined ? DEFAULT_SESSION_BOUND : int(raw['sessionBound'], 'sessionBound', 1, MAX_SESSION_BOUND),
     recover: raw['recover'] === true,
     stateDir: raw['stateDir'] === undefined ? null : str(raw['stateDir'], 'stateDir'),
     logDump: raw['logDump'] === undefined ? null : str(raw['logDump'], 'logDump'),
     statsIntervalMs: raw['statsIntervalMs'] === undefined ? 0 : int(raw['statsIntervalMs'], 'statsIntervalMs', 0, 3_600_000),
-    protocol: { ...KV_PROTOCOL_DEFAULTS, ...parseProtocol(raw['protocol']) },
+    protocol: deadSequencerProtocol(raw, { ...KV_PROTOCOL_DEFAULTS, ...parseProtocol(raw['protocol']) }),
     acksTo: parseAcksTo(raw['acksTo']),
     xdp: oneOf(raw['xdp'] ?? 'off', 'xdp', XDP_SETTINGS),
     xdpIface: raw['xdpIface'] === undefined ? null : str(raw['xdpIface'], 'xdpIface'),

@@ -116,6 +116,7 @@ async function main(): Promise<void> {
     sequencer: c.sequencer,
     repair: c.repair,
     sequencers: c.sequencers,
+    ...(c.standby ? { standby: c.standby } : {}),
     self: c.id,
     peers: c.peers,
     // Followers' ACKs as long as the longest KV result, so the sequencer

@@ -13,7 +13,7 @@ import { HistoryApp } from './history-app.ts';
 import { SimNetwork, type NetParams } from './network.ts';
 import { Prng } from './prng.ts';
 import { SimSequencer } from './sequencer.ts';
-import { encodeControlOp } from '../hydra.ts';
+import { encodeControlOp } from '../control-op.ts';
 
 export const SEQUENCER_NODE = 1000;
 export const CLIENT_NODE_BASE = 2000;

@@ -24,7 +24,7 @@ import type { Replica } from '../replica.ts';
 import { viewEq, viewLeq, viewStr, type ViewId } from '../view.ts';
 import type { CertifiedReply, SimCluster } from './cluster.ts';
 import { encodeResult, HistoryApp, mixHash } from './history-app.ts';
-import { decodeControlOp } from '../hydra.ts';
+import { addedBy } from '../control-op.ts';
 
 export class InvariantViolation extends Error {
   override readonly name = 'InvariantViolation';
@@ -228,8 +228,9 @@ export class InvariantChecker {
       this.fail(`slot ${e.slot}: (${src.sid}, ${src.seq}) with effective clock ${hi} (from its stamps) committed after (${p.sid}, ${p.seq}) with at least ${p.clock}: not in (clock, sequencer id) order`);
     }
     if (!p || lo > p.clock || (lo === p.clock && src.sid > p.sid)) this.top = { clock: lo, sid: src.sid, seq: src.seq };
-    const added = e.control && !e.noop ? decodeControlOp(e.op) : null;
-    if (added && !this.addedAt.has(added.sid) && !this.streamAt.has(added.sid)) this.addedAt.set(added.sid, { lo, hi });
+    // Only an "add" adds (control-op.ts): a merged "remove" is no add.
+    const added = addedBy(e);
+    if (added !== null && !this.addedAt.has(added) && !this.streamAt.has(added)) this.addedAt.set(added, { lo, hi });
   }
 
   /** The committed order as the application must see it: at-most-once per client. */

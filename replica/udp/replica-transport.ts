@@ -43,6 +43,7 @@ import { XSEQ_MAC_LEN } from '../../bpf/wire.ts';
 import { PeerLink, type PeerLinkCounters } from './peer-link.ts';
 import { SequencerSources, type SourceCounters } from './sources.ts';
 import { replyToOf, ReplyToTable } from './reply-to.ts';
+import { StandbyRoute } from './standby-route.ts';
 
 export interface UdpReplicaOptions {
   groupId: number;
@@ -62,6 +63,14 @@ export interface UdpReplicaOptions {
    * Absent or one: `sequencer` and `repair` above, as before.
    */
   sequencers?: readonly HydraSequencer[];
+  /**
+   * One sequencer (no Hydra): its standby on another host (agent
+   * groups[].role standby), with its own sequencer id. ACKs and repair
+   * requests of a session the standby stamped go to it (standby-route.ts);
+   * everything else to `sequencer`/`repair`. The ACK socket is then not
+   * connected.
+   */
+  standby?: HydraSequencer;
   /** This replica's id, and every replica's slow-path address by id. */
   self: number;
   peers: readonly HostPort[];
@@ -184,6 +193,8 @@ export class UdpReplicaTransport implements ReplicaTransport {
   private readonly xdp: ReplicaXdp | null;
   /** Hydra: sequencer id -> where its ACKs and solicits go, and its agent's socket. */
   private readonly hydra: Map<number, { sequencer: HostPort; repairSock: Socket | null }> | null;
+  /** One sequencer with a standby: who stamped which session, and where the standby is. */
+  private readonly standby: { route: StandbyRoute; sequencer: HostPort } | null;
   private readonly sources: SequencerSources;
   private readonly onSent = (err: Error | null): void => {
     if (err) this.c.sendErrors++;
@@ -196,13 +207,17 @@ export class UdpReplicaTransport implements ReplicaTransport {
     private readonly repairSock: Socket | null,
     private readonly link: PeerLink,
     hydraSocks: Map<number, Socket | null> | null,
+    private readonly standbyRepairSock: Socket | null = null,
   ) {
+    this.standby = !hydraSocks && o.standby ? { route: new StandbyRoute(o.standby.id), sequencer: o.standby.sequencer } : null;
     this.replyTo = o.acksTo === 'client' ? new ReplyToTable() : null;
     this.xdp = o.xdp ?? null;
     this.key = o.key ?? null;
     this.xdp?.setKey(o.groupId, this.key);
     this.xdp?.onGap((ev) => this.onGapEvent(ev), { onError: () => this.c.xdpErrors++ });
-    this.sources = new SequencerSources(o.sequencers?.length ? o.sequencers : [{ id: 0, sequencer: o.sequencer }], o.sessionBound);
+    // A one-sequencer group's standby speaks for the group too (once it takes over).
+    const speakers = o.sequencers?.length ? o.sequencers : [{ id: 0, sequencer: o.sequencer }];
+    this.sources = new SequencerSources(o.standby ? [...speakers, o.standby] : speakers, o.sessionBound);
     this.hydra = hydraSocks && new Map(o.sequencers!.map((q) => [q.id, { sequencer: q.sequencer, repairSock: hydraSocks.get(q.id) ?? null }]));
   }
 
@@ -215,7 +230,9 @@ export class UdpReplicaTransport implements ReplicaTransport {
     const repairSock = o.repair && !multi ? createSocket({ type: 'udp4', recvBufferSize: 4 << 20, reuseAddr: true }) : null;
     // Hydra: one repair socket per agent, each connected to it, so an answer's socket names its sequencer.
     const hydraSocks = multi ? new Map(o.sequencers!.map((q) => [q.id, q.repair ? createSocket({ type: 'udp4', recvBufferSize: 4 << 20, reuseAddr: true }) : null])) : null;
-    const all = [groupSock, ackSock, repairSock, ...(hydraSocks?.values() ?? [])];
+    const standby = !multi && o.standby ? o.standby : null;
+    const standbyRepairSock = standby?.repair ? createSocket({ type: 'udp4', recvBufferSize: 4 << 20 }) : null;
+    const all = [groupSock, ackSock, repairSock, standbyRepairSock, ...(hydraSocks?.values() ?? [])];
     let link: PeerLink | undefined;
     try {
       await bind(groupSock, o.group.port, undefined);
@@ -224,7 +241,11 @@ export class UdpReplicaTransport implements ReplicaTransport {
       await bind(ackSock, o.member.port, o.member.host);
       // One sequencer: connected (no per-datagram lookup). Several, or ACKs
       // to clients: addressed per ACK.
-      if (o.acksTo !== 'client' && !multi) await connectTo(ackSock, o.sequencer);
+      if (o.acksTo !== 'client' && !multi && !standby) await connectTo(ackSock, o.sequencer);
+      if (standbyRepairSock) {
+        await bind(standbyRepairSock, 0, o.member.host);
+        await connectTo(standbyRepairSock, standby!.repair!);
+      }
       const ackPort = ackSock.address().port;
       if (repairSock) {
         await bind(repairSock, ackPort, o.member.host);
@@ -238,9 +259,10 @@ export class UdpReplicaTransport implements ReplicaTransport {
       }
       let t: UdpReplicaTransport | undefined;
       link = await PeerLink.listen({ self: o.self, groupId: o.groupId, peers: o.peers, onMessage: (m) => t?.deliver(m), key: o.key ?? null });
-      t = new UdpReplicaTransport(o, groupSock, ackSock, repairSock, link, hydraSocks);
+      t = new UdpReplicaTransport(o, groupSock, ackSock, repairSock, link, hydraSocks, standbyRepairSock);
       groupSock.on('message', (b, from) => t.onGroupDatagram(b, from.address, from.port));
       repairSock?.on('message', (b) => t.onRepairDatagram(b, null));
+      standbyRepairSock?.on('message', (b) => t.onRepairDatagram(b, null));
       for (const [sid, rs] of hydraSocks ?? []) rs?.on('message', (b) => t.onRepairDatagram(b, sid));
       // ENOBUFS, or ICMP unreachable surfaced on a connected socket while
       // the sequencer or the agent is gone: one lost datagram, which the
@@ -299,6 +321,7 @@ export class UdpReplicaTransport implements ReplicaTransport {
     this.groupSock.close();
     this.ackSock.close();
     this.repairSock?.close();
+    this.standbyRepairSock?.close();
     for (const q of this.hydra?.values() ?? []) q.repairSock?.close();
     await this.link.close();
   }
@@ -323,6 +346,10 @@ export class UdpReplicaTransport implements ReplicaTransport {
       }
       return void this.ackSock.send(b, to.port, to.host, this.onSent);
     }
+    if (this.standby) {
+      const to = this.standby.route.isStandby(msg.session) ? this.standby.sequencer : this.o.sequencer;
+      return void this.ackSock.send(b, to.port, to.host, this.onSent);
+    }
     if (!this.hydra) return void this.ackSock.send(b, this.onSent);
     // The sequencer that stamped it counts its ACKs (each host aggregates its own).
     const q = this.hydra.get(msg.sequencerId ?? 0);
@@ -342,7 +369,7 @@ export class UdpReplicaTransport implements ReplicaTransport {
   }
 
   sendRepairRequest(msg: RepairRequestMsg): void {
-    const sock = this.hydra ? this.hydra.get(msg.sequencerId ?? 0)?.repairSock : this.repairSock;
+    const sock = this.hydra ? this.hydra.get(msg.sequencerId ?? 0)?.repairSock : this.standby?.route.isStandby(msg.session) ? this.standbyRepairSock : this.repairSock;
     if (!sock) return;
     this.c.repairRequests++;
     const req = repairRequestToWire(msg, { groupId: this.o.groupId });
@@ -385,6 +412,7 @@ export class UdpReplicaTransport implements ReplicaTransport {
 
   /** `view` and `replicaId` as on the wire: a SEQUENCED's reply address (reply-to.ts). */
   private acceptSequenced(m: SequencedMsg, sequencerId: number, view: number, replicaId: number): void {
+    this.standby?.route.note(m.session, sequencerId);
     if (this.xdp) {
       try {
         this.xdp.see({ groupId: this.o.groupId, sequencerId });

@@ -70,6 +70,68 @@ function rig(o: { k: number; policy?: SequencerPolicy; deadlineUs?: number; ids?
 const spread = (a: Attempt[]) => a.map((x) => x.to);
 
 describe('client with several sequencers', () => {
+  it('failover (active + standby): every request to the active; on its death to the standby, and it stays there', () => {
+    const r = rig({ k: 2, policy: 'failover' });
+    for (let i = 0; i < 4; i++) expect(r.one().err).toBeNull();
+    expect(spread(r.attempts)).toEqual([0, 0, 0, 0]);
+    r.alive.set(0, false);
+    expect(r.one().result).toEqual(new Uint8Array([1]));
+    expect(spread(r.attempts.slice(4))).toEqual([0, 1]);
+    // The active comes back (say, its old data path, which the replicas now
+    // drop): the client stays with the standby that answered, back-off over or not.
+    r.alive.set(0, true);
+    let woke = false;
+    r.q.after(BACKOFF * 20, () => (woke = true));
+    while (!woke && r.q.step());
+    for (let i = 0; i < 4; i++) expect(r.one().result).toEqual(new Uint8Array([1]));
+    expect(spread(r.attempts.slice(6))).toEqual([1, 1, 1, 1]);
+    // The standby dies in turn: back to the first.
+    r.alive.set(1, false);
+    expect(r.one().result).toEqual(new Uint8Array([0]));
+    expect(spread(r.attempts.slice(10))).toEqual([1, 0]);
+  });
+
+  it('failover: a standby that refuses the first request (it takes over on it) gets the retry, not the dead active', () => {
+    const r = rig({ k: 2, policy: 'failover' });
+    expect(r.one().err).toBeNull();
+    r.alive.set(0, false);
+    // The standby drops the first request that reaches it, then serves.
+    r.alive.set(1, false);
+    let knocked = false;
+    const sent = r.attempts.length;
+    const watch = () => {
+      if (!knocked && r.attempts.length > sent + 1) {
+        knocked = true;
+        r.alive.set(1, true);
+      }
+    };
+    r.client.submit(new Uint8Array([1]), (err, result) => r.results.push({ err, result, at: r.q.now }));
+    while (r.results.length < 2 && r.q.step()) watch();
+    expect(r.results[1]!.result).toEqual(new Uint8Array([1]));
+    // Active (dead), standby (refused), standby again: not back to the active.
+    expect(spread(r.attempts.slice(sent))).toEqual([0, 1, 1]);
+  });
+
+  it('failover: refusals by a waiting standby while the active lives never make it avoided when the active dies', () => {
+    const r = rig({ k: 2, policy: 'failover', deadlineUs: 1e9 });
+    expect(r.one().err).toBeNull();
+    // The active is slow for a while (its answers lost) and the standby refuses: many failures at both.
+    r.alive.set(0, false);
+    r.alive.set(1, false);
+    let done = false;
+    r.client.submit(new Uint8Array([1]), () => (done = true));
+    let woke = false;
+    r.q.after(BACKOFF * 10, () => (woke = true));
+    while (!woke && r.q.step());
+    const before = r.attempts.length;
+    // Sticky, next, next, sticky, next, next, ...
+    expect(spread(r.attempts.slice(1, 7))).toEqual([0, 1, 1, 0, 1, 1]);
+    // The active dies for good; the standby takes over: the next attempt at it succeeds.
+    r.alive.set(1, true);
+    while (!done && r.q.step());
+    expect(r.attempts.length - before).toBeLessThanOrEqual(2);
+  });
+
   it('round-robin: consecutive requests go to each sequencer in turn', () => {
     const r = rig({ k: 3 });
     for (let i = 0; i < 9; i++) expect(r.one().err).toBeNull();
