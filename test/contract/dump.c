@@ -28,7 +28,8 @@ int main(void)
 	first = 0;
 	FIELD(xseq_group, mcast_addr); FIELD(xseq_group, mcast_port); FIELD(xseq_group, sequencer_id);
 	FIELD(xseq_group, session); FIELD(xseq_group, flags); FIELD(xseq_group, n_members);
-	FIELD(xseq_group, quorum); FIELD(xseq_group, window_base); FIELD(xseq_group, members);
+	FIELD(xseq_group, quorum); FIELD(xseq_group, weights_version); FIELD(xseq_group, window_base);
+	FIELD(xseq_group, members);
 	printf("}},\"member\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_member));
 	first = 0;
 	FIELD(xseq_member, addr); FIELD(xseq_member, port);
@@ -37,7 +38,11 @@ int main(void)
 	FIELD(xseq_slot, seq); FIELD(xseq_slot, acks); FIELD(xseq_slot, stamp_ns); FIELD(xseq_slot, session);
 	FIELD(xseq_slot, state); FIELD(xseq_slot, client_addr); FIELD(xseq_slot, client_port);
 	FIELD(xseq_slot, client_mac); FIELD(xseq_slot, msg_len); FIELD(xseq_slot, result_len);
-	FIELD(xseq_slot, result_view); FIELD(xseq_slot, result); FIELD(xseq_slot, msg);
+	FIELD(xseq_slot, result_view); FIELD(xseq_slot, weights_version); FIELD(xseq_slot, result);
+	FIELD(xseq_slot, msg);
+	printf("}},\"weights\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_weights));
+	first = 0;
+	FIELD(xseq_weights, version); FIELD(xseq_weights, weight);
 	printf("}},\"repair_req\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_repair_req));
 	first = 0;
 	FIELD(xseq_repair_req, count);
@@ -82,6 +87,7 @@ int main(void)
 	ENUMV(XSEQ_CTR_FLUSH); ENUMV(XSEQ_CTR_FLUSH_FINAL); ENUMV(XSEQ_CTR_DROP_SOLICIT_STRANGER);
 	ENUMV(XSEQ_CTR_DROP_DRAINING);
 	ENUMV(XSEQ_CTR_REPLY_GROW_FAILED); ENUMV(XSEQ_CTR_REPLY_HEADROOM);
+	ENUMV(XSEQ_CTR_DROP_ACK_WEIGHTS);
 	ENUMV(XSEQ_CTR_MAX);
 	printf("},\"err\":{");
 	first = 0;
@@ -134,10 +140,10 @@ int main(void)
 	       XSEQ_MAP_RX_SOURCES);
 	printf("},\"names\":{\"prog\":\"%s\",\"groups\":\"%s\",\"group_seq\":\"%s\",\"counters\":\"%s\","
 	       "\"events\":\"%s\",\"slots\":\"%s\",\"quorum_hist\":\"%s\",\"pin_root\":\"%s\","
-	       "\"released\":\"%s\"}",
+	       "\"released\":\"%s\",\"weights\":\"%s\"}",
 	       XSEQ_PROG_SEQUENCER, XSEQ_MAP_GROUPS, XSEQ_MAP_GROUP_SEQ, XSEQ_MAP_COUNTERS,
 	       XSEQ_MAP_EVENTS, XSEQ_MAP_SLOTS, XSEQ_MAP_QUORUM_HIST, XSEQ_PIN_ROOT,
-	       XSEQ_MAP_RELEASED);
+	       XSEQ_MAP_RELEASED, XSEQ_MAP_WEIGHTS);
 
 	/* One header encoded the way a C client would, with a distinct value in
 	 * every field so a swapped or misplaced field cannot hide. */
