@@ -93,6 +93,14 @@ Options (config field in brackets):
                          sends ${FINAL_FLUSH_REPEATS} FINAL flushes at start and
                          answers every later solicit (and flush tick) with
                          one [groups[].draining]; repeat for several groups
+  --key-file GROUP:PATH  the group's MAC key [groups[].keyFile]: 16 raw bytes
+                         or 32 hex digits (openssl rand -hex 16), mode 600 or
+                         640 (readable by "other" is refused). Every
+                         SEQUENCED, FLUSH, re-send and repair answer then
+                         carries a SipHash-2-4 MAC and ACKs and repair
+                         requests must carry one; SIGHUP re-reads it. Without
+                         one the agent warns at start: any host on the LAN
+                         can forge sequencer traffic
   --session N            session of the groups of a data path this run
                          creates, instead of the next from sessions.json
                          [session]; replicas take a repeated session for the
@@ -207,6 +215,9 @@ at most --rate samples per second (the rest are counted). Ctrl-C stops.
   --config FILE          the agent's config, for its metrics.listen
   --reason R[,R...]      only these reasons (repeatable): ${COUNTER_NAMES.filter((n) => n.startsWith('drop_')).map((n) => n.slice(5)).join(', ')}
   --source IP            only drops from this IPv4 source
+                         (there is no --group: a drop sample carries no group
+                         id, only the reason, source and size; many drops
+                         happen before the header's group is read)
   --rate N               samples per second at most (default 100, max 10000)
   --count N              stop after N samples
   --json                 one JSON object per line instead of text

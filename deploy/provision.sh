@@ -1,22 +1,26 @@
 #!/usr/bin/env bash
 # Provisions a Debian 12 host for one xseq role from a checkout of this repo:
-# apt packages and Node.js 20, a copy of the repo in /opt/xseq with its npm
-# dependencies, the BPF build, the role's systemd units and config, enabled.
-# Idempotent: a second run changes nothing and restarts nothing unless the
-# checkout or a config changed. The Vagrantfile runs it on every VM.
+# apt packages and Node.js 20, the xseq Debian package (scripts/package-deb.sh:
+# compiled JavaScript, BPF objects and units under /opt/xseq, /usr/bin and
+# /lib/systemd/system; no tsx and no npm at run time), the role's config,
+# its unit enabled. Idempotent: a second run changes nothing and restarts
+# nothing unless the package or a config changed. The Vagrantfile runs it on
+# every VM.
 #
 #   deploy/provision.sh --role sequencer [--agent-config FILE] [--with-prometheus]
 #   deploy/provision.sh --role replica --replica-id N [--kv-config FILE]
 #   deploy/provision.sh --role client
 #
+# --deb FILE       the package to install. Default: dist/xseq_<version>_<arch>.deb
+#                  of the checkout, built by scripts/package-deb.sh first when
+#                  missing (that needs the checkout's node_modules and clang).
 # --root DIR       install into DIR as if it were / (an image, or a test):
-#                  no apt, no mounts, no daemons; units are enabled with
-#                  `systemctl --root DIR` (offline) unless --no-systemctl.
+#                  the package is extracted (dpkg-deb -x, no maintainer
+#                  scripts), no apt, no mounts, no daemons; units are enabled
+#                  with `systemctl --root DIR` (offline) unless --no-systemctl.
 # --no-systemctl   never run systemctl (hosts or containers without systemd).
-# --offline        no network: no apt-get, no npm ci; node_modules is taken
-#                  from the checkout, which must have been installed on this
-#                  machine (scripts/setup.sh) for this package-lock.json.
-# --prefix DIR     where the code goes (default /opt/xseq; the units name it).
+# --offline        no network: no apt-get (dpkg -i, so the package's
+#                  dependencies must be installed already).
 set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,7 +29,7 @@ REPLICA_ID=
 AGENT_CONFIG=
 KV_CONFIG=
 ROOT=
-PREFIX=/opt/xseq
+DEB=
 SYSTEMCTL=1
 OFFLINE=0
 PROMETHEUS=0
@@ -41,7 +45,7 @@ while [ $# -gt 0 ]; do
     --agent-config) AGENT_CONFIG=${2:?--agent-config needs a file}; shift 2 ;;
     --kv-config) KV_CONFIG=${2:?--kv-config needs a file}; shift 2 ;;
     --root) ROOT=${2:?--root needs a directory}; shift 2 ;;
-    --prefix) PREFIX=${2:?--prefix needs a directory}; shift 2 ;;
+    --deb) DEB=${2:?--deb needs a file}; shift 2 ;;
     --no-systemctl) SYSTEMCTL=0; shift ;;
     --offline) OFFLINE=1; shift ;;
     --with-prometheus) PROMETHEUS=1; shift ;;
@@ -56,8 +60,7 @@ case "$ROLE" in
   '') die "--role is required: sequencer, replica or client" ;;
   *) die "--role \"$ROLE\" is not sequencer, replica or client" ;;
 esac
-[[ "$PREFIX" == /* ]] || die "--prefix must be an absolute path"
-for f in "$AGENT_CONFIG" "$KV_CONFIG"; do
+for f in "$AGENT_CONFIG" "$KV_CONFIG" "$DEB"; do
   [ -z "$f" ] || [ -r "$f" ] || die "cannot read $f"
 done
 if [ -n "$ROOT" ]; then
@@ -68,14 +71,14 @@ fi
 if [ -z "$ROOT" ] && [ "$(id -u)" -ne 0 ]; then
   die "must run as root (or with --root DIR to stage an install)"
 fi
-DEST=$ROOT$PREFIX
 CHANGED=0
 
 # ---------------------------------------------------------------------------
-# Packages. The sequencer builds and loads BPF (clang, libbpf, bpftool);
-# every role runs Node.js 20+ (Debian 12 has 18, so it comes from NodeSource).
+# Packages. The sequencer loads BPF (the objects come built in the xseq
+# package; libbpf1 is its dependency); every role runs Node.js 20+ (Debian
+# 12 has 18, so it comes from NodeSource).
 
-SEQUENCER_PACKAGES=(clang llvm libbpf-dev libbpf1 bpftool linux-libc-dev gcc-multilib gcc make iproute2 ethtool)
+SEQUENCER_PACKAGES=(libbpf1 bpftool iproute2 ethtool)
 COMMON_PACKAGES=(ca-certificates curl gnupg iproute2 procps)
 
 node_ok() { command -v node >/dev/null 2>&1 && [ "$(node -p 'process.versions.node.split(".")[0]')" -ge 20 ]; }
@@ -89,7 +92,7 @@ install_packages() {
   done
   if [ -n "$ROOT" ] || [ "$OFFLINE" -eq 1 ]; then
     [ "${#missing[@]}" -eq 0 ] || log "not installing packages (${ROOT:+--root}${ROOT:+ }$([ "$OFFLINE" -eq 1 ] && echo --offline)): missing here: ${missing[*]}"
-    node_ok || die "Node.js 20 or newer is needed to install the npm dependencies"
+    [ -n "$ROOT" ] || node_ok || die "Node.js 20 or newer is needed (the xseq package depends on nodejs >= 20)"
     return
   fi
   export DEBIAN_FRONTEND=noninteractive
@@ -126,94 +129,61 @@ install_file() {
   CHANGED=$((CHANGED + 1))
 }
 
-# install_symlink TARGET LINK
-install_symlink() {
-  local target=$1 link=$2
-  [ "$(readlink "$link" 2>/dev/null || true)" != "$target" ] || return 0
-  mkdir -p "$(dirname "$link")"
-  ln -sfn "$target" "$link"
-  log "linked ${link#"$ROOT"} -> $target"
-  CHANGED=$((CHANGED + 1))
+# The package: --deb, or the checkout's dist/ one, built when missing.
+find_package() {
+  [ -z "$DEB" ] || return 0
+  local version arch
+  version=$(sed -n 's/^  "version": "\(.*\)",$/\1/p' "$SRC/package.json")
+  arch=$(dpkg --print-architecture)
+  DEB=$SRC/dist/xseq_${version}_${arch}.deb
+  [ ! -f "$DEB" ] || return 0
+  # The build needs the dev dependencies (tsc); provision.sh never runs npm.
+  if [ ! -x "$SRC/node_modules/.bin/tsc" ]; then
+    [ "$OFFLINE" -eq 0 ] || die "--offline: $SRC/node_modules is missing (no tsc to build the package): run scripts/setup.sh there first, or pass --deb FILE"
+    die "no ${DEB#"$SRC/"} and no node_modules to build it: run bash scripts/package-deb.sh in the checkout (on the host for Vagrant), or pass --deb FILE"
+  fi
+  log "building ${DEB#"$SRC/"} (scripts/package-deb.sh)"
+  bash "$SRC/scripts/package-deb.sh" --out "$SRC/dist" >/dev/null
+  [ -f "$DEB" ] || die "scripts/package-deb.sh did not make $DEB"
 }
 
-# A digest of the installed code (not node_modules or builds), to tell
-# whether a copy brought anything new.
-tree_digest() {
-  [ -d "$DEST" ] || { echo none; return; }
-  (cd "$DEST" && find . \( -path ./node_modules -o -path ./bpf/build -o -path ./bench/build \) -prune -o -type f -print0 |
-    LC_ALL=C sort -z | xargs -0 -r sha256sum | sha256sum | cut -d' ' -f1)
-}
-
-install_code() {
-  if [ "$SRC" = "$DEST" ]; then
-    log "code already at $PREFIX"
+# Installs the package unless this very file was the last one installed
+# (its SHA-256 is kept in /var/lib/xseq), so a re-run touches nothing.
+install_package() {
+  local mark="$ROOT/var/lib/xseq/provisioned-package.sha256" sum
+  sum=$(sha256sum "$DEB" | cut -d' ' -f1)
+  if [ -f "$mark" ] && [ "$(cat "$mark")" = "$sum" ]; then
+    log "package $(basename "$DEB") already installed"
     return
   fi
-  local before after
-  before=$(tree_digest)
-  mkdir -p "$DEST"
-  # tar keeps modification times, so make sees an unchanged source as built.
-  tar -C "$SRC" --exclude=./.git --exclude=./node_modules --exclude=./bpf/build --exclude=./bench/build \
-    --exclude=./.vagrant --exclude='*.log' -cf - . | tar -C "$DEST" --no-same-owner -xf -
-  after=$(tree_digest)
-  if [ "$before" != "$after" ]; then
-    log "code copied to $PREFIX"
-    CHANGED=$((CHANGED + 1))
+  if [ -n "$ROOT" ]; then
+    dpkg-deb -x "$DEB" "$ROOT"
+  elif [ "$OFFLINE" -eq 1 ]; then
+    dpkg -i "$DEB" >/dev/null
   else
-    log "code at $PREFIX up to date"
+    apt-get install -y -qq --no-install-recommends "$DEB" >/dev/null
   fi
-}
-
-# node_modules is current when npm's own record of the install is newer
-# than the lock file (the rule scripts/setup.sh uses).
-modules_current() { [ -f "$1/node_modules/.package-lock.json" ] && [ ! "$1/package-lock.json" -nt "$1/node_modules/.package-lock.json" ]; }
-
-install_modules() {
-  if modules_current "$DEST"; then
-    log "node_modules up to date"
-    return
-  fi
-  if [ "$OFFLINE" -eq 1 ]; then
-    modules_current "$SRC" || die "--offline: $SRC/node_modules is missing or older than package-lock.json; run scripts/setup.sh there first"
-    log "copying node_modules from $SRC (--offline)"
-    rm -rf "$DEST/node_modules"
-    mkdir -p "$DEST/node_modules"
-    # "/.": the contents, also when the checkout's node_modules is a symlink.
-    cp -a "$SRC/node_modules/." "$DEST/node_modules/"
-  else
-    log "npm ci --omit=dev in $PREFIX"
-    (cd "$DEST" && npm ci --omit=dev --no-audit --no-fund --loglevel=error)
-  fi
-  touch "$DEST/node_modules/.package-lock.json"
+  mkdir -p "$(dirname "$mark")"
+  echo "$sum" >"$mark"
+  log "installed $(basename "$DEB")"
   CHANGED=$((CHANGED + 1))
-}
-
-build_bpf() {
-  local out
-  out=$(make -C "$DEST/bpf" 2>&1) || { printf '%s\n' "$out" >&2; die "make -C $PREFIX/bpf failed"; }
-  if grep -q clang <<<"$out"; then
-    log "built the BPF objects"
-    CHANGED=$((CHANGED + 1))
-  else
-    log "BPF objects up to date"
-  fi
 }
 
 # ---------------------------------------------------------------------------
 
 UNITS=()
 install_role() {
-  local units="$SRC/deploy/systemd" sys="$ROOT/etc/systemd/system" etc="$ROOT/etc/xseq"
+  # The units come in the package (/lib/systemd/system); the configs are
+  # the role's.
+  local etc="$ROOT/etc/xseq"
   mkdir -p "$etc"
   case "$ROLE" in
     sequencer)
-      install_file "$units/xseq-agent.service" "$sys/xseq-agent.service" 0644
-      install_symlink "$PREFIX/agent/bin/xseq-agent.js" "$ROOT/usr/local/bin/xseq-agent"
       if [ -n "$AGENT_CONFIG" ]; then
         install_file "$AGENT_CONFIG" "$etc/agent.yaml" 0644
-      elif [ ! -e "$etc/agent.yaml" ]; then
-        # A starting point only: its interface and members must be edited.
-        install_file "$SRC/deploy/agent.example.yaml" "$etc/agent.yaml" 0644
+      else
+        # The package's conffile is the example: its interface and members
+        # must be edited.
         log "edit /etc/xseq/agent.yaml (interface, groups) before the agent can start"
       fi
       UNITS=(xseq-agent.service)
@@ -224,7 +194,6 @@ install_role() {
       fi
       ;;
     replica)
-      install_file "$units/xseq-replica@.service" "$sys/xseq-replica@.service" 0644
       if [ -n "$KV_CONFIG" ]; then
         local tmp
         tmp=$(mktemp)
@@ -280,9 +249,8 @@ if [ -z "$ROOT" ] && [ "$ROLE" = sequencer ] && ! mountpoint -q /sys/fs/bpf; the
   mount -t bpf bpf /sys/fs/bpf
   log "mounted bpffs on /sys/fs/bpf"
 fi
-install_code
-install_modules
-[ "$ROLE" != sequencer ] || build_bpf
+find_package
+install_package
 install_role
 enable_units
 log "done: role $ROLE${REPLICA_ID:+ $REPLICA_ID}, $CHANGED change(s)"

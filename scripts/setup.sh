@@ -15,7 +15,8 @@ fi
 # clang/llvm build the BPF objects; libbpf1 is what the agent binds through
 # koffi; bpftool and iproute2 inspect and attach; nftables injects loss in
 # tests (this kernel has no netem); prometheus brings promtool; tshark runs the
-# Wireshark dissector (tools/wireshark) in its test.
+# Wireshark dissector (tools/wireshark) in its test, and its dumpcap captures
+# the namespace run that test decodes.
 APT_PACKAGES=(clang llvm libbpf-dev libbpf1 bpftool linux-libc-dev gcc-multilib gcc make ethtool
   iproute2 nftables iputils-ping util-linux procps ca-certificates prometheus ruby systemd tshark)
 missing=()

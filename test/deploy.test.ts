@@ -1,7 +1,8 @@
 // deploy/ and the Vagrantfile: the files are valid for the tools that read
 // them (ruby, systemd-analyze, promtool, Grafana's JSON), they agree with
 // each other and with the agent's metric names and config schema, and
-// provision.sh really installs a role, offline, into a staging root, twice
+// provision.sh really builds and installs the Debian package for a role,
+// offline, into a staging root, twice
 // without changing anything the second time. The agent unit's capability
 // set is enough to load, attach and serve metrics, and less is not.
 import { spawn, spawnSync } from 'node:child_process';
@@ -366,19 +367,24 @@ describePrivileged('provision.sh, offline, into a staging root, in a network nam
     expect(first.status, first.out).toBe(0);
     expect(first.out).toMatch(/not enabling xseq-agent\.service prometheus\.service \(--no-systemctl\)/);
 
+    // The package was built from the checkout and extracted: compiled
+    // JavaScript and the BPF objects, no TypeScript, no checkout copy.
+    expect(first.out).toMatch(/building dist\/xseq_[^ ]+\.deb \(scripts\/package-deb\.sh\)/);
+    expect(first.out).toMatch(/installed xseq_[^ ]+\.deb/);
     const opt = join(R, 'opt', 'xseq');
-    for (const f of ['package.json', 'agent/metrics.ts', 'agent/bin/xseq-agent.js', 'bpf/build/sequencer.bpf.o', 'node_modules/prom-client/package.json', 'node_modules/.package-lock.json']) {
+    for (const f of ['package.json', 'build-info.json', 'agent/metrics.js', 'agent/bin/xseq-agent.js', 'bpf/build/sequencer.bpf.o', 'node_modules/prom-client/package.json']) {
       expect(existsSync(join(opt, f)), f).toBe(true);
     }
-    expect(existsSync(join(opt, '.git'))).toBe(false);
+    for (const f of ['.git', 'agent/metrics.ts', 'node_modules/tsx', 'Vagrantfile']) expect(existsSync(join(opt, f)), f).toBe(false);
     expect(statSync(join(opt, 'agent/bin/xseq-agent.js')).mode & 0o111).not.toBe(0);
-    expect(readFileSync(join(R, 'etc/systemd/system/xseq-agent.service'), 'utf8')).toBe(readFileSync(join(deploy, 'systemd/xseq-agent.service'), 'utf8'));
-    expect(readlinkSync(join(R, 'usr/local/bin/xseq-agent'))).toBe('/opt/xseq/agent/bin/xseq-agent.js');
+    expect(readFileSync(join(R, 'lib/systemd/system/xseq-agent.service'), 'utf8')).toMatch(/^ExecStart=\/usr\/bin\/xseq-agent run --config \/etc\/xseq\/agent\.yaml$/m);
+    expect(readlinkSync(join(R, 'usr/bin/xseq-agent'))).toBe('../../opt/xseq/agent/bin/xseq-agent.js');
+    expect(existsSync(join(R, 'usr/local/bin/xseq-agent'))).toBe(false);
+    expect(existsSync(join(R, 'etc/systemd/system/xseq-agent.service'))).toBe(false);
     expect(readFileSync(join(R, 'etc/xseq/agent.yaml'), 'utf8')).toBe(readFileSync(join(deploy, 'vagrant/agent.yaml'), 'utf8'));
     expect(readFileSync(join(R, 'etc/prometheus/prometheus.yml'), 'utf8')).toBe(readFileSync(join(deploy, 'prometheus/prometheus.yml'), 'utf8'));
     expect(readFileSync(join(R, 'etc/prometheus/alerts.yml'), 'utf8')).toBe(readFileSync(join(deploy, 'prometheus/alerts.yml'), 'utf8'));
     expect(existsSync(join(R, 'etc/systemd/system/multi-user.target.wants'))).toBe(false);
-    expect(existsSync(join(R, 'etc/systemd/system/xseq-replica@.service'))).toBe(false);
     // The host was not touched.
     expect(existsSync('/etc/xseq')).toBe(hostEtcXseq);
     // The installed copy runs on its own dependencies.
@@ -392,6 +398,7 @@ describePrivileged('provision.sh, offline, into a staging root, in a network nam
     const second = await provision(args, src);
     expect(second.status, second.out).toBe(0);
     expect(second.out).toMatch(/done: role sequencer, 0 change\(s\)/);
+    expect(second.out).toMatch(/package xseq_[^ ]+\.deb already installed/);
     expect(mtimes(R)).toEqual(before);
 
     // Without --no-systemctl a staging root gets its units enabled offline.
@@ -402,25 +409,26 @@ describePrivileged('provision.sh, offline, into a staging root, in a network nam
     } else {
       const third = await provision(args.filter((a) => a !== '--no-systemctl'), src);
       expect(third.status, third.out).toBe(0);
-      expect(readlinkSync(join(R, 'etc/systemd/system/multi-user.target.wants/xseq-agent.service'))).toBe('/etc/systemd/system/xseq-agent.service');
+      expect(readlinkSync(join(R, 'etc/systemd/system/multi-user.target.wants/xseq-agent.service'))).toMatch(/^(\/usr)?\/lib\/systemd\/system\/xseq-agent\.service$/);
       expect(third.out).toMatch(/not enabling prometheus\.service: it is not installed in /);
     }
   });
 
-  it("installs a replica of the Vagrantfile with its own config and unit, nothing of the sequencer's", { timeout: 600_000 }, async () => {
+  it("installs a replica of the Vagrantfile from the package, with its own config, its unit the package's", { timeout: 600_000 }, async () => {
     const tmp = mkdtempSync(join(tmpdir(), 'xseq-provision-'));
     dirs.push(tmp);
     const src = snapshot(tmp);
     const R = join(tmp, 'root');
     const r = await provision([...provisionArgs(vagrantModel().defines['replica1']!, src), '--root', R, '--no-systemctl', '--offline'], src);
     expect(r.status, r.out).toBe(0);
-    expect(readFileSync(join(R, 'etc/systemd/system/xseq-replica@.service'), 'utf8')).toBe(readFileSync(join(deploy, 'systemd/xseq-replica@.service'), 'utf8'));
+    expect(readFileSync(join(R, 'lib/systemd/system/xseq-replica@.service'), 'utf8')).toMatch(/^ExecStart=\/usr\/bin\/node \/opt\/xseq\/examples\/kv\/replica\.js --config \/etc\/xseq\/kv-%i\.yaml$/m);
+    expect(existsSync(join(R, 'opt/xseq/examples/kv/replica.js'))).toBe(true);
     const kv = readFileSync(join(R, 'etc/xseq/kv-1.yaml'), 'utf8');
     expect(kv).not.toContain('@REPLICA_ID@');
     expect((parseYaml(kv) as { id: number }).id).toBe(1);
-    expect(existsSync(join(R, 'etc/systemd/system/xseq-agent.service'))).toBe(false);
-    expect(existsSync(join(R, 'etc/xseq/agent.yaml'))).toBe(false);
-    expect(existsSync(join(R, 'opt/xseq/bpf/build'))).toBe(false);
+    // The sequencer's config is the package's example, untouched.
+    expect(readFileSync(join(R, 'etc/xseq/agent.yaml'), 'utf8')).toBe(readFileSync(join(deploy, 'agent.example.yaml'), 'utf8'));
+    expect(existsSync(join(R, 'etc/prometheus'))).toBe(false);
     expect(r.out).toMatch(/not enabling xseq-replica@1\.service \(--no-systemctl\)/);
   });
 
@@ -432,7 +440,7 @@ describePrivileged('provision.sh, offline, into a staging root, in a network nam
     expect(noId.out).toMatch(/--role replica needs --replica-id 0\.\.7/);
     const badRole = await provision(['--role', 'switch', '--root', R]);
     expect(badRole.out).toMatch(/--role "switch" is not sequencer, replica or client/);
-    // Offline from a checkout whose node_modules does not match its lock.
+    // Offline from a checkout with no package and no node_modules to build one.
     const src = join(R, 'src');
     mkdirSync(src);
     cpSync(deploy, join(src, 'deploy'), { recursive: true });
@@ -445,7 +453,7 @@ describePrivileged('provision.sh, offline, into a staging root, in a network nam
       c.on('close', (status) => resolve({ status, out }));
     });
     expect(stale.status).not.toBe(0);
-    expect(stale.out).toMatch(/--offline: .*node_modules is missing or older than package-lock\.json/);
+    expect(stale.out).toMatch(/--offline: .*node_modules is missing \(no tsc to build the package\)/);
   });
 });
 

@@ -42,7 +42,7 @@ describe('markdown links', () => {
 
   const files = markdownFiles(root);
   it('there are documents to check', () => {
-    expect(files.map((f) => relative(root, f))).toEqual(expect.arrayContaining(['README.md', 'docs/protocol.md', 'docs/architecture.md']));
+    expect(files.map((f) => relative(root, f))).toEqual(expect.arrayContaining(['README.md', 'docs/PROTOCOL.md', 'docs/DESIGN.md']));
   });
 
   it.each(files.map((f) => [relative(root, f), f]))('%s: every relative link resolves to a file inside the repository', (_name, file) => {

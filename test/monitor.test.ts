@@ -9,6 +9,7 @@ import { createMetricsRegistry } from '../agent/metrics.ts';
 import { DropFeed, MAX_WATCHERS, parseMonitorArgs } from '../agent/monitor.ts';
 import { startMetricsServer } from '../agent/metrics.ts';
 import { UsageError } from '../agent/args.ts';
+import { MONITOR_HELP } from '../agent/help.ts';
 import { type DropEvent, XSEQ_HIST_BUCKETS, zeroCounters } from '../bpf/maps.ts';
 
 const BIN = join(import.meta.dirname, '..', 'agent', 'bin', 'xseq-agent.js');
@@ -118,6 +119,10 @@ describe('xseq-agent monitor', () => {
   it('mistakes: an unknown reason or a bad rate is a usage error (exit 2); no agent is EMONITOR (exit 1)', async () => {
     expect(() => parseMonitorArgs(['--listen', '127.0.0.1:1', '--reason', 'bogus'])).toThrow(UsageError);
     expect(() => parseMonitorArgs(['--listen', '127.0.0.1:1', '--rate', '0'])).toThrow(/--rate must be 1\.\.10000/);
+    // No group filter: the kernel's sample has no group id, and --help says so.
+    expect(() => parseMonitorArgs(['--listen', '127.0.0.1:1', '--group', '1'])).toThrow(/--group: a drop sample has no group id/);
+    expect(() => parseMonitorArgs(['--group=1'])).toThrow(/no group id/);
+    expect(MONITOR_HELP).toMatch(/there is no --group: a drop sample carries no group\s+id/);
     const bad = await monitor(['--listen', srv.address, '--reason', 'bogus']).done;
     expect(bad.code).toBe(2);
     expect(bad.err).toMatch(/^xseq-agent: EUSAGE: --reason bogus: not a drop reason/);

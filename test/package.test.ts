@@ -48,7 +48,7 @@ describe('the Debian package', () => {
       'opt/xseq/agent/cli.js', 'opt/xseq/agent/bin/xseq-agent.js', 'opt/xseq/bpf/build/sequencer.bpf.o', 'opt/xseq/bpf/build/replica.bpf.o',
       'opt/xseq/examples/kv/replica.js', 'opt/xseq/examples/kv/cli.js', 'opt/xseq/build-info.json', 'opt/xseq/node_modules/koffi/package.json',
       'lib/systemd/system/xseq-agent.service', 'lib/systemd/system/xseq-replica@.service', 'etc/xseq/agent.yaml', 'usr/bin/xseq-agent',
-      'usr/share/doc/xseq/docs/protocol.md', 'usr/share/doc/xseq/prometheus/alerts.yml', 'usr/share/doc/xseq/wireshark/xseq.lua',
+      'usr/share/doc/xseq/docs/PROTOCOL.md', 'usr/share/doc/xseq/prometheus/alerts.yml', 'usr/share/doc/xseq/wireshark/xseq.lua',
     ]) {
       expect(all, f).toContain(f);
     }

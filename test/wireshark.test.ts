@@ -1,15 +1,19 @@
 // tools/wireshark/xseq.lua, run by real tshark on a pcap of frames built by
 // tools/frame.ts from the wire codecs (bpf/wire.ts, bpf/repair.ts): every
 // message type is named, and every header field, flag and payload field
-// decodes to the value that was sent.
+// decodes to the value that was sent. And on a capture (dumpcap, from the
+// tshark package) of a namespace run: REQUESTs from a client through the
+// attached sequencer program, and the SEQUENCED it multicasts.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeError, encodeRepairReply, encodeRepairRequest, ErrorCode } from '../bpf/repair.ts';
 import { emptyHeader, encodeMessage, Flags, MsgType, type XseqHeader } from '../bpf/wire.ts';
+import { Topology } from '../netns/topology.ts';
 import { buildFrame } from '../tools/frame.ts';
+import { describePrivileged } from './helpers/privileged.ts';
 
 const root = join(import.meta.dirname, '..');
 const LUA = join(root, 'tools/wireshark/xseq.lua');
@@ -165,5 +169,70 @@ describe('the Wireshark dissector under tshark', () => {
     const lines = r.stdout.trimEnd().split('\n');
     expect(lines[0]).toMatch(/^UDP\t/);
     expect(lines[1]).toMatch(/^XSEQ\t.*UDP length is not 8 \+ 64 \+ payload_len/);
+  });
+});
+
+describePrivileged('the Wireshark dissector on a capture of a namespace run', () => {
+  let topo: Topology | undefined;
+  let dir: string | undefined;
+  afterAll(async () => {
+    await topo?.destroy();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  const N = 5;
+  const CLIENT_ID = 77;
+  const SESSION = 3;
+  const SEQUENCER_ID = 4;
+  const TSX = join(root, 'node_modules', '.bin', 'tsx');
+  const HARNESS = join(root, 'test', 'helpers', 'metrics-harness.ts');
+
+  it(`${N} REQUESTs through the attached sequencer, captured on its bridge port, decode to what was sent and stamped`, { timeout: 180_000 }, async () => {
+    const t = (topo = await Topology.create({ receivers: 0, clients: 1, mode: 'generic' }));
+    dir = mkdtempSync(join(tmpdir(), 'xseq-wireshark-run-'));
+    const cap = join(dir, 'run.pcap');
+    // The sequencer program alone (no members: no aggregation, so nothing
+    // but REQUESTs in and SEQUENCED out), the default group 1 -> 239.7.7.1:7500.
+    const seq = t.spawn('seq', process.execPath, ['--import', 'tsx', HARNESS, '--iface', t.ifname('seq'), '--mode', 'generic', '--session', String(SESSION), '--sequencer-id', String(SEQUENCER_ID)], { cwd: root });
+    await seq.waitForLine(/"event":"ready"/, 60_000);
+    // The seq's bridge port sees the REQUESTs going to it and the SEQUENCED
+    // coming out of its XDP_TX (generic XDP runs before a capture on the
+    // seq's own interface, which would miss the REQUESTs). Bounded by count
+    // and by time.
+    const dump = t.spawn('br', 'dumpcap', ['-q', '-P', '-i', t.bridgePort('seq'), '-f', 'udp and (port 7400 or port 7500)', '-c', String(2 * N), '-a', 'duration:60', '-w', cap]);
+    for (let i = 0; i < 200 && !(existsSync(cap) && statSync(cap).size >= 24); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(existsSync(cap), dump.output().stderr).toBe(true);
+    const sender = t.spawn('cli', TSX, [join(root, 'tools', 'sender.ts'), '--dst', t.ip('seq'), '--count', String(N), '--rate', '50', '--client-id', String(CLIENT_ID), '--max-ms', '30000']);
+    expect(JSON.parse(await sender.waitForLine(/"sent"/, 60_000))).toMatchObject({ sent: N });
+    const exit = await dump.exited;
+    expect(exit.code, dump.output().stderr).toBe(0);
+    await seq.stop();
+
+    const fields = ['ip.src', 'ip.dst', 'udp.dstport', 'xseq.magic', 'xseq.type', 'xseq.group_id', 'xseq.sequencer_id', 'xseq.session', 'xseq.seq', 'xseq.client_id', 'xseq.request_id', 'xseq.payload_len', 'xseq.payload'];
+    const r = spawnSync('tshark', ['-n', '-r', cap, '-X', `lua_script:${LUA}`, '-T', 'fields', '-E', 'separator=\t', ...fields.flatMap((f) => ['-e', f])], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const rows = r.stdout.trimEnd().split('\n').map((line) => Object.fromEntries(line.split('\t').map((v, i) => [fields[i]!, v])));
+    expect(rows).toHaveLength(2 * N);
+
+    // tools/sender.ts's payload: "c<client>-r<request>|" padded with dots to 32 bytes.
+    const payload = (req: number) => {
+      const b = Buffer.alloc(32, 0x2e);
+      Buffer.from(`c${CLIENT_ID}-r${req}|`).copy(b);
+      return b.toString('hex');
+    };
+    const byType = (ty: string) => rows.filter((x) => x['xseq.type'] === ty).sort((a, b) => Number(a['xseq.request_id']) - Number(b['xseq.request_id']));
+    const requests = byType('1');
+    const sequenced = byType('2');
+    expect(requests.map((x) => x['xseq.request_id'])).toEqual(Array.from({ length: N }, (_, i) => String(i + 1)));
+    requests.forEach((x, i) => {
+      expect(x).toMatchObject({ 'ip.src': t.ip('cli'), 'ip.dst': t.ip('seq'), 'udp.dstport': '7400', 'xseq.magic': '0x58534551', 'xseq.group_id': '1', 'xseq.client_id': String(CLIENT_ID), 'xseq.payload_len': '32', 'xseq.payload': payload(i + 1) });
+    });
+    // Each REQUEST stamped once: seq 1..N in the session and sequencer id
+    // the program was given, the client's ids and payload carried over.
+    expect(sequenced.map((x) => x['xseq.request_id'])).toEqual(requests.map((x) => x['xseq.request_id']));
+    expect(sequenced.map((x) => Number(x['xseq.seq'])).sort((a, b) => a - b)).toEqual(Array.from({ length: N }, (_, i) => i + 1));
+    sequenced.forEach((x, i) => {
+      expect(x).toMatchObject({ 'ip.dst': '239.7.7.1', 'udp.dstport': '7500', 'xseq.group_id': '1', 'xseq.sequencer_id': String(SEQUENCER_ID), 'xseq.session': String(SESSION), 'xseq.client_id': String(CLIENT_ID), 'xseq.payload_len': '32', 'xseq.payload': payload(i + 1) });
+    });
   });
 });

@@ -1,4 +1,4 @@
--- Wireshark / tshark dissector for the xseq wire protocol (docs/protocol.md;
+-- Wireshark / tshark dissector for the xseq wire protocol (docs/PROTOCOL.md;
 -- the layouts are bpf/xseq.h's). Every message type, the flags, the
 -- REQUEST's reply address, the leader's result, and the REPAIR_REQUEST,
 -- REPAIR_REPLY and ERROR payloads.
