@@ -118,13 +118,26 @@ export function mergeStreamViewChanges(msgs: readonly ViewChangeMsg[]): LogState
   // to just past the log's end (the new view decides it again, and every
   // replica adopts this log). A request can never sort there: a replica
   // merged past it only on a frontier its stamp cannot be below.
+  // "Below" is strictly below in (clock, sequencer id) order: a no-op that
+  // ties the log's end at a higher or the same sequencer id (the same id:
+  // its clock is eff(s, q-1), the previous entry of its own stream) already
+  // sorts after it, and may have been committed at that clock by the old
+  // view, where delivery never moves it (hydra.ts); moving it would commit
+  // the same no-op at two clocks (hydra-random seed 1182).
   let lastClock = -Infinity;
-  if (entries.length) lastClock = entries[entries.length - 1]!.src?.clock ?? -Infinity;
-  else for (const p of checkpoint.streams ?? []) if (p.seq > 0 && p.clock > lastClock) lastClock = p.clock;
+  let lastSid = -Infinity;
+  if (entries.length) {
+    const src = entries[entries.length - 1]!.src;
+    if (src) [lastClock, lastSid] = [src.clock, src.sid];
+  } else {
+    for (const p of checkpoint.streams ?? []) {
+      if (p.seq > 0 && (p.clock > lastClock || (p.clock === lastClock && p.sid > lastSid))) [lastClock, lastSid] = [p.clock, p.sid];
+    }
+  }
   const keyOf = (s: (typeof streams)[number]): number => {
     const e = s.items[s.i]!;
     const k = Math.max(e.src!.raw, s.eff);
-    return e.noop && k <= lastClock ? lastClock + 1 : k;
+    return e.noop && (k < lastClock || (k === lastClock && s.sid < lastSid)) ? lastClock + 1 : k;
   };
   for (;;) {
     let best: (typeof streams)[number] | null = null;
@@ -141,6 +154,7 @@ export function mergeStreamViewChanges(msgs: readonly ViewChangeMsg[]): LogState
     const e = best.items[best.i++]!;
     best.eff = bc;
     lastClock = bc;
+    lastSid = best.sid;
     const slot = checkpoint.slot + entries.length + 1;
     entries.push({ ...e, slot, session, seq: slot, src: { ...e.src!, clock: bc, raw: e.noop ? Math.max(e.src!.raw, bc) : e.src!.raw } });
     if (e.control && !e.noop) {

@@ -12,7 +12,7 @@
 //   XSEQ_SIM_HYDRA_SEEDS=20000 XSEQ_SIM_STEPS=3000 npx vitest run test/replica/hydra-random.test.ts
 //   XSEQ_SIM_FIRST_SEED=5000                                                 where the seed range starts
 import { afterAll, describe, expect, it } from 'vitest';
-import { CLIENT_DEADLINE_US, HEAL_BOUND_US, type RandomRunResult } from '../../replica/sim/random-run.ts';
+import { CLIENT_DEADLINE_US, HEAL_BOUND_US, runRandom, type RandomRunResult } from '../../replica/sim/random-run.ts';
 import { SeedRunner } from './seed-runner.ts';
 
 const runner = new SeedRunner('XSEQ_SIM_HYDRA_SEEDS', 1000, 'test/replica/hydra-random.test.ts', true);
@@ -59,5 +59,15 @@ describe(`hydra random simulation: ${SEEDS} seeds x ${STEPS} steps from seed ${F
         `longest stall in clean seeds ${stall.toFixed(0)} us` +
         `; longest op ${max('maxOpUs')} us (deadline ${CLIENT_DEADLINE_US}), longest heal-to-done ${max('healToDoneUs')} us (bound ${HEAL_BOUND_US}), longest run ${max('virtualUs')} us virtual`,
     );
+  });
+});
+
+// Seeds that once failed, replayed at the step count they failed with
+// whatever range the environment asks for.
+describe('hydra random simulation: named regressions', () => {
+  it('seed 1182: a no-op tying the clock of its own stream\'s previous entry keeps that clock through the next view change (merge.ts moved it 1 ns up)', () => {
+    // Before the fix: step 959, slot 9 committed as no-op (sequencer 0, seq 5)
+    // at raw 2759000 in view 1 and at 2759001 by view 2's merge.
+    expect(() => runRandom({ seed: 1182, steps: 1000, hydra: true })).not.toThrow();
   });
 });

@@ -54,6 +54,30 @@ describe('session change', () => {
     expect(sessions).toEqual([...sessions].sort((a, b) => a - b));
   });
 
+  it('new session with loss right after a recovered replica: the old leader, back by state transfer, and its peers all move to the new session (kv.netns step 3)', () => {
+    // The netns KV test's order of events under 5% loss on every link: the
+    // leader is killed and recovers from its peers, then the sequencer is
+    // re-created (a new session) while clients keep writing. Several seeds:
+    // where the loss falls decides which replica hears the session first.
+    for (let seed = 1; seed <= 8; seed++) {
+      const h = harness({ clients: 4, net: { loss: 0.05, dup: 0, minDelayUs: 20, maxDelayUs: 300 }, seed });
+      h.c.startWorkload(Infinity);
+      h.c.runFor(5_000);
+      h.c.crash(0);
+      h.c.runFor(2_000);
+      h.c.restart(0);
+      const recovered = h.c.runUntil(() => h.c.replicas[0]!.status === 'normal', 1_000_000);
+      expect(recovered, `seed ${seed}: replica 0 recovered`).toBe(true);
+      h.c.runFor(3_000);
+      h.c.sequencer.crash();
+      h.c.q.after(1_000, () => h.c.failoverSequencer());
+      h.c.runFor(1_000 + 5_000);
+      h.c.stopWorkload();
+      quiesce(h);
+      for (const r of h.c.live()) expect({ seed, id: r.id, status: r.status, session: r.view.session }).toEqual({ seed, id: r.id, status: 'normal', session: 2 });
+    }
+  });
+
   it('replicas created without knowing the session join the sequencer\'s on its first message', () => {
     const h = harness({ clients: 2, session: 5, replicaSession: 0 });
     h.c.startWorkload(5);
