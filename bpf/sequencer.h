@@ -150,7 +150,8 @@ static __noinline int drop(__u32 reason, const struct iphdr *ip,
 	return XDP_DROP;
 }
 
-/* Returns -1 for a valid request (r filled in), else the XDP action. */
+/* Returns -1 for a valid request (r filled in; a NEXTVAL has no group),
+ * else the XDP action. */
 static __always_inline int seq_parse(struct xdp_md *ctx, struct seq_req *r)
 {
 	struct cursor c;
@@ -202,6 +203,10 @@ static __always_inline int seq_parse(struct xdp_md *ctx, struct seq_req *r)
 	    udp_len != sizeof(*udp) + XSEQ_HDR_LEN + payload_len ||
 	    udp_len + sizeof(*ip) != ip_len)
 		return drop(XSEQ_CTR_DROP_BAD_LENGTH, ip, udp, frame_len);
+	r->frame_len = frame_len;
+	r->payload_len = payload_len;
+	if (h->type == XSEQ_MSG_NEXTVAL)
+		return -1; /* no group: sequences, nextval.h */
 	if (h->type != XSEQ_MSG_REQUEST && h->type != XSEQ_MSG_ACK && h->type != XSEQ_MSG_FLUSH_SOLICIT)
 		return drop(XSEQ_CTR_DROP_UNEXPECTED_TYPE, ip, udp, frame_len);
 
@@ -212,8 +217,6 @@ static __always_inline int seq_parse(struct xdp_md *ctx, struct seq_req *r)
 	r->gs = bpf_map_lookup_elem(&xseq_group_seq, &gid);
 	if (!r->gs)
 		return drop(XSEQ_CTR_DROP_UNKNOWN_GROUP, ip, udp, frame_len);
-	r->frame_len = frame_len;
-	r->payload_len = payload_len;
 	r->gid = gid;
 	return -1;
 }
