@@ -7,6 +7,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { SLOT, XSEQ_MAX_GROUPS, XSEQ_MAX_REPLICAS, XSEQ_RESULT_CAP } from '../bpf/maps.ts';
 import { XSEQ_DEFAULT_PORT } from '../bpf/wire.ts';
+import { NV_NAME_RE, XSEQ_NV_MAX_COUNT, XSEQ_NV_MAX_SEQS } from '../bpf/nextval.ts';
 
 export const DEFAULT_CONFIG_PATH = '/etc/xseq/agent.yaml';
 export const DEFAULT_BPFFS = '/sys/fs/bpf';
@@ -92,6 +93,23 @@ const Group = z
     }
   });
 
+/** A named sequence answered by the kernel (docs/sequences.md). */
+const SequenceDecl = z
+  .strictObject({
+    name: z.string({ error: 'must be a string' }).regex(NV_NAME_RE, { error: 'must be 1..32 characters of A-Z a-z 0-9 _ . -' }),
+    id: int(0, XSEQ_NV_MAX_SEQS - 1),
+    start: int(0, Number.MAX_SAFE_INTEGER).default(1),
+    increment: int(1, 0x7fffffff).default(1),
+    cache: int(1, XSEQ_NV_MAX_COUNT, ' (values per block)').default(1),
+    /** Values the durable mark runs ahead of the counter; default 262144 blocks. */
+    markAhead: int(1, Number.MAX_SAFE_INTEGER).optional(),
+  })
+  .superRefine((q, ctx) => {
+    if (q.markAhead !== undefined && q.markAhead < q.cache * q.increment) {
+      ctx.addIssue({ code: 'custom', path: ['markAhead'], message: `must be at least one block (cache x increment = ${q.cache * q.increment})` });
+    }
+  });
+
 const Fields = {
   interface: z
     .string({ error: (iss) => (iss.input === undefined ? 'is required: the interface clients send requests to (see `ip link`; --iface IF)' : 'must be an interface name (a string)') })
@@ -124,6 +142,9 @@ const Fields = {
   groups: z
     .array(Group, { error: (iss) => (iss.input === undefined ? 'is required: at least one group (`groups:` in the file, or --group ID:ADDR:PORT)' : 'must be a list of groups') })
     .min(1, { error: 'needs at least one group' }),
+  sequences: z.array(SequenceDecl, { error: 'must be a list of {name, id, start, increment, cache}' }).default([]),
+  /** Run-time create/drop/setval and the sequence list (HTTP, JSON); "" = off. */
+  sequenceControl: z.strictObject({ listen: z.union([z.literal(''), hostPort('listen')]).default('127.0.0.1:9465') }).prefault({}),
   /** Forces the session of the groups of a data path this agent creates;
    * by default it is one more than the last one in stateDir. */
   session: int(1, 0xffffffff).optional(),
@@ -149,6 +170,14 @@ const Schema = z
         message: `${c.window.slots} slots x ${c.window.windows} windows x ${SLOT.size}-byte slots is ${slotBytes} bytes; at most 4 GiB of window slots (unswappable kernel memory) are allowed`,
       });
     }
+    const names = new Map<string, number>();
+    const ids = new Map<number, number>();
+    c.sequences.forEach((q, i) => {
+      if (names.has(q.name)) ctx.addIssue({ code: 'custom', path: ['sequences', i, 'name'], message: `"${q.name}" is also sequences[${names.get(q.name)}]` });
+      if (ids.has(q.id)) ctx.addIssue({ code: 'custom', path: ['sequences', i, 'id'], message: `${q.id} is also the id of sequences[${ids.get(q.id)}]` });
+      names.set(q.name, i);
+      ids.set(q.id, i);
+    });
     if (c.repair.port !== 0 && c.repair.port === c.port) {
       ctx.addIssue({ code: 'custom', path: ['repair', 'port'], message: `${c.repair.port} is the sequencer's port; choose another (0 = off)` });
     }
@@ -166,6 +195,7 @@ const Schema = z
 
 export type AgentConfig = z.infer<typeof Schema>;
 export type GroupSpec = AgentConfig['groups'][number];
+export type SequenceSpec = AgentConfig['sequences'][number];
 
 type Key = string | number;
 

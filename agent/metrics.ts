@@ -48,6 +48,8 @@ export interface MetricsSource {
   repairCounters?(): Record<string, unknown>;
   /** FlushTimer.counters() (agent/flush.ts). */
   flushCounters?(): Record<string, number>;
+  /** Adds more families to the registry (the sequences: agent/sequence-metrics.ts). */
+  register?(registry: Registry): void;
 }
 
 /** One exported counter family fed by kernel counters. */
@@ -396,6 +398,7 @@ export function createMetricsRegistry(src: MetricsSource): Registry {
 
   collectDefaultMetrics({ register: registry });
   for (const name of DROPPED_DEFAULTS) registry.removeSingleMetric(name);
+  src.register?.(registry);
   return registry;
 }
 

@@ -19,6 +19,11 @@ import { RepairService } from './repair.ts';
 import { DEFAULT_MAX_RTO_MS, Retransmitter } from './retransmit.ts';
 import { SessionStore } from './session.ts';
 import { SlotWindow } from './window.ts';
+import { SequenceTable } from '../bpf/sequences.ts';
+import { MarkStore } from './marks.ts';
+import { startSequenceControl } from './sequence-control.ts';
+import { registerSequenceMetrics } from './sequence-metrics.ts';
+import { defOf, SequenceService } from './sequences.ts';
 
 /** Drop samples logged per second at most; the counters have the rest. */
 const DROP_LOG_PER_SECOND = 10;
@@ -160,7 +165,15 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
   let flushProgram: BpfProgram | undefined;
   let flusher: FlushTimer | undefined;
   let flushSocket: Socket | undefined;
+  let seqControl: Awaited<ReturnType<typeof startSequenceControl>>;
+  // Sequences (docs/sequences.md): marks from the state file, fsync'ed
+  // before any is raised in the kernel.
+  const nvTable = new SequenceTable(seq.nvMaps);
+  const sequences = new SequenceService(nvTable, new MarkStore(cfg.stateDir), log);
   try {
+    sequences.load();
+    await sequences.reconcile(cfg.sequences.map(defOf));
+    seqControl = await startSequenceControl(cfg.sequenceControl.listen, sequences, log);
     if (cfg.flushIntervalMs > 0 || flushGroups.some((g) => g.draining)) {
       const address = interfaceAddress(cfg.interface);
       let transmit: FlushTransmit = { kind: 'xdp' };
@@ -197,6 +210,8 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
   } catch (e) {
     // The data path stays as it is (pinned and stamping): only this
     // agent's own handles go.
+    await sequences.stop();
+    await seqControl?.close();
     rtSocket?.close();
     flushSocket?.close();
     flushProgram?.close();
@@ -207,9 +222,13 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
   }
   retransmitter?.start();
   flusher?.start();
+  sequences.start();
   const metrics = await startMetrics(
     cfg.metrics.listen,
-    metricsSource(seq, cfg.sequencerId, cfg.groups.map((g) => g.id), { ...(window ? { window } : {}), ...(retransmitter ? { retransmitter } : {}), ...(repair ? { repair } : {}), ...(flusher ? { flusher } : {}) }),
+    {
+      ...metricsSource(seq, cfg.sequencerId, cfg.groups.map((g) => g.id), { ...(window ? { window } : {}), ...(retransmitter ? { retransmitter } : {}), ...(repair ? { repair } : {}), ...(flusher ? { flusher } : {}) }),
+      register: (r) => registerSequenceMetrics(r, sequences, nvTable),
+    },
     dataPathHealth(dp, cfg.interface),
     log,
   );
@@ -265,6 +284,8 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
       taiOffsetS: taiOffset,
       sequencerIds: Object.fromEntries(flushGroups.map((g) => [g.id, g.sequencerId])),
       draining: flushGroups.filter((g) => g.draining).map((g) => g.id),
+      sequences: Object.fromEntries(sequences.status().map((q) => [q.name, { id: q.id, next: q.next, mark: q.mark, cache: q.cache }])),
+      sequenceControl: seqControl?.address ?? null,
       metrics: metrics?.address ?? null,
       counters: plain(seq.counters()),
       config: opts.configFile ?? null,
@@ -280,6 +301,8 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
   for (const t of timers) clearInterval(t);
   retransmitter?.stop();
   flusher?.stop();
+  await sequences.stop();
+  await seqControl?.close();
   flushSocket?.close();
   flushProgram?.close();
   await metrics?.close();
