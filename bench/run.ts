@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { runP1 } from './p1.ts';
 import type { BenchRow } from './row.ts';
 
-const HELP = `Usage: npm run bench [-- --only P1,P1r,P2,P3b,P3,P4,P4b] [--quick]
+const HELP = `Usage: npm run bench [-- --only P1,P1r,P2,P3b,P3,P4,P4b,P5] [--quick]
 
 Runs the benchmarks and writes bench/results.json, an array of
 {id, name, unit, xseq, baseline, baselineName, ratio, goal}; ratio is
@@ -31,6 +31,11 @@ xseq / baseline. Rows:
   P4b, P4b-p50
            Hydra end to end in namespaces: KV ops/s with clients spreading
            over two sequencer hosts vs all to one (the other only flushes)
+  P5, P5-lat, P5-peak, P5-serial100, P5-bulk1000, P5-workers
+           sequences: NEXTVAL answered in XDP (C nvgen and the TypeScript
+           client) vs PostgreSQL nextval() (CACHE 1 / CACHE 65536) driven by
+           pgbench -M prepared; PostgreSQL is installed if missing and run
+           from a throwaway data directory on 127.0.0.1
 --quick uses fewer repetitions (a smoke run, not numbers to report).`;
 
 const { values: v } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
@@ -80,6 +85,11 @@ if (want('P4B')) {
   const { runP4b } = await import('./p4b.ts');
   log('P4b: Hydra end to end, two sequencers vs one');
   rows.push(...(await runP4b({ quick: Boolean(v.quick), log })));
+}
+if (want('P5')) {
+  const { runP5 } = await import('./p5.ts');
+  log('P5: sequences, xseq NEXTVAL vs PostgreSQL nextval() (started by the bench)');
+  rows.push(...(await runP5({ quick: Boolean(v.quick), log })));
 }
 if (want('P3')) {
   const { runP3 } = await import('./p3.ts');

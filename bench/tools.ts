@@ -19,6 +19,7 @@ export const bin = {
   xdpgen: join(BUILD_DIR, 'xdpgen'),
   cpugap: join(BUILD_DIR, 'cpugap'),
   reqgenObj: join(BUILD_DIR, 'reqgen.bpf.o'),
+  nvgen: join(BUILD_DIR, 'nvgen'),
 } as const;
 
 /** Runs `make -C bench` (incremental), so a fresh clone benches as is. */

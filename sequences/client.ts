@@ -106,7 +106,14 @@ export class NextvalClient {
     this.#timeoutMs = opts.timeoutMs ?? 200;
     this.#attempts = opts.attempts ?? 5;
     sock.on('message', (msg) => this.#onMessage(msg));
+    // ICMP port unreachable (no data path on the host for a moment, e.g.
+    // while `--replace` swaps it): a connected socket reports it as
+    // ECONNREFUSED. The attempt is simply unanswered; the retry goes on.
+    sock.on('error', () => this.socketErrors++);
   }
+
+  /** Socket errors seen (ICMP unreachable while the sequencer had no data path). */
+  socketErrors = 0;
 
   static async open(opts: NextvalOptions): Promise<NextvalClient> {
     const [host, port] = opts.server.includes(':') ? [opts.server.slice(0, opts.server.lastIndexOf(':')), Number(opts.server.slice(opts.server.lastIndexOf(':') + 1))] : [opts.server, XSEQ_DEFAULT_PORT];
