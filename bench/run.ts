@@ -87,6 +87,9 @@ if (want('P4B')) {
   rows.push(...(await runP4b({ quick: Boolean(v.quick), log })));
 }
 if (want('P5')) {
+  const { runP5k } = await import('./p5k.ts');
+  log('P5-peak-kernel: the NEXTVAL path under BPF_PROG_TEST_RUN vs a bare XDP_TX');
+  rows.push(...runP5k({ repeat: v.quick ? 100_000 : 1_000_000, rounds: v.quick ? 3 : 7, log }));
   const { runP5 } = await import('./p5.ts');
   log('P5: sequences, xseq NEXTVAL vs PostgreSQL nextval() (started by the bench)');
   rows.push(...(await runP5({ quick: Boolean(v.quick), log })));
