@@ -75,6 +75,8 @@ async function bench(server: string, name: string, clients: number, seconds: num
     }),
   );
   const secs = (performance.now() - t0) / 1000;
+  const retries = cs.reduce((n, c) => n + c.retries, 0);
+  const late = cs.reduce((n, c) => n + c.lateReplies, 0);
   for (const c of cs) c.close();
   lat.sort((a, b) => a - b);
   const out = {
@@ -85,6 +87,8 @@ async function bench(server: string, name: string, clients: number, seconds: num
     values,
     errors,
     duplicates: dup,
+    retries,
+    lateReplies: late,
     callsPerSec: Math.round(lat.length / secs),
     valuesPerSec: Math.round(values / secs),
     p50us: Math.round(quantile(lat, 0.5) * 1000),
