@@ -34,6 +34,11 @@ export const DEFAULT_MARK_TICK_MS = 10;
  * none in flight (the XDP program runs under RCU, never sleeps). */
 const QUIESCE_MS = 20;
 
+/** Marks stop at the largest value: the kernel then refuses instead of wrapping. */
+function capped(mark: bigint): bigint {
+  return mark > NV_VALUE_MAX ? NV_VALUE_MAX : mark;
+}
+
 export function defaultAhead(cache: number, increment: bigint): bigint {
   return DEFAULT_AHEAD_BLOCKS * BigInt(cache) * increment;
 }
@@ -133,12 +138,13 @@ export class SequenceService {
       if (dropped.length) await sleep(QUIESCE_MS);
       for (const [, id] of dropped) this.#k.forget(id);
       const plan = [...want.values()].map((d) => {
-        const file = this.#store.get(d.name);
-        const fromFile = file && file.id === d.id ? file : undefined;
+        // The name is what clients know: a record of it (even under another
+        // id, or another start) bounds every value it ever handed out.
+        const fromFile = this.#store.get(d.name);
         const adopted = inKernel.get(d.name) === d.id ? this.#k.read(d.id) : undefined;
         const next = adopted ? adopted.next : fromFile ? fromFile.mark : d.start;
         // Never below the kernel's current mark: the file must stay >= it.
-        const ahead = next + d.markAhead;
+        const ahead = capped(next + d.markAhead);
         const mark = adopted && adopted.mark > ahead ? adopted.mark : ahead;
         const recreate = !adopted || !adopted.enabled || adopted.increment !== d.increment || adopted.cache !== d.cache;
         return { rec: { ...d, mark } as SequenceRecord, next, adopted: adopted !== undefined, recreate };
@@ -183,7 +189,9 @@ export class SequenceService {
       for (const r of this.#store.all()) {
         const k = this.#k.read(r.id);
         if (!k.enabled) continue;
-        if (k.mark - k.next < r.markAhead / 2n) due.push({ ...r, mark: k.next + r.markAhead > r.mark ? k.next + r.markAhead : r.mark });
+        const want = capped(k.next + r.markAhead);
+        const target = want > r.mark ? want : r.mark;
+        if (k.mark - k.next < r.markAhead / 2n && target > k.mark) due.push({ ...r, mark: target });
       }
       if (!due.length) return 0;
       try {
@@ -215,7 +223,7 @@ export class SequenceService {
       if (this.#store.get(d.name)) fail(`name "${d.name}" exists: drop it first`);
       const taken = this.#store.all().find((r) => r.id === d.id);
       if (taken) fail(`id ${d.id} is used by "${taken.name}"`);
-      const rec: SequenceRecord = { ...d, mark: d.start + d.markAhead };
+      const rec: SequenceRecord = { ...d, mark: capped(d.start + d.markAhead) };
       this.#store.commit([rec]);
       this.#k.create(d.id, d.name, { next: d.start, mark: rec.mark, increment: d.increment, cache: d.cache });
       this.#log?.info({ event: 'sequence', op: 'create', name: d.name, id: d.id }, `sequence ${d.name} created`);

@@ -212,6 +212,26 @@ describe('sequence marks: fsync before raise', () => {
     expect(svc2.status().map((s) => s.name).sort()).toEqual(['invoices', 'orders']);
   });
 
+  it('a sequence whose id changed in the config continues above its durable mark (the name is its identity)', async () => {
+    await svc.reconcile([def()]);
+    for (let i = 0; i < 40; i++) kernel.take(1);
+    const mark = kernel.read(1).mark;
+    const svc2 = new SequenceService(kernel, new MarkStore(dir, recordingFs(events, failFsync)).load());
+    await svc2.reconcile([def({ id: 5 })]);
+    expect(kernel.names().get('orders')).toBe(5);
+    expect(kernel.take(5)).toBe(mark);
+    checkOrder(events, (id) => (id === 1 || id === 5 ? 'orders' : '?'));
+  });
+
+  it('marks stop at 2^63-1: the kernel then refuses rather than wrap', async () => {
+    const top = (1n << 63n) - 1n;
+    await svc.reconcile([def({ start: (1n << 61n), markAhead: 1n << 62n })]);
+    expect(kernel.read(1).mark).toBe((1n << 61n) + (1n << 62n));
+    kernel.seqs.get(1)!.next = top - 10n;
+    await svc.raise();
+    expect(kernel.read(1).mark).toBe(top);
+  });
+
   it('a damaged marks file stops the agent (ESTATE) rather than guess a mark', () => {
     writeFileSync(join(dir, MARKS_FILE), '{"version":1,"sequences":[{"name":"orders","mark":"x"');
     expect(() => new MarkStore(dir).load()).toThrow(expect.objectContaining({ code: 'ESTATE', message: expect.stringMatching(/damaged/) }));
