@@ -2,11 +2,16 @@
 // (agent/metrics.ts): per sequence its last value, kernel and durable marks,
 // and what it handed out and refused; the NEXTVAL path's own counters.
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { SequenceTable } from '../bpf/sequences.ts';
-import { NV_COUNTER_NAMES } from '../bpf/nextval.ts';
+import { NV_COUNTER_NAMES, type NvCounterName } from '../bpf/nextval.ts';
 import type { SequenceService } from './sequences.ts';
 
-export function registerSequenceMetrics(registry: Registry, svc: SequenceService, table: SequenceTable): void {
+/** What the families read: the service's status and counters, and the
+ * kernel's NEXTVAL counters (bpf/sequences.ts SequenceTable). */
+export function registerSequenceMetrics(
+  registry: Registry,
+  svc: Pick<SequenceService, 'status' | 'counters'>,
+  table: { counters(): Record<NvCounterName, bigint> },
+): void {
   const registers = [registry];
   const gauge = (name: string, help: string, pick: (s: ReturnType<SequenceService['status']>[number]) => string | null) =>
     new Gauge({
