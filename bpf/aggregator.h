@@ -282,7 +282,10 @@ static __always_inline int ack_handle(struct xdp_md *ctx, struct seq_req *r)
 				    : old | bit;
 		if (__sync_val_compare_and_swap(&s->acks, old, next) == old) {
 			swapped = 1;
-			if (view > oview && (__u32)old)
+			/* A real reset discards acks; a slot's first ACK in a view
+			 * above 0 finds none (the low word also holds the
+			 * generation, which is no ack). */
+			if (view > oview && (old & XSEQ_ACKS_BITMAP))
 				count(XSEQ_CTR_ACK_VIEW_RESET);
 			break;
 		}

@@ -258,13 +258,20 @@ static __always_inline int slot_acked(const struct xseq_slot *s, const struct xs
 }
 
 /* Whether the agent released the slot's seq (xseq_released, xseq.h): it
- * gave up re-sending it after a quorum with the leader acked it. */
+ * gave up re-sending it after a quorum with the leader acked it. A slot of
+ * an older session counts as released: nobody waits for it (the new
+ * session's members never ack it, the agent never re-sends it), and a
+ * group given a new session on a data path it keeps (the agent re-adding
+ * a group) would otherwise stall for good under backpressure on the first
+ * slot its old session left unacked. */
 static __always_inline int slot_released(const struct xseq_slot *s, const struct seq_req *r)
 {
 	__u32 gid = r->gid;
 	__u64 *rel = bpf_map_lookup_elem(&xseq_released, &gid);
 
-	return rel && s->session == r->g->session && s->seq <= *rel;
+	if (s->session != r->g->session)
+		return 1;
+	return rel && s->seq <= *rel;
 }
 
 /* Whether a new seq may take the slot without losing anything the agent

@@ -254,6 +254,21 @@ describePrivileged('the ACK path under BPF_PROG_TEST_RUN', () => {
         expect(stamp(110n)).toBe(9n);
         expect(s().slot(1, 9n)).toMatchObject({ seq: 9n, acked: 0, replied: false });
       });
+
+      it('a new session on the same data path does not wait for the old session\'s unacked slots', () => {
+        // Found by test/kernel-model.prog.test.ts: the group re-added with a
+        // new session (agent/groups.ts: off, seq and release zeroed, on)
+        // kept finding its first slot busy with an old seq nobody acks.
+        for (let i = 1; i <= 8; i++) stamp(BigInt(200 + i));
+        expect(run(requestFrame(209n)).retval).toBe(XDP_DROP);
+        s().disableGroup(1);
+        s().resetSeq(1);
+        s().setGroup(1, { ...GROUP, session: 42 });
+        expect(stamp(210n)).toBe(1n);
+        expect(s().slot(1, 1n)).toMatchObject({ seq: 1n, session: 42, acked: 0 });
+        expect(delta()).toMatchObject({ sequenced: 9, drop_backpressure: 1 });
+        expect(delta()['window_overwrite']).toBeUndefined();
+      });
     });
   });
 

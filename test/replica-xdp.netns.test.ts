@@ -144,12 +144,12 @@ async function run(setting: 'on' | 'off'): Promise<void> {
   const leaderNow = await freshStats(rep(leader));
   console.log(`[replica-xdp ${setting}] load: ${JSON.stringify({ ...summary, retries, leaderAcksLost })}; leader: ${JSON.stringify({ transport: leaderNow['transport'], xdp: leaderNow['xdp']?.kernel })}`);
   expect(summary).toEqual({ ok: OPS, timeouts: 0, staleReads: 0, errors: 0 });
-  // The ACK race: a lost leader ACK is replaced by its re-ACK of the
-  // agent's retransmitted copy, within the agent's 620 ms of re-sends,
-  // before the client's 1 s retry. Had the kernel dropped those copies,
-  // every lost leader ACK would have cost a client retry; only the few
-  // whose entry the leader had already truncated may.
-  expect(retries).toBeLessThan(leaderAcksLost / 3);
+  // A lost leader ACK is replaced by its re-ACK of the agent's
+  // retransmitted copy: the kernel passed those copies (pass_retransmit on
+  // the leader, checked below). How many client retries that saves is a
+  // race of the agent's 620 ms of re-sends against the client's 1 s retry,
+  // a matter of machine speed, so it is logged above, not asserted: it is
+  // bench row P3r (bench/p3r.ts), on against off.
 
   expect(c.replicas.map((p) => lines(p!, 'stats').at(-1)?.view.session), JSON.stringify(c.replicas.map((p) => lines(p!, 'status')))).toEqual([session, session, session]);
   const settled = await converged(c);

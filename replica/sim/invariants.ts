@@ -12,8 +12,9 @@
 //  3. Executed at most once, in committed order: each replica's application
 //     history, as far as that replica has committed, is exactly the committed
 //     order with at-most-once filtering (the app itself throws on a repeat).
-//  4. Liveness (finalCheck): after healing, every request completed and all
-//     replicas share one view and one committed log.
+//  4. Liveness (finalCheck): after healing, every request completed, none
+//     failed (clients have a finite deadline), and all replicas share one
+//     view and one committed log.
 import { sameEntry } from '../log.ts';
 import type { LogEntry } from '../messages.ts';
 import type { Replica } from '../replica.ts';
@@ -284,6 +285,8 @@ export class InvariantChecker {
   finalCheck(): void {
     const c = this.c;
     if (c.pendingRequests > 0) this.fail(`liveness: ${c.pendingRequests} client requests still pending after healing`);
+    // Faults never exceed f at once, so no op may give up either.
+    if (c.failures.length > 0) this.fail(`liveness: ${c.failures.length} client ops failed, the first: ${c.failures[0]!.code}: ${c.failures[0]!.message}`);
     const rs = c.replicas;
     const leader = c.leader();
     if (!leader) this.fail('liveness: no leader in normal status after healing');

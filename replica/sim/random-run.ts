@@ -73,6 +73,8 @@ export class SimFailure extends Error {
 }
 
 const TRACE_LINES = 400;
+/** Virtual time a client waits for a certificate before it fails the op (ETIMEDOUT). */
+export const CLIENT_DEADLINE_US = 5_000_000;
 /** Messages after which the nemesis may strike. */
 const NEMESIS_TRIGGERS = new Set(['GAP_COMMIT', 'GAP_RECV', 'START_VIEW', 'VIEW_CHANGE', 'SYNC_COMMIT', 'STATE_REPLY']);
 
@@ -101,6 +103,10 @@ export function runRandom(o: RandomRunOptions): RandomRunResult {
     windowSlots: rng.pick([4, 8, 16, 64]),
     retransmitUs: aggregated && rng.chance(0.5) ? 1_500 : 0,
     replica: { syncIntervalUs, leaderTimeoutUs: Math.max(8_000, 4 * syncIntervalUs), reorderWaitUs: rng.pick([50, 150, 500]) },
+    // A finite deadline: a request not certified within it is a failure
+    // the final check reports (1e12, the scenario tests' default, would
+    // hide a client that gave up on nothing).
+    clientDeadlineUs: CLIENT_DEADLINE_US,
     ...(o.hydra ? { sequencers: k, hydra: { skewUs, drift, tickUs, inversion: hr.pick([0, 0.05, 0.3]), inversionNs: hr.pick([50_000, 400_000]), flushIntervalUs } } : {}),
   });
   if (o.hydra && hr.chance(0.4)) c.avoid.add(hr.int(0, k - 1)); // one idle sequencer
