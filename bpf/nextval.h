@@ -15,6 +15,14 @@
 #ifndef XSEQ_NEXTVAL_H
 #define XSEQ_NEXTVAL_H
 
+/* seq_parse() lets a NEXTVAL through (without a group) only in programs
+ * that include this header first and dispatch it to nextval_handle();
+ * elsewhere it is dropped as an unexpected type. A program that needs the
+ * maps only (the sequencer's map set is loaded whole) defines
+ * XSEQ_NEXTVAL_MAPS_ONLY before including it. */
+#ifndef XSEQ_NEXTVAL_MAPS_ONLY
+#define XSEQ_NEXTVAL 1
+#endif
 #include "sequencer.h"
 
 /* One plain load the compiler may neither repeat nor tear: the agent

@@ -14,9 +14,9 @@
  * a ring buffer. A NEXTVAL is answered from a named sequence (nextval.h).
  * The stages are in sequencer.h, aggregator.h, flush.h and nextval.h.
  */
+#include "nextval.h" /* first: it lets seq_parse() pass NEXTVAL */
 #include "aggregator.h"
 #include "flush.h"
-#include "nextval.h"
 
 char LICENSE[] SEC("license") = "GPL";
 

@@ -205,8 +205,10 @@ static __always_inline int seq_parse(struct xdp_md *ctx, struct seq_req *r)
 		return drop(XSEQ_CTR_DROP_BAD_LENGTH, ip, udp, frame_len);
 	r->frame_len = frame_len;
 	r->payload_len = payload_len;
+#ifdef XSEQ_NEXTVAL /* set by nextval.h: the caller dispatches NEXTVAL first */
 	if (h->type == XSEQ_MSG_NEXTVAL)
-		return -1; /* no group: sequences, nextval.h */
+		return -1; /* no group */
+#endif
 	if (h->type != XSEQ_MSG_REQUEST && h->type != XSEQ_MSG_ACK && h->type != XSEQ_MSG_FLUSH_SOLICIT)
 		return drop(XSEQ_CTR_DROP_UNEXPECTED_TYPE, ip, udp, frame_len);
 
