@@ -89,6 +89,15 @@ struct {
 	__type(value, __u64);
 } xseq_released SEC(".maps");
 
+/* 2 * group id + (version & 1) -> struct xseq_weights. Written by the
+ * agent; read by the ack path. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * XSEQ_MAX_GROUPS);
+	__type(key, __u32);
+	__type(value, struct xseq_weights);
+} xseq_weights SEC(".maps");
+
 /* Stamp-to-quorum latency, log2 buckets of nanoseconds, per CPU. Written
  * by the ack path when it sends a REPLY; the agent sums the CPUs. */
 struct {
@@ -330,6 +339,7 @@ static __always_inline void seq_keep(struct xdp_md *ctx, struct seq_req *r)
 	s->state = 0;
 	s->result_view = 0;
 	s->result_len = 0;
+	s->weights_version = g->weights_version;
 	s->session = g->session;
 	s->stamp_ns = r->stamp_ns;
 	s->client_addr = r->ip->saddr;

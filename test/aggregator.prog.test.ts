@@ -194,6 +194,20 @@ describePrivileged('the ACK path under BPF_PROG_TEST_RUN', () => {
         expect(delta()).toMatchObject({ ack_view_reset: 1, drop_ack_stale_view: 1, reply: 1 });
       });
 
+      it('a view above 0 on fresh slots is no reset: ack_view_reset counts only acks it discards', () => {
+        // A group running in view 3 from the start: every slot's first ACK
+        // moves it from view 0, but there is nothing to reset.
+        const seqs = [stamp(14n), stamp(15n), stamp(16n)];
+        for (const n of seqs) expect(run(ackFrame(1, n, { view: 3 })).retval).toBe(XDP_DROP);
+        expect(delta()).toMatchObject({ ack_counted: 3 });
+        expect(delta().ack_view_reset).toBeUndefined();
+        // A higher view over acks that are there: one reset per slot.
+        run(ackFrame(2, seqs[0]!, { view: 4 }));
+        run(ackFrame(2, seqs[1]!, { view: 4 }));
+        expect(delta()).toMatchObject({ ack_counted: 5, ack_view_reset: 2 });
+        expect(s().slot(1, seqs[0]!)).toMatchObject({ view: 4, acked: 0b100 });
+      });
+
       it('a result over max_result is refused and counted, not truncated', () => {
         const n = stamp(13n);
         expect(run(ackFrame(0, n, { result: Buffer.alloc(33, 0x41) })).retval).toBe(XDP_DROP);

@@ -86,6 +86,17 @@ export interface SequencerRoutes {
   toClient(clientNode: number, msg: ReplyMsg): void;
 }
 
+/** One stamp as the sequencer made it: what the simulation's order oracle trusts (invariants.ts). */
+export interface StampRecord {
+  readonly sid: number;
+  readonly session: number;
+  readonly seq: number;
+  /** Hydra: the raw clock stamped (0 with one sequencer). */
+  readonly raw: number;
+  readonly clientId: bigint;
+  readonly requestId: bigint;
+}
+
 interface Slot {
   readonly msg: SequencedMsg;
   readonly clientNode: number;
@@ -132,6 +143,8 @@ export class SimSequencer {
   private released = 0;
   /** Hydra: stopped stamping for good (removed from the group); flushes are FINAL. */
   retired = false;
+  /** Every stamp this sequencer made, by `session:seq` (never forgotten, unlike the window). */
+  readonly stamps = new Map<string, StampRecord>();
   private lastFlushClock = -Infinity;
   private lastRaw = -Infinity;
 
@@ -222,6 +235,7 @@ export class SimSequencer {
     const seq = ++this.lastSeq;
     const base: SequencedMsg = { type: 'SEQUENCED', session: this.session, seq, clientId: r.clientId, requestId: r.requestId, op: r.op, retransmit: false };
     const msg: SequencedMsg = this.p.hydra ? { ...base, sequencerId: this.id, clock: this.stampClock(), ...(r.control ? { control: true } : {}) } : base;
+    this.stamps.set(`${this.session}:${seq}`, { sid: this.id, session: this.session, seq, raw: msg.clock ?? 0, clientId: r.clientId, requestId: r.requestId });
     this.slots[seq % this.p.windowSlots] = { msg, clientNode, stampedAt: this.q.now, acks: 0, ackView: 0, replied: false, result: null, resultView: 0, resends: 0 };
     this.stats.stamped++;
     for (let i = 0; i < this.p.n; i++) this.routes.toReplica(i, msg);
@@ -316,7 +330,8 @@ export class SimSequencer {
   /** A re-created data path: a new session, and the old window is gone. */
   restart(): void {
     this.up = true;
-    this.session++;
+    // As agent/session.ts: the session after 0xffffffff is 1.
+    this.session = this.session >= 0xffffffff ? 1 : this.session + 1;
     this.lastSeq = 0;
     this.released = 0;
     this.slots = new Array<Slot | undefined>(this.p.windowSlots);
