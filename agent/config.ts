@@ -7,6 +7,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { SLOT, XSEQ_MAX_GROUPS, XSEQ_MAX_REPLICAS, XSEQ_RESULT_CAP } from '../bpf/maps.ts';
 import { XSEQ_DEFAULT_PORT } from '../bpf/wire.ts';
+import { NV_NAME_RE, XSEQ_NV_MAX_COUNT, XSEQ_NV_MAX_SEQS } from '../bpf/nextval.ts';
 import { defaultTolerance, integrityIssue } from '../bpf/quorum.ts';
 import { KeyFileError, readKeyFile } from '../bpf/key-file.ts';
 
@@ -127,6 +128,23 @@ const Group = z
     }
   });
 
+/** A named sequence answered by the kernel (docs/sequences.md). */
+const SequenceDecl = z
+  .strictObject({
+    name: z.string({ error: 'must be a string' }).regex(NV_NAME_RE, { error: 'must be 1..32 characters of A-Z a-z 0-9 _ . -' }),
+    id: int(0, XSEQ_NV_MAX_SEQS - 1),
+    start: int(0, Number.MAX_SAFE_INTEGER).default(1),
+    increment: int(1, 0x7fffffff).default(1),
+    cache: int(1, XSEQ_NV_MAX_COUNT, ' (values per block)').default(1),
+    /** Values the durable mark runs ahead of the counter; default 262144 blocks. */
+    markAhead: int(1, Number.MAX_SAFE_INTEGER).optional(),
+  })
+  .superRefine((q, ctx) => {
+    if (q.markAhead !== undefined && q.markAhead < q.cache * q.increment) {
+      ctx.addIssue({ code: 'custom', path: ['markAhead'], message: `must be at least one block (cache x increment = ${q.cache * q.increment})` });
+    }
+  });
+
 const Fields = {
   interface: z
     .string({ error: (iss) => (iss.input === undefined ? 'is required: the interface clients send requests to (see `ip link`; --iface IF)' : 'must be an interface name (a string)') })
@@ -159,6 +177,9 @@ const Fields = {
   groups: z
     .array(Group, { error: (iss) => (iss.input === undefined ? 'is required: at least one group (`groups:` in the file, or --group ID:ADDR:PORT)' : 'must be a list of groups') })
     .min(1, { error: 'needs at least one group' }),
+  sequences: z.array(SequenceDecl, { error: 'must be a list of {name, id, start, increment, cache}' }).default([]),
+  /** Run-time create/drop/setval and the sequence list (HTTP, JSON); "" = off. */
+  sequenceControl: z.strictObject({ listen: z.union([z.literal(''), hostPort('listen')]).default('127.0.0.1:9465') }).prefault({}),
   /** Forces the session of the groups of a data path this agent creates;
    * by default it is one more than the last one in stateDir. */
   session: int(1, 0xffffffff).optional(),
@@ -192,6 +213,14 @@ const Schema = z
       if (g.takeoverMs !== undefined && g.role !== 'standby') ctx.addIssue({ code: 'custom', path: ['groups', i, 'takeoverMs'], message: 'is for the standby of a pair (role: standby)' });
       if (g.takeoverMs !== undefined && c.flushIntervalMs > 0 && g.takeoverMs <= 2 * c.flushIntervalMs) ctx.addIssue({ code: 'custom', path: ['groups', i, 'takeoverMs'], message: `must be more than 2 flush intervals (${2 * c.flushIntervalMs} ms), or one lost flush looks like a dead active` });
     });
+    const names = new Map<string, number>();
+    const ids = new Map<number, number>();
+    c.sequences.forEach((q, i) => {
+      if (names.has(q.name)) ctx.addIssue({ code: 'custom', path: ['sequences', i, 'name'], message: `"${q.name}" is also sequences[${names.get(q.name)}]` });
+      if (ids.has(q.id)) ctx.addIssue({ code: 'custom', path: ['sequences', i, 'id'], message: `${q.id} is also the id of sequences[${ids.get(q.id)}]` });
+      names.set(q.name, i);
+      ids.set(q.id, i);
+    });
     if (c.repair.port !== 0 && c.repair.port === c.port) {
       ctx.addIssue({ code: 'custom', path: ['repair', 'port'], message: `${c.repair.port} is the sequencer's port; choose another (0 = off)` });
     }
@@ -209,6 +238,7 @@ const Schema = z
 
 export type AgentConfig = z.infer<typeof Schema>;
 export type GroupSpec = AgentConfig['groups'][number];
+export type SequenceSpec = AgentConfig['sequences'][number];
 
 type Key = string | number;
 

@@ -21,7 +21,10 @@ export type AgentErrorCode =
   /** The sequencer program did not turn the agent's solicit into a FLUSH. */
   | 'EFLUSH_REFUSED'
   /** The generic-mode flush socket cannot bind the sequencer's address and port. */
-  | 'EFLUSH_SOCKET';
+  | 'EFLUSH_SOCKET'
+  /** A sequence create/drop/setval that cannot be done (name or id taken,
+   * unknown name, bad value); the message names the field. */
+  | 'ESEQUENCE';
 
 export class AgentError extends Error {
   override readonly name = 'AgentError';

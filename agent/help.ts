@@ -147,8 +147,9 @@ Options (config field in brackets):
                          terminal) [log.format] (default json)
   --bpffs DIR            BPF filesystem for the pins [bpffs] (default
                          ${DEFAULT_BPFFS}; mounted there if it is not)
-  --state-dir DIR        sessions.json and the agent's lock [stateDir]
-                         (default ${DEFAULT_STATE_DIR})
+  --state-dir DIR        sessions.json, sequences.json (the sequences'
+                         durable marks: never delete it) and the agent's
+                         lock [stateDir] (default ${DEFAULT_STATE_DIR})
   --replace              re-create the data path instead of adopting it or
                          refusing stale pins: new sessions, seq from 1 (also
                          how a new build of the program takes over); never
@@ -161,6 +162,9 @@ Exit status: 0 after a signal; 2 for a bad command line or configuration;
 3 when it refuses what it found (EPIN_STALE, EPIN_CONFIG, EXDP_FOREIGN: a
 restart cannot fix these); 1 for anything else (EAGENT_RUNNING, EBPF_*...).
 Errors are one "xseq-agent: CODE: message" on stderr.
+Sequences (NEXTVAL) come from the file only: \`sequences:\` and
+\`sequenceControl.listen\` (default 127.0.0.1:9465, "" = off); change them at
+run time with xseq-nextval create|drop|setval (docs/sequences.md).
 Needs root (or CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN to mount bpffs) and
 bpf/build/sequencer.bpf.o (make -C bpf).`;
 

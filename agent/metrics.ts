@@ -60,6 +60,8 @@ export interface MetricsSource {
   pairs?(): Array<{ id: number; role: 'active' | 'standby'; sequencerId: number; serving: boolean }>;
   /** FlushTimer.counters() (agent/flush.ts). */
   flushCounters?(): Record<string, number>;
+  /** Adds more families to the registry (the sequences: agent/sequence-metrics.ts). */
+  register?(registry: Registry): void;
 }
 
 /** One exported counter family fed by kernel counters. */
@@ -465,6 +467,7 @@ export function createMetricsRegistry(src: MetricsSource): Registry {
 
   collectDefaultMetrics({ register: registry });
   for (const name of DROPPED_DEFAULTS) registry.removeSingleMetric(name);
+  src.register?.(registry);
   return registry;
 }
 

@@ -27,6 +27,11 @@ import { RepairService } from './repair.ts';
 import { DEFAULT_MAX_RTO_MS, Retransmitter } from './retransmit.ts';
 import { SessionStore } from './session.ts';
 import { SlotWindow } from './window.ts';
+import { SequenceTable } from '../bpf/sequences.ts';
+import { MarkStore } from './marks.ts';
+import { startSequenceControl } from './sequence-control.ts';
+import { registerSequenceMetrics } from './sequence-metrics.ts';
+import { defOf, SequenceService } from './sequences.ts';
 
 /** Drop samples logged per second at most; the counters have the rest. */
 const DROP_LOG_PER_SECOND = 10;
@@ -242,7 +247,15 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
   let flushProgram: BpfProgram | undefined;
   let flusher: FlushTimer | undefined;
   let flushSocket: Socket | undefined;
+  let seqControl: Awaited<ReturnType<typeof startSequenceControl>>;
+  // Sequences (docs/sequences.md): marks from the state file, fsync'ed
+  // before any is raised in the kernel.
+  const nvTable = new SequenceTable(seq.nvMaps);
+  const sequences = new SequenceService(nvTable, new MarkStore(cfg.stateDir), log);
   try {
+    sequences.load();
+    await sequences.reconcile(cfg.sequences.map(defOf));
+    seqControl = await startSequenceControl(cfg.sequenceControl.listen, sequences, log);
     if (cfg.flushIntervalMs > 0 || flushGroups.some((g) => g.draining)) {
       const address = interfaceAddress(cfg.interface);
       let transmit: FlushTransmit = { kind: 'xdp' };
@@ -299,6 +312,8 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
   } catch (e) {
     // The data path stays as it is (pinned and stamping): only this
     // agent's own handles go.
+    await sequences.stop();
+    await seqControl?.close();
     if (rtSocket !== flushSocket) rtSocket?.close();
     flushSocket?.close();
     flushProgram?.close();
@@ -313,11 +328,15 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
   const roles = new Map(cfg.groups.flatMap((g) => (g.role ? [[g.id, g.role] as const] : [])));
   const pairs = cfg.groups.flatMap((g) => (g.role ? [{ id: g.id, role: g.role, sequencerId: g.sequencerId ?? cfg.sequencerId }] : []));
   const standby = await startStandby(cfg, dp, store, log, () => retransmitter?.refresh());
+  sequences.start();
   // Drop samples for `xseq-agent monitor` (GET /drops on the metrics address).
   const drops = new DropFeed();
   const metrics = await startMetrics(
     cfg.metrics.listen,
-    metricsSource(seq, cfg.sequencerId, cfg.groups.map((g) => g.id), { ...(window ? { window } : {}), ...(retransmitter ? { retransmitter } : {}), ...(repair ? { repair } : {}), ...(flusher ? { flusher } : {}), pairs }),
+    {
+      ...metricsSource(seq, cfg.sequencerId, cfg.groups.map((g) => g.id), { ...(window ? { window } : {}), ...(retransmitter ? { retransmitter } : {}), ...(repair ? { repair } : {}), ...(flusher ? { flusher } : {}), pairs }),
+      register: (r) => registerSequenceMetrics(r, sequences, nvTable),
+    },
     dataPathHealth(dp, cfg.interface),
     log,
     (req, res) => drops.route(req, res),
@@ -380,6 +399,8 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
       sequencerIds: Object.fromEntries(flushGroups.map((g) => [g.id, g.sequencerId])),
       draining: flushGroups.filter((g) => g.draining).map((g) => g.id),
       roles: Object.fromEntries(roles),
+      sequences: Object.fromEntries(sequences.status().map((q) => [q.name, { id: q.id, next: q.next, mark: q.mark, cache: q.cache }])),
+      sequenceControl: seqControl?.address ?? null,
       metrics: metrics?.address ?? null,
       counters: plain(seq.counters()),
       config: opts.configFile ?? null,
@@ -397,6 +418,8 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
   standby?.stop();
   retransmitter?.stop();
   flusher?.stop();
+  await sequences.stop();
+  await seqControl?.close();
   flushSocket?.close();
   flushProgram?.close();
   drops.close();

@@ -8,6 +8,20 @@ import { enabledGroups } from './groups.ts';
 import { runningAgent } from './instance.ts';
 import { inspectPins, MAP_PIN_NAMES, type PinInspection, pinnedInterfaces } from './pins.ts';
 import { type GroupSession, SessionStore } from './session.ts';
+import { SequenceTable } from '../bpf/sequences.ts';
+import { MarkStore } from './marks.ts';
+
+/** A sequence as its kernel map holds it, with the file's durable mark. */
+export interface SequenceLine {
+  name: string;
+  id: number;
+  next: string;
+  mark: string;
+  durableMark?: string;
+  calls: string;
+  values: string;
+  refused: string;
+}
 
 export interface GroupStatus {
   id: number;
@@ -35,6 +49,7 @@ export interface InterfaceStatus extends Omit<PinInspection, 'verdict'> {
   load?: Sequencer['config'];
   groups?: GroupStatus[];
   counters?: Record<string, string>;
+  sequences?: SequenceLine[];
   /** Why the maps could not be read, when they could not. */
   mapsError?: string;
 }
@@ -48,7 +63,7 @@ export interface StatusReport {
   sessionsError?: string;
 }
 
-function readMaps(dir: string): Pick<InterfaceStatus, 'load' | 'groups' | 'counters' | 'mapsError'> {
+function readMaps(dir: string): Pick<InterfaceStatus, 'load' | 'groups' | 'counters' | 'sequences' | 'mapsError'> {
   let seq: Sequencer;
   try {
     seq = Sequencer.adopt(dir);
@@ -70,7 +85,13 @@ function readMaps(dir: string): Pick<InterfaceStatus, 'load' | 'groups' | 'count
       };
     });
     const counters = Object.fromEntries(Object.entries(seq.counters()).map(([k, v]) => [k, v.toString()]));
-    return { load: seq.config, groups, counters };
+    const t = new SequenceTable(seq.nvMaps);
+    const sequences = [...t.names()].map(([name, id]): SequenceLine => {
+      const k = t.read(id);
+      const st = t.stats(id);
+      return { name, id, next: k.next.toString(), mark: k.mark.toString(), calls: st.calls.toString(), values: st.values.toString(), refused: st.refused.toString() };
+    });
+    return { load: seq.config, groups, counters, sequences };
   } finally {
     seq.close();
   }
@@ -81,12 +102,24 @@ function interfaceStatus(loc: ConfigLocations, iface: string): InterfaceStatus {
   const state = verdict === 'ours' ? 'attached' : verdict;
   const agent = runningAgent(loc.stateDir, iface);
   const mapsPresent = MAP_PIN_NAMES.every((n) => ins.entries.some((e) => e.name === n && e.kind === 'map'));
+  const maps = mapsPresent ? readMaps(ins.dir) : {};
+  if (maps.sequences?.length) {
+    try {
+      const file = new MarkStore(loc.stateDir).load();
+      for (const q of maps.sequences) {
+        const d = file.get(q.name)?.mark;
+        if (d !== undefined) q.durableMark = d.toString();
+      }
+    } catch {
+      /* a damaged file: the agent refuses to start and says why */
+    }
+  }
   return {
     ...ins,
     state,
     ...(state === 'stale' ? { fix: detachCommand({ interface: iface, bpffs: loc.bpffs, stateDir: loc.stateDir }) } : {}),
     agent: agent ? { running: true, pid: agent.pid, startedAt: agent.startedAt } : { running: false },
-    ...(mapsPresent ? readMaps(ins.dir) : {}),
+    ...maps,
   };
 }
 
@@ -169,6 +202,9 @@ function renderInterface(s: InterfaceStatus): string[] {
     const rule = g.weights ? `weights ${g.weights.join('/')} table v${g.weightsVersion}, more than half of ${g.weights.reduce((a, b) => a + b, 0)}` : `quorum ${g.quorum}`;
     const members = g.members.length ? `${g.members.length} members (${rule}, window ${g.window}): ${g.members.join(' ')}` : 'no members';
     out.push(`  group ${g.id}: session ${g.session}, last seq ${g.lastSeq}, multicast ${g.multicast}, sequencer id ${g.sequencerId}${g.draining ? ' (draining: no stamping, FINAL flushes)' : ''}${roleText(g)}, ${members}`);
+  }
+  for (const q of s.sequences ?? []) {
+    out.push(`  sequence ${q.name} (id ${q.id}): next ${q.next}, mark ${q.mark} (durable ${q.durableMark ?? 'not in the state file'}), ${q.calls} calls, ${q.values} values, ${q.refused} refused`);
   }
   if (s.counters) out.push(`  counters: ${nonZeroCounters(s.counters)}`);
   if (s.mapsError) out.push(`  maps: cannot be read: ${s.mapsError}`);

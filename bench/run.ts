@@ -9,7 +9,7 @@ import { runP1 } from './p1.ts';
 import { writeResult, type BenchResult } from './result.ts';
 import { goalText, judge, type BenchRow } from './row.ts';
 
-const HELP = `Usage: npm run bench [-- --only P1,P1r,P2,P2s,P3b,P3,P3r,P4,P4b,T,F1] [--quick] [--check] [--out DIR]
+const HELP = `Usage: npm run bench [-- --only P1,P1r,P2,P2s,P3b,P3,P3r,P4,P4b,P5,T,F1] [--quick] [--check] [--out DIR]
 
 Runs the benchmarks and writes DIR/<date>-<host>.json (default DIR:
 bench/results): the host's facts (CPU model, kernel, mitigations, clock
@@ -44,6 +44,11 @@ Rows:
            failover of a group with one sequencer + a standby: kill of the
            active host to the load resuming (detection and agreement shares)
            vs NOPaxos's published 110 ms; ops/s in the 2 s around the kill
+  P5, P5-lat, P5-peak, P5-serial100, P5-bulk1000, P5-workers
+           sequences: NEXTVAL answered in XDP (C nvgen and the TypeScript
+           client) vs PostgreSQL nextval() (CACHE 1 / CACHE 65536) driven by
+           pgbench -M prepared; PostgreSQL is installed if missing and run
+           from a throwaway data directory on 127.0.0.1
   P3r      client retries per 100 lost leader ACKs with the replica-side XDP
            program on vs off (the ACK race, bench/p3r.ts)
   T-scan, T-flush, T-pace
@@ -112,6 +117,12 @@ if (timerRows.length) {
   await group('T', "the agent's timers and the generator's pacing", async () => (await import('./timers.ts')).runTimers({ quick, log, only: new Set(timerRows) }));
 }
 if (want('P3R')) await group('P3r', 'the ACK race: client retries per lost leader ACK, replica XDP on vs off', async () => (await import('./p3r.ts')).runP3r({ quick, log }));
+if (want('P5')) {
+  await group('P5-peak-kernel', 'the NEXTVAL path under BPF_PROG_TEST_RUN vs a bare XDP_TX', async () =>
+    (await import('./p5k.ts')).runP5k({ repeat: quick ? 100_000 : 1_000_000, rounds: quick ? 3 : 7, log }),
+  );
+  await group('P5', 'sequences, xseq NEXTVAL vs PostgreSQL nextval() (started by the bench)', async () => (await import('./p5.ts')).runP5({ quick, log }));
+}
 if (want('P3')) await group('P3', 'the KV store replicated vs unreplicated', async () => (await import('./p3.ts')).runP3({ quick, log }));
 if (want('F1')) await group('F1', 'failover, one sequencer + a standby', async () => (await import('./f1.ts')).runF1({ quick, log }));
 

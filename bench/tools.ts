@@ -21,6 +21,7 @@ export const bin = {
   pktgen: join(BUILD_DIR, 'pktgen'),
   cpugap: join(BUILD_DIR, 'cpugap'),
   reqgenObj: join(BUILD_DIR, 'reqgen.bpf.o'),
+  nvgen: join(BUILD_DIR, 'nvgen'),
 } as const;
 
 /** Runs `make -C bench` (incremental), so a fresh clone benches as is. */

@@ -11,8 +11,10 @@
  * becomes a FLUSH to the group (Hydra: several sequencers). Everything not
  * addressed to the xseq port passes to the stack, so the host stays
  * reachable; bad xseq traffic is dropped, counted per reason and sampled to
- * a ring buffer. The stages are in sequencer.h, aggregator.h and flush.h.
+ * a ring buffer. A NEXTVAL is answered from a named sequence (nextval.h).
+ * The stages are in sequencer.h, aggregator.h, flush.h and nextval.h.
  */
+#include "nextval.h" /* first: it lets seq_parse() pass NEXTVAL */
 #include "aggregator.h"
 #include "flush.h"
 
@@ -26,6 +28,8 @@ int xseq_sequencer(struct xdp_md *ctx)
 
 	if (act >= 0)
 		return act;
+	if (r.h->type == XSEQ_MSG_NEXTVAL)
+		return nextval_handle(ctx, &r);
 	if (r.h->type == XSEQ_MSG_ACK)
 		return ack_handle(ctx, &r);
 	if (r.h->type == XSEQ_MSG_FLUSH_SOLICIT)

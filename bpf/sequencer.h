@@ -171,7 +171,8 @@ static __noinline int drop(__u32 reason, const struct iphdr *ip,
 	return XDP_DROP;
 }
 
-/* Returns -1 for a valid request (r filled in), else the XDP action. */
+/* Returns -1 for a valid request (r filled in; a NEXTVAL has no group),
+ * else the XDP action. */
 static __always_inline int seq_parse(struct xdp_md *ctx, struct seq_req *r)
 {
 	struct cursor c;
@@ -224,6 +225,12 @@ static __always_inline int seq_parse(struct xdp_md *ctx, struct seq_req *r)
 	    udp_len != sizeof(*udp) + XSEQ_HDR_LEN + payload_len + mac_len ||
 	    udp_len + sizeof(*ip) != ip_len)
 		return drop(XSEQ_CTR_DROP_BAD_LENGTH, ip, udp, frame_len);
+	r->frame_len = frame_len;
+	r->payload_len = payload_len;
+#ifdef XSEQ_NEXTVAL /* set by nextval.h: the caller dispatches NEXTVAL first */
+	if (h->type == XSEQ_MSG_NEXTVAL)
+		return -1; /* no group */
+#endif
 	if (h->type != XSEQ_MSG_REQUEST && h->type != XSEQ_MSG_ACK && h->type != XSEQ_MSG_FLUSH_SOLICIT)
 		return drop(XSEQ_CTR_DROP_UNEXPECTED_TYPE, ip, udp, frame_len);
 
@@ -241,8 +248,6 @@ static __always_inline int seq_parse(struct xdp_md *ctx, struct seq_req *r)
 	if (r->key && !(r->key->flags & XSEQ_KEY_F_SET))
 		r->key = NULL;
 	r->mac_len = mac_len;
-	r->frame_len = frame_len;
-	r->payload_len = payload_len;
 	r->gid = gid;
 	return -1;
 }

@@ -44,6 +44,7 @@ import {
 } from './maps.ts';
 import { encodeMacKey, type GroupKey, MAC_KEY_SIZE, XSEQ_KEY_F_SET } from './mac.ts';
 import { XSEQ_DEFAULT_PORT } from './wire.ts';
+import { NV_SEQ, NV_STATS, NvMapName, XSEQ_NV_NAME_MAX } from './nextval.ts';
 
 // Map values are host order (the kernel and this process share a CPU).
 const HOST_LE = endianness() === 'LE';
@@ -135,6 +136,10 @@ const MAP_PINS = {
   released: MapName.RELEASED,
   weights: MapName.WEIGHTS,
   macKeys: MapName.MAC_KEYS,
+  nvSeqs: NvMapName.SEQS,
+  nvNames: NvMapName.NAMES,
+  nvStats: NvMapName.STATS,
+  nvCounters: NvMapName.COUNTERS,
   rodata: 'rodata',
 } as const;
 type MapRole = keyof typeof MAP_PINS;
@@ -148,6 +153,10 @@ const MAP_SIZES: Record<MapRole, { keySize: number; valueSize: number } | undefi
   released: { keySize: 4, valueSize: 8 },
   weights: { keySize: 4, valueSize: WEIGHTS_SIZE },
   macKeys: { keySize: 4, valueSize: MAC_KEY_SIZE },
+  nvSeqs: { keySize: 4, valueSize: NV_SEQ.size },
+  nvNames: { keySize: XSEQ_NV_NAME_MAX, valueSize: 4 },
+  nvStats: { keySize: 4, valueSize: NV_STATS.size },
+  nvCounters: { keySize: 4, valueSize: 8 },
   rodata: { keySize: 4, valueSize: LOAD_CFG_SIZE },
 };
 /** The pin of the XDP link, beside the maps. */
@@ -188,6 +197,10 @@ export class Sequencer {
     return this.#program;
   }
 
+  /** The sequence maps (bpf/nextval.h), for bpf/sequences.ts. */
+  get nvMaps(): { seqs: BpfMap; names: BpfMap; stats: BpfMap; counters: BpfMap } {
+    return { seqs: this.#maps.nvSeqs, names: this.#maps.nvNames, stats: this.#maps.nvStats, counters: this.#maps.nvCounters };
+  }
   /** struct xseq_slot array of every window. */
   get slots(): BpfMap {
     return this.#maps.slots;

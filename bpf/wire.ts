@@ -30,11 +30,13 @@ export const MsgType = {
   SYNC_REPLY: 20,
   SYNC_COMMIT: 21,
   ERROR: 22,
+  NEXTVAL: 23,
+  NEXTVAL_REPLY: 24,
 } as const;
 export type MsgTypeName = keyof typeof MsgType;
 export type MsgTypeValue = (typeof MsgType)[MsgTypeName];
 /** First value that is not a type (XSEQ_MSG_TYPE_MAX). */
-export const MSG_TYPE_MAX = 23;
+export const MSG_TYPE_MAX = 25;
 
 export const Flags = {
   RETRANSMIT: 0x0001,

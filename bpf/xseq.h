@@ -44,6 +44,8 @@ enum xseq_msg_type {
 	XSEQ_MSG_SYNC_REPLY = 20,
 	XSEQ_MSG_SYNC_COMMIT = 21,
 	XSEQ_MSG_ERROR = 22,             /* any -> peer: typed error reply */
+	XSEQ_MSG_NEXTVAL = 23,           /* client -> sequencer: values of a named sequence */
+	XSEQ_MSG_NEXTVAL_REPLY = 24,     /* sequencer (XDP) -> client: a block, or why not */
 	XSEQ_MSG_TYPE_MAX                /* first value that is not a type */
 };
 
@@ -383,6 +385,102 @@ struct xseq_drop_event {
 #define XSEQ_MAP_MAC_KEYS "xseq_mac_keys"
 #define XSEQ_PIN_ROOT "/sys/fs/bpf/xseq"
 #define XSEQ_EVENTS_BYTES (64 * 1024)
+
+/*
+ * Sequences (NEXTVAL). A client asks the sequencer host for the next values
+ * of a named sequence; the XDP program answers straight back (XDP_TX, source
+ * and destination swapped) with one atomic add on the sequence's counter.
+ * The header is an ordinary struct xseq_hdr (type XSEQ_MSG_NEXTVAL, group_id
+ * ignored, client_id and request_id chosen by the client and echoed);
+ * payload_len is exactly sizeof(struct xseq_nv_req). The reply keeps the
+ * header, type XSEQ_MSG_NEXTVAL_REPLY, and overwrites the payload with a
+ * struct xseq_nv_reply of the same size, so the frame never changes length.
+ * Both payloads are network order.
+ */
+#define XSEQ_NV_NAME_MAX 32          /* name bytes, NUL-padded; at least one */
+#define XSEQ_NV_MAX_SEQS 1024        /* sequences per host; an id is below it */
+#define XSEQ_NV_MAX_COUNT (1u << 20) /* values one call may take */
+
+struct xseq_nv_req {
+	__be32 count;                    /* values wanted; 0 = the sequence's cache */
+	__be32 flags;                    /* zero */
+	char name[XSEQ_NV_NAME_MAX];     /* the sequence, NUL-padded */
+};
+
+/* xseq_nv_reply.status */
+enum xseq_nv_status {
+	XSEQ_NV_OK = 0,                  /* first, count, increment are the block */
+	XSEQ_NV_UNKNOWN = 1,             /* no such sequence (never created, or dropped) */
+	XSEQ_NV_REFUSED = 2,             /* the block would reach the durable mark: the
+					  * agent has not made more values durable (it is
+					  * gone, or behind); nothing was handed out */
+};
+
+struct xseq_nv_reply {
+	__be64 first;                    /* the block is first + i * increment, i < count */
+	__be32 count;
+	__be32 increment;
+	__be64 mark;                     /* the durable mark when answered (exclusive) */
+	__be32 seq_id;                   /* the sequence's id (0 unless known) */
+	__be16 status;                   /* enum xseq_nv_status */
+	__be16 pad;
+	__be64 reserved;                 /* zero; keeps the size equal to the request's */
+};
+
+/* xseq_nv_seq.flags bits */
+#define XSEQ_NV_F_ENABLED 0x1
+
+/*
+ * Value of xseq_nv_seqs[id]: one cache line per sequence, host order,
+ * read and written by the agent through mmap (BPF_F_MMAPABLE). Values are
+ * 0..2^63-1. The kernel hands out [next, next + count * increment) only
+ * while that end is <= mark: every value it gives is below a mark the agent
+ * wrote to its state file and fsync'ed BEFORE it stored the mark here (one
+ * aligned 8-byte store). A restarted agent whose data path is gone starts
+ * next at the file's mark: values never repeat, and the ones between the
+ * last handed out and the mark are a gap. next is the kernel's (atomic
+ * add); the agent stores it only while the sequence is disabled.
+ */
+struct xseq_nv_seq {
+	__u64 next;                      /* next value to hand out */
+	__u64 mark;                      /* durable mark: values below it may be handed out */
+	__u64 increment;                 /* 1..2^31 */
+	__u32 cache;                     /* block size of a count-0 call, 1..XSEQ_NV_MAX_COUNT */
+	__u32 flags;                     /* XSEQ_NV_F_* */
+	__u64 pad[4];
+};
+
+/* Key of xseq_nv_names: the name, NUL-padded (the bytes of the request). */
+struct xseq_nv_name {
+	char name[XSEQ_NV_NAME_MAX];
+};
+
+/* Value of xseq_nv_stats[id], per CPU: what each sequence handed out. */
+struct xseq_nv_stats {
+	__u64 calls;                     /* NEXTVAL answered with a block */
+	__u64 values;                    /* values in those blocks */
+	__u64 refused;                   /* answered XSEQ_NV_REFUSED */
+	__u64 pad;
+};
+
+/* Index into the per-CPU counter array xseq_nv_counters. */
+enum xseq_nv_counter {
+	XSEQ_NV_CTR_RX = 0,              /* well-formed-header NEXTVALs */
+	XSEQ_NV_CTR_REPLY_OK,            /* answered with a block */
+	XSEQ_NV_CTR_VALUES,              /* values handed out */
+	XSEQ_NV_CTR_REFUSED,             /* answered XSEQ_NV_REFUSED (at the mark) */
+	XSEQ_NV_CTR_UNKNOWN,             /* answered XSEQ_NV_UNKNOWN */
+	XSEQ_NV_CTR_DROP_LENGTH,         /* payload_len is not sizeof(struct xseq_nv_req) */
+	XSEQ_NV_CTR_DROP_FLAGS,          /* request flags not zero */
+	XSEQ_NV_CTR_DROP_NAME,           /* empty name */
+	XSEQ_NV_CTR_DROP_COUNT,          /* count over XSEQ_NV_MAX_COUNT */
+	XSEQ_NV_CTR_MAX
+};
+
+#define XSEQ_MAP_NV_SEQS "xseq_nv_seqs"
+#define XSEQ_MAP_NV_NAMES "xseq_nv_names"
+#define XSEQ_MAP_NV_STATS "xseq_nv_stats"
+#define XSEQ_MAP_NV_COUNTERS "xseq_nv_counters"
 
 /*
  * Replica side (replica.bpf.c): an optional XDP program on a replica host.

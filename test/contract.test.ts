@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as mac from '../bpf/mac.ts';
 import * as maps from '../bpf/maps.ts';
+import * as nv from '../bpf/nextval.ts';
 import * as repair from '../bpf/repair.ts';
 import * as rx from '../bpf/replica-maps.ts';
 import * as wire from '../bpf/wire.ts';
@@ -42,6 +43,15 @@ interface Dump {
   rx_source: { size: number; fields: Fields };
   rx_const: Record<string, number>;
   rx_names: Record<string, string>;
+  nv_req: { size: number; fields: Fields };
+  nv_reply: { size: number; fields: Fields };
+  nv_seq: { size: number; fields: Fields };
+  nv_name: { size: number; fields: Fields };
+  nv_stats: { size: number; fields: Fields };
+  nv_ctr: Record<string, number>;
+  nv_status: Record<string, number>;
+  nv_const: Record<string, number>;
+  nv_names: Record<string, string>;
 }
 
 const root = join(import.meta.dirname, '..');
@@ -310,6 +320,42 @@ describe('bpf/xseq.h and the TypeScript codec agree', () => {
     expect(hexAt(src, c.rx_source.fields, 'addr')).toBe('0a010203');
     expect(hexAt(src, c.rx_source.fields, 'port')).toBe('1d4c');
     expect(hexAt(src, c.rx_source.fields, 'pad')).toBe('0000');
+  });
+
+  it('sequences (NEXTVAL): request and reply payloads, map values, counters, statuses and names', () => {
+    const off = (f: Fields) => Object.fromEntries(Object.entries(f).map(([k, v]) => [k, v[0]]));
+    expect(c.nv_req.size).toBe(nv.NV_REQ_SIZE);
+    expect(off(c.nv_req.fields)).toEqual(nv.NV_REQ);
+    expect(c.nv_req.fields['name']![1]).toBe(nv.XSEQ_NV_NAME_MAX);
+    expect(c.nv_reply.size).toBe(nv.NV_REPLY_SIZE);
+    expect(off(c.nv_reply.fields)).toEqual({ first: nv.NV_REPLY.first, count: nv.NV_REPLY.count, increment: nv.NV_REPLY.increment, mark: nv.NV_REPLY.mark, seq_id: nv.NV_REPLY.seqId, status: nv.NV_REPLY.status, reserved: nv.NV_REPLY.reserved });
+    // The reply overwrites the request in place: the frame keeps its length.
+    expect(c.nv_reply.size).toBe(c.nv_req.size);
+    expect(c.nv_seq.size).toBe(nv.NV_SEQ.size);
+    expect(off(c.nv_seq.fields)).toEqual({ next: nv.NV_SEQ.next, mark: nv.NV_SEQ.mark, increment: nv.NV_SEQ.increment, cache: nv.NV_SEQ.cache, flags: nv.NV_SEQ.flags });
+    expect(c.nv_name).toEqual({ size: nv.XSEQ_NV_NAME_MAX, fields: { name: [0, nv.XSEQ_NV_NAME_MAX] } });
+    expect(c.nv_stats.size).toBe(nv.NV_STATS.size);
+    expect(off(c.nv_stats.fields)).toEqual({ calls: nv.NV_STATS.calls, values: nv.NV_STATS.values, refused: nv.NV_STATS.refused });
+    const ctr = Object.fromEntries(nv.NV_COUNTER_NAMES.map((n, i) => [`XSEQ_NV_CTR_${n.toUpperCase()}`, i]));
+    ctr['XSEQ_NV_CTR_MAX'] = nv.NV_COUNTER_NAMES.length;
+    expect(ctr).toEqual(c.nv_ctr);
+    expect(c.nv_status).toEqual({ XSEQ_NV_OK: nv.NvStatus.OK, XSEQ_NV_UNKNOWN: nv.NvStatus.UNKNOWN, XSEQ_NV_REFUSED: nv.NvStatus.REFUSED });
+    expect(c.nv_const).toEqual({ XSEQ_NV_NAME_MAX: nv.XSEQ_NV_NAME_MAX, XSEQ_NV_MAX_SEQS: nv.XSEQ_NV_MAX_SEQS, XSEQ_NV_MAX_COUNT: nv.XSEQ_NV_MAX_COUNT, XSEQ_NV_F_ENABLED: nv.XSEQ_NV_F_ENABLED });
+    expect(c.nv_names).toEqual({ seqs: nv.NvMapName.SEQS, names: nv.NvMapName.NAMES, stats: nv.NvMapName.STATS, counters: nv.NvMapName.COUNTERS });
+
+    // Byte order: payloads network order, field by field.
+    const req = nv.encodeNvRequestPayload({ name: 'orders', count: 0x01020304 });
+    expect(req.subarray(0, 8).toString('hex')).toBe('0102030400000000');
+    expect(nv.decodeName(req.subarray(nv.NV_REQ.name))).toBe('orders');
+    const rep = { first: 0x0102030405060708n, count: 0x11121314, increment: 0x21222324, mark: 0x3132333435363738n, seqId: 0x41424344, status: 2 };
+    const rb = nv.encodeNvReplyPayload(rep);
+    expect(rb.toString('hex')).toBe('0102030405060708' + '11121314' + '21222324' + '3132333435363738' + '41424344' + '0002' + '0000' + '0000000000000000');
+    expect(nv.decodeNvReplyPayload(rb)).toEqual(rep);
+    // Map values: host order (little endian on this machine's CPUs).
+    const sv = { next: 0x0102030405060708n, mark: 0x1112131415161718n, increment: 3n, cache: 0x21222324, enabled: true };
+    const sb = nv.encodeNvSeq(sv);
+    expect(Buffer.from(sb.subarray(nv.NV_SEQ.cache, nv.NV_SEQ.cache + 8)).toString('hex')).toBe('2423222101000000');
+    expect(nv.decodeNvSeq(sb)).toEqual(sv);
   });
 });
 

@@ -6,6 +6,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createMetricsRegistry, type MetricsSource } from '../agent/metrics.ts';
+import { registerSequenceMetrics } from '../agent/sequence-metrics.ts';
+import { NV_COUNTER_NAMES } from '../bpf/nextval.ts';
 import { versionLine } from '../agent/version.ts';
 import { XSEQ_HIST_BUCKETS, zeroCounters } from '../bpf/maps.ts';
 import { tableUnder } from './helpers/markdown.ts';
@@ -24,6 +26,15 @@ function fullSource(): MetricsSource {
     repairCounters: () => ({ refused: { NOT_MEMBER: 1 } }),
     flushCounters: () => ({}),
     pairs: () => [{ id: 1, sequencerId: 1, role: 'active', serving: true }],
+    register: (r) =>
+      registerSequenceMetrics(
+        r,
+        {
+          status: () => [{ name: 'orders', id: 1, start: '1', increment: '1', cache: 1, origin: 'config', next: '6', lastValue: '5', mark: '100', durableMark: '100', calls: '5', values: '5', refused: '0' }],
+          counters: () => ({ raises: 1, raiseErrors: 0 }),
+        },
+        { counters: () => Object.fromEntries(NV_COUNTER_NAMES.map((n) => [n, 0n])) as Record<(typeof NV_COUNTER_NAMES)[number], bigint> },
+      ),
   };
 }
 

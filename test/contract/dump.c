@@ -76,6 +76,7 @@ int main(void)
 	ENUMV(XSEQ_MSG_VIEW_CHANGE_REQUEST); ENUMV(XSEQ_MSG_VIEW_CHANGE); ENUMV(XSEQ_MSG_START_VIEW);
 	ENUMV(XSEQ_MSG_STATE_REQUEST); ENUMV(XSEQ_MSG_STATE_REPLY); ENUMV(XSEQ_MSG_SYNC_PREPARE);
 	ENUMV(XSEQ_MSG_SYNC_REPLY); ENUMV(XSEQ_MSG_SYNC_COMMIT); ENUMV(XSEQ_MSG_ERROR);
+	ENUMV(XSEQ_MSG_NEXTVAL); ENUMV(XSEQ_MSG_NEXTVAL_REPLY);
 	ENUMV(XSEQ_MSG_TYPE_MAX);
 	printf("},\"ctr\":{");
 	first = 0;
@@ -144,6 +145,37 @@ int main(void)
 	       "\"sources\":\"%s\"",
 	       XSEQ_PROG_REPLICA, XSEQ_MAP_RX_CTL, XSEQ_MAP_RX_STATE, XSEQ_MAP_RX_COUNTERS, XSEQ_MAP_RX_GAPS,
 	       XSEQ_MAP_RX_SOURCES);
+	printf("},\"nv_req\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_nv_req));
+	first = 0;
+	FIELD(xseq_nv_req, count); FIELD(xseq_nv_req, flags); FIELD(xseq_nv_req, name);
+	printf("}},\"nv_reply\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_nv_reply));
+	first = 0;
+	FIELD(xseq_nv_reply, first); FIELD(xseq_nv_reply, count); FIELD(xseq_nv_reply, increment);
+	FIELD(xseq_nv_reply, mark); FIELD(xseq_nv_reply, seq_id); FIELD(xseq_nv_reply, status);
+	FIELD(xseq_nv_reply, reserved);
+	printf("}},\"nv_seq\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_nv_seq));
+	first = 0;
+	FIELD(xseq_nv_seq, next); FIELD(xseq_nv_seq, mark); FIELD(xseq_nv_seq, increment);
+	FIELD(xseq_nv_seq, cache); FIELD(xseq_nv_seq, flags);
+	printf("}},\"nv_name\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_nv_name));
+	first = 0;
+	FIELD(xseq_nv_name, name);
+	printf("}},\"nv_stats\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_nv_stats));
+	first = 0;
+	FIELD(xseq_nv_stats, calls); FIELD(xseq_nv_stats, values); FIELD(xseq_nv_stats, refused);
+	printf("}},\"nv_ctr\":{");
+	first = 0;
+	ENUMV(XSEQ_NV_CTR_RX); ENUMV(XSEQ_NV_CTR_REPLY_OK); ENUMV(XSEQ_NV_CTR_VALUES); ENUMV(XSEQ_NV_CTR_REFUSED);
+	ENUMV(XSEQ_NV_CTR_UNKNOWN); ENUMV(XSEQ_NV_CTR_DROP_LENGTH); ENUMV(XSEQ_NV_CTR_DROP_FLAGS);
+	ENUMV(XSEQ_NV_CTR_DROP_NAME); ENUMV(XSEQ_NV_CTR_DROP_COUNT); ENUMV(XSEQ_NV_CTR_MAX);
+	printf("},\"nv_status\":{");
+	first = 0;
+	ENUMV(XSEQ_NV_OK); ENUMV(XSEQ_NV_UNKNOWN); ENUMV(XSEQ_NV_REFUSED);
+	printf("},\"nv_const\":{");
+	first = 0;
+	ENUMV(XSEQ_NV_NAME_MAX); ENUMV(XSEQ_NV_MAX_SEQS); ENUMV(XSEQ_NV_MAX_COUNT); ENUMV(XSEQ_NV_F_ENABLED);
+	printf("},\"nv_names\":{\"seqs\":\"%s\",\"names\":\"%s\",\"stats\":\"%s\",\"counters\":\"%s\"",
+	       XSEQ_MAP_NV_SEQS, XSEQ_MAP_NV_NAMES, XSEQ_MAP_NV_STATS, XSEQ_MAP_NV_COUNTERS);
 	printf("},\"names\":{\"prog\":\"%s\",\"groups\":\"%s\",\"group_seq\":\"%s\",\"counters\":\"%s\","
 	       "\"events\":\"%s\",\"slots\":\"%s\",\"quorum_hist\":\"%s\",\"pin_root\":\"%s\","
 	       "\"released\":\"%s\",\"weights\":\"%s\"}",
