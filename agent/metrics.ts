@@ -108,6 +108,7 @@ const KERNEL: Record<CounterName, { family: KernelFamily; value?: string }> = {
     },
   },
   reply_headroom: { family: { name: 'xseq_replies_grown_in_front_total', help: 'REPLYs that took (part of) their growth from headroom: the ACK frame had too little tailroom.' } },
+  busy: { family: { name: 'xseq_busy_answers_total', help: 'Requests refused by backpressure that were answered with an ERROR BUSY (not stamped: the client re-sends them).' } },
 };
 
 /** Retransmitter counters: name, help, and the factor to base units. */

@@ -71,6 +71,7 @@ export const COUNTER_NAMES = [
   'drop_draining',
   'reply_grow_failed',
   'reply_headroom',
+  'busy',
 ] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
 export type Counters = Record<CounterName, bigint>;

@@ -237,6 +237,13 @@ struct xseq_slot {
  * (same group, session, seq) whose payload is struct xseq_repair_reply
  * followed by n_missing big-endian u64 seqs it no longer has. A bad
  * request gets an ERROR whose payload is struct xseq_error + text.
+ *
+ * The sequencer answers a REQUEST it refuses under backpressure the same
+ * way, from XDP: the REQUEST turned around into an ERROR (same group,
+ * client and request id) whose payload is struct xseq_error with code
+ * XSEQ_ERR_BUSY and no text. The request took no seq, so a client that
+ * re-sends it after BUSY gets exactly one REPLY for it. (No
+ * amplification: the answer is never larger than the request.)
  */
 #define XSEQ_REPAIR_MAX 128
 struct xseq_repair_req {
@@ -255,6 +262,9 @@ enum xseq_error_code {
 	XSEQ_ERR_UNKNOWN_GROUP = 3,
 	XSEQ_ERR_WRONG_SESSION = 4,  /* the session is not the group's current one */
 	XSEQ_ERR_RANGE_TOO_LARGE = 5,
+	XSEQ_ERR_BUSY = 6,           /* sequencer -> client: backpressure, the request's
+				      * window slot is busy and it was NOT stamped;
+				      * re-send it (same request id) after a pause */
 };
 struct xseq_error {
 	__be16 code;         /* enum xseq_error_code */
@@ -299,6 +309,9 @@ enum xseq_counter {
 					 * to the leader, whose re-ACK carries the result */
 	XSEQ_CTR_REPLY_HEADROOM,        /* REPLYs that grew (partly) in front: the
 					 * frame had too little tailroom */
+	XSEQ_CTR_BUSY,                  /* of drop_backpressure: turned into an ERROR
+					 * BUSY to the client (the rest were too short
+					 * to grow into one and only dropped) */
 	XSEQ_CTR_MAX
 };
 

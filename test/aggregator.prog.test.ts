@@ -6,6 +6,7 @@ import { COUNTER_NAMES, type Counters, type GroupConfig } from '../bpf/maps.ts';
 import type { TestRunResult } from '../bpf/libbpf/testrun.ts';
 import { Sequencer } from '../bpf/sequencer.ts';
 import { emptyHeader, encodeMessage, Flags, MsgType, readHeader, type XseqHeader } from '../bpf/wire.ts';
+import { encodeErrorPayload, ErrorCode } from '../bpf/repair.ts';
 import { buildFrame, parseFrame } from '../tools/frame.ts';
 import { describePrivileged } from './helpers/privileged.ts';
 
@@ -244,14 +245,28 @@ describePrivileged('the ACK path under BPF_PROG_TEST_RUN', () => {
         expect(new DataView(s().slots.lookup(idx)!.buffer).getBigUint64(8, true)).toBe(((n + 8n) & 0xffffffn) << 8n);
       });
 
-      it('window wrap, backpressure: a request whose slot is unacked is dropped without taking a seq', () => {
+      it('window wrap, backpressure: a request whose slot is unacked takes no seq and is answered ERROR BUSY, exact bytes', () => {
         for (let i = 1; i <= 8; i++) stamp(BigInt(100 + i));
-        expect(run(requestFrame(109n)).retval).toBe(XDP_DROP);
+        const busy = run(requestFrame(109n));
+        expect(busy.retval).toBe(XDP_TX);
+        const want = buildFrame({
+          srcMac: SEQ_MAC, dstMac: CLIENT.mac, srcIp: SEQ_IP, dstIp: CLIENT.ip, srcPort: 7400, dstPort: CLIENT.port, udpChecksum: false,
+          payload: encodeMessage(
+            { ...emptyHeader(), type: MsgType.ERROR, groupId: 1, sequencerId: 3, session: 41, clientId: 77n, requestId: 109n },
+            encodeErrorPayload(ErrorCode.BUSY, ''),
+          ),
+        });
+        expect(Buffer.from(busy.data).toString('hex')).toBe(want.toString('hex'));
+        // A request with a payload shorter than the error's grows into it.
+        const short = encodeMessage({ ...emptyHeader(), type: MsgType.REQUEST, groupId: 1, clientId: 77n, requestId: 110n }, Buffer.alloc(0));
+        const grown = run(buildFrame({ srcMac: CLIENT.mac, dstMac: SEQ_MAC, srcIp: CLIENT.ip, dstIp: SEQ_IP, srcPort: CLIENT.port, dstPort: 7400, payload: short }));
+        expect(grown.retval).toBe(XDP_TX);
+        expect(readHeader(parseFrame(grown.data).payload)).toMatchObject({ type: MsgType.ERROR, requestId: 110n, payloadLen: 4 });
         expect(s().lastSeq(1)).toBe(8n);
-        expect(delta()).toMatchObject({ sequenced: 8, drop_backpressure: 1 });
+        expect(delta()).toMatchObject({ sequenced: 8, drop_backpressure: 2, busy: 2 });
         // Every member acks seq 1: its slot frees and seq 9 lands there.
         for (const rid of [0, 1, 2]) run(ackFrame(rid, 1n));
-        expect(stamp(110n)).toBe(9n);
+        expect(stamp(111n)).toBe(9n);
         expect(s().slot(1, 9n)).toMatchObject({ seq: 9n, acked: 0, replied: false });
       });
     });
