@@ -44,6 +44,8 @@ export const Flags = {
   FINAL: 0x0008,
   /** REQUEST/SEQUENCED: a replica-group control op, not the application's (Hydra). */
   CONTROL: 0x0010,
+  /** Leader's ACK and its REPLY: a stale request id, not executed, no result. */
+  STALE: 0x0020,
 } as const;
 
 /** replica_id of the agent's own FLUSH_SOLICIT (XSEQ_REPLICA_AGENT). */

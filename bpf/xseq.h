@@ -56,6 +56,10 @@ enum xseq_msg_type {
 #define XSEQ_F_CONTROL 0x0010    /* REQUEST (kept on its SEQUENCED): a replica-group
 				  * control op (Hydra: add a sequencer), executed by
 				  * the replica library, not the application */
+#define XSEQ_F_STALE 0x0020      /* leader's ACK, and the REPLY made of it: the
+				  * request id is older than the client's latest
+				  * executed one, so it was not executed; no result
+				  * (the payload is empty). Completes the slot. */
 
 /*
  * The fixed header, right after the UDP header. 64 bytes, all fields
@@ -178,6 +182,8 @@ struct xseq_load_cfg {
 
 /* xseq_slot.state bits */
 #define XSEQ_SLOT_F_REPLIED 0x1 /* the REPLY for this seq has been sent */
+#define XSEQ_SLOT_F_STALE 0x2   /* the leader's stored answer is a stale mark
+				 * (XSEQ_F_STALE), not a result */
 
 /*
  * xseq_slot.acks, one 64-bit word changed only by compare-and-swap (and by

@@ -195,6 +195,9 @@ export class Client {
   receive(m: ClientInbound, fromSequencer?: number): void {
     const p = this.current;
     if (!p || m.clientId !== this.clientId || m.requestId !== p.requestId) return;
+    // A stale mark answers an older id than the client's latest executed
+    // one: never the answer to the request in flight (ids only grow).
+    if (m.stale) return;
     if (m.type === 'REPLY') return this.certified(p, m.result, m, fromSequencer);
     this.countAck(p, m);
   }

@@ -32,11 +32,13 @@ interface AckOpts {
   result?: string | Buffer;
   session?: number;
   from?: { addr: string; port: number };
+  /** The leader's stale mark (XSEQ_F_STALE; result empty). */
+  stale?: boolean;
 }
 function ackFrame(rid: number, seq: bigint, o: AckOpts = {}): Buffer {
   const h: Partial<XseqHeader> = { type: MsgType.ACK, groupId: 1, replicaId: rid, session: o.session ?? 41, view: o.view ?? 0, seq };
   const payload = o.result === undefined ? Buffer.alloc(0) : Buffer.from(o.result);
-  if (o.result !== undefined) h.flags = Flags.RESULT;
+  if (o.result !== undefined) h.flags = Flags.RESULT | (o.stale ? Flags.STALE : 0);
   const from = o.from ?? MEMBERS[rid] ?? MEMBERS[0]!;
   return buildFrame({
     srcMac: `02:00:00:00:00:1${rid % 10}`, dstMac: SEQ_MAC, srcIp: from.addr, dstIp: SEQ_IP, srcPort: from.port, dstPort: 7400,
@@ -126,6 +128,22 @@ describePrivileged('the ACK path under BPF_PROG_TEST_RUN', () => {
         expect(s().quorumHistogram().reduce((a, b) => a + b, 0n)).toBe(histBefore + 1n);
         expect(s().quorumNanosSum()).toBeGreaterThan(0n);
         expect(s().slot(1, n)).toMatchObject({ seq: n, acked: 0b111, view: 0, replied: true });
+      });
+
+      it("a leader's stale mark completes the slot: the REPLY says STALE and carries no result; a later real result clears the mark", () => {
+        const n = stamp(6n);
+        expect(run(ackFrame(0, n, { result: '', stale: true })).retval).toBe(XDP_DROP);
+        const reply = run(ackFrame(1, n));
+        expect(reply.retval).toBe(XDP_TX);
+        const h = readHeader(parseFrame(reply.data).payload);
+        expect(h).toMatchObject({ type: MsgType.REPLY, flags: Flags.STALE, requestId: 6n, payloadLen: 0 });
+        run(ackFrame(2, n));
+        expect(s().slot(1, n)).toMatchObject({ acked: 0b111, replied: true });
+        // A later request: the leader's real result goes out as a result.
+        const m = stamp(7n);
+        expect(run(ackFrame(0, m, { result: 'real' })).retval).toBe(XDP_DROP);
+        const r2 = run(ackFrame(1, m));
+        expect(readHeader(parseFrame(r2.data).payload)).toMatchObject({ flags: Flags.RESULT, payloadLen: 4 });
       });
 
       it('follower-first: the leader result stored before quorum goes into the reply a follower completes', () => {

@@ -62,6 +62,8 @@ interface Slot {
   replied: boolean;
   result: Uint8Array | null;
   resultView: number;
+  /** The leader's stored answer is a stale mark (XSEQ_SLOT_F_STALE). */
+  stale: boolean;
   resends: number;
 }
 
@@ -158,7 +160,7 @@ export class SimSequencer {
     const seq = ++this.lastSeq;
     const base: SequencedMsg = { type: 'SEQUENCED', session: this.session, seq, clientId: r.clientId, requestId: r.requestId, op: r.op, retransmit: false };
     const msg: SequencedMsg = this.p.hydra ? { ...base, sequencerId: this.id, clock: this.stampClock(), ...(r.control ? { control: true } : {}) } : base;
-    this.slots[seq % this.p.windowSlots] = { msg, clientNode, stampedAt: this.q.now, acks: 0, ackView: 0, replied: false, result: null, resultView: 0, resends: 0 };
+    this.slots[seq % this.p.windowSlots] = { msg, clientNode, stampedAt: this.q.now, acks: 0, ackView: 0, replied: false, result: null, resultView: 0, stale: false, resends: 0 };
     this.stats.stamped++;
     for (let i = 0; i < this.p.n; i++) this.routes.toReplica(i, msg);
   }
@@ -175,6 +177,7 @@ export class SimSequencer {
     if (a.replicaId === leader && a.result) {
       if (s.ackView > view) return;
       s.result = a.result;
+      s.stale = a.stale === true;
       s.resultView = view + 1;
     }
     if (view < s.ackView) return;
@@ -185,8 +188,9 @@ export class SimSequencer {
     s.replied = true;
     this.stats.replies++;
     const m = s.msg;
-    const result = s.resultView === view + 1 && s.result ? s.result : new Uint8Array(0);
-    const reply: ReplyMsg = { type: 'REPLY', session: m.session, seq: m.seq, leaderNum: view, replicaId: leader, clientId: m.clientId, requestId: m.requestId, result };
+    const stale = s.resultView === view + 1 && s.stale;
+    const result = s.resultView === view + 1 && s.result && !stale ? s.result : new Uint8Array(0);
+    const reply: ReplyMsg = { type: 'REPLY', session: m.session, seq: m.seq, leaderNum: view, replicaId: leader, clientId: m.clientId, requestId: m.requestId, result, ...(stale ? { stale } : {}) };
     this.routes.toClient(s.clientNode, this.p.hydra ? { ...reply, sequencerId: this.id } : reply);
   }
 
