@@ -4,7 +4,7 @@
 // choice is and why; the comments here say why a step is safe.
 import type { Application } from './app.ts';
 import { configWith, type ReplicaConfig } from './config.ts';
-import { Executor } from './executor.ts';
+import { Executor, STALE_MARK } from './executor.ts';
 import { Log, noopEntry, ORIGIN, positionOf, sameEntry, type LogPosition } from './log.ts';
 import { Hydra } from './hydra.ts';
 import { mergeStreamViewChanges, mergeViewChanges } from './merge.ts';
@@ -346,7 +346,7 @@ export class Replica {
   private appended(e: LogEntry, ack: boolean): void {
     if (this.amLeader()) {
       const o = this.exec.execute(e);
-      if (o.kind === 'executed' || o.kind === 'duplicate') {
+      if (o.kind !== 'noop') {
         this.results.set(e.slot, o.result);
         if (ack) this.sendAck(e, o.result);
       }
@@ -359,7 +359,7 @@ export class Replica {
     const src = e.src;
     if (src) {
       // Hydra: the ACK names the stream position, for the sequencer that stamped it.
-      return this.transport.sendAck({ type: 'ACK', session: src.session, seq: src.seq, leaderNum: this.view.leaderNum, replicaId: this.id, clientId: e.clientId, requestId: e.requestId, result, sequencerId: src.sid });
+      return this.transport.sendAck({ type: 'ACK', session: src.session, seq: src.seq, leaderNum: this.view.leaderNum, replicaId: this.id, clientId: e.clientId, requestId: e.requestId, result, sequencerId: src.sid, ...(result === STALE_MARK ? { stale: true } : {}) });
     }
     this.transport.sendAck({
       type: 'ACK',
@@ -370,6 +370,7 @@ export class Replica {
       clientId: e.clientId,
       requestId: e.requestId,
       result,
+      ...(result === STALE_MARK ? { stale: true } : {}),
     });
   }
 
@@ -793,7 +794,7 @@ export class Replica {
   private executeThrough(slot: number): void {
     for (let s = this.exec.executed + 1; s <= slot; s++) {
       const o = this.exec.execute(this.log.get(s)!);
-      if (o.kind === 'executed' || o.kind === 'duplicate') this.results.set(s, o.result);
+      if (o.kind !== 'noop') this.results.set(s, o.result);
     }
   }
 
@@ -846,6 +847,7 @@ export class Replica {
     this.executeThrough(this.committed);
     this.rebuffer(old);
     this.afterLogGrew();
+    this.ackInstalled();
     this.drain();
     this.checkGap();
     this.hydra?.resync(true, old.slice(old.firstSlot, old.lastSlot));
@@ -1012,9 +1014,29 @@ export class Replica {
       this.executeThrough(this.committed);
       this.leaderTimer.start(this.cfg.leaderTimeoutUs);
     }
+    this.ackInstalled();
     this.drain();
     this.checkGap();
     this.hydra?.resync(false, old.slice(old.firstSlot, old.lastSlot));
+  }
+
+  /**
+   * ACKs the log's tail after it was installed whole (START_VIEW, a view
+   * change's merge, a state transfer): those entries joined without
+   * passing appended(), and the sequencer's window holds each slot until
+   * every member acks it in the current view (backpressure; a higher view
+   * resets a slot's acks). The first messages after a cold start are such
+   * entries: they arrive before or during the view change into the
+   * agent's session and reach a follower inside the leader's START_VIEW.
+   * Bounded by maxBufferedMsgs entries: older slots, if any still wait,
+   * are re-sent by the agent and re-ACKed on arrival (reAck).
+   */
+  private ackInstalled(): void {
+    const last = this.log.lastSlot;
+    for (let s = Math.max(this.log.firstSlot, last - this.cfg.maxBufferedMsgs + 1); s <= last; s++) {
+      const e = this.log.get(s);
+      if (e && (e.src !== undefined || e.session === this.view.session)) this.reAckSlot(s);
+    }
   }
 
   // ---- installing a log from elsewhere -------------------------------------------
