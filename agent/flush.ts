@@ -16,7 +16,10 @@
 // program built (clock and seq still read in the kernel, in order), and
 // sends its UDP payload to the group from a socket bound to the sequencer's
 // address and port. Which path is used is decided by the attach mode and
-// logged at start, never switched on failure.
+// logged at start, never switched on failure. A kernel that refuses live
+// test runs (EPERM even to root on some hardened builds; probed once at
+// start, bpf/libbpf/live-frames.ts) gets the socket path in native mode
+// too, with a warning that says why.
 //
 // A drain (groups[].draining) also sends FINAL_FLUSH_REPEATS flushes at
 // start; the kernel marks them FINAL. A failed run is counted and logged,

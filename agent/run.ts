@@ -5,7 +5,7 @@
 // which keeps stamping (or, with --detach-on-exit, is removed too).
 import { createSocket, type Socket } from 'node:dgram';
 import pino from 'pino';
-import { type BpfProgram, ifindex, programById } from '../bpf/libbpf/index.ts';
+import { type BpfProgram, ifindex, liveFramesSupport, programById } from '../bpf/libbpf/index.ts';
 import { type Counters, PROG_SEQUENCER } from '../bpf/maps.ts';
 import type { AgentConfig } from './config.ts';
 import { type DataPath, openDataPath } from './datapath.ts';
@@ -164,8 +164,16 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
     if (cfg.flushIntervalMs > 0 || flushGroups.some((g) => g.draining)) {
       const address = interfaceAddress(cfg.interface);
       let transmit: FlushTransmit = { kind: 'xdp' };
-      // See agent/flush.ts: live frames leave only through a native driver.
-      if (dp.mode === 'generic') {
+      // See agent/flush.ts: live frames leave only through a native driver,
+      // and only where the kernel allows live test runs at all.
+      const live = dp.mode === 'generic' ? undefined : liveFramesSupport();
+      if (live && !live.ok) {
+        log.warn(
+          { event: 'flush', code: 'EFLUSH_LIVE_FRAMES', errno: live.errno },
+          `flushes: ${live.reason}; they are built by a plain test run of the attached program and sent from a socket instead`,
+        );
+      }
+      if (dp.mode === 'generic' || (live && !live.ok)) {
         flushSocket = await bindFlushSocket(address.addr, cfg.port);
         flushSocket.on('error', (e) => log.warn({ err: e.message }, 'flush socket error'));
         transmit = { kind: 'socket', socket: flushSocket };
@@ -177,7 +185,7 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
         { event: 'flush', intervalMs: cfg.flushIntervalMs, transmit: transmit.kind },
         transmit.kind === 'xdp'
           ? `flushes: live-frames test run of the attached program, sent by its XDP_TX (native mode)`
-          : `flushes: test run of the attached program, sent from ${address.addr}:${cfg.port} by a socket (generic mode has no XDP transmit for injected frames)`,
+          : `flushes: test run of the attached program, sent from ${address.addr}:${cfg.port} by a socket (${dp.mode === 'generic' ? 'generic mode has no XDP transmit for injected frames' : 'this kernel refuses live frames'})`,
       );
     }
     if (aggregating.length) {

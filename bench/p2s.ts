@@ -18,7 +18,9 @@
  * - Generator: bench/baseline/xdpgen.c runs xdp/reqgen.bpf.o under
  *   BPF_PROG_TEST_RUN in live-frames mode; every repetition writes a
  *   REQUEST and returns XDP_TX, a real transmit out of the client's veth,
- *   paced in the program, one syscall per step.
+ *   paced in the program, one syscall per step. A kernel that refuses
+ *   live test runs gets bench/baseline/pktgen.c instead (same frames and
+ *   pacing from an AF_PACKET socket, slower), and the rows say so.
  * - Counter: count.bpf.o, native XDP on the client's veth (bitmap of
  *   seqs, XDP_DROP), in that veth's NAPI thread on the client's CPU.
  * - Placement: threaded NAPI on both veths, pinned, so the sequencer's
@@ -43,7 +45,7 @@ import { Sequencer } from '../bpf/sequencer.ts';
 import { encodeMessage, emptyHeader, MsgType } from '../bpf/wire.ts';
 import type { BenchRow } from './row.ts';
 import { GROUP, SEQ_PORT } from './sequencers.ts';
-import { BENCH_DIR, bin, buildBenchTools, Counters, REPO_ROOT, runCpugap, runXdpgenAsync, type CountStats, type CpuGap, type XdpgenResult } from './tools.ts';
+import { BENCH_DIR, bin, buildBenchTools, Counters, generatorKind, REPO_ROOT, runCpugap, runXdpgenAsync, type CountStats, type CpuGap, type XdpgenResult } from './tools.ts';
 
 export type P2sLabel = 'xseq-native' | 'xseq-generic' | 'c-mmsg' | 'node-dgram';
 const ALL_LABELS: readonly P2sLabel[] = ['xseq-native', 'xseq-generic', 'c-mmsg', 'node-dgram'];
@@ -973,7 +975,7 @@ export async function runP2sDetailed(opts: P2sOptions = {}): Promise<P2sDetailed
     const bv = b?.rate ?? 0;
     return {
       id,
-      name: `sequencer capacity: highest zero-loss rate with the sequencer as the bottleneck (one veth, XDP live-frames generator, one CPU for the sequencer host), xseq (${bestX?.label ?? 'not run'}) vs ${baseName}`,
+      name: `sequencer capacity: highest zero-loss rate with the sequencer as the bottleneck (one veth, ${generatorKind() === 'xdp-live' ? 'XDP live-frames generator' : 'AF_PACKET generator: this kernel refuses live test runs'}, one CPU for the sequencer host), xseq (${bestX?.label ?? 'not run'}) vs ${baseName}`,
       unit: 'pps',
       xseq: x,
       baseline: bv,

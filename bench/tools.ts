@@ -5,6 +5,7 @@
 import { execFile, spawnSync } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { liveFramesSupport } from '../bpf/libbpf/index.ts';
 import type { Topology, XdpMode } from '../netns/topology.ts';
 
 export const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
@@ -17,6 +18,7 @@ export const bin = {
   countObj: join(BUILD_DIR, 'count.bpf.o'),
   passObj: join(BUILD_DIR, 'pass.bpf.o'),
   xdpgen: join(BUILD_DIR, 'xdpgen'),
+  pktgen: join(BUILD_DIR, 'pktgen'),
   cpugap: join(BUILD_DIR, 'cpugap'),
   reqgenObj: join(BUILD_DIR, 'reqgen.bpf.o'),
 } as const;
@@ -52,6 +54,18 @@ export interface LoadgenResult {
   behindBatches: number;
   targetRate: number;
   achievedRate: number;
+}
+
+/**
+ * 'xdp-live': xdpgen, reqgen.bpf.o in a live test run (kernel speed).
+ * 'af-packet': pktgen, the same frames from an AF_PACKET socket, for a
+ * kernel that refuses live test runs (bpf/libbpf/live-frames.ts); slower,
+ * so rows name it.
+ */
+export type GeneratorKind = 'xdp-live' | 'af-packet';
+
+export function generatorKind(): GeneratorKind {
+  return liveFramesSupport().ok ? 'xdp-live' : 'af-packet';
 }
 
 /** Runs loadgen to completion inside `role`'s namespace. */
@@ -106,6 +120,8 @@ export interface XdpgenResult {
   interrupted: boolean;
   targetRate: number;
   achievedRate: number;
+  /** Which generator ran (see generatorKind). */
+  generator: GeneratorKind;
 }
 
 function xdpgenArgv(ns: string, o: XdpgenOptions): string[] {
@@ -123,7 +139,7 @@ function xdpgenArgv(ns: string, o: XdpgenOptions): string[] {
     'netns', 'exec', ns,
     ...(o.fifo === undefined ? [] : ['chrt', '-f', String(o.fifo)]),
     ...(o.nice === undefined ? [] : ['nice', '-n', String(o.nice)]),
-    bin.xdpgen,
+    generatorKind() === 'xdp-live' ? bin.xdpgen : bin.pktgen,
     ...args,
   ];
 }
@@ -133,7 +149,12 @@ function xdpgenArgv(ns: string, o: XdpgenOptions): string[] {
 export function runXdpgen(ns: string, o: XdpgenOptions): XdpgenResult {
   const r = spawnSync('ip', xdpgenArgv(ns, o), { encoding: 'utf8', timeout: (o.maxMs ?? 10_000) + 10_000 });
   if (r.status !== 0) throw new Error(`xdpgen in ${ns}: ${r.error?.message ?? r.stderr.trim()}`);
-  return JSON.parse(r.stdout) as XdpgenResult;
+  return parseGen(r.stdout);
+}
+
+function parseGen(stdout: string): XdpgenResult {
+  const r = JSON.parse(stdout) as Omit<XdpgenResult, 'generator'> & { generator?: GeneratorKind };
+  return { ...r, generator: r.generator ?? 'xdp-live' };
 }
 
 /** runXdpgen without blocking the event loop for the step: a signal
@@ -143,7 +164,7 @@ export function runXdpgenAsync(ns: string, o: XdpgenOptions): Promise<XdpgenResu
     execFile('ip', xdpgenArgv(ns, o), { encoding: 'utf8', timeout: (o.maxMs ?? 10_000) + 10_000 }, (err, stdout, stderr) => {
       if (err) return reject(new Error(`xdpgen in ${ns}: ${stderr.trim() || err.message}`));
       try {
-        resolve(JSON.parse(stdout) as XdpgenResult);
+        resolve(parseGen(stdout));
       } catch (e) {
         reject(e as Error);
       }

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   attachXdpLegacy,
   BPF_F_TEST_XDP_LIVE_FRAMES,
+  liveFramesSupport,
   BpfError,
   type BpfErrorCode,
   BpfMap,
@@ -708,6 +709,20 @@ describePrivileged('libbpf binding (real kernel)', () => {
     cleanups.push(() => sink.close());
     try {
       const frames = 1000;
+      const support = withNetns(nsA, () => liveFramesSupport());
+      if (!support.ok) {
+        // A kernel that refuses live test runs (EPERM even to root on some
+        // hardened builds): the probe must say so before anyone relies on
+        // it, and the run itself must fail with the same errno, typed.
+        expect(support.reason).toMatch(/live frames/);
+        const err = expectBpfError(
+          () => withNetns(nsA, () => gen.testRun({ data: frame(0x02), repeat: frames, flags: BPF_F_TEST_XDP_LIVE_FRAMES, ctx: { ingressIfindex: ifindex(vA) } })),
+          'EBPF_PERMISSION',
+        );
+        expect(err.errno).toBe(support.errno);
+        expect(sinkObj.map('byte_count').lookup(u32(0x02))).toBeFalsy();
+        return;
+      }
       const r = withNetns(nsA, () =>
         gen.testRun({
           data: frame(0x02),

@@ -102,6 +102,7 @@ export interface Libbpf {
   bpf_link_detach(linkFd: number): number;
 
   bpf_prog_test_run_opts(progFd: number, opts: TestRunOpts): number;
+  bpf_prog_load(progType: number, name: string, license: string, insns: Bytes, insnCnt: number, opts: null): number;
 
   bpf_xdp_attach(ifindex: number, progFd: number, flags: number, opts: null): number;
   bpf_xdp_detach(ifindex: number, flags: number, opts: null): number;
@@ -286,6 +287,9 @@ function declare(): Ffi {
     bpf_link_detach: f('int bpf_link_detach(int link_fd)'),
 
     bpf_prog_test_run_opts: f('int bpf_prog_test_run_opts(int prog_fd, _Inout_ bpf_test_run_opts *opts)'),
+    bpf_prog_load: f(
+      'int bpf_prog_load(int prog_type, const char *prog_name, const char *license, const void *insns, size_t insn_cnt, void *opts)',
+    ),
 
     bpf_xdp_attach: f('int bpf_xdp_attach(int ifindex, int prog_fd, uint32_t flags, void *opts)'),
     bpf_xdp_detach: f('int bpf_xdp_detach(int ifindex, uint32_t flags, void *opts)'),

@@ -4,6 +4,7 @@
 //   object.ts   BpfObjectSpec (before load) / BpfObject (loaded)
 //   map.ts, program.ts, link.ts, ringbuf.ts, testrun.ts, pin.ts
 //   progid.ts   a program by kernel id (an adopted link's program)
+//   live-frames.ts  whether the kernel runs BPF_F_TEST_XDP_LIVE_FRAMES
 //   host.ts     possible CPUs, interface indexes
 //   proginfo.ts a program by kernel id: name, tag, maps
 //   netns.ts    withNetns: run code inside a network namespace
@@ -27,6 +28,7 @@ export {
 } from './link.ts';
 export { RingBuffer } from './ringbuf.ts';
 export { BPF_F_TEST_XDP_LIVE_FRAMES, type TestRunOptions, type TestRunResult } from './testrun.ts';
+export { liveFramesSupport, type LiveFramesSupport } from './live-frames.ts';
 export { possibleCpus, ifindex } from './host.ts';
 export { withNetns } from './netns.ts';
 export { progInfo, mapIdOfFd, type ProgInfo } from './proginfo.ts';
