@@ -402,10 +402,27 @@ export class Replica {
     if (this.status !== 'normal') return;
     const last = this.log.last;
     if (last.session !== m.session) return;
-    const e = this.log.get(last.slot - (last.seq - m.seq));
+    const slot = last.slot - (last.seq - m.seq);
+    if (slot < this.log.firstSlot) return this.reAckTruncated(m, slot);
+    const e = this.log.get(slot);
     if (!e || e.noop || e.clientId !== m.clientId || e.requestId !== m.requestId) return;
     if (!this.amLeader()) return this.sendAck(e, null);
     const r = this.results.get(e.slot);
+    if (r) this.sendAck(e, r);
+  }
+
+  /**
+   * A copy of a seq committed and truncated here (below the checkpoint):
+   * its window slot may still wait for this replica's ACK in the current
+   * view (a view change resets a slot's acks), and nobody else can give
+   * it. The leader answers from the client table (the cached result, or a
+   * stale mark; nothing for a request never executed), a follower ACKs it
+   * as committed.
+   */
+  private reAckTruncated(m: SequencedMsg, slot: number): void {
+    const e: LogEntry = { slot, session: m.session, seq: m.seq, noop: false, clientId: m.clientId, requestId: m.requestId, op: m.op };
+    if (!this.amLeader()) return this.sendAck(e, null);
+    const r = this.exec.answerFor(m.clientId, m.requestId);
     if (r) this.sendAck(e, r);
   }
 
