@@ -33,12 +33,7 @@ describePrivileged('the default policy from a cold start', () => {
       await c.startReplicas();
       const load = c.spawnCli('cli', ['load', '--ops', String(OPS), '--clients', String(clients), '--keys', '32', '--tag', `cold${clients}`]);
       const sum = JSON.parse(await load.waitForLine(/"tag"/, 30_000 + OPS * 20)) as LoadSummary;
-      const agentProc = c.agents[0]!;
       const stopped = (await c.stopAgent('SIGTERM')) as AgentStopped | null;
-      if (process.env['XSEQ_DEBUG']) {
-        console.log(agentProc.output().stdout.split('\n').filter((l) => l.includes('give_up')).join('\n'));
-        for (const r of c.replicas) console.log(r!.output().stdout.split('\n').filter((l) => !l.includes('"stats"')).slice(0, 12).join('\n'));
-      }
       const k = stopped?.counters ?? {};
       const report = {
         clients,
