@@ -8,7 +8,7 @@
 #   bash scripts/netns-hog.sh [ROUNDS] [test/x.netns.test.ts ...]
 #
 # The hog is pinned to the last CPU (taskset) and killed on exit, also on
-# Ctrl-C. Logs of failed runs stay in the printed directory.
+# Ctrl-C. Every run's log stays in the printed directory.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,7 +34,6 @@ for round in $(seq 1 "$rounds"); do
     start=$(date +%s)
     if CI=true npx vitest run "$f" >"$log" 2>&1; then
       result=pass
-      rm -f "$log"
     else
       result=FAIL
       failed+=("round $round: $f ($log)")
@@ -49,4 +48,3 @@ if [ ${#failed[@]} -gt 0 ]; then
   exit 1
 fi
 echo "[netns-hog] no failures: ${#files[@]} files x $rounds rounds beside a CPU hog"
-rmdir "$logs" 2>/dev/null || true
