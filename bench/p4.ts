@@ -9,12 +9,13 @@
 //          counts deliveries), 8 sequencers against 1.
 // Messages per second (wall clock, one thread), median of interleaved rounds.
 // Nothing here needs root or a network.
-import { Hydra, type MergeHost } from '../replica/hydra.ts';
+import { Hydra } from '../replica/hydra.ts';
+import type { EngineHost } from '../replica/intake.ts';
 import { configWith } from '../replica/config.ts';
 import { Log, ORIGIN } from '../replica/log.ts';
 import type { Checkpoint, FlushMsg, SequencedMsg } from '../replica/messages.ts';
 import { Replica } from '../replica/replica.ts';
-import type { ReplicaTransport, Scheduler } from '../replica/transport.ts';
+import { Timer, type ReplicaTransport, type Scheduler } from '../replica/transport.ts';
 import type { BenchRow } from './row.ts';
 
 export interface P4Options {
@@ -71,7 +72,7 @@ function runMerge(k: number, msgs: readonly (SequencedMsg | FlushMsg)[], count: 
   let delivered = 0;
   const log = new Log(ORIGIN);
   const cp: Checkpoint = { slot: 0, session: 0, seq: 0, app: RESULT, clients: [] };
-  const host: MergeHost = {
+  const host: EngineHost = {
     id: 0,
     f: 0,
     n: 1,
@@ -79,15 +80,21 @@ function runMerge(k: number, msgs: readonly (SequencedMsg | FlushMsg)[], count: 
     log,
     committed: 0,
     checkpoint: cp,
+    transport: quietTransport,
     normal: () => true,
     amLeader: () => true,
-    deliver: () => void delivered++,
+    nextSeq: () => 1,
+    append: () => void delivered++,
     reAck() {},
+    reAckTruncated() {},
     admit: () => true,
     heardFromLeader() {},
     toLeader() {},
+    startViewChange() {},
+    currentState: () => ({ checkpoint: cp, entries: [], committed: 0 }),
+    timer: (fire) => new Timer(idleScheduler, fire),
   };
-  const h = new Hydra(host, [...Array(k).keys()], configWith({}), quietTransport, idleScheduler);
+  const h = new Hydra(host, [...Array(k).keys()], configWith({}), idleScheduler);
   const t0 = performance.now();
   for (const m of msgs) {
     if (m.type === 'FLUSH') h.onFlush(m);

@@ -360,14 +360,19 @@ struct xseq_rx_key {
 	__u16 pad;           /* zero: part of the hash key */
 };
 
-/* Value of xseq_rx_ctl: what the replica has. Written only by user space,
- * always as a whole value; the program reads session before delivered. A
- * preallocated HASH element can be recycled by a later update while the
- * program reads it, and then the later fields are the newer ones: an older
- * session with a newer delivered (a new session starts low: it drops
- * less), never a newer session with an older delivered. Every stream of a
- * group gets the same values, so a recycled element never carries another
- * stream's position. Host order. */
+/* Value of xseq_rx_ctl: what the replica has, per (group, sequencer)
+ * stream. Written only by user space, always as a whole value; the program
+ * reads session before delivered. A preallocated HASH element can be
+ * recycled by a later update while the program reads it, and then the
+ * later fields are the newer ones: an older session with a newer delivered
+ * (a new session starts low: it drops less), never a newer session with an
+ * older delivered. With one sequencer every stream of a group gets the same
+ * values, so a recycled element never carries another stream's position.
+ * With several, each stream has its own; the element the program holds
+ * can then (for the length of one packet, when two updates land within it)
+ * carry another stream's position, and the packet may pass or be dropped
+ * wrongly. A wrong drop is a loss like any other: the replica's drop
+ * recovery gets the seq again (repair, or its leader). Host order. */
 struct xseq_rx_ctl {
 	__u32 session;           /* the replica's current session */
 	__u32 pad;

@@ -21,9 +21,12 @@
 // A follower told of a no-op for something it already merged re-merges its
 // unexecuted suffix (followers execute only the committed prefix).
 import type { ReplicaConfig } from './config.ts';
+import { decodeControlOp } from './control-op.ts';
+import type { EngineHost, Intake, StreamDelivered } from './intake.ts';
 import type { Log } from './log.ts';
+import { mergeStreamViewChanges } from './merge.ts';
 import type {
-  Checkpoint,
+  DropNotificationMsg,
   FlushMsg,
   GapCommitMsg,
   GapCommitReplyMsg,
@@ -31,61 +34,23 @@ import type {
   GapFindMsg,
   GapRecvMsg,
   LogEntry,
+  LogState,
   PeerMsg,
   RepairErrorMsg,
   RepairReplyMsg,
   SequencedMsg,
   StreamKey,
   StreamPos,
+  ViewChangeMsg,
 } from './messages.ts';
-import { Timer, type ReplicaTransport, type Scheduler } from './transport.ts';
-import type { ViewId } from './view.ts';
+import { cursorsAt, keyAfter, membersOf, streamEntry } from './stream-positions.ts';
+import { Stream, type Item } from './stream.ts';
+import type { Scheduler } from './transport.ts';
 
-const REPAIR_MAX = 128;
+export { decodeControlOp, encodeControlOp, type ControlOp } from './control-op.ts';
+export { Stream } from './stream.ts';
 
-/**
- * Group control ops (REQUEST with XSEQ_F_CONTROL, payload below; the
- * application never sees them). "add s": delivered at merge key k, every
- * replica adds sequencer s with floor clock k.clock + 1, so everything s
- * stamps sorts after the op; until then s's messages wait (bounded).
- */
-export type ControlOp = { readonly kind: 'add'; readonly sid: number };
-const CONTROL_MAGIC = 0x48; // 'H'
-
-export function encodeControlOp(op: ControlOp): Uint8Array {
-  return new Uint8Array([CONTROL_MAGIC, 1, op.sid >> 8, op.sid & 0xff]);
-}
-
-export function decodeControlOp(b: Uint8Array): ControlOp | null {
-  if (b.length !== 4 || b[0] !== CONTROL_MAGIC || b[1] !== 1) return null;
-  return { kind: 'add', sid: (b[2]! << 8) | b[3]! };
-}
-
-/** The sequencer an entry adds, if it is an "add" control op. */
-function addedBy(e: LogEntry): number | null {
-  return e.control && !e.noop ? (decodeControlOp(e.op)?.sid ?? null) : null;
-}
-
-/** What the merge layer needs from the replica it feeds. */
-export interface MergeHost {
-  readonly id: number;
-  readonly f: number;
-  readonly n: number;
-  readonly view: ViewId;
-  readonly log: Log;
-  readonly committed: number;
-  readonly checkpoint: Checkpoint;
-  normal(): boolean;
-  amLeader(): boolean;
-  /** Appends the merged entry at the log's end (and executes/ACKs as the core does). */
-  deliver(src: StreamPos, m: SequencedMsg | null): void;
-  /** The ACK of an entry already logged, again (a retransmitted copy arrived). */
-  reAck(slot: number): void;
-  /** Same-view check of a peer message (and view change on a newer one). */
-  admit(m: { readonly view: ViewId; readonly from: number }): boolean;
-  heardFromLeader(): void;
-  toLeader(m: PeerMsg): void;
-}
+const NO_OP = new Uint8Array(0);
 
 export interface HydraStats {
   delivered: number;
@@ -97,108 +62,7 @@ export interface HydraStats {
   wrongSession: number;
 }
 
-interface Item {
-  readonly seq: number;
-  readonly msg: SequencedMsg | null;
-  readonly raw: number;
-  readonly clock: number;
-}
-
-interface Gap {
-  readonly seq: number;
-  stage: 'repair' | 'peer';
-  tries: number;
-}
-
-export class Stream {
-  /** The sequencer's session; -1 until the first message or cursor says. */
-  session = -1;
-  /** Next seq to resolve: P(s) + 1. */
-  next = 1;
-  /** eff(s, P). */
-  eff: number;
-  /** Resolved, not yet merged, in seq order (queue[head..]). */
-  queue: Item[] = [];
-  head = 0;
-  /** Received and not yet merged (resolved or not). */
-  readonly buf = new Map<number, SequencedMsg>();
-  /**
-   * Decided no-ops not yet merged, with the clock the leader gave each: its
-   * frontier of s when it decided. A lost request's clock is unknown, but a
-   * replica may already have merged past eff(q-1) on a flush's word, so the
-   * no-op sorts where the deciding leader's frontier stood (design deviation:
-   * "a no-op has no clock" would let it sort below merged entries).
-   */
-  readonly noops = new Map<number, number>();
-  /** Leader: a no-op of ours waiting for f followers, not resolved before. */
-  pendingNoop: { readonly seq: number; readonly clock: number; readonly acks: Set<number> } | null = null;
-  /** Lowest clock of a known, unresolved no-op (it caps the frontier). */
-  noopCap = Infinity;
-  /** Best flush clock with q <= P, and its q. */
-  flushClock = -Infinity;
-  flushQ = 0;
-  /** Flushes with q beyond P. */
-  pendingFlushes: { q: number; clock: number }[] = [];
-  /** Highest seq known to exist (a later message, a flush, a peer's gap). */
-  known = 0;
-  /** FINAL flush: the sequencer stopped for good after this seq. */
-  final: number | null = null;
-  readonly agentMissing = new Set<number>();
-  gap: Gap | null = null;
-  waitingFor = 0;
-  reorderTimer: Timer | null = null;
-  gapTimer: Timer | null = null;
-  commitTimer: Timer | null = null;
-  solicitTimer: Timer | null = null;
-  /** Log slots of merged seqs mergedBase, mergedBase+1, ... (pruned as the log is truncated). */
-  merged: number[] = [];
-  mergedHead = 0;
-  mergedBase = 1;
-
-  slotOf(seq: number): number | undefined {
-    const i = seq - this.mergedBase;
-    return i >= this.mergedHead && i < this.merged.length ? this.merged[i] : undefined;
-  }
-
-  /** Forgets positions at or below the log's start (a checkpoint covers them). */
-  prune(firstSlot: number): void {
-    while (this.mergedHead < this.merged.length && this.merged[this.mergedHead]! < firstSlot) this.mergedHead++;
-    if (this.mergedHead > 1024 && this.mergedHead * 2 > this.merged.length) {
-      this.merged = this.merged.slice(this.mergedHead);
-      this.mergedBase += this.mergedHead;
-      this.mergedHead = 0;
-    }
-  }
-
-  constructor(
-    readonly sid: number,
-    /** Effective clocks never go below this (a sequencer added at merge key k has floor k.clock). */
-    readonly floor: number,
-  ) {
-    this.eff = floor;
-  }
-
-  /** F(s): no later message of s has an effective clock below it. */
-  frontier(): number {
-    if (this.final !== null && this.next > this.final) return Infinity;
-    const f = this.eff > this.flushClock ? this.eff : this.flushClock;
-    // A decided no-op ahead sorts at max(its clock, eff): nothing may pass that.
-    if (f > this.noopCap) return this.eff > this.noopCap ? this.eff : this.noopCap;
-    return f;
-  }
-
-  recap(): void {
-    let c = this.pendingNoop ? this.pendingNoop.clock : Infinity;
-    for (const v of this.noops.values()) if (v < c) c = v;
-    this.noopCap = c;
-  }
-
-  get waiting(): number {
-    return this.queue.length - this.head;
-  }
-}
-
-export class Hydra {
+export class Hydra implements Intake {
   readonly streams: Stream[] = [];
   private readonly byId = new Map<number, Stream>();
   readonly stats: HydraStats = { delivered: 0, noops: 0, solicits: 0, flushes: 0, remerges: 0, unknownSequencer: 0, wrongSession: 0 };
@@ -234,10 +98,9 @@ export class Hydra {
   private readonly initial: ReadonlySet<number>;
 
   constructor(
-    private readonly host: MergeHost,
+    private readonly host: EngineHost,
     sequencerIds: readonly number[],
     private readonly cfg: ReplicaConfig,
-    private readonly transport: ReplicaTransport,
     private readonly scheduler: Scheduler,
   ) {
     this.initial = new Set(sequencerIds);
@@ -281,7 +144,9 @@ export class Hydra {
   }
 
   private dropStream(s: Stream): void {
-    for (const t of [s.reorderTimer, s.gapTimer, s.commitTimer, s.solicitTimer]) t!.stop();
+    s.ladder.halt();
+    s.quorum.abandon();
+    s.solicitTimer.stop();
     this.streams.splice(this.streams.indexOf(s), 1);
     this.byId.delete(s.sid);
     for (let i = s.head; i < s.queue.length; i++) {
@@ -292,12 +157,16 @@ export class Hydra {
   }
 
   private addStream(sid: number, floor: number): Stream {
-    const s = new Stream(sid, floor);
-    const sch = this.scheduler;
-    s.reorderTimer = new Timer(sch, () => this.onReorderTimeout(s));
-    s.gapTimer = new Timer(sch, () => this.onGapTimeout(s));
-    s.commitTimer = new Timer(sch, () => this.sendGapCommits(s));
-    s.solicitTimer = new Timer(sch, () => this.onSolicitTimer(s));
+    const s = new Stream(sid, floor, this.host, this.cfg, {
+      decideNoop: (seq) => this.startGapCommit(s, seq),
+      decided: (p) => {
+        s.noops.set(p.seq, p.clock);
+        this.advance(s);
+        this.pump();
+        s.ladder.check();
+      },
+      solicit: () => this.onSolicitTimer(s),
+    });
     this.streams.push(s);
     this.streams.sort((a, b) => a.sid - b.sid);
     this.byId.set(sid, s);
@@ -332,10 +201,10 @@ export class Hydra {
       s.eff = clock;
       s.next = m.seq + 1;
       if (m.seq > s.known) s.known = m.seq;
-      if (s.pendingFlushes.length || s.gap || s.agentMissing.size) this.advance(s);
+      if (s.pendingFlushes.length || s.ladder.gap || s.ladder.agentMissing.size) this.advance(s);
       this.pump();
-      if (s.known >= s.next) this.checkGap(s);
-      else if (s.reorderTimer!.active) s.reorderTimer!.stop();
+      if (s.known >= s.next) s.ladder.check();
+      else s.ladder.caughtUp();
       return;
     }
     if (s.noops.has(m.seq) || s.pendingNoop?.seq === m.seq) return;
@@ -398,7 +267,7 @@ export class Hydra {
       s.queue.push(item);
       s.eff = item.clock;
       s.next = q + 1;
-      s.agentMissing.delete(q);
+      s.ladder.resolved(q);
     }
     if (s.pendingFlushes.length) {
       const keep: { q: number; clock: number }[] = [];
@@ -412,10 +281,7 @@ export class Hydra {
       }
       s.pendingFlushes = keep;
     }
-    if (s.gap && s.gap.seq < s.next) {
-      s.gap = null;
-      s.gapTimer!.stop();
-    }
+    s.ladder.passed(s.next);
     s.recap();
   }
 
@@ -473,6 +339,17 @@ export class Hydra {
     }
   }
 
+  /** The next merged entry, at the log's end (virtual seq = slot within the view's session). */
+  private deliver(src: StreamPos, m: SequencedMsg | null): void {
+    const h = this.host;
+    const slot = h.log.lastSlot + 1;
+    const session = h.view.session;
+    const e: LogEntry = m
+      ? { slot, session, seq: slot, noop: false, clientId: m.clientId, requestId: m.requestId, op: m.op, src, ...(m.control ? { control: true } : {}) }
+      : { slot, session, seq: slot, noop: true, clientId: 0n, requestId: 0n, op: NO_OP, src };
+    h.append(e, true);
+  }
+
   private merge(s: Stream, it: Item): void {
     if (!it.msg) {
       s.noops.delete(it.seq);
@@ -480,7 +357,7 @@ export class Hydra {
     } else if (s.buf.size) s.buf.delete(it.seq);
     this.stats.delivered++;
     if (!it.msg) this.stats.noops++;
-    this.host.deliver({ sid: s.sid, session: s.session, seq: it.seq, clock: it.clock, raw: it.raw }, it.msg);
+    this.deliver({ sid: s.sid, session: s.session, seq: it.seq, clock: it.clock, raw: it.raw }, it.msg);
     this.lastClock = it.clock;
     if (this.held.size) this.held.delete(`${s.sid}:${it.seq}`);
     if (s.merged.length - s.mergedHead === 0) {
@@ -506,112 +383,47 @@ export class Hydra {
       this.blockedOn = s.sid;
       this.blockedSince = this.scheduler.now();
     }
-    if (!s.solicitTimer!.active) s.solicitTimer!.start(this.cfg.flushSolicitUs);
+    if (!s.solicitTimer.active) s.solicitTimer.start(this.cfg.flushSolicitUs);
   }
 
   /** Still blocked by s after the delay: ask it for a FLUSH, and again every delay while it lasts. */
   private onSolicitTimer(s: Stream): void {
     if (this.blockedOn !== s.sid || !this.host.normal()) return;
     this.stats.solicits++;
-    this.transport.sendFlushSolicit?.({ type: 'FLUSH_SOLICIT', sequencerId: s.sid, replicaId: this.host.id, session: Math.max(0, s.session) });
-    s.solicitTimer!.start(this.cfg.flushSolicitUs);
+    this.host.transport.sendFlushSolicit?.({ type: 'FLUSH_SOLICIT', sequencerId: s.sid, replicaId: this.host.id, session: Math.max(0, s.session) });
+    s.solicitTimer.start(this.cfg.flushSolicitUs);
   }
 
-  // ---- drop recovery: reorder wait -> the sequencer's agent -> the leader --------
+  // ---- drop recovery: the ladder's inputs (drop-recovery.ts) ------------------------
 
   private checkGap(s: Stream): void {
-    if (!this.host.normal() || s.pendingNoop) return;
-    if (s.known < s.next && s.buf.size === 0) {
-      s.reorderTimer!.stop();
-      return;
-    }
-    const next = s.next;
-    if (s.known < next) return;
-    if (s.gap?.seq === next) return;
-    if (s.agentMissing.has(next)) return this.escalate(s, next);
-    if (s.buf.size >= this.cfg.reorderWindowMsgs) return this.startRepair(s, next);
-    if (s.waitingFor !== next || !s.reorderTimer!.active) {
-      s.waitingFor = next;
-      s.reorderTimer!.start(this.cfg.reorderWaitUs);
-    }
-  }
-
-  private onReorderTimeout(s: Stream): void {
-    if (!this.host.normal() || s.pendingNoop || s.known < s.next) return;
-    if (s.next === s.waitingFor && s.gap?.seq !== s.next) this.startRepair(s, s.next);
-    else this.checkGap(s);
-  }
-
-  private startRepair(s: Stream, seq: number): void {
-    s.reorderTimer!.stop();
-    s.gap = { seq, stage: 'repair', tries: 1 };
-    this.sendRepair(s, seq);
-    s.gapTimer!.start(this.cfg.repairTimeoutUs);
-  }
-
-  private sendRepair(s: Stream, seq: number): void {
-    let firstHeld = s.known + 1;
-    for (const q of s.buf.keys()) if (q > seq && q < firstHeld) firstHeld = q;
-    const count = Math.max(1, Math.min(REPAIR_MAX, firstHeld - seq));
-    this.transport.sendRepairRequest({ type: 'REPAIR_REQUEST', sequencerId: s.sid, session: Math.max(0, s.session), replicaId: this.host.id, first: seq, count });
-  }
-
-  private onGapTimeout(s: Stream): void {
-    const g = s.gap;
-    if (!g || !this.host.normal() || g.seq !== s.next) {
-      s.gap = null;
-      return this.checkGap(s);
-    }
-    if (g.stage === 'repair') {
-      if (g.tries >= this.cfg.repairTries) return this.escalate(s, g.seq);
-      g.tries++;
-      this.sendRepair(s, g.seq);
-      s.gapTimer!.start(this.cfg.repairTimeoutUs);
-    } else {
-      this.sendGapFind(s, g.seq);
-      s.gapTimer!.start(this.cfg.gapFindRetryUs);
-    }
+    s.ladder.check();
   }
 
   onRepairReply(m: RepairReplyMsg): void {
     const s = this.byId.get(m.sequencerId ?? 0);
     if (!s || !this.host.normal() || m.session !== s.session) return;
-    for (const q of m.missing) if (q >= s.next) s.agentMissing.add(q);
-    if (s.gap?.stage === 'repair' && s.agentMissing.has(s.gap.seq)) this.escalate(s, s.gap.seq);
-    else this.checkGap(s);
+    s.ladder.onRepairReply(m.missing);
   }
 
   onRepairError(m: RepairErrorMsg): void {
     const s = this.byId.get(m.sequencerId ?? 0);
     if (!s || !this.host.normal() || m.session !== s.session) return;
-    if (s.gap?.stage === 'repair' && m.first <= s.gap.seq) this.escalate(s, s.gap.seq);
+    s.ladder.onRepairError(m.first);
   }
 
-  private escalate(s: Stream, seq: number): void {
-    if (seq !== s.next) {
-      s.gap = null;
-      return this.checkGap(s);
-    }
-    s.reorderTimer!.stop();
-    if (this.host.amLeader()) {
-      s.gap = null;
-      s.gapTimer!.stop();
-      return this.startGapCommit(s, seq);
-    }
-    s.gap = { seq, stage: 'peer', tries: 0 };
-    this.sendGapFind(s, seq);
-    s.gapTimer!.start(this.cfg.gapFindRetryUs);
-  }
-
-  private streamKey(s: Stream, seq: number): StreamKey {
-    return { sid: s.sid, session: s.session, seq };
-  }
-
-  private sendGapFind(s: Stream, seq: number): void {
-    this.host.toLeader({ type: 'GAP_FIND', from: this.host.id, view: this.host.view, slot: 0, stream: this.streamKey(s, seq) });
+  /** The kernel saw a run of one sequencer's seqs skipped (replica-side XDP). */
+  onDropNotification(m: DropNotificationMsg): void {
+    const s = m.sequencerId === undefined ? undefined : this.byId.get(m.sequencerId);
+    if (!s || !this.host.normal() || m.session !== s.session || m.to < s.next) return;
+    // A later seq reached the host, so the run exists.
+    if (m.to > s.known) s.known = m.to;
+    s.ladder.notify(m.from, m.to);
+    s.ladder.check();
   }
 
   // ---- gap agreement keyed by (sequencer, session, seq) --------------------------
+  // Messages keyed by log slot (a one-sequencer replica's) are not ours: ignored unseen.
 
   /** Leader: neither it nor the agent has it. Resolved as a no-op once f followers hold the decision. */
   private startGapCommit(s: Stream, seq: number): void {
@@ -620,47 +432,22 @@ export class Hydra {
     // merged entries past this stream's frontier from a peer's log).
     let clock = s.frontier();
     if (this.lastClock >= clock) clock = this.lastClock + 1;
-    s.pendingNoop = { seq, clock, acks: new Set() };
+    s.quorum.start({ seq, clock });
     s.recap();
-    if (this.host.f === 0) return this.finishGapCommit(s);
-    this.sendGapCommits(s);
-  }
-
-  private sendGapCommits(s: Stream): void {
-    const p = s.pendingNoop;
-    if (!p || !this.host.normal()) return;
-    const h = this.host;
-    const stream = this.streamKey(s, p.seq);
-    for (let r = 0; r < h.n; r++) {
-      if (r === h.id || p.acks.has(r)) continue;
-      this.transportPeer(r, { type: 'GAP_COMMIT', from: h.id, view: h.view, slot: 0, session: s.session, seq: p.seq, stream, clock: p.clock });
-    }
-    s.commitTimer!.start(this.cfg.gapCommitRetryUs);
-  }
-
-  private finishGapCommit(s: Stream): void {
-    const p = s.pendingNoop!;
-    s.pendingNoop = null;
-    s.commitTimer!.stop();
-    s.noops.set(p.seq, p.clock);
-    this.advance(s);
-    this.pump();
-    this.checkGap(s);
   }
 
   onGapCommitReply(m: GapCommitReplyMsg): void {
     const h = this.host;
-    if (!h.admit(m) || !h.normal() || !h.amLeader() || !m.stream) return;
-    const s = this.byId.get(m.stream.sid);
-    const p = s?.pendingNoop;
-    if (!s || !p || p.seq !== m.stream.seq || m.stream.session !== s.session || m.from === h.id) return;
-    p.acks.add(m.from);
-    if (p.acks.size >= h.f) this.finishGapCommit(s);
+    const k = m.stream;
+    if (!k || !h.admit(m) || !h.normal() || !h.amLeader()) return;
+    const s = this.byId.get(k.sid);
+    if (!s || k.session !== s.session) return;
+    s.quorum.ack(m.from, (p) => p.seq === k.seq);
   }
 
   onGapFind(m: GapFindMsg): void {
     const h = this.host;
-    if (!h.admit(m) || !h.normal() || !h.amLeader() || !m.stream) return;
+    if (!m.stream || !h.admit(m) || !h.normal() || !h.amLeader()) return;
     const k = m.stream;
     const s = this.byId.get(k.sid);
     if (!s || k.session !== s.session) return;
@@ -681,14 +468,14 @@ export class Hydra {
   }
 
   onGapDrop(m: GapDropMsg): void {
-    this.host.admit(m);
+    if (m.stream) this.host.admit(m);
   }
 
   onGapRecv(m: GapRecvMsg): void {
     const h = this.host;
-    if (!h.admit(m) || !h.normal() || h.amLeader()) return;
+    const src = m.entry.src;
+    if (!src || !h.admit(m) || !h.normal() || h.amLeader()) return;
     h.heardFromLeader();
-    const src = m.entry.src!;
     if (m.entry.noop) return this.followerNoop(src, src.raw);
     const e = m.entry;
     this.onSequenced({ type: 'SEQUENCED', session: src.session, seq: src.seq, clientId: e.clientId, requestId: e.requestId, op: e.op, retransmit: true, sequencerId: src.sid, clock: src.raw, ...(e.control ? { control: true } : {}) });
@@ -696,7 +483,7 @@ export class Hydra {
 
   onGapCommit(m: GapCommitMsg): void {
     const h = this.host;
-    if (!h.admit(m) || !h.normal() || h.amLeader() || !m.stream) return;
+    if (!m.stream || !h.admit(m) || !h.normal() || h.amLeader()) return;
     h.heardFromLeader();
     this.followerNoop(m.stream, m.clock ?? -Infinity);
   }
@@ -752,7 +539,7 @@ export class Hydra {
   }
 
   private transportPeer(to: number, m: PeerMsg): void {
-    this.transport.sendToReplica(to, m);
+    this.host.transport.sendToReplica(to, m);
   }
 
   // ---- the log changed under the merge (view change, sync, state transfer) ----------
@@ -764,19 +551,8 @@ export class Hydra {
    * no-op decisions stand; otherwise a new view dropped the ones it does not hold.
    */
   resync(keepNoops: boolean, old: readonly LogEntry[], noop?: StreamKey, noopClock = -Infinity): void {
-    // Membership is a function of the log: the configured sequencers, those
-    // in the checkpoint, and those added by control ops in the log.
     const log0 = this.host.log;
-    const members = new Map<number, number>();
-    for (const sid of this.initial) members.set(sid, -Infinity);
-    for (const p of this.host.checkpoint.streams ?? []) if (!members.has(p.sid)) members.set(p.sid, -Infinity);
-    for (let slot = log0.firstSlot; slot <= log0.lastSlot; slot++) {
-      const e = log0.get(slot)!;
-      const sid = addedBy(e);
-      if (sid !== null && !members.has(sid)) members.set(sid, e.src!.clock + 1);
-      // Entries of a sequencer in the log: it is a member (its add op may be truncated away).
-      if (e.src && !members.has(e.src.sid)) members.set(e.src.sid, -Infinity);
-    }
+    const members = membersOf(this.initial, this.host.checkpoint, log0);
     for (const s of [...this.streams]) if (!members.has(s.sid)) this.dropStream(s);
     const joined: number[] = [];
     for (const [sid, floor] of members) {
@@ -807,13 +583,10 @@ export class Hydra {
       }
       if (!keepNoops) {
         s.noops.clear();
-        s.pendingNoop = null;
-        s.commitTimer!.stop();
-        s.agentMissing.clear();
+        s.quorum.abandon();
+        s.ladder.forget();
       }
-      s.gap = null;
-      s.gapTimer!.stop();
-      s.reorderTimer!.stop();
+      s.ladder.halt();
     }
     if (!keepNoops) this.held.clear();
     for (const e of old) {
@@ -862,23 +635,7 @@ export class Hydra {
 
   /** Each stream's position as of `slot` (<= the log end): for checkpoints and resync. */
   cursorsAt(slot: number): Map<number, StreamPos> {
-    const out = new Map<number, StreamPos>();
-    const log = this.host.log;
-    const cp = this.host.checkpoint;
-    // The whole range: the log holds about two sync intervals, and an early
-    // stop could take an add op's floor for a stream with entries further back.
-    const adds = new Map<number, number>();
-    for (let i = Math.min(slot, log.lastSlot); i > cp.slot && i >= log.firstSlot; i--) {
-      const e = log.get(i)!;
-      const src = e.src;
-      if (src && !out.has(src.sid)) out.set(src.sid, src);
-      // Scanning back, the last add seen is the first in the log: it sets the floor.
-      const added = addedBy(e);
-      if (added !== null) adds.set(added, src!.clock + 1);
-    }
-    for (const p of cp.streams ?? []) if (!out.has(p.sid)) out.set(p.sid, p);
-    for (const [sid, floor] of adds) if (!out.has(sid)) out.set(sid, { sid, session: -1, seq: 0, clock: floor, raw: -Infinity });
-    return out;
+    return cursorsAt(this.host.log, this.host.checkpoint, slot);
   }
 
   streamsAt(slot: number): StreamPos[] {
@@ -888,17 +645,49 @@ export class Hydra {
   /** Normal work stops (view change): timers off, no-op quorums abandoned. */
   stopWork(): void {
     for (const s of this.streams) {
-      for (const t of [s.reorderTimer, s.gapTimer, s.commitTimer, s.solicitTimer]) t!.stop();
-      s.gap = null;
-      s.pendingNoop = null;
+      s.ladder.halt();
+      s.quorum.abandon();
+      s.solicitTimer.stop();
       s.recap();
     }
     this.blockedOn = -1;
     this.blockedSince = NaN;
   }
 
-  stop(): void {
-    this.stopWork();
+  // ---- the core's calls (intake.ts) ----------------------------------------------
+
+  newSession(): void {
+    // Each stream has its own session; the view's is only the log's label.
+  }
+
+  adopted(lastSlot: number, displaced: readonly LogEntry[], changed: boolean, grew: boolean): void {
+    if (!changed && !grew) return;
+    // What this follower merged after a differing entry was merged from
+    // other stream positions: merge it again after the leader's log.
+    const tail = changed ? this.host.log.truncateAfter(lastSlot) : [];
+    if (changed) this.stats.remerges++;
+    this.resync(true, [...displaced, ...tail]);
+  }
+
+  installed(old: Log | null, sameView: boolean): void {
+    this.resync(sameView, old ? old.slice(old.firstSlot, old.lastSlot) : []);
+  }
+
+  resume(): void {
+    // The merge moves on every input itself.
+  }
+
+  committedThrough(): void {
+    // A stream's no-op is held by its GAP_COMMIT_REPLY quorum only.
+  }
+
+  mergeViewChanges(msgs: readonly ViewChangeMsg[]): LogState {
+    return mergeStreamViewChanges(msgs);
+  }
+
+  /** Each stream's resolved prefix: the replica drops further copies of it (only a merged one is re-ACKed). */
+  *delivered(): Iterable<StreamDelivered> {
+    for (const s of this.streams) if (s.session >= 0) yield { sid: s.sid, session: s.session, seq: s.next - 1 };
   }
 
   /** Messages resolved and waiting for the frontier, over all streams. */
@@ -907,15 +696,4 @@ export class Hydra {
     for (const s of this.streams) w += s.waiting;
     return w;
   }
-}
-
-/** The entry at src sorts after (clock, sid, seq). */
-function keyAfter(src: StreamPos | undefined, clock: number, sid: number, seq: number): boolean {
-  if (!src) return false;
-  if (src.clock !== clock) return src.clock > clock;
-  return src.sid !== sid ? src.sid > sid : src.seq > seq;
-}
-
-function streamEntry(src: StreamPos, m: SequencedMsg | null): LogEntry {
-  return { slot: 0, session: src.session, seq: src.seq, noop: m === null, clientId: m?.clientId ?? 0n, requestId: m?.requestId ?? 0n, op: m?.op ?? new Uint8Array(0), src, ...(m?.control ? { control: true } : {}) };
 }

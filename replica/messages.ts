@@ -322,6 +322,8 @@ export type PeerMsg =
  */
 export interface DropNotificationMsg {
   readonly type: 'DROP_NOTIFICATION';
+  /** The stream's sequencer (the kernel's gap event names it); a one-sequencer replica ignores it. */
+  readonly sequencerId?: number;
   readonly session: number;
   readonly from: number;
   readonly to: number;

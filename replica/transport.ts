@@ -25,13 +25,15 @@ export interface ReplicaTransport {
   /** To the agent's repair service (answers with SEQUENCED copies + REPAIR_REPLY, or ERROR). */
   sendRepairRequest(msg: RepairRequestMsg): void;
   /**
-   * Optional: told after every event that moved the end of the log, which
-   * seqs of `session` the replica holds (1..seq, as log entries). A
-   * kernel filter (replica/xdp/) drops copies of them; it may lag behind,
-   * which only lets more through, and is told at once when the log
-   * shrinks (a view change) or the session changes.
+   * Optional: told after every event that moved a stream's position, which
+   * seqs of `session` the replica holds (1..seq) and will not act on again
+   * except to re-ACK a retransmission. A kernel filter (replica/xdp/) drops
+   * copies of them; it may lag behind, which only lets more through, and is
+   * told at once when the position goes back (a view change, a re-merge) or
+   * the session changes. `sequencerId`: the stream of that sequencer (a
+   * group with several); absent: the group's one sequencer.
    */
-  delivered?(session: number, seq: number): void;
+  delivered?(session: number, seq: number, sequencerId?: number): void;
   /** Hydra: to sequencer msg.sequencerId (a FLUSH comes back to the group). Optional with one sequencer. */
   sendFlushSolicit?(msg: FlushSolicitMsg): void;
 }

@@ -160,6 +160,28 @@ describePrivileged('replica.bpf.o under BPF_PROG_TEST_RUN', () => {
     expect(run(frame(sequenced(b, 3, 2n))).action).toBe(XDP_PASS);
   });
 
+  it('a group with several sequencers: each stream gets its own delivered position and session, one seen later starts at its own', () => {
+    const a = { groupId: 2, sequencerId: 1 };
+    const b = { groupId: 2, sequencerId: 2 };
+    const c = { groupId: 2, sequencerId: 3 };
+    x.see(a);
+    x.see(b);
+    x.setDelivered(2, 7, 40, a.sequencerId);
+    x.setDelivered(2, 9, 5, b.sequencerId);
+    x.setDelivered(2, 4, 12, c.sequencerId); // not seen yet: kept for when it is
+    expect(x.ctlOf(a)).toMatchObject({ session: 7, delivered: 40n });
+    expect(x.ctlOf(b)).toMatchObject({ session: 9, delivered: 5n });
+    expect(x.ctlOf(c)).toBeUndefined();
+    expect(run(frame(sequenced(a, 7, 20n))).action).toBe(XDP_DROP); // delivered in a's stream
+    expect(run(frame(sequenced(b, 9, 20n))).action).toBe(XDP_PASS); // not in b's
+    expect(run(frame(sequenced(b, 8, 3n))).action).toBe(XDP_DROP); // older than b's session
+    expect(run(frame(sequenced(a, 8, 3n))).action).toBe(XDP_PASS); // newer than a's
+    x.see(c);
+    expect(x.ctlOf(c)).toMatchObject({ session: 4, delivered: 12n });
+    for (const k of [a, b, c]) x.untrack(k);
+    drained();
+  });
+
   it('a full ring buffer counts lost events and never blocks the packet', () => {
     const k = newStream();
     x.track(k, { session: 1, delivered: 0n, retransmitKeep: 1024n });

@@ -122,7 +122,7 @@ async function main(): Promise<void> {
     sendRepairRequest: (m) => transport.sendRepairRequest(m),
     // Only with the XDP program to tell: without one the core then skips
     // its per-message report altogether.
-    ...(xdp.xdp ? { delivered: (session: number, seq: number) => transport.delivered(session, seq) } : {}),
+    ...(xdp.xdp ? { delivered: (session: number, seq: number, sequencerId?: number) => transport.delivered(session, seq, sequencerId) } : {}),
     sendFlushSolicit: (m) => transport.sendFlushSolicit(m),
   };
 

@@ -277,10 +277,10 @@ export class UdpReplicaTransport implements ReplicaTransport {
     this.ackSock.send(b, q.sequencer.port, q.sequencer.host, this.onSent);
   }
 
-  delivered(session: number, seq: number): void {
+  delivered(session: number, seq: number, sequencerId?: number): void {
     if (!this.xdp) return;
     try {
-      this.xdp.setDelivered(this.o.groupId, session, seq);
+      this.xdp.setDelivered(this.o.groupId, session, seq, sequencerId);
     } catch {
       // The kernel keeps the older position: it then drops less, never more
       // than it should (a later write catches up).
@@ -369,7 +369,7 @@ export class UdpReplicaTransport implements ReplicaTransport {
   private onGapEvent(ev: GapEvent): void {
     if (ev.groupId !== this.o.groupId) return;
     this.c.dropNotifications++;
-    this.deliver({ type: 'DROP_NOTIFICATION', session: ev.session, from: Number(ev.from), to: Number(ev.to) });
+    this.deliver({ type: 'DROP_NOTIFICATION', sequencerId: ev.sequencerId, session: ev.session, from: Number(ev.from), to: Number(ev.to) });
   }
 
   /** The socket is connected to the repair service (Hydra: of sequencer sid): nobody else's datagrams get here. */

@@ -126,8 +126,13 @@ export class ReplicaXdp {
   private link: XdpLink | null = null;
   private ring: RingBuffer | null = null;
   private attachedTo: { iface: string; mode: XdpMode } | null = null;
-  /** What the replica of each group last said it holds (setDelivered). */
-  private readonly positions = new Map<number, { session: number; delivered: bigint }>();
+  /**
+   * What the replica of each group last said it holds (setDelivered): per
+   * stream ("group/sequencer") in a group with several sequencers, else
+   * per group ("group/*": every sequencer id the group's one stream comes
+   * under).
+   */
+  private readonly positions = new Map<string, { session: number; delivered: bigint }>();
   readonly retransmitKeep: bigint;
 
   private constructor(
@@ -234,13 +239,20 @@ export class ReplicaXdp {
   }
 
   /**
-   * The replica of `groupId` holds seqs 1..seq of `session`: every tracked
-   * stream of the group learns it (one HASH update each, which replaces the
-   * value atomically).
+   * The replica of `groupId` holds seqs 1..seq of `session` of sequencer
+   * `sequencerId`'s stream (one HASH update, which replaces the value
+   * atomically). Without `sequencerId` (a group with one sequencer, whose
+   * id is whatever stamped) every tracked stream of the group learns it.
    */
-  setDelivered(groupId: number, session: number, seq: number): void {
+  setDelivered(groupId: number, session: number, seq: number, sequencerId?: number): void {
     const pos = { session, delivered: BigInt(seq) };
-    this.positions.set(groupId, pos);
+    if (sequencerId !== undefined) {
+      const key = { groupId, sequencerId };
+      this.positions.set(streamId(key), pos);
+      if (this.streamsSet.has(streamId(key))) this.track(key, { ...pos, retransmitKeep: this.retransmitKeep });
+      return;
+    }
+    this.positions.set(`${groupId}/*`, pos);
     for (const k of this.streamsSet.values()) {
       if (k.groupId === groupId) this.track(k, { ...pos, retransmitKeep: this.retransmitKeep });
     }
@@ -253,7 +265,7 @@ export class ReplicaXdp {
    */
   see(key: RxKey): boolean {
     if (this.streamsSet.has(streamId(key))) return false;
-    const pos = this.positions.get(key.groupId) ?? { session: 0, delivered: 0n };
+    const pos = this.positions.get(streamId(key)) ?? this.positions.get(`${key.groupId}/*`) ?? { session: 0, delivered: 0n };
     this.track(key, { ...pos, retransmitKeep: this.retransmitKeep });
     return true;
   }

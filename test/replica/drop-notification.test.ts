@@ -80,4 +80,31 @@ describe('drop notifications and delivered reports', () => {
     f.r.receive({ ...f.seq(1), session: SESSION + 1 });
     expect(f.delivered.at(-1)).toEqual([SESSION + 1, 0]);
   });
+
+  it('several sequencers: each stream reports its own position, and a notification goes to the stream it names', () => {
+    const q = new EventQueue();
+    const repairs: RepairRequestMsg[] = [];
+    const delivered: [number, number, number | undefined][] = [];
+    const transport: ReplicaTransport = {
+      sendToReplica: () => {},
+      sendAck: () => {},
+      sendRepairRequest: (m) => repairs.push(m),
+      sendFlushSolicit: () => {},
+      delivered: (session, seq, sid) => delivered.push([session, seq, sid]),
+    };
+    const r = new Replica({ id: 1, n: 3, app: new HistoryApp(), transport, scheduler: q.scheduler(), sequencers: [0, 1], config: { reorderWaitUs: WAIT, leaderTimeoutUs: 10_000_000 } });
+    const s = (sid: number, session: number, n: number, clock: number): SequencedMsg => ({ type: 'SEQUENCED', session, seq: n, clientId: BigInt(10 + sid), requestId: BigInt(n), op: HistoryApp.op(10 + sid, n), retransmit: false, sequencerId: sid, clock });
+    r.receive(s(0, 5, 1, 100));
+    r.receive(s(1, 8, 1, 150));
+    r.receive(s(1, 8, 2, 160));
+    // Resolved prefixes, per stream, each with its own session (nothing merged yet: 1's clocks wait for 0's frontier).
+    expect(delivered).toEqual([[5, 1, 0], [8, 1, 1], [8, 2, 1]]);
+    r.receive({ type: 'DROP_NOTIFICATION', sequencerId: 1, session: 8, from: 3, to: 6 });
+    r.receive({ type: 'DROP_NOTIFICATION', sequencerId: 0, session: 7, from: 2, to: 9 }); // not stream 0's session
+    r.receive({ type: 'DROP_NOTIFICATION', session: 5, from: 2, to: 9 }); // names no sequencer
+    let done = false;
+    q.after(WAIT + 1, () => void (done = true));
+    while (!done && q.step());
+    expect(repairs).toEqual([{ type: 'REPAIR_REQUEST', sequencerId: 1, session: 8, replicaId: 1, first: 3, count: 4 }]);
+  });
 });

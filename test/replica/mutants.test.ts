@@ -27,17 +27,17 @@ const MUTANTS: Record<string, (r: Replica) => void> = {
   },
   // A follower that logged the request keeps it when GAP_COMMIT arrives.
   'followers skip the no-op replacement': (r) => {
-    const R: Internals = r;
-    const place = R.placeNoop.bind(R);
-    R.placeNoop = (slot: number, at: unknown) => (slot <= R.log.lastSlot ? true : place(slot, at));
+    const S: Internals = r.intake; // single-stream.ts
+    const place = S.placeNoop.bind(S);
+    S.placeNoop = (slot: number, at: unknown) => (slot <= r.log.lastSlot ? true : place(slot, at));
   },
   // The leader goes on past its no-op before f followers hold it.
   'leader skips the gap-commit quorum': (r) => {
-    const R: Internals = r;
-    const start = R.startGapCommit.bind(R);
-    R.startGapCommit = () => {
-      start();
-      if (R.gapCommit) R.finishGapCommit();
+    const Q: Internals = (r.intake as Internals).quorum; // noop-quorum.ts
+    const start = Q.start.bind(Q);
+    Q.start = (key: unknown) => {
+      start(key);
+      if (Q.pending) Q.finish();
     };
   },
 };
