@@ -48,17 +48,24 @@ function prefixOf(out: string): string {
   return m[1]!;
 }
 
-function leftovers(prefix: string): { namespaces: string[]; mounts: string[] } {
+/** The run's state directory (its bpffs is mounted under it), from the agent line. */
+function dirOf(out: string): string {
+  const m = /state and bpffs under (\/tmp\/xseq-kv-\S+)/.exec(out);
+  if (!m) throw new Error(`no state directory in:\n${out}`);
+  return m[1]!;
+}
+
+function leftovers(prefix: string, dir: string): { namespaces: string[]; mounts: string[] } {
   const ns = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l.startsWith(prefix));
-  // The demo's bpffs is mounted under a fresh /tmp/xseq-kv-* directory it
-  // names in no output; it must be gone with everything else.
-  const mounts = readFileSync('/proc/mounts', 'utf8').split('\n').filter((l) => / \/tmp\/xseq-kv-[^ ]*\/bpffs bpf /.test(l));
+  // The demo's bpffs is mounted under its own fresh /tmp/xseq-kv-*
+  // directory; it must be gone with everything else. (Only its own: other
+  // KV clusters on the machine mount theirs meanwhile.)
+  const mounts = readFileSync('/proc/mounts', 'utf8').split('\n').filter((l) => l.includes(` ${dir}/bpffs bpf `));
   return { namespaces: ns, mounts };
 }
 
 describePrivileged('the demo (demo/run.ts)', () => {
   it('runs the KV store end to end: exit 0, logs identical, every acknowledged write read back, nothing left behind', async () => {
-    const before = leftovers('xs').mounts;
     const r = await demo(['--ops', '600', '--duration', '20', '--clients', '2'], 120_000);
     expect(r.code, r.out).toBe(0);
     expect(r.out).toMatch(/^load: 600 ops done, 600 ok, 0 timed out, 0 errors, 0 stale reads$/m);
@@ -70,20 +77,19 @@ describePrivileged('the demo (demo/run.ts)', () => {
     expect(r.out).toMatch(/^OK: 600 ops acknowledged, 0 keys without their last acknowledged write, 0 writes misplaced, 0 stale reads, logs identical$/m);
     // A replica status row each, all normal in one view.
     expect(r.out.match(/^[012] {8}normal {2}\d+\/\d+ /gm)).toHaveLength(3);
-    const left = leftovers(prefixOf(r.out));
+    const left = leftovers(prefixOf(r.out), dirOf(r.out));
     expect(left.namespaces).toEqual([]);
-    expect(left.mounts.filter((m) => !before.includes(m))).toEqual([]);
+    expect(left.mounts).toEqual([]);
   }, 150_000);
 
   it('Ctrl-C during the load removes every namespace and mount and exits 130', async () => {
-    const before = leftovers('xs').mounts;
     const r = await demo(['--duration', '60'], 120_000, /\[demo\] progress /);
     expect(r.code, r.out).toBe(130);
     expect(r.out).toMatch(/\[demo\] SIGINT: stopping/);
     expect(r.out).toMatch(/\[demo\] cleaned up: processes stopped, bpffs unmounted, namespaces removed/);
-    const left = leftovers(prefixOf(r.out));
+    const left = leftovers(prefixOf(r.out), dirOf(r.out));
     expect(left.namespaces).toEqual([]);
-    expect(left.mounts.filter((m) => !before.includes(m))).toEqual([]);
+    expect(left.mounts).toEqual([]);
   }, 150_000);
 });
 
