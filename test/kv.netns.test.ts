@@ -119,8 +119,13 @@ describePrivileged('KV store on three replicas behind the XDP sequencer', () => 
     const fresh = await c.startAgent();
     expect(fresh.dataPath).toBe('created');
     expect(fresh.session).toBeGreaterThan(first.session);
+    // Replicas learn the new session from its traffic. On a loaded machine
+    // the loads may have ended by now (the steps above took longer than
+    // they run): one more write makes sure some traffic comes.
+    const nudge = c.spawnCli('cli2', ['put', 'nudge', 'new-session', '--timeout-ms', '30000']);
     await until('every replica normal in the new session', () => c.replicas.every((p) => lastStatus(p!)?.status === 'normal' && lastStatus(p!)?.view.session === fresh.session), 30_000);
 
+    expect(await nudge.waitForLine(/"ok":true/, 60_000)).toMatch(/"ok":true/);
     const sums = await Promise.all(loads.map(async (p) => JSON.parse(await p.waitForLine(/"tag"/, loadMs + 60_000)) as LoadSummary));
     for (const l of losses.splice(0)) {
       expect(l.dropped(), 'the loss was real').toBeGreaterThan(0);
