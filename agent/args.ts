@@ -33,6 +33,7 @@ export const RUN_FLAG_PATHS = {
   'stats-interval': ['statsIntervalMs'],
   'flush-interval': ['flushIntervalMs'],
   'log-level': ['log', 'level'],
+  'log-format': ['log', 'format'],
   window: ['window', 'slots'],
   windows: ['window', 'windows'],
   'max-result': ['window', 'maxResult'],
@@ -44,7 +45,7 @@ export const RUN_FLAG_PATHS = {
 } as const satisfies Record<string, readonly string[]>;
 type ScalarFlag = keyof typeof RUN_FLAG_PATHS;
 /** Values that are strings in the file; every other flag's digits are a number. */
-const STRING_FLAGS: ReadonlySet<ScalarFlag> = new Set(['iface', 'mode', 'state-dir', 'bpffs', 'log-level', 'policy', 'metrics-listen']);
+const STRING_FLAGS: ReadonlySet<ScalarFlag> = new Set(['iface', 'mode', 'state-dir', 'bpffs', 'log-level', 'log-format', 'policy', 'metrics-listen']);
 
 export interface RunArgs {
   /** --config; undefined: $XSEQ_CONFIG or the default file if present. */

@@ -8,8 +8,10 @@ import { parseDetachArgs, parseRunArgs, parseStatusArgs, runConfig, UsageError }
 import { ConfigError } from './config.ts';
 import { AgentError, type AgentErrorCode } from './errors.ts';
 import { detachDataPath } from './detach.ts';
-import { DETACH_HELP, MAIN_HELP, RUN_HELP, STATUS_HELP } from './help.ts';
+import { DETACH_HELP, MAIN_HELP, MONITOR_HELP, RUN_HELP, STATUS_HELP } from './help.ts';
+import { parseMonitorArgs, runMonitor } from './monitor.ts';
 import { runAgent } from './run.ts';
+import { versionLine } from './version.ts';
 import { gatherStatus, renderStatus, statusExitCode } from './status.ts';
 
 /** What `run` found and will not touch without a person deciding. */
@@ -29,6 +31,10 @@ async function main(argv: string[]): Promise<number> {
     case '--help':
       console.log(MAIN_HELP);
       return cmd === undefined ? 2 : 0;
+    case '--version':
+    case 'version':
+      console.log(versionLine('xseq-agent'));
+      return 0;
     case 'run': {
       const args = parseRunArgs(rest);
       if (!args) {
@@ -49,6 +55,14 @@ async function main(argv: string[]): Promise<number> {
       console.log(args.json ? json(report) : renderStatus(report));
       return statusExitCode(report, args.iface !== undefined);
     }
+    case 'monitor': {
+      const args = parseMonitorArgs(rest);
+      if (!args) {
+        console.log(MONITOR_HELP);
+        return 0;
+      }
+      return runMonitor(args);
+    }
     case 'detach': {
       const args = parseDetachArgs(rest);
       if (!args) {
@@ -59,7 +73,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     default:
-      throw new UsageError(`unknown command "${cmd}"; commands: run, status, detach, help`);
+      throw new UsageError(`unknown command "${cmd}"; commands: run, status, detach, monitor, version, help`);
   }
 }
 

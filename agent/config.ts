@@ -120,7 +120,7 @@ const Fields = {
   retransmit: z.strictObject({ timeoutMs: int(1, 60_000).default(20), retries: int(0, 100).default(5) }).prefault({}),
   repair: z.strictObject({ port: int(0, 65535, ' (0 = off)').default(7401) }).prefault({}),
   metrics: z.strictObject({ listen: z.union([z.literal(''), hostPort('listen')]).default('127.0.0.1:9464') }).prefault({}),
-  log: z.strictObject({ level: oneOf(['fatal', 'error', 'warn', 'info', 'debug']).default('info') }).prefault({}),
+  log: z.strictObject({ level: oneOf(['fatal', 'error', 'warn', 'info', 'debug']).default('info'), format: oneOf(['json', 'pretty']).default('json') }).prefault({}),
   groups: z
     .array(Group, { error: (iss) => (iss.input === undefined ? 'is required: at least one group (`groups:` in the file, or --group ID:ADDR:PORT)' : 'must be a list of groups') })
     .min(1, { error: 'needs at least one group' }),
@@ -227,6 +227,7 @@ export const ENV_OVERRIDES: Record<string, { path: string[]; type: 'string' | 'n
   XSEQ_BPFFS: { path: ['bpffs'], type: 'string' },
   XSEQ_METRICS_LISTEN: { path: ['metrics', 'listen'], type: 'string' },
   XSEQ_LOG_LEVEL: { path: ['log', 'level'], type: 'string' },
+  XSEQ_LOG_FORMAT: { path: ['log', 'format'], type: 'string' },
 };
 /** Names the config file; set but empty: no file, not even the default. */
 export const ENV_CONFIG_FILE = 'XSEQ_CONFIG';

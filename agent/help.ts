@@ -1,7 +1,7 @@
 // What `xseq-agent <command> --help` prints. Kept beside each other so the
 // commands describe one lifecycle in the same words; test/agent.cli.test.ts
 // checks that every flag a parser accepts is listed.
-import { XSEQ_MAX_REPLICAS, XSEQ_RESULT_CAP } from '../bpf/maps.ts';
+import { COUNTER_NAMES, XSEQ_MAX_REPLICAS, XSEQ_RESULT_CAP } from '../bpf/maps.ts';
 import { FINAL_FLUSH_REPEATS } from './flush-frame.ts';
 import { DEFAULT_BPFFS, DEFAULT_CONFIG_PATH, DEFAULT_STATE_DIR, ENV_CONFIG_FILE, ENV_OVERRIDES } from './config.ts';
 import { DEFAULT_MAX_RTO_MS } from './retransmit.ts';
@@ -17,6 +17,8 @@ Commands:
            it: retransmission, repair, counters; leaves it stamping on exit
   status   what is attached and pinned, sessions, groups, last seqs, counters
   detach   remove an interface's XDP link and every pin the agent made
+  monitor  live drop samples of the running agent: who sends what it drops
+  version  the version, commit and BPF object digest (also --version)
   help     this text; "xseq-agent <command> --help" for a command's options`;
 
 export const RUN_HELP = `Usage: xseq-agent run [--config FILE] [options]
@@ -114,6 +116,9 @@ Options (config field in brackets):
   --stats-interval MS    how often to log counters, 0 = only at exit
                          [statsIntervalMs] (default 10000)
   --log-level LEVEL      fatal|error|warn|info|debug [log.level] (default info)
+  --log-format FORMAT    json (one object per line; string levels, ISO times;
+                         journald priorities under systemd) or pretty (for a
+                         terminal) [log.format] (default json)
   --bpffs DIR            BPF filesystem for the pins [bpffs] (default
                          ${DEFAULT_BPFFS}; mounted there if it is not)
   --state-dir DIR        sessions.json and the agent's lock [stateDir]
@@ -180,4 +185,21 @@ Options:
                          from --config)
   --force                detach even while an agent runs it
 ${LOCATION_HELP}
+  -h, --help             this text`;
+
+export const MONITOR_HELP = `Usage: xseq-agent monitor [options]
+
+Prints what the running agent's XDP program drops, as it happens: the
+reason, the source address and port, the frame size. The agent serves the
+samples on its metrics address (GET /drops); at most 4 monitors at once, each
+at most --rate samples per second (the rest are counted). Ctrl-C stops.
+
+  --listen ADDR:PORT     the agent's metrics address (default: metrics.listen
+                         of the config, else 127.0.0.1:9464)
+  --config FILE          the agent's config, for its metrics.listen
+  --reason R[,R...]      only these reasons (repeatable): ${COUNTER_NAMES.filter((n) => n.startsWith('drop_')).map((n) => n.slice(5)).join(', ')}
+  --source IP            only drops from this IPv4 source
+  --rate N               samples per second at most (default 100, max 10000)
+  --count N              stop after N samples
+  --json                 one JSON object per line instead of text
   -h, --help             this text`;

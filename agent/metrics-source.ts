@@ -37,7 +37,7 @@ export function metricsSource(
             id,
             session: g.session,
             lastSeq,
-            ...(window && aggregating ? { windowOccupancy: windowOccupancy(window, g, lastSeq) } : {}),
+            ...(window && aggregating ? { windowOccupancy: windowOccupancy(window, g, lastSeq), windowCapacity: window.windowSlots } : {}),
             ...(behind !== undefined ? { retransmitBacklog: behind } : {}),
           },
         ];
@@ -73,10 +73,16 @@ export function dataPathHealth(dp: DataPath, iface: string): () => Health {
  * logged, not fatal: the data path, retransmission and repair matter more
  * than their dashboard, and /healthz being unreachable says enough.
  */
-export async function startMetrics(listen: string, src: MetricsSource, health: () => Health, log: Log): Promise<{ address: string; close(): Promise<void> } | undefined> {
+export async function startMetrics(
+  listen: string,
+  src: MetricsSource,
+  health: () => Health,
+  log: Log,
+  route?: Parameters<typeof startMetricsServer>[3],
+): Promise<{ address: string; close(): Promise<void> } | undefined> {
   if (listen === '') return undefined;
   try {
-    const server = await startMetricsServer(listen, createMetricsRegistry(src), health);
+    const server = await startMetricsServer(listen, createMetricsRegistry(src), health, route);
     log.info({ event: 'metrics', address: server.address }, `serving /metrics and /healthz on ${server.address}`);
     return server;
   } catch (e) {

@@ -16,6 +16,7 @@ import type { AddressInfo } from 'node:net';
 import { collectDefaultMetrics, Counter, Gauge, type Metric, Registry } from 'prom-client';
 import { COUNTER_NAMES, type CounterName, type Counters, XSEQ_HIST_BUCKETS } from '../bpf/maps.ts';
 import type { SlotWindow } from './window.ts';
+import { buildInfo } from './version.ts';
 import type { RepairCounters } from './repair.ts';
 import type { RetransmitCounters } from './retransmit.ts';
 
@@ -35,6 +36,9 @@ export interface MetricsSource {
     /** Seqs of the group's window that some member has not acked yet
      * (see windowOccupancy()); absent for a group without members. */
     windowOccupancy?: number;
+    /** Slots of the group's window (window.slots): what occupancy is
+     * measured against, so alerts can use the ratio. */
+    windowCapacity?: number;
     /** Seqs the retransmitter still has to deliver to some member. */
     retransmitBacklog?: number;
   }>;
@@ -332,6 +336,7 @@ export function createMetricsRegistry(src: MetricsSource): Registry {
   groupGauge('xseq_group_last_seq', 'Last seq stamped for the group in its current session.', (g) => g.lastSeq);
   groupGauge('xseq_group_session', 'Current session number of the group.', (g) => g.session);
   groupGauge('xseq_window_occupied_slots', "Seqs in the group's window that some member has not acked yet.", (g) => g.windowOccupancy);
+  groupGauge('xseq_window_capacity_slots', "Slots in the group's window (window.slots): xseq_window_occupied_slots / this is how full it is.", (g) => g.windowCapacity);
   groupGauge('xseq_retransmit_backlog_seqs', 'Seqs the retransmitter still has to deliver to some member.', (g) => g.retransmitBacklog);
 
   registry.registerMetric(quorumHistogram(state, sequencer));
@@ -395,6 +400,16 @@ export function createMetricsRegistry(src: MetricsSource): Registry {
       });
     }
   }
+
+  // The build, as a constant 1 with labels: join on it (`* on() group_left
+  // xseq_build_info`) or count versions across hosts during an upgrade.
+  const build = buildInfo();
+  new Gauge({
+    name: 'xseq_build_info',
+    help: 'The running build: package version, commit, SHA-256 prefix of the BPF object the agent loads, Node.js version. Always 1.',
+    labelNames: ['version', 'commit', 'bpf_object_sha', 'node_version'],
+    registers,
+  }).set({ version: build.version, commit: build.commit, bpf_object_sha: build.bpfObjectSha, node_version: build.node }, 1);
 
   collectDefaultMetrics({ register: registry });
   for (const name of DROPPED_DEFAULTS) registry.removeSingleMetric(name);
@@ -487,10 +502,13 @@ export async function startMetricsServer(
   listen: string,
   registry: Registry,
   health: () => { ok: boolean; detail: Record<string, unknown> },
+  /** More paths (the agent's /drops stream, agent/monitor.ts): true when it answered. */
+  route?: (req: IncomingMessage, res: ServerResponse) => boolean,
 ): Promise<{ address: string; close(): Promise<void> }> {
   const { host, port } = parseListen(listen);
   const server: Server = createServer((req, res) => {
-    handle(req, res, registry, health).catch((e: unknown) => {
+    if (req.method === 'GET' && route?.(req, res)) return;
+    handle(req, res, registry, health, route).catch((e: unknown) => {
       // Headers may be out already; all that is left is to end the reply.
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
       res.end(`internal error: ${(e as Error).message}\n`);
@@ -535,6 +553,7 @@ async function handle(
   res: ServerResponse,
   registry: Registry,
   health: () => { ok: boolean; detail: Record<string, unknown> },
+  route?: unknown,
 ): Promise<void> {
   const path = (req.url ?? '/').split('?')[0];
   const head = req.method === 'HEAD';
@@ -543,7 +562,7 @@ async function handle(
     res.end(head ? undefined : body);
   };
   if (path !== '/metrics' && path !== '/healthz') {
-    send(404, 'text/plain; charset=utf-8', 'not found: try /metrics or /healthz\n');
+    send(404, 'text/plain; charset=utf-8', `not found: try /metrics or /healthz${route ? ' or /drops' : ''}\n`);
     return;
   }
   if (req.method !== 'GET' && !head) {

@@ -4,7 +4,6 @@
 // metrics, and on SIGINT/SIGTERM release everything but the data path,
 // which keeps stamping (or, with --detach-on-exit, is removed too).
 import { createSocket, type Socket } from 'node:dgram';
-import pino from 'pino';
 import { type BpfProgram, ifindex, liveFramesSupport, programById } from '../bpf/libbpf/index.ts';
 import { type Counters, PROG_SEQUENCER } from '../bpf/maps.ts';
 import type { AgentConfig } from './config.ts';
@@ -13,6 +12,10 @@ import { type FlushGroup, FlushTimer, type FlushTransmit, interfaceAddress } fro
 import { taiOffsetSeconds } from './clock.ts';
 import { AgentError } from './errors.ts';
 import { InstanceLock } from './instance.ts';
+import { preflight } from './preflight.ts';
+import { DropFeed } from './monitor.ts';
+import { createLogger } from './logger.ts';
+import { buildInfo } from './version.ts';
 import { dataPathHealth, metricsSource, startMetrics } from './metrics-source.ts';
 import { pinDirOf, removePins } from './pins.ts';
 import { RepairService } from './repair.ts';
@@ -115,8 +118,10 @@ function signalLatch(): Promise<string> {
 }
 
 export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void> {
+  // Before any side effect: a typo must not leave a mount or a directory.
+  preflight(cfg, opts.configFile ?? 'flags and environment');
   const stopSignal = signalLatch();
-  const log = pino({ level: cfg.log.level, base: { iface: cfg.interface } }, pino.destination({ sync: true }));
+  const log = createLogger({ level: cfg.log.level, format: cfg.log.format, base: { iface: cfg.interface } });
   const store = SessionStore.open(cfg.stateDir);
   const lock = InstanceLock.acquire(cfg.stateDir, cfg.interface, pinDirOf(cfg.bpffs, cfg.interface));
   let dp: DataPath;
@@ -215,16 +220,20 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
   }
   retransmitter?.start();
   flusher?.start();
+  // Drop samples for `xseq-agent monitor` (GET /drops on the metrics address).
+  const drops = new DropFeed();
   const metrics = await startMetrics(
     cfg.metrics.listen,
     metricsSource(seq, cfg.sequencerId, cfg.groups.map((g) => g.id), { ...(window ? { window } : {}), ...(retransmitter ? { retransmitter } : {}), ...(repair ? { repair } : {}), ...(flusher ? { flusher } : {}) }),
     dataPathHealth(dp, cfg.interface),
     log,
+    (req, res) => drops.route(req, res),
   );
 
   let logged = 0;
   let suppressed = 0;
   const events = seq.dropEvents((ev) => {
+    drops.publish(ev);
     if (logged++ < DROP_LOG_PER_SECOND) log.warn({ drop: ev }, 'dropped xseq packet');
     else suppressed++;
   });
@@ -250,9 +259,13 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
     );
   }
   const linkInfo = dp.link.info();
+  const build = buildInfo();
   log.info(
     {
       event: 'ready',
+      version: build.version,
+      commit: build.commit,
+      bpfObjectSha: build.bpfObjectSha,
       dataPath: dp.origin,
       mode: dp.mode,
       modeReason: dp.modeReason,
@@ -290,6 +303,7 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
   flusher?.stop();
   flushSocket?.close();
   flushProgram?.close();
+  drops.close();
   await metrics?.close();
   await repair?.close();
   rtSocket?.close();

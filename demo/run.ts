@@ -140,7 +140,7 @@ try {
     agentArgs: ['--metrics-listen', `${seqIp}:9464`, '--stats-interval', '1000'],
   }));
   const agent = await c.startAgent();
-  step(`xseq-agent ${agent.dataPath} the data path on ${t.ifname('seq')} (${mode} XDP): group ${GROUP.id} -> ${GROUP.addr}:${GROUP.port}, session ${agent.session}, metrics on ${seqIp}:9464; state and bpffs under ${c.dir}`);
+  step(`xseq-agent ${agent.dataPath} the data path on ${t.ifname('seq')} (${mode} XDP): group ${GROUP.id} -> ${GROUP.addr}:${GROUP.port}, session ${agent.session}, metrics on ${seqIp}:9464, pins in ${c.bpffs}`);
   await c.startReplicas();
   const status = (i: number) => last(c.replicas[i]!.output().stdout, 'status') as { status: string; leader: boolean; view: { session: number; leaderNum: number } } | null;
   const deadline = Date.now() + 30_000;

@@ -219,6 +219,7 @@ install_role() {
       UNITS=(xseq-agent.service)
       if [ "$PROMETHEUS" -eq 1 ]; then
         install_file "$SRC/deploy/prometheus/prometheus.yml" "$ROOT/etc/prometheus/prometheus.yml" 0644
+        install_file "$SRC/deploy/prometheus/alerts.yml" "$ROOT/etc/prometheus/alerts.yml" 0644
         UNITS+=(prometheus.service)
       fi
       ;;

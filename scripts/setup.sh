@@ -14,9 +14,10 @@ fi
 
 # clang/llvm build the BPF objects; libbpf1 is what the agent binds through
 # koffi; bpftool and iproute2 inspect and attach; nftables injects loss in
-# tests (this kernel has no netem); prometheus brings promtool.
+# tests (this kernel has no netem); prometheus brings promtool; tshark runs the
+# Wireshark dissector (tools/wireshark) in its test.
 APT_PACKAGES=(clang llvm libbpf-dev libbpf1 bpftool linux-libc-dev gcc-multilib gcc make ethtool
-  iproute2 nftables iputils-ping util-linux procps ca-certificates prometheus ruby systemd)
+  iproute2 nftables iputils-ping util-linux procps ca-certificates prometheus ruby systemd tshark)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

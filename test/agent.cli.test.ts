@@ -1,6 +1,8 @@
 // xseq-agent's command line: help that tells the truth, and one clear line
 // with a stable code for every mistake.
 import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseRunArgs, runConfig, UsageError } from '../agent/args.ts';
@@ -141,6 +143,28 @@ describe('xseq-agent command line', () => {
   });
 });
 
+describe('xseq-agent run checks the host before it touches it', () => {
+  let dir: string | undefined;
+  afterAll(() => {
+    if (!dir) return;
+    // Only if the check regressed: the agent mounted a bpffs there.
+    spawnSync('umount', [join(dir, 'bpffs')], { encoding: 'utf8' });
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a misspelled interface is a configuration error (exit 2) naming it, before bpffs or the state directory exist', () => {
+    dir = mkdtempSync(join(tmpdir(), 'xseq-preflight-'));
+    const bpffs = join(dir, 'bpffs');
+    const state = join(dir, 'state');
+    const r = agent('run', '--iface', 'xseq-nosuch0', '--group', '1:239.1.1.1:7500', '--bpffs', bpffs, '--state-dir', state);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/^xseq-agent: ECONFIG: invalid configuration/);
+    expect(r.err).toMatch(/interface: there is no network interface "xseq-nosuch0"/);
+    expect(existsSync(bpffs)).toBe(false);
+    expect(existsSync(state)).toBe(false);
+  });
+});
+
 describePrivileged('xseq-agent run against the kernel', () => {
   let topo: Topology | undefined;
   let box: AgentSandbox | undefined;
@@ -149,15 +173,8 @@ describePrivileged('xseq-agent run against the kernel', () => {
     box?.remove();
   });
 
-  it('a missing interface says so and what to check', () => {
-    box = agentSandbox();
-    const r = agent('run', '--iface', 'xseq-nosuch0', '--group', '1:239.1.1.1:7500', ...box.flags);
-    expect(r.code).toBe(1);
-    expect(r.err).toMatch(/EBPF_NO_INTERFACE/);
-    expect(r.err).toMatch(/xseq-nosuch0/);
-  });
-
   it('with --member it retransmits, serves repair, and logs both with the kernel counters', async () => {
+    box = agentSandbox();
     const t = (topo = await Topology.create({ receivers: 1, clients: 1, mode: 'generic' }));
     const agentProc = t.spawn('seq', process.execPath, [
       BIN, 'run', '--iface', t.ifname('seq'), '--mode', 'generic', '--group', '1:239.7.7.1:7500',
@@ -166,6 +183,10 @@ describePrivileged('xseq-agent run against the kernel', () => {
     ], { env: box!.env });
     const ready = JSON.parse(await agentProc.waitForLine(/"event":"ready"/, 20_000)) as Record<string, unknown>;
     expect(ready).toMatchObject({ window: 1024, windows: 4, policy: 'backpressure', rtoMs: 20, retries: 2, repairPort: 7401 });
+    // The start line names the build (agent/version.ts).
+    expect(ready).toMatchObject({ version: (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version, commit: expect.stringMatching(/^[0-9a-f]{12}$/) });
+    // agent/logger.ts: a string level and an ISO-8601 time, not pino's numbers.
+    expect(ready).toMatchObject({ level: 'info', time: expect.stringMatching(/^\d{4}-\d\d-\d\dT[\d:.]+Z$/) });
 
     // The member never ACKs: it waits for the agent's unicast copy, then
     // asks the repair service for seqs 1..2 (only 1 exists).
@@ -189,6 +210,37 @@ describePrivileged('xseq-agent run against the kernel', () => {
     expect(stopped['repair']).toMatchObject({ requests: 1, resent: 1, missing: 1 });
     expect(stopped['quorumHist']).toEqual({});
     await member.stop();
+  });
+
+  it('monitor streams the kernel\'s drop samples from the running agent, filtered by reason', async () => {
+    const sandbox = agentSandbox();
+    const t = await Topology.create({ receivers: 1, clients: 1, mode: 'generic' });
+    try {
+      // Defaults: metrics on 127.0.0.1:9464 of the sequencer's namespace.
+      const agentProc = t.spawn('seq', process.execPath, [BIN, 'run', '--iface', t.ifname('seq'), '--mode', 'generic', '--group', '1:239.7.7.1:7500', '--detach-on-exit', ...sandbox.flags], { env: sandbox.env });
+      const ready = JSON.parse(await agentProc.waitForLine(/"event":"ready"/, 20_000)) as { metrics: string };
+      expect(ready.metrics).toBe('127.0.0.1:9464');
+      const mon = t.spawn('seq', process.execPath, [BIN, 'monitor', '--reason', 'bad_magic', '--count', '1', '--json'], { env: { ...sandbox.env, XSEQ_CONFIG: '' } });
+      await mon.waitForLine(/"monitoring":true/, 20_000);
+      // An unknown group first (filtered out), then a bad magic, until the
+      // monitor has one (the stream may connect after the first datagrams).
+      const unknown = encodeMessage({ ...emptyHeader(), type: MsgType.REQUEST, groupId: 9, clientId: 1n, requestId: 1n });
+      const badMagic = Buffer.from(encodeMessage({ ...emptyHeader(), type: MsgType.REQUEST, groupId: 1, clientId: 1n, requestId: 2n }));
+      badMagic.writeUInt32BE(0xdeadbeef, 0);
+      let line: string | undefined;
+      for (let i = 0; i < 50 && !line; i++) {
+        t.exec('cli', process.execPath, ['-e', sendScript(t.ip('seq'), unknown)]);
+        t.exec('cli', process.execPath, ['-e', sendScript(t.ip('seq'), badMagic)]);
+        line = await mon.waitForLine(/"reason"/, 500).catch(() => undefined);
+      }
+      expect(line, mon.output().stderr).toBeDefined();
+      expect(JSON.parse(line!)).toMatchObject({ reason: 'bad_magic', source: t.ip('cli'), frameLen: 8 + 64 + 14 + 20 });
+      expect(mon.output().stdout).not.toMatch(/unknown_group/);
+      expect((await agentProc.stop('SIGTERM', 5000)).code).toBe(0);
+    } finally {
+      await t.destroy();
+      sandbox.remove();
+    }
   });
 });
 

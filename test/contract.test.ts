@@ -10,6 +10,7 @@ import * as maps from '../bpf/maps.ts';
 import * as repair from '../bpf/repair.ts';
 import * as rx from '../bpf/replica-maps.ts';
 import * as wire from '../bpf/wire.ts';
+import { num, type Row, tableUnder, unquote } from './helpers/markdown.ts';
 
 type Fields = Record<string, [number, number]>;
 interface Dump {
@@ -267,5 +268,50 @@ describe('bpf/xseq.h and the TypeScript codec agree', () => {
 
     expect(c.rx_cfg).toEqual({ size: rx.RX_CFG_SIZE, fields: { port: [0, 2] } });
     expect(Buffer.from(rx.encodeRxCfg({ port: 7500 })).toString('hex')).toBe('1d4c0000');
+  });
+});
+
+// docs/protocol.md is what a stranger implements from: its tables must say
+// what the header says, every value of the header and nothing else.
+describe('docs/protocol.md and bpf/xseq.h agree', () => {
+  const doc = join(root, 'docs/protocol.md');
+  const byName = (rows: Row[], name: string, value: string) => Object.fromEntries(rows.map((r) => [unquote(r[name]!), num(r[value]!)]));
+
+  it('the header table: every field at its offset and size', () => {
+    const rows = tableUnder(doc, 'The header');
+    expect(Object.fromEntries(rows.map((r) => [r['field'], [num(r['offset']!), num(r['size']!)]]))).toEqual(c.hdr.fields);
+  });
+
+  it('the message types: every type by value and C name, and the message name', () => {
+    const rows = tableUnder(doc, 'Message types');
+    const { XSEQ_MSG_TYPE_MAX: _max, ...types } = c.msg;
+    expect(byName(rows, 'C name', 'value')).toEqual(types);
+    for (const r of rows) expect(`XSEQ_MSG_${r['message']}`).toBe(unquote(r['C name']!));
+  });
+
+  it('the flags: every XSEQ_F_ bit', () => {
+    const flags = Object.fromEntries(Object.entries(c.const).filter(([k]) => k.startsWith('XSEQ_F_')));
+    expect(byName(tableUnder(doc, 'Flags'), 'C name', 'bit')).toEqual(flags);
+  });
+
+  it('the error codes, and the metric label each is exported under', () => {
+    const rows = tableUnder(doc, 'Error codes');
+    expect(byName(rows, 'C name', 'code')).toEqual(c.err);
+    for (const r of rows) expect(unquote(r['metric `code` label']!)).toBe(unquote(r['C name']!).replace('XSEQ_ERR_', '').toLowerCase());
+  });
+
+  it('the payload structs: every field at its offset and size', () => {
+    const rows = tableUnder(doc, 'Payloads');
+    for (const s of ['repair_req', 'repair_reply', 'error'] as const) {
+      const mine = rows.filter((r) => r['struct'] === `xseq_${s}`);
+      expect(Object.fromEntries(mine.map((r) => [r['field'], [num(r['offset']!), num(r['size']!)]]))).toEqual(c[s].fields);
+    }
+  });
+
+  it('the sequencer counters: every one by index, C name and the name the agent exports', () => {
+    const rows = tableUnder(doc, 'Sequencer counters');
+    const { XSEQ_CTR_MAX: _max, ...ctrs } = c.ctr;
+    expect(byName(rows, 'C name', 'index')).toEqual(ctrs);
+    expect(rows.map((r) => r['counter'])).toEqual([...maps.COUNTER_NAMES]);
   });
 });

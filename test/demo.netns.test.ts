@@ -48,19 +48,13 @@ function prefixOf(out: string): string {
   return m[1]!;
 }
 
-/** The run's state directory (its bpffs is mounted under it), from the agent line. */
-function dirOf(out: string): string {
-  const m = /state and bpffs under (\/tmp\/xseq-kv-\S+)/.exec(out);
-  if (!m) throw new Error(`no state directory in:\n${out}`);
-  return m[1]!;
-}
-
-function leftovers(prefix: string, dir: string): { namespaces: string[]; mounts: string[] } {
+function leftovers(prefix: string, out: string): { namespaces: string[]; mounts: string[] } {
   const ns = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l.startsWith(prefix));
-  // The demo's bpffs is mounted under its own fresh /tmp/xseq-kv-*
-  // directory; it must be gone with everything else. (Only its own: other
-  // KV clusters on the machine mount theirs meanwhile.)
-  const mounts = readFileSync('/proc/mounts', 'utf8').split('\n').filter((l) => l.includes(` ${dir}/bpffs bpf `));
+  // The demo's bpffs, which it names ("pins in DIR"); other KV clusters on
+  // the machine (a test beside this one) have their own.
+  const bpffs = /pins in (\S+)/.exec(out)?.[1];
+  expect(bpffs, 'the demo names its bpffs').toMatch(/^\/tmp\/xseq-kv-[^ ]*\/bpffs$/);
+  const mounts = readFileSync('/proc/mounts', 'utf8').split('\n').filter((l) => l.split(' ')[1] === bpffs);
   return { namespaces: ns, mounts };
 }
 
@@ -77,7 +71,7 @@ describePrivileged('the demo (demo/run.ts)', () => {
     expect(r.out).toMatch(/^OK: 600 ops acknowledged, 0 keys without their last acknowledged write, 0 writes misplaced, 0 stale reads, logs identical$/m);
     // A replica status row each, all normal in one view.
     expect(r.out.match(/^[012] {8}normal {2}\d+\/\d+ /gm)).toHaveLength(3);
-    const left = leftovers(prefixOf(r.out), dirOf(r.out));
+    const left = leftovers(prefixOf(r.out), r.out);
     expect(left.namespaces).toEqual([]);
     expect(left.mounts).toEqual([]);
   }, 150_000);
@@ -87,7 +81,7 @@ describePrivileged('the demo (demo/run.ts)', () => {
     expect(r.code, r.out).toBe(130);
     expect(r.out).toMatch(/\[demo\] SIGINT: stopping/);
     expect(r.out).toMatch(/\[demo\] cleaned up: processes stopped, bpffs unmounted, namespaces removed/);
-    const left = leftovers(prefixOf(r.out), dirOf(r.out));
+    const left = leftovers(prefixOf(r.out), r.out);
     expect(left.namespaces).toEqual([]);
     expect(left.mounts).toEqual([]);
   }, 150_000);

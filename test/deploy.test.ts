@@ -199,6 +199,26 @@ describe('systemd units', () => {
     expect(verify(d, 'xseq-agent.service').stderr).toMatch(/restart specifier/);
   });
 
+  it('systemd-analyze security: the agent unit scores 4.5 or better, the replica unit 2.0 or better', (ctx) => {
+    if (!have('systemd-analyze')) {
+      if (process.env.CI === 'true') throw new Error('systemd-analyze is missing: scripts/setup.sh installs the systemd package');
+      ctx.skip();
+    }
+    const d = stage();
+    const score = (unit: string, threshold: string) => {
+      const r = run('systemd-analyze', ['security', '--offline=true', '--no-pager', `--threshold=${threshold}`, join(d, unit)], { cwd: d });
+      return { status: r.status, level: /Overall exposure level for \S+: ([\d.]+)/.exec(r.stdout)?.[1] };
+    };
+    const agent = score('xseq-agent.service', '45');
+    expect(agent.status, `agent unit exposure ${agent.level}`).toBe(0);
+    expect(Number(agent.level)).toBeLessThanOrEqual(4.5);
+    const replica = score('xseq-replica@0.service', '20');
+    expect(replica.status, `replica unit exposure ${replica.level}`).toBe(0);
+    expect(Number(replica.level)).toBeLessThanOrEqual(2.0);
+    // The check can fail: the shipped agent unit is above a stricter bar.
+    expect(score('xseq-agent.service', '20').status).not.toBe(0);
+  });
+
   it('the agent unit runs `xseq-agent run --config /etc/xseq/agent.yaml` as a restarting, capable service', () => {
     const unit = readFileSync(join(deploy, 'systemd', 'xseq-agent.service'), 'utf8');
     const keys = (k: string) => [...unit.matchAll(new RegExp(`^${k}=(.*)$`, 'gm'))].map((m) => m[1]);
@@ -208,7 +228,14 @@ describe('systemd units', () => {
     expect(keys('Wants')).toEqual(['network-online.target']);
     expect(keys('CapabilityBoundingSet')[0]!.split(' ').sort()).toEqual(expect.arrayContaining(['CAP_BPF', 'CAP_NET_ADMIN', 'CAP_SYS_ADMIN']));
     expect(keys('ExecStartPre')).toEqual(["+/bin/sh -c 'mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf'"]);
+    // A configuration error (exit 2) or a refusal (3) stops the unit; any
+    // other failure restarts it, but a crash loop ends at the start limit.
+    expect(keys('RestartPreventExitStatus')).toEqual(['2 3']);
+    expect(keys('StartLimitIntervalSec')).toEqual(['5min']);
+    expect(keys('StartLimitBurst')).toEqual(['10']);
     const replica = readFileSync(join(deploy, 'systemd', 'xseq-replica@.service'), 'utf8');
+    expect(replica).toMatch(/^RestartPreventExitStatus=2$/m);
+    expect(replica).toMatch(/^StartLimitIntervalSec=5min$/m);
     expect(replica).toMatch(/^ExecStart=\/usr\/bin\/node \/opt\/xseq\/examples\/kv\/replica\.js --config \/etc\/xseq\/kv-%i\.yaml$/m);
   });
 });
@@ -232,7 +259,7 @@ describe('Prometheus and Grafana', () => {
     const panels = allPanels(d);
     expect(new Set(panels.map((p) => p.id)).size).toBe(panels.length);
     const titles = panels.map((p) => p.title);
-    for (const t of ['Request rate', 'Drops by reason', 'Replies and ACKs', 'Quorum latency', 'Retransmissions and repair', 'Window occupancy', 'Session', 'Last seq']) {
+    for (const t of ['Request rate', 'Drops by reason', 'Replies and ACKs', 'Quorum latency', 'Retransmissions and repair', 'Window occupancy', 'Session', 'Last seq', 'Requests by sequencer', 'Flushes', 'Errors', 'Window fullness', 'Build']) {
       expect(titles).toContain(t);
     }
     for (const p of panels.filter((x) => x.type !== 'row')) {
@@ -248,11 +275,12 @@ describe('Prometheus and Grafana', () => {
     c.sequenced = 5n;
     const text = await createMetricsRegistry({
       sequencerId: 1,
-      groups: () => [{ id: 1, session: 1, lastSeq: 5n, windowOccupancy: 2, retransmitBacklog: 1 }],
+      groups: () => [{ id: 1, session: 1, lastSeq: 5n, windowOccupancy: 2, windowCapacity: 1024, retransmitBacklog: 1 }],
       kernelCounters: () => c,
       quorumHistogram: () => ({ buckets: Array.from({ length: XSEQ_HIST_BUCKETS }, () => 1n), sumNs: 1000n }),
       retransmitCounters: () => ({ retransmissions: 1 }),
       repairCounters: () => ({ requests: 1, refused: { NOT_MEMBER: 1 } }),
+      flushCounters: () => ({ injected: 1 }),
     }).metrics();
     const exported = new Set(parseExposition(text).map((s) => s.name));
     const used = new Set<string>();
@@ -265,6 +293,11 @@ describe('Prometheus and Grafana', () => {
       }
     }
     expect(used.size).toBeGreaterThanOrEqual(20);
+    // And the other way round: every xseq family has a panel (a histogram
+    // counts through its _bucket/_sum/_count).
+    const family = (n: string) => n.replace(/_(bucket|sum|count)$/, '');
+    const shown = new Set([...used].map(family));
+    for (const n of exported) if (n.startsWith('xseq_')) expect(shown.has(family(n)), `no panel reads ${n}`).toBe(true);
   });
 });
 
@@ -343,6 +376,7 @@ describePrivileged('provision.sh, offline, into a staging root, in a network nam
     expect(readlinkSync(join(R, 'usr/local/bin/xseq-agent'))).toBe('/opt/xseq/agent/bin/xseq-agent.js');
     expect(readFileSync(join(R, 'etc/xseq/agent.yaml'), 'utf8')).toBe(readFileSync(join(deploy, 'vagrant/agent.yaml'), 'utf8'));
     expect(readFileSync(join(R, 'etc/prometheus/prometheus.yml'), 'utf8')).toBe(readFileSync(join(deploy, 'prometheus/prometheus.yml'), 'utf8'));
+    expect(readFileSync(join(R, 'etc/prometheus/alerts.yml'), 'utf8')).toBe(readFileSync(join(deploy, 'prometheus/alerts.yml'), 'utf8'));
     expect(existsSync(join(R, 'etc/systemd/system/multi-user.target.wants'))).toBe(false);
     expect(existsSync(join(R, 'etc/systemd/system/xseq-replica@.service'))).toBe(false);
     // The host was not touched.

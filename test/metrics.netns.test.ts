@@ -5,7 +5,7 @@
 // more, and every query of the Grafana dashboard is PromQL Prometheus
 // accepts. Both processes run in the sequencer's namespace, on its loopback,
 // where the agent's default metrics address is.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
@@ -69,6 +69,8 @@ describePrivileged('Prometheus scraping the metrics of a sequencer in a network 
     const cfg = parseYaml(readFileSync(join(root, 'deploy', 'prometheus', 'prometheus.yml'), 'utf8')) as { global: Record<string, string> };
     cfg.global = { ...cfg.global, scrape_interval: '1s', scrape_timeout: '1s', evaluation_interval: '1s' };
     writeFileSync(join(dir, 'prometheus.yml'), stringifyYaml(cfg));
+    // Its rule_files, as provision.sh installs them beside it.
+    copyFileSync(join(root, 'deploy', 'prometheus', 'alerts.yml'), join(dir, 'alerts.yml'));
     const prom = t.spawn('seq', 'sh', [
       '-c', 'exec prometheus "$@" 2>&1', 'prometheus',
       `--config.file=${join(dir, 'prometheus.yml')}`,
@@ -76,6 +78,13 @@ describePrivileged('Prometheus scraping the metrics of a sequencer in a network 
       '--web.listen-address=127.0.0.1:9090',
     ]);
     await pollUntil('Prometheus to be ready', 90_000, () => (nsGet(t, 'seq', `${PROM}/-/ready`, 3000).status === 200 ? true : undefined), () => prom.output().stdout.slice(-2000));
+    // The alerting rules loaded, every one evaluated without an error.
+    await pollUntil('the alerting rules to be evaluated', 60_000, () => {
+      const r = nsGet(t, 'seq', `${PROM}/api/v1/rules`, 3000);
+      if (r.status !== 200) return undefined;
+      const rules = (JSON.parse(r.body) as { data: { groups: Array<{ rules: Array<{ name: string; health: string; lastError?: string }> }> } }).data.groups.flatMap((g) => g.rules);
+      return rules.length > 0 && rules.every((x) => x.health === 'ok') ? rules : undefined;
+    }, () => nsGet(t, 'seq', `${PROM}/api/v1/rules`, 3000).body.slice(0, 2000));
     await pollUntil('the first scrape of the agent', 60_000, equals('up{job="xseq-agent"}', 1), () => JSON.stringify(query('up')));
     const grp = `{job="xseq-agent",sequencer="${SEQUENCER_ID}",group="1"}`;
     await pollUntil('the group series', 30_000, equals(`xseq_group_requests_sequenced_total${grp}`, 0));

@@ -43,6 +43,9 @@ const SCHEMAS: Record<string, 'agent' | 'kv' | 'kv-template' | 'kv-client' | 'pr
   'examples/kv/client.example.yaml': 'kv-client',
   // promtool checks it (test/deploy.test.ts).
   'deploy/prometheus/prometheus.yml': 'prometheus',
+  // promtool check rules and test rules (test/alerts.test.ts).
+  'deploy/prometheus/alerts.yml': 'prometheus',
+  'deploy/prometheus/alerts.test.yml': 'prometheus',
 };
 
 describe('shipped configuration files', () => {
@@ -148,6 +151,8 @@ describePrivileged("the replica unit's command with a Vagrant replica's config",
       }
       const l = JSON.parse(out.split('\n').find((x) => x.includes('"event":"listening"'))!) as Record<string, unknown>;
       expect(l).toMatchObject({ id: 0, n: 3, group: '1:239.7.7.1:7500', member: '192.168.56.11:7600', peer: '192.168.56.11:7700', recovering: false });
+      // The agent's log format (agent/logger.ts), and the build it runs.
+      expect(l).toMatchObject({ level: 'info', time: expect.stringMatching(/^\d{4}-\d\d-\d\dT[\d:.]+Z$/), version: expect.any(String), commit: expect.any(String) });
     } finally {
       p.kill('SIGTERM');
     }

@@ -9,6 +9,7 @@ import { ClientError, KvClient } from './client.ts';
 import { ClientConfigError, clientConfig, type KvClientConfig, mergeClientFlags, readClientConfigFile } from './client-config.ts';
 import { runLoad } from './load.ts';
 import { KvError, MAX_VALUE } from './ops.ts';
+import { versionLine } from '../../agent/version.ts';
 
 const USAGE = `Usage: tsx examples/kv/cli.ts <command> --sequencer ADDR[:PORT] [options]
        tsx examples/kv/cli.ts <command> --sequencer ID:ADDR[:PORT] ... [options]
@@ -61,6 +62,7 @@ Options (in brackets: the field in a --config file; flags win):
                                replicas ACK this client, which counts f+1
                                matching ACKs including the leader's; N is the
                                group size [directAcks, replicas]
+  --version                    the version and commit, then exit
 load:
   --clients C                  concurrent closed-loop clients (default 4)
   --ops N | --duration-ms MS   how much load (one of them)
@@ -90,6 +92,10 @@ function num(v: string | undefined, name: string, dflt: number, min = 0): number
 }
 
 async function main(): Promise<void> {
+  if (process.argv.includes('--version')) {
+    console.log(versionLine('kv-cli'));
+    return;
+  }
   let parsed;
   try {
     parsed = parseArgs({

@@ -67,6 +67,7 @@ the sequencer host, repair from the agent) and TCP to its peers.
                          gapCommitRetryUs 10000, viewChangeRetryUs 100000,
                          stateRetryUs 200000), e.g.
                          '{"leaderTimeoutUs":300000}' [protocol]
+  --version              the version and commit
   -h, --help             this text`;
 
 /**

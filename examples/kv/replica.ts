@@ -29,10 +29,18 @@ import { ConfigError, type KvReplicaConfig, parseReplicaArgs, USAGE } from './re
 import { MAX_RESULT } from './ops.ts';
 import { openReplicaXdp, ReplicaXdpError } from '../../replica/xdp/index.ts';
 import { KvStore } from './store.ts';
+import { buildInfo, versionLine } from '../../agent/version.ts';
+import { createLogger } from '../../agent/logger.ts';
 
-function out(o: object): void {
-  // Kernel counters are u64 (bigint); as JSON numbers they stay exact far past any run.
-  process.stdout.write(JSON.stringify(o, (_k, v: unknown) => (typeof v === 'bigint' ? Number(v) : v)) + '\n');
+// The agent's logger and format (agent/logger.ts): string levels, ISO
+// times, journald priorities under systemd; XSEQ_LOG_FORMAT=pretty for a
+// terminal. Kernel counters are u64 (bigint): pino writes them as JSON
+// numbers, exact far past any run.
+const logFormat = process.env['XSEQ_LOG_FORMAT'] === 'pretty' ? 'pretty' : 'json';
+const log = createLogger({ level: 'info', format: logFormat });
+
+function out(o: { event: string } & Record<string, unknown>, msg: string = o.event): void {
+  log.info(o, msg);
 }
 
 /** The marker that makes every later start of this replica a recovery. */
@@ -55,9 +63,18 @@ function startCpuProfile(dir: string): (name: string) => Promise<void> {
   };
 }
 
+function buildFields(): { version: string; commit: string } {
+  const b = buildInfo();
+  return { version: b.version, commit: b.commit };
+}
+
 async function main(): Promise<void> {
   const profileDir = process.env['XSEQ_KV_CPU_PROFILE'];
   const writeProfile = profileDir ? startCpuProfile(profileDir) : null;
+  if (process.argv.includes('--version')) {
+    console.log(versionLine('kv-replica'));
+    return;
+  }
   let cfg: KvReplicaConfig | null;
   try {
     cfg = parseReplicaArgs(process.argv.slice(2));
@@ -85,6 +102,7 @@ async function main(): Promise<void> {
     xdp = openReplicaXdp({ setting: c.xdp, iface: c.xdpIface, mode: c.xdpMode, ...(c.xdpRetransmitKeep !== null ? { retransmitKeep: c.xdpRetransmitKeep } : {}) }, { port: c.group.port, memberAddr: c.member.host });
   } catch (e) {
     if (!(e instanceof ReplicaXdpError)) throw e;
+    log.error({ event: 'xdp', code: e.code }, `${e.message} (xdp: on; use xdp: auto to run without it)`);
     console.error(`kv-replica: ${e.code}: ${e.message} (xdp: on; use xdp: auto to run without it)`);
     process.exit(3);
   }
@@ -166,6 +184,7 @@ async function main(): Promise<void> {
   }
   out({
     event: 'listening',
+    ...buildFields(),
     id: c.id,
     n: c.peers.length,
     group: `${c.groupId}:${formatHostPort(c.group)}`,
@@ -173,7 +192,7 @@ async function main(): Promise<void> {
     peer: formatHostPort(c.peers[c.id]!),
     recovering: recover,
     pid: process.pid,
-  });
+  }, `replica ${c.id} of group ${c.groupId} listening${recover ? ', recovering from its peers first' : ''}`);
   afterEvent();
 
   const dump = (): void => {
