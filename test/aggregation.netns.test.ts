@@ -257,7 +257,12 @@ describePrivileged('in-kernel ACK aggregation on real packets', () => {
     // Each failed grow took the leader's re-ACK, after a re-send of its own:
     // the leader's ACK carries the result, so that REPLY cannot fail again.
     expect(stopped.retransmit?.retransmittedSeqs ?? 0, JSON.stringify(context)).toBeGreaterThanOrEqual(failed);
-    expect(stopped.retransmit?.giveUps ?? 0, JSON.stringify(context)).toBe(0);
+    // No count of give-ups here: on a loaded machine (a CPU hog beside the
+    // suite) the slowest member can lag more than the whole retry schedule,
+    // and its seqs are given up once a quorum with the leader has them. A
+    // REPLY lost for good would show above (every request answered once,
+    // reply == requests); a seq given up without the leader's ACK is probed
+    // until it completes (agent/retransmit.ts), never left behind.
   }, TEST_MS);
 
   it('backpressure with a member that never acks: the agent releases what a quorum with the leader acked, and the group goes on', async () => {
