@@ -86,7 +86,6 @@ function runMerge(k: number, msgs: readonly (SequencedMsg | FlushMsg)[], count: 
     nextSeq: () => 1,
     append: () => void delivered++,
     reAck() {},
-    reAckTruncated() {},
     admit: () => true,
     heardFromLeader() {},
     toLeader() {},

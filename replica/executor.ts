@@ -72,16 +72,6 @@ export class Executor {
     return { kind: 'executed', result };
   }
 
-  /**
-   * What the client table says to a request id: the cached result of the
-   * client's latest executed request, STALE_MARK for an older id, null
-   * for one not executed yet.
-   */
-  answerFor(clientId: bigint, requestId: bigint): Uint8Array | null {
-    const a = this.clients.admit(clientId, requestId);
-    return a.kind === 'duplicate' ? a.result : a.kind === 'stale' ? STALE_MARK : null;
-  }
-
   /** The result a duplicate of this request would get, if it is the client's latest. */
   cachedResult(clientId: bigint, requestId: bigint): Uint8Array | null {
     const a = this.clients.admit(clientId, requestId);

@@ -52,8 +52,6 @@ export interface EngineHost {
   append(e: LogEntry, ack: boolean): void;
   /** The ACK of an entry already logged, again (a retransmitted copy arrived). */
   reAck(slot: number): void;
-  /** The ACK of a copy of a seq this replica committed and truncated (below its checkpoint). */
-  reAckTruncated(m: SequencedMsg, slot: number): void;
   /** Same-view check of a peer message (and view change on a newer one). */
   admit(m: { readonly view: ViewId; readonly from: number }): boolean;
   heardFromLeader(): void;

@@ -15,7 +15,6 @@ import type {
   LogState,
   PeerMsg,
   ReplicaInbound,
-  SequencedMsg,
   StartViewMsg,
   StateReplyMsg,
   StateRequestMsg,
@@ -245,7 +244,6 @@ export class Replica {
         this.appended(e, ack);
       },
       reAck: (slot) => this.reAckSlot(slot),
-      reAckTruncated: (m, slot) => this.reAckTruncated(m, slot),
       admit: (m) => this.admitView(m),
       heardFromLeader: () => this.heardFromLeader(),
       toLeader: (m) => this.toLeader(m),
@@ -299,22 +297,6 @@ export class Replica {
     if (this.status !== 'normal' || !e || e.noop) return;
     if (!this.amLeader()) return this.sendAck(e, null);
     const r = this.results.get(slot);
-    if (r) this.sendAck(e, r);
-  }
-
-  /**
-   * A copy of a seq committed and truncated here (below the checkpoint):
-   * its window slot may still wait for this replica's ACK in the current
-   * view (a view change resets a slot's acks), and nobody else can give
-   * it. The leader answers from the client table (the cached result, or a
-   * stale mark; nothing for a request never executed), a follower ACKs it
-   * as committed.
-   */
-  private reAckTruncated(m: SequencedMsg, slot: number): void {
-    if (this.status !== 'normal') return;
-    const e: LogEntry = { slot, session: m.session, seq: m.seq, noop: false, clientId: m.clientId, requestId: m.requestId, op: m.op };
-    if (!this.amLeader()) return this.sendAck(e, null);
-    const r = this.exec.answerFor(m.clientId, m.requestId);
     if (r) this.sendAck(e, r);
   }
 

@@ -121,9 +121,7 @@ export class SingleStream implements Intake {
     if (!h.normal()) return;
     const last = h.log.last;
     if (last.session !== m.session) return;
-    const slot = last.slot - (last.seq - m.seq);
-    if (slot < h.log.firstSlot) return h.reAckTruncated(m, slot);
-    const e = h.log.get(slot);
+    const e = h.log.get(last.slot - (last.seq - m.seq));
     if (!e || e.noop || e.clientId !== m.clientId || e.requestId !== m.requestId) return;
     h.reAck(e.slot);
   }

@@ -86,24 +86,6 @@ describe('replayed requests under the default policy', () => {
   });
 });
 
-describe('re-ACKs of seqs already truncated (below the checkpoint)', () => {
-  it('a copy of a committed, truncated seq: followers ACK it, the leader answers from the client table', () => {
-    const h = harness();
-    h.c.startWorkload(40);
-    quiesce(h);
-    h.c.runFor(200_000); // sync rounds: checkpoints past seq 1, which is truncated
-    for (const r of h.c.replicas) expect(r!.log.firstSlot).toBeGreaterThan(1);
-    const first = h.sent.find((x) => x.msg.type === 'SEQUENCED' && x.msg['seq'] === 1)!.msg as unknown as SequencedMsg;
-    const mark = h.sent.length;
-    for (const r of h.c.replicas) r!.receive({ ...first, retransmit: true });
-    const acks = h.sent.slice(mark).map((x) => x.msg as unknown as AckMsg).filter((m) => m.type === 'ACK' && m.seq === 1);
-    expect(acks.map((a) => a.replicaId).sort()).toEqual([0, 1, 2]);
-    // Request 1 of client 1 is older than its latest executed (40): stale.
-    expect(acks.find((a) => a.replicaId === 0)).toMatchObject({ stale: true, result: new Uint8Array(0) });
-    for (const a of acks.filter((x) => x.replicaId !== 0)) expect(a.result).toBeNull();
-  });
-});
-
 describe('cold start: the first messages reach replicas before their view change into the sequencer session', () => {
   it('replicas created in session 0: every member ACKs the first requests (logged via START_VIEW) without a re-send', () => {
     // The agent's session is 1; replicas start in 0 (they learn it from
