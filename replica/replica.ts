@@ -15,6 +15,7 @@ import type {
   LogState,
   PeerMsg,
   ReplicaInbound,
+  SequencedMsg,
   StartViewMsg,
   StateReplyMsg,
   StateRequestMsg,
@@ -244,6 +245,7 @@ export class Replica {
         this.appended(e, ack);
       },
       reAck: (slot) => this.reAckSlot(slot),
+      reAckNoop: (m, slot) => this.reAckNoop(m, slot),
       admit: (m) => this.admitView(m),
       heardFromLeader: () => this.heardFromLeader(),
       toLeader: (m) => this.toLeader(m),
@@ -298,6 +300,21 @@ export class Replica {
     if (!this.amLeader()) return this.sendAck(e, null);
     const r = this.results.get(slot);
     if (r) this.sendAck(e, r);
+  }
+
+  /**
+   * A copy of a seq gap agreement turned into a no-op here. Its window slot
+   * in the sequencer waits for ACKs that a no-op never sent (under
+   * backpressure: for good, one window later the group stalls). The leader
+   * ACKs it with a stale mark, followers as held: the slot completes, and
+   * the REPLY the kernel makes of it says "not executed here" (STALE, no
+   * result), which clients ignore; the request's client retries as it
+   * would anyway.
+   */
+  private reAckNoop(m: SequencedMsg, slot: number): void {
+    if (this.status !== 'normal') return;
+    const e: LogEntry = { slot, session: m.session, seq: m.seq, noop: false, clientId: m.clientId, requestId: m.requestId, op: m.op };
+    this.sendAck(e, this.amLeader() ? STALE_MARK : null);
   }
 
   /**

@@ -86,6 +86,33 @@ describe('replayed requests under the default policy', () => {
   });
 });
 
+describe('a seq committed as a no-op', () => {
+  it('a re-sent copy of it: the leader ACKs a stale mark, followers ACK it, so its window slot can complete', () => {
+    // Gap agreement: the leader never got seq 3 and the agent's copy is
+    // gone, so the leader commits a no-op there (gap-agreement.test.ts).
+    const h = harness();
+    h.drop((x) => x.msg.type === 'SEQUENCED' && x.msg['seq'] === 3 && x.to === 0);
+    const orig = h.c.sequencer.onRequest.bind(h.c.sequencer);
+    h.c.sequencer.onRequest = (r, node) => {
+      orig(r, node);
+      h.c.sequencer.forget(3);
+    };
+    h.c.startWorkload(10);
+    // Until every replica holds the no-op (before a checkpoint truncates it).
+    expect(h.c.runUntil(() => h.c.replicas.every((r) => r!.log.get(3)?.noop === true), 1_000_000)).toBe(true);
+    // The agent (still holding it, under backpressure) re-sends seq 3.
+    const copy = h.sent.find((x) => x.msg.type === 'SEQUENCED' && x.msg['seq'] === 3)!.msg as unknown as SequencedMsg;
+    const mark = h.sent.length;
+    for (const r of h.c.replicas) r!.receive({ ...copy, retransmit: true });
+    const acks = h.sent.slice(mark).map((x) => x.msg as unknown as AckMsg).filter((m) => m.type === 'ACK' && m.seq === 3);
+    expect(acks.map((a) => a.replicaId).sort()).toEqual([0, 1, 2]);
+    expect(acks.find((a) => a.replicaId === 0)).toMatchObject({ stale: true, result: new Uint8Array(0) });
+    for (const a of acks.filter((x) => x.replicaId !== 0)) expect(a.result).toBeNull();
+    quiesce(h);
+    for (const app of h.c.apps) expect(app.history.length).toBe(10); // executed once, at the retry's seq
+  });
+});
+
 describe('cold start: the first messages reach replicas before their view change into the sequencer session', () => {
   it('replicas created in session 0: every member ACKs the first requests (logged via START_VIEW) without a re-send', () => {
     // The agent's session is 1; replicas start in 0 (they learn it from
