@@ -54,6 +54,9 @@ export interface RunArgs {
   groups: string[];
   members: string[];
   quorums: string[];
+  /** --weight GROUP:RID:W and --tolerate GROUP:F (weighted quorums). */
+  weights: string[];
+  tolerates: string[];
   /** --drain GROUP: groups this sequencer is removed from (Hydra). */
   drains: string[];
   /** Re-create the data path whatever is pinned. */
@@ -83,6 +86,8 @@ export function parseRunArgs(argv: string[]): RunArgs | null {
     group: { type: 'string', multiple: true },
     member: { type: 'string', multiple: true },
     quorum: { type: 'string', multiple: true },
+    weight: { type: 'string', multiple: true },
+    tolerate: { type: 'string', multiple: true },
     drain: { type: 'string', multiple: true },
     replace: { type: 'boolean' },
     'detach-on-exit': { type: 'boolean' },
@@ -100,6 +105,8 @@ export function parseRunArgs(argv: string[]): RunArgs | null {
     groups: (v.group as string[] | undefined) ?? [],
     members: (v.member as string[] | undefined) ?? [],
     quorums: (v.quorum as string[] | undefined) ?? [],
+    weights: (v.weight as string[] | undefined) ?? [],
+    tolerates: (v.tolerate as string[] | undefined) ?? [],
     drains: (v.drain as string[] | undefined) ?? [],
     replace: v.replace === true,
     detachOnExit: v['detach-on-exit'] === true,
@@ -110,6 +117,7 @@ export function parseRunArgs(argv: string[]): RunArgs | null {
 const GROUP_RE = /^(\d+):([^:]+):(\d+)$/;
 const MEMBER_RE = /^(\d+):(\d+):([^:]+):(\d+)$/;
 const QUORUM_RE = /^(\d+):(\d+)$/;
+const WEIGHT_RE = /^(\d+):(\d+):(\d+)$/;
 
 /**
  * Group flags as overrides of the raw config: --group replaces the file's
@@ -157,6 +165,20 @@ function groupOverrides(raw: Record<string, unknown>, args: RunArgs, file: strin
     if (quorumSeen.has(i)) throw new UsageError(`--quorum ${spec}: group ${m[1]} is given twice`);
     quorumSeen.add(i);
     apply({ path: ['groups', i, 'quorum'], value: Number(m[2]), origin: `--quorum ${spec}` });
+  }
+  for (const spec of args.weights) {
+    const m = WEIGHT_RE.exec(spec);
+    if (!m) throw new UsageError(`--weight must be GROUP:RID:W (e.g. 1:0:3), got "${spec}"`);
+    const i = indexOf(Number(m[1]), '--weight', spec);
+    const members = (raw['groups'] as Record<string, unknown>[])[i]!['members'];
+    const j = Array.isArray(members) ? members.findIndex((x) => Number((x as { id?: unknown } | null)?.id) === Number(m[2])) : -1;
+    if (j < 0) throw new UsageError(`--weight ${spec}: group ${m[1]} has no member ${m[2]} (--member ${m[1]}:${m[2]}:ADDR:PORT)`);
+    apply({ path: ['groups', i, 'members', j, 'weight'], value: Number(m[3]), origin: `--weight ${spec}` });
+  }
+  for (const spec of args.tolerates) {
+    const m = QUORUM_RE.exec(spec);
+    if (!m) throw new UsageError(`--tolerate must be GROUP:F (e.g. 1:1), got "${spec}"`);
+    apply({ path: ['groups', indexOf(Number(m[1]), '--tolerate', spec), 'f'], value: Number(m[2]), origin: `--tolerate ${spec}` });
   }
   for (const spec of args.drains) {
     if (!/^\d+$/.test(spec)) throw new UsageError(`--drain must be a group id (e.g. 1), got "${spec}"`);

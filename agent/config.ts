@@ -7,6 +7,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { SLOT, XSEQ_MAX_GROUPS, XSEQ_MAX_REPLICAS, XSEQ_RESULT_CAP } from '../bpf/maps.ts';
 import { XSEQ_DEFAULT_PORT } from '../bpf/wire.ts';
+import { defaultTolerance, integrityIssue } from '../bpf/quorum.ts';
 
 export const DEFAULT_CONFIG_PATH = '/etc/xseq/agent.yaml';
 export const DEFAULT_BPFFS = '/sys/fs/bpf';
@@ -64,6 +65,9 @@ const oneOf = <T extends string>(values: readonly [T, ...T[]]) => z.enum(values,
 const Member = z.strictObject({
   id: int(0, XSEQ_MAX_REPLICAS - 1, ' (replica id)'),
   address: hostPort('unicast'),
+  /** Voting weight (default 1): a request is certified once the leader and
+   * members holding more than half the group's total weight acked it. */
+  weight: int(0, 255, ' (voting weight)').optional(),
 });
 
 const Group = z
@@ -71,6 +75,9 @@ const Group = z
     id: int(0, XSEQ_MAX_GROUPS - 1),
     multicast: hostPort('multicast'),
     quorum: int(1, XSEQ_MAX_REPLICAS).optional(),
+    /** Failures the group tolerates (default a majority's, (n - 1) / 2):
+     * with weights, the f heaviest must hold less than half the total. */
+    f: int(0, XSEQ_MAX_REPLICAS - 1, ' (failures tolerated)').optional(),
     /** Overrides the agent's sequencerId for this group (Hydra: unique
      * per group, 0..N-1 among the group's sequencers). */
     sequencerId: int(0, 65535).optional(),
@@ -85,6 +92,13 @@ const Group = z
       ctx.addIssue({ code: 'custom', path: ['members'], message: `member ids must be 0..${g.members.length - 1}, each once (got ${ids.join(', ')})` });
     }
     const n = g.members.length;
+    const weighted = g.f !== undefined || g.members.some((m) => m.weight !== undefined);
+    if (g.quorum !== undefined && weighted) {
+      ctx.addIssue({ code: 'custom', path: ['quorum'], message: 'counts ACKs and cannot be combined with member weights or f: drop quorum (weights certify by more than half the total weight) or drop the weights and f' });
+    } else if (g.quorum === undefined && n > 0) {
+      const issue = integrityIssue(g.members, g.f ?? defaultTolerance(n));
+      if (issue) ctx.addIssue({ code: 'custom', path: [g.f !== undefined ? 'f' : 'members'], message: issue });
+    }
     if (g.quorum !== undefined) {
       const maj = Math.floor(n / 2) + 1;
       if (n === 0) ctx.addIssue({ code: 'custom', path: ['quorum'], message: 'a quorum needs members' });

@@ -54,7 +54,8 @@ export function groupConfig(spec: GroupSpec, sequencerId: number, session: numbe
     enabled: true,
     ...(spec.draining ? { draining: true } : {}),
     ...(members.length ? { members } : {}),
-    ...(spec.quorum !== undefined ? { quorum: spec.quorum } : {}),
+    // A count quorum, else weights (default 1 each: the same majority).
+    ...(spec.quorum !== undefined ? { quorum: spec.quorum } : members.length ? { weights: [...spec.members].sort((a, b) => a.id - b.id).map((m) => m.weight ?? 1) } : {}),
   };
 }
 
@@ -126,7 +127,9 @@ export function planGroups(
       const windowBase = window === undefined ? 0 : window * map.windowSlots;
       // Identical bytes are not rewritten: an array map update is a copy
       // the XDP program may read half-done.
-      const same = Buffer.from(encodeGroup({ ...next, windowBase })).equals(Buffer.from(encodeGroup(old)));
+      // The same weights keep the table version they are stamped under.
+      const weightsVersion = JSON.stringify(next.weights) === JSON.stringify(old.weights) ? old.weightsVersion : undefined;
+      const same = Buffer.from(encodeGroup({ ...next, windowBase, ...(weightsVersion ? { weightsVersion } : {}) })).equals(Buffer.from(encodeGroup(old)));
       const lastSeq = map.lastSeq(spec.id);
       store.set(spec.id, { session: old.session, interface: cfg.interface, dataPath: 'adopted', lastSeq: String(lastSeq) });
       out.push({ id: spec.id, action: same ? 'kept' : 'updated', session: old.session, lastSeq, ...win, ...(same ? {} : { write: next }) });

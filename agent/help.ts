@@ -69,7 +69,15 @@ Options (config field in brackets):
                          replica 0 leads view 0; replaces that group's members
                          from the file
   --quorum GROUP:Q       ACKs that certify a request of GROUP, the leader's
-                         included [groups[].quorum] (default a majority)
+                         included [groups[].quorum] (default a majority);
+                         not together with --weight or --tolerate
+  --weight GROUP:RID:W   voting weight 0-255 of member RID of GROUP
+                         [groups[].members[].weight] (default 1): a request
+                         is certified once its leader and members holding
+                         more than half the total weight acked it
+  --tolerate GROUP:F     failures GROUP tolerates [groups[].f] (default
+                         (n-1)/2): the F heaviest members must hold less
+                         than half the total weight, or the agent refuses
   --sequencer-id N       stamped on every message [sequencerId] (default 1);
                          a group may override it [groups[].sequencerId].
                          With several sequencers per group (Hydra) unique

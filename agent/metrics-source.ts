@@ -39,6 +39,7 @@ export function metricsSource(
             lastSeq,
             ...(window && aggregating ? { windowOccupancy: windowOccupancy(window, g, lastSeq), windowCapacity: window.windowSlots } : {}),
             ...(behind !== undefined ? { retransmitBacklog: behind } : {}),
+            ...(g.weights ? { weights: g.weights, weightsVersion: g.weightsVersion ?? 0 } : {}),
           },
         ];
       });

@@ -41,6 +41,10 @@ export interface MetricsSource {
     windowCapacity?: number;
     /** Seqs the retransmitter still has to deliver to some member. */
     retransmitBacklog?: number;
+    /** Weighted quorums: each member's weight by replica id, and the
+     * version of the table new requests are stamped under. */
+    weights?: number[];
+    weightsVersion?: number;
   }>;
   /** bpf/maps.ts counters, summed over CPUs (Sequencer.counters()). */
   kernelCounters(): Counters;
@@ -112,6 +116,7 @@ const KERNEL: Record<CounterName, { family: KernelFamily; value?: string }> = {
     },
   },
   reply_headroom: { family: { name: 'xseq_replies_grown_in_front_total', help: 'REPLYs that took (part of) their growth from headroom: the ACK frame had too little tailroom.' } },
+  drop_ack_weights: { family: DROPPED, value: 'ack_weights' },
   busy: { family: { name: 'xseq_busy_answers_total', help: 'Requests refused by backpressure that were answered with an ERROR BUSY (not stamped: the client re-sends them).' } },
 };
 
@@ -338,6 +343,19 @@ export function createMetricsRegistry(src: MetricsSource): Registry {
   groupGauge('xseq_window_occupied_slots', "Seqs in the group's window that some member has not acked yet.", (g) => g.windowOccupancy);
   groupGauge('xseq_window_capacity_slots', "Slots in the group's window (window.slots): xseq_window_occupied_slots / this is how full it is.", (g) => g.windowCapacity);
   groupGauge('xseq_retransmit_backlog_seqs', 'Seqs the retransmitter still has to deliver to some member.', (g) => g.retransmitBacklog);
+
+  groupGauge('xseq_group_weights_version', "Version of the group's weight table new requests are stamped under (absent: count quorum).", (g) => g.weightsVersion);
+  new Gauge({
+    name: 'xseq_member_weight',
+    help: "A member's voting weight in the group's current weight table: a request is certified once the leader and more than half the total weight acked.",
+    labelNames: ['sequencer', 'group', 'replica'],
+    registers,
+    collect() {
+      state.refresh();
+      this.reset();
+      for (const g of state.groups) g.weights?.forEach((w, rid) => this.set({ sequencer, group: String(g.id), replica: String(rid) }, w));
+    },
+  });
 
   registry.registerMetric(quorumHistogram(state, sequencer));
 

@@ -4,7 +4,7 @@
 // one REPAIR_REPLY names the seqs it no longer has, so the replica can go
 // on to gap agreement at once instead of waiting for a timeout.
 //
-// Only a configured member, asking from its configured address, gets
+// Only a configured member, asking from its configured address and port, gets
 // anything re-sent: a request is up to 128 x 1.4 KB of answer, which must
 // not be aimed at a stranger. Wrong requests get a typed ERROR.
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
@@ -165,7 +165,9 @@ export class RepairService {
     if (members.length === 0) throw new Refusal('NOT_MEMBER', `group ${h.groupId} has no members: nothing is kept for repair`);
     const m = members[h.replicaId];
     if (!m) throw new Refusal('NOT_MEMBER', `group ${h.groupId} has replicas 0..${members.length - 1}, not ${h.replicaId}`);
-    if (m.addr !== from.address) throw new Refusal('NOT_MEMBER', `replica ${h.replicaId} of group ${h.groupId} is not at ${from.address}`);
+    // Address and port, exactly as the kernel counts an ACK: another
+    // process on a member's host is not that member.
+    if (m.addr !== from.address || m.port !== from.port) throw new Refusal('NOT_MEMBER', `replica ${h.replicaId} of group ${h.groupId} is not at ${from.address}:${from.port}`);
     if (h.session !== g.session) throw new Refusal('WRONG_SESSION', `group ${h.groupId} is in session ${g.session}, not ${h.session}`);
     const count = decodeRepairRequestCount(decoded.message.payload);
     if (count === null) throw new Refusal('BAD_REQUEST', `the payload must be ${REPAIR_REQ_SIZE} bytes (a count), got ${decoded.message.payload.length}`);

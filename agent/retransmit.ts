@@ -45,6 +45,7 @@
 import type { Socket } from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import type { GroupConfig, Member } from '../bpf/maps.ts';
+import { certifies } from '../bpf/quorum.ts';
 import { taiNowNs } from './clock.ts';
 import { type Log, silentLog } from './log.ts';
 import { feedHistogram, RtoEstimator } from './rto.ts';
@@ -126,6 +127,9 @@ interface GroupState {
   mask: number;
   /** ACKs (the leader's among them) that certify a request. */
   quorum: number;
+  /** Member weights, when the group certifies by weight (the kernel's
+   * current table; see bpf/xseq.h struct xseq_weights). */
+  weights?: number[];
   port: number;
   session: number;
   windowBase: number;
@@ -251,7 +255,8 @@ export class Retransmitter {
         prev.session === g.session &&
         prev.windowBase === (g.windowBase ?? 0) &&
         prev.port === g.mcastPort &&
-        JSON.stringify(prev.members) === JSON.stringify(members);
+        JSON.stringify(prev.members) === JSON.stringify(members) &&
+        JSON.stringify(prev.weights) === JSON.stringify(g.weights);
       if (same) {
         next.push(prev);
         continue;
@@ -262,6 +267,7 @@ export class Retransmitter {
         members,
         mask: (1 << members.length) - 1,
         quorum: g.quorum ?? Math.floor(members.length / 2) + 1,
+        ...(g.weights ? { weights: g.weights } : {}),
         port: g.mcastPort,
         session: g.session,
         windowBase: g.windowBase ?? 0,
@@ -515,10 +521,8 @@ export class Retransmitter {
     const w = this.#window;
     const acked = w.ackedAt(slot);
     const leader = w.viewAt(slot) % g.members.length;
-    if (w.ackedAt(slot) !== acked || !(acked & (1 << leader))) return false;
-    let n = 0;
-    for (let a = acked & g.mask; a; a &= a - 1) n++;
-    return n >= g.quorum;
+    if (w.ackedAt(slot) !== acked) return false;
+    return certifies(acked & g.mask, leader, g);
   }
 
   #giveUp(g: GroupState, seq: number, acked: number): void {

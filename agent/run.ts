@@ -60,10 +60,14 @@ function bindAny(): Promise<Socket> {
   });
 }
 
-/** The socket generic-mode flushes leave from: the sequencer's own address
- * and port, as an XDP-sent FLUSH would have, multicast on that interface. */
+/** The socket generic-mode flushes and every retransmission leave from: the
+ * sequencer's own address and port, as an XDP-sent FLUSH or SEQUENCED has,
+ * multicast on that interface. Replicas take SEQUENCED and FLUSH only from
+ * that address and port (docs/trust-model.md). */
 function bindFlushSocket(addr: string, port: number): Promise<Socket> {
-  const s = createSocket({ type: 'udp4' });
+  // SO_REUSEADDR: a tool on the sequencer host can send from the same
+  // port (tools/sequenced-sender.ts --src); nothing is received here.
+  const s = createSocket({ type: 'udp4', reuseAddr: true });
   return new Promise((resolve, reject) => {
     s.once('error', (e) => {
       s.close();
@@ -195,7 +199,18 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
     }
     if (aggregating.length) {
       window = new SlotWindow(seq.slots, seq.windowSlots);
-      rtSocket = await bindAny();
+      // From the sequencer's address and port (see bindFlushSocket); an
+      // interface without an IPv4 address leaves only an ephemeral port,
+      // whose re-sends replicas then refuse as a stranger's.
+      const address = (() => {
+        try {
+          return interfaceAddress(cfg.interface).addr;
+        } catch {
+          return null;
+        }
+      })();
+      if (address === null) log.warn({ event: 'retransmit', iface: cfg.interface }, `${cfg.interface} has no IPv4 address: retransmissions leave from an ephemeral port, which replicas refuse`);
+      rtSocket = flushSocket ?? (address !== null ? await bindFlushSocket(address, cfg.port) : await bindAny());
       rtSocket.on('error', (e) => log.warn({ err: e.message }, 'retransmit socket error'));
       retransmitter = new Retransmitter(seq, window, rtSocket, {
         groups: aggregating,
@@ -210,7 +225,7 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
   } catch (e) {
     // The data path stays as it is (pinned and stamping): only this
     // agent's own handles go.
-    rtSocket?.close();
+    if (rtSocket !== flushSocket) rtSocket?.close();
     flushSocket?.close();
     flushProgram?.close();
     dp.link.close();
@@ -306,7 +321,7 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
   drops.close();
   await metrics?.close();
   await repair?.close();
-  rtSocket?.close();
+  if (rtSocket !== flushSocket) rtSocket?.close();
   events.consume();
   const final = seq.counters();
   const sequencedPerCpu = seq.counterPerCpu('sequenced').map(String);

@@ -7,12 +7,28 @@
 // directory): after a crash it holds either the old or the new content,
 // never a torn one, and a session handed out is on disk before the data
 // path that stamps it exists.
+//
+// Sessions are serial numbers (replica/view.ts sessionCmp): the one after
+// 0xffffffff is 1 (0 means "none yet" to a replica), so the store never
+// runs out. Replicas move to a new session only a bounded step past the
+// last one they heard (replica/udp/sources.ts); the store records the last
+// session that stamped anything and refuses to hand out one further than
+// that bound past it, rather than one the replicas would ignore.
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { DEFAULT_SESSION_BOUND } from '../replica/udp/sources.ts';
+import { sessionCmp } from '../replica/view.ts';
 import { AgentError } from './errors.ts';
 
 export const SESSIONS_FILE = 'sessions.json';
 const MAX_SESSION = 0xffffffff;
+/** How far past the last session that stamped anything a new one may be: the replicas' default bound. */
+export const SESSION_STEP_MAX = DEFAULT_SESSION_BOUND;
+
+/** The session after `s`, past 0xffffffff to 1 (0 is never handed out). */
+export function sessionAfter(s: number): number {
+  return s >= MAX_SESSION ? 1 : s + 1;
+}
 
 export interface GroupSession {
   session: number;
@@ -22,6 +38,8 @@ export interface GroupSession {
   dataPath: 'created' | 'adopted';
   /** Last seq seen by the agent (at start or stop), as a decimal string. */
   lastSeq?: string;
+  /** The last session of this group that stamped anything (lastSeq > 0): replicas have heard it. */
+  stamped?: number;
   updatedAt: string;
 }
 
@@ -86,15 +104,25 @@ export class SessionStore {
   /** The session a new data path gives `group`: one more than any it had
    * here or (`atLeast`) anywhere else we know of. */
   next(group: number, atLeast = 0): number {
-    const last = Math.max(this.get(group)?.session ?? 0, atLeast);
-    if (last >= MAX_SESSION) {
-      throw new AgentError('ESTATE', `group ${group} has used every session number (last ${last}); set \`session\` explicitly to wrap around`);
+    const had = this.get(group);
+    const recorded = had?.session ?? 0;
+    const next = sessionAfter(sessionCmp(atLeast, recorded) > 0 ? atLeast : recorded);
+    const stamped = had?.stamped;
+    if (stamped !== undefined && stamped !== 0 && (next - stamped) >>> 0 > SESSION_STEP_MAX) {
+      throw new AgentError(
+        'ESTATE',
+        `group ${group}: session ${next} would be ${(next - stamped) >>> 0} past ${stamped}, the last one that stamped anything; ` +
+          `replicas move at most ${SESSION_STEP_MAX} sessions ahead (sessionBound), so they would ignore it. ` +
+          `Set \`session\` (--session) to one within ${SESSION_STEP_MAX} past the session the replicas are in`,
+      );
     }
-    return last + 1;
+    return next;
   }
 
   set(group: number, entry: Omit<GroupSession, 'updatedAt'>): void {
-    this.#doc.groups[String(group)] = { ...entry, updatedAt: new Date().toISOString() };
+    const prev = this.get(group);
+    const stamped = entry.lastSeq !== undefined && entry.lastSeq !== '0' ? entry.session : (entry.stamped ?? prev?.stamped);
+    this.#doc.groups[String(group)] = { ...entry, ...(stamped !== undefined ? { stamped } : {}), updatedAt: new Date().toISOString() };
   }
 
   /** Writes the store durably (see the top of this file). */

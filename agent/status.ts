@@ -17,6 +17,9 @@ export interface GroupStatus {
   sequencerId: number;
   members: string[];
   quorum?: number;
+  /** Weighted quorums: weight by replica id, and the table's version. */
+  weights?: number[];
+  weightsVersion?: number;
   window?: number;
   /** Hydra: removed from the group, FINAL flushes only. */
   draining?: true;
@@ -60,7 +63,7 @@ function readMaps(dir: string): Pick<InterfaceStatus, 'load' | 'groups' | 'count
         multicast: `${g.mcastAddr}:${g.mcastPort}`,
         sequencerId: g.sequencerId,
         members: members.map((m) => `${m.addr}:${m.port}`),
-        ...(members.length ? { quorum: g.quorum ?? 0, window: Math.floor((g.windowBase ?? 0) / seq.windowSlots) } : {}),
+        ...(members.length ? { ...(g.weights ? { weights: g.weights, weightsVersion: g.weightsVersion ?? 0 } : { quorum: g.quorum ?? 0 }), window: Math.floor((g.windowBase ?? 0) / seq.windowSlots) } : {}),
         ...(g.draining ? { draining: true as const } : {}),
       };
     });
@@ -146,7 +149,8 @@ function renderInterface(s: InterfaceStatus): string[] {
     out.push(`  program: port ${s.load.port}, window ${s.load.windowSlots} slots x ${s.load.windows} windows, policy ${s.load.policy}, maxResult ${s.load.maxResult}`);
   }
   for (const g of s.groups ?? []) {
-    const members = g.members.length ? `${g.members.length} members (quorum ${g.quorum}, window ${g.window}): ${g.members.join(' ')}` : 'no members';
+    const rule = g.weights ? `weights ${g.weights.join('/')} table v${g.weightsVersion}, more than half of ${g.weights.reduce((a, b) => a + b, 0)}` : `quorum ${g.quorum}`;
+    const members = g.members.length ? `${g.members.length} members (${rule}, window ${g.window}): ${g.members.join(' ')}` : 'no members';
     out.push(`  group ${g.id}: session ${g.session}, last seq ${g.lastSeq}, multicast ${g.multicast}, sequencer id ${g.sequencerId}${g.draining ? ' (draining: no stamping, FINAL flushes)' : ''}, ${members}`);
   }
   if (s.counters) out.push(`  counters: ${nonZeroCounters(s.counters)}`);

@@ -35,7 +35,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { type NsProcess, Topology, type XdpMode } from '../netns/topology.ts';
 import { type ClientSummary, histQuantile } from '../tools/client.ts';
 import type { ReplicaSummary } from '../tools/test-replica.ts';
-import type { BenchRow } from './row.ts';
+import { atLeast, below, type BenchRow, type Goal } from './row.ts';
 import { REPO_ROOT } from './tools.ts';
 
 // node --import tsx (resolved from the repository: every spawn runs there),
@@ -263,16 +263,16 @@ export async function runP3bDetailed(opts: P3bOptions = {}): Promise<P3bResult> 
   const extra = o.agentArgs.length ? ` (agent ${o.agentArgs.join(' ')})` : '';
   const setup = `${o.clients} closed-loop clients x ${o.outstanding} outstanding, 3 test replicas, ${o.mode} XDP, RTO ${o.rtoMs} ms${extra}, median of ${o.rounds} rounds`;
   const baselineName = 'replicas ACK the client, which counts the quorum';
-  const row = (id: string, name: string, unit: string, f: (p: P3bPhase) => number, goal: string): BenchRow => {
+  const row = (id: string, name: string, unit: string, f: (p: P3bPhase) => number, goal: Goal | null): BenchRow => {
     const x = of('xseq', f);
     const b = of('baseline', f);
     return { id, name, unit, xseq: x, baseline: b, baselineName, ratio: ratio(x, b), goal };
   };
   const rows = [
-    row('P3b', `requests/s with in-kernel ACK aggregation (one REPLY per request), ${setup}`, 'req/s', (p) => p.requestsPerSec, 'ratio >= 1.5'),
-    row('P3b-p50', `median request latency, ${setup}`, 'us', (p) => p.p50Us, 'report'),
-    row('P3b-p99', `99th percentile request latency, ${setup}`, 'us', (p) => p.p99Us, 'ratio < 1 (lower p99)'),
-    row('P3b-cpu', `client CPU time per answered request, ${setup}`, 'us/req', (p) => p.clientCpuUsPerRequest, 'report'),
+    row('P3b', `requests/s with in-kernel ACK aggregation (one REPLY per request), ${setup}`, 'req/s', (p) => p.requestsPerSec, atLeast('ratio', 1.5)),
+    row('P3b-p50', `median request latency, ${setup}`, 'us', (p) => p.p50Us, null),
+    row('P3b-p99', `99th percentile request latency, ${setup}`, 'us', (p) => p.p99Us, below('ratio', 1)),
+    row('P3b-cpu', `client CPU time per answered request, ${setup}`, 'us/req', (p) => p.clientCpuUsPerRequest, null),
   ];
   return { rows, phases, replicas, kernel, retransmit };
 }

@@ -16,7 +16,7 @@ import { Log, ORIGIN } from '../replica/log.ts';
 import type { Checkpoint, FlushMsg, SequencedMsg } from '../replica/messages.ts';
 import { Replica } from '../replica/replica.ts';
 import { Timer, type ReplicaTransport, type Scheduler } from '../replica/transport.ts';
-import type { BenchRow } from './row.ts';
+import { atLeast, type BenchRow, type Goal } from './row.ts';
 
 export interface P4Options {
   messages?: number;
@@ -123,7 +123,7 @@ export function runP4(o: P4Options = {}): BenchRow[] {
     m1.push(runMerge(1, one, count));
     o.log?.(`P4 round ${i + 1}/${rounds}: replica 8 seq ${(r8[i]! / 1e6).toFixed(2)}M/s, 1 seq ${(r1[i]! / 1e6).toFixed(2)}M/s; merge alone 8 seq ${(m8[i]! / 1e6).toFixed(2)}M/s, 1 seq ${(m1[i]! / 1e6).toFixed(2)}M/s`);
   }
-  const row = (id: string, name: string, x: number, b: number, baselineName: string, goal: string): BenchRow => ({
+  const row = (id: string, name: string, x: number, b: number, baselineName: string, goal: Goal | null): BenchRow => ({
     id,
     name,
     unit: 'msgs/s',
@@ -134,8 +134,8 @@ export function runP4(o: P4Options = {}): BenchRow[] {
     goal,
   });
   return [
-    row('P4', 'Hydra: whole replica (merge + log + execute + ACK) with 8 sequencers, in process, one core', median(r8), median(r1), 'the same replica, 1 sequencer', 'merge >= 1M msgs/s (see P4m)'),
-    row('P4m', 'Hydra: the merge layer alone (replica/hydra.ts) with 8 sequencers, in process, one core', median(m8), median(m1), 'the merge layer, 1 sequencer', '>= 1M msgs/s'),
+    row('P4', 'Hydra: whole replica (merge + log + execute + ACK) with 8 sequencers, in process, one core', median(r8), median(r1), 'the same replica, 1 sequencer', null),
+    row('P4m', 'Hydra: the merge layer alone (replica/hydra.ts) with 8 sequencers, in process, one core', median(m8), median(m1), 'the merge layer, 1 sequencer', atLeast('xseq', 1_000_000)),
   ];
 }
 

@@ -24,7 +24,7 @@ import type { LoadSummary } from '../examples/kv/load.ts';
 import { KvCluster, SEQ_PORT } from '../examples/kv/netns-cluster.ts';
 import { LatencyHist } from '../examples/kv/latency.ts';
 import { Topology, type XdpMode } from '../netns/topology.ts';
-import type { BenchRow } from './row.ts';
+import { type BenchRow, type Goal } from './row.ts';
 
 type Kind = 'two' | 'one';
 
@@ -114,13 +114,14 @@ export async function runP4b(opts: P4bOptions = {}): Promise<BenchRow[]> {
   const ratio = (x: number, b: number) => (b > 0 ? Number((x / b).toFixed(2)) : 0);
   const what = `${o.processes}x${o.lanes} closed-loop KV clients, 3 replicas, flush every ${o.flushIntervalMs} ms, ${mode} XDP, 2 shared CPUs, median of ${o.rounds} rounds`;
   const baselineName = 'one sequencer (the second only flushes)';
-  const row = (id: string, name: string, unit: string, f: (p: Phase) => number, goal: string): BenchRow => {
+  const row = (id: string, name: string, unit: string, f: (p: Phase) => number, goal: Goal | null): BenchRow => {
     const x = of('two', f);
     const b = of('one', f);
-    return { id, name, unit, xseq: x, baseline: b, baselineName, ratio: ratio(x, b), goal };
+    const timedOut = phases.filter((p) => p.timeouts > 0).map((p) => `${p.kind}: ${p.timeouts} timeouts`);
+    return { id, name, unit, xseq: x, baseline: b, baselineName, ratio: ratio(x, b), goal, ...(timedOut.length ? { failed: timedOut.join('; ') } : {}) };
   };
   return [
-    row('P4b', `Hydra end to end: KV ops/s with requests spread over two sequencers, ${what}`, 'ops/s', (p) => p.opsPerSec, 'report (what bounds it: see bench/README.md)'),
-    row('P4b-p50', `Hydra end to end: KV latency p50, two sequencers, ${what}`, 'us', (p) => p.p50Us, 'report'),
+    row('P4b', `Hydra end to end: KV ops/s with requests spread over two sequencers, ${what}`, 'ops/s', (p) => p.opsPerSec, null),
+    row('P4b-p50', `Hydra end to end: KV latency p50, two sequencers, ${what}`, 'us', (p) => p.p50Us, null),
   ];
 }

@@ -1,16 +1,25 @@
 // npm run bench: runs every benchmark row side by side with its baseline,
-// writes bench/results.json and prints a table. Needs root (BPF, namespaces).
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+// judges each row against its goal, writes the run with the host's facts to
+// bench/results/<date>-<host>.json and prints a table. --check exits 1 when
+// a row misses its goal (or its measurement failed). Needs root (BPF,
+// namespaces).
 import { parseArgs } from 'node:util';
+import { hostFacts } from './host.ts';
 import { runP1 } from './p1.ts';
-import type { BenchRow } from './row.ts';
+import { writeResult, type BenchResult } from './result.ts';
+import { goalText, judge, type BenchRow } from './row.ts';
 
-const HELP = `Usage: npm run bench [-- --only P1,P1r,P2,P3b,P3,P4,P4b] [--quick]
+const HELP = `Usage: npm run bench [-- --only P1,P1r,P2,P2s,P3b,P3,P3r,P4,P4b,T] [--quick] [--check] [--out DIR]
 
-Runs the benchmarks and writes bench/results.json, an array of
-{id, name, unit, xseq, baseline, baselineName, ratio, goal}; ratio is
-xseq / baseline. Rows:
+Runs the benchmarks and writes DIR/<date>-<host>.json (default DIR:
+bench/results): the host's facts (CPU model, kernel, mitigations, clock
+source, clock ticks, load before the run) and the rows
+{id, name, unit, xseq, baseline, baselineName, ratio, goal, met, failed?};
+ratio is xseq / baseline, goal a comparison on the ratio or the xseq value,
+met true/false (null: no goal). A row whose measurement failed (timeouts,
+an error) has failed set and met false.
+--check  exit 1 if any row has met false.
+Rows:
   P1, P1s  sequencer ns/packet under BPF_PROG_TEST_RUN vs a bare MAC-swap XDP_TX
   P1r, P1rs, P1rp, P1ro
            the replica-side XDP program ns/packet (duplicate and stale drops,
@@ -31,9 +40,23 @@ xseq / baseline. Rows:
   P4b, P4b-p50
            Hydra end to end in namespaces: KV ops/s with clients spreading
            over two sequencer hosts vs all to one (the other only flushes)
---quick uses fewer repetitions (a smoke run, not numbers to report).`;
+  P3r      client retries per 100 lost leader ACKs with the replica-side XDP
+           program on vs off (the ACK race, bench/p3r.ts)
+  T-scan, T-flush, T-pace
+           the retransmitter's scan per unacked slot, the flush timer's rate,
+           the P2s generator's pacing (bench/timers.ts)
+--quick uses fewer repetitions (a smoke run, not numbers to report; the
+file says quick: true and bench/readme-tables.ts refuses it).`;
 
-const { values: v } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
+const { values: v } = parseArgs({
+  options: {
+    only: { type: 'string' },
+    quick: { type: 'boolean' },
+    check: { type: 'boolean' },
+    out: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  },
+});
 if (v.help) {
   console.log(HELP);
   process.exit(0);
@@ -45,51 +68,64 @@ if (process.getuid?.() !== 0) {
 const only = v.only ? new Set(v.only.split(',').map((s) => s.trim().toUpperCase())) : null;
 const want = (id: string) => !only || only.has(id);
 const log = (s: string) => console.log(`[bench] ${s}`);
+const quick = Boolean(v.quick);
+const host = hostFacts();
+const startedAt = new Date();
+log(`host ${host.hostname}: ${host.cpuModel} x${host.cpus}, kernel ${host.kernel}, clocksource ${host.clocksource}, load ${host.loadBefore.join(' ')}`);
 
 const rows: BenchRow[] = [];
-if (want('P1')) {
-  log('P1: BPF_PROG_TEST_RUN, interleaved rounds');
-  rows.push(...runP1({ repeat: v.quick ? 100_000 : 1_000_000, rounds: v.quick ? 3 : 7, log }));
-}
-if (want('P1R')) {
-  const { runP1r } = await import('./p1r.ts');
-  log('P1r: replica-side XDP program, BPF_PROG_TEST_RUN, interleaved rounds');
-  rows.push(...runP1r({ repeat: v.quick ? 100_000 : 1_000_000, rounds: v.quick ? 3 : 7, log }));
-}
-if (want('P2')) {
-  const { runP2 } = await import('./p2.ts');
-  log('P2: zero-loss rate through the namespace topology');
-  rows.push(...(await runP2({ quick: Boolean(v.quick), log })));
-}
-if (want('P2') || want('P2S')) {
-  const { runP2s } = await import('./p2s.ts');
-  log('P2s: sequencer capacity, the sequencer as the bottleneck (bench/README.md)');
-  rows.push(...(await runP2s({ quick: Boolean(v.quick), log })));
-}
-if (want('P3B')) {
-  const { runP3b } = await import('./p3b.ts');
-  log('P3b: in-kernel ACK aggregation vs the client counting the quorum');
-  rows.push(...(await runP3b({ quick: Boolean(v.quick), log })));
-}
-if (want('P4')) {
-  const { runP4 } = await import('./p4.ts');
-  log('P4: Hydra merge throughput in process, 8 sequencers vs 1');
-  rows.push(...runP4({ messages: v.quick ? 100_000 : 400_000, rounds: v.quick ? 2 : 5, log }));
-}
-if (want('P4B')) {
-  const { runP4b } = await import('./p4b.ts');
-  log('P4b: Hydra end to end, two sequencers vs one');
-  rows.push(...(await runP4b({ quick: Boolean(v.quick), log })));
-}
-if (want('P3')) {
-  const { runP3 } = await import('./p3.ts');
-  log('P3: the KV store replicated vs unreplicated');
-  rows.push(...(await runP3({ quick: Boolean(v.quick), log })));
+/** Runs one group of rows; a group that throws leaves one failed row, so --check sees it. */
+async function group(id: string, what: string, run: () => BenchRow[] | Promise<BenchRow[]>): Promise<void> {
+  log(`${id}: ${what}`);
+  try {
+    rows.push(...(await run()));
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    log(`${id} failed: ${msg}`);
+    rows.push({ id, name: what, unit: '', xseq: 0, baseline: 0, baselineName: '', ratio: 0, goal: null, failed: msg });
+  }
 }
 
-const out = join(import.meta.dirname, 'results.json');
-writeFileSync(out, JSON.stringify(rows, null, 2) + '\n');
+if (want('P1')) await group('P1', 'BPF_PROG_TEST_RUN, interleaved rounds', () => runP1({ repeat: quick ? 100_000 : 1_000_000, rounds: quick ? 3 : 7, log }));
+if (want('P1R')) {
+  await group('P1r', 'replica-side XDP program, BPF_PROG_TEST_RUN, interleaved rounds', async () =>
+    (await import('./p1r.ts')).runP1r({ repeat: quick ? 100_000 : 1_000_000, rounds: quick ? 3 : 7, log }),
+  );
+}
+if (want('P2')) await group('P2', 'zero-loss rate through the namespace topology', async () => (await import('./p2.ts')).runP2({ quick, log }));
+if (want('P2') || want('P2S')) {
+  await group('P2s', 'sequencer capacity, the sequencer as the bottleneck (bench/README.md)', async () => (await import('./p2s.ts')).runP2s({ quick, log }));
+}
+if (want('P3B')) await group('P3b', 'in-kernel ACK aggregation vs the client counting the quorum', async () => (await import('./p3b.ts')).runP3b({ quick, log }));
+if (want('P4')) {
+  await group('P4', 'Hydra merge throughput in process, 8 sequencers vs 1', async () =>
+    (await import('./p4.ts')).runP4({ messages: quick ? 100_000 : 400_000, rounds: quick ? 2 : 5, log }),
+  );
+}
+if (want('P4B')) await group('P4b', 'Hydra end to end, two sequencers vs one', async () => (await import('./p4b.ts')).runP4b({ quick, log }));
+const timerRows = (['T-scan', 'T-flush', 'T-pace'] as const).filter((id) => want('T') || want(id.toUpperCase()));
+if (timerRows.length) {
+  await group('T', "the agent's timers and the generator's pacing", async () => (await import('./timers.ts')).runTimers({ quick, log, only: new Set(timerRows) }));
+}
+if (want('P3R')) await group('P3r', 'the ACK race: client retries per lost leader ACK, replica XDP on vs off', async () => (await import('./p3r.ts')).runP3r({ quick, log }));
+if (want('P3')) await group('P3', 'the KV store replicated vs unreplicated', async () => (await import('./p3.ts')).runP3({ quick, log }));
+
+const missed = judge(rows);
+const result: BenchResult = {
+  version: 1,
+  startedAt: startedAt.toISOString(),
+  finishedAt: new Date().toISOString(),
+  quick,
+  only: only ? [...only] : null,
+  host,
+  rows,
+};
+const out = writeResult(result, v.out);
 console.log();
-console.table(rows.map((r) => ({ id: r.id, unit: r.unit, xseq: r.xseq, baseline: r.baseline, vs: r.baselineName, ratio: r.ratio, goal: r.goal ?? '' })));
-for (const r of rows) console.log(`${r.id}: ${r.name}`);
+console.table(rows.map((r) => ({ id: r.id, unit: r.unit, xseq: r.xseq, baseline: r.baseline, vs: r.baselineName, ratio: r.ratio, goal: goalText(r.goal), met: r.met })));
+for (const r of rows) console.log(`${r.id}: ${r.name}${r.failed ? ` [FAILED: ${r.failed}]` : ''}`);
 log(`wrote ${out}`);
+if (missed.length) {
+  log(`${missed.length} row(s) missed their goal or failed: ${missed.map((r) => `${r.id} (${r.failed ?? `${goalText(r.goal)}, got ${r.goal?.on === 'xseq' ? r.xseq : r.ratio}`})`).join(', ')}`);
+  if (v.check) process.exit(1);
+}

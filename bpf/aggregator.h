@@ -210,6 +210,36 @@ static __always_inline void ack_undo(struct xseq_slot *s, __u32 gen, __u32 bit)
 	__sync_fetch_and_and(&s->state, ~XSEQ_SLOT_F_REPLIED);
 }
 
+/*
+ * Whether the acked set certifies the slot's request: the leader of the
+ * view acked, and a quorum of the n members did. Weighted (version != 0):
+ * the acked weight is more than half of the members' total, both summed
+ * here from the table the slot was stamped under; version 0: a count.
+ * Returns 1 yes, 0 no, -1 when that table was replaced (never mix tables).
+ */
+static __always_inline int ack_certifies(const struct xseq_group *g, __u32 gid, __u32 version, __u32 acked,
+					 __u32 leader)
+{
+	if (!(acked & (1u << leader)))
+		return 0;
+	if (!version)
+		return (__u32)__builtin_popcount(acked) >= g->quorum;
+	__u32 key = 2 * gid + (version & 1);
+	struct xseq_weights *w = bpf_map_lookup_elem(&xseq_weights, &key);
+	if (!w || w->version != version)
+		return -1;
+	__u32 total = 0, got = 0, n = g->n_members;
+
+#pragma unroll
+	for (__u32 i = 0; i < XSEQ_MAX_REPLICAS; i++) {
+		__u32 wi = i < n ? w->weight[i] : 0;
+
+		total += wi;
+		got += acked & (1u << i) ? wi : 0;
+	}
+	return 2 * got > total;
+}
+
 /* Handles a parsed ACK (r from seq_parse); returns the XDP action. */
 static __always_inline int ack_handle(struct xdp_md *ctx, struct seq_req *r)
 {
@@ -238,6 +268,9 @@ static __always_inline int ack_handle(struct xdp_md *ctx, struct seq_req *r)
 	__u32 view = bpf_ntohl(h->view);
 	__u32 leader = view % n;
 	__u32 bit = 1u << rid;
+	/* Read before the CAS: one that succeeds for gen proves the slot was
+	 * still this seq's, whose stamp wrote the version before its acks. */
+	__u32 wversion = *(volatile __u32 *)&s->weights_version;
 
 	/* The leader's result goes in before its bit, so whoever completes
 	 * the quorum with the leader's bit set finds the result there. */
@@ -288,7 +321,10 @@ static __always_inline int ack_handle(struct xdp_md *ctx, struct seq_req *r)
 				    : old | bit;
 		if (__sync_val_compare_and_swap(&s->acks, old, next) == old) {
 			swapped = 1;
-			if (view > oview && (__u32)old)
+			/* A real reset discards acks; a slot's first ACK in a view
+			 * above 0 finds none (the low word also holds the
+			 * generation, which is no ack). */
+			if (view > oview && (old & XSEQ_ACKS_BITMAP))
 				count(XSEQ_CTR_ACK_VIEW_RESET);
 			break;
 		}
@@ -297,8 +333,10 @@ static __always_inline int ack_handle(struct xdp_md *ctx, struct seq_req *r)
 		return XDP_DROP;
 	count(XSEQ_CTR_ACK_COUNTED);
 
-	__u32 acked = (__u32)next & XSEQ_ACKS_BITMAP;
-	if (!(acked & (1u << leader)) || (__u32)__builtin_popcount(acked) < g->quorum)
+	int certified = ack_certifies(g, r->gid, wversion, (__u32)next & XSEQ_ACKS_BITMAP, leader);
+	if (certified < 0)
+		return drop(XSEQ_CTR_DROP_ACK_WEIGHTS, ip, udp, r->frame_len);
+	if (!certified)
 		return XDP_DROP;
 	if (__sync_fetch_and_or(&s->state, XSEQ_SLOT_F_REPLIED) & XSEQ_SLOT_F_REPLIED) {
 		count(XSEQ_CTR_ACK_LATE);

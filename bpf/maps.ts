@@ -21,6 +21,7 @@ export const MapName = {
   SLOTS: 'xseq_slots',
   QUORUM_HIST: 'xseq_quorum_hist',
   RELEASED: 'xseq_released',
+  WEIGHTS: 'xseq_weights',
 } as const;
 export const XSEQ_MAX_REPLICAS = 8;
 export const XSEQ_RESULT_CAP = 256;
@@ -73,6 +74,7 @@ export const COUNTER_NAMES = [
   'drop_draining',
   'reply_grow_failed',
   'reply_headroom',
+  'drop_ack_weights',
   'busy',
 ] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
@@ -109,8 +111,16 @@ export interface GroupConfig {
   draining?: boolean;
   /** Replicas, by replica id; empty = no ack aggregation, no window. */
   members?: Member[];
-  /** ACKs that certify a request, the leader's included (default: majority). */
+  /** ACKs that certify a request, the leader's included (default: majority).
+   * Ignored when `weights` is set. */
   quorum?: number;
+  /** Voting weight of each member, by replica id (0..255): a request is
+   * certified once the leader and more than half the total weight acked.
+   * Absent: the count `quorum`. */
+  weights?: number[];
+  /** Version of the weight table requests are stamped under (xseq_weights;
+   * 0 = none). Set by Sequencer.setGroup, read back by group(). */
+  weightsVersion?: number;
   /** Index of the group's first slot in xseq_slots. */
   windowBase?: number;
 }
@@ -150,6 +160,7 @@ export function encodeGroup(g: GroupConfig): Uint8Array {
   v.setUint32(12, (g.enabled ? XSEQ_GROUP_F_ENABLED : 0) | (g.draining ? XSEQ_GROUP_F_DRAINING : 0), LE);
   v.setUint8(16, members.length);
   v.setUint8(17, members.length ? (g.quorum ?? majority(members.length)) : 0);
+  v.setUint16(18, g.weightsVersion ?? 0, LE);
   v.setUint32(20, g.windowBase ?? 0, LE);
   members.forEach((m, i) => {
     out.set(ipv4Bytes(m.addr), 24 + 8 * i);
@@ -175,8 +186,25 @@ export function decodeGroup(b: Uint8Array): GroupConfig {
     ...(v.getUint32(12, LE) & XSEQ_GROUP_F_DRAINING ? { draining: true } : {}),
     members,
     quorum: v.getUint8(17),
+    ...(v.getUint16(18, LE) ? { weightsVersion: v.getUint16(18, LE) } : {}),
     windowBase: v.getUint32(20, LE),
   };
+}
+
+/** struct xseq_weights: a group's weight table of one version. */
+export const WEIGHTS_SIZE = 8 + XSEQ_MAX_REPLICAS;
+/** Its key in xseq_weights: two entries per group, by version parity. */
+export function weightsKey(groupId: number, version: number): Uint8Array {
+  return u32Key(2 * groupId + (version & 1));
+}
+export function encodeWeights(version: number, weights: readonly number[]): Uint8Array {
+  const out = new Uint8Array(WEIGHTS_SIZE);
+  new DataView(out.buffer).setUint32(0, version, LE);
+  weights.forEach((w, i) => (out[8 + i] = w));
+  return out;
+}
+export function decodeWeights(b: Uint8Array): { version: number; weights: number[] } {
+  return { version: new DataView(b.buffer, b.byteOffset, b.length).getUint32(0, LE), weights: [...b.subarray(8, 8 + XSEQ_MAX_REPLICAS)] };
 }
 
 export const GROUP_SEQ_SIZE = 64;
@@ -244,6 +272,7 @@ export const SLOT = {
   msgLen: 44,
   resultLen: 46,
   resultView: 48,
+  weightsVersion: 52,
   result: 56,
   msg: 56 + XSEQ_RESULT_CAP,
 } as const;
@@ -261,6 +290,8 @@ export interface SlotView {
   msg: Uint8Array;
   /** The leader's result, if stored for `view`. */
   result: Uint8Array | undefined;
+  /** The weight table version the seq was stamped under (0 = count quorum). */
+  weightsVersion: number;
 }
 
 /** Decodes one struct xseq_slot (copying the message and result out). */
@@ -282,6 +313,7 @@ export function decodeSlot(b: Uint8Array): SlotView {
     client: { addr: `${b[a]}.${b[a + 1]}.${b[a + 2]}.${b[a + 3]}`, port: v.getUint16(SLOT.clientPort, false) },
     msg: b.slice(SLOT.msg, SLOT.msg + msgLen),
     result: resultView === view + 1 ? b.slice(SLOT.result, SLOT.result + resultLen) : undefined,
+    weightsVersion: v.getUint32(SLOT.weightsVersion, LE),
   };
 }
 

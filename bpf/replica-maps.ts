@@ -14,9 +14,11 @@ export const RxMapName = {
   STATE: 'xseq_rx_state',
   COUNTERS: 'xseq_rx_counters',
   GAPS: 'xseq_rx_gaps',
+  SOURCES: 'xseq_rx_sources',
 } as const;
 export const XSEQ_RX_STREAMS = 1024;
 export const XSEQ_RX_GAPS_BYTES = 64 * 1024;
+export const XSEQ_RX_SOURCES = 64;
 
 /** enum xseq_rx_counter, in order: index i is the counter with value i. */
 export const RX_COUNTER_NAMES = [
@@ -32,6 +34,7 @@ export const RX_COUNTER_NAMES = [
   'pass_retransmit',
   'gap_events',
   'events_lost',
+  'drop_stranger',
 ] as const;
 export type RxCounterName = (typeof RX_COUNTER_NAMES)[number];
 export type RxCounters = Record<RxCounterName, bigint>;
@@ -147,10 +150,22 @@ export function encodeGapEvent(e: GapEvent): Uint8Array {
 }
 
 export const RX_CFG_SIZE = 4;
-/** struct xseq_rx_cfg, the program's .rodata: the group port, network order. */
-export function encodeRxCfg(c: { port: number }): Uint8Array {
+/** struct xseq_rx_cfg, the program's .rodata: the group port (network order), the source check. */
+export function encodeRxCfg(c: { port: number; checkSources?: boolean }): Uint8Array {
   const out = new Uint8Array(RX_CFG_SIZE);
   new DataView(out.buffer).setUint16(0, c.port, false);
+  out[2] = c.checkSources ? 1 : 0;
+  return out;
+}
+
+export const RX_SOURCE_SIZE = 8;
+/** struct xseq_rx_source: a sequencer's IPv4 address and UDP port, network order, pad zero. */
+export function encodeRxSource(s: { host: string; port: number }): Uint8Array {
+  const out = new Uint8Array(RX_SOURCE_SIZE);
+  const parts = s.host.split('.').map(Number);
+  if (parts.length !== 4 || parts.some((x) => !Number.isInteger(x) || x < 0 || x > 255)) throw new RangeError(`"${s.host}" is not an IPv4 address`);
+  out.set(parts, 0);
+  new DataView(out.buffer).setUint16(4, s.port, false);
   return out;
 }
 

@@ -5,7 +5,9 @@
  *
  *   rx_parse()   classify the frame: not for the group port, or not a
  *                well-formed SEQUENCED of a stream user space set up
- *                (PASS), else locate the header and the stream's maps;
+ *                (PASS), a SEQUENCED or FLUSH from no configured
+ *                sequencer (DROP, when the source check is on), else
+ *                locate the header and the stream's maps;
  *   rx_filter()  drop what the replica would discard: an older session,
  *                or a seq it already delivered that no re-ACK needs;
  *   rx_track()   advance the highest seq seen and post a gap event when a
@@ -57,6 +59,15 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } xseq_rx_counters SEC(".maps");
+
+/* struct xseq_rx_source -> 1: the configured sequencers' address:port.
+ * Written by the replica at load; read here. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XSEQ_RX_SOURCES);
+	__type(key, struct xseq_rx_source);
+	__type(value, __u32);
+} xseq_rx_sources SEC(".maps");
 
 /* struct xseq_gap_event records. Written here; consumed by the replica. */
 struct {
@@ -122,6 +133,18 @@ static __always_inline int rx_parse(struct xdp_md *ctx, struct rx_pkt *p)
 	    udp_len != sizeof(*udp) + XSEQ_HDR_LEN + bpf_ntohl(h->payload_len)) {
 		rx_count(XSEQ_RX_CTR_PASS_MALFORMED);
 		return XDP_PASS;
+	}
+	/* Only a configured sequencer stamps or flushes: a stranger's
+	 * SEQUENCED or FLUSH must never reach the replica (user space checks
+	 * the same; this keeps a flood of them off the socket). */
+	if (xseq_rx_cfg.check_sources &&
+	    (h->type == XSEQ_MSG_SEQUENCED || h->type == XSEQ_MSG_FLUSH)) {
+		struct xseq_rx_source src = { .addr = ip->saddr, .port = udp->source, .pad = 0 };
+
+		if (!bpf_map_lookup_elem(&xseq_rx_sources, &src)) {
+			rx_count(XSEQ_RX_CTR_DROP_STRANGER);
+			return XDP_DROP;
+		}
 	}
 	if (h->type != XSEQ_MSG_SEQUENCED) {
 		rx_count(XSEQ_RX_CTR_PASS_OTHER_TYPE);
@@ -190,12 +213,16 @@ static __always_inline int rx_filter(struct rx_pkt *p)
 	__u64 keep = *(volatile __u64 *)&ctl->retransmit_keep;
 
 	p->delivered = delivered;
-	if (p->session < session) {
+	/* Sessions compare as serial numbers (the one after 0xffffffff is 1);
+	 * 0 is "none yet", before every other. */
+	__s32 diff = session == 0 ? 1 : p->session == 0 ? -1 : (__s32)(p->session - session);
+
+	if (p->session != session && diff < 0) {
 		rx_count(XSEQ_RX_CTR_DROP_STALE_SESSION);
 		__sync_fetch_and_add(&st->dropped_stale, 1);
 		return XDP_DROP;
 	}
-	if (p->session > session) {
+	if (p->session != session) {
 		rx_count(XSEQ_RX_CTR_PASS_NEWER_SESSION);
 		return XDP_PASS;
 	}

@@ -89,6 +89,15 @@ struct {
 	__type(value, __u64);
 } xseq_released SEC(".maps");
 
+/* 2 * group id + (version & 1) -> struct xseq_weights. Written by the
+ * agent; read by the ack path. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * XSEQ_MAX_GROUPS);
+	__type(key, __u32);
+	__type(value, struct xseq_weights);
+} xseq_weights SEC(".maps");
+
 /* Stamp-to-quorum latency, log2 buckets of nanoseconds, per CPU. Written
  * by the ack path when it sends a REPLY; the agent sums the CPUs. */
 struct {
@@ -255,13 +264,20 @@ static __always_inline int slot_acked(const struct xseq_slot *s, const struct xs
 }
 
 /* Whether the agent released the slot's seq (xseq_released, xseq.h): it
- * gave up re-sending it after a quorum with the leader acked it. */
+ * gave up re-sending it after a quorum with the leader acked it. A slot of
+ * an older session counts as released: nobody waits for it (the new
+ * session's members never ack it, the agent never re-sends it), and a
+ * group given a new session on a data path it keeps (the agent re-adding
+ * a group) would otherwise stall for good under backpressure on the first
+ * slot its old session left unacked. */
 static __always_inline int slot_released(const struct xseq_slot *s, const struct seq_req *r)
 {
 	__u32 gid = r->gid;
 	__u64 *rel = bpf_map_lookup_elem(&xseq_released, &gid);
 
-	return rel && s->session == r->g->session && s->seq <= *rel;
+	if (s->session != r->g->session)
+		return 1;
+	return rel && s->seq <= *rel;
 }
 
 /* Whether a new seq may take the slot without losing anything the agent
@@ -374,6 +390,7 @@ static __always_inline void seq_keep(struct xdp_md *ctx, struct seq_req *r)
 	s->state = 0;
 	s->result_view = 0;
 	s->result_len = 0;
+	s->weights_version = g->weights_version;
 	s->session = g->session;
 	s->stamp_ns = r->stamp_ns;
 	s->client_addr = r->ip->saddr;

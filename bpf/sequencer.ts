@@ -12,6 +12,10 @@ import {
   CTR,
   decodeDropEvent,
   decodeGroup,
+  decodeWeights,
+  encodeWeights,
+  weightsKey,
+  WEIGHTS_SIZE,
   decodeGroupSeq,
   type DropEvent,
   DROP_EVENT_SIZE,
@@ -108,6 +112,12 @@ export function checkGroupConfig(id: number, g: GroupConfig): void {
       throw new ConfigError('ECONFIG_GROUP', `group ${id}: member ${i} port ${m.port} is not 1..65535`);
     }
   });
+  if (g.weights) {
+    if (g.quorum !== undefined) throw new ConfigError('ECONFIG_GROUP', `group ${id}: set either quorum or weights, not both`);
+    if (g.weights.length !== members.length || g.weights.some((w) => !Number.isInteger(w) || w < 0 || w > 255) || !g.weights.some((w) => w > 0)) {
+      throw new ConfigError('ECONFIG_GROUP', `group ${id}: weights [${g.weights.join(', ')}] must be one whole number 0..255 per member (${members.length}), not all 0`);
+    }
+  }
   if (members.length && g.quorum !== undefined && (!Number.isInteger(g.quorum) || g.quorum < majority(members.length) || g.quorum > members.length)) {
     throw new ConfigError('ECONFIG_GROUP', `group ${id}: quorum ${g.quorum} must be ${majority(members.length)}..${members.length} for ${members.length} members (a majority, at most all)`);
   }
@@ -122,6 +132,7 @@ const MAP_PINS = {
   slots: MapName.SLOTS,
   hist: MapName.QUORUM_HIST,
   released: MapName.RELEASED,
+  weights: MapName.WEIGHTS,
   rodata: 'rodata',
 } as const;
 type MapRole = keyof typeof MAP_PINS;
@@ -133,6 +144,7 @@ const MAP_SIZES: Record<MapRole, { keySize: number; valueSize: number } | undefi
   slots: { keySize: 4, valueSize: SLOT.size },
   hist: { keySize: 4, valueSize: 8 },
   released: { keySize: 4, valueSize: 8 },
+  weights: { keySize: 4, valueSize: WEIGHTS_SIZE },
   rodata: { keySize: 4, valueSize: LOAD_CFG_SIZE },
 };
 /** The pin of the XDP link, beside the maps. */
@@ -275,7 +287,37 @@ export class Sequencer {
       }
       windowBase = w * this.windowSlots;
     }
-    this.groups.update(u32Key(id), encodeGroup({ ...g, windowBase }));
+    const weightsVersion = g.weights && g.members?.length ? this.#weightsFor(id, g.weights) : 0;
+    this.groups.update(u32Key(id), encodeGroup({ ...g, windowBase, weightsVersion }));
+  }
+
+  /**
+   * The version of the group's weight table holding `weights`: the current
+   * one when it already does, else a new version written into the other
+   * entry (xseq_weights in bpf/xseq.h) before the caller switches the group
+   * to it, so requests stamped before keep the table they were stamped under.
+   */
+  #weightsFor(id: number, weights: readonly number[]): number {
+    const cur = this.weightTable(id);
+    if (cur && cur.weights.length === weights.length && cur.weights.every((w, i) => w === weights[i])) return cur.version;
+    // Newer than anything either entry held, even after the group was disabled.
+    const seen = [0, 1].map((p) => decodeWeights(this.#maps.weights.lookup(weightsKey(id, p)) ?? new Uint8Array(WEIGHTS_SIZE)).version);
+    const next = Math.max(cur?.version ?? 0, ...seen) + 1;
+    const version = next > 0xffff ? 1 : next;
+    this.#maps.weights.update(weightsKey(id, version), encodeWeights(version, weights));
+    return version;
+  }
+
+  /** The weight table new requests of the group are stamped under, if any. */
+  weightTable(id: number): { version: number; weights: number[] } | undefined {
+    checkGroupId(id);
+    const raw = this.groups.lookup(u32Key(id));
+    const g = raw ? decodeGroup(raw) : undefined;
+    if (!g?.weightsVersion) return undefined;
+    const v = this.#maps.weights.lookup(weightsKey(id, g.weightsVersion));
+    const t = v ? decodeWeights(v) : undefined;
+    if (!t || t.version !== g.weightsVersion) return undefined;
+    return { version: t.version, weights: t.weights.slice(0, g.members?.length ?? 0) };
   }
 
   /** The slot that holds (or last held) `seq` of group `id`. */
@@ -302,7 +344,11 @@ export class Sequencer {
     const v = this.groups.lookup(u32Key(id));
     if (!v) return undefined;
     const g = decodeGroup(v);
-    return g.enabled ? g : undefined;
+    if (!g.enabled) return undefined;
+    const t = g.weightsVersion ? this.weightTable(id) : undefined;
+    if (!t) return g;
+    const { quorum: _count, ...weighted } = g;
+    return { ...weighted, weights: t.weights };
   }
 
   /** Stops stamping for a group: its requests are then dropped as unknown. */

@@ -135,8 +135,10 @@ struct xseq_group {
 	__u32 session;
 	__u32 flags;         /* XSEQ_GROUP_F_* */
 	__u8 n_members;      /* replicas 0..n_members-1; 0 = no aggregation */
-	__u8 quorum;         /* ACKs that certify a request, the leader's included */
-	__u16 pad;
+	__u8 quorum;         /* ACKs that certify a request, the leader's included,
+			      * when weights_version is 0 */
+	__u16 weights_version; /* weight table new requests are stamped under
+				* (struct xseq_weights); 0 = none: count quorum */
 	__u32 window_base;   /* index of this group's first slot in xseq_slots */
 	struct xseq_member members[XSEQ_MAX_REPLICAS];
 };
@@ -223,9 +225,27 @@ struct xseq_slot {
 	__u16 msg_len;       /* bytes used in msg */
 	__u16 result_len;    /* bytes used in result; valid when result_view is the ack view */
 	__u32 result_view;   /* view of the leader's stored result, +1 (0 = none) */
-	__u32 pad;
+	__u32 weights_version; /* the group's weights_version when stamped */
 	__u8 result[XSEQ_RESULT_CAP];
 	__u8 msg[XSEQ_MSG_CAP]; /* the SEQUENCED message as multicast: header + payload */
+};
+
+/*
+ * Weighted quorums. Value of xseq_weights[2 * group_id + (version & 1)],
+ * host order, written by the agent only, as a whole value. A slot keeps
+ * the version it was stamped under (xseq_slot.weights_version) and its ACKs
+ * are counted against exactly that table: a REPLY is certified once the
+ * leader of the ACK's view acked and the acked weight is more than half of
+ * the members' total. The agent writes a new version into the other entry
+ * before it switches xseq_group.weights_version to it, so requests stamped
+ * before the switch keep the old table; an ACK whose table was replaced
+ * meanwhile (two switches within its request's life) is dropped, counted
+ * (drop_ack_weights), never counted under a mix of tables.
+ */
+struct xseq_weights {
+	__u32 version;       /* = the slot's weights_version it serves; 0 = empty */
+	__u32 pad;
+	__u8 weight[XSEQ_MAX_REPLICAS]; /* by replica id */
 };
 
 /* Buckets of the stamp-to-quorum histogram: bucket i counts requests whose
@@ -315,6 +335,8 @@ enum xseq_counter {
 					 * to the leader, whose re-ACK carries the result */
 	XSEQ_CTR_REPLY_HEADROOM,        /* REPLYs that grew (partly) in front: the
 					 * frame had too little tailroom */
+	XSEQ_CTR_DROP_ACK_WEIGHTS,      /* the slot's weight table was replaced (two
+					 * switches within the request's life) */
 	XSEQ_CTR_BUSY,                  /* of drop_backpressure: turned into an ERROR
 					 * BUSY to the client (the rest were too short
 					 * to grow into one and only dropped) */
@@ -341,6 +363,7 @@ struct xseq_drop_event {
 #define XSEQ_MAP_SLOTS "xseq_slots"
 #define XSEQ_MAP_QUORUM_HIST "xseq_quorum_hist"
 #define XSEQ_MAP_RELEASED "xseq_released"
+#define XSEQ_MAP_WEIGHTS "xseq_weights"
 #define XSEQ_PIN_ROOT "/sys/fs/bpf/xseq"
 #define XSEQ_EVENTS_BYTES (64 * 1024)
 
@@ -409,10 +432,22 @@ struct xseq_gap_event {
 	__u64 to;
 };
 
+/* Key of xseq_rx_sources: a configured sequencer's address and xseq port,
+ * the source of its SEQUENCED and FLUSH (XDP-sent, and the agent's
+ * re-sends and socket flushes). With xseq_rx_cfg.check_sources set, a
+ * SEQUENCED or FLUSH to the group port from anywhere else is dropped.
+ * Network order. The value is a __u32, 1. */
+struct xseq_rx_source {
+	__be32 addr;
+	__be16 port;
+	__u16 pad;           /* zero: part of the hash key */
+};
+
 /* Load-time configuration of replica.bpf.c, its .rodata. */
 struct xseq_rx_cfg {
 	__be16 port;         /* network order: the group's UDP port on this host */
-	__u16 pad;
+	__u8 check_sources;  /* 1: SEQUENCED and FLUSH only from xseq_rx_sources */
+	__u8 pad;
 };
 
 /* Index into the per-CPU counter array xseq_rx_counters. */
@@ -430,6 +465,8 @@ enum xseq_rx_counter {
 	XSEQ_RX_CTR_PASS_RETRANSMIT,       /* retransmission of a delivered seq: the replica re-ACKs it */
 	XSEQ_RX_CTR_GAP_EVENTS,
 	XSEQ_RX_CTR_EVENTS_LOST,           /* gap events the ring buffer had no room for */
+	XSEQ_RX_CTR_DROP_STRANGER,         /* SEQUENCED or FLUSH not from a configured
+					    * sequencer's address and port */
 	XSEQ_RX_CTR_MAX
 };
 
@@ -441,7 +478,9 @@ enum xseq_rx_counter {
 #define XSEQ_MAP_RX_STATE "xseq_rx_state"
 #define XSEQ_MAP_RX_COUNTERS "xseq_rx_counters"
 #define XSEQ_MAP_RX_GAPS "xseq_rx_gaps"
+#define XSEQ_MAP_RX_SOURCES "xseq_rx_sources"
 #define XSEQ_RX_STREAMS 1024          /* (group, sequencer) pairs per host */
 #define XSEQ_RX_GAPS_BYTES (64 * 1024)
+#define XSEQ_RX_SOURCES 64            /* configured sequencer addresses per host */
 
 #endif /* XSEQ_H */

@@ -28,6 +28,12 @@ export interface TopologyOptions {
   receivers: number;
   /** Number of clients, roles cli, cli2, cli3, ... Default 1. */
   clients?: number;
+  /**
+   * Number of stranger hosts, roles x, x2, ... (addresses .200+): on the
+   * bridge like everyone else and in no configuration (forgery and fuzz
+   * tests). Default 0.
+   */
+  strangers?: number;
   /** Number of sequencer hosts, roles seq, seq2, ... Default 1. */
   sequencers?: number;
   /**
@@ -297,6 +303,8 @@ export class Topology {
   readonly clients: readonly string[];
   /** Sequencer host roles: seq, seq2, ... */
   readonly sequencers: readonly string[];
+  /** Stranger roles: x, x2, ... (in no configuration). */
+  strangers: readonly string[] = [];
   readonly subnet = `${SUBNET}.0/24`;
   readonly bridge = BRIDGE;
 
@@ -318,10 +326,12 @@ export class Topology {
     const nRecv = opts.receivers;
     const nCli = opts.clients ?? 1;
     const nSeq = opts.sequencers ?? 1;
-    // Address plan: cli .1, seq .2, rN .10+N, cliK .100+K, seqK .150+K.
+    // Address plan: cli .1, seq .2, rN .10+N, cliK .100+K, seqK .150+K, strangers .200+.
     if (!Number.isInteger(nRecv) || nRecv < 0 || nRecv > 89) throw new RangeError('receivers must be 0..89');
     if (!Number.isInteger(nCli) || nCli < 0 || nCli > 49) throw new RangeError('clients must be 0..49');
     if (!Number.isInteger(nSeq) || nSeq < 0 || nSeq > 49) throw new RangeError('sequencers must be 0..49');
+    const nX = opts.strangers ?? 0;
+    if (!Number.isInteger(nX) || nX < 0 || nX > 9) throw new RangeError('strangers must be 0..9');
     const mode = opts.mode ?? 'generic';
     const passObject = opts.passObject ?? DEFAULT_PASS_OBJECT;
     if (mode === 'native' && nSeq > 0) ensurePassObject(passObject);
@@ -344,14 +354,17 @@ export class Topology {
     const clients = Array.from({ length: nCli }, (_, i) => (i === 0 ? 'cli' : `cli${i + 1}`));
     const sequencers = Array.from({ length: nSeq }, (_, i) => (i === 0 ? 'seq' : `seq${i + 1}`));
     const receivers = Array.from({ length: nRecv }, (_, i) => `r${i + 1}`);
+    const strangers = Array.from({ length: nX }, (_, i) => (i === 0 ? 'x' : `x${i + 1}`));
     const topo = new Topology(prefix, mode, clients, sequencers, receivers);
+    topo.strangers = strangers;
 
     const octetOf = (role: string, i: number): number => {
       if (role.startsWith('cli')) return i === 0 ? 1 : 100 + i + 1;
       if (role.startsWith('seq')) return i === 0 ? 2 : 150 + i + 1;
+      if (role.startsWith('x')) return 200 + i;
       return 10 + i + 1;
     };
-    for (const group of [clients, sequencers, receivers]) {
+    for (const group of [clients, sequencers, receivers, strangers]) {
       group.forEach((role, i) => {
         const octet = octetOf(role, i);
         topo.hosts.set(role, {

@@ -18,6 +18,6 @@ export { DEFAULT_CONFIG, type ReplicaConfig } from './config.ts';
 export type * from './messages.ts';
 export { Replica, type ReplicaOptions, type ReplicaStatus } from './replica.ts';
 export { Timer, type ClientTransport, type ReplicaTransport, type Scheduler, type TimerHandle } from './transport.ts';
-export { leaderOf, viewCmp, viewEq, viewJoin, viewLeq, type ViewId } from './view.ts';
+export { leaderOf, sessionCmp, viewCmp, viewEq, viewJoin, viewLeq, type ViewId } from './view.ts';
 export * from './wire-map.ts';
 export * from './udp/index.ts';

@@ -24,6 +24,7 @@ import type {
 } from './messages.ts';
 import { NoopQuorum } from './noop-quorum.ts';
 import type { ReplicaConfig } from './config.ts';
+import { sessionCmp } from './view.ts';
 
 export class SingleStream implements Intake {
   /** OUM messages of the current session past the log's end (the reorder window). */
@@ -85,8 +86,10 @@ export class SingleStream implements Intake {
 
   onSequenced(m: SequencedMsg): void {
     const h = this.h;
-    if (m.session < h.view.session) return;
-    if (m.session > h.view.session) {
+    // Sessions are serial numbers (view.ts sessionCmp): the one after 0xffffffff is 1.
+    const newer = sessionCmp(m.session, h.view.session);
+    if (newer < 0) return;
+    if (newer > 0) {
       // The sequencer was re-created: a new session means a view change, and
       // these messages are the first of the new view.
       if (this.future.length < this.cfg.maxBufferedMsgs) this.future.push(m);
@@ -271,7 +274,7 @@ export class SingleStream implements Intake {
     const later: SequencedMsg[] = [];
     for (const m of this.future) {
       if (m.session === session) this.reorder.set(m.seq, m);
-      else if (m.session > session) later.push(m);
+      else if (sessionCmp(m.session, session) > 0) later.push(m);
     }
     this.future = later;
   }

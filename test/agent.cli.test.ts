@@ -96,6 +96,10 @@ describe('xseq-agent command line', () => {
     ['two members on one address and port', ['--iface', 'x', '--group', '1:239.1.1.1:7500', '--member', '1:0:10.0.0.1:7600', '--member', '1:1:10.0.0.1:7600'], ConfigError, /groups\[0\]\.members: replicas 0 and 1 both send from 10\.0\.0\.1:7600/],
     ['a quorum below a majority', ['--iface', 'x', '--group', '1:239.1.1.1:7500', ...m(0, 1, 2), '--quorum', '1:1'], ConfigError, /groups\[0\]\.quorum: must be 2\.\.3 for 3 members \(a majority, at most all\) \(from --quorum 1:1\)/],
     ['a quorum for a group without members', ['--iface', 'x', '--group', '1:239.1.1.1:7500', '--quorum', '1:1'], ConfigError, /groups\[0\]\.quorum: a quorum needs members \(from --quorum 1:1\)/],
+    ['weights that break integrity', ['--iface', 'x', '--group', '1:239.1.1.1:7500', ...m(0, 1, 2), '--weight', '1:0:3'], ConfigError, /groups\[0\]\.members: integrity: the f = 1 heaviest members 0 \(weight 3\) hold 3 of the total weight 5.* \(from --member 1:0:10\.0\.0\.11:7600, .*--weight 1:0:3\)/],
+    ['a weight for a member not given', ['--iface', 'x', '--group', '1:239.1.1.1:7500', ...m(0, 1), '--weight', '1:2:3'], UsageError, /--weight 1:2:3: group 1 has no member 2/],
+    ['a tolerance that weights cannot meet', ['--iface', 'x', '--group', '1:239.1.1.1:7500', ...m(0, 1, 2), '--tolerate', '1:2'], ConfigError, /groups\[0\]\.f: integrity: the f = 2 heaviest .* \(from --tolerate 1:2\)/],
+    ['a quorum with weights', ['--iface', 'x', '--group', '1:239.1.1.1:7500', ...m(0, 1, 2), '--quorum', '1:2', '--weight', '1:0:2'], ConfigError, /groups\[0\]\.quorum: counts ACKs and cannot be combined with member weights or f/],
     ['a quorum given twice', ['--iface', 'x', '--group', '1:239.1.1.1:7500', ...m(0, 1, 2), '--quorum', '1:2', '--quorum', '1:3'], UsageError, /--quorum 1:3: group 1 is given twice/],
     ['a window that is not a power of two', ['--iface', 'x', '--group', '1:239.1.1.1:7500', '--window', '1000'], ConfigError, /window\.slots: must be a power of two \(from --window 1000\)/],
     ['more aggregating groups than windows', ['--iface', 'x', '--group', '1:239.1.1.1:7500', '--group', '2:239.1.1.2:7500', ...m(0), '--member', '2:0:10.0.0.1:7600', '--windows', '1'], ConfigError, /window\.windows: 2 groups have members but only 1 windows are configured \(from --windows 1\)/],
@@ -251,21 +255,26 @@ function memberScript(seqIp: string): string {
     import { Flags, MsgType, readHeader } from ${JSON.stringify(join(root, 'bpf/wire.ts'))};
     import { decodeRepairReply, encodeRepairRequest } from ${JSON.stringify(join(root, 'bpf/repair.ts'))};
     const s = createSocket('udp4');
+    // The repair service answers only a member's configured address and
+    // port (7600 here), so the request leaves from that port.
+    const ackPort = createSocket('udp4');
     const got = [];
     let asked = false;
-    s.on('message', (m) => {
+    const onMessage = (m) => {
       const h = readHeader(m);
       got.push({ type: h.type, flags: h.flags, seq: String(h.seq) });
       if (h.type === MsgType.SEQUENCED && (h.flags & Flags.RETRANSMIT) && !asked) {
         asked = true;
-        s.send(encodeRepairRequest({ groupId: 1, session: 5, replicaId: 0, first: 1n, count: 2 }), 7401, ${JSON.stringify(seqIp)});
+        ackPort.send(encodeRepairRequest({ groupId: 1, session: 5, replicaId: 0, first: 1n, count: 2 }), 7401, ${JSON.stringify(seqIp)});
       }
       if (h.type === MsgType.REPAIR_REPLY) {
         const reply = decodeRepairReply(m.subarray(64));
         console.log(JSON.stringify({ event: 'done', got, reply: { ...reply, missing: reply.missing.map(String) } }));
       }
-    });
-    s.bind(7500, () => console.log(JSON.stringify({ event: 'listening' })));
+    };
+    s.on('message', onMessage);
+    ackPort.on('message', onMessage);
+    ackPort.bind(7600, () => s.bind(7500, () => console.log(JSON.stringify({ event: 'listening' }))));
     setTimeout(() => process.exit(3), 15000);
   `;
 }

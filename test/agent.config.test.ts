@@ -77,6 +77,37 @@ describe('agent configuration', () => {
     expect(got.some((g) => want.test(g)), `issues: ${JSON.stringify(got)}`).toBe(true);
   });
 
+  // Weighted quorums: integrity (the f heaviest hold less than half the
+  // total) and no count quorum beside weights.
+  const weighted = (weights: number[], f?: number, extra: Record<string, unknown> = {}) => ({
+    interface: 'eth1',
+    groups: [{ id: 1, multicast: '239.7.7.1:7500', ...(f === undefined ? {} : { f }), ...extra, members: weights.map((weight, id) => ({ id, address: `10.0.0.${11 + id}:7600`, weight })) }],
+  });
+  const integrity: [string, unknown, string][] = [
+    ['3/1/1 at the default f = 1: the heavy one alone holds 3 of 5', weighted([3, 1, 1]),
+      'groups[0].members: integrity: the f = 1 heaviest members 0 (weight 3) hold 3 of the total weight 5, not less than half (2.5); if they failed the others (2) could not certify. Lower their weight, raise the others\', or lower f'],
+    ['2/2/1/1/1 with f = 2: members 0 and 1 hold 4 of 7', weighted([2, 2, 1, 1, 1], 2),
+      'groups[0].f: integrity: the f = 2 heaviest members 0 (weight 2), 1 (weight 2) hold 4 of the total weight 7, not less than half (3.5); if they failed the others (3) could not certify. Lower their weight, raise the others\', or lower f'],
+    ['1/1 at the default f = 0 but weights 0/0', weighted([0, 0]), 'groups[0].members: every member has weight 0; no request could ever be certified'],
+    ['f = 3 of 3 members', weighted([1, 1, 1], 3), 'groups[0].f: f = 3 tolerates losing all 3 members; at most 2'],
+    ['a count quorum beside weights', weighted([2, 1, 1], 0, { quorum: 2 }),
+      'groups[0].quorum: counts ACKs and cannot be combined with member weights or f: drop quorum (weights certify by more than half the total weight) or drop the weights and f'],
+    ['a weight over 255', weighted([256, 1, 1], 0), 'groups[0].members[0].weight: must be at most 255 (voting weight)'],
+  ];
+  it.each(integrity)('weights: %s is refused with the members and the sums', (_name, raw, want) => {
+    expect(issues(raw)).toEqual([want]);
+  });
+
+  const accepted: [string, unknown][] = [
+    ['3/1/1 with f = 0 (the leader alone certifies, nothing is tolerated)', weighted([3, 1, 1], 0)],
+    ['2/1/1/1 at the default f = 1 (2 of 5)', weighted([2, 1, 1, 1])],
+    ['3/3/1/1/1 with f = 1 (3 of 9; at the default f = 2 the two heavy ones would hold 6)', weighted([3, 3, 1, 1, 1], 1)],
+    ['no weights at all: 1 each', valid()],
+  ];
+  it.each(accepted)('weights: %s passes', (_name, raw) => {
+    expect(() => parseConfig(raw, 'test')).not.toThrow();
+  });
+
   it('reports every mistake at once, not only the first', () => {
     expect(issues({ ...valid(), port: 0, attachMode: 'x', colour: 1 })).toHaveLength(3);
   });

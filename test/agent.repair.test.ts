@@ -46,7 +46,7 @@ describePrivileged('agent repair service (mmap window, UDP on loopback)', () => 
       sequencerId: 3,
       session: SESSION,
       enabled: true,
-      members: [0, 1, 2].map((rid) => ({ addr: ReplicaSockets.addr(rid), port: 7600 + rid })),
+      members: [0, 1, 2].map((rid) => ({ addr: ReplicaSockets.addr(rid), port: replicas.port })),
     };
     seq.setGroup(PLAIN_GROUP, { mcastAddr: '239.7.7.2', mcastPort: 7501, sequencerId: 3, session: SESSION, enabled: true });
     repair = await RepairService.start(seq, new SlotWindow(seq.slots, seq.windowSlots), { port: 0, address: '127.0.0.1' });
@@ -160,6 +160,26 @@ describePrivileged('agent repair service (mmap window, UDP on loopback)', () => 
     const after = repair.counters();
     expect(after.refused[code] - before.refused[code]).toBe(1);
     expect(after.resent).toBe(before.resent);
+  });
+
+  it('another port on a member\'s own address is refused (NOT_MEMBER): address and port, as for ACKs', async () => {
+    stamp(seq, 1n);
+    const other = createSocket('udp4');
+    const got: Buffer[] = [];
+    other.on('message', (m) => got.push(m));
+    try {
+      const port = await bindTo(other, ReplicaSockets.addr(0), 0);
+      const before = repair.counters();
+      other.send(request(0, 1n, 1), repair.port, '127.0.0.1');
+      await waitFor(() => got.length >= 1, 'the ERROR');
+      await sleep(SETTLE_MS);
+      expect(got).toHaveLength(1);
+      expect(expectError(got, 'NOT_MEMBER')).toMatch(new RegExp(`not at 127.0.0.11:${port}`));
+      expect(repair.counters().refused.NOT_MEMBER - before.refused.NOT_MEMBER).toBe(1);
+      expect(replicas.received.flat()).toEqual([]);
+    } finally {
+      other.close();
+    }
   });
 
   it('a stranger naming a member is refused (NOT_MEMBER) and gets nothing re-sent', async () => {

@@ -503,7 +503,9 @@ describePrivileged('agent retransmission: scan cost', () => {
     seq?.close();
   });
 
-  it('scans a full, moving window of 1,024 unacked slots at well under a microsecond per slot', () => {
+  // How fast the scan is, is bench row T-scan (bench/timers.ts); this test
+  // checks what the scan does on a full, moving window.
+  it('scans a full, moving window of 1,024 unacked slots: every slot read each tick, none sent before due, all sent once due', () => {
     const group: GroupConfig = {
       mcastAddr: '239.7.7.3',
       mcastPort: sink.address().port,
@@ -531,7 +533,6 @@ describePrivileged('agent retransmission: scan cost', () => {
     const c = rt.counters();
     expect(c.retransmissions).toBe(0);
     expect(c.slotsScanned - warm.slotsScanned).toBe(1000 * 1024);
-    const perSlot = (c.scanNs - warm.scanNs) / (c.slotsScanned - warm.slotsScanned);
 
     // Everything due: the cost of copying and sending, per re-sent seq.
     const burst = new Retransmitter(seq, window, out, {
@@ -544,10 +545,5 @@ describePrivileged('agent retransmission: scan cost', () => {
     burst.tick();
     const due = burst.counters();
     expect(due.retransmissions).toBe(1024 * 3);
-    console.log(
-      `scan: ${perSlot.toFixed(1)} ns per unacked slot not yet due (${c.slotsScanned - warm.slotsScanned} slots); ` +
-        `${(due.scanNs / 1024 / 1000).toFixed(2)} us per seq re-sent to 3 members`,
-    );
-    expect(perSlot).toBeLessThan(1000);
   });
 });

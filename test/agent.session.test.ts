@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { type GroupSpec, parseConfig } from '../agent/config.ts';
 import { applyGroups, assignWindows, type GroupMap, planGroups } from '../agent/groups.ts';
 import { incompatibilities } from '../agent/datapath.ts';
-import { SessionStore } from '../agent/session.ts';
+import { SESSION_STEP_MAX, SessionStore } from '../agent/session.ts';
 import type { GroupConfig } from '../bpf/maps.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'xseq-session-'));
@@ -63,6 +63,29 @@ describe('the session store', () => {
     expect(again.next(1)).toBe(9);
     expect(again.next(2)).toBe(1);
     expect(JSON.parse(readFileSync(join(d, 'sessions.json'), 'utf8'))).toMatchObject({ version: 1, groups: { '1': { session: 8 } } });
+  });
+
+  it('wraps past 0xffffffff to 1, never 0 (sessions are serial numbers to the replicas)', () => {
+    const s = SessionStore.open(freshDir());
+    s.set(1, { session: 0xffffffff, interface: 'eth1', dataPath: 'created', lastSeq: '12' });
+    expect(s.next(1)).toBe(1);
+    expect(s.next(1, 3)).toBe(4); // a pinned data path past the wrap counts as later
+    expect(s.next(2, 0xfffffffe)).toBe(0xffffffff);
+  });
+
+  it('never hands out a session further past the last one that stamped than replicas step (ESTATE)', () => {
+    const s = SessionStore.open(freshDir());
+    s.set(1, { session: 10, interface: 'eth1', dataPath: 'created', lastSeq: '5' });
+    expect(s.get(1)).toMatchObject({ stamped: 10 });
+    // Data paths re-created without a single stamp keep the last stamped one.
+    s.set(1, { session: 10 + SESSION_STEP_MAX - 1, interface: 'eth1', dataPath: 'created', lastSeq: '0' });
+    expect(s.get(1)).toMatchObject({ stamped: 10 });
+    expect(s.next(1)).toBe(10 + SESSION_STEP_MAX);
+    s.set(1, { session: 10 + SESSION_STEP_MAX, interface: 'eth1', dataPath: 'created', lastSeq: '0' });
+    expect(() => s.next(1)).toThrow(/ESTATE|past 10, the last one that stamped.*--session/);
+    // Once it stamps, the step starts from there.
+    s.set(1, { session: 10 + SESSION_STEP_MAX, interface: 'eth1', dataPath: 'adopted', lastSeq: '1' });
+    expect(s.next(1)).toBe(11 + SESSION_STEP_MAX);
   });
 
   it('refuses a damaged file instead of guessing a session replicas may have seen', () => {

@@ -297,6 +297,31 @@ describePrivileged('in-kernel ACK aggregation on real packets', () => {
     expect(stopped.retransmit?.giveUps ?? 0, JSON.stringify(context)).toBeGreaterThanOrEqual(sequenced - W);
   }, TEST_MS);
 
+  it('unequal weights (3/1/1, f = 0): the heavy leader alone certifies, and the agent releases by weight', async () => {
+    // Replicas 1 and 2 are configured but never run: by count no request
+    // could be certified; by weight the leader holds 3 of 5. Their slots
+    // are released once the leader acked and the re-sends ran out, which
+    // takes the agent's weighted rule too.
+    const W = 16;
+    const t = (topo = await Topology.create({ receivers: 3, mode: 'native' }));
+    const agent = await startAgent(t, 'native', [G1], ['--window', String(W), '--rto-ms', '10', '--retries', '1', '--weight', '1:0:3', '--tolerate', '1:0']);
+    const reps = [startReplica(t, 'r1', G1)];
+    await replicasUp(reps);
+    const count = 200;
+    const c = await runClient(t, 'cli', G1, ['--count', String(count), '--outstanding', '4', '--timeout-ms', '300', '--linger-ms', '500']);
+    await Promise.all(reps.map((p) => replicaSummary(p)));
+    const stopped = await stopAgent(agent);
+    const k = stopped.counters;
+    const context = { client: { replied: c.replied, missing: c.missing, duplicates: c.duplicates }, kernel: { sequenced: k['sequenced'], reply: k['reply'], ack_counted: k['ack_counted'], drop_backpressure: k['drop_backpressure'] }, retransmit: stopped.retransmit };
+    console.log(`[aggregation weights 3/1/1] ${JSON.stringify(context)}`);
+    const sequenced = Number(k['sequenced']);
+    expect(sequenced, JSON.stringify(context)).toBeGreaterThan(4 * W);
+    expect(sequenced + Number(k['drop_backpressure'])).toBe(count);
+    // One ACK per request (the leader's) and one REPLY each.
+    expect(k).toMatchObject({ reply: String(sequenced), ack_counted: String(sequenced), drop_ack_weights: '0', window_overwrite: '0' });
+    expect(c, JSON.stringify(context)).toMatchObject({ sent: count, replied: sequenced, duplicates: 0, wrongResult: 0 });
+  }, TEST_MS);
+
   /**
    * Loss on every replica link, both directions: `percent` of the stamped
    * packets to each replica (originals and retransmissions) and of its ACKs

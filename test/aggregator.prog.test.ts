@@ -213,6 +213,20 @@ describePrivileged('the ACK path under BPF_PROG_TEST_RUN', () => {
         expect(delta()).toMatchObject({ ack_view_reset: 1, drop_ack_stale_view: 1, reply: 1 });
       });
 
+      it('a view above 0 on fresh slots is no reset: ack_view_reset counts only acks it discards', () => {
+        // A group running in view 3 from the start: every slot's first ACK
+        // moves it from view 0, but there is nothing to reset.
+        const seqs = [stamp(14n), stamp(15n), stamp(16n)];
+        for (const n of seqs) expect(run(ackFrame(1, n, { view: 3 })).retval).toBe(XDP_DROP);
+        expect(delta()).toMatchObject({ ack_counted: 3 });
+        expect(delta().ack_view_reset).toBeUndefined();
+        // A higher view over acks that are there: one reset per slot.
+        run(ackFrame(2, seqs[0]!, { view: 4 }));
+        run(ackFrame(2, seqs[1]!, { view: 4 }));
+        expect(delta()).toMatchObject({ ack_counted: 5, ack_view_reset: 2 });
+        expect(s().slot(1, seqs[0]!)).toMatchObject({ view: 4, acked: 0b100 });
+      });
+
       it('a result over max_result is refused and counted, not truncated', () => {
         const n = stamp(13n);
         expect(run(ackFrame(0, n, { result: Buffer.alloc(33, 0x41) })).retval).toBe(XDP_DROP);
@@ -286,6 +300,23 @@ describePrivileged('the ACK path under BPF_PROG_TEST_RUN', () => {
         for (const rid of [0, 1, 2]) run(ackFrame(rid, 1n));
         expect(stamp(111n)).toBe(9n);
         expect(s().slot(1, 9n)).toMatchObject({ seq: 9n, acked: 0, replied: false });
+      });
+
+      it('a new session on the same data path does not wait for the old session\'s unacked slots', () => {
+        // Found by test/kernel-model.prog.test.ts: the group re-added with a
+        // new session (agent/groups.ts: off, seq and release zeroed, on)
+        // kept finding its first slot busy with an old seq nobody acks.
+        for (let i = 1; i <= 8; i++) stamp(BigInt(200 + i));
+        const busy = run(requestFrame(209n)); // refused: answered ERROR BUSY
+        expect(busy.retval).toBe(XDP_TX);
+        expect(readHeader(parseFrame(busy.data).payload).type).toBe(MsgType.ERROR);
+        s().disableGroup(1);
+        s().resetSeq(1);
+        s().setGroup(1, { ...GROUP, session: 42 });
+        expect(stamp(210n)).toBe(1n);
+        expect(s().slot(1, 1n)).toMatchObject({ seq: 1n, session: 42, acked: 0 });
+        expect(delta()).toMatchObject({ sequenced: 9, drop_backpressure: 1 });
+        expect(delta()['window_overwrite']).toBeUndefined();
       });
     });
   });

@@ -23,15 +23,14 @@ describePrivileged('bench P2s instruments', () => {
     return r;
   }
 
-  it('the generator delivers exactly N frames with ids 1..N, paced', async () => {
+  // Its pacing (the rate achieved vs asked) is bench row T-pace
+  // (bench/timers.ts): a speed, not a property of the frames.
+  it('the generator delivers exactly N frames with ids 1..N', async () => {
     // The sink counts REQUESTs by request id at the sequencer's veth.
     const sink = await rig('sink');
     const { gen, stats } = await sink.step(20_000, 4000);
     expect(gen.sent).toBe(4000);
     expect(gen.interrupted).toBe(false);
-    // Paced: 4000 frames at 20 kpps take about 200 ms.
-    expect(gen.achievedRate).toBeGreaterThan(15_000);
-    expect(gen.achievedRate).toBeLessThan(21_000);
     expect(stats).toMatchObject({ packets: 4000, distinct: 4000, duplicates: 0, minSeq: 1, maxSeq: 4000 });
   });
 
@@ -58,5 +57,27 @@ describePrivileged('bench P2s instruments', () => {
     expect(stats).toMatchObject({ distinct: 2000, duplicates: 0 });
     expect(stats.maxSeq - stats.minSeq + 1).toBe(2000);
     expect(c.dropsSinceLast()).toEqual({});
+  });
+
+  it('c-mmsg-busy: GSO sends of many datagrams deliver every request stamped once, with dense seqs', async () => {
+    // The sequencer is stopped while the frames arrive, so its socket
+    // queue holds them and each recvmmsg batch is full: its sends are GSO
+    // runs of many datagrams (no timing involved), which the stack cuts
+    // after the UDP layer. Each must still be one stamped request, none
+    // lost or doubled.
+    const c = await rig('c-mmsg-busy');
+    c.signalBaseline('SIGSTOP');
+    const { gen } = await c.step(10_000, 2000);
+    expect(gen.sent).toBe(2000);
+    c.signalBaseline('SIGCONT');
+    const stats = await c.settled();
+    expect(stats).toMatchObject({ packets: 2000, distinct: 2000, duplicates: 0 });
+    expect(stats.maxSeq - stats.minSeq + 1).toBe(2000);
+    expect(c.dropsSinceLast()).toEqual({});
+    const stopped = await c.stopBaseline();
+    expect(stopped).toMatchObject({ sequenced: 2000, send_errors: 0 });
+    // Full batches of 64: far fewer sends than datagrams.
+    expect(stopped['gso_sends']).toBeGreaterThan(0);
+    expect(stopped['gso_sends']).toBeLessThanOrEqual(2000 / 8);
   });
 });

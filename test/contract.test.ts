@@ -21,6 +21,7 @@ interface Dump {
   drop_event: { size: number; fields: Fields };
   member: { size: number; fields: Fields };
   slot: { size: number; fields: Fields };
+  weights: { size: number; fields: Fields };
   repair_req: { size: number; fields: Fields };
   repair_reply: { size: number; fields: Fields };
   error: { size: number; fields: Fields };
@@ -36,6 +37,7 @@ interface Dump {
   rx_state: { size: number; fields: Fields };
   gap_event: { size: number; fields: Fields };
   rx_cfg: { size: number; fields: Fields };
+  rx_source: { size: number; fields: Fields };
   rx_const: Record<string, number>;
   rx_names: Record<string, string>;
 }
@@ -138,6 +140,7 @@ describe('bpf/xseq.h and the TypeScript codec agree', () => {
       quorum_hist: maps.MapName.QUORUM_HIST,
       pin_root: maps.PIN_ROOT,
       released: maps.MapName.RELEASED,
+      weights: maps.MapName.WEIGHTS,
     });
   });
 
@@ -147,7 +150,7 @@ describe('bpf/xseq.h and the TypeScript codec agree', () => {
     const g = {
       mcastAddr: '239.1.2.3', mcastPort: 0x1d4c, sequencerId: 0x0102, session: 0x0a0b0c0d, enabled: true,
       members: [{ addr: '10.77.0.11', port: 0x1db0 }, { addr: '10.77.0.12', port: 0x1db1 }, { addr: '10.77.0.13', port: 0x1db2 }],
-      quorum: 2, windowBase: 0x01020304,
+      quorum: 2, weightsVersion: 0x0506, windowBase: 0x01020304,
     };
     const b = maps.encodeGroup(g);
     const f = c.group.fields;
@@ -159,6 +162,7 @@ describe('bpf/xseq.h and the TypeScript codec agree', () => {
     expect(at('flags')).toBe('01000000');
     expect(at('n_members')).toBe('03');
     expect(at('quorum')).toBe('02');
+    expect(at('weights_version')).toBe('0605'); // host order
     expect(at('window_base')).toBe('04030201');
     expect(f['members']![1]).toBe(maps.XSEQ_MAX_REPLICAS * c.member.size);
     const m = c.member.fields;
@@ -177,10 +181,23 @@ describe('bpf/xseq.h and the TypeScript codec agree', () => {
     expect({
       seq: f['seq']![0], acks: f['acks']![0], stampNs: f['stamp_ns']![0], session: f['session']![0], state: f['state']![0],
       clientAddr: f['client_addr']![0], clientPort: f['client_port']![0], clientMac: f['client_mac']![0], msgLen: f['msg_len']![0],
-      resultLen: f['result_len']![0], resultView: f['result_view']![0], result: f['result']![0], msg: f['msg']![0],
+      resultLen: f['result_len']![0], resultView: f['result_view']![0], weightsVersion: f['weights_version']![0],
+      result: f['result']![0], msg: f['msg']![0],
     }).toEqual({ ...maps.SLOT, size: undefined });
+    expect(f['weights_version']![1]).toBe(4);
     expect(f['result']![1]).toBe(maps.XSEQ_RESULT_CAP);
     expect(f['msg']![1]).toBe(maps.XSEQ_MSG_CAP);
+  });
+
+  it('struct xseq_weights: version and one weight byte per replica id, at their C offsets', () => {
+    expect(c.weights.size).toBe(maps.WEIGHTS_SIZE);
+    expect(c.weights.fields['weight']).toEqual([8, maps.XSEQ_MAX_REPLICAS]);
+    const b = maps.encodeWeights(0x01020304, [3, 1, 2]);
+    const f = c.weights.fields;
+    expect(Buffer.from(b.subarray(f['version']![0], f['version']![0] + 4)).toString('hex')).toBe('04030201'); // host order
+    expect([...b.subarray(f['weight']![0], f['weight']![0] + 4)]).toEqual([3, 1, 2, 0]);
+    expect(maps.decodeWeights(b)).toEqual({ version: 0x01020304, weights: [3, 1, 2, 0, 0, 0, 0, 0] });
+    expect([...maps.weightsKey(5, 7)]).toEqual([...maps.u32Key(11)]);
   });
 
   it('repair and error payloads, and the error codes', () => {
@@ -220,8 +237,8 @@ describe('bpf/xseq.h and the TypeScript codec agree', () => {
     const ts = Object.fromEntries(rx.RX_COUNTER_NAMES.map((n, i) => [`XSEQ_RX_CTR_${n.toUpperCase()}`, i]));
     ts['XSEQ_RX_CTR_MAX'] = rx.RX_COUNTER_NAMES.length;
     expect(ts).toEqual(c.rx_ctr);
-    expect(c.rx_names).toEqual({ prog: rx.PROG_REPLICA, ctl: rx.RxMapName.CTL, state: rx.RxMapName.STATE, counters: rx.RxMapName.COUNTERS, gaps: rx.RxMapName.GAPS });
-    expect(c.rx_const).toEqual({ XSEQ_RX_STREAMS: rx.XSEQ_RX_STREAMS, XSEQ_RX_GAPS_BYTES: rx.XSEQ_RX_GAPS_BYTES });
+    expect(c.rx_names).toEqual({ prog: rx.PROG_REPLICA, ctl: rx.RxMapName.CTL, state: rx.RxMapName.STATE, counters: rx.RxMapName.COUNTERS, gaps: rx.RxMapName.GAPS, sources: rx.RxMapName.SOURCES });
+    expect(c.rx_const).toEqual({ XSEQ_RX_STREAMS: rx.XSEQ_RX_STREAMS, XSEQ_RX_GAPS_BYTES: rx.XSEQ_RX_GAPS_BYTES, XSEQ_RX_SOURCES: rx.XSEQ_RX_SOURCES });
   });
 
   it('replica side: key, ctl, state, gap event and load config, field by field', () => {
@@ -266,8 +283,14 @@ describe('bpf/xseq.h and the TypeScript codec agree', () => {
     expect(hexAt(eb, g, 'to')).toBe('2827262524232221');
     expect(rx.decodeGapEvent(eb)).toEqual(ev);
 
-    expect(c.rx_cfg).toEqual({ size: rx.RX_CFG_SIZE, fields: { port: [0, 2] } });
+    expect(c.rx_cfg).toEqual({ size: rx.RX_CFG_SIZE, fields: { port: [0, 2], check_sources: [2, 1] } });
     expect(Buffer.from(rx.encodeRxCfg({ port: 7500 })).toString('hex')).toBe('1d4c0000');
+    expect(Buffer.from(rx.encodeRxCfg({ port: 7500, checkSources: true })).toString('hex')).toBe('1d4c0100');
+    expect(c.rx_source.size).toBe(rx.RX_SOURCE_SIZE);
+    const src = rx.encodeRxSource({ host: '10.1.2.3', port: 0x1d4c });
+    expect(hexAt(src, c.rx_source.fields, 'addr')).toBe('0a010203');
+    expect(hexAt(src, c.rx_source.fields, 'port')).toBe('1d4c');
+    expect(hexAt(src, c.rx_source.fields, 'pad')).toBe('0000');
   });
 });
 

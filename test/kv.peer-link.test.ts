@@ -112,7 +112,9 @@ describe('replica peer link (TCP)', () => {
     await raw('127.0.0.2', new Uint8Array(64).fill(0x41));
     // The right address and group, claiming to be the receiver itself.
     await raw('127.0.0.3', encodePeerFrame({ type: 'VIEW_CHANGE_REQUEST', from: 2, view }, GROUP));
-    expect(m.links[2]!.counters().rejected).toBe(3);
+    // No peer's address at all: closed at accept, before a byte is read.
+    await raw('127.0.0.9', new Uint8Array(0));
+    expect(m.links[2]!.counters().rejected).toBe(4);
     expect(m.got[2]).toEqual([]);
     // The real replica 1 still gets through.
     m.links[1]!.send(2, { type: 'VIEW_CHANGE_REQUEST', from: 1, view });

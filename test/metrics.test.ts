@@ -11,6 +11,7 @@ import { createServer } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Registry } from 'prom-client';
 import { createMetricsRegistry, type MetricsSource, MetricsServerError, QUORUM_BUCKET_BOUNDS, startMetricsServer, windowOccupancy } from '../agent/metrics.ts';
+import { metricsSource } from '../agent/metrics-source.ts';
 import { RepairService } from '../agent/repair.ts';
 import { Retransmitter } from '../agent/retransmit.ts';
 import { SlotWindow } from '../agent/window.ts';
@@ -149,8 +150,27 @@ describePrivileged('metrics of a real sequencer (BPF_PROG_TEST_RUN)', () => {
     expect(value(all, 'xseq_repair_requests_total')).toBe(1);
     // Every drop reason is exported, zero or not, so dashboards see them all.
     expect(samples(all, 'xseq_packets_dropped_total').map((s) => s.labels['reason']).sort()).toEqual(
-      ['ack_session', 'ack_stale_view', 'ack_stranger', 'ack_window', 'backpressure', 'bad_length', 'bad_magic', 'bad_version', 'draining', 'fragment', 'ip_options', 'no_window', 'result_too_big', 'solicit_stranger', 'truncated', 'unexpected_type', 'unknown_group', 'unknown_type'],
+      ['ack_session', 'ack_stale_view', 'ack_stranger', 'ack_weights', 'ack_window', 'backpressure', 'bad_length', 'bad_magic', 'bad_version', 'draining', 'fragment', 'ip_options', 'no_window', 'result_too_big', 'solicit_stranger', 'truncated', 'unexpected_type', 'unknown_group', 'unknown_type'],
     );
+  });
+
+  it("each member's weight and the weight table's version, from the kernel's table (the agent's own source)", async () => {
+    try {
+      seq.setGroup(GROUP_ID, { ...group, weights: [2, 1, 1] });
+      const v = seq.weightTable(GROUP_ID)!.version;
+      const { text, samples: all } = await scrape(createMetricsRegistry(metricsSource(seq, SEQ_ID, [GROUP_ID, PLAIN_GROUP], {})));
+      expect(promtool(text)).toEqual({ status: 0, findings: '' });
+      expect(samples(all, 'xseq_member_weight').map((x) => [x.labels['group'], x.labels['replica'], x.value])).toEqual([
+        [String(GROUP_ID), '0', 2],
+        [String(GROUP_ID), '1', 1],
+        [String(GROUP_ID), '2', 1],
+      ]);
+      expect(value(all, 'xseq_group_weights_version', { group: String(GROUP_ID) })).toBe(v);
+      // The plain group (no members) has neither.
+      expect(samples(all, 'xseq_group_weights_version').map((x) => x.labels['group'])).toEqual([String(GROUP_ID)]);
+    } finally {
+      seq.setGroup(GROUP_ID, group);
+    }
   });
 
   it('counters move by the delta, survive a restarted agent, and never go back when the data path is re-created', async () => {

@@ -144,12 +144,12 @@ async function run(setting: 'on' | 'off'): Promise<void> {
   const leaderNow = await freshStats(rep(leader));
   console.log(`[replica-xdp ${setting}] load: ${JSON.stringify({ ...summary, retries, leaderAcksLost })}; leader: ${JSON.stringify({ transport: leaderNow['transport'], xdp: leaderNow['xdp']?.kernel })}`);
   expect(summary).toEqual({ ok: OPS, timeouts: 0, staleReads: 0, errors: 0 });
-  // The ACK race: a lost leader ACK is replaced by its re-ACK of the
-  // agent's retransmitted copy, within the agent's 620 ms of re-sends,
-  // before the client's 1 s retry. Had the kernel dropped those copies,
-  // every lost leader ACK would have cost a client retry; only the few
-  // whose entry the leader had already truncated may.
-  expect(retries).toBeLessThan(leaderAcksLost / 3);
+  // A lost leader ACK is replaced by its re-ACK of the agent's
+  // retransmitted copy: the kernel passed those copies (pass_retransmit on
+  // the leader, checked below). How many client retries that saves is a
+  // race of the agent's 620 ms of re-sends against the client's 1 s retry,
+  // a matter of machine speed, so it is logged above, not asserted: it is
+  // bench row P3r (bench/p3r.ts), on against off.
 
   expect(c.replicas.map((p) => lines(p!, 'stats').at(-1)?.view.session), JSON.stringify(c.replicas.map((p) => lines(p!, 'status')))).toEqual([session, session, session]);
   const settled = await converged(c);
@@ -161,7 +161,8 @@ async function run(setting: 'on' | 'off'): Promise<void> {
   // previous session, 30 retransmitted copies of delivered seqs.
   const before = await freshStats(rep(target));
   const send = async (args: string[]) => {
-    const p = spawnTs(t, 'cli', SEQUENCED_SENDER, ['--dst', t.ip(role(target)), '--port', String(GROUP.port), '--group', String(GROUP.id), ...args]);
+    // From the sequencer's own address and port: the copies a network or a stale sequencer makes (a stranger's are refused before this filter).
+    const p = spawnTs(t, 'seq', SEQUENCED_SENDER, ['--dst', t.ip(role(target)), '--port', String(GROUP.port), '--group', String(GROUP.id), '--src', `${t.ip('seq')}:7400`, ...args]);
     extra.push(p);
     expect(JSON.parse(await p.waitForLine(/"sent"/, 30_000))).toHaveProperty('sent');
   };
@@ -186,6 +187,18 @@ async function run(setting: 'on' | 'off'): Promise<void> {
     expect(after['xdp']).toBeUndefined();
     expect(userSeen).toBeGreaterThanOrEqual(280);
   }
+  // A stranger's copies (the client host is no sequencer), of the largest
+  // session: refused in the kernel with the program, at the socket without.
+  const beforeX = await freshStats(rep(target));
+  const stranger = spawnTs(t, 'cli', SEQUENCED_SENDER, ['--dst', t.ip(role(target)), '--port', String(GROUP.port), '--group', String(GROUP.id), '--session', String(0xffffffff), '--from', '1', '--to', '100']);
+  extra.push(stranger);
+  expect(JSON.parse(await stranger.waitForLine(/"sent"/, 30_000))).toEqual({ sent: 100 });
+  await sleep(500);
+  const afterX = await freshStats(rep(target));
+  expect(afterX['transport'].sequenced - beforeX['transport'].sequenced).toBe(0);
+  if (setting === 'on') expect(afterX['xdp'].kernel['drop_stranger'] - beforeX['xdp'].kernel['drop_stranger']).toBe(100);
+  else expect(afterX['transport'].sources.strangers - beforeX['transport'].sources.strangers).toBe(100);
+
   const again = await converged(c);
   const copiesChangedNothing = again.every((d, i) => d.stateDigest === settled[i]!.stateDigest && d.committed === settled[i]!.committed);
   expect(copiesChangedNothing).toBe(true);

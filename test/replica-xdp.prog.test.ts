@@ -232,3 +232,70 @@ describePrivileged('replica.bpf.o under BPF_PROG_TEST_RUN', () => {
     expect(run(frame(sequenced(k, 5, 11n), opts)).action).toBe(XDP_PASS);
   });
 });
+
+describePrivileged('replica.bpf.o under BPF_PROG_TEST_RUN: sessions wrap', () => {
+  let x: ReplicaXdp;
+  beforeAll(() => {
+    x = ReplicaXdp.load({ port: PORT });
+  });
+  afterAll(() => x?.close());
+
+  it('the session after 0xffffffff is newer (passes); the one before is older (dropped)', () => {
+    const k = { groupId: 2, sequencerId: 1 };
+    x.track(k, { session: 0xffffffff, delivered: 10n, retransmitKeep: 1024n });
+    expect(x.program.testRun({ data: frame(sequenced(k, 1, 50n)) }).retval).toBe(XDP_PASS);
+    expect(x.program.testRun({ data: frame(sequenced(k, 0xfffffffe, 50n)) }).retval).toBe(XDP_DROP);
+    // "None yet" (0): every session is newer.
+    x.track(k, { session: 0, delivered: 0n, retransmitKeep: 1024n });
+    expect(x.program.testRun({ data: frame(sequenced(k, 0x80000005, 50n)) }).retval).toBe(XDP_PASS);
+    expect(x.counters()).toMatchObject({ pass_newer_session: 2n, drop_stale_session: 1n });
+  });
+});
+
+describePrivileged('replica.bpf.o under BPF_PROG_TEST_RUN: the source check (sequencers given)', () => {
+  let x: ReplicaXdp;
+  let before: RxCounters;
+  const k = { groupId: 3, sequencerId: 1 };
+  beforeAll(() => {
+    x = ReplicaXdp.load({ port: PORT, sequencers: [{ host: '10.77.0.2', port: 7400 }, { host: '10.77.0.3', port: 7400 }] });
+    x.track(k, { session: 5, delivered: 10n, retransmitKeep: 1024n });
+  });
+  afterAll(() => x?.close());
+  beforeEach(() => {
+    before = x.counters();
+  });
+  function delta(): Partial<Record<string, number>> {
+    const now = x.counters();
+    const d: Record<string, number> = {};
+    for (const n of RX_COUNTER_NAMES) if (now[n] !== before[n]) d[n] = Number(now[n] - before[n]);
+    return d;
+  }
+  const run = (f: Buffer) => x.program.testRun({ data: f }).retval;
+
+  const strangers: [string, () => Buffer][] = [
+    ['a SEQUENCED from another address', () => frame(sequenced(k, 5, 11n), { srcIp: '10.77.0.99' })],
+    ['a SEQUENCED from the sequencer\'s address, another port', () => frame(sequenced(k, 5, 11n), { srcPort: 40000 })],
+    ['the largest session from a stranger', () => frame(sequenced(k, 0xffffffff, 1n), { srcIp: '10.77.0.99' })],
+    ['a FLUSH from a stranger', () => frame(sequenced(k, 6, 11n, { type: MsgType.FLUSH }), { srcIp: '10.77.0.99', srcPort: 7400 })],
+  ];
+  it.each(strangers)('%s is dropped and counted (drop_stranger)', (_n, make) => {
+    expect(run(make())).toBe(XDP_DROP);
+    expect(delta()).toEqual({ rx: 1, drop_stranger: 1 });
+  });
+
+  it('the configured sequencers\' SEQUENCED and FLUSH go on as before', () => {
+    expect(run(frame(sequenced(k, 5, 11n)))).toBe(XDP_PASS);
+    expect(run(frame(sequenced(k, 5, 12n), { srcIp: '10.77.0.3' }))).toBe(XDP_PASS);
+    expect(run(frame(sequenced(k, 5, 3n)))).toBe(XDP_DROP); // a delivered duplicate, as without the check
+    expect(run(frame(sequenced(k, 6, 1n, { type: MsgType.FLUSH })))).toBe(XDP_PASS);
+    expect(delta()).toEqual({ rx: 4, sequenced: 3, drop_duplicate: 1, pass_other_type: 1 });
+  });
+
+  it('other types and malformed datagrams from a stranger pass: user space ignores them, as it did', () => {
+    expect(run(frame(sequenced(k, 5, 11n, { type: MsgType.REQUEST }), { srcIp: '10.77.0.99' }))).toBe(XDP_PASS);
+    const bad = sequenced(k, 5, 11n);
+    bad.writeUInt32BE(0x12345678, 0);
+    expect(run(frame(bad, { srcIp: '10.77.0.99' }))).toBe(XDP_PASS);
+    expect(delta()).toEqual({ rx: 2, pass_other_type: 1, pass_malformed: 1 });
+  });
+});

@@ -4,6 +4,10 @@
 // re-sends. The contents are made up (client id 0xdead...), so a replica
 // that logged those seqs finds a different request there and acks nothing;
 // what matters is where the copies are discarded. Prints {"sent":N}.
+// Replicas take SEQUENCED only from their sequencer's address and port:
+// --src ADDR:PORT sends from there (run it on the sequencer host; the
+// agent's socket there shares the port, SO_REUSEADDR); without it the
+// copies come from a stranger's port and are refused as such.
 import { createSocket } from 'node:dgram';
 import { parseArgs } from 'node:util';
 import { emptyHeader, encodeMessage, Flags, MsgType } from '../bpf/wire.ts';
@@ -18,10 +22,11 @@ const { values: v } = parseArgs({
     from: { type: 'string', default: '1' },
     to: { type: 'string' },
     retransmit: { type: 'boolean', default: false },
+    src: { type: 'string' },
   },
 });
 if (!v.dst || v.session === undefined || v.to === undefined) {
-  console.error('usage: sequenced-sender.ts --dst IP --session S --to SEQ [--from 1] [--port 7500] [--group 1] [--sequencer-id 1] [--retransmit]');
+  console.error('usage: sequenced-sender.ts --dst IP --session S --to SEQ [--from 1] [--port 7500] [--group 1] [--sequencer-id 1] [--retransmit] [--src ADDR:PORT]');
   process.exit(2);
 }
 const from = Number(v.from);
@@ -30,7 +35,14 @@ if (!Number.isSafeInteger(from) || !Number.isSafeInteger(to) || from < 1 || to <
   console.error('sequenced-sender: need 1 <= --from <= --to, at most 100000 seqs');
   process.exit(2);
 }
-const sock = createSocket('udp4');
+const sock = createSocket({ type: 'udp4', reuseAddr: true });
+if (v.src) {
+  const i = v.src.lastIndexOf(':');
+  await new Promise<void>((res, rej) => {
+    sock.once('error', rej);
+    sock.bind({ address: v.src!.slice(0, i), port: Number(v.src!.slice(i + 1)) }, () => res());
+  });
+}
 let sent = 0;
 for (let seq = from; seq <= to; seq++) {
   const msg = encodeMessage(

@@ -5,6 +5,7 @@
  *   udp-sequencer [--port 7400] --group-addr A.B.C.D [--group-port 7500]
  *                 [--group-id 1] [--session 1] [--sequencer-id 1]
  *                 [--iface-addr IP] [--batch 64] [--rcvbuf BYTES]
+ *                 [--busy-poll USEC] [--gso]
  *
  * Same job as bpf/sequencer.bpf.c, done the best way a userspace process
  * can without kernel bypass: recvmmsg a batch of REQUESTs from UDP :port,
@@ -15,6 +16,14 @@
  * XDP program writes. One thread: the sequence must be dense and ordered,
  * and a second thread would only add a lock to the critical path.
  *
+ * The c-mmsg-busy variant (--busy-poll, --gso) adds what a tuned
+ * userspace server would: busy polling of the receive queue
+ * (SO_BUSY_POLL, SO_PREFER_BUSY_POLL) instead of sleeping for each batch,
+ * and UDP GSO on the way out (UDP_SEGMENT): a run of equal-size stamped
+ * datagrams leaves as one send of one large buffer, which the stack cuts
+ * into datagrams after the UDP layer. Sequenced order is kept: a GSO send
+ * carries consecutive seqs, and sends go out in seq order.
+ *
  * Prints {"event":"ready",...} once bound, and on SIGTERM/SIGINT one JSON
  * line of counters, then exits 0.
  */
@@ -23,6 +32,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -35,6 +45,17 @@
 #include "xseq.h"
 
 #define MAX_BATCH 1024
+/* The stack's limit on segments of one UDP GSO send (UDP_MAX_SEGMENTS). */
+#define GSO_MAX_SEGS 64
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef SO_PREFER_BUSY_POLL
+#define SO_PREFER_BUSY_POLL 69
+#endif
+#ifndef SO_BUSY_POLL_BUDGET
+#define SO_BUSY_POLL_BUDGET 70
+#endif
 /* Large enough for any valid datagram; longer ones are truncated and fail
  * the length check. */
 #define BUF_LEN 2048
@@ -49,11 +70,11 @@ static void on_signal(int sig)
 
 enum {
 	C_RX, C_SEQUENCED, C_TRUNCATED, C_BAD_MAGIC, C_BAD_VERSION, C_BAD_LENGTH,
-	C_UNKNOWN_TYPE, C_UNEXPECTED_TYPE, C_UNKNOWN_GROUP, C_SEND_ERRORS, C_BATCHES, C_MAX
+	C_UNKNOWN_TYPE, C_UNEXPECTED_TYPE, C_UNKNOWN_GROUP, C_SEND_ERRORS, C_BATCHES, C_GSO_SENDS, C_MAX
 };
 static const char *const names[C_MAX] = {
 	"rx", "sequenced", "drop_truncated", "drop_bad_magic", "drop_bad_version", "drop_bad_length",
-	"drop_unknown_type", "drop_unexpected_type", "drop_unknown_group", "send_errors", "batches",
+	"drop_unknown_type", "drop_unexpected_type", "drop_unknown_group", "send_errors", "batches", "gso_sends",
 };
 static uint64_t ctr[C_MAX];
 
@@ -61,7 +82,7 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: udp-sequencer [--port P] --group-addr A [--group-port P] [--group-id G]\n"
 			"                     [--session S] [--sequencer-id I] [--iface-addr IP]\n"
-			"                     [--batch B] [--rcvbuf BYTES]\n");
+			"                     [--batch B] [--rcvbuf BYTES] [--busy-poll USEC] [--gso]\n");
 	exit(2);
 }
 
@@ -100,6 +121,8 @@ int main(int argc, char **argv)
 		{ "iface-addr", required_argument, 0, 'I' },
 		{ "batch", required_argument, 0, 'b' },
 		{ "rcvbuf", required_argument, 0, 'R' },
+		{ "busy-poll", required_argument, 0, 'B' },
+		{ "gso", no_argument, 0, 'G' },
 		{ 0, 0, 0, 0 },
 	};
 	unsigned port = XSEQ_DEFAULT_PORT, group_port = 7500, batch = 64;
@@ -107,6 +130,7 @@ int main(int argc, char **argv)
 	uint16_t seq_id = 1;
 	const char *group_addr = NULL, *iface_addr = NULL;
 	int rcvbuf = 8 << 20;
+	int busy_poll = 0, gso = 0;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -120,6 +144,8 @@ int main(int argc, char **argv)
 		case 'I': iface_addr = optarg; break;
 		case 'b': batch = (unsigned)strtoul(optarg, NULL, 0); break;
 		case 'R': rcvbuf = atoi(optarg); break;
+		case 'B': busy_poll = atoi(optarg); break;
+		case 'G': gso = 1; break;
 		default: usage();
 		}
 	}
@@ -147,6 +173,17 @@ int main(int argc, char **argv)
 	if (bind(fd, (struct sockaddr *)&bind_sa, sizeof(bind_sa))) {
 		perror("bind");
 		return 1;
+	}
+	if (busy_poll > 0) {
+		/* Spin on the receive queue for up to busy_poll us before
+		 * sleeping, and ask the stack to prefer it over interrupts. */
+		int one = 1, budget = (int)batch;
+		if (setsockopt(fd, SOL_SOCKET, SO_BUSY_POLL, &busy_poll, sizeof(busy_poll)) ||
+		    setsockopt(fd, SOL_SOCKET, SO_PREFER_BUSY_POLL, &one, sizeof(one)) ||
+		    setsockopt(fd, SOL_SOCKET, SO_BUSY_POLL_BUDGET, &budget, sizeof(budget))) {
+			perror("SO_BUSY_POLL");
+			return 1;
+		}
 	}
 	unsigned char ttl = 1, loop = 0;
 	setsockopt(fd, IPPROTO_IP, IP_MULTICAST_TTL, &ttl, sizeof(ttl));
@@ -187,7 +224,17 @@ int main(int argc, char **argv)
 		tx[i].msg_hdr.msg_namelen = sizeof(group);
 	}
 
-	printf("{\"event\":\"ready\",\"port\":%u,\"group\":\"%s:%u\"}\n", port, group_addr, group_port);
+	/* GSO: one message per run of equal-size datagrams, its iovecs the
+	 * datagrams, with a UDP_SEGMENT control message of their size. */
+	struct msghdr gmsg = { .msg_name = &group, .msg_namelen = sizeof(group) };
+	union {
+		char buf[CMSG_SPACE(sizeof(uint16_t))];
+		struct cmsghdr align;
+	} gctl;
+	memset(&gctl, 0, sizeof(gctl));
+
+	printf("{\"event\":\"ready\",\"port\":%u,\"group\":\"%s:%u\",\"busyPoll\":%d,\"gso\":%s}\n", port, group_addr, group_port, busy_poll,
+	       gso ? "true" : "false");
 	fflush(stdout);
 
 	uint64_t seq = 0;
@@ -232,6 +279,33 @@ int main(int argc, char **argv)
 			out++;
 		}
 		unsigned off = 0;
+		while (gso && off < out) {
+			unsigned run = 1;
+			while (off + run < out && run < GSO_MAX_SEGS && tiov[off + run].iov_len == tiov[off].iov_len)
+				run++;
+			gmsg.msg_iov = &tiov[off];
+			gmsg.msg_iovlen = run;
+			gmsg.msg_control = run > 1 ? gctl.buf : NULL;
+			gmsg.msg_controllen = run > 1 ? sizeof(gctl.buf) : 0;
+			if (run > 1) {
+				struct cmsghdr *cm = CMSG_FIRSTHDR(&gmsg);
+				cm->cmsg_level = SOL_UDP;
+				cm->cmsg_type = UDP_SEGMENT;
+				cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+				uint16_t size = (uint16_t)tiov[off].iov_len;
+				memcpy(CMSG_DATA(cm), &size, sizeof(size));
+			}
+			if (sendmsg(fd, &gmsg, 0) < 0) {
+				if (errno == EINTR)
+					continue;
+				/* The run's seqs are spent: a gap, as on the wire. */
+				ctr[C_SEND_ERRORS] += run;
+			} else {
+				ctr[C_SEQUENCED] += run;
+				ctr[C_GSO_SENDS]++;
+			}
+			off += run;
+		}
 		while (off < out) {
 			int r = sendmmsg(fd, tx + off, out - off, 0);
 			if (r < 0) {

@@ -7,6 +7,7 @@ import { DEFAULT_CONFIG, type ReplicaConfig } from '../../replica/index.ts';
 import { type HostPort, isIpv4, parseHostPort, parseIdHostPort } from '../../replica/udp/index.ts';
 import { XDP_MODES, XDP_SETTINGS, type XdpModeSetting, type XdpSetting } from '../../replica/xdp/setup.ts';
 import type { HydraSequencer } from '../../replica/udp/replica-transport.ts';
+import { DEFAULT_SESSION_BOUND, MAX_SESSION_BOUND } from '../../replica/udp/sources.ts';
 
 export const USAGE = `Usage: tsx examples/kv/replica.ts [--config FILE] [options]
 
@@ -37,6 +38,9 @@ the sequencer host, repair from the agent) and TCP to its peers.
   --session N            the group's session at creation (default 0: the
                          first traffic moves the replicas to the real one)
                          [session]
+  --session-bound N      a sequencer may move the group at most N sessions
+                         past the last one heard from it (default 65536,
+                         1..2^31-1; docs/trust-model.md) [sessionBound]
   --recover              start by recovering from the peers (a restart
                          after a crash: memory is gone) [recover]
   --state-dir DIR        remember in DIR that this replica has run, so a
@@ -101,6 +105,7 @@ export interface KvReplicaConfig {
   /** Every sequencer of the group by id; one entry without Hydra. */
   sequencers: HydraSequencer[];
   session: number;
+  sessionBound: number;
   recover: boolean;
   stateDir: string | null;
   logDump: string | null;
@@ -212,7 +217,7 @@ function parseProtocol(v: unknown): Partial<ReplicaConfig> {
 }
 
 /** The fields a --config file may have, each also a flag. */
-const FILE_FIELDS = ['group', 'id', 'member', 'peers', 'sequencer', 'repair', 'sequencers', 'session', 'recover', 'stateDir', 'logDump', 'statsIntervalMs', 'protocol', 'acksTo', 'xdp', 'xdpIface', 'xdpMode', 'xdpRetransmitKeep'];
+const FILE_FIELDS = ['group', 'id', 'member', 'peers', 'sequencer', 'repair', 'sequencers', 'session', 'sessionBound', 'recover', 'stateDir', 'logDump', 'statsIntervalMs', 'protocol', 'acksTo', 'xdp', 'xdpIface', 'xdpMode', 'xdpRetransmitKeep'];
 
 function parseAcksTo(v: unknown): 'sequencer' | 'client' {
   if (v === undefined || v === 'sequencer' || v === 'client') return v ?? 'sequencer';
@@ -236,6 +241,7 @@ export function parseReplicaArgs(argv: string[]): KvReplicaConfig | null {
         repair: { type: 'string' },
         sequencers: { type: 'string' },
         session: { type: 'string' },
+        'session-bound': { type: 'string' },
         recover: { type: 'boolean' },
         'state-dir': { type: 'string' },
         'log-dump': { type: 'string' },
@@ -279,6 +285,7 @@ export function parseReplicaArgs(argv: string[]): KvReplicaConfig | null {
   flag('repair', 'repair');
   flag('sequencers', 'sequencers');
   flag('session', 'session');
+  flag('session-bound', 'sessionBound');
   flag('recover', 'recover');
   flag('state-dir', 'stateDir');
   flag('log-dump', 'logDump');
@@ -322,6 +329,7 @@ export function parseReplicaArgs(argv: string[]): KvReplicaConfig | null {
     repair,
     sequencers,
     session: raw['session'] === undefined ? 0 : int(raw['session'], 'session', 0, 0xffffffff),
+    sessionBound: raw['sessionBound'] === undefined ? DEFAULT_SESSION_BOUND : int(raw['sessionBound'], 'sessionBound', 1, MAX_SESSION_BOUND),
     recover: raw['recover'] === true,
     stateDir: raw['stateDir'] === undefined ? null : str(raw['stateDir'], 'stateDir'),
     logDump: raw['logDump'] === undefined ? null : str(raw['logDump'], 'logDump'),

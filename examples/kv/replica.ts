@@ -99,7 +99,7 @@ async function main(): Promise<void> {
   // would only meet the same refusal).
   let xdp: ReturnType<typeof openReplicaXdp>;
   try {
-    xdp = openReplicaXdp({ setting: c.xdp, iface: c.xdpIface, mode: c.xdpMode, ...(c.xdpRetransmitKeep !== null ? { retransmitKeep: c.xdpRetransmitKeep } : {}) }, { port: c.group.port, memberAddr: c.member.host });
+    xdp = openReplicaXdp({ setting: c.xdp, iface: c.xdpIface, mode: c.xdpMode, ...(c.xdpRetransmitKeep !== null ? { retransmitKeep: c.xdpRetransmitKeep } : {}) }, { port: c.group.port, memberAddr: c.member.host, sequencers: c.sequencers.map((q) => q.sequencer) });
   } catch (e) {
     if (!(e instanceof ReplicaXdpError)) throw e;
     log.error({ event: 'xdp', code: e.code }, `${e.message} (xdp: on; use xdp: auto to run without it)`);
@@ -123,6 +123,7 @@ async function main(): Promise<void> {
     // Clients counting ACKs themselves need no padding.
     ackPadding: c.acksTo === 'client' ? 0 : MAX_RESULT,
     acksTo: c.acksTo,
+    sessionBound: c.sessionBound,
   });
   const store = new KvStore();
   // Set once constructed: the constructor already sends (a recovering
@@ -195,15 +196,30 @@ async function main(): Promise<void> {
   }, `replica ${c.id} of group ${c.groupId} listening${recover ? ', recovering from its peers first' : ''}`);
   afterEvent();
 
-  const dump = (): void => {
+  // Streamed in chunks off the event loop's critical path (committed-log.ts
+  // writeDump): the replica keeps serving while it dumps. One dump at a
+  // time; a signal during one asks for one more after it.
+  let dumping: Promise<void> | null = null;
+  let again = false;
+  const dumpOnce = async (): Promise<void> => {
     if (!c.logDump || !committedLog) return;
     committedLog.catchUp();
-    const d = committedLog.dump(store.digest());
-    // Whole or not at all: a reader polling the file never sees half.
-    const tmp = `${c.logDump}.tmp${process.pid}`;
-    writeFileSync(tmp, JSON.stringify(d));
-    renameSync(tmp, c.logDump);
-    out({ event: 'dumped', path: c.logDump, committed: d.committed, executed: d.executed, entries: d.entries.length, gaps: d.gaps.length });
+    const d = await committedLog.writeDump(c.logDump, store.digest());
+    out({ event: 'dumped', path: c.logDump, ...d });
+  };
+  const dump = (): Promise<void> => {
+    if (dumping) {
+      again = true;
+      return dumping;
+    }
+    dumping = (async () => {
+      do {
+        again = false;
+        await dumpOnce().catch((e: unknown) => console.error(`kv-replica: log dump: ${String(e)}`));
+      } while (again);
+      dumping = null;
+    })();
+    return dumping;
   };
   const stats = () => ({
     id: c.id,
@@ -217,10 +233,11 @@ async function main(): Promise<void> {
     ...(xdp.xdp ? { xdp: transport.xdpCounters() } : {}),
   });
   if (c.statsIntervalMs > 0) setInterval(() => out({ event: 'stats', ...stats() }), c.statsIntervalMs).unref();
-  process.on('SIGUSR2', dump);
+  process.on('SIGUSR2', () => void dump());
   const stop = (signal: string) => async () => {
     r.stop();
-    dump();
+    await dumping;
+    await dump();
     out({ event: 'stopped', signal, ...stats() });
     await writeProfile?.(`kv-replica-${c.id}-${process.pid}`).catch((e: unknown) => console.error(`kv-replica: cpu profile: ${String(e)}`));
     await transport.close();

@@ -100,6 +100,8 @@ export class SimCluster {
   readonly clients: Client[] = [];
   readonly certified: CertifiedReply[] = [];
   readonly failures: ClientError[] = [];
+  /** The longest any op took from submit to its outcome, virtual us. */
+  maxOpUs = 0;
   /** Called after every client completion (the invariant checker listens). */
   onCertified: ((r: CertifiedReply) => void) | null = null;
   /** Called after every event run by step(). */
@@ -321,7 +323,9 @@ export class SimCluster {
     const index = ++this.opIndex[j]!;
     const op = HistoryApp.op(j + 1, index);
     const c = this.clients[j]!;
+    const at = this.q.now;
     c.submit(op, (err, result, cert) => {
+      this.maxOpUs = Math.max(this.maxOpUs, this.q.now - at);
       if (err || !result || !cert) {
         if (err) this.failures.push(err);
         return then?.(false);

@@ -12,8 +12,12 @@
 //  3. Executed at most once, in committed order: each replica's application
 //     history, as far as that replica has committed, is exactly the committed
 //     order with at-most-once filtering (the app itself throws on a repeat).
-//  4. Liveness (finalCheck): after healing, every request completed and all
-//     replicas share one view and one committed log.
+//  Every committed request is one a sequencer stamped (its own records,
+//  sim/sequencer.ts); with Hydra the committed order is checked against
+//  the merge computed from those stamps (checkMergeOrder).
+//  4. Liveness (finalCheck): after healing, every request completed, none
+//     failed (clients have a finite deadline), and all replicas share one
+//     view and one committed log.
 import { sameEntry } from '../log.ts';
 import type { LogEntry } from '../messages.ts';
 import type { Replica } from '../replica.ts';
@@ -71,6 +75,7 @@ export class InvariantChecker {
   private readonly trackers: Tracker[] = [];
 
   constructor(private readonly c: SimCluster) {
+    this.initialSequencers = c.sequencers.length;
     for (let i = 0; i < c.n; i++) this.trackers.push({ incarnation: -1, checkedCommit: 0, verifiedHistory: 0, restores: 0, view: null });
     c.onCertified = (r) => this.onCertified(r);
     c.afterEvent = () => this.afterEvent();
@@ -143,7 +148,7 @@ export class InvariantChecker {
   private observeCommitted(slot: number, e: LogEntry, who: number): void {
     const known = this.oracle[slot];
     if (known) {
-      if (!sameEntry(known, e)) this.fail(`slot ${slot}: replica ${who} committed ${show(e)}, another committed ${show(known)}`);
+      if (!sameDecision(known, e)) this.fail(`slot ${slot}: replica ${who} committed ${show(e)}, another committed ${show(known)}`);
       return;
     }
     this.oracle[slot] = e;
@@ -157,36 +162,74 @@ export class InvariantChecker {
     while (this.oracle[this.contig + 1]) {
       const next = this.oracle[++this.contig]!;
       if (next.src) this.checkMergeOrder(next);
-      else if (this.c.sequencers.length > 1) this.fail(`slot ${next.slot}: committed without a sequencer stream position in a Hydra group`);
+      else if (!next.noop) this.checkStamp(next);
+      if (!next.src && this.c.sequencers.length > 1) this.fail(`slot ${next.slot}: committed without a sequencer stream position in a Hydra group`);
       this.extendExpected(next);
     }
   }
 
-  /** Hydra: per sequencer, the committed seqs and their effective clocks so far. */
-  private readonly streamAt = new Map<number, { seq: number; eff: number }>();
-  private lastKey: { clock: number; sid: number; seq: number } | null = null;
+  /**
+   * Hydra order oracle, per sequencer: the next seq due, the effective clock
+   * computed from its own stamps (and the no-op clocks decided in it), and
+   * for an added sequencer the key interval of the op that added it.
+   */
+  private readonly streamAt = new Map<number, { seq: number; eff: number; floorLo: number; floorHi: number }>();
+  /** Added sequencers: the key interval [lo, hi] of their first committed "add" op. */
+  private readonly addedAt = new Map<number, { lo: number; hi: number }>();
+  /** The greatest (key lower bound, sequencer id) committed so far. */
+  private top: { clock: number; sid: number; seq: number } | null = null;
+  private readonly initialSequencers: number;
 
   /**
-   * Hydra: the committed order is the merge of the sequencers' streams: each
-   * stream's seqs in order with none skipped, and the whole in (effective
-   * clock, sequencer id, seq) order, the effective clocks recomputed here
-   * from the raw stamps (a no-op carries the clock its leader gave it).
+   * Every committed request is one its sequencer stamped, at that (session,
+   * seq), for that client and request id, carrying the raw clock stamped:
+   * the sequencers' own records (sim/sequencer.ts), not a replica's log.
+   */
+  private checkStamp(e: LogEntry): number {
+    const sid = e.src?.sid ?? 0;
+    const session = e.src?.session ?? e.session;
+    const seq = e.src?.seq ?? e.seq;
+    const st = this.c.sequencers[sid]?.stamps.get(`${session}:${seq}`);
+    if (!st) this.fail(`slot ${e.slot}: ${show(e)} committed, but sequencer ${sid} never stamped (${session}, ${seq})`);
+    if (st.clientId !== e.clientId || st.requestId !== e.requestId) this.fail(`slot ${e.slot}: ${show(e)} committed at sequencer ${sid}'s (${session}, ${seq}), which stamped ${rk(st.clientId, st.requestId)}`);
+    if (e.src && e.src.raw !== st.raw) this.fail(`slot ${e.slot}: sequencer ${sid} seq ${seq} committed with raw clock ${e.src.raw}, stamped ${st.raw}`);
+    return st.raw;
+  }
+
+  /**
+   * Hydra: the committed order is the merge the spec (replica/README.md,
+   * "Hydra") defines, computed here from the stamps the sequencers recorded:
+   * each stream's seqs in order with none skipped; eff(s, q) = max(raw(s, q),
+   * eff(s, q-1)), a no-op's raw being the clock its leader decided (no
+   * stamp stands behind a no-op); the whole in (eff, sequencer id) order.
+   * An added sequencer's traffic sorts after the op that added it (its
+   * floor is above that op's key); while its own stamps are not past that
+   * key its exact key is unknown here, so it only gets a lower bound. The
+   * check is on key intervals: every entry's key upper bound must not sort
+   * below any earlier entry's lower bound.
    */
   private checkMergeOrder(e: LogEntry): void {
     const src = e.src!;
-    const at = this.streamAt.get(src.sid) ?? { seq: 0, eff: -Infinity };
-    if (src.seq !== at.seq + 1) this.fail(`slot ${e.slot}: sequencer ${src.sid} seq ${src.seq} committed after its seq ${at.seq} (a gap was skipped)`);
-    const eff = Math.max(src.raw, at.eff);
-    this.streamAt.set(src.sid, { seq: src.seq, eff });
-    // An "add" op: the new sequencer's clocks start above it.
-    const added = e.control && !e.noop ? decodeControlOp(e.op) : null;
-    if (added && !this.streamAt.has(added.sid)) this.streamAt.set(added.sid, { seq: 0, eff: eff + 1 });
-    const k = { clock: eff, sid: src.sid, seq: src.seq };
-    const p = this.lastKey;
-    if (p && (k.clock < p.clock || (k.clock === p.clock && k.sid < p.sid))) {
-      this.fail(`slot ${e.slot}: (${src.sid}, ${src.seq}) with effective clock ${eff} committed after (${p.sid}, ${p.seq}) with ${p.clock}: not in (clock, sequencer id) order`);
+    let at = this.streamAt.get(src.sid);
+    if (!at) {
+      const add = this.addedAt.get(src.sid);
+      if (src.sid >= this.initialSequencers && !add) this.fail(`slot ${e.slot}: sequencer ${src.sid} committed seq ${src.seq} before any op added it`);
+      at = { seq: 0, eff: -Infinity, floorLo: add ? add.lo : -Infinity, floorHi: add ? add.hi : -Infinity };
+      this.streamAt.set(src.sid, at);
     }
-    this.lastKey = k;
+    if (src.seq !== at.seq + 1) this.fail(`slot ${e.slot}: sequencer ${src.sid} seq ${src.seq} committed after its seq ${at.seq} (a gap was skipped)`);
+    const raw = e.noop ? src.raw : this.checkStamp(e);
+    at.seq = src.seq;
+    at.eff = Math.max(at.eff, raw);
+    const lo = Math.max(at.eff, at.floorLo);
+    const hi = at.eff >= at.floorHi + 1 ? at.eff : Infinity;
+    const p = this.top;
+    if (p && p.sid !== src.sid && (hi < p.clock || (hi === p.clock && src.sid < p.sid))) {
+      this.fail(`slot ${e.slot}: (${src.sid}, ${src.seq}) with effective clock ${hi} (from its stamps) committed after (${p.sid}, ${p.seq}) with at least ${p.clock}: not in (clock, sequencer id) order`);
+    }
+    if (!p || lo > p.clock || (lo === p.clock && src.sid > p.sid)) this.top = { clock: lo, sid: src.sid, seq: src.seq };
+    const added = e.control && !e.noop ? decodeControlOp(e.op) : null;
+    if (added && !this.addedAt.has(added.sid) && !this.streamAt.has(added.sid)) this.addedAt.set(added.sid, { lo, hi });
   }
 
   /** The committed order as the application must see it: at-most-once per client. */
@@ -284,6 +327,8 @@ export class InvariantChecker {
   finalCheck(): void {
     const c = this.c;
     if (c.pendingRequests > 0) this.fail(`liveness: ${c.pendingRequests} client requests still pending after healing`);
+    // Faults never exceed f at once, so no op may give up either.
+    if (c.failures.length > 0) this.fail(`liveness: ${c.failures.length} client ops failed, the first: ${c.failures[0]!.code}: ${c.failures[0]!.message}`);
     const rs = c.replicas;
     const leader = c.leader();
     if (!leader) this.fail('liveness: no leader in normal status after healing');
@@ -303,8 +348,19 @@ export class InvariantChecker {
   }
 }
 
+/**
+ * The checker's "same committed decision": sameEntry (the protocol's own
+ * comparison, which ignores clocks) and, with Hydra, the same raw clock, so
+ * replicas that disagree on a stamp or on a no-op's decided clock (which
+ * feeds every later effective clock of that stream) are caught.
+ */
+function sameDecision(a: LogEntry, b: LogEntry): boolean {
+  return sameEntry(a, b) && a.src?.raw === b.src?.raw;
+}
+
 function show(e: LogEntry): string {
-  return e.noop ? `no-op (${e.session}, ${e.seq})` : `request ${rk(e.clientId, e.requestId)} (${e.session}, ${e.seq})`;
+  const src = e.src ? ` of sequencer ${e.src.sid} (${e.src.session}, ${e.src.seq}) raw ${e.src.raw}` : '';
+  return (e.noop ? `no-op (${e.session}, ${e.seq})` : `request ${rk(e.clientId, e.requestId)} (${e.session}, ${e.seq})`) + src;
 }
 
 function hex(b: Uint8Array): string {

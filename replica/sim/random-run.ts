@@ -14,7 +14,7 @@
 // too rare for faults that fall uniformly in time.
 import type { Replica } from '../replica.ts';
 import { SEQUENCER_NODE, SimCluster } from './cluster.ts';
-import { InvariantChecker } from './invariants.ts';
+import { InvariantChecker, InvariantViolation } from './invariants.ts';
 import { Prng } from './prng.ts';
 
 export interface RandomRunOptions {
@@ -58,6 +58,10 @@ export interface RandomRunResult {
   maxStallUs: number;
   /** The stall bound was enforced (a clean profile). */
   stallChecked: boolean;
+  /** From the last fault healing to the last client op completing, virtual us (bound: HEAL_BOUND_US). */
+  healToDoneUs: number;
+  /** The longest any client op took from submit to its outcome, virtual us (bound: CLIENT_DEADLINE_US). */
+  maxOpUs: number;
 }
 
 export class SimFailure extends Error {
@@ -73,6 +77,20 @@ export class SimFailure extends Error {
 }
 
 const TRACE_LINES = 400;
+/**
+ * Virtual time a client waits for a certificate before it fails the op
+ * (ETIMEDOUT), which the final check reports. 2000 + 1000 seeds: the longest
+ * op took 125 ms through faults (each heals within 30 ms; no more than f
+ * replicas impaired at once), the longest run lasts 252 ms; 1 s is 8x that op.
+ */
+export const CLIENT_DEADLINE_US = 1_000_000;
+/**
+ * After the last fault heals, every open client op completes within this
+ * (virtual us): at worst a leader timeout (<= 32 ms), view-change retries
+ * escalating past a dead candidate (3 x 2.5 ms each), a state transfer and
+ * a client retry (3 ms). Measured: 42 ms at most over 2000 + 1000 seeds.
+ */
+export const HEAL_BOUND_US = 100_000;
 /** Messages after which the nemesis may strike. */
 const NEMESIS_TRIGGERS = new Set(['GAP_COMMIT', 'GAP_RECV', 'START_VIEW', 'VIEW_CHANGE', 'SYNC_COMMIT', 'STATE_REPLY']);
 
@@ -101,6 +119,10 @@ export function runRandom(o: RandomRunOptions): RandomRunResult {
     windowSlots: rng.pick([4, 8, 16, 64]),
     retransmitUs: aggregated && rng.chance(0.5) ? 1_500 : 0,
     replica: { syncIntervalUs, leaderTimeoutUs: Math.max(8_000, 4 * syncIntervalUs), reorderWaitUs: rng.pick([50, 150, 500]) },
+    // A finite deadline: a request not certified within it is a failure
+    // the final check reports (1e12, the scenario tests' default, would
+    // hide a client that gave up on nothing).
+    clientDeadlineUs: CLIENT_DEADLINE_US,
     ...(o.hydra ? { sequencers: k, hydra: { skewUs, drift, tickUs, inversion: hr.pick([0, 0.05, 0.3]), inversionNs: hr.pick([50_000, 400_000]), flushIntervalUs } } : {}),
   });
   if (o.hydra && hr.chance(0.4)) c.avoid.add(hr.int(0, k - 1)); // one idle sequencer
@@ -226,6 +248,8 @@ export function runRandom(o: RandomRunOptions): RandomRunResult {
   };
 
   let step = 0;
+  let healedAt = 0;
+  let healToDoneUs = 0;
   try {
     c.startWorkload();
     for (; step < o.steps; step++) {
@@ -245,7 +269,14 @@ export function runRandom(o: RandomRunOptions): RandomRunResult {
       if (!c.replicas[i]) restart(i);
     }
     if (!c.sequencer.up && !c.sequencer.retired) c.failoverSequencer();
-    if (!c.runUntil(() => c.pendingRequests === 0, 2_000_000)) checker.finalCheck();
+    // Liveness bound: once the last fault healed, every op still open must
+    // complete within HEAL_BOUND_US (a stuck view change, recovery or gap
+    // shows here, not only as an op that never ends).
+    healedAt = c.q.now;
+    if (!c.runUntil(() => c.pendingRequests === 0, HEAL_BOUND_US)) {
+      throw new InvariantViolation(`liveness: ${c.pendingRequests} client ops still open ${HEAL_BOUND_US} us after the last fault healed`);
+    }
+    healToDoneUs = c.q.now - healedAt;
     c.runUntil(() => c.converged(), 1_000_000);
     checker.finalCheck();
   } catch (e) {
@@ -268,6 +299,8 @@ export function runRandom(o: RandomRunOptions): RandomRunResult {
     inversions: c.sequencers.reduce((a, q) => a + q.stats.inversions, 0),
     remerges: c.live().reduce((a, r) => a + (r.hydra?.stats.remerges ?? 0), 0),
     maxStallUs: checker.maxStallUs,
+    healToDoneUs,
+    maxOpUs: c.maxOpUs,
     stallChecked: checker.stallBoundUs !== null,
   };
 }

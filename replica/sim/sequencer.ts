@@ -5,6 +5,11 @@
 // retransmission of slots not acked by all, and its repair service over the
 // same window (what fell out of it is reported missing). A restart is a
 // failover: a new session, seq back to 1, the old window gone.
+//
+// test/kernel-model.prog.test.ts feeds the same random steps to this model
+// and to the compiled program (BPF_PROG_TEST_RUN) and compares, step by
+// step, each verdict (the kernel's counter that moved), REPLY, FLUSH and
+// window slot: the verdicts returned here are named after those counters.
 import type { AckMsg, FlushMsg, FlushSolicitMsg, RepairErrorMsg, RepairReplyMsg, RepairRequestMsg, ReplyMsg, RequestMsg, SequencedMsg } from '../messages.ts';
 import type { Prng } from './prng.ts';
 import type { EventQueue } from './event-queue.ts';
@@ -22,6 +27,34 @@ export interface SequencerParams {
   session: number;
   /** Hydra: set when the group has several sequencers (messages then carry the id and a clock). */
   hydra?: HydraSeqParams;
+  /**
+   * The kernel's window policy: overwrite (the default here: old copies
+   * disappear under load) or backpressure (a request whose slot still
+   * waits for an ACK, and was not released by the agent, is dropped).
+   */
+  policy?: 'overwrite' | 'backpressure';
+  /** The largest result a leader may return (the kernel's max_result); longer: the ACK is dropped. Default: no limit. */
+  maxResult?: number;
+}
+
+/** replica id of the agent's own FLUSH_SOLICIT (XSEQ_REPLICA_AGENT). */
+export const AGENT_SOLICIT = 0xffff;
+
+/** What the program did with a REQUEST: the counter that moved. */
+export type RequestVerdict = 'sequenced' | 'drop_backpressure' | 'drop_draining' | 'down';
+/** What the program did with an ACK: the counter that moved (reply and ack_late after ack_counted). */
+export type AckVerdict = 'drop_result_too_big' | 'drop_ack_session' | 'drop_ack_stranger' | 'drop_ack_window' | 'drop_ack_stale_view' | 'ack_duplicate' | 'ack_counted' | 'ack_late' | 'reply' | 'down';
+export type SolicitVerdict = 'flush' | 'drop_solicit_stranger' | 'down';
+
+/** A window slot as the kernel's maps show it (xseq_slot). */
+export interface ModelSlot {
+  seq: number;
+  session: number;
+  view: number;
+  acked: number;
+  replied: boolean;
+  /** The leader's result when stored for `view`. */
+  result: Uint8Array | undefined;
 }
 
 /**
@@ -53,6 +86,17 @@ export interface SequencerRoutes {
   toClient(clientNode: number, msg: ReplyMsg): void;
 }
 
+/** One stamp as the sequencer made it: what the simulation's order oracle trusts (invariants.ts). */
+export interface StampRecord {
+  readonly sid: number;
+  readonly session: number;
+  readonly seq: number;
+  /** Hydra: the raw clock stamped (0 with one sequencer). */
+  readonly raw: number;
+  readonly clientId: bigint;
+  readonly requestId: bigint;
+}
+
 interface Slot {
   readonly msg: SequencedMsg;
   readonly clientNode: number;
@@ -82,9 +126,27 @@ export class SimSequencer {
   up = true;
   private lastSeq = 0;
   private slots: (Slot | undefined)[];
-  readonly stats = { stamped: 0, replies: 0, repairRequests: 0, repairMissing: 0, retransmits: 0, failovers: 0, flushes: 0, solicits: 0, inversions: 0 };
+  readonly stats = {
+    stamped: 0,
+    replies: 0,
+    repairRequests: 0,
+    repairMissing: 0,
+    retransmits: 0,
+    failovers: 0,
+    flushes: 0,
+    solicits: 0,
+    inversions: 0,
+    /** A slot taken while it still waited for an ACK (kernel: window_overwrite). */
+    windowOverwrites: 0,
+    /** An ACK of a newer view replaced a non-empty ack set (kernel: ack_view_reset). */
+    ackViewResets: 0,
+  };
+  /** Backpressure: the agent stopped waiting for every seq <= released of this session (xseq_released). */
+  private released = 0;
   /** Hydra: stopped stamping for good (removed from the group); flushes are FINAL. */
   retired = false;
+  /** Every stamp this sequencer made, by `session:seq` (never forgotten, unlike the window). */
+  readonly stamps = new Map<string, StampRecord>();
   private lastFlushClock = -Infinity;
   private lastRaw = -Infinity;
 
@@ -133,10 +195,19 @@ export class SimSequencer {
     for (let i = 0; i < this.p.n; i++) this.routes.toReplica(i, m);
   }
 
-  onSolicit(m: FlushSolicitMsg, fromReplica: number): void {
-    if (m.replicaId !== fromReplica || m.sequencerId !== this.id) return;
+  /**
+   * A member's solicit from its own address (fromReplica = the member whose
+   * address sent it), or the agent's (replica id and fromReplica both
+   * AGENT_SOLICIT). The kernel does not look at the solicit's sequencer id:
+   * a solicit reaches this host only if it was sent here.
+   */
+  onSolicit(m: FlushSolicitMsg, fromReplica: number): SolicitVerdict {
+    if (!this.up && !this.retired) return 'down';
+    const agent = m.replicaId === AGENT_SOLICIT && fromReplica === AGENT_SOLICIT;
+    if (!agent && (m.replicaId !== fromReplica || m.replicaId >= this.p.n)) return 'drop_solicit_stranger';
     this.stats.solicits++;
     this.flush();
+    return 'flush';
   }
 
   /** Removed from the group: stamping off for good, then FINAL flushes (repeated: they can be lost). */
@@ -155,36 +226,73 @@ export class SimSequencer {
     return this.lastSeq;
   }
 
-  onRequest(r: RequestMsg, clientNode: number): void {
-    if (!this.up) return;
+  onRequest(r: RequestMsg, clientNode: number): RequestVerdict {
+    if (this.retired) return 'drop_draining';
+    if (!this.up) return 'down';
+    const next = this.slots[(this.lastSeq + 1) % this.p.windowSlots];
+    if (next && !this.slotFree(next)) {
+      if (this.p.policy === 'backpressure' && this.p.aggregated) return 'drop_backpressure';
+      this.stats.windowOverwrites++;
+    }
     const seq = ++this.lastSeq;
     const base: SequencedMsg = { type: 'SEQUENCED', session: this.session, seq, clientId: r.clientId, requestId: r.requestId, op: r.op, retransmit: false };
     const msg: SequencedMsg = this.p.hydra ? { ...base, sequencerId: this.id, clock: this.stampClock(), ...(r.control ? { control: true } : {}) } : base;
+    this.stamps.set(`${this.session}:${seq}`, { sid: this.id, session: this.session, seq, raw: msg.clock ?? 0, clientId: r.clientId, requestId: r.requestId });
     this.slots[seq % this.p.windowSlots] = { msg, clientNode, stampedAt: this.q.now, acks: 0, ackView: 0, replied: false, result: null, resultView: 0, stale: false, resends: 0 };
     this.stats.stamped++;
     for (let i = 0; i < this.p.n; i++) this.routes.toReplica(i, msg);
+    return 'sequenced';
+  }
+
+  /** Every member acked the slot's seq in the slot's view, or the agent released it. */
+  private slotFree(s: Slot): boolean {
+    const all = (1 << this.p.n) - 1;
+    return (s.acks & all) === all || (s.msg.session === this.session && s.msg.seq <= this.released);
+  }
+
+  /** The agent releases every seq <= seq of the current session (only grows within a session). */
+  release(seq: number): void {
+    this.released = Math.max(this.released, seq);
+  }
+
+  /** The slot that holds (or last held) seq, as the kernel's map shows it; undefined if never used. */
+  slotView(seq: number): ModelSlot | undefined {
+    const s = this.slots[seq % this.p.windowSlots];
+    if (!s) return undefined;
+    return {
+      seq: s.msg.seq,
+      session: s.msg.session,
+      view: s.ackView,
+      acked: s.acks,
+      replied: s.replied,
+      result: s.result && s.resultView === s.ackView + 1 ? s.result : undefined,
+    };
   }
 
   /** bpf/aggregator.h ack_handle, minus the CAS. */
-  onAck(a: AckMsg, fromReplica: number): void {
-    if ((!this.up && !this.retired) || !this.p.aggregated || a.session !== this.session) return;
-    if (a.replicaId !== fromReplica || a.replicaId >= this.p.n) return;
+  onAck(a: AckMsg, fromReplica: number): AckVerdict {
+    if ((!this.up && !this.retired) || !this.p.aggregated) return 'down';
+    if (a.session !== this.session) return 'drop_ack_session';
+    if (a.replicaId !== fromReplica || a.replicaId >= this.p.n) return 'drop_ack_stranger';
     const s = this.slots[a.seq % this.p.windowSlots];
-    if (!s || s.msg.seq !== a.seq) return;
+    if (!s || s.msg.seq !== a.seq) return 'drop_ack_window';
     const view = a.leaderNum;
     const leader = view % this.p.n;
     const bit = 1 << a.replicaId;
     if (a.replicaId === leader && a.result) {
-      if (s.ackView > view) return;
+      if (a.result.length > (this.p.maxResult ?? Infinity)) return 'drop_result_too_big';
+      if (s.ackView > view) return 'drop_ack_stale_view';
       s.result = a.result;
       s.stale = a.stale === true;
       s.resultView = view + 1;
     }
-    if (view < s.ackView) return;
-    if (view === s.ackView && s.acks & bit) return;
+    if (view < s.ackView) return 'drop_ack_stale_view';
+    if (view === s.ackView && s.acks & bit) return 'ack_duplicate';
+    if (view > s.ackView && s.acks) this.stats.ackViewResets++;
     s.acks = view > s.ackView ? bit : s.acks | bit;
     s.ackView = view;
-    if (!(s.acks & (1 << leader)) || popcount(s.acks) < this.p.quorum || s.replied) return;
+    if (!(s.acks & (1 << leader)) || popcount(s.acks) < this.p.quorum) return 'ack_counted';
+    if (s.replied) return 'ack_late';
     s.replied = true;
     this.stats.replies++;
     const m = s.msg;
@@ -192,6 +300,7 @@ export class SimSequencer {
     const result = s.resultView === view + 1 && s.result && !stale ? s.result : new Uint8Array(0);
     const reply: ReplyMsg = { type: 'REPLY', session: m.session, seq: m.seq, leaderNum: view, replicaId: leader, clientId: m.clientId, requestId: m.requestId, result, ...(stale ? { stale } : {}) };
     this.routes.toClient(s.clientNode, this.p.hydra ? { ...reply, sequencerId: this.id } : reply);
+    return 'reply';
   }
 
   onRepair(r: RepairRequestMsg, fromReplica: number): void {
@@ -225,8 +334,10 @@ export class SimSequencer {
   /** A re-created data path: a new session, and the old window is gone. */
   restart(): void {
     this.up = true;
-    this.session++;
+    // As agent/session.ts: the session after 0xffffffff is 1.
+    this.session = this.session >= 0xffffffff ? 1 : this.session + 1;
     this.lastSeq = 0;
+    this.released = 0;
     this.slots = new Array<Slot | undefined>(this.p.windowSlots);
     this.stats.failovers++;
   }

@@ -159,10 +159,17 @@ export class PeerLink {
       s.destroy();
       return;
     }
+    const remote = (s.remoteAddress ?? '').replace(/^::ffff:/, '');
+    // A connection from no peer's address is closed at once: a stranger
+    // holds no socket here, idle or not (docs/trust-model.md).
+    if (!this.o.peers.some((p, i) => i !== this.o.self && p.host === remote)) {
+      this.c.rejected++;
+      s.destroy();
+      return;
+    }
     this.inbound.add(s);
     s.setNoDelay(true);
     s.setKeepAlive(true, 1000);
-    const remote = (s.remoteAddress ?? '').replace(/^::ffff:/, '');
     const reader = new FrameReader(
       (hdr) => {
         const h = checkPeerHeader(hdr, this.o.groupId);

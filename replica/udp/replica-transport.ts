@@ -3,17 +3,22 @@
 //   group socket  0.0.0.0:<group port>, joined to the group on the member's
 //                 interface address: the sequencer's multicast and the
 //                 agent's unicast retransmissions (member address : group
-//                 port) both land here.
+//                 port) both land here. SEQUENCED and FLUSH count only from
+//                 a configured sequencer's address:port and within a bound
+//                 of its last session (sources.ts).
 //   ACK socket    bound to exactly <member address>:<member port>, the
 //                 address the agent configured for this replica id (the
 //                 kernel drops ACKs from any other source as strangers),
 //                 and connected to the sequencer's xseq port: a connected
 //                 send skips the per-datagram address lookup of an
 //                 unconnected one, on the path every request takes.
-//   repair socket bound to the member address (the agent checks the
-//                 address, not the port) and connected to the agent's
-//                 repair service, so only the service's answers (re-sent
-//                 SEQUENCED, REPAIR_REPLY, ERROR) reach it.
+//   repair socket bound to the member address and ACK port too (the agent
+//                 answers only a member's exact address:port, as its
+//                 kernel counts only such ACKs) and connected to the
+//                 agent's repair service, so only the service's answers
+//                 (re-sent SEQUENCED, REPAIR_REPLY, ERROR) reach it; the
+//                 kernel gives each connected socket its own peer's
+//                 datagrams.
 //   peer link     TCP between replicas for the slow path (peer-link.ts).
 //   XDP           optional (replica/xdp/): the kernel drops what the
 //                 replica would discard (older sessions, delivered seqs) and
@@ -27,6 +32,7 @@ import { ackDatagram, flushFromWire, flushSolicitToWire, hydraSequencedFromWire,
 import type { HostPort } from './addr.ts';
 import type { ReplicaXdp } from '../xdp/replica-xdp.ts';
 import { PeerLink, type PeerLinkCounters } from './peer-link.ts';
+import { SequencerSources, type SourceCounters } from './sources.ts';
 import { replyToOf, ReplyToTable } from './reply-to.ts';
 
 export interface UdpReplicaOptions {
@@ -77,6 +83,11 @@ export interface UdpReplicaOptions {
    * turns its gap events into DROP_NOTIFICATIONs, and closes it.
    */
   xdp?: ReplicaXdp | null;
+  /**
+   * How far ahead of the last session heard from a sequencer a SEQUENCED or
+   * FLUSH may move the replica (default DEFAULT_SESSION_BOUND; sources.ts).
+   */
+  sessionBound?: number;
 }
 
 export interface HydraSequencer {
@@ -110,6 +121,8 @@ export interface UdpReplicaCounters {
   dropNotifications: number;
   /** XDP map writes or ring buffer reads that failed (the replica carries on without them). */
   xdpErrors: number;
+  /** SEQUENCED/FLUSH refused: not from a configured sequencer, or a session too far ahead. */
+  sources: SourceCounters;
   peer: PeerLinkCounters;
 }
 
@@ -154,6 +167,7 @@ export class UdpReplicaTransport implements ReplicaTransport {
   private readonly xdp: ReplicaXdp | null;
   /** Hydra: sequencer id -> where its ACKs and solicits go, and its agent's socket. */
   private readonly hydra: Map<number, { sequencer: HostPort; repairSock: Socket | null }> | null;
+  private readonly sources: SequencerSources;
   private readonly onSent = (err: Error | null): void => {
     if (err) this.c.sendErrors++;
   };
@@ -169,17 +183,19 @@ export class UdpReplicaTransport implements ReplicaTransport {
     this.replyTo = o.acksTo === 'client' ? new ReplyToTable() : null;
     this.xdp = o.xdp ?? null;
     this.xdp?.onGap((ev) => this.onGapEvent(ev), { onError: () => this.c.xdpErrors++ });
+    this.sources = new SequencerSources(o.sequencers?.length ? o.sequencers : [{ id: 0, sequencer: o.sequencer }], o.sessionBound);
     this.hydra = hydraSocks && new Map(o.sequencers!.map((q) => [q.id, { sequencer: q.sequencer, repairSock: hydraSocks.get(q.id) ?? null }]));
   }
 
   /** Binds every socket; nothing is delivered until attach(). */
   static async open(o: UdpReplicaOptions): Promise<UdpReplicaTransport> {
     const groupSock = createSocket({ type: 'udp4', reuseAddr: true });
-    const ackSock = createSocket({ type: 'udp4', sendBufferSize: 4 << 20 });
+    // The repair sockets share the ACK socket's address and port (see the top of this file).
+    const ackSock = createSocket({ type: 'udp4', sendBufferSize: 4 << 20, reuseAddr: true });
     const multi = (o.sequencers?.length ?? 0) > 1;
-    const repairSock = o.repair && !multi ? createSocket({ type: 'udp4', recvBufferSize: 4 << 20 }) : null;
+    const repairSock = o.repair && !multi ? createSocket({ type: 'udp4', recvBufferSize: 4 << 20, reuseAddr: true }) : null;
     // Hydra: one repair socket per agent, each connected to it, so an answer's socket names its sequencer.
-    const hydraSocks = multi ? new Map(o.sequencers!.map((q) => [q.id, q.repair ? createSocket({ type: 'udp4', recvBufferSize: 4 << 20 }) : null])) : null;
+    const hydraSocks = multi ? new Map(o.sequencers!.map((q) => [q.id, q.repair ? createSocket({ type: 'udp4', recvBufferSize: 4 << 20, reuseAddr: true }) : null])) : null;
     const all = [groupSock, ackSock, repairSock, ...(hydraSocks?.values() ?? [])];
     let link: PeerLink | undefined;
     try {
@@ -190,20 +206,21 @@ export class UdpReplicaTransport implements ReplicaTransport {
       // One sequencer: connected (no per-datagram lookup). Several, or ACKs
       // to clients: addressed per ACK.
       if (o.acksTo !== 'client' && !multi) await connectTo(ackSock, o.sequencer);
+      const ackPort = ackSock.address().port;
       if (repairSock) {
-        await bind(repairSock, 0, o.member.host);
+        await bind(repairSock, ackPort, o.member.host);
         await connectTo(repairSock, o.repair!);
       }
       for (const q of o.sequencers ?? []) {
         const rs = hydraSocks?.get(q.id);
         if (!rs) continue;
-        await bind(rs, 0, o.member.host);
+        await bind(rs, ackPort, o.member.host);
         await connectTo(rs, q.repair!);
       }
       let t: UdpReplicaTransport | undefined;
       link = await PeerLink.listen({ self: o.self, groupId: o.groupId, peers: o.peers, onMessage: (m) => t?.deliver(m) });
       t = new UdpReplicaTransport(o, groupSock, ackSock, repairSock, link, hydraSocks);
-      groupSock.on('message', (b) => t.onGroupDatagram(b));
+      groupSock.on('message', (b, from) => t.onGroupDatagram(b, from.address, from.port));
       repairSock?.on('message', (b) => t.onRepairDatagram(b, null));
       for (const [sid, rs] of hydraSocks ?? []) rs?.on('message', (b) => t.onRepairDatagram(b, sid));
       // ENOBUFS, or ICMP unreachable surfaced on a connected socket while
@@ -227,7 +244,7 @@ export class UdpReplicaTransport implements ReplicaTransport {
   }
 
   counters(): UdpReplicaCounters {
-    return { ...this.c, peer: this.link.counters() };
+    return { ...this.c, sources: { ...this.sources.c }, peer: this.link.counters() };
   }
 
   /** The XDP program's counters, or null without one. */
@@ -347,14 +364,23 @@ export class UdpReplicaTransport implements ReplicaTransport {
     this.deliver(m);
   }
 
-  private onGroupDatagram(buf: Buffer): void {
+  private onGroupDatagram(buf: Buffer, address: string, port: number): void {
     if (!this.hydra) {
       // The common case, decoded without the general path's intermediate objects.
       const m = sequencedFromDatagram(buf, this.o.groupId);
-      if (m) return this.acceptSequenced(m, buf.readUInt16BE(SEQUENCER_ID_OFFSET), buf.readUInt32BE(VIEW_OFFSET), buf.readUInt16BE(REPLICA_ID_OFFSET));
+      if (m) {
+        if (!this.sources.admit(address, port, m.session)) return;
+        return this.acceptSequenced(m, buf.readUInt16BE(SEQUENCER_ID_OFFSET), buf.readUInt32BE(VIEW_OFFSET), buf.readUInt16BE(REPLICA_ID_OFFSET));
+      }
     }
     const w = this.decode(buf);
     if (!w) return;
+    const t = w.header.type;
+    if (t === MsgType.SEQUENCED || t === MsgType.FLUSH) {
+      // Hydra: a sequencer speaks only for its own stream.
+      if (this.hydra && this.sources.idOf(address, port) !== w.header.sequencerId && this.sources.idOf(address, port) !== undefined) return void this.sources.c.strangers++;
+      if (!this.sources.admit(address, port, w.header.session)) return;
+    }
     // FLUSH (with one sequencer) and anything else multicast to the group is not ours to act on.
     if (w.header.type === MsgType.SEQUENCED) this.onSequenced(w);
     else if (w.header.type === MsgType.FLUSH && this.hydra) {

@@ -29,18 +29,21 @@ import {
   encodeRxCfg,
   encodeRxCtl,
   encodeRxKey,
+  encodeRxSource,
   GAP_EVENT_SIZE,
   type GapEvent,
   PROG_REPLICA,
   RX_COUNTER_NAMES,
   RX_CTL_SIZE,
   RX_KEY_SIZE,
+  RX_SOURCE_SIZE,
   RX_STATE_SIZE,
   type RxCounters,
   type RxCtl,
   type RxKey,
   RxMapName,
   type RxState,
+  XSEQ_RX_SOURCES,
   XSEQ_RX_STREAMS,
 } from '../../bpf/replica-maps.ts';
 
@@ -108,6 +111,12 @@ export interface ReplicaXdpLoadOptions {
   objectPath?: string;
   /** Retransmitted copies this far below delivered still pass (default DEFAULT_RETRANSMIT_KEEP). */
   retransmitKeep?: number;
+  /**
+   * The configured sequencers' xseq address:port (IPv4 literals). Given,
+   * the program drops SEQUENCED and FLUSH to the group port from anywhere
+   * else (counter drop_stranger), as the UDP transport does in user space.
+   */
+  sequencers?: readonly { host: string; port: number }[];
 }
 
 function streamId(k: RxKey): string {
@@ -121,6 +130,7 @@ export class ReplicaXdp {
   private readonly state: BpfMap;
   private readonly counterMap: BpfMap;
   private readonly gapMap: BpfMap;
+  private readonly sourceMap: BpfMap;
   private readonly counterKeys = RX_COUNTER_NAMES.map((_, i) => u32Key(i));
   private readonly streamsSet = new Map<string, RxKey>();
   private link: XdpLink | null = null;
@@ -148,6 +158,7 @@ export class ReplicaXdp {
     this.state = o.map(RxMapName.STATE, { keySize: RX_KEY_SIZE, valueSize: RX_STATE_SIZE });
     this.counterMap = o.map(RxMapName.COUNTERS, { keySize: 4, valueSize: 8 });
     this.gapMap = o.map(RxMapName.GAPS);
+    this.sourceMap = o.map(RxMapName.SOURCES, { keySize: RX_SOURCE_SIZE, valueSize: 4 });
   }
 
   /** Loads the program (nothing attached yet). Throws ReplicaXdpError. */
@@ -157,13 +168,19 @@ export class ReplicaXdp {
     }
     const keep = o.retransmitKeep ?? DEFAULT_RETRANSMIT_KEEP;
     if (!Number.isSafeInteger(keep) || keep < 0) throw new ReplicaXdpError('EXDP_FAILED', `retransmitKeep ${keep} is not a non-negative integer`);
+    if ((o.sequencers?.length ?? 0) > XSEQ_RX_SOURCES) throw new ReplicaXdpError('EXDP_FAILED', `more than ${XSEQ_RX_SOURCES} sequencer addresses`);
     let spec: BpfObjectSpec | undefined;
     let obj: BpfObject | undefined;
     try {
       spec = BpfObjectSpec.open(o.objectPath ?? REPLICA_OBJECT);
-      spec.setRodata(encodeRxCfg({ port: o.port }));
+      spec.setRodata(encodeRxCfg({ port: o.port, checkSources: o.sequencers !== undefined }));
       obj = spec.load();
-      return new ReplicaXdp(obj, o.port, keep);
+      const x = new ReplicaXdp(obj, o.port, keep);
+      // Written before the program is attached: it never runs with the check on and the map empty.
+      const one = new Uint8Array(4);
+      new DataView(one.buffer).setUint32(0, 1, true);
+      for (const q of o.sequencers ?? []) x.sourceMap.update(encodeRxSource(q), one, 'any');
+      return x;
     } catch (e) {
       spec?.close();
       obj?.close();

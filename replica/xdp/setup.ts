@@ -41,7 +41,7 @@ export function interfaceOf(addr: string): string | null {
  */
 export function openReplicaXdp(
   cfg: ReplicaXdpConfig,
-  where: { port: number; memberAddr: string },
+  where: { port: number; memberAddr: string; sequencers?: readonly { host: string; port: number }[] },
 ): { xdp: ReplicaXdp | null; outcome: XdpOutcome } {
   if (cfg.setting === 'off') return { xdp: null, outcome: { attached: false, setting: 'off', reason: 'xdp is off' } };
   let xdp: ReplicaXdp | null = null;
@@ -53,7 +53,7 @@ export function openReplicaXdp(
         `no interface in this network namespace holds the member address ${where.memberAddr}: set xdpIface (--xdp-iface)`,
       );
     }
-    xdp = ReplicaXdp.load({ port: where.port, ...(cfg.retransmitKeep !== undefined ? { retransmitKeep: cfg.retransmitKeep } : {}), ...(cfg.objectPath ? { objectPath: cfg.objectPath } : {}) });
+    xdp = ReplicaXdp.load({ port: where.port, ...(where.sequencers ? { sequencers: where.sequencers } : {}), ...(cfg.retransmitKeep !== undefined ? { retransmitKeep: cfg.retransmitKeep } : {}), ...(cfg.objectPath ? { objectPath: cfg.objectPath } : {}) });
     const { mode, reason } = xdp.attach(iface, cfg.mode ?? 'auto');
     const a = xdp.attached!;
     return { xdp, outcome: { attached: true, iface, mode, reason, progId: a.progId, linkId: a.linkId } };

@@ -28,7 +28,8 @@ int main(void)
 	first = 0;
 	FIELD(xseq_group, mcast_addr); FIELD(xseq_group, mcast_port); FIELD(xseq_group, sequencer_id);
 	FIELD(xseq_group, session); FIELD(xseq_group, flags); FIELD(xseq_group, n_members);
-	FIELD(xseq_group, quorum); FIELD(xseq_group, window_base); FIELD(xseq_group, members);
+	FIELD(xseq_group, quorum); FIELD(xseq_group, weights_version); FIELD(xseq_group, window_base);
+	FIELD(xseq_group, members);
 	printf("}},\"member\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_member));
 	first = 0;
 	FIELD(xseq_member, addr); FIELD(xseq_member, port);
@@ -37,7 +38,11 @@ int main(void)
 	FIELD(xseq_slot, seq); FIELD(xseq_slot, acks); FIELD(xseq_slot, stamp_ns); FIELD(xseq_slot, session);
 	FIELD(xseq_slot, state); FIELD(xseq_slot, client_addr); FIELD(xseq_slot, client_port);
 	FIELD(xseq_slot, client_mac); FIELD(xseq_slot, msg_len); FIELD(xseq_slot, result_len);
-	FIELD(xseq_slot, result_view); FIELD(xseq_slot, result); FIELD(xseq_slot, msg);
+	FIELD(xseq_slot, result_view); FIELD(xseq_slot, weights_version); FIELD(xseq_slot, result);
+	FIELD(xseq_slot, msg);
+	printf("}},\"weights\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_weights));
+	first = 0;
+	FIELD(xseq_weights, version); FIELD(xseq_weights, weight);
 	printf("}},\"repair_req\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_repair_req));
 	first = 0;
 	FIELD(xseq_repair_req, count);
@@ -81,7 +86,8 @@ int main(void)
 	ENUMV(XSEQ_CTR_WINDOW_OVERWRITE); ENUMV(XSEQ_CTR_DROP_BACKPRESSURE); ENUMV(XSEQ_CTR_DROP_NO_WINDOW);
 	ENUMV(XSEQ_CTR_FLUSH); ENUMV(XSEQ_CTR_FLUSH_FINAL); ENUMV(XSEQ_CTR_DROP_SOLICIT_STRANGER);
 	ENUMV(XSEQ_CTR_DROP_DRAINING);
-	ENUMV(XSEQ_CTR_REPLY_GROW_FAILED); ENUMV(XSEQ_CTR_REPLY_HEADROOM); ENUMV(XSEQ_CTR_BUSY);
+	ENUMV(XSEQ_CTR_REPLY_GROW_FAILED); ENUMV(XSEQ_CTR_REPLY_HEADROOM);
+	ENUMV(XSEQ_CTR_DROP_ACK_WEIGHTS); ENUMV(XSEQ_CTR_BUSY);
 	ENUMV(XSEQ_CTR_MAX);
 	printf("},\"err\":{");
 	first = 0;
@@ -103,7 +109,7 @@ int main(void)
 	ENUMV(XSEQ_RX_CTR_PASS_NEWER_SESSION); ENUMV(XSEQ_RX_CTR_DROP_STALE_SESSION);
 	ENUMV(XSEQ_RX_CTR_DROP_DUPLICATE); ENUMV(XSEQ_RX_CTR_DROP_RETRANSMIT_OLD);
 	ENUMV(XSEQ_RX_CTR_PASS_RETRANSMIT); ENUMV(XSEQ_RX_CTR_GAP_EVENTS); ENUMV(XSEQ_RX_CTR_EVENTS_LOST);
-	ENUMV(XSEQ_RX_CTR_MAX);
+	ENUMV(XSEQ_RX_CTR_DROP_STRANGER); ENUMV(XSEQ_RX_CTR_MAX);
 	printf("},\"rx_key\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_rx_key));
 	first = 0;
 	FIELD(xseq_rx_key, group_id); FIELD(xseq_rx_key, sequencer_id); FIELD(xseq_rx_key, pad);
@@ -121,18 +127,23 @@ int main(void)
 	FIELD(xseq_gap_event, from); FIELD(xseq_gap_event, to);
 	printf("}},\"rx_cfg\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_rx_cfg));
 	first = 0;
-	FIELD(xseq_rx_cfg, port);
+	FIELD(xseq_rx_cfg, port); FIELD(xseq_rx_cfg, check_sources);
 	printf("}},\"rx_const\":{");
 	first = 0;
-	ENUMV(XSEQ_RX_STREAMS); ENUMV(XSEQ_RX_GAPS_BYTES);
-	printf("},\"rx_names\":{\"prog\":\"%s\",\"ctl\":\"%s\",\"state\":\"%s\",\"counters\":\"%s\",\"gaps\":\"%s\"",
-	       XSEQ_PROG_REPLICA, XSEQ_MAP_RX_CTL, XSEQ_MAP_RX_STATE, XSEQ_MAP_RX_COUNTERS, XSEQ_MAP_RX_GAPS);
+	ENUMV(XSEQ_RX_STREAMS); ENUMV(XSEQ_RX_GAPS_BYTES); ENUMV(XSEQ_RX_SOURCES);
+	printf("},\"rx_source\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_rx_source));
+	first = 0;
+	FIELD(xseq_rx_source, addr); FIELD(xseq_rx_source, port); FIELD(xseq_rx_source, pad);
+	printf("}},\"rx_names\":{\"prog\":\"%s\",\"ctl\":\"%s\",\"state\":\"%s\",\"counters\":\"%s\",\"gaps\":\"%s\","
+	       "\"sources\":\"%s\"",
+	       XSEQ_PROG_REPLICA, XSEQ_MAP_RX_CTL, XSEQ_MAP_RX_STATE, XSEQ_MAP_RX_COUNTERS, XSEQ_MAP_RX_GAPS,
+	       XSEQ_MAP_RX_SOURCES);
 	printf("},\"names\":{\"prog\":\"%s\",\"groups\":\"%s\",\"group_seq\":\"%s\",\"counters\":\"%s\","
 	       "\"events\":\"%s\",\"slots\":\"%s\",\"quorum_hist\":\"%s\",\"pin_root\":\"%s\","
-	       "\"released\":\"%s\"}",
+	       "\"released\":\"%s\",\"weights\":\"%s\"}",
 	       XSEQ_PROG_SEQUENCER, XSEQ_MAP_GROUPS, XSEQ_MAP_GROUP_SEQ, XSEQ_MAP_COUNTERS,
 	       XSEQ_MAP_EVENTS, XSEQ_MAP_SLOTS, XSEQ_MAP_QUORUM_HIST, XSEQ_PIN_ROOT,
-	       XSEQ_MAP_RELEASED);
+	       XSEQ_MAP_RELEASED, XSEQ_MAP_WEIGHTS);
 
 	/* One header encoded the way a C client would, with a distinct value in
 	 * every field so a swapped or misplaced field cannot hide. */

@@ -94,8 +94,9 @@ describe('a seq committed as a no-op', () => {
     h.drop((x) => x.msg.type === 'SEQUENCED' && x.msg['seq'] === 3 && x.to === 0);
     const orig = h.c.sequencer.onRequest.bind(h.c.sequencer);
     h.c.sequencer.onRequest = (r, node) => {
-      orig(r, node);
+      const v = orig(r, node);
       h.c.sequencer.forget(3);
+      return v;
     };
     h.c.startWorkload(10);
     // Until every replica holds the no-op (before a checkpoint truncates it).

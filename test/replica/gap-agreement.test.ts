@@ -9,8 +9,9 @@ import { committed, entryAt, harness, quiesce, sequenced, type Sent } from './he
 function overwriteInWindow(h: ReturnType<typeof harness>, seq: number): void {
   const orig = h.c.sequencer.onRequest.bind(h.c.sequencer);
   h.c.sequencer.onRequest = (r, node) => {
-    orig(r, node);
+    const verdict = orig(r, node);
     h.c.sequencer.forget(seq);
+    return verdict;
   };
 }
 

@@ -12,7 +12,7 @@
 //   XSEQ_SIM_HYDRA_SEEDS=20000 XSEQ_SIM_STEPS=3000 npx vitest run test/replica/hydra-random.test.ts
 //   XSEQ_SIM_FIRST_SEED=5000                                                 where the seed range starts
 import { afterAll, describe, expect, it } from 'vitest';
-import type { RandomRunResult } from '../../replica/sim/random-run.ts';
+import { CLIENT_DEADLINE_US, HEAL_BOUND_US, type RandomRunResult } from '../../replica/sim/random-run.ts';
 import { SeedRunner } from './seed-runner.ts';
 
 const runner = new SeedRunner('XSEQ_SIM_HYDRA_SEEDS', 1000, 'test/replica/hydra-random.test.ts', true);
@@ -52,10 +52,12 @@ describe(`hydra random simulation: ${SEEDS} seeds x ${STEPS} steps from seed ${F
     const certified = results.reduce((a, r) => a + r.certified, 0);
     const stall = Math.max(...results.filter((r) => r.stallChecked).map((r) => r.maxStallUs), 0);
     const s = runner.elapsedMs / 1000;
+    const max = (k: 'maxOpUs' | 'healToDoneUs' | 'virtualUs'): string => Math.max(...results.map((r) => r[k])).toFixed(0);
     console.log(
       `hydra random simulation: ${results.length} seeds x ${STEPS} steps in ${s.toFixed(1)} s ` +
         `(${(results.length / s).toFixed(0)} seeds/s, ${(events / s / 1000).toFixed(0)}k steps/s), ${certified} certified replies, ` +
-        `longest stall in clean seeds ${stall.toFixed(0)} us`,
+        `longest stall in clean seeds ${stall.toFixed(0)} us` +
+        `; longest op ${max('maxOpUs')} us (deadline ${CLIENT_DEADLINE_US}), longest heal-to-done ${max('healToDoneUs')} us (bound ${HEAL_BOUND_US}), longest run ${max('virtualUs')} us virtual`,
     );
   });
 });

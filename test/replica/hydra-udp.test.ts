@@ -84,16 +84,22 @@ describe('UDP replica transport with several sequencers', () => {
     // but the socket it arrives on is sequencer 1's agent's, and that counts.
     agent1.sock.send(encodeRepairReply({ groupId: GROUP_ID, session: 4, replicaId: 0, first: 17n, sequencerId: 0 }, { count: 2, resent: 1, missing: [18n] }), agent1.from(), HOST);
 
-    // Group traffic (unicast to the group port, as the agent's retransmissions are).
+    // Group traffic (unicast to the group port, as the agent's retransmissions
+    // are), from sequencer 1's address and port: only a configured sequencer
+    // speaks, and only for its own stream.
+    const flush = flushToWire({ type: 'FLUSH', sequencerId: 1, session: 4, seq: 20, clock: 5e9, final: false }, { groupId: GROUP_ID });
+    const stamped = sequencedToWire({ type: 'SEQUENCED', session: 4, seq: 21, clientId: 1n, requestId: 3n, op: new Uint8Array([7]), retransmit: false }, { groupId: GROUP_ID, sequencerId: 1, clockNs: 6_000_000_000n });
     const g = createSocket('udp4');
     open.push({ close: () => g.close() });
-    g.send(flushToWire({ type: 'FLUSH', sequencerId: 1, session: 4, seq: 20, clock: 5e9, final: false }, { groupId: GROUP_ID }), base + 4, HOST);
-    g.send(sequencedToWire({ type: 'SEQUENCED', session: 4, seq: 21, clientId: 1n, requestId: 3n, op: new Uint8Array([7]), retransmit: false }, { groupId: GROUP_ID, sequencerId: 1, clockNs: 6_000_000_000n }), base + 4, HOST);
+    g.send(flush, base + 4, HOST); // a stranger
+    seq0.sock.send(stamped, base + 4, HOST); // sequencer 0 speaking for sequencer 1
+    seq1.sock.send(flush, base + 4, HOST);
+    seq1.sock.send(stamped, base + 4, HOST);
     const deadline = Date.now() + 2_000;
     while (got.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     expect(got).toContainEqual({ type: 'FLUSH', sequencerId: 1, session: 4, seq: 20, clock: 5e9, final: false });
     expect(got.find((m) => m.type === 'SEQUENCED')).toMatchObject({ sequencerId: 1, seq: 21, clock: 6e9 });
     expect(got.find((m) => m.type === 'REPAIR_REPLY')).toEqual({ type: 'REPAIR_REPLY', session: 4, first: 17, count: 2, missing: [18], sequencerId: 1 });
-    expect(t.counters()).toMatchObject({ acks: 1, solicits: 1, repairRequests: 1, flushes: 1, sequenced: 1 });
+    expect(t.counters()).toMatchObject({ acks: 1, solicits: 1, repairRequests: 1, flushes: 1, sequenced: 1, sources: { strangers: 2, sessionJumps: 0 } });
   });
 });

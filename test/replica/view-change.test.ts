@@ -24,6 +24,22 @@ describe('session change', () => {
     expect(logOf(h, 1)).toEqual(logOf(h, 0));
   });
 
+  it('the session after 0xffffffff is 1: a group at the largest session fails over and serves on (no dead end)', () => {
+    const h = harness({ clients: 2, session: 0xffffffff });
+    h.c.startWorkload(5);
+    settle(h);
+    for (const r of h.c.live()) expect(r.view.session).toBe(0xffffffff);
+    const endOfLast = h.c.replicas[0]!.log.lastSlot;
+    h.c.failoverSequencer();
+    h.c.startWorkload(10);
+    quiesce(h);
+    for (const r of h.c.live()) expect(r.view).toEqual({ leaderNum: 0, session: 1 });
+    const log = h.checker.committedLog();
+    expect(log.findIndex((e) => e.session === 1)).toBe(endOfLast);
+    expect(h.c.certified.length).toBe(20);
+    expect(logOf(h, 1)).toEqual(logOf(h, 0));
+  });
+
   it('a failover with requests in flight: the old session ends where a quorum had it, retries land in the new one', () => {
     const h = harness({ clients: 4, net: { loss: 0.02, dup: 0.02, minDelayUs: 20, maxDelayUs: 300 }, seed: 7 });
     h.c.startWorkload(40);
