@@ -59,6 +59,8 @@ export interface RunArgs {
   tolerates: string[];
   /** --drain GROUP: groups this sequencer is removed from (Hydra). */
   drains: string[];
+  /** --key-file GROUP:PATH: a group's MAC key file. */
+  keyFiles: string[];
   /** Re-create the data path whatever is pinned. */
   replace: boolean;
   /** Detach and unpin on SIGINT/SIGTERM instead of leaving it stamping. */
@@ -89,6 +91,7 @@ export function parseRunArgs(argv: string[]): RunArgs | null {
     weight: { type: 'string', multiple: true },
     tolerate: { type: 'string', multiple: true },
     drain: { type: 'string', multiple: true },
+    'key-file': { type: 'string', multiple: true },
     replace: { type: 'boolean' },
     'detach-on-exit': { type: 'boolean' },
   });
@@ -108,6 +111,7 @@ export function parseRunArgs(argv: string[]): RunArgs | null {
     weights: (v.weight as string[] | undefined) ?? [],
     tolerates: (v.tolerate as string[] | undefined) ?? [],
     drains: (v.drain as string[] | undefined) ?? [],
+    keyFiles: (v['key-file'] as string[] | undefined) ?? [],
     replace: v.replace === true,
     detachOnExit: v['detach-on-exit'] === true,
     argv: ['run', ...argv],
@@ -183,6 +187,11 @@ function groupOverrides(raw: Record<string, unknown>, args: RunArgs, file: strin
   for (const spec of args.drains) {
     if (!/^\d+$/.test(spec)) throw new UsageError(`--drain must be a group id (e.g. 1), got "${spec}"`);
     apply({ path: ['groups', indexOf(Number(spec), '--drain', spec), 'draining'], value: true, origin: `--drain ${spec}` });
+  }
+  for (const spec of args.keyFiles) {
+    const m = /^(\d+):(.+)$/.exec(spec);
+    if (!m) throw new UsageError(`--key-file must be GROUP:PATH (e.g. 1:/etc/xseq/group1.key), got "${spec}"`);
+    apply({ path: ['groups', indexOf(Number(m[1]), '--key-file', spec), 'keyFile'], value: m[2], origin: `--key-file ${spec}` });
   }
   return out;
 }

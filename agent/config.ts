@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { SLOT, XSEQ_MAX_GROUPS, XSEQ_MAX_REPLICAS, XSEQ_RESULT_CAP } from '../bpf/maps.ts';
 import { XSEQ_DEFAULT_PORT } from '../bpf/wire.ts';
 import { defaultTolerance, integrityIssue } from '../bpf/quorum.ts';
+import { KeyFileError, readKeyFile } from '../bpf/key-file.ts';
 
 export const DEFAULT_CONFIG_PATH = '/etc/xseq/agent.yaml';
 export const DEFAULT_BPFFS = '/sys/fs/bpf';
@@ -84,9 +85,21 @@ const Group = z
     /** Hydra removal: this sequencer stops stamping the group for good and
      * answers every flush solicit with a FINAL flush. */
     draining: z.boolean({ error: 'must be true or false' }).optional(),
+    /** The group's MAC key file (docs/authentication.md): 16 raw bytes or
+     * 32 hex digits, not readable by "other". Absent: no authentication
+     * (a warning at start). Re-read on SIGHUP. */
+    keyFile: z.string({ error: 'must be a file path' }).startsWith('/', { error: 'must be an absolute path' }).optional(),
     members: z.array(Member, { error: 'must be a list of {id, address}' }).max(XSEQ_MAX_REPLICAS, { error: `at most ${XSEQ_MAX_REPLICAS} members` }).default([]),
   })
   .superRefine((g, ctx) => {
+    if (g.keyFile !== undefined) {
+      try {
+        readKeyFile(g.keyFile);
+      } catch (e) {
+        if (!(e instanceof KeyFileError)) throw e;
+        ctx.addIssue({ code: 'custom', path: ['keyFile'], message: `${e.message} [${e.code}]` });
+      }
+    }
     const ids = g.members.map((m) => m.id).sort((a, b) => a - b);
     if (ids.some((id, i) => id !== i)) {
       ctx.addIssue({ code: 'custom', path: ['members'], message: `member ids must be 0..${g.members.length - 1}, each once (got ${ids.join(', ')})` });

@@ -93,6 +93,14 @@ Options (config field in brackets):
                          sends ${FINAL_FLUSH_REPEATS} FINAL flushes at start and
                          answers every later solicit (and flush tick) with
                          one [groups[].draining]; repeat for several groups
+  --key-file GROUP:PATH  the group's MAC key [groups[].keyFile]: 16 raw bytes
+                         or 32 hex digits (openssl rand -hex 16), mode 600 or
+                         640 (readable by "other" is refused). Every
+                         SEQUENCED, FLUSH, re-send and repair answer then
+                         carries a SipHash-2-4 MAC and ACKs and repair
+                         requests must carry one; SIGHUP re-reads it. Without
+                         one the agent warns at start: any host on the LAN
+                         can forge sequencer traffic
   --session N            session of the groups of a data path this run
                          creates, instead of the next from sessions.json
                          [session]; replicas take a repeated session for the

@@ -117,6 +117,8 @@ const KERNEL: Record<CounterName, { family: KernelFamily; value?: string }> = {
   },
   reply_headroom: { family: { name: 'xseq_replies_grown_in_front_total', help: 'REPLYs that took (part of) their growth from headroom: the ACK frame had too little tailroom.' } },
   drop_ack_weights: { family: DROPPED, value: 'ack_weights' },
+  drop_bad_mac: { family: DROPPED, value: 'bad_mac' },
+  drop_mac_room: { family: DROPPED, value: 'mac_room' },
   busy: { family: { name: 'xseq_busy_answers_total', help: 'Requests refused by backpressure that were answered with an ERROR BUSY (not stamped: the client re-sends them).' } },
 };
 
@@ -141,6 +143,7 @@ const REPAIR: Record<RepairScalar, { name: string; help: string }> = {
   missing: { name: 'xseq_repair_missing_seqs_total', help: 'Seqs asked for that the window no longer held.' },
   ignored: { name: 'xseq_repair_ignored_datagrams_total', help: 'Datagrams to the repair port that got no answer (not xseq, or an answer).' },
   sendErrors: { name: 'xseq_repair_send_errors_total', help: 'Repair datagrams the socket refused.' },
+  unauthenticated: { name: 'xseq_repair_unauthenticated_total', help: 'Repair requests to a keyed group without a valid MAC: not answered.' },
 };
 /** Flush timer counters (agent/flush.ts). */
 const FLUSH: Record<string, { name: string; help: string }> = {

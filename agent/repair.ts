@@ -6,7 +6,10 @@
 //
 // Only a configured member, asking from its configured address and port, gets
 // anything re-sent: a request is up to 128 x 1.4 KB of answer, which must
-// not be aimed at a stranger. Wrong requests get a typed ERROR.
+// not be aimed at a stranger. Wrong requests get a typed ERROR. In a group
+// with a key (agent/keys.ts) a request must carry a valid MAC, or it gets
+// nothing at all, not even an ERROR (counted as unauthenticated): its
+// source address may be forged. Every answer to a keyed group is sealed.
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import {
   decodeRepairRequestCount,
@@ -20,6 +23,7 @@ import {
 import { XSEQ_MAX_GROUPS } from '../bpf/maps.ts';
 import { decodeMessage, MsgType, readHeader, XSEQ_HDR_LEN, XSEQ_MAGIC, XSEQ_VERSION, type XseqHeader } from '../bpf/wire.ts';
 import { type Log, silentLog } from './log.ts';
+import { checkFor, type KeySource, NO_KEYS, sealFor } from './keys.ts';
 import type { GroupSource } from './retransmit.ts';
 import type { SlotWindow } from './window.ts';
 
@@ -31,6 +35,8 @@ export interface RepairOptions {
   /** Address to bind (default every address). */
   address?: string;
   log?: Log;
+  /** Group keys: a keyed group's requests must be sealed, its answers are. */
+  keys?: KeySource;
 }
 
 export interface RepairCounters {
@@ -47,6 +53,8 @@ export interface RepairCounters {
   ignored: number;
   /** Datagrams the socket refused to send. */
   sendErrors: number;
+  /** Requests to a keyed group without a valid MAC: not answered. */
+  unauthenticated: number;
 }
 
 export class RepairServiceError extends Error {
@@ -69,6 +77,7 @@ export class RepairService {
   readonly #window: SlotWindow;
   readonly #socket: Socket;
   readonly #log: Log;
+  readonly #keys: KeySource;
   #counters: RepairCounters = {
     requests: 0,
     resent: 0,
@@ -76,9 +85,11 @@ export class RepairService {
     refused: Object.fromEntries(Object.keys(ErrorCode).map((k) => [k, 0])) as Record<ErrorCodeName, number>,
     ignored: 0,
     sendErrors: 0,
+    unauthenticated: 0,
   };
 
-  private constructor(source: GroupSource, window: SlotWindow, socket: Socket, log: Log) {
+  private constructor(source: GroupSource, window: SlotWindow, socket: Socket, log: Log, keys: KeySource) {
+    this.#keys = keys;
     this.#source = source;
     this.#window = window;
     this.#socket = socket;
@@ -109,7 +120,7 @@ export class RepairService {
     // After bind, a socket error (e.g. ICMP unreachable surfaced on a send)
     // must not crash the agent.
     socket.on('error', (e) => log.warn({ err: e.message }, 'repair socket error'));
-    return new RepairService(source, window, socket, log);
+    return new RepairService(source, window, socket, log, opts.keys ?? NO_KEYS);
   }
 
   /** The bound UDP port. */
@@ -140,6 +151,12 @@ export class RepairService {
       return;
     }
     if (h.type === MsgType.REPAIR_REQUEST) this.#counters.requests++;
+    // Before anything is answered: a forged request must not even get an
+    // ERROR (that would reflect it at whoever it names).
+    if (checkFor(this.#keys, h.groupId, buf) !== 'ok') {
+      this.#counters.unauthenticated++;
+      return;
+    }
     try {
       this.#serve(buf, h, from);
     } catch (e) {
@@ -151,7 +168,7 @@ export class RepairService {
       }
       this.#counters.refused[e.code]++;
       this.#log.debug({ event: 'repair_refused', code: e.code, from: `${from.address}:${from.port}`, group: h.groupId, replica: h.replicaId }, e.text);
-      this.#send(encodeError({ groupId: h.groupId, session: h.session, replicaId: h.replicaId, seq: h.seq }, ErrorCode[e.code], e.text), from);
+      this.#send(encodeError({ groupId: h.groupId, session: h.session, replicaId: h.replicaId, seq: h.seq }, ErrorCode[e.code], e.text), from, h.groupId);
     }
   }
 
@@ -183,7 +200,7 @@ export class RepairService {
     for (let s = first; s < first + count; s++) {
       const msg = s <= last ? w.copyRetransmit(w.slotOf(base, s), s, g.session) : null;
       if (msg) {
-        this.#send(msg, from);
+        this.#send(msg, from, h.groupId);
         resent++;
       } else {
         missing.push(BigInt(s));
@@ -194,11 +211,12 @@ export class RepairService {
     this.#send(
       encodeRepairReply({ groupId: h.groupId, session: g.session, replicaId: h.replicaId, sequencerId: g.sequencerId, first: h.seq }, { count, resent, missing }),
       from,
+      h.groupId,
     );
   }
 
-  #send(msg: Uint8Array, to: RemoteInfo): void {
-    this.#socket.send(msg, to.port, to.address, (err) => {
+  #send(msg: Uint8Array, to: RemoteInfo, groupId: number): void {
+    this.#socket.send(sealFor(this.#keys, groupId, Buffer.from(msg.buffer, msg.byteOffset, msg.length)), to.port, to.address, (err) => {
       if (err) this.#counters.sendErrors++;
     });
   }

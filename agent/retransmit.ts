@@ -47,6 +47,7 @@ import { performance } from 'node:perf_hooks';
 import type { GroupConfig, Member } from '../bpf/maps.ts';
 import { certifies } from '../bpf/quorum.ts';
 import { taiNowNs } from './clock.ts';
+import { type KeySource, NO_KEYS, sealFor } from './keys.ts';
 import { type Log, silentLog } from './log.ts';
 import { feedHistogram, RtoEstimator } from './rto.ts';
 import { type Epoch, epochOf, type SlotWindow } from './window.ts';
@@ -67,6 +68,8 @@ export interface GroupSource {
 }
 
 export interface RetransmitOptions {
+  /** Group keys: a keyed group's re-sends are sealed (agent/keys.ts). */
+  keys?: KeySource;
   /** Groups to watch; those without members are skipped. */
   groups: readonly number[];
   /** A seq not acked by every member this long after stamping is re-sent;
@@ -166,6 +169,7 @@ export class Retransmitter {
   readonly #source: GroupSource;
   readonly #window: SlotWindow;
   readonly #socket: Socket;
+  readonly #keys: KeySource;
   readonly #groupIds: readonly number[];
   /** The configured RTO: the least, and the base of the backoff. */
   readonly #rtoMinNs: number;
@@ -220,6 +224,7 @@ export class Retransmitter {
     this.#source = source;
     this.#window = window;
     this.#socket = socket;
+    this.#keys = opts.keys ?? NO_KEYS;
     this.#groupIds = [...opts.groups];
     this.#rtoMinNs = opts.rtoMs * NS_PER_MS;
     if (opts.maxRtoMs !== undefined && (!Number.isInteger(opts.maxRtoMs) || opts.maxRtoMs < opts.rtoMs)) {
@@ -467,10 +472,12 @@ export class Retransmitter {
       this.#giveUp(g, seq, w.ackedAt(slot));
       return this.#certified(g, slot) ? Infinity : g.stDue[i]!;
     }
-    const msg = w.copyRetransmit(slot, seq, g.session);
+    const copy = w.copyRetransmit(slot, seq, g.session);
     // Rewritten while we copied (the next scan finds the new seq there and
     // settles this one), or not a message we can send: try again later.
-    if (!msg) return now + this.#rtoNs;
+    if (!copy) return now + this.#rtoNs;
+    // The flags changed (RETRANSMIT): a keyed group's copy is sealed anew.
+    const msg = sealFor(this.#keys, g.id, copy);
     const missing = g.mask & ~w.ackedAt(slot);
     for (let rid = 0; rid < g.members.length; rid++) {
       if (!(missing & (1 << rid))) continue;

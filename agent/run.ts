@@ -6,12 +6,13 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { type BpfProgram, ifindex, liveFramesSupport, programById } from '../bpf/libbpf/index.ts';
 import { type Counters, PROG_SEQUENCER } from '../bpf/maps.ts';
-import type { AgentConfig } from './config.ts';
+import { type AgentConfig, ConfigError } from './config.ts';
 import { type DataPath, openDataPath } from './datapath.ts';
 import { type FlushGroup, FlushTimer, type FlushTransmit, interfaceAddress } from './flush.ts';
 import { taiOffsetSeconds } from './clock.ts';
 import { AgentError } from './errors.ts';
 import { InstanceLock } from './instance.ts';
+import { GroupKeys } from './keys.ts';
 import { preflight } from './preflight.ts';
 import { DropFeed } from './monitor.ts';
 import { createLogger } from './logger.ts';
@@ -136,6 +137,20 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
     throw e;
   }
   const { seq } = dp;
+  let keys: GroupKeys;
+  try {
+    // Before the re-send and repair paths start: they seal with these.
+    keys = new GroupKeys(cfg.groups, seq, log);
+  } catch (e) {
+    dp.link.close();
+    seq.close();
+    lock.release();
+    throw new ConfigError('key files', [{ path: 'groups[].keyFile', message: `${(e as Error).message} (the file changed after the config was checked)` }]);
+  }
+  // SIGHUP re-reads the key files (a rotation: write the new file, then
+  // SIGHUP the agent and every replica of the group).
+  const onHup = () => keys.reload();
+  process.on('SIGHUP', onHup);
   log.info({ event: 'attach', mode: dp.mode, reason: dp.modeReason }, `XDP ${dp.mode} mode: ${dp.modeReason}`);
   for (const g of dp.groups) {
     if (g.action === 'disabled') log.warn({ event: 'group', group: g.id, session: g.session }, `group ${g.id} is no longer configured: it stops stamping`);
@@ -219,8 +234,9 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
         maxRtoMs: Math.max(cfg.retransmit.timeoutMs, DEFAULT_MAX_RTO_MS),
         retries: cfg.retransmit.retries,
         log,
+        keys,
       });
-      if (cfg.repair.port) repair = await RepairService.start(seq, window, { port: cfg.repair.port, log });
+      if (cfg.repair.port) repair = await RepairService.start(seq, window, { port: cfg.repair.port, log, keys });
     }
   } catch (e) {
     // The data path stays as it is (pinned and stamping): only this
@@ -231,6 +247,7 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
     dp.link.close();
     seq.close();
     lock.release();
+    process.off('SIGHUP', onHup);
     throw e;
   }
   retransmitter?.start();
@@ -312,6 +329,7 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
   );
 
   const signal = await stopSignal;
+  process.off('SIGHUP', onHup);
   log.info({ signal }, 'stopping');
   for (const t of timers) clearInterval(t);
   retransmitter?.stop();

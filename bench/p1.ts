@@ -5,6 +5,7 @@
 // for what each program restores between repetitions and why.
 import { join } from 'node:path';
 import { BpfObjectSpec, type BpfProgram } from '../bpf/libbpf/index.ts';
+import { groupKey, seal } from '../bpf/mac.ts';
 import { type GroupConfig, SLOT, u32Key } from '../bpf/maps.ts';
 import { Sequencer } from '../bpf/sequencer.ts';
 import { emptyHeader, encodeMessage, Flags, MsgType } from '../bpf/wire.ts';
@@ -33,8 +34,18 @@ const MEMBERS = [
   { addr: '10.77.0.13', port: 7602 },
 ];
 
-function request(groupId: number): Buffer {
-  return buildFrame({ payload: encodeMessage({ ...emptyHeader(), type: MsgType.REQUEST, groupId, clientId: 1n, requestId: 1n }, Buffer.alloc(64, 0x61)) });
+function request(groupId: number, payload = 64): Buffer {
+  return buildFrame({ payload: encodeMessage({ ...emptyHeader(), type: MsgType.REQUEST, groupId, clientId: 1n, requestId: 1n }, Buffer.alloc(payload, 0x61)) });
+}
+
+/** The MAC rows' key (any 16 bytes: the cost does not depend on them). */
+const KEY = groupKey(Buffer.from('000102030405060708090a0b0c0d0e0f', 'hex'));
+
+/** A follower's ACK of seq 1 with `pad` bytes of payload (as the KV replicas pad them), sealed when `keyed`. */
+function paddedAck(groupId: number, rid: number, pad: number, keyed: boolean): Buffer {
+  const m = MEMBERS[rid]!;
+  const msg = encodeMessage({ ...emptyHeader(), type: MsgType.ACK, groupId, replicaId: rid, session: 1, seq: 1n }, Buffer.alloc(pad));
+  return buildFrame({ srcIp: m.addr, srcPort: m.port, payload: keyed ? seal(msg, KEY) : msg, udpChecksum: false });
 }
 
 /** Replica 0's FLUSH_SOLICIT to group 1. */
@@ -49,19 +60,42 @@ function ack(rid: number, result?: Buffer): Buffer {
   return buildFrame({ srcIp: m.addr, srcPort: m.port, payload: msg });
 }
 
+/**
+ * The MAC rows: each keyed path against the same path without a key,
+ * measured in the same rounds; the name says what the MAC adds.
+ */
+function macRows(m: Record<string, number>, tail: string): BenchRow[] {
+  const r = (id: string, what: string, keyed: number, plain: number, plainName: string): BenchRow => ({
+    id, name: `${what}: the MAC adds ${keyed - plain} ns, ${tail}`, unit: 'ns/packet', xseq: keyed, baseline: plain, baselineName: plainName, ratio: Number((keyed / plain).toFixed(2)), goal: null,
+  });
+  return [
+    r('P1m', 'keyed SEQUENCED stamping, 64 B request (SipHash-2-4 over header + payload, trailer)', m['mac64']!, m['full']!, 'the same path without a key (P1)'),
+    r('P1mk', 'keyed SEQUENCED stamping, 1 KB request', m['mac1k']!, m['full1k']!, 'the same path without a key, 1 KB'),
+    r('P1v', "keyed ACK verification, follower's ACK with 64 B payload (duplicate, absorbed)", m['ackMac64']!, m['ack64']!, 'the same ACK without a key'),
+    r('P1vk', "keyed ACK verification, follower's ACK with 1 KB payload (duplicate, absorbed)", m['ackMac1k']!, m['ack1k']!, 'the same ACK without a key, 1 KB'),
+  ];
+}
+
 export function runP1(opts: P1Options = {}): BenchRow[] {
   const repeat = opts.repeat ?? 1_000_000;
   const rounds = opts.rounds ?? 7;
   const log = opts.log ?? (() => {});
   // Overwrite: a million requests without ACKs must keep the slot-copy
   // path running instead of stopping at backpressure.
-  const seq = Sequencer.load({ objectPath: join(BUILD, 'seq_bench.bpf.o'), windowSlots: 1024, windows: 2, policy: 'overwrite' });
+  const seq = Sequencer.load({ objectPath: join(BUILD, 'seq_bench.bpf.o'), windowSlots: 1024, windows: 3, policy: 'overwrite' });
   const macObj = BpfObjectSpec.open(join(BUILD, 'macswap.bpf.o')).load();
   try {
     const base: GroupConfig = { mcastAddr: '239.7.7.1', mcastPort: 7500, sequencerId: 1, session: 1, enabled: true };
     seq.setGroup(1, { ...base, members: MEMBERS }, 0); // the ACK paths' group
     seq.setGroup(2, base); // plain sequencing, no window
     seq.setGroup(3, { ...base, members: MEMBERS }, 1); // sequencing with the slot copy
+    // The MAC rows: group 4 plain and keyed; group 5 aggregating and keyed
+    // (its seq 1 is the keyed ACKs' slot).
+    seq.setGroup(4, base);
+    seq.setKey(4, KEY);
+    seq.setGroup(5, { ...base, members: MEMBERS }, 2);
+    seq.setKey(5, KEY);
+    if (seq.program.testRun({ data: request(5) }).retval !== XDP_TX) throw new Error('P1: could not stamp the keyed ACK fixture');
 
     // Group 1 seq 1 sits in slot 1 with the leader's result stored: a
     // follower's ACK then completes the quorum.
@@ -99,12 +133,24 @@ export function runP1(opts: P1Options = {}): BenchRow[] {
       { key: 'ackQuorum', prog: seq.extraProgram('xseq_ack_quorum'), data: quorumAck, want: XDP_TX, before: stampedUnder(0) },
       { key: 'ackQuorumWeighted', prog: seq.extraProgram('xseq_ack_quorum'), data: quorumAck, want: XDP_TX, before: stampedUnder(table) },
       { key: 'ackDrop', prog: seq.extraProgram('xseq_ack_drop'), data: ack(2), want: XDP_DROP },
+      { key: 'ack64', prog: seq.extraProgram('xseq_ack_drop'), data: paddedAck(1, 2, 64, false), want: XDP_DROP },
+      { key: 'ackMac64', prog: seq.extraProgram('xseq_ack_drop'), data: paddedAck(5, 2, 64, true), want: XDP_DROP },
+      { key: 'ack1k', prog: seq.extraProgram('xseq_ack_drop'), data: paddedAck(1, 2, 1024, false), want: XDP_DROP },
+      { key: 'ackMac1k', prog: seq.extraProgram('xseq_ack_drop'), data: paddedAck(5, 2, 1024, true), want: XDP_DROP },
       { key: 'restoreAck', prog: seq.extraProgram('xseq_restore_ack'), data: quorumAck, want: XDP_TX },
+      // The MAC's cost, each beside the same path without a key: stamping a
+      // 64 B and a 1 KB request (below), and a follower's duplicate ACK
+      // with 64 B and 1 KB of padding (verified, then absorbed; here, while
+      // group 1's slot is replied, before restoreAck resets it).
+      { key: 'full1k', prog: seq.program, data: request(2, 1024), want: XDP_TX },
+      { key: 'mac64', prog: seq.extraProgram('xseq_sequencer_mac'), data: request(4), want: XDP_TX },
+      { key: 'mac1k', prog: seq.extraProgram('xseq_sequencer_mac'), data: request(4, 1024), want: XDP_TX },
       { key: 'flush', prog: seq.extraProgram('xseq_flush'), data: solicitFrame, want: XDP_TX },
       { key: 'restoreFlush', prog: seq.extraProgram('xseq_restore_flush'), data: solicitFrame, want: XDP_TX },
     ];
     const ns: Record<string, number[]> = {};
     const repliesBefore = seq.counters().reply;
+    const dupBefore = seq.counters().ack_duplicate;
     const flushesBefore = seq.counters().flush;
     for (let r = 0; r < rounds; r++) {
       for (const p of paths) {
@@ -118,7 +164,12 @@ export function runP1(opts: P1Options = {}): BenchRow[] {
     // Every repetition must have done the work it names, or the timing
     // measured some shorter path.
     const want = BigInt(2 * rounds * repeat);
-    if (seq.lastSeq(2) !== want) throw new Error(`P1: ${seq.lastSeq(2)} seqs stamped for group 2, expected ${want}`);
+    if (seq.lastSeq(2) !== BigInt(3 * rounds * repeat)) throw new Error(`P1: ${seq.lastSeq(2)} seqs stamped for group 2, expected ${3 * rounds * repeat}`);
+    if (seq.lastSeq(4) !== want) throw new Error(`P1: ${seq.lastSeq(4)} seqs stamped for keyed group 4, expected ${want}`);
+    // Keyed ACKs were verified and then absorbed as duplicates, never refused.
+    if (seq.counters().drop_bad_mac !== 0n) throw new Error(`P1: ${seq.counters().drop_bad_mac} ACKs failed their MAC`);
+    const dups = seq.counters().ack_duplicate - dupBefore;
+    if (dups < BigInt(4 * rounds * (repeat - 1))) throw new Error(`P1: only ${dups} duplicate ACKs absorbed by the four padded-ACK paths`);
     if (seq.lastSeq(3) !== BigInt(rounds * repeat)) throw new Error(`P1: group 3 stamped ${seq.lastSeq(3)}`);
     const replies = seq.counters().reply - repliesBefore;
     if (replies !== BigInt(2 * rounds * repeat)) throw new Error(`P1: ${replies} REPLYs from the quorum path, expected ${2 * rounds * repeat}`);
@@ -139,6 +190,7 @@ export function runP1(opts: P1Options = {}): BenchRow[] {
       row('P1qw', `quorum-completing ACK -> REPLY under a 1/1/1 weight table (P1q counts), including ${m['restoreAck']} ns of per-run frame restore, ${tail}`, m['ackQuorumWeighted']!),
       row('P1a', `ACK drop path (duplicate ACK absorbed in the kernel), ${tail}`, m['ackDrop']!),
       row('P1f', `member's FLUSH_SOLICIT -> FLUSH (clock, atomic seq read, readdress), including ${m['restoreFlush']} ns of per-run frame restore, ${tail}`, m['flush']!),
+      ...macRows(m, tail),
     ];
   } finally {
     macObj.close();

@@ -138,7 +138,8 @@ static __always_inline int ack_reply(struct xdp_md *ctx, struct seq_req *r, stru
 	if (result_len > XSEQ_RESULT_CAP)
 		result_len = 0;
 	__builtin_memcpy(our_mac, r->eth->h_dest, ETH_ALEN);
-	int resized = reply_resize(ctx, (int)result_len - (int)r->payload_len);
+	/* The ACK's MAC trailer goes too: a REPLY carries none (clients hold no key). */
+	int resized = reply_resize(ctx, (int)result_len - (int)(r->payload_len + r->mac_len));
 	if (resized < 0)
 		return XDP_DROP;
 
@@ -258,6 +259,12 @@ static __always_inline int ack_handle(struct xdp_md *ctx, struct seq_req *r)
 	struct xseq_member *m = &g->members[rid];
 	if (m->addr != ip->saddr || m->port != udp->source)
 		return drop(XSEQ_CTR_DROP_ACK_STRANGER, ip, udp, r->frame_len);
+	/* Keyed group: after the cheap checks, so a stranger's flood from
+	 * other addresses costs no hashing; before the slot is touched. */
+	if (r->key && (!r->mac_len || !mac_frame_ok(ctx, sizeof(struct ethhdr) + sizeof(struct iphdr) +
+							     sizeof(struct udphdr),
+						    XSEQ_HDR_LEN + r->payload_len, r->key)))
+		return drop(XSEQ_CTR_DROP_BAD_MAC, ip, udp, r->frame_len);
 
 	__u64 seq = bpf_be64_to_cpu(h->seq);
 	struct xseq_slot *s = slot_of(g, seq);

@@ -37,23 +37,29 @@ static __always_inline int solicit_allowed(const struct seq_req *r)
 }
 
 /* Handles a parsed FLUSH_SOLICIT (r from seq_parse); returns the XDP action. */
-static __always_inline int flush_handle(struct seq_req *r)
+static __always_inline int flush_handle(struct xdp_md *ctx, struct seq_req *r)
 {
 	struct xseq_group *g = r->g;
-	struct xseq_hdr *h = r->h;
+	struct xseq_hdr *h;
 
 	if (r->payload_len != 0)
 		return drop(XSEQ_CTR_DROP_BAD_LENGTH, r->ip, r->udp, r->frame_len);
 	if (!solicit_allowed(r))
 		return drop(XSEQ_CTR_DROP_SOLICIT_STRANGER, r->ip, r->udp, r->frame_len);
+	/* Keyed group: room for the MAC first (pointers change), sealed last. */
+	if (r->key && seq_mac_room(ctx, r)) {
+		count(XSEQ_CTR_DROP_MAC_ROOM); /* no sample: the packet pointers are gone */
+		return XDP_DROP;
+	}
 
 	/* Clock first, then the seq (see the top of this file). */
 	__u64 clock = bpf_ktime_get_tai_ns();
 	__u64 q = __sync_fetch_and_add(&r->gs->seq, 0);
 	int final = (g->flags & XSEQ_GROUP_F_DRAINING) != 0;
 
+	h = r->h;
 	h->type = XSEQ_MSG_FLUSH;
-	h->flags = final ? bpf_htons(XSEQ_F_FINAL) : 0;
+	h->flags = (final ? bpf_htons(XSEQ_F_FINAL) : 0) | (r->key ? bpf_htons(XSEQ_F_MAC) : 0);
 	h->sequencer_id = bpf_htons(g->sequencer_id);
 	h->replica_id = 0;
 	h->session = bpf_htonl(g->session);
@@ -68,6 +74,8 @@ static __always_inline int flush_handle(struct seq_req *r)
 	 * seq_forward keeps a zero checksum zero). */
 	r->udp->check = 0;
 	seq_forward(r, 0);
+	if (r->key)
+		seq_mac_seal(ctx, r);
 	count(XSEQ_CTR_FLUSH);
 	if (final)
 		count(XSEQ_CTR_FLUSH_FINAL);

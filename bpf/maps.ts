@@ -22,6 +22,7 @@ export const MapName = {
   QUORUM_HIST: 'xseq_quorum_hist',
   RELEASED: 'xseq_released',
   WEIGHTS: 'xseq_weights',
+  MAC_KEYS: 'xseq_mac_keys',
 } as const;
 export const XSEQ_MAX_REPLICAS = 8;
 export const XSEQ_RESULT_CAP = 256;
@@ -75,6 +76,8 @@ export const COUNTER_NAMES = [
   'reply_grow_failed',
   'reply_headroom',
   'drop_ack_weights',
+  'drop_bad_mac',
+  'drop_mac_room',
   'busy',
 ] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];

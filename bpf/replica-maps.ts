@@ -15,6 +15,7 @@ export const RxMapName = {
   COUNTERS: 'xseq_rx_counters',
   GAPS: 'xseq_rx_gaps',
   SOURCES: 'xseq_rx_sources',
+  MAC_KEYS: 'xseq_rx_mac_keys',
 } as const;
 export const XSEQ_RX_STREAMS = 1024;
 export const XSEQ_RX_GAPS_BYTES = 64 * 1024;
@@ -35,6 +36,7 @@ export const RX_COUNTER_NAMES = [
   'gap_events',
   'events_lost',
   'drop_stranger',
+  'drop_bad_mac',
 ] as const;
 export type RxCounterName = (typeof RX_COUNTER_NAMES)[number];
 export type RxCounters = Record<RxCounterName, bigint>;

@@ -27,6 +27,7 @@
 
 #include "xseq.h"
 #include "parse.h"
+#include "mac.h"
 
 /* Set by the loader before load (BpfObjectSpec.setRodata). */
 const volatile struct xseq_rx_cfg xseq_rx_cfg = {
@@ -74,6 +75,16 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, XSEQ_RX_GAPS_BYTES);
 } xseq_rx_gaps SEC(".maps");
+
+/* Group id -> MAC key (struct xseq_mac_key). Written by the replica (its
+ * key file, at start and on reload); read here. No entry, or no
+ * XSEQ_KEY_F_SET: nothing is verified here (user space still is). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XSEQ_MAX_GROUPS);
+	__type(key, __u32);
+	__type(value, struct xseq_mac_key);
+} xseq_rx_mac_keys SEC(".maps");
 
 /* A well-formed SEQUENCED of a tracked stream, located by rx_parse(). */
 struct rx_pkt {
@@ -130,7 +141,8 @@ static __always_inline int rx_parse(struct xdp_md *ctx, struct rx_pkt *p)
 	    h->magic != bpf_htonl(XSEQ_MAGIC) || h->version != XSEQ_VERSION ||
 	    h->type == 0 || h->type >= XSEQ_MSG_TYPE_MAX ||
 	    bpf_ntohl(h->payload_len) > XSEQ_MAX_PAYLOAD ||
-	    udp_len != sizeof(*udp) + XSEQ_HDR_LEN + bpf_ntohl(h->payload_len)) {
+	    udp_len != sizeof(*udp) + XSEQ_HDR_LEN + bpf_ntohl(h->payload_len) +
+			       (h->flags & bpf_htons(XSEQ_F_MAC) ? XSEQ_MAC_LEN : 0)) {
 		rx_count(XSEQ_RX_CTR_PASS_MALFORMED);
 		return XDP_PASS;
 	}
@@ -143,6 +155,22 @@ static __always_inline int rx_parse(struct xdp_md *ctx, struct rx_pkt *p)
 
 		if (!bpf_map_lookup_elem(&xseq_rx_sources, &src)) {
 			rx_count(XSEQ_RX_CTR_DROP_STRANGER);
+			return XDP_DROP;
+		}
+	}
+	/* Keyed group: a SEQUENCED or FLUSH without a valid MAC never reaches
+	 * user space (which would drop it too); everything after this sees
+	 * authenticated traffic only. The source check above is cheaper and
+	 * goes first; the address can be forged, the MAC cannot. */
+	if (h->type == XSEQ_MSG_SEQUENCED || h->type == XSEQ_MSG_FLUSH) {
+		__u32 gid = bpf_ntohl(h->group_id);
+		const struct xseq_mac_key *k = bpf_map_lookup_elem(&xseq_rx_mac_keys, &gid);
+
+		if (k && (k->flags & XSEQ_KEY_F_SET) &&
+		    (!(h->flags & bpf_htons(XSEQ_F_MAC)) ||
+		     !mac_frame_ok(ctx, sizeof(struct ethhdr) + ihl_len + sizeof(*udp),
+				   XSEQ_HDR_LEN + bpf_ntohl(h->payload_len), k))) {
+			rx_count(XSEQ_RX_CTR_DROP_BAD_MAC);
 			return XDP_DROP;
 		}
 	}

@@ -29,6 +29,6 @@ int xseq_sequencer(struct xdp_md *ctx)
 	if (r.h->type == XSEQ_MSG_ACK)
 		return ack_handle(ctx, &r);
 	if (r.h->type == XSEQ_MSG_FLUSH_SOLICIT)
-		return flush_handle(&r);
+		return flush_handle(ctx, &r);
 	return seq_request(ctx, &r);
 }

@@ -29,6 +29,7 @@
 
 #include "xseq.h"
 #include "parse.h"
+#include "mac.h"
 
 /* Set by the loader before load (BpfObjectSpec.setRodata). */
 const volatile struct xseq_load_cfg xseq_cfg = {
@@ -98,6 +99,15 @@ struct {
 	__type(value, struct xseq_weights);
 } xseq_weights SEC(".maps");
 
+/* Group id -> MAC key (struct xseq_mac_key; docs/authentication.md).
+ * Written by the agent (at start and on SIGHUP); read by every path. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XSEQ_MAX_GROUPS);
+	__type(key, __u32);
+	__type(value, struct xseq_mac_key);
+} xseq_mac_keys SEC(".maps");
+
 /* Stamp-to-quorum latency, log2 buckets of nanoseconds, per CPU. Written
  * by the ack path when it sends a REPLY; the agent sums the CPUs. */
 struct {
@@ -121,6 +131,8 @@ struct seq_req {
 	struct xseq_hdr *h;
 	struct xseq_group *g;
 	struct xseq_group_seq *gs;
+	const struct xseq_mac_key *key; /* the group's, NULL: no key */
+	__u32 mac_len;       /* XSEQ_MAC_LEN when the message carries a MAC, else 0 */
 	__u64 seq;
 	__u64 stamp_ns;
 	__u32 frame_len;
@@ -207,8 +219,9 @@ static __always_inline int seq_parse(struct xdp_md *ctx, struct seq_req *r)
 	if (h->type == 0 || h->type >= XSEQ_MSG_TYPE_MAX)
 		return drop(XSEQ_CTR_DROP_UNKNOWN_TYPE, ip, udp, frame_len);
 	__u32 payload_len = bpf_ntohl(h->payload_len);
+	__u32 mac_len = h->flags & bpf_htons(XSEQ_F_MAC) ? XSEQ_MAC_LEN : 0;
 	if (payload_len > XSEQ_MAX_PAYLOAD ||
-	    udp_len != sizeof(*udp) + XSEQ_HDR_LEN + payload_len ||
+	    udp_len != sizeof(*udp) + XSEQ_HDR_LEN + payload_len + mac_len ||
 	    udp_len + sizeof(*ip) != ip_len)
 		return drop(XSEQ_CTR_DROP_BAD_LENGTH, ip, udp, frame_len);
 	if (h->type != XSEQ_MSG_REQUEST && h->type != XSEQ_MSG_ACK && h->type != XSEQ_MSG_FLUSH_SOLICIT)
@@ -221,6 +234,13 @@ static __always_inline int seq_parse(struct xdp_md *ctx, struct seq_req *r)
 	r->gs = bpf_map_lookup_elem(&xseq_group_seq, &gid);
 	if (!r->gs)
 		return drop(XSEQ_CTR_DROP_UNKNOWN_GROUP, ip, udp, frame_len);
+	/* Only replicas and agents hold keys: a client's MAC means nothing. */
+	if (mac_len && h->type != XSEQ_MSG_ACK)
+		return drop(XSEQ_CTR_DROP_BAD_MAC, ip, udp, frame_len);
+	r->key = bpf_map_lookup_elem(&xseq_mac_keys, &gid);
+	if (r->key && !(r->key->flags & XSEQ_KEY_F_SET))
+		r->key = NULL;
+	r->mac_len = mac_len;
 	r->frame_len = frame_len;
 	r->payload_len = payload_len;
 	r->gid = gid;
@@ -489,6 +509,75 @@ static __always_inline void seq_forward(struct seq_req *r, __u64 acc)
 	ip->check = ipv4_csum20(ip);
 }
 
+/*
+ * Keyed group: makes the frame exactly the message plus XSEQ_MAC_LEN bytes
+ * (trailing Ethernet padding goes), before a seq is taken, so a frame that
+ * cannot grow costs no hole. Sets XSEQ_F_MAC and the new lengths; the UDP
+ * checksum becomes zero (IPv4 allows it; the MAC covers more than it did),
+ * which seq_forward() keeps. Returns 0, or -1 (frame unchanged or dropped).
+ */
+#define SEQ_L4_OFF (sizeof(struct ethhdr) + sizeof(struct iphdr) + sizeof(struct udphdr))
+
+/* No tailroom (native XDP on veth: the frame is the sender's skb): the d
+ * bytes (1..XSEQ_MAC_LEN) come from headroom, which native XDP always has,
+ * and headers and message move to the new front. Headers are read before
+ * the message is written: the two ranges overlap by d bytes. */
+static __noinline int seq_mac_room_front(struct xdp_md *ctx, int d, __u32 msg)
+{
+	__u8 hdrs[SEQ_L4_OFF];
+	__u32 zero = 0;
+	struct mac_scratch *m = bpf_map_lookup_elem(&xseq_mac_scratch, &zero);
+
+	if (!m || d <= 0 || d > XSEQ_MAC_LEN || bpf_xdp_adjust_head(ctx, -d))
+		return -1;
+	barrier_var(msg);
+	if (msg == 0 || msg > XSEQ_MSG_CAP)
+		return -1;
+	if (bpf_xdp_load_bytes(ctx, d, hdrs, sizeof(hdrs)) || bpf_xdp_load_bytes(ctx, d + SEQ_L4_OFF, m->w, msg) ||
+	    bpf_xdp_store_bytes(ctx, SEQ_L4_OFF, m->w, msg) || bpf_xdp_store_bytes(ctx, 0, hdrs, sizeof(hdrs)))
+		return -1;
+	return 0;
+}
+
+static __always_inline int seq_mac_room(struct xdp_md *ctx, struct seq_req *r)
+{
+	__u32 msg = XSEQ_HDR_LEN + r->payload_len;
+	__u32 want = SEQ_L4_OFF + msg + XSEQ_MAC_LEN;
+	int delta = (int)want - (int)r->frame_len;
+	struct cursor c;
+
+	if (bpf_xdp_adjust_tail(ctx, delta) && seq_mac_room_front(ctx, delta, msg))
+		return -1;
+	cursor_init(&c, ctx);
+	r->eth = CURSOR_PULL(&c, struct ethhdr);
+	r->ip = CURSOR_PULL(&c, struct iphdr);
+	r->udp = CURSOR_PULL(&c, struct udphdr);
+	r->h = CURSOR_PULL(&c, struct xseq_hdr);
+	if (!r->eth || !r->ip || !r->udp || !r->h)
+		return -1;
+	r->frame_len = want;
+	r->mac_len = XSEQ_MAC_LEN;
+	r->h->flags |= bpf_htons(XSEQ_F_MAC);
+	r->udp->len = bpf_htons(sizeof(struct udphdr) + msg + XSEQ_MAC_LEN);
+	r->udp->check = 0;
+	r->ip->tot_len = bpf_htons(sizeof(struct iphdr) + sizeof(struct udphdr) + msg + XSEQ_MAC_LEN);
+	return 0; /* the IP checksum is recomputed by seq_forward() */
+}
+
+/* Writes the MAC of the finished message into the trailer seq_mac_room()
+ * made. A failure leaves a bad MAC: receivers drop the copy and the agent
+ * re-sends it (sealed in user space), as for a lost packet. */
+static __always_inline void seq_mac_seal(struct xdp_md *ctx, const struct seq_req *r)
+{
+	const __u32 l4 = SEQ_L4_OFF;
+	__u32 len = XSEQ_HDR_LEN + r->payload_len;
+	int ok;
+	__u64 mac = mac_of_frame(ctx, l4, len, r->key, &ok);
+
+	if (ok)
+		bpf_xdp_store_bytes(ctx, l4 + len, &mac, sizeof(mac));
+}
+
 /* A parsed REQUEST, all the way: returns the XDP action. */
 static __always_inline int seq_request(struct xdp_md *ctx, struct seq_req *r)
 {
@@ -500,9 +589,15 @@ static __always_inline int seq_request(struct xdp_md *ctx, struct seq_req *r)
 
 	if (act >= 0)
 		return act;
+	if (r->key && seq_mac_room(ctx, r)) {
+		count(XSEQ_CTR_DROP_MAC_ROOM); /* no sample: the packet pointers are gone */
+		return XDP_DROP;
+	}
 	__u64 delta = seq_stamp(r);
 	seq_keep(ctx, r);
 	seq_forward(r, delta);
+	if (r->key)
+		seq_mac_seal(ctx, r);
 	count(XSEQ_CTR_SEQUENCED);
 	return XDP_TX;
 }

@@ -42,6 +42,7 @@ import {
   u32Key,
   XSEQ_MAX_GROUPS,
 } from './maps.ts';
+import { encodeMacKey, type GroupKey, MAC_KEY_SIZE, XSEQ_KEY_F_SET } from './mac.ts';
 import { XSEQ_DEFAULT_PORT } from './wire.ts';
 
 // Map values are host order (the kernel and this process share a CPU).
@@ -133,6 +134,7 @@ const MAP_PINS = {
   hist: MapName.QUORUM_HIST,
   released: MapName.RELEASED,
   weights: MapName.WEIGHTS,
+  macKeys: MapName.MAC_KEYS,
   rodata: 'rodata',
 } as const;
 type MapRole = keyof typeof MAP_PINS;
@@ -145,6 +147,7 @@ const MAP_SIZES: Record<MapRole, { keySize: number; valueSize: number } | undefi
   hist: { keySize: 4, valueSize: 8 },
   released: { keySize: 4, valueSize: 8 },
   weights: { keySize: 4, valueSize: WEIGHTS_SIZE },
+  macKeys: { keySize: 4, valueSize: MAC_KEY_SIZE },
   rodata: { keySize: 4, valueSize: LOAD_CFG_SIZE },
 };
 /** The pin of the XDP link, beside the maps. */
@@ -390,6 +393,24 @@ export class Sequencer {
     checkGroupId(id);
     const v = this.#maps.released.lookup(u32Key(id));
     return v ? new DataView(v.buffer, v.byteOffset, 8).getBigUint64(0, HOST_LE) : 0n;
+  }
+
+  /**
+   * Sets (or, with null, removes) the group's MAC key: from the next packet
+   * on, the kernel stamps a MAC on every SEQUENCED and FLUSH of the group
+   * and requires one on its ACKs (bpf/xseq.h, "Authentication"). One
+   * whole-value update: a packet sees the old key or the new one.
+   */
+  setKey(id: number, key: GroupKey | null): void {
+    checkGroupId(id);
+    this.#maps.macKeys.update(u32Key(id), encodeMacKey(key));
+  }
+
+  /** Whether the group has a key in the kernel. */
+  hasKey(id: number): boolean {
+    checkGroupId(id);
+    const v = this.#maps.macKeys.lookup(u32Key(id));
+    return !!v && (new DataView(v.buffer, v.byteOffset, v.length).getUint32(16, HOST_LE) & XSEQ_KEY_F_SET) !== 0;
   }
 
   /** ACKs whose bit was already set, summed over CPUs: a re-send the

@@ -44,9 +44,14 @@ export const Flags = {
   FINAL: 0x0008,
   /** REQUEST/SEQUENCED: a replica-group control op, not the application's (Hydra). */
   CONTROL: 0x0010,
+  /** An XSEQ_MAC_LEN-byte MAC trailer follows the payload (bpf/mac.ts). */
+  MAC: 0x0020,
   /** Leader's ACK and its REPLY: a stale request id, not executed, no result. */
-  STALE: 0x0020,
+  STALE: 0x0040,
 } as const;
+
+/** Bytes of the MAC trailer of a message flagged MAC (outside payload_len). */
+export const XSEQ_MAC_LEN = 8;
 
 /** replica_id of the agent's own FLUSH_SOLICIT (XSEQ_REPLICA_AGENT). */
 export const XSEQ_REPLICA_AGENT = 0xffff;
@@ -234,10 +239,13 @@ export function decodeMessage(buf: Uint8Array): DecodeResult {
   const header = readHeader(buf);
   if (header.version !== XSEQ_VERSION) return fail('EWIRE_BAD_VERSION', `version ${header.version} is not supported (want ${XSEQ_VERSION})`);
   if (header.type === 0 || header.type >= MSG_TYPE_MAX) return fail('EWIRE_UNKNOWN_TYPE', `type ${header.type} is unknown`);
-  if (header.payloadLen > XSEQ_MAX_PAYLOAD || header.payloadLen !== buf.length - XSEQ_HDR_LEN) {
-    return fail('EWIRE_BAD_LENGTH', `payload_len ${header.payloadLen} but ${buf.length - XSEQ_HDR_LEN} bytes follow the header (max ${XSEQ_MAX_PAYLOAD})`);
+  // A MAC trailer is outside payload_len; it is checked (bpf/mac.ts) by
+  // whoever holds the group's key, before decoding.
+  const trailer = header.flags & Flags.MAC ? XSEQ_MAC_LEN : 0;
+  if (header.payloadLen > XSEQ_MAX_PAYLOAD || header.payloadLen !== buf.length - XSEQ_HDR_LEN - trailer) {
+    return fail('EWIRE_BAD_LENGTH', `payload_len ${header.payloadLen} but ${buf.length - XSEQ_HDR_LEN - trailer} bytes follow the header (max ${XSEQ_MAX_PAYLOAD})`);
   }
-  return { ok: true, message: { header, payload: buf.subarray(XSEQ_HDR_LEN) } };
+  return { ok: true, message: { header, payload: buf.subarray(XSEQ_HDR_LEN, buf.length - trailer) } };
 }
 
 /** Name of a message type value, or `type<N>` for unknown values. */

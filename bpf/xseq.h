@@ -56,7 +56,9 @@ enum xseq_msg_type {
 #define XSEQ_F_CONTROL 0x0010    /* REQUEST (kept on its SEQUENCED): a replica-group
 				  * control op (Hydra: add a sequencer), executed by
 				  * the replica library, not the application */
-#define XSEQ_F_STALE 0x0020      /* leader's ACK, and the REPLY made of it: the
+#define XSEQ_F_MAC 0x0020        /* an XSEQ_MAC_LEN-byte MAC trailer follows the
+				  * payload (see "Authentication" below) */
+#define XSEQ_F_STALE 0x0040      /* leader's ACK, and the REPLY made of it: the
 				  * request id is older than the client's latest
 				  * executed one, so it was not executed; no result
 				  * (the payload is empty). Completes the slot. */
@@ -94,6 +96,34 @@ struct xseq_hdr {
 
 #define XSEQ_HDR_LEN 64
 #define XSEQ_MAX_PAYLOAD 1400 /* fits a 1500-byte MTU with eth/ip/udp/xseq */
+
+/*
+ * Authentication (a group with a key; docs/authentication.md). A message
+ * with XSEQ_F_MAC carries XSEQ_MAC_LEN bytes after its payload, outside
+ * payload_len: the UDP length is then 8 + 64 + payload_len + XSEQ_MAC_LEN.
+ * The MAC is SipHash-2-4 under the group's 128-bit key over the header
+ * (flags included, XSEQ_F_MAC set) and the payload, written as the 64-bit
+ * SipHash output in little-endian byte order (SipHash's own output order).
+ * Carried by SEQUENCED and FLUSH (stamped by the sequencer program), by the
+ * agent's re-sends and REPAIR_REPLY/ERROR, and by replicas' ACKs and
+ * REPAIR_REQUESTs; never by REQUEST or REPLY (clients hold no key).
+ */
+#define XSEQ_MAC_LEN 8
+#define XSEQ_KEY_LEN 16
+
+/* xseq_mac_key.flags bits */
+#define XSEQ_KEY_F_SET 0x1 /* the group has a key: MACs are stamped and required */
+
+/* Value of xseq_mac_keys[group_id] (sequencer, written by the agent) and
+ * xseq_rx_mac_keys[group_id] (replica program, written by the replica).
+ * Host order: k0 and k1 are key bytes 0..7 and 8..15 read as little-endian
+ * u64s, SipHash's k0 and k1. Written as a whole value. */
+struct xseq_mac_key {
+	__u64 k0;
+	__u64 k1;
+	__u32 flags;         /* XSEQ_KEY_F_* */
+	__u32 pad;
+};
 
 /* Maximum number of groups; a group id is an index below it. */
 #define XSEQ_MAX_GROUPS 256
@@ -337,6 +367,11 @@ enum xseq_counter {
 					 * frame had too little tailroom */
 	XSEQ_CTR_DROP_ACK_WEIGHTS,      /* the slot's weight table was replaced (two
 					 * switches within the request's life) */
+	XSEQ_CTR_DROP_BAD_MAC,          /* keyed group: an ACK without a valid MAC; any
+					 * group: a REQUEST or FLUSH_SOLICIT carrying
+					 * XSEQ_F_MAC (only replicas and agents MAC) */
+	XSEQ_CTR_DROP_MAC_ROOM,         /* keyed group: the frame could not grow by the
+					 * MAC (no seq taken) */
 	XSEQ_CTR_BUSY,                  /* of drop_backpressure: turned into an ERROR
 					 * BUSY to the client (the rest were too short
 					 * to grow into one and only dropped) */
@@ -364,6 +399,7 @@ struct xseq_drop_event {
 #define XSEQ_MAP_QUORUM_HIST "xseq_quorum_hist"
 #define XSEQ_MAP_RELEASED "xseq_released"
 #define XSEQ_MAP_WEIGHTS "xseq_weights"
+#define XSEQ_MAP_MAC_KEYS "xseq_mac_keys"
 #define XSEQ_PIN_ROOT "/sys/fs/bpf/xseq"
 #define XSEQ_EVENTS_BYTES (64 * 1024)
 
@@ -467,6 +503,8 @@ enum xseq_rx_counter {
 	XSEQ_RX_CTR_EVENTS_LOST,           /* gap events the ring buffer had no room for */
 	XSEQ_RX_CTR_DROP_STRANGER,         /* SEQUENCED or FLUSH not from a configured
 					    * sequencer's address and port */
+	XSEQ_RX_CTR_DROP_BAD_MAC,          /* keyed group: SEQUENCED or FLUSH without a
+					    * valid MAC (forged, corrupted or truncated) */
 	XSEQ_RX_CTR_MAX
 };
 
@@ -479,6 +517,7 @@ enum xseq_rx_counter {
 #define XSEQ_MAP_RX_COUNTERS "xseq_rx_counters"
 #define XSEQ_MAP_RX_GAPS "xseq_rx_gaps"
 #define XSEQ_MAP_RX_SOURCES "xseq_rx_sources"
+#define XSEQ_MAP_RX_MAC_KEYS "xseq_rx_mac_keys"
 #define XSEQ_RX_STREAMS 1024          /* (group, sequencer) pairs per host */
 #define XSEQ_RX_GAPS_BYTES (64 * 1024)
 #define XSEQ_RX_SOURCES 64            /* configured sequencer addresses per host */

@@ -3,7 +3,7 @@
 // socket plus these functions. Slow-path peer messages are not here (they
 // carry logs; see README.md, "What the UDP transport still needs").
 import { decodeError, decodeRepairReply, encodeRepairRequest } from '../bpf/repair.ts';
-import { emptyHeader, encodeMessage, Flags, MsgType, WireError, XSEQ_HDR_LEN, XSEQ_MAGIC, XSEQ_MAX_PAYLOAD, XSEQ_VERSION, type XseqMessage } from '../bpf/wire.ts';
+import { emptyHeader, encodeMessage, Flags, MsgType, WireError, XSEQ_HDR_LEN, XSEQ_MAC_LEN, XSEQ_MAGIC, XSEQ_MAX_PAYLOAD, XSEQ_VERSION, type XseqMessage } from '../bpf/wire.ts';
 import type { AckMsg, FlushMsg, FlushSolicitMsg, RepairErrorMsg, RepairReplyMsg, RepairRequestMsg, ReplyMsg, RequestMsg, SequencedMsg } from './messages.ts';
 
 export interface WireAddressing {
@@ -77,7 +77,9 @@ const MAX_SAFE_HI = Math.floor(Number.MAX_SAFE_INTEGER / SEQ_HI);
 export function sequencedFromDatagram(b: Buffer, groupId: number): SequencedMsg | null {
   if (b.length < XSEQ_HDR_LEN || b[5] !== MsgType.SEQUENCED || b[4] !== XSEQ_VERSION || b.readUInt32BE(0) !== XSEQ_MAGIC) return null;
   const payloadLen = b.readUInt32BE(56);
-  if (payloadLen > XSEQ_MAX_PAYLOAD || payloadLen !== b.length - XSEQ_HDR_LEN || b.readUInt32BE(8) !== groupId) return null;
+  // A MAC trailer (checked by the transport before this) is outside payload_len.
+  const trailer = b[7]! & Flags.MAC ? XSEQ_MAC_LEN : 0;
+  if (payloadLen > XSEQ_MAX_PAYLOAD || payloadLen !== b.length - XSEQ_HDR_LEN - trailer || b.readUInt32BE(8) !== groupId) return null;
   const hi = b.readUInt32BE(24);
   if (hi > MAX_SAFE_HI) return null;
   const seq = hi * SEQ_HI + b.readUInt32BE(28);
@@ -88,7 +90,7 @@ export function sequencedFromDatagram(b: Buffer, groupId: number): SequencedMsg 
     seq,
     clientId: b.readBigUInt64BE(40),
     requestId: b.readBigUInt64BE(48),
-    op: copy(b.subarray(XSEQ_HDR_LEN)),
+    op: copy(b.subarray(XSEQ_HDR_LEN, XSEQ_HDR_LEN + payloadLen)),
     retransmit: (b.readUInt16BE(6) & Flags.RETRANSMIT) !== 0,
   };
 }
@@ -120,12 +122,13 @@ export function ackToWire(m: AckMsg, a: WireAddressing): Buffer {
  * zero bytes of payload when there is no result (the transport's
  * ackPadding; the kernel ignores a follower's payload).
  */
-export function ackDatagram(m: AckMsg, groupId: number, pad = 0): Buffer {
+export function ackDatagram(m: AckMsg, groupId: number, pad = 0, trailer = 0): Buffer {
   const result = m.result;
   const len = result ? result.length : pad;
   if (!Number.isSafeInteger(m.seq) || m.seq < 0) throw new WireError('EWIRE_FIELD_RANGE', `seq=${m.seq} is not a u64`);
   if (len > 0xffffffff) throw new WireError('EWIRE_FIELD_RANGE', `payloadLen=${len} is not a u32`);
-  const b = Buffer.allocUnsafe(XSEQ_HDR_LEN + len);
+  // `trailer` spare bytes at the end for the MAC (bpf/mac.ts sealInPlace).
+  const b = Buffer.allocUnsafe(XSEQ_HDR_LEN + len + trailer);
   // Node's writers throw a RangeError for a value that does not fit its field.
   b.writeUInt32BE(XSEQ_MAGIC, 0);
   b[4] = XSEQ_VERSION;
@@ -145,7 +148,7 @@ export function ackDatagram(m: AckMsg, groupId: number, pad = 0): Buffer {
   b.writeUInt32BE(len, 56);
   b.writeUInt32BE(0, 60);
   if (result) b.set(result, XSEQ_HDR_LEN);
-  else if (len) b.fill(0, XSEQ_HDR_LEN);
+  else if (len) b.fill(0, XSEQ_HDR_LEN, XSEQ_HDR_LEN + len);
   return b;
 }
 

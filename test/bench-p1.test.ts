@@ -10,7 +10,7 @@ describePrivileged('bench P1', () => {
   it('every row measures the path it names (return values checked per run)', () => {
     buildBenchTools();
     const rows = runP1({ repeat: 1000, rounds: 1 });
-    expect(rows.map((r) => r.id)).toEqual(['P1', 'P1s', 'P1w', 'P1q', 'P1qw', 'P1a', 'P1f']);
+    expect(rows.map((r) => r.id)).toEqual(['P1', 'P1s', 'P1w', 'P1q', 'P1qw', 'P1a', 'P1f', 'P1m', 'P1mk', 'P1v', 'P1vk']);
     for (const r of rows) expect(r.xseq, r.id).toBeGreaterThan(0);
   });
 });

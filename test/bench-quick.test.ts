@@ -49,7 +49,7 @@ const MIN = 60_000;
 describePrivileged('bench rows, --quick', () => {
   it('P1', async () => {
     const { runP1 } = await import('../bench/p1.ts');
-    checkRows(runP1({ repeat: 10_000, rounds: 1 }), ['P1', 'P1s', 'P1w', 'P1q', 'P1a', 'P1f']);
+    checkRows(runP1({ repeat: 10_000, rounds: 1 }), ['P1', 'P1s', 'P1w', 'P1q', 'P1qw', 'P1a', 'P1f', 'P1m', 'P1mk', 'P1v', 'P1vk']);
   });
 
   it('P1r', async () => {

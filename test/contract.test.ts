@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as mac from '../bpf/mac.ts';
 import * as maps from '../bpf/maps.ts';
 import * as repair from '../bpf/repair.ts';
 import * as rx from '../bpf/replica-maps.ts';
@@ -21,6 +22,7 @@ interface Dump {
   drop_event: { size: number; fields: Fields };
   member: { size: number; fields: Fields };
   slot: { size: number; fields: Fields };
+  mac_key: { size: number; fields: Fields; map: string; rx_map: string };
   weights: { size: number; fields: Fields };
   repair_req: { size: number; fields: Fields };
   repair_reply: { size: number; fields: Fields };
@@ -129,6 +131,10 @@ describe('bpf/xseq.h and the TypeScript codec agree', () => {
       XSEQ_ACKS_BITMAP: maps.XSEQ_ACKS_BITMAP,
       XSEQ_ACKS_GEN_SHIFT: maps.XSEQ_ACKS_GEN_SHIFT,
       XSEQ_ACKS_GEN_MASK: maps.XSEQ_ACKS_GEN_MASK,
+      XSEQ_F_MAC: wire.Flags.MAC,
+      XSEQ_MAC_LEN: wire.XSEQ_MAC_LEN,
+      XSEQ_KEY_LEN: mac.XSEQ_KEY_LEN,
+      XSEQ_KEY_F_SET: mac.XSEQ_KEY_F_SET,
     });
     expect(c.names).toEqual({
       prog: maps.PROG_SEQUENCER,
@@ -187,6 +193,21 @@ describe('bpf/xseq.h and the TypeScript codec agree', () => {
     expect(f['weights_version']![1]).toBe(4);
     expect(f['result']![1]).toBe(maps.XSEQ_RESULT_CAP);
     expect(f['msg']![1]).toBe(maps.XSEQ_MSG_CAP);
+  });
+
+  it('struct xseq_mac_key: k0 and k1 are the key halves read little-endian, host order; the map names', () => {
+    expect(c.mac_key.size).toBe(mac.MAC_KEY_SIZE);
+    expect(c.mac_key.fields).toEqual({ k0: [0, 8], k1: [8, 8], flags: [16, 4] });
+    expect(c.mac_key.map).toBe(maps.MapName.MAC_KEYS);
+    expect(c.mac_key.rx_map).toBe(rx.RxMapName.MAC_KEYS);
+    const key = mac.groupKey(Uint8Array.from({ length: 16 }, (_, i) => i));
+    const v = mac.encodeMacKey(key);
+    const at = (name: string) => Buffer.from(v.subarray(c.mac_key.fields[name]![0], c.mac_key.fields[name]![0] + c.mac_key.fields[name]![1])).toString('hex');
+    // Little-endian host: the u64 k0 = 0x0706050403020100 is stored as bytes 00..07.
+    expect(at('k0')).toBe('0001020304050607');
+    expect(at('k1')).toBe('08090a0b0c0d0e0f');
+    expect(at('flags')).toBe('01000000');
+    expect(Buffer.from(mac.encodeMacKey(null)).toString('hex')).toBe('00'.repeat(mac.MAC_KEY_SIZE));
   });
 
   it('struct xseq_weights: version and one weight byte per replica id, at their C offsets', () => {

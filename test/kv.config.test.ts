@@ -1,7 +1,7 @@
 // The KV replica's configuration (examples/kv/replica-config.ts): the
 // example file is valid, flags override it, and every mistake names the
 // field it is in.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -11,6 +11,28 @@ const EXAMPLE = join(import.meta.dirname, '..', 'examples', 'kv', 'replica.examp
 const FLAGS = ['--group', '1:239.7.7.1:7500', '--id', '2', '--member', '10.0.0.13:7602', '--peer', '0:10.0.0.11:7700', '--peer', '1:10.0.0.12:7700', '--peer', '2:10.0.0.13:7700', '--sequencer', '10.0.0.2'];
 
 describe('KV replica configuration', () => {
+  it('--key-file: the key is read at parse; a missing, loose or wrong-size file names the field and its code', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kv-key-'));
+    try {
+      const key = join(dir, 'group.key');
+      writeFileSync(key, '00112233445566778899aabbccddeeff\n');
+      chmodSync(key, 0o600);
+      const c = parseReplicaArgs([...FLAGS, '--key-file', key])!;
+      expect(c.keyFile).toBe(key);
+      expect(Buffer.from(c.key!.bytes).toString('hex')).toBe('00112233445566778899aabbccddeeff');
+      expect(parseReplicaArgs(FLAGS)!.key).toBeNull();
+      expect(() => parseReplicaArgs([...FLAGS, '--key-file', join(dir, 'none')])).toThrow(/^keyFile: .*does not exist.*\[EKEY_MISSING\]/);
+      chmodSync(key, 0o644);
+      expect(() => parseReplicaArgs([...FLAGS, '--key-file', key])).toThrow(/^keyFile: .*chmod 600.*\[EKEY_PERMISSIONS\]/);
+      writeFileSync(key, 'short');
+      chmodSync(key, 0o600);
+      expect(() => parseReplicaArgs([...FLAGS, '--key-file', key])).toThrow(/^keyFile: .*\[EKEY_SIZE\]/);
+      expect(() => parseReplicaArgs([...FLAGS, '--key-file', 'group.key'])).toThrow(ConfigError);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('the example file is a complete, valid configuration', () => {
     const c = parseReplicaArgs(['--config', EXAMPLE])!;
     expect(c).toMatchObject({

@@ -63,6 +63,38 @@ int xseq_sequencer(struct xdp_md *ctx)
 	return seq_request(ctx, &r);
 }
 
+/* The full request path of a keyed group (MAC stamped). The previous
+ * repetition left the frame a SEQUENCED with XSEQ_F_MAC and its 8-byte
+ * trailer: the flag and the lengths are put back, the 8 bytes stay as
+ * padding past the IP length, so seq_mac_room() resizes by 0 bytes here
+ * (one helper call) where a real frame grows by 8. */
+SEC("xdp")
+int xseq_sequencer_mac(struct xdp_md *ctx)
+{
+	struct cursor c;
+	struct seq_req r;
+
+	cursor_init(&c, ctx);
+	if (!cursor_pull(&c, sizeof(struct ethhdr)))
+		return XDP_PASS;
+	struct iphdr *ip = CURSOR_PULL(&c, struct iphdr);
+	struct udphdr *udp = CURSOR_PULL(&c, struct udphdr);
+	struct xseq_hdr *h = CURSOR_PULL(&c, struct xseq_hdr);
+	if (!ip || !udp || !h)
+		return XDP_PASS;
+	if (h->flags & bpf_htons(XSEQ_F_MAC)) {
+		h->flags &= ~bpf_htons(XSEQ_F_MAC);
+		udp->len = bpf_htons(bpf_ntohs(udp->len) - XSEQ_MAC_LEN);
+		ip->tot_len = bpf_htons(bpf_ntohs(ip->tot_len) - XSEQ_MAC_LEN);
+	}
+	udp->dest = xseq_cfg.port;
+	h->type = XSEQ_MSG_REQUEST;
+	int act = seq_parse(ctx, &r);
+	if (act >= 0)
+		return act;
+	return seq_request(ctx, &r);
+}
+
 /* The stamp-only path: parse and stamp, no slot copy, no readdressing. */
 SEC("xdp")
 int xseq_stamp_only(struct xdp_md *ctx)
@@ -160,7 +192,7 @@ int xseq_flush(struct xdp_md *ctx)
 	int act = seq_parse(ctx, &r);
 	if (act >= 0)
 		return act;
-	return flush_handle(&r);
+	return flush_handle(ctx, &r);
 }
 
 /* What xseq_flush spends on restoring, to report beside it. */

@@ -7,6 +7,8 @@ import { DEFAULT_CONFIG, type ReplicaConfig } from '../../replica/index.ts';
 import { type HostPort, isIpv4, parseHostPort, parseIdHostPort } from '../../replica/udp/index.ts';
 import { XDP_MODES, XDP_SETTINGS, type XdpModeSetting, type XdpSetting } from '../../replica/xdp/setup.ts';
 import type { HydraSequencer } from '../../replica/udp/replica-transport.ts';
+import { KeyFileError, readKeyFile } from '../../bpf/key-file.ts';
+import type { GroupKey } from '../../bpf/mac.ts';
 import { DEFAULT_SESSION_BOUND, MAX_SESSION_BOUND } from '../../replica/udp/sources.ts';
 
 export const USAGE = `Usage: tsx examples/kv/replica.ts [--config FILE] [options]
@@ -35,6 +37,13 @@ the sequencer host, repair from the agent) and TCP to its peers.
                          marks a sequencer that is not a member yet: its
                          traffic is held until an add op for it is merged
                          (cli.ts add-sequencer --id ID) [sequencers]
+  --key-file PATH        the group's key, the same file as the agent's
+                         groups[].keyFile (16 raw bytes or 32 hex digits,
+                         not readable by "other"): SEQUENCED, FLUSH and
+                         repair answers must carry its MAC, ACKs and repair
+                         requests do, peer frames carry a per-connection
+                         MAC; SIGHUP re-reads it. Without it the replica
+                         warns at start [keyFile]
   --session N            the group's session at creation (default 0: the
                          first traffic moves the replicas to the real one)
                          [session]
@@ -116,6 +125,9 @@ export interface KvReplicaConfig {
   xdpIface: string | null;
   xdpMode: XdpModeSetting;
   xdpRetransmitKeep: number | null;
+  /** The group key file and its key; null: no authentication. */
+  keyFile: string | null;
+  key: GroupKey | null;
 }
 
 export class ConfigError extends Error {
@@ -217,7 +229,17 @@ function parseProtocol(v: unknown): Partial<ReplicaConfig> {
 }
 
 /** The fields a --config file may have, each also a flag. */
-const FILE_FIELDS = ['group', 'id', 'member', 'peers', 'sequencer', 'repair', 'sequencers', 'session', 'sessionBound', 'recover', 'stateDir', 'logDump', 'statsIntervalMs', 'protocol', 'acksTo', 'xdp', 'xdpIface', 'xdpMode', 'xdpRetransmitKeep'];
+const FILE_FIELDS = ['group', 'id', 'member', 'peers', 'sequencer', 'repair', 'sequencers', 'session', 'sessionBound', 'recover', 'stateDir', 'logDump', 'statsIntervalMs', 'protocol', 'acksTo', 'xdp', 'xdpIface', 'xdpMode', 'xdpRetransmitKeep', 'keyFile'];
+
+/** Reads the key file; its problems are ConfigErrors naming the field and the stable EKEY_ code. */
+export function loadKeyFile(path: string): GroupKey {
+  try {
+    return readKeyFile(path);
+  } catch (e) {
+    if (e instanceof KeyFileError) throw new ConfigError(`keyFile: ${e.message} [${e.code}]`);
+    throw e;
+  }
+}
 
 function parseAcksTo(v: unknown): 'sequencer' | 'client' {
   if (v === undefined || v === 'sequencer' || v === 'client') return v ?? 'sequencer';
@@ -252,6 +274,7 @@ export function parseReplicaArgs(argv: string[]): KvReplicaConfig | null {
         'xdp-iface': { type: 'string' },
         'xdp-mode': { type: 'string' },
         'xdp-retransmit-keep': { type: 'string' },
+        'key-file': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }).values;
@@ -296,6 +319,7 @@ export function parseReplicaArgs(argv: string[]): KvReplicaConfig | null {
   flag('xdp-iface', 'xdpIface');
   flag('xdp-mode', 'xdpMode');
   flag('xdp-retransmit-keep', 'xdpRetransmitKeep');
+  flag('key-file', 'keyFile');
 
   for (const f of ['group', 'id', 'member', 'peers']) {
     if (raw[f] === undefined) throw new ConfigError(`${f}: required (see --help)`);
@@ -319,6 +343,8 @@ export function parseReplicaArgs(argv: string[]): KvReplicaConfig | null {
   }
   const { sequencer, repair } = sequencers.find((q) => q.id === 0 && !q.joining) ?? sequencers.find((q) => !q.joining)!;
   if (!isIpv4(peers[id]!.host)) throw new ConfigError(`peers: ${peers[id]!.host} is not an IPv4 address`);
+  const keyFile = raw['keyFile'] === undefined ? null : str(raw['keyFile'], 'keyFile');
+  if (keyFile !== null && !keyFile.startsWith('/')) throw new ConfigError(`keyFile: ${keyFile} is not an absolute path`);
   return {
     groupId,
     group,
@@ -340,5 +366,7 @@ export function parseReplicaArgs(argv: string[]): KvReplicaConfig | null {
     xdpIface: raw['xdpIface'] === undefined ? null : str(raw['xdpIface'], 'xdpIface'),
     xdpMode: oneOf(raw['xdpMode'] ?? 'auto', 'xdpMode', XDP_MODES),
     xdpRetransmitKeep: raw['xdpRetransmitKeep'] === undefined ? null : int(raw['xdpRetransmitKeep'], 'xdpRetransmitKeep', 0, Number.MAX_SAFE_INTEGER),
+    keyFile,
+    key: keyFile === null ? null : loadKeyFile(keyFile),
   };
 }

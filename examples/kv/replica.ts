@@ -25,7 +25,7 @@ import { join } from 'node:path';
 import { leaderOf, Replica, type ReplicaTransport } from '../../replica/index.ts';
 import { formatHostPort, randomRecoverNonce, RealTimeScheduler, UdpReplicaTransport } from '../../replica/udp/index.ts';
 import { CommittedLog } from './committed-log.ts';
-import { ConfigError, type KvReplicaConfig, parseReplicaArgs, USAGE } from './replica-config.ts';
+import { ConfigError, type KvReplicaConfig, loadKeyFile, parseReplicaArgs, USAGE } from './replica-config.ts';
 import { MAX_RESULT } from './ops.ts';
 import { openReplicaXdp, ReplicaXdpError } from '../../replica/xdp/index.ts';
 import { KvStore } from './store.ts';
@@ -123,7 +123,25 @@ async function main(): Promise<void> {
     // Clients counting ACKs themselves need no padding.
     ackPadding: c.acksTo === 'client' ? 0 : MAX_RESULT,
     acksTo: c.acksTo,
+    key: c.key,
     sessionBound: c.sessionBound,
+  });
+  if (c.key) out({ event: 'auth', keyFile: c.keyFile, group: c.groupId });
+  else {
+    log.warn(
+      { event: 'auth', code: 'WNOKEY', keyFile: null, group: c.groupId },
+      `group ${c.groupId} has no key file (--key-file, keyFile): any host on the LAN can forge sequencer, repair and peer traffic to this replica; see docs/authentication.md`,
+    );
+  }
+  // SIGHUP re-reads the key file; a bad file keeps the current key.
+  process.on('SIGHUP', () => {
+    if (!c.keyFile) return;
+    try {
+      transport.setKey(loadKeyFile(c.keyFile));
+      out({ event: 'auth', reloaded: true, keyFile: c.keyFile });
+    } catch (e) {
+      log.error({ event: 'auth', reloaded: false, keyFile: c.keyFile, err: (e as Error).message }, `key not reloaded, the current one stays: ${(e as Error).message}`);
+    }
   });
   const store = new KvStore();
   // Set once constructed: the constructor already sends (a recovering

@@ -7,7 +7,9 @@
 // on its own: a message sent while a peer is unreachable is dropped, and the
 // next send after a pause dials again. What the link does guarantee is that
 // a frame is never delivered half, never from anyone but the configured
-// peer, and never makes us buffer without bound.
+// peer, and never makes us buffer without bound. With a group key, also
+// never without a valid per-connection MAC (peer-auth.ts): an address check
+// alone does not hold on a LAN where addresses can be forged.
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { XSEQ_HDR_LEN } from '../../bpf/wire.ts';
@@ -15,6 +17,8 @@ import type { PeerMsg } from '../messages.ts';
 import { CodecError } from './bytes.ts';
 import { FrameReader } from './frame-reader.ts';
 import { checkPeerHeader, decodePeerPayload, encodePeerFrame } from './peer-codec.ts';
+import type { GroupKey } from '../../bpf/mac.ts';
+import { PEER_MAC_LEN, PEER_NONCE_LEN, peerMac, peerMacOk, peerNonce } from './peer-auth.ts';
 import type { HostPort } from './addr.ts';
 
 export interface PeerLinkOptions {
@@ -28,6 +32,8 @@ export interface PeerLinkOptions {
   maxQueuedBytes?: number;
   /** Least time between two dials of one peer (default 100 ms). */
   redialMs?: number;
+  /** The group key: frames carry a per-connection MAC both ways of the check (null: none). */
+  key?: GroupKey | null;
 }
 
 export interface PeerLinkCounters {
@@ -41,18 +47,29 @@ export interface PeerLinkCounters {
   dials: number;
   /** Inbound connections closed for a malformed frame or a sender that is not who it claims. */
   rejected: number;
+  /** Of those, closed for a frame whose MAC was missing or wrong (keyed group). */
+  unauthenticated: number;
 }
 
 interface Outbound {
   sock: Socket | null;
   lastDial: number;
+  /** The key this connection was dialled with (null: frames go without MACs). */
+  key: GroupKey | null;
+  /** The acceptor's nonce once all of it arrived; frames wait in `pending` until then. */
+  nonce: Buffer | null;
+  nonceBuf: Buffer;
+  pending: Uint8Array[];
+  pendingBytes: number;
+  counter: bigint;
 }
 
 export class PeerLink {
-  private readonly o: Required<Omit<PeerLinkOptions, 'onMessage'>> & Pick<PeerLinkOptions, 'onMessage'>;
+  private readonly o: Required<Omit<PeerLinkOptions, 'onMessage' | 'key'>> & Pick<PeerLinkOptions, 'onMessage'>;
+  private key: GroupKey | null;
   private readonly out: Outbound[];
   private readonly inbound = new Set<Socket>();
-  private readonly c: PeerLinkCounters = { sent: {}, received: {}, bytesSent: 0, bytesReceived: 0, dropped: 0, dials: 0, rejected: 0 };
+  private readonly c: PeerLinkCounters = { sent: {}, received: {}, bytesSent: 0, bytesReceived: 0, dropped: 0, dials: 0, rejected: 0, unauthenticated: 0 };
   private closed = false;
   // The leader sends one SYNC_PREPARE or START_VIEW object to every
   // follower: encode it once.
@@ -63,8 +80,10 @@ export class PeerLink {
     o: PeerLinkOptions,
     private readonly server: Server,
   ) {
-    this.o = { maxQueuedBytes: 64 << 20, redialMs: 100, ...o };
-    this.out = o.peers.map(() => ({ sock: null, lastDial: -Infinity }));
+    const { key, ...rest } = o;
+    this.o = { maxQueuedBytes: 64 << 20, redialMs: 100, ...rest };
+    this.key = key ?? null;
+    this.out = o.peers.map(() => ({ sock: null, lastDial: -Infinity, key: null, nonce: null, nonceBuf: Buffer.alloc(0), pending: [], pendingBytes: 0, counter: 0n }));
   }
 
   /** Listens on peers[self] and resolves once bound. */
@@ -93,6 +112,11 @@ export class PeerLink {
     return typeof a === 'object' && a ? a.port : 0;
   }
 
+  /** Swaps the key for connections made from now on (open ones keep theirs). */
+  setKey(key: GroupKey | null): void {
+    this.key = key;
+  }
+
   counters(): PeerLinkCounters {
     return { ...this.c, sent: { ...this.c.sent }, received: { ...this.c.received } };
   }
@@ -113,7 +137,7 @@ export class PeerLink {
     this.lastMsg = m;
     this.lastFrame = frame;
     const sock = ob.sock;
-    if (sock.writableLength + frame.length > this.o.maxQueuedBytes) {
+    if (sock.writableLength + ob.pendingBytes + frame.length > this.o.maxQueuedBytes) {
       // A peer that does not read (stopped, partitioned) must not grow
       // our memory: reset, and dial again on a later send.
       this.c.dropped++;
@@ -121,7 +145,11 @@ export class PeerLink {
       ob.sock = null;
       return;
     }
-    sock.write(frame);
+    if (ob.key && !ob.nonce) {
+      // Keyed, and the acceptor's nonce is not here yet: the MAC needs it.
+      ob.pending.push(frame);
+      ob.pendingBytes += frame.length;
+    } else this.write(ob, sock, frame);
     this.c.sent[m.type] = (this.c.sent[m.type] ?? 0) + 1;
     this.c.bytesSent += frame.length;
   }
@@ -133,6 +161,19 @@ export class PeerLink {
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
 
+  /** Writes one frame, with its MAC when the connection is keyed. */
+  private write(ob: Outbound, sock: Socket, frame: Uint8Array): void {
+    if (!ob.key) {
+      sock.write(frame);
+      return;
+    }
+    const mac = peerMac(ob.key, ob.nonce!, ob.counter++, frame);
+    sock.cork();
+    sock.write(frame);
+    sock.write(mac);
+    sock.uncork();
+  }
+
   private dial(to: number): Socket {
     const peer = this.o.peers[to]!;
     const me = this.o.peers[this.o.self]!;
@@ -142,15 +183,31 @@ export class PeerLink {
     sock.setNoDelay(true);
     sock.setKeepAlive(true, 1000);
     const ob = this.out[to]!;
+    ob.key = this.key;
+    ob.nonce = null;
+    ob.nonceBuf = Buffer.alloc(0);
+    ob.pending = [];
+    ob.pendingBytes = 0;
+    ob.counter = 0n;
     sock.on('error', () => {
       /* ECONNREFUSED, ECONNRESET: 'close' follows */
     });
     sock.on('close', () => {
       if (ob.sock === sock) ob.sock = null;
     });
-    // Nothing is ever sent back on this connection; reading keeps a
-    // misbehaving peer from filling our receive buffer.
-    sock.on('data', () => {});
+    // The acceptor's nonce is all that ever comes back (keyed group);
+    // anything after it is read and ignored, so a misbehaving peer cannot
+    // fill our receive buffer.
+    sock.on('data', (chunk: Buffer) => {
+      if (!ob.key || ob.nonce || ob.sock !== sock) return;
+      ob.nonceBuf = Buffer.concat([ob.nonceBuf, chunk]);
+      if (ob.nonceBuf.length < PEER_NONCE_LEN) return;
+      ob.nonce = ob.nonceBuf.subarray(0, PEER_NONCE_LEN);
+      const pending = ob.pending;
+      ob.pending = [];
+      ob.pendingBytes = 0;
+      for (const f of pending) this.write(ob, sock, f);
+    });
     return sock;
   }
 
@@ -170,6 +227,12 @@ export class PeerLink {
     this.inbound.add(s);
     s.setNoDelay(true);
     s.setKeepAlive(true, 1000);
+    // Keyed: this connection's nonce goes first; every frame must then
+    // carry the MAC over it and the frame's number on this connection.
+    const key = this.key;
+    const nonce = key ? peerNonce() : null;
+    let counter = 0n;
+    if (nonce) s.write(nonce);
     const reader = new FrameReader(
       (hdr) => {
         const h = checkPeerHeader(hdr, this.o.groupId);
@@ -178,12 +241,17 @@ export class PeerLink {
         if (claimed.host !== remote) throw new CodecError(`frame claims replica ${h.replicaId} (${claimed.host}) but comes from ${remote}`);
         return h;
       },
-      (h, payload) => {
+      (h, payload, raw, mac) => {
+        if (key && !peerMacOk(key, nonce!, counter++, raw, payload, mac)) {
+          this.c.unauthenticated++;
+          throw new CodecError(`frame ${counter - 1n} from replica ${h.replicaId} has no valid MAC`);
+        }
         const m = decodePeerPayload(h, payload);
         this.c.received[m.type] = (this.c.received[m.type] ?? 0) + 1;
         this.c.bytesReceived += XSEQ_HDR_LEN + payload.length;
         if (!this.closed) this.o.onMessage(m);
       },
+      key ? PEER_MAC_LEN : 0,
     );
     s.on('data', (chunk: Buffer) => {
       try {

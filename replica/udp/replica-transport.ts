@@ -23,6 +23,13 @@
 //   XDP           optional (replica/xdp/): the kernel drops what the
 //                 replica would discard (older sessions, delivered seqs) and
 //                 posts gap events, delivered here as DROP_NOTIFICATIONs.
+//   key           optional group key (docs/authentication.md): with one,
+//                 every datagram on the group and repair sockets must carry
+//                 a valid MAC or it is dropped here, before decoding, so the
+//                 replica core sees only authenticated sequencer traffic;
+//                 ACKs and repair requests leave sealed, peer frames are
+//                 MAC'ed per connection (peer-link.ts). The XDP program, when
+//                 attached, checks SEQUENCED and FLUSH already in the kernel.
 import { createSocket, type Socket } from 'node:dgram';
 import type { GapEvent, RxCounters, RxKey, RxState } from '../../bpf/replica-maps.ts';
 import { decodeMessage, HEADER_LAYOUT, MsgType, XSEQ_HDR_LEN, type XseqMessage } from '../../bpf/wire.ts';
@@ -31,6 +38,8 @@ import type { ReplicaTransport } from '../transport.ts';
 import { ackDatagram, flushFromWire, flushSolicitToWire, hydraSequencedFromWire, repairErrorFromWire, repairReplyFromWire, repairRequestToWire, sequencedFromDatagram, sequencedFromWire } from '../wire-map.ts';
 import type { HostPort } from './addr.ts';
 import type { ReplicaXdp } from '../xdp/replica-xdp.ts';
+import { checkMac, type GroupKey, sealInPlace, seal } from '../../bpf/mac.ts';
+import { XSEQ_MAC_LEN } from '../../bpf/wire.ts';
 import { PeerLink, type PeerLinkCounters } from './peer-link.ts';
 import { SequencerSources, type SourceCounters } from './sources.ts';
 import { replyToOf, ReplyToTable } from './reply-to.ts';
@@ -84,6 +93,11 @@ export interface UdpReplicaOptions {
    */
   xdp?: ReplicaXdp | null;
   /**
+   * The group key (bpf/key-file.ts readKeyFile); null or absent: nothing is
+   * authenticated (the caller warns). setKey() swaps it (SIGHUP).
+   */
+  key?: GroupKey | null;
+  /**
    * How far ahead of the last session heard from a sequencer a SEQUENCED or
    * FLUSH may move the replica (default DEFAULT_SESSION_BOUND; sources.ts).
    */
@@ -121,6 +135,8 @@ export interface UdpReplicaCounters {
   dropNotifications: number;
   /** XDP map writes or ring buffer reads that failed (the replica carries on without them). */
   xdpErrors: number;
+  /** With a key: datagrams to the group or repair sockets without a valid MAC, dropped. */
+  unauthenticated: number;
   /** SEQUENCED/FLUSH refused: not from a configured sequencer, or a session too far ahead. */
   sources: SourceCounters;
   peer: PeerLinkCounters;
@@ -161,7 +177,8 @@ function connectTo(sock: Socket, to: HostPort): Promise<void> {
 export class UdpReplicaTransport implements ReplicaTransport {
   private receiver: Receiver | null = null;
   private afterEvent: () => void = () => {};
-  private readonly c = { sequenced: 0, retransmits: 0, acks: 0, repairRequests: 0, repairReplies: 0, repairErrors: 0, flushes: 0, solicits: 0, ignored: 0, sendErrors: 0, acksNoAddress: 0, dropNotifications: 0, xdpErrors: 0 };
+  private readonly c = { sequenced: 0, retransmits: 0, acks: 0, repairRequests: 0, repairReplies: 0, repairErrors: 0, flushes: 0, solicits: 0, ignored: 0, sendErrors: 0, acksNoAddress: 0, dropNotifications: 0, xdpErrors: 0, unauthenticated: 0 };
+  private key: GroupKey | null;
   /** acksTo 'client': where each client wants its ACKs. */
   private readonly replyTo: ReplyToTable | null;
   private readonly xdp: ReplicaXdp | null;
@@ -182,6 +199,8 @@ export class UdpReplicaTransport implements ReplicaTransport {
   ) {
     this.replyTo = o.acksTo === 'client' ? new ReplyToTable() : null;
     this.xdp = o.xdp ?? null;
+    this.key = o.key ?? null;
+    this.xdp?.setKey(o.groupId, this.key);
     this.xdp?.onGap((ev) => this.onGapEvent(ev), { onError: () => this.c.xdpErrors++ });
     this.sources = new SequencerSources(o.sequencers?.length ? o.sequencers : [{ id: 0, sequencer: o.sequencer }], o.sessionBound);
     this.hydra = hydraSocks && new Map(o.sequencers!.map((q) => [q.id, { sequencer: q.sequencer, repairSock: hydraSocks.get(q.id) ?? null }]));
@@ -218,7 +237,7 @@ export class UdpReplicaTransport implements ReplicaTransport {
         await connectTo(rs, q.repair!);
       }
       let t: UdpReplicaTransport | undefined;
-      link = await PeerLink.listen({ self: o.self, groupId: o.groupId, peers: o.peers, onMessage: (m) => t?.deliver(m) });
+      link = await PeerLink.listen({ self: o.self, groupId: o.groupId, peers: o.peers, onMessage: (m) => t?.deliver(m), key: o.key ?? null });
       t = new UdpReplicaTransport(o, groupSock, ackSock, repairSock, link, hydraSocks);
       groupSock.on('message', (b, from) => t.onGroupDatagram(b, from.address, from.port));
       repairSock?.on('message', (b) => t.onRepairDatagram(b, null));
@@ -245,6 +264,21 @@ export class UdpReplicaTransport implements ReplicaTransport {
 
   counters(): UdpReplicaCounters {
     return { ...this.c, sources: { ...this.sources.c }, peer: this.link.counters() };
+  }
+
+  /**
+   * Swaps the group key (a reload): from now on datagrams are checked and
+   * sealed with it, the XDP program checks with it, and new peer
+   * connections use it (open ones keep theirs until they reconnect).
+   */
+  setKey(key: GroupKey | null): void {
+    this.key = key;
+    this.link.setKey(key);
+    try {
+      this.xdp?.setKey(this.o.groupId, key);
+    } catch {
+      this.c.xdpErrors++;
+    }
   }
 
   /** The XDP program's counters, or null without one. */
@@ -278,7 +312,9 @@ export class UdpReplicaTransport implements ReplicaTransport {
   sendAck(msg: AckMsg): void {
     this.c.acks++;
     // A follower's ACK gets `ackPadding` zero bytes of payload (see UdpReplicaOptions).
-    const b = ackDatagram(msg, this.o.groupId, this.o.ackPadding ?? 0);
+    const key = this.key;
+    const b = ackDatagram(msg, this.o.groupId, this.o.ackPadding ?? 0, key ? XSEQ_MAC_LEN : 0);
+    if (key) sealInPlace(b, b.length - XSEQ_MAC_LEN, key);
     if (this.replyTo) {
       const to = this.replyTo.get(msg.clientId);
       if (!to) {
@@ -309,7 +345,8 @@ export class UdpReplicaTransport implements ReplicaTransport {
     const sock = this.hydra ? this.hydra.get(msg.sequencerId ?? 0)?.repairSock : this.repairSock;
     if (!sock) return;
     this.c.repairRequests++;
-    sock.send(repairRequestToWire(msg, { groupId: this.o.groupId }), this.onSent);
+    const req = repairRequestToWire(msg, { groupId: this.o.groupId });
+    sock.send(this.key ? seal(req, this.key) : req, this.onSent);
   }
 
   /** From the member's ACK address: the sequencer answers only a configured member (the same check as ACKs). */
@@ -364,7 +401,17 @@ export class UdpReplicaTransport implements ReplicaTransport {
     this.deliver(m);
   }
 
+  /** With a key: whether the datagram carries a valid MAC (counted when not). */
+  private authentic(buf: Buffer): boolean {
+    if (!this.key || checkMac(buf, this.key) === 'ok') return true;
+    this.c.unauthenticated++;
+    return false;
+  }
+
   private onGroupDatagram(buf: Buffer, address: string, port: number): void {
+    // The MAC first: nothing unauthenticated may reach the source and
+    // session-bound checks (whose state follows what they accept) or the core.
+    if (!this.authentic(buf)) return;
     if (!this.hydra) {
       // The common case, decoded without the general path's intermediate objects.
       const m = sequencedFromDatagram(buf, this.o.groupId);
@@ -400,6 +447,7 @@ export class UdpReplicaTransport implements ReplicaTransport {
 
   /** The socket is connected to the repair service (Hydra: of sequencer sid): nobody else's datagrams get here. */
   private onRepairDatagram(buf: Buffer, sid: number | null): void {
+    if (!this.authentic(buf)) return;
     const w = this.decode(buf);
     if (!w) return;
     if (sid !== null) w.header.sequencerId = sid;

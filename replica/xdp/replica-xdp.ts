@@ -19,7 +19,8 @@ import {
   type XdpLink,
   type XdpMode,
 } from '../../bpf/libbpf/index.ts';
-import { EEXIST, EOPNOTSUPP } from '../../bpf/libbpf/errors.ts';
+import { EEXIST, ENOENT, EOPNOTSUPP } from '../../bpf/libbpf/errors.ts';
+import { encodeMacKey, type GroupKey, MAC_KEY_SIZE } from '../../bpf/mac.ts';
 import { sumPerCpu, u32Key } from '../../bpf/maps.ts';
 import {
   decodeGapEvent,
@@ -131,6 +132,7 @@ export class ReplicaXdp {
   private readonly counterMap: BpfMap;
   private readonly gapMap: BpfMap;
   private readonly sourceMap: BpfMap;
+  private readonly keyMap: BpfMap;
   private readonly counterKeys = RX_COUNTER_NAMES.map((_, i) => u32Key(i));
   private readonly streamsSet = new Map<string, RxKey>();
   private link: XdpLink | null = null;
@@ -159,6 +161,7 @@ export class ReplicaXdp {
     this.counterMap = o.map(RxMapName.COUNTERS, { keySize: 4, valueSize: 8 });
     this.gapMap = o.map(RxMapName.GAPS);
     this.sourceMap = o.map(RxMapName.SOURCES, { keySize: RX_SOURCE_SIZE, valueSize: 4 });
+    this.keyMap = o.map(RxMapName.MAC_KEYS, { keySize: 4, valueSize: MAC_KEY_SIZE });
   }
 
   /** Loads the program (nothing attached yet). Throws ReplicaXdpError. */
@@ -285,6 +288,22 @@ export class ReplicaXdp {
     const pos = this.positions.get(streamId(key)) ?? this.positions.get(`${key.groupId}/*`) ?? { session: 0, delivered: 0n };
     this.track(key, { ...pos, retransmitKeep: this.retransmitKeep });
     return true;
+  }
+
+  /**
+   * The group's MAC key (null: none). With a key, the program drops every
+   * SEQUENCED and FLUSH of the group whose MAC is missing or wrong
+   * (drop_bad_mac) before any other check, so nothing unauthenticated moves
+   * a stream's position or posts a gap. One whole-value update.
+   */
+  setKey(groupId: number, key: GroupKey | null): void {
+    try {
+      if (key) this.keyMap.update(u32Key(groupId), encodeMacKey(key), 'any');
+      else this.keyMap.delete(u32Key(groupId));
+    } catch (e) {
+      if (!key && (e as BpfError).errno === ENOENT) return;
+      throw xdpErrorFrom(e, `setting the MAC key of group ${groupId}`);
+    }
   }
 
   /** Forgets a stream: its packets pass again. */

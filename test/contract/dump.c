@@ -43,7 +43,11 @@ int main(void)
 	printf("}},\"weights\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_weights));
 	first = 0;
 	FIELD(xseq_weights, version); FIELD(xseq_weights, weight);
-	printf("}},\"repair_req\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_repair_req));
+	printf("}},\"mac_key\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_mac_key));
+	first = 0;
+	FIELD(xseq_mac_key, k0); FIELD(xseq_mac_key, k1); FIELD(xseq_mac_key, flags);
+	printf("},\"map\":\"%s\",\"rx_map\":\"%s\"},\"repair_req\":{", XSEQ_MAP_MAC_KEYS, XSEQ_MAP_RX_MAC_KEYS);
+	printf("\"size\":%zu,\"fields\":{", sizeof(struct xseq_repair_req));
 	first = 0;
 	FIELD(xseq_repair_req, count);
 	printf("}},\"repair_reply\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_repair_reply));
@@ -87,7 +91,7 @@ int main(void)
 	ENUMV(XSEQ_CTR_FLUSH); ENUMV(XSEQ_CTR_FLUSH_FINAL); ENUMV(XSEQ_CTR_DROP_SOLICIT_STRANGER);
 	ENUMV(XSEQ_CTR_DROP_DRAINING);
 	ENUMV(XSEQ_CTR_REPLY_GROW_FAILED); ENUMV(XSEQ_CTR_REPLY_HEADROOM);
-	ENUMV(XSEQ_CTR_DROP_ACK_WEIGHTS); ENUMV(XSEQ_CTR_BUSY);
+	ENUMV(XSEQ_CTR_DROP_ACK_WEIGHTS); ENUMV(XSEQ_CTR_DROP_BAD_MAC); ENUMV(XSEQ_CTR_DROP_MAC_ROOM); ENUMV(XSEQ_CTR_BUSY);
 	ENUMV(XSEQ_CTR_MAX);
 	printf("},\"err\":{");
 	first = 0;
@@ -102,6 +106,7 @@ int main(void)
 	ENUMV(XSEQ_CFG_F_OVERWRITE); ENUMV(XSEQ_SLOT_F_REPLIED); ENUMV(XSEQ_REPAIR_MAX);
 	ENUMV(XSEQ_F_FINAL); ENUMV(XSEQ_F_CONTROL); ENUMV(XSEQ_F_STALE); ENUMV(XSEQ_SLOT_F_STALE); ENUMV(XSEQ_GROUP_F_DRAINING); ENUMV(XSEQ_REPLICA_AGENT);
 	ENUMV(XSEQ_ACKS_BITMAP); ENUMV(XSEQ_ACKS_GEN_SHIFT); ENUMV(XSEQ_ACKS_GEN_MASK);
+	ENUMV(XSEQ_F_MAC); ENUMV(XSEQ_MAC_LEN); ENUMV(XSEQ_KEY_LEN); ENUMV(XSEQ_KEY_F_SET);
 	printf("},\"rx_ctr\":{");
 	first = 0;
 	ENUMV(XSEQ_RX_CTR_RX); ENUMV(XSEQ_RX_CTR_SEQUENCED); ENUMV(XSEQ_RX_CTR_PASS_MALFORMED);
@@ -109,7 +114,8 @@ int main(void)
 	ENUMV(XSEQ_RX_CTR_PASS_NEWER_SESSION); ENUMV(XSEQ_RX_CTR_DROP_STALE_SESSION);
 	ENUMV(XSEQ_RX_CTR_DROP_DUPLICATE); ENUMV(XSEQ_RX_CTR_DROP_RETRANSMIT_OLD);
 	ENUMV(XSEQ_RX_CTR_PASS_RETRANSMIT); ENUMV(XSEQ_RX_CTR_GAP_EVENTS); ENUMV(XSEQ_RX_CTR_EVENTS_LOST);
-	ENUMV(XSEQ_RX_CTR_DROP_STRANGER); ENUMV(XSEQ_RX_CTR_MAX);
+	ENUMV(XSEQ_RX_CTR_DROP_STRANGER); ENUMV(XSEQ_RX_CTR_DROP_BAD_MAC);
+	ENUMV(XSEQ_RX_CTR_MAX);
 	printf("},\"rx_key\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_rx_key));
 	first = 0;
 	FIELD(xseq_rx_key, group_id); FIELD(xseq_rx_key, sequencer_id); FIELD(xseq_rx_key, pad);
