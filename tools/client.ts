@@ -250,6 +250,9 @@ function main(): void {
     const id = nextId++;
     const tag = `${payloadHead}c${clientIdNum}-r${id}|`;
     const msg = Buffer.alloc(XSEQ_HDR_LEN + Math.max(payloadSize, tag.length), 0x2e);
+    // The fill is for the payload: the header's unwritten fields (flags,
+    // ids, reserved) must be zero, or flags carry bits such as XSEQ_F_MAC.
+    msg.fill(0, 0, XSEQ_HDR_LEN);
     msg.writeUInt32BE(XSEQ_MAGIC, 0);
     msg[4] = XSEQ_VERSION;
     msg[5] = MsgType.REQUEST;
