@@ -125,12 +125,14 @@ const KERNEL: Record<CounterName, { family: KernelFamily; value?: string }> = {
   drop_ack_weights: { family: DROPPED, value: 'ack_weights' },
   drop_bad_mac: { family: DROPPED, value: 'bad_mac' },
   drop_mac_room: { family: DROPPED, value: 'mac_room' },
+  busy: { family: { name: 'xseq_busy_answers_total', help: 'Requests refused by backpressure that were answered with an ERROR BUSY (not stamped: the client re-sends them).' } },
 };
 
 /** Retransmitter counters: name, help, and the factor to base units. */
 const RETRANSMIT: Record<keyof RetransmitCounters, { name: string; help: string; scale?: number }> = {
   retransmissions: { name: 'xseq_retransmissions_total', help: 'Datagrams re-sent to members that had not acked (one per member per try).' },
   retransmittedSeqs: { name: 'xseq_retransmitted_seqs_total', help: 'Distinct seqs re-sent at least once.' },
+  probes: { name: 'xseq_retransmit_probes_total', help: 'Re-sends of given-up seqs still lacking a quorum with the leader, once per probe interval, so they cannot hold the window for good.' },
   giveUps: { name: 'xseq_retransmit_give_ups_total', help: 'Seqs given up on after the retry limit.' },
   sendErrors: { name: 'xseq_retransmit_send_errors_total', help: 'Re-sends the socket refused.' },
   scans: { name: 'xseq_retransmit_scans_total', help: 'Group scans that read the window.' },

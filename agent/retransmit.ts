@@ -19,9 +19,15 @@
 // passes done seqs, and the group's released seq is floor - 1, written to
 // the kernel whenever it grows: under backpressure those slots free, so one
 // silent member cannot stall the group after W requests. A seq given up
-// without such a quorum stays below the floor and is looked at again every
-// RTO (a late ACK may complete it). The write is a whole-value map update
-// of one u64: no atomics from here.
+// without such a quorum stays below the floor, and would hold the window
+// for good if nothing ever made a member ACK it: so it is probed, re-sent
+// to the members that lack it once per probe interval (the RTO ceiling,
+// 1 s by default) for as long as it stays uncertified. A replica that
+// holds it re-ACKs every copy (the leader with its result), so once a
+// quorum with the leader is up again the seq completes and the floor moves
+// on. Under backpressure the agent still holds its copy, so the replicas
+// never had to no-op it. The write is a whole-value map update of one
+// u64: no atomics from here.
 //
 // The RTO adapts (agent/rto.ts) when maxRtoMs is above rtoMs and the
 // source has the kernel's stamp-to-quorum histogram: read every
@@ -94,6 +100,9 @@ export interface RetransmitCounters {
   retransmittedSeqs: number;
   /** Seqs given up on after the retry limit. */
   giveUps: number;
+  /** Re-sends of given-up seqs still without a quorum and the leader (see
+   * Release above), one per missing member per probe interval. */
+  probes: number;
   /** Re-sends the socket refused (counted, not retried). */
   sendErrors: number;
   /** Group scans that read the window, and the slots they read. */
@@ -174,6 +183,8 @@ export class Retransmitter {
   /** Needed re-sends whose slow samples were not dropped yet. */
   #karnDebt = 0;
   readonly #retries: number;
+  /** How often a given-up, uncertified seq is re-sent (see Release above). */
+  readonly #probeNs: number;
   readonly #now: () => bigint;
   /** Times below are Numbers of ns since this TAI instant: exact, no BigInt. */
   readonly #epoch: Epoch;
@@ -190,6 +201,7 @@ export class Retransmitter {
     retransmissions: 0,
     retransmittedSeqs: 0,
     giveUps: 0,
+    probes: 0,
     sendErrors: 0,
     scans: 0,
     slotsScanned: 0,
@@ -221,6 +233,7 @@ export class Retransmitter {
     this.#est = opts.maxRtoMs !== undefined && opts.maxRtoMs > opts.rtoMs && source.quorumHistogram ? new RtoEstimator(this.#rtoMinNs, opts.maxRtoMs * NS_PER_MS) : undefined;
     this.#sampleEveryNs = (opts.sampleEveryMs ?? 100) * NS_PER_MS;
     this.#retries = opts.retries;
+    this.#probeNs = Math.max(opts.rtoMs, opts.maxRtoMs ?? DEFAULT_MAX_RTO_MS) * NS_PER_MS;
     this.#now = opts.now ?? taiNowNs;
     this.#epochNs = this.#now();
     this.#epoch = epochOf(this.#epochNs);
@@ -423,7 +436,7 @@ export class Retransmitter {
       } else {
         donePrefix = false;
       }
-      if (!settled) backlog++;
+      if (!settled && !(g.stSeq[slot - g.windowBase] === s && g.stTries[slot - g.windowBase] === GAVE_UP)) backlog++;
     }
     if (g.floor - 1 > g.released && this.#source.setReleased) {
       this.#source.setReleased(g.id, BigInt(g.floor - 1));
@@ -445,7 +458,7 @@ export class Retransmitter {
     const i = slot - g.windowBase;
     const known = g.stSeq[i] === seq;
     const tries = known ? g.stTries[i]! : 0;
-    if (tries === GAVE_UP) return Infinity;
+    if (tries === GAVE_UP) return this.#probe(g, seq, slot, now);
     const due = known ? g.stDue[i]! : w.stampSince(slot, this.#epoch) + this.#rtoNs;
     if (now < due) return due;
     if (this.#budget <= 0 && tries < this.#retries) {
@@ -455,8 +468,9 @@ export class Retransmitter {
     if (tries >= this.#retries) {
       g.stSeq[i] = seq;
       g.stTries[i] = GAVE_UP;
+      g.stDue[i] = now + this.#probeNs;
       this.#giveUp(g, seq, w.ackedAt(slot));
-      return Infinity;
+      return this.#certified(g, slot) ? Infinity : g.stDue[i]!;
     }
     const copy = w.copyRetransmit(slot, seq, g.session);
     // Rewritten while we copied (the next scan finds the new seq there and
@@ -477,6 +491,33 @@ export class Retransmitter {
     }
     g.stTries[i] = tries + 1;
     g.stDue[i] = now + Math.max(this.#rtoNs, this.#rtoMinNs * 2 ** (tries + 1));
+    return g.stDue[i]!;
+  }
+
+  /**
+   * A given-up seq: done (Infinity) once certified; else re-sent to the
+   * members that lack it when its probe is due. Returns when it is due next.
+   */
+  #probe(g: GroupState, seq: number, slot: number, now: number): number {
+    if (this.#certified(g, slot)) return Infinity;
+    const i = slot - g.windowBase;
+    const due = g.stDue[i]!;
+    if (now < due) return due;
+    if (this.#budget <= 0) {
+      this.#counters.deferred++;
+      return now;
+    }
+    const msg = this.#window.copyRetransmit(slot, seq, g.session);
+    if (msg) {
+      const missing = g.mask & ~this.#window.ackedAt(slot);
+      for (let rid = 0; rid < g.members.length; rid++) {
+        if (!(missing & (1 << rid))) continue;
+        this.#budget--;
+        this.#counters.probes++;
+        this.#socket.send(msg, g.port, g.members[rid]!.addr, this.#onSent);
+      }
+    }
+    g.stDue[i] = now + this.#probeNs;
     return g.stDue[i]!;
   }
 

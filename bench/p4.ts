@@ -86,6 +86,7 @@ function runMerge(k: number, msgs: readonly (SequencedMsg | FlushMsg)[], count: 
     nextSeq: () => 1,
     append: () => void delivered++,
     reAck() {},
+    reAckNoop() {},
     admit: () => true,
     heardFromLeader() {},
     toLeader() {},

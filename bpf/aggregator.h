@@ -127,7 +127,9 @@ static __always_inline int ack_reply(struct xdp_md *ctx, struct seq_req *r, stru
 				     __u32 view, __u32 leader)
 {
 	const __u32 l4 = sizeof(struct ethhdr) + sizeof(struct iphdr) + sizeof(struct udphdr);
-	__u32 result_len = s->result_view == view + 1 ? s->result_len : 0;
+	__u32 answered = s->result_view == view + 1;
+	__u32 stale = answered && (__sync_fetch_and_add(&s->state, 0) & XSEQ_SLOT_F_STALE);
+	__u32 result_len = answered && !stale ? s->result_len : 0;
 	__be32 our_addr = r->ip->daddr;
 	__u8 our_mac[ETH_ALEN];
 	__u64 client_id = *(__u64 *)&s->msg[40];  /* already network order */
@@ -156,7 +158,7 @@ static __always_inline int ack_reply(struct xdp_md *ctx, struct seq_req *r, stru
 		return XDP_DROP;
 
 	h->type = XSEQ_MSG_REPLY;
-	h->flags = bpf_htons(XSEQ_F_RESULT);
+	h->flags = bpf_htons(stale ? XSEQ_F_STALE : XSEQ_F_RESULT);
 	h->sequencer_id = bpf_htons(r->g->sequencer_id);
 	h->replica_id = bpf_htons(leader);
 	h->view = bpf_htonl(view);
@@ -301,6 +303,10 @@ static __always_inline int ack_handle(struct xdp_md *ctx, struct seq_req *r)
 				       s->result, len))
 			return XDP_DROP;
 		s->result_len = len;
+		if (h->flags & bpf_htons(XSEQ_F_STALE))
+			__sync_fetch_and_or(&s->state, XSEQ_SLOT_F_STALE);
+		else
+			__sync_fetch_and_and(&s->state, ~XSEQ_SLOT_F_STALE);
 		__sync_lock_test_and_set(&s->result_view, view + 1);
 	}
 

@@ -32,6 +32,8 @@ export const XSEQ_HIST_BUCKETS = 40;
 export const XSEQ_HIST_SUM = XSEQ_HIST_BUCKETS;
 export const XSEQ_CFG_F_OVERWRITE = 0x1;
 export const XSEQ_SLOT_F_REPLIED = 0x1;
+/** xseq_slot.state: the leader's stored answer is a stale mark (XSEQ_F_STALE). */
+export const XSEQ_SLOT_F_STALE = 0x2;
 /** xseq_slot.acks: (view << 32) | (generation << 8) | bitmap (bpf/xseq.h). */
 export const XSEQ_ACKS_BITMAP = 0xff;
 export const XSEQ_ACKS_GEN_SHIFT = 8;
@@ -76,6 +78,7 @@ export const COUNTER_NAMES = [
   'drop_ack_weights',
   'drop_bad_mac',
   'drop_mac_room',
+  'busy',
 ] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
 export type Counters = Record<CounterName, bigint>;

@@ -14,6 +14,8 @@ export const ErrorCode = {
   UNKNOWN_GROUP: 3,
   WRONG_SESSION: 4,
   RANGE_TOO_LARGE: 5,
+  /** From the sequencer's XDP program: backpressure, the REQUEST was not stamped; re-send it. */
+  BUSY: 6,
 } as const;
 export type ErrorCodeName = keyof typeof ErrorCode;
 
@@ -60,12 +62,18 @@ export function decodeRepairReply(payload: Uint8Array): RepairReply | null {
   return { count: b.readUInt32BE(0), resent: b.readUInt32BE(4), missing };
 }
 
-export function encodeError(a: Addressing & { seq?: bigint }, code: number, text: string): Buffer {
+/** struct xseq_error and its text: an ERROR's payload. */
+export function encodeErrorPayload(code: number, text: string): Buffer {
   const t = Buffer.from(text, 'utf8').subarray(0, 1024);
   const p = Buffer.alloc(ERROR_SIZE + t.length);
   p.writeUInt16BE(code, 0);
   p.writeUInt16BE(t.length, 2);
   t.copy(p, ERROR_SIZE);
+  return p;
+}
+
+export function encodeError(a: Addressing & { seq?: bigint }, code: number, text: string): Buffer {
+  const p = encodeErrorPayload(code, text);
   return encodeMessage({ ...emptyHeader(), type: MsgType.ERROR, groupId: a.groupId, session: a.session, replicaId: a.replicaId, seq: a.seq ?? 0n }, p);
 }
 

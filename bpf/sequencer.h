@@ -313,20 +313,76 @@ static __always_inline int slot_free(const struct xseq_slot *s, const struct seq
 }
 
 /*
- * Backpressure, before a seq is taken: a seq once taken must go out, or
- * the group sees a hole. Returns -1 to go on, else the XDP action. Two
- * CPUs can both pass this check for neighbouring seqs; seq_keep() then
- * overwrites and counts it.
+ * Turns a REQUEST refused by backpressure around into an ERROR BUSY to its
+ * sender (xseq.h): header kept but type, flags and payload; payload cut to
+ * struct xseq_error; addresses swapped. Returns XDP_TX, or XDP_DROP when
+ * the frame cannot be resized (a REQUEST shorter than the error payload on
+ * a frame without tailroom): the client then only times out, as before.
  */
-static __always_inline int seq_admit(struct seq_req *r)
+static __always_inline int seq_busy(struct xdp_md *ctx, struct seq_req *r)
+{
+	int delta = (int)sizeof(struct xseq_error) - (int)r->payload_len;
+
+	if (delta && bpf_xdp_adjust_tail(ctx, delta))
+		return XDP_DROP;
+	/* Resizing invalidated every packet pointer: parse again. */
+	struct cursor c;
+	cursor_init(&c, ctx);
+	struct ethhdr *eth = CURSOR_PULL(&c, struct ethhdr);
+	struct iphdr *ip = CURSOR_PULL(&c, struct iphdr);
+	struct udphdr *udp = CURSOR_PULL(&c, struct udphdr);
+	struct xseq_hdr *h = CURSOR_PULL(&c, struct xseq_hdr);
+	struct xseq_error *e = CURSOR_PULL(&c, struct xseq_error);
+	if (!eth || !ip || !udp || !h || !e)
+		return XDP_DROP;
+
+	h->type = XSEQ_MSG_ERROR;
+	h->flags = 0;
+	h->sequencer_id = bpf_htons(r->g->sequencer_id);
+	h->session = bpf_htonl(r->g->session);
+	h->payload_len = bpf_htonl(sizeof(*e));
+	e->code = bpf_htons(XSEQ_ERR_BUSY);
+	e->text_len = 0;
+
+	__be16 sport = udp->source;
+	udp->source = udp->dest;
+	udp->dest = sport;
+	udp->len = bpf_htons(sizeof(*udp) + XSEQ_HDR_LEN + sizeof(*e));
+	udp->check = 0; /* IPv4 allows none */
+
+	__be32 saddr = ip->saddr;
+	ip->saddr = ip->daddr;
+	ip->daddr = saddr;
+	ip->tot_len = bpf_htons(sizeof(*ip) + sizeof(*udp) + XSEQ_HDR_LEN + sizeof(*e));
+	ip->ttl = 64;
+	ip->check = ipv4_csum20(ip);
+
+	__u8 mac[ETH_ALEN];
+	__builtin_memcpy(mac, eth->h_source, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, eth->h_dest, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, mac, ETH_ALEN);
+	count(XSEQ_CTR_BUSY);
+	return XDP_TX;
+}
+
+/*
+ * Backpressure, before a seq is taken: a seq once taken must go out, or
+ * the group sees a hole. Returns -1 to go on, else the XDP action. A
+ * refused request is answered BUSY (seq_busy), so its client re-sends it
+ * instead of waiting out a timeout. Two CPUs can both pass this check for
+ * neighbouring seqs; seq_keep() then overwrites and counts it.
+ */
+static __always_inline int seq_admit(struct xdp_md *ctx, struct seq_req *r)
 {
 	if (!r->g->n_members || (xseq_cfg.flags & XSEQ_CFG_F_OVERWRITE))
 		return -1;
 	struct xseq_slot *s = slot_of(r->g, r->gs->seq + 1);
 	if (!s)
 		return drop(XSEQ_CTR_DROP_NO_WINDOW, r->ip, r->udp, r->frame_len);
-	if (!slot_free(s, r))
-		return drop(XSEQ_CTR_DROP_BACKPRESSURE, r->ip, r->udp, r->frame_len);
+	if (!slot_free(s, r)) {
+		drop(XSEQ_CTR_DROP_BACKPRESSURE, r->ip, r->udp, r->frame_len);
+		return seq_busy(ctx, r);
+	}
 	return -1;
 }
 
@@ -534,7 +590,7 @@ static __always_inline int seq_request(struct xdp_md *ctx, struct seq_req *r)
 	 * replicas no longer expect seqs from it. */
 	if (r->g->flags & XSEQ_GROUP_F_DRAINING)
 		return drop(XSEQ_CTR_DROP_DRAINING, r->ip, r->udp, r->frame_len);
-	int act = seq_admit(r);
+	int act = seq_admit(ctx, r);
 
 	if (act >= 0)
 		return act;

@@ -48,6 +48,8 @@ export const Flags = {
   CONTROL: 0x0010,
   /** An XSEQ_MAC_LEN-byte MAC trailer follows the payload (bpf/mac.ts). */
   MAC: 0x0020,
+  /** Leader's ACK and its REPLY: a stale request id, not executed, no result. */
+  STALE: 0x0040,
 } as const;
 
 /** Bytes of the MAC trailer of a message flagged MAC (outside payload_len). */

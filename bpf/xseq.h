@@ -60,6 +60,10 @@ enum xseq_msg_type {
 				  * the replica library, not the application */
 #define XSEQ_F_MAC 0x0020        /* an XSEQ_MAC_LEN-byte MAC trailer follows the
 				  * payload (see "Authentication" below) */
+#define XSEQ_F_STALE 0x0040      /* leader's ACK, and the REPLY made of it: the
+				  * request id is older than the client's latest
+				  * executed one, so it was not executed; no result
+				  * (the payload is empty). Completes the slot. */
 
 /*
  * The fixed header, right after the UDP header. 64 bytes, all fields
@@ -212,6 +216,8 @@ struct xseq_load_cfg {
 
 /* xseq_slot.state bits */
 #define XSEQ_SLOT_F_REPLIED 0x1 /* the REPLY for this seq has been sent */
+#define XSEQ_SLOT_F_STALE 0x2   /* the leader's stored answer is a stale mark
+				 * (XSEQ_F_STALE), not a result */
 
 /*
  * xseq_slot.acks, one 64-bit word changed only by compare-and-swap (and by
@@ -289,6 +295,13 @@ struct xseq_weights {
  * (same group, session, seq) whose payload is struct xseq_repair_reply
  * followed by n_missing big-endian u64 seqs it no longer has. A bad
  * request gets an ERROR whose payload is struct xseq_error + text.
+ *
+ * The sequencer answers a REQUEST it refuses under backpressure the same
+ * way, from XDP: the REQUEST turned around into an ERROR (same group,
+ * client and request id) whose payload is struct xseq_error with code
+ * XSEQ_ERR_BUSY and no text. The request took no seq, so a client that
+ * re-sends it after BUSY gets exactly one REPLY for it. (No
+ * amplification: the answer is never larger than the request.)
  */
 #define XSEQ_REPAIR_MAX 128
 struct xseq_repair_req {
@@ -307,6 +320,9 @@ enum xseq_error_code {
 	XSEQ_ERR_UNKNOWN_GROUP = 3,
 	XSEQ_ERR_WRONG_SESSION = 4,  /* the session is not the group's current one */
 	XSEQ_ERR_RANGE_TOO_LARGE = 5,
+	XSEQ_ERR_BUSY = 6,           /* sequencer -> client: backpressure, the request's
+				      * window slot is busy and it was NOT stamped;
+				      * re-send it (same request id) after a pause */
 };
 struct xseq_error {
 	__be16 code;         /* enum xseq_error_code */
@@ -358,6 +374,9 @@ enum xseq_counter {
 					 * XSEQ_F_MAC (only replicas and agents MAC) */
 	XSEQ_CTR_DROP_MAC_ROOM,         /* keyed group: the frame could not grow by the
 					 * MAC (no seq taken) */
+	XSEQ_CTR_BUSY,                  /* of drop_backpressure: turned into an ERROR
+					 * BUSY to the client (the rest were too short
+					 * to grow into one and only dropped) */
 	XSEQ_CTR_MAX
 };
 

@@ -23,8 +23,8 @@ const HELP = `Usage: bash scripts/demo.sh [options]
 Runs the replicated KV store (examples/kv) on a local cluster in network
 namespaces: a client, the sequencer host, three replicas and a bridge that
 floods the multicast. Starts xseq-agent on the sequencer host (group 1 at
-${GROUP.addr}:${GROUP.port}, the three replicas as members, --policy
-overwrite), three KV replicas (examples/kv/replica.ts), and a closed-loop KV
+${GROUP.addr}:${GROUP.port}, the three replicas as members, the default
+policy), three KV replicas (examples/kv/replica.ts), and a closed-loop KV
 client load (examples/kv/cli.ts load: 50% get, 40% put, 10% cas) until
 --duration or --ops, whichever comes first, printing progress every 2 s.
 
@@ -135,9 +135,9 @@ try {
     mode,
     dumps: true,
     replicaArgs: ['--stats-interval', '1000'],
-    // Overwrite, as examples/kv/README.md advises: under backpressure a
-    // replica that falls behind would stall the group one window later.
-    agentArgs: ['--policy', 'overwrite', '--metrics-listen', `${seqIp}:9464`, '--stats-interval', '1000'],
+    // The agent's defaults (policy backpressure, the default window): what
+    // users run.
+    agentArgs: ['--metrics-listen', `${seqIp}:9464`, '--stats-interval', '1000'],
   }));
   const agent = await c.startAgent();
   step(`xseq-agent ${agent.dataPath} the data path on ${t.ifname('seq')} (${mode} XDP): group ${GROUP.id} -> ${GROUP.addr}:${GROUP.port}, session ${agent.session}, metrics on ${seqIp}:9464, pins in ${c.bpffs}`);

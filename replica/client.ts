@@ -130,6 +130,8 @@ interface Pending {
   readonly tries: Map<number, number>;
   /** Non-aggregated: replicas per (sequencer, session, seq, leaderNum), and the leader's result. */
   readonly votes: Map<string, { replicas: Set<number>; result: Uint8Array | null }>;
+  /** ERROR BUSY answers to this request so far (see busy()). */
+  busy: number;
 }
 
 export class Client {
@@ -149,6 +151,8 @@ export class Client {
   private current: Pending | null = null;
   private readonly queue: { op: Uint8Array; done: Completion; key: string | Uint8Array | undefined; control: boolean }[] = [];
   private readonly retryTimer: Timer;
+  /** Re-send after an ERROR BUSY (busy()). */
+  private readonly busyTimer: Timer;
   private readonly deadlineTimer: Timer;
   private closed = false;
 
@@ -167,6 +171,7 @@ export class Client {
     this.seqs = ids.map((id) => ({ id, failures: 0, avoidUntil: -Infinity, lastFailedAt: -Infinity, attempts: 0 }));
     this.nextRequestId = o.firstRequestId ?? 1n;
     this.retryTimer = new Timer(o.scheduler, () => this.onRetry());
+    this.busyTimer = new Timer(o.scheduler, () => this.current && this.send());
     this.deadlineTimer = new Timer(o.scheduler, () => this.onDeadline());
   }
 
@@ -204,14 +209,32 @@ export class Client {
   receive(m: ClientInbound, fromSequencer?: number): void {
     const p = this.current;
     if (!p || m.clientId !== this.clientId || m.requestId !== p.requestId) return;
+    // A stale mark answers an older id than the client's latest executed
+    // one: never the answer to the request in flight (ids only grow).
+    if (m.stale) return;
     if (m.type === 'REPLY') return this.certified(p, m.result, m, fromSequencer);
     this.countAck(p, m);
+  }
+
+  /**
+   * The sequencer refused the request under backpressure (ERROR BUSY from
+   * its XDP program): it was not stamped, the sequencer is healthy and its
+   * window full. Re-send it (same request id, same sequencer) after a pause
+   * of 1 ms doubling up to the retry interval, without counting a failure.
+   */
+  busy(requestId: bigint): void {
+    const p = this.current;
+    if (!p || requestId !== p.requestId) return;
+    p.busy++;
+    this.retryTimer.stop();
+    this.busyTimer.start(Math.min(this.retryUs, 1000 * 2 ** Math.min(6, p.busy - 1)));
   }
 
   /** Fails everything pending with ECLOSED and stops the timers. */
   close(): void {
     this.closed = true;
     this.retryTimer.stop();
+    this.busyTimer.stop();
     this.deadlineTimer.stop();
     const err = new ClientError('ECLOSED', 'client closed with the request in flight');
     const all = [...(this.current ? [this.current.done] : []), ...this.queue.map((q) => q.done)];
@@ -249,7 +272,7 @@ export class Client {
     const requestId = this.nextRequestId++;
     const first = this.policy === 'failover' ? this.sticky : this.policy === 'key' && q.key !== undefined ? sequencerForKey(q.key, this.seqs.length) : this.rr++ % this.seqs.length;
     const target = this.policy === 'failover' ? first : this.pick(first);
-    this.current = { requestId, op: q.op, control: q.control, done: q.done, started: this.o.scheduler.now(), target, tries: new Map(), votes: new Map() };
+    this.current = { requestId, op: q.op, control: q.control, done: q.done, started: this.o.scheduler.now(), target, tries: new Map(), votes: new Map(), busy: 0 };
     this.deadlineTimer.start(this.deadlineUs);
     this.send();
   }
@@ -322,6 +345,7 @@ export class Client {
     const p = this.current!;
     this.current = null;
     this.retryTimer.stop();
+    this.busyTimer.stop();
     this.deadlineTimer.stop();
     p.done(err, result, at && { requestId: p.requestId, session: at.session, seq: at.seq, leaderNum: at.leaderNum });
     if (!this.current) this.startNext();

@@ -12,9 +12,21 @@ export type Outcome =
   | { readonly kind: 'noop' }
   | { readonly kind: 'executed'; readonly result: Uint8Array }
   | { readonly kind: 'duplicate'; readonly result: Uint8Array }
-  | { readonly kind: 'stale' };
+  /** result is always STALE_MARK. */
+  | { readonly kind: 'stale'; readonly result: Uint8Array };
+
+/**
+ * The leader's answer to a stale request id (older than the client's latest
+ * executed one: a replay, or a retry overtaken by a newer request). Nothing
+ * is executed, but the leader ACKs it, flagged stale (AckMsg.stale), so the
+ * request's window slot in the sequencer completes: a replayed REQUEST costs
+ * one slot and no execution, and never holds the window. Told apart from a
+ * real (empty) result by identity.
+ */
+export const STALE_MARK: Uint8Array = new Uint8Array(0);
 
 const NOOP: Outcome = { kind: 'noop' };
+const STALE: Outcome = { kind: 'stale', result: STALE_MARK };
 /**
  * A group control op (Hydra) never reaches the application nor the client
  * table (it is idempotent), but its result is empty rather than none, so the
@@ -53,6 +65,7 @@ export class Executor {
     if (e.noop) return NOOP;
     if (e.control) return CONTROL_DONE;
     const a = this.clients.admit(e.clientId, e.requestId);
+    if (a.kind === 'stale') return STALE;
     if (a.kind !== 'new') return a;
     const result = this.app.execute(e.op);
     this.clients.record(e.clientId, e.requestId, result);

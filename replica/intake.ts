@@ -52,6 +52,8 @@ export interface EngineHost {
   append(e: LogEntry, ack: boolean): void;
   /** The ACK of an entry already logged, again (a retransmitted copy arrived). */
   reAck(slot: number): void;
+  /** A copy of a seq this replica holds as a no-op: ACK it as not executed (a stale mark). */
+  reAckNoop(m: SequencedMsg, slot: number): void;
   /** Same-view check of a peer message (and view change on a newer one). */
   admit(m: { readonly view: ViewId; readonly from: number }): boolean;
   heardFromLeader(): void;

@@ -74,6 +74,12 @@ export interface AckMsg {
   readonly requestId: bigint;
   /** The application's result: the leader's ACK only. */
   readonly result: Uint8Array | null;
+  /**
+   * Leader: the request id is older than the client's latest executed one
+   * (a replay), so it was not executed; `result` is then empty. Wire:
+   * XSEQ_F_STALE. The ACK still completes the request's window slot.
+   */
+  readonly stale?: boolean;
   /** Hydra: the sequencer that stamped (session, seq); the ACK goes to it. */
   readonly sequencerId?: number;
 }
@@ -88,6 +94,8 @@ export interface ReplyMsg {
   readonly clientId: bigint;
   readonly requestId: bigint;
   readonly result: Uint8Array;
+  /** A stale request id (see AckMsg.stale): not executed, no result. */
+  readonly stale?: boolean;
   /** Hydra: the sequencer that stamped and certified it. */
   readonly sequencerId?: number;
 }

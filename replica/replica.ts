@@ -4,7 +4,7 @@
 // choice is and why; the comments here say why a step is safe.
 import type { Application } from './app.ts';
 import { configWith, type ReplicaConfig } from './config.ts';
-import { Executor } from './executor.ts';
+import { Executor, STALE_MARK } from './executor.ts';
 import { Hydra } from './hydra.ts';
 import type { EngineHost, Intake } from './intake.ts';
 import { Log, ORIGIN, positionOf, sameEntry, type LogPosition } from './log.ts';
@@ -15,6 +15,7 @@ import type {
   LogState,
   PeerMsg,
   ReplicaInbound,
+  SequencedMsg,
   StartViewMsg,
   StateReplyMsg,
   StateRequestMsg,
@@ -244,6 +245,7 @@ export class Replica {
         this.appended(e, ack);
       },
       reAck: (slot) => this.reAckSlot(slot),
+      reAckNoop: (m, slot) => this.reAckNoop(m, slot),
       admit: (m) => this.admitView(m),
       heardFromLeader: () => this.heardFromLeader(),
       toLeader: (m) => this.toLeader(m),
@@ -264,7 +266,7 @@ export class Replica {
   private appended(e: LogEntry, ack: boolean): void {
     if (this.amLeader()) {
       const o = this.exec.execute(e);
-      if (o.kind === 'executed' || o.kind === 'duplicate') {
+      if (o.kind !== 'noop') {
         this.results.set(e.slot, o.result);
         if (ack) this.sendAck(e, o.result);
       }
@@ -277,7 +279,7 @@ export class Replica {
     const src = e.src;
     if (src) {
       // Hydra: the ACK names the stream position, for the sequencer that stamped it.
-      return this.transport.sendAck({ type: 'ACK', session: src.session, seq: src.seq, leaderNum: this.view.leaderNum, replicaId: this.id, clientId: e.clientId, requestId: e.requestId, result, sequencerId: src.sid });
+      return this.transport.sendAck({ type: 'ACK', session: src.session, seq: src.seq, leaderNum: this.view.leaderNum, replicaId: this.id, clientId: e.clientId, requestId: e.requestId, result, sequencerId: src.sid, ...(result === STALE_MARK ? { stale: true } : {}) });
     }
     this.transport.sendAck({
       type: 'ACK',
@@ -288,6 +290,7 @@ export class Replica {
       clientId: e.clientId,
       requestId: e.requestId,
       result,
+      ...(result === STALE_MARK ? { stale: true } : {}),
     });
   }
 
@@ -297,6 +300,40 @@ export class Replica {
     if (!this.amLeader()) return this.sendAck(e, null);
     const r = this.results.get(slot);
     if (r) this.sendAck(e, r);
+  }
+
+  /**
+   * A copy of a seq gap agreement turned into a no-op here. Its window slot
+   * in the sequencer waits for ACKs that a no-op never sent (under
+   * backpressure: for good, one window later the group stalls). The leader
+   * ACKs it with a stale mark, followers as held: the slot completes, and
+   * the REPLY the kernel makes of it says "not executed here" (STALE, no
+   * result), which clients ignore; the request's client retries as it
+   * would anyway.
+   */
+  private reAckNoop(m: SequencedMsg, slot: number): void {
+    if (this.status !== 'normal') return;
+    const e: LogEntry = { slot, session: m.session, seq: m.seq, noop: false, clientId: m.clientId, requestId: m.requestId, op: m.op };
+    this.sendAck(e, this.amLeader() ? STALE_MARK : null);
+  }
+
+  /**
+   * ACKs the log's tail after it was installed whole (START_VIEW, a view
+   * change's merge, a state transfer): those entries joined without
+   * passing appended(), and the sequencer's window holds each slot until
+   * every member acks it in the current view (backpressure; a higher view
+   * resets a slot's acks). The first messages after a cold start are such
+   * entries: they arrive before or during the view change into the
+   * agent's session and reach a follower inside the leader's START_VIEW.
+   * Bounded by maxBufferedMsgs entries: older slots, if any still wait,
+   * are re-sent by the agent and re-ACKed on arrival.
+   */
+  private ackInstalled(): void {
+    const last = this.log.lastSlot;
+    for (let s = Math.max(this.log.firstSlot, last - this.cfg.maxBufferedMsgs + 1); s <= last; s++) {
+      const e = this.log.get(s);
+      if (e && (e.src !== undefined || e.session === this.view.session)) this.reAckSlot(s);
+    }
   }
 
   private snap(p: LogPosition): Checkpoint {
@@ -415,7 +452,7 @@ export class Replica {
   private executeThrough(slot: number): void {
     for (let s = this.exec.executed + 1; s <= slot; s++) {
       const o = this.exec.execute(this.log.get(s)!);
-      if (o.kind === 'executed' || o.kind === 'duplicate') this.results.set(s, o.result);
+      if (o.kind !== 'noop') this.results.set(s, o.result);
     }
   }
 
@@ -466,6 +503,7 @@ export class Replica {
     this.installState(m.state, false);
     this.prepared = Math.max(this.prepared, m.state.committed);
     this.executeThrough(this.committed);
+    this.ackInstalled();
     this.intake.installed(old, true);
   }
 
@@ -615,6 +653,7 @@ export class Replica {
       this.executeThrough(this.committed);
       this.leaderTimer.start(this.cfg.leaderTimeoutUs);
     }
+    this.ackInstalled();
     this.intake.installed(old, false);
   }
 

@@ -125,7 +125,8 @@ export class SingleStream implements Intake {
     const last = h.log.last;
     if (last.session !== m.session) return;
     const e = h.log.get(last.slot - (last.seq - m.seq));
-    if (!e || e.noop || e.clientId !== m.clientId || e.requestId !== m.requestId) return;
+    if (e?.noop) return h.reAckNoop(m, e.slot);
+    if (!e || e.clientId !== m.clientId || e.requestId !== m.requestId) return;
     h.reAck(e.slot);
   }
 

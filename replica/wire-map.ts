@@ -133,7 +133,7 @@ export function ackDatagram(m: AckMsg, groupId: number, pad = 0, trailer = 0): B
   b.writeUInt32BE(XSEQ_MAGIC, 0);
   b[4] = XSEQ_VERSION;
   b[5] = MsgType.ACK;
-  b.writeUInt16BE(result ? Flags.RESULT : 0, 6);
+  b.writeUInt16BE((result ? Flags.RESULT : 0) | (m.stale ? Flags.STALE : 0), 6);
   b.writeUInt32BE(groupId, 8);
   b.writeUInt16BE(m.sequencerId ?? 0, 12);
   b.writeUInt16BE(m.replicaId, 14);
@@ -165,6 +165,7 @@ export function ackFromWire(w: XseqMessage): AckMsg | null {
     clientId: h.clientId,
     requestId: h.requestId,
     result: h.flags & Flags.RESULT ? copy(w.payload) : null,
+    ...(h.flags & Flags.STALE ? { stale: true } : {}),
     // Absent means 0, so single-sequencer messages look as they always did.
     ...(h.sequencerId ? { sequencerId: h.sequencerId } : {}),
   };
@@ -183,6 +184,7 @@ export function replyFromWire(w: XseqMessage): ReplyMsg | null {
     clientId: h.clientId,
     requestId: h.requestId,
     result: copy(w.payload),
+    ...(h.flags & Flags.STALE ? { stale: true } : {}),
     ...(h.sequencerId ? { sequencerId: h.sequencerId } : {}),
   };
 }

@@ -7,7 +7,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
 import type { GroupConfig } from '../bpf/maps.ts';
 import { Sequencer } from '../bpf/sequencer.ts';
-import { Flags, readHeader } from '../bpf/wire.ts';
+import { Flags, MsgType, readHeader } from '../bpf/wire.ts';
 import { parseFrame } from '../tools/frame.ts';
 import { taiNowNs } from '../agent/clock.ts';
 import type { Log } from '../agent/log.ts';
@@ -146,9 +146,17 @@ describePrivileged('agent retransmission (mmap window, UDP on loopback)', () => 
     expect(rt.counters()).toMatchObject({ retransmissions: 4, retransmittedSeqs: 1, giveUps: 1 });
     expect(replicas.seqs()).toEqual([[], [n, n], [n, n]]);
 
-    // Given up stays given up, however long it stays unacked.
-    for (let k = 1n; k <= 5n; k++) await tickAt(t2 + 4n * rto + k * 100n * rto);
-    expect(rt.counters()).toMatchObject({ retransmissions: 4, giveUps: 1 });
+    // Given up stays given up, however long it stays unacked: no more
+    // tries. But it lacks a quorum (replica 0 alone acked), so it would
+    // hold its slot for good: it is probed once per probe interval (the
+    // RTO ceiling, 1 s), to the members that lack it, until they ACK.
+    const gaveUpAt = t2 + 4n * rto;
+    for (let k = 1n; k <= 5n; k++) await tickAt(gaveUpAt + k * 100n * rto);
+    expect(rt.counters()).toMatchObject({ retransmissions: 4, giveUps: 1, probes: 2 * 5 });
+    expect(replicas.seqs()[0]).toEqual([]);
+    ack(seq, group, n, [1]); // a quorum with the leader: no more probes
+    for (let k = 6n; k <= 8n; k++) await tickAt(gaveUpAt + k * 100n * rto);
+    expect(rt.counters()).toMatchObject({ retransmissions: 4, giveUps: 1, probes: 2 * 5 });
     const debug = log.lines.filter((l) => l.level === 'debug');
     expect(debug).toHaveLength(1);
     expect(debug[0]!.obj).toMatchObject({ event: 'retransmit_give_up', group: GROUP_ID, seq: String(n), missing: [1, 2] });
@@ -404,9 +412,12 @@ describePrivileged('agent retransmission: release under backpressure', () => {
   });
 
   /** Stamps a request, or null when backpressure drops it. */
+  /** The seq stamped, or null when backpressure refused (answered ERROR BUSY). */
   const tryStamp = (req: bigint): bigint | null => {
     const r = seq.program.testRun({ data: requestFrame(req) });
-    return r.retval === XDP_TX ? readHeader(parseFrame(r.data).payload).seq : null;
+    if (r.retval !== XDP_TX) return null;
+    const h = readHeader(parseFrame(r.data).payload);
+    return h.type === MsgType.SEQUENCED ? h.seq : null;
   };
 
   it('a member that never acks: seqs a quorum with the leader acked are released once retries run out, and the group goes on', () => {

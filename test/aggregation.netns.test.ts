@@ -67,7 +67,10 @@ async function startAgent(t: Topology, mode: XdpMode, groups: GroupSpec[], extra
   const args = [...TS, AGENT, 'run', ...box.flags, '--detach-on-exit', '--metrics-listen', '', '--iface', t.ifname('seq'), '--mode', mode, '--stats-interval', '0', '--session', '5'];
   for (const g of groups) args.push('--group', `${g.id}:${g.addr}:${g.port}`, ...members(t, g));
   const agent = t.spawn('seq', process.execPath, [...args, ...extra], { env: box.env });
-  await agent.waitForLine(/"event":"ready"/, 20_000);
+  // Start-up bounds, not timings: node + tsx start-up on a loaded 2-CPU
+  // machine (a CPU hog beside the suite, scripts/netns-hog.sh) takes tens
+  // of seconds when several processes start at once.
+  await agent.waitForLine(/"event":"ready"/, 60_000);
   return agent;
 }
 
@@ -112,7 +115,7 @@ function startReplica(t: Topology, role: string, g: GroupSpec, o: ReplicaOpts = 
 }
 
 async function replicasUp(ps: NsProcess[]): Promise<void> {
-  await Promise.all(ps.map((p) => p.waitForLine(/"event":"listening"/, 20_000)));
+  await Promise.all(ps.map((p) => p.waitForLine(/"event":"listening"/, 60_000)));
 }
 
 /** The replica's summary: printed by itself once idle, or on SIGTERM if it
@@ -154,20 +157,31 @@ function expectExactlyOnce(c: ClientSummary, sent: number, context: object = {})
   expect(c, JSON.stringify({ ...brief, ...context })).toMatchObject({ sent, replied: sent, duplicates: 0, missing: 0, wrongResult: 0, invalid: 0, sendErrors: 0 });
 }
 
-/** Each test is bounded by its clients' --max-ms (45 s) and the replicas'
- * reports (30 s more); a busy machine (other namespace tests, benchmarks)
- * can make a 5 s test take 50. */
-const TEST_MS = 120_000;
+/** Every request backpressure refused was answered BUSY (the clients'
+ * requests are never too short to become one), the clients heard each
+ * BUSY and re-sent that request. */
+function expectBusyAnswered(k: Counters, clients: ClientSummary[], context: object = {}): void {
+  const heard = clients.reduce((a, c) => a + c.busy, 0);
+  expect({ busy: k['busy'], heard: String(heard) }, JSON.stringify(context)).toEqual({ busy: k['drop_backpressure'], heard: k['drop_backpressure'] });
+  expect(clients.reduce((a, c) => a + c.resent, 0)).toBe(heard);
+}
+
+/** Each test is bounded by its start-up (60 s at most), its clients'
+ * --max-ms (45 s) and the replicas' reports (30 s more); a busy machine
+ * (other namespace tests, a CPU hog) can make a 5 s test take 60. */
+const TEST_MS = 240_000;
 
 describePrivileged('in-kernel ACK aggregation on real packets', () => {
   for (const mode of ['native', 'generic'] as const) {
     it(`${mode} mode, no loss: every request gets exactly one REPLY with the leader's result`, async () => {
       const t = (topo = await Topology.create({ receivers: 3, clients: 2, mode }));
-      // A window larger than the run: backpressure is not under test here,
-      // and on a busy 2-CPU machine one replica can lag a full default
-      // window behind the quorum, which would drop requests this client
-      // does not retry.
-      const agent = await startAgent(t, mode, [G1], ['--window', '4096']);
+      // The default window and policy (backpressure). The quorum answers
+      // while the slowest member may lag: on a fast machine the clients
+      // outrun it by more than a window, and the kernel refuses requests
+      // until it catches up. Each refusal comes back as ERROR BUSY (never
+      // stamped), the client re-sends it with the same request id, and it
+      // still gets exactly one REPLY: the policy absorbs the burst.
+      const agent = await startAgent(t, mode, [G1]);
       const reps = ['r1', 'r2', 'r3'].map((r) => startReplica(t, r, G1));
       await replicasUp(reps);
       const drops0 = backlogDrops();
@@ -185,15 +199,17 @@ describePrivileged('in-kernel ACK aggregation on real packets', () => {
       const stopped = await stopAgent(agent);
       const k = stopped.counters;
       const context = {
-        kernel: { sequenced: k['sequenced'], reply: k['reply'], ack_counted: k['ack_counted'], drop_backpressure: k['drop_backpressure'] },
+        kernel: { sequenced: k['sequenced'], reply: k['reply'], ack_counted: k['ack_counted'], drop_backpressure: k['drop_backpressure'], busy: k['busy'] },
+        clientBusy: clients.map((c) => c.busy),
         retransmissions: stopped.retransmit?.retransmissions,
         backlogDrops: backlogDrops() - drops0,
       };
       for (const c of clients) expectExactlyOnce(c, per, context);
+      expectBusyAnswered(k, clients, context);
       for (const s of sums) expect(s, JSON.stringify(s)).toMatchObject({ distinct: total, minSeq: 1, maxSeq: total, holes: 0, session: 5, sendErrors: 0 });
-      expect(k).toMatchObject({ sequenced: String(total), reply: String(total), ack_counted: String(3 * total), drop_ack_stranger: '0', drop_backpressure: '0', window_overwrite: '0' });
+      expect(k).toMatchObject({ sequenced: String(total), reply: String(total), ack_counted: String(3 * total), drop_ack_stranger: '0', window_overwrite: '0' });
       console.log(
-        `[aggregation ${mode}] ${total} requests: p50 ${clients.map((c) => c.p50Us).join('/')} us, p99 ${clients.map((c) => c.p99Us).join('/')} us; ` +
+        `[aggregation ${mode}] ${total} requests: p50 ${clients.map((c) => c.p50Us).join('/')} us, p99 ${clients.map((c) => c.p99Us).join('/')} us; busy ${k['busy']}; ` +
           `kernel ack_late ${k['ack_late']}, ack_duplicate ${k['ack_duplicate']}; agent retransmissions ${stopped.retransmit?.retransmissions}, RTO ${stopped.retransmit?.rtoMs} ms`,
       );
     }, TEST_MS);
@@ -207,7 +223,7 @@ describePrivileged('in-kernel ACK aggregation on real packets', () => {
     // ACK as if lost (reply_grow_failed); the agent re-sends the request to
     // the leader, whose re-ACK carries the result and becomes the REPLY.
     const t = (topo = await Topology.create({ receivers: 3, clients: 2, mode: 'native' }));
-    const agent = await startAgent(t, 'native', [G1], ['--window', '4096']);
+    const agent = await startAgent(t, 'native', [G1]);
     const reps = ['r1', 'r2', 'r3'].map((r) => startReplica(t, r, G1, { resultBytes: '32:256', idleMs: 2000 }));
     await replicasUp(reps);
     const drops0 = backlogDrops();
@@ -228,6 +244,7 @@ describePrivileged('in-kernel ACK aggregation on real packets', () => {
     };
     console.log(`[aggregation native 32..256-byte results] ${JSON.stringify(context)}`);
     for (const c of clients) expectExactlyOnce(c, per, context);
+    expectBusyAnswered(k, clients, context);
     for (const s of sums) expect(s, JSON.stringify(s)).toMatchObject({ distinct: total, holes: 0, sendErrors: 0 });
     expect(k['reply']).toBe(String(total));
     // The short frames were there (measured on this kernel: ~25 % of the
@@ -240,7 +257,12 @@ describePrivileged('in-kernel ACK aggregation on real packets', () => {
     // Each failed grow took the leader's re-ACK, after a re-send of its own:
     // the leader's ACK carries the result, so that REPLY cannot fail again.
     expect(stopped.retransmit?.retransmittedSeqs ?? 0, JSON.stringify(context)).toBeGreaterThanOrEqual(failed);
-    expect(stopped.retransmit?.giveUps ?? 0, JSON.stringify(context)).toBe(0);
+    // No count of give-ups here: on a loaded machine (a CPU hog beside the
+    // suite) the slowest member can lag more than the whole retry schedule,
+    // and its seqs are given up once a quorum with the leader has them. A
+    // REPLY lost for good would show above (every request answered once,
+    // reply == requests); a seq given up without the leader's ACK is probed
+    // until it completes (agent/retransmit.ts), never left behind.
   }, TEST_MS);
 
   it('backpressure with a member that never acks: the agent releases what a quorum with the leader acked, and the group goes on', async () => {
@@ -253,21 +275,23 @@ describePrivileged('in-kernel ACK aggregation on real packets', () => {
     const reps = ['r1', 'r2'].map((r) => startReplica(t, r, G1));
     await replicasUp(reps);
     const count = 300;
-    // The client does not retry: a request refused by backpressure is
-    // missing, never re-sent.
-    const c = await runClient(t, 'cli', G1, ['--count', String(count), '--outstanding', '4', '--timeout-ms', '300', '--linger-ms', '500']);
+    // A request refused by backpressure is answered BUSY and re-sent by the
+    // client (same request id) until a released slot takes it.
+    const c = await runClient(t, 'cli', G1, ['--count', String(count), '--outstanding', '4', '--timeout-ms', '10000', '--linger-ms', '500']);
     await Promise.all(reps.map((p) => replicaSummary(p)));
     const stopped = await stopAgent(agent);
     const k = stopped.counters;
-    const context = { client: { replied: c.replied, missing: c.missing, duplicates: c.duplicates }, kernel: { sequenced: k['sequenced'], reply: k['reply'], drop_backpressure: k['drop_backpressure'], window_overwrite: k['window_overwrite'] }, retransmit: stopped.retransmit };
+    const context = { client: { replied: c.replied, missing: c.missing, duplicates: c.duplicates, busy: c.busy }, kernel: { sequenced: k['sequenced'], reply: k['reply'], drop_backpressure: k['drop_backpressure'], busy: k['busy'], window_overwrite: k['window_overwrite'] }, retransmit: stopped.retransmit };
     console.log(`[aggregation dead member] ${JSON.stringify(context)}`);
     const sequenced = Number(k['sequenced']);
-    // Far past one window: without the release it stops at W.
-    expect(sequenced, JSON.stringify(context)).toBeGreaterThan(4 * W);
-    expect(sequenced + Number(k['drop_backpressure'])).toBe(count);
-    // Every stamped request got its one REPLY.
-    expect(k['reply']).toBe(String(sequenced));
-    expect(c, JSON.stringify(context)).toMatchObject({ sent: count, replied: sequenced, duplicates: 0, wrongResult: 0 });
+    // The whole run, far past one window: without the release it stops at W.
+    expect(sequenced, JSON.stringify(context)).toBe(count);
+    // Backpressure held requests back, each was answered BUSY and re-sent,
+    // and every request got its one REPLY.
+    expect(Number(k['drop_backpressure']), JSON.stringify(context)).toBeGreaterThan(0);
+    expectBusyAnswered(k, [c], context);
+    expect(k['reply']).toBe(String(count));
+    expectExactlyOnce(c, count, context);
     // Released slots are reused, never counted as overwritten.
     expect(k['window_overwrite']).toBe('0');
     expect(stopped.retransmit?.giveUps ?? 0, JSON.stringify(context)).toBeGreaterThanOrEqual(sequenced - W);
@@ -307,9 +331,10 @@ describePrivileged('in-kernel ACK aggregation on real packets', () => {
    */
   async function lossyRun(percent: number, count: number, o: { agentExtra?: string[]; idleMs?: number; clientTimeoutMs: number }) {
     const t = (topo = await Topology.create({ receivers: 3, mode: 'native' }));
-    // The window holds the whole run, so no request meets backpressure
-    // while the slots of earlier seqs wait for a retransmission's ACK.
-    const agent = await startAgent(t, 'native', [G1], ['--window', '4096', ...(o.agentExtra ?? [])]);
+    // The default window: a request that meets backpressure while the
+    // slots of earlier seqs wait for a retransmission's ACK is answered
+    // BUSY and re-sent by the client.
+    const agent = await startAgent(t, 'native', [G1], o.agentExtra ?? []);
     const reps = ['r1', 'r2', 'r3'].map((r) => startReplica(t, r, G1, { idleMs: o.idleMs ?? 0 }));
     await replicasUp(reps);
     const toReplica = t.receivers.map((r) => addLinkLoss(t, r, percent, { direction: 'to', udpDport: G1.port }));
@@ -340,7 +365,7 @@ describePrivileged('in-kernel ACK aggregation on real packets', () => {
       distinct: sums.map((s) => s.distinct),
       repairedFraction: sum(lost) ? Number((sum(repaired) / sum(lost)).toFixed(4)) : 1,
       agent: { retransmit: stopped.retransmit, repairRequests: stopped.repair?.requests },
-      kernel: { reply: k['reply'], ack_counted: k['ack_counted'], ack_duplicate: k['ack_duplicate'], ack_late: k['ack_late'], drop_ack_window: k['drop_ack_window'], drop_backpressure: k['drop_backpressure'] },
+      kernel: { reply: k['reply'], ack_counted: k['ack_counted'], ack_duplicate: k['ack_duplicate'], ack_late: k['ack_late'], drop_ack_window: k['drop_ack_window'], drop_backpressure: k['drop_backpressure'], busy: k['busy'] },
       backlogDrops: backlogDrops() - drops0,
     };
     console.log(`[aggregation loss ${percent}%] ${JSON.stringify(report)}`);
@@ -359,6 +384,7 @@ describePrivileged('in-kernel ACK aggregation on real packets', () => {
     // The loss was real, in both directions, on every link.
     for (const d of [...dropsTo, ...dropsFrom]) expect(d).toBeGreaterThan(0);
     expectExactlyOnce(client, count, report);
+    expectBusyAnswered(k, [client], report);
     expect(k['reply']).toBe(String(count));
     // Nobody asked: the test replicas never send a repair request, and the
     // agent's repair service saw none.
@@ -383,6 +409,7 @@ describePrivileged('in-kernel ACK aggregation on real packets', () => {
     const { client, k, dropsTo, dropsFrom, report } = await lossyRun(20, count, { agentExtra: ['--rto-ms', '5', '--retries', '14'], clientTimeoutMs: 40_000 });
     for (const d of [...dropsTo, ...dropsFrom]) expect(d).toBeGreaterThan(0);
     expectExactlyOnce(client, count, report);
+    expectBusyAnswered(k, [client], report);
     expect(k['reply']).toBe(String(count));
   }, TEST_MS);
 

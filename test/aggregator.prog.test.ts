@@ -6,6 +6,7 @@ import { COUNTER_NAMES, type Counters, type GroupConfig } from '../bpf/maps.ts';
 import type { TestRunResult } from '../bpf/libbpf/testrun.ts';
 import { Sequencer } from '../bpf/sequencer.ts';
 import { emptyHeader, encodeMessage, Flags, MsgType, readHeader, type XseqHeader } from '../bpf/wire.ts';
+import { encodeErrorPayload, ErrorCode } from '../bpf/repair.ts';
 import { buildFrame, parseFrame } from '../tools/frame.ts';
 import { describePrivileged } from './helpers/privileged.ts';
 
@@ -31,11 +32,13 @@ interface AckOpts {
   result?: string | Buffer;
   session?: number;
   from?: { addr: string; port: number };
+  /** The leader's stale mark (XSEQ_F_STALE; result empty). */
+  stale?: boolean;
 }
 function ackFrame(rid: number, seq: bigint, o: AckOpts = {}): Buffer {
   const h: Partial<XseqHeader> = { type: MsgType.ACK, groupId: 1, replicaId: rid, session: o.session ?? 41, view: o.view ?? 0, seq };
   const payload = o.result === undefined ? Buffer.alloc(0) : Buffer.from(o.result);
-  if (o.result !== undefined) h.flags = Flags.RESULT;
+  if (o.result !== undefined) h.flags = Flags.RESULT | (o.stale ? Flags.STALE : 0);
   const from = o.from ?? MEMBERS[rid] ?? MEMBERS[0]!;
   return buildFrame({
     srcMac: `02:00:00:00:00:1${rid % 10}`, dstMac: SEQ_MAC, srcIp: from.addr, dstIp: SEQ_IP, srcPort: from.port, dstPort: 7400,
@@ -125,6 +128,22 @@ describePrivileged('the ACK path under BPF_PROG_TEST_RUN', () => {
         expect(s().quorumHistogram().reduce((a, b) => a + b, 0n)).toBe(histBefore + 1n);
         expect(s().quorumNanosSum()).toBeGreaterThan(0n);
         expect(s().slot(1, n)).toMatchObject({ seq: n, acked: 0b111, view: 0, replied: true });
+      });
+
+      it("a leader's stale mark completes the slot: the REPLY says STALE and carries no result; a later real result clears the mark", () => {
+        const n = stamp(6n);
+        expect(run(ackFrame(0, n, { result: '', stale: true })).retval).toBe(XDP_DROP);
+        const reply = run(ackFrame(1, n));
+        expect(reply.retval).toBe(XDP_TX);
+        const h = readHeader(parseFrame(reply.data).payload);
+        expect(h).toMatchObject({ type: MsgType.REPLY, flags: Flags.STALE, requestId: 6n, payloadLen: 0 });
+        run(ackFrame(2, n));
+        expect(s().slot(1, n)).toMatchObject({ acked: 0b111, replied: true });
+        // A later request: the leader's real result goes out as a result.
+        const m = stamp(7n);
+        expect(run(ackFrame(0, m, { result: 'real' })).retval).toBe(XDP_DROP);
+        const r2 = run(ackFrame(1, m));
+        expect(readHeader(parseFrame(r2.data).payload)).toMatchObject({ flags: Flags.RESULT, payloadLen: 4 });
       });
 
       it('follower-first: the leader result stored before quorum goes into the reply a follower completes', () => {
@@ -258,14 +277,28 @@ describePrivileged('the ACK path under BPF_PROG_TEST_RUN', () => {
         expect(new DataView(s().slots.lookup(idx)!.buffer).getBigUint64(8, true)).toBe(((n + 8n) & 0xffffffn) << 8n);
       });
 
-      it('window wrap, backpressure: a request whose slot is unacked is dropped without taking a seq', () => {
+      it('window wrap, backpressure: a request whose slot is unacked takes no seq and is answered ERROR BUSY, exact bytes', () => {
         for (let i = 1; i <= 8; i++) stamp(BigInt(100 + i));
-        expect(run(requestFrame(109n)).retval).toBe(XDP_DROP);
+        const busy = run(requestFrame(109n));
+        expect(busy.retval).toBe(XDP_TX);
+        const want = buildFrame({
+          srcMac: SEQ_MAC, dstMac: CLIENT.mac, srcIp: SEQ_IP, dstIp: CLIENT.ip, srcPort: 7400, dstPort: CLIENT.port, udpChecksum: false,
+          payload: encodeMessage(
+            { ...emptyHeader(), type: MsgType.ERROR, groupId: 1, sequencerId: 3, session: 41, clientId: 77n, requestId: 109n },
+            encodeErrorPayload(ErrorCode.BUSY, ''),
+          ),
+        });
+        expect(Buffer.from(busy.data).toString('hex')).toBe(want.toString('hex'));
+        // A request with a payload shorter than the error's grows into it.
+        const short = encodeMessage({ ...emptyHeader(), type: MsgType.REQUEST, groupId: 1, clientId: 77n, requestId: 110n }, Buffer.alloc(0));
+        const grown = run(buildFrame({ srcMac: CLIENT.mac, dstMac: SEQ_MAC, srcIp: CLIENT.ip, dstIp: SEQ_IP, srcPort: CLIENT.port, dstPort: 7400, payload: short }));
+        expect(grown.retval).toBe(XDP_TX);
+        expect(readHeader(parseFrame(grown.data).payload)).toMatchObject({ type: MsgType.ERROR, requestId: 110n, payloadLen: 4 });
         expect(s().lastSeq(1)).toBe(8n);
-        expect(delta()).toMatchObject({ sequenced: 8, drop_backpressure: 1 });
+        expect(delta()).toMatchObject({ sequenced: 8, drop_backpressure: 2, busy: 2 });
         // Every member acks seq 1: its slot frees and seq 9 lands there.
         for (const rid of [0, 1, 2]) run(ackFrame(rid, 1n));
-        expect(stamp(110n)).toBe(9n);
+        expect(stamp(111n)).toBe(9n);
         expect(s().slot(1, 9n)).toMatchObject({ seq: 9n, acked: 0, replied: false });
       });
 
@@ -274,7 +307,9 @@ describePrivileged('the ACK path under BPF_PROG_TEST_RUN', () => {
         // new session (agent/groups.ts: off, seq and release zeroed, on)
         // kept finding its first slot busy with an old seq nobody acks.
         for (let i = 1; i <= 8; i++) stamp(BigInt(200 + i));
-        expect(run(requestFrame(209n)).retval).toBe(XDP_DROP);
+        const busy = run(requestFrame(209n)); // refused: answered ERROR BUSY
+        expect(busy.retval).toBe(XDP_TX);
+        expect(readHeader(parseFrame(busy.data).payload).type).toBe(MsgType.ERROR);
         s().disableGroup(1);
         s().resetSeq(1);
         s().setGroup(1, { ...GROUP, session: 42 });

@@ -134,6 +134,8 @@ describe('bpf/xseq.h and the TypeScript codec agree', () => {
       XSEQ_REPAIR_MAX: repair.XSEQ_REPAIR_MAX,
       XSEQ_F_FINAL: wire.Flags.FINAL,
       XSEQ_F_CONTROL: wire.Flags.CONTROL,
+      XSEQ_F_STALE: wire.Flags.STALE,
+      XSEQ_SLOT_F_STALE: maps.XSEQ_SLOT_F_STALE,
       XSEQ_GROUP_F_DRAINING: maps.XSEQ_GROUP_F_DRAINING,
       XSEQ_REPLICA_AGENT: wire.XSEQ_REPLICA_AGENT,
       XSEQ_ACKS_BITMAP: maps.XSEQ_ACKS_BITMAP,

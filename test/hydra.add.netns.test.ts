@@ -29,6 +29,10 @@ const LOAD_MS = 4000;
 describePrivileged('Hydra: adding a sequencer to a running KV group, then draining it', () => {
   it('add-sequencer --id 2 while loaded, 2 percent loss: identical logs, sequencer 2 only after the add op, every acknowledged write reads back; after a drain and detach of 2 the group keeps going', async () => {
     const t = (await kv.topology({ receivers: 3, clients: 2, sequencers: 3, mode: 'native' }));
+    // Overwrite: with the default policy this run stalled once after the
+    // drain (the final read-back timed out); not understood yet, see the
+    // policy branch's report. Hydra's re-ACK of a truncated entry is not
+    // covered by the single-sequencer fix (replica.ts reAckTruncated).
     const c = (kv.cluster(t, { dumps: true, flushIntervalMs: 2, joining: [2], agentArgs: ['--policy', 'overwrite'] }));
     for (let i = 0; i < 3; i++) await c.startAgent(i);
     await c.startReplicas();

@@ -26,7 +26,7 @@ const LOAD_MS = 8000;
 describePrivileged('Hydra: several sequencer hosts, KV replicas merge their streams', () => {
   it.each([2, 3])('%i sequencers, 5 percent loss, two clients round-robin: identical logs, every sequencer in them, every acknowledged write reads back', async (n) => {
     const t = (await kv.topology({ receivers: 3, clients: 2, sequencers: n, mode: 'native' }));
-    const c = (kv.cluster(t, { dumps: true, flushIntervalMs: 2, agentArgs: ['--policy', 'overwrite'] }));
+    const c = (kv.cluster(t, { dumps: true, flushIntervalMs: 2 }));
     expect(c.hydra).toBe(true);
     for (let i = 0; i < n; i++) await c.startAgent(i);
     await c.startReplicas();

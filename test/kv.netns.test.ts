@@ -74,13 +74,11 @@ const POST_OPS = 400;
 describePrivileged('KV store on three replicas behind the XDP sequencer', () => {
   it('loss, replica crash, agent crash and a new session: acknowledged writes survive, logs agree', async () => {
     const t = (await kv.topology({ receivers: 3, clients: 2, mode: 'native' }));
-    // Overwrite, not backpressure: a slot frees only once every member
-    // acked it, and a crashed replica never acks what it missed (it comes
-    // back by state transfer), so under backpressure the group would stall
-    // for good one window after the crash. The window stays at its default
-    // (1024): a restarted agent re-sends every slot of it some member never
-    // acked, and a larger one would bury the recovered replica in them.
-    const c = (kv.cluster(t, { dumps: true, replicaArgs: ['--stats-interval', '1000'], agentArgs: ['--policy', 'overwrite'] }));
+    // The agent's defaults (policy backpressure, window 1024): a slot the
+    // crashed replica never acks is released after the retry schedule once
+    // a quorum with the leader acked it, and requests refused meanwhile are
+    // answered BUSY and retried by the clients.
+    const c = (kv.cluster(t, { dumps: true, replicaArgs: ['--stats-interval', '1000'] }));
     const first = await c.startAgent();
     expect(first.dataPath).toBe('created');
     await c.startReplicas();

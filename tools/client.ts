@@ -26,10 +26,14 @@
  * leader's result. With --member, an ACK counts only from that replica's
  * ADDR:PORT, the check the kernel makes.
  *
- * A request not answered after --timeout-ms gives its place in the window
- * to a new one; nothing is ever re-sent (a re-sent request would be a
- * second request with a new seq). Its answer still counts if it comes
- * (late), else it is missing. After the last send the client waits for the
+ * A request the sequencer refused under backpressure comes back as an
+ * ERROR BUSY (bpf/xseq.h): it took no seq, so it is re-sent with the same
+ * request id after a pause (1 ms, doubling to 64 ms), and still gets
+ * exactly one REPLY. A request not answered after --timeout-ms (counted
+ * from its first send) gives its place in the window to a new one and is
+ * never re-sent (without a BUSY it may have been stamped: a re-send would
+ * be a second request with a new seq). Its answer still counts if it
+ * comes (late), else it is missing. After the last send the client waits for the
  * outstanding answers and --linger-ms more for late ones and duplicates,
  * then prints one JSON line (ClientSummary) and exits.
  */
@@ -37,6 +41,7 @@ import { createSocket } from 'node:dgram';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { decodeError, ErrorCode } from '../bpf/repair.ts';
 import { Flags, MsgType, XSEQ_HDR_LEN, XSEQ_MAGIC, XSEQ_VERSION } from '../bpf/wire.ts';
 import { parseResultBytes, replyToPrefix, sizedResult } from './test-replica.ts';
 
@@ -50,6 +55,10 @@ export interface ClientSummary {
   duplicates: number;
   /** Sent, never answered. */
   missing: number;
+  /** ERROR BUSY answers (backpressure: not stamped), each followed by a
+   * re-send with the same request id while the request was still open. */
+  busy: number;
+  resent: number;
   /** The first few of those request ids, for the failure message. */
   missingIds: number[];
   /** Answers after the request had timed out (also in `replied` and in
@@ -115,6 +124,9 @@ export function histQuantile(hists: Array<Array<[number, number]>>, q: number): 
 
 interface Pending {
   sentAt: number;
+  /** The REQUEST as sent, for a re-send after BUSY; and the BUSYs so far. */
+  msg: Buffer;
+  busy: number;
   /** Past --timeout-ms: no longer in the window, but still answerable. */
   timedOut: boolean;
   /** Quorum mode: bitmap of replicas that acked, and the leader's result. */
@@ -213,7 +225,7 @@ function main(): void {
   // checked over every request, not only those still unanswered.
   const answers: number[] = [];
   const latUs: number[] = [];
-  const s = { sent: 0, duplicates: 0, late: 0, wrongResult: 0, invalid: 0, strangerAcks: 0, extraAcks: 0, sendErrors: 0 };
+  const s = { sent: 0, busy: 0, resent: 0, duplicates: 0, late: 0, wrongResult: 0, invalid: 0, strangerAcks: 0, extraAcks: 0, sendErrors: 0 };
   let replied = 0;
   let nextId = firstId;
   let sending = true;
@@ -238,6 +250,9 @@ function main(): void {
     const id = nextId++;
     const tag = `${payloadHead}c${clientIdNum}-r${id}|`;
     const msg = Buffer.alloc(XSEQ_HDR_LEN + Math.max(payloadSize, tag.length), 0x2e);
+    // The fill is for the payload: the header's unwritten fields (flags,
+    // ids, reserved) must be zero, or flags carry bits such as XSEQ_F_MAC.
+    msg.fill(0, 0, XSEQ_HDR_LEN);
     msg.writeUInt32BE(XSEQ_MAGIC, 0);
     msg[4] = XSEQ_VERSION;
     msg[5] = MsgType.REQUEST;
@@ -246,7 +261,7 @@ function main(): void {
     msg.writeBigUInt64BE(BigInt(id), 48);
     msg.writeUInt32BE(msg.length - XSEQ_HDR_LEN, 56);
     msg.write(tag, XSEQ_HDR_LEN, 'latin1');
-    unanswered.set(id, { sentAt: performance.now(), timedOut: false, acked: 0, view: 0, result: undefined });
+    unanswered.set(id, { sentAt: performance.now(), msg, busy: 0, timedOut: false, acked: 0, view: 0, result: undefined });
     inflight++;
     sendOrder.push(id);
     answers.push(0);
@@ -310,6 +325,23 @@ function main(): void {
     }
     const id = Number(buf.readBigUInt64BE(48));
     const flags = buf.readUInt16BE(6);
+    if (type === MsgType.ERROR) {
+      const e = decodeError(buf.subarray(XSEQ_HDR_LEN));
+      const p = unanswered.get(id);
+      if (e?.code !== ErrorCode.BUSY || !p) {
+        s.invalid++;
+        return;
+      }
+      s.busy++;
+      // Not stamped: the same request again once the window had time to free.
+      const pause = Math.min(64, 2 ** Math.min(6, p.busy++));
+      setTimeout(() => {
+        if (!unanswered.has(id) || p.timedOut) return;
+        s.resent++;
+        sock.send(p.msg, port, seqAddr, onSent);
+      }, pause);
+      return;
+    }
     if (!quorumMode) {
       if (type !== MsgType.REPLY) {
         s.invalid++;

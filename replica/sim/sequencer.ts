@@ -106,6 +106,8 @@ interface Slot {
   replied: boolean;
   result: Uint8Array | null;
   resultView: number;
+  /** The leader's stored answer is a stale mark (XSEQ_SLOT_F_STALE). */
+  stale: boolean;
   resends: number;
 }
 
@@ -236,7 +238,7 @@ export class SimSequencer {
     const base: SequencedMsg = { type: 'SEQUENCED', session: this.session, seq, clientId: r.clientId, requestId: r.requestId, op: r.op, retransmit: false };
     const msg: SequencedMsg = this.p.hydra ? { ...base, sequencerId: this.id, clock: this.stampClock(), ...(r.control ? { control: true } : {}) } : base;
     this.stamps.set(`${this.session}:${seq}`, { sid: this.id, session: this.session, seq, raw: msg.clock ?? 0, clientId: r.clientId, requestId: r.requestId });
-    this.slots[seq % this.p.windowSlots] = { msg, clientNode, stampedAt: this.q.now, acks: 0, ackView: 0, replied: false, result: null, resultView: 0, resends: 0 };
+    this.slots[seq % this.p.windowSlots] = { msg, clientNode, stampedAt: this.q.now, acks: 0, ackView: 0, replied: false, result: null, resultView: 0, stale: false, resends: 0 };
     this.stats.stamped++;
     for (let i = 0; i < this.p.n; i++) this.routes.toReplica(i, msg);
     return 'sequenced';
@@ -281,6 +283,7 @@ export class SimSequencer {
       if (a.result.length > (this.p.maxResult ?? Infinity)) return 'drop_result_too_big';
       if (s.ackView > view) return 'drop_ack_stale_view';
       s.result = a.result;
+      s.stale = a.stale === true;
       s.resultView = view + 1;
     }
     if (view < s.ackView) return 'drop_ack_stale_view';
@@ -293,8 +296,9 @@ export class SimSequencer {
     s.replied = true;
     this.stats.replies++;
     const m = s.msg;
-    const result = s.resultView === view + 1 && s.result ? s.result : new Uint8Array(0);
-    const reply: ReplyMsg = { type: 'REPLY', session: m.session, seq: m.seq, leaderNum: view, replicaId: leader, clientId: m.clientId, requestId: m.requestId, result };
+    const stale = s.resultView === view + 1 && s.stale;
+    const result = s.resultView === view + 1 && s.result && !stale ? s.result : new Uint8Array(0);
+    const reply: ReplyMsg = { type: 'REPLY', session: m.session, seq: m.seq, leaderNum: view, replicaId: leader, clientId: m.clientId, requestId: m.requestId, result, ...(stale ? { stale } : {}) };
     this.routes.toClient(s.clientNode, this.p.hydra ? { ...reply, sequencerId: this.id } : reply);
     return 'reply';
   }

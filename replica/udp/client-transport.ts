@@ -12,7 +12,8 @@
 // (aggregation off) come from replicas' own addresses and are accepted from
 // any source, like a connect: false socket always did.
 import { createSocket, type Socket } from 'node:dgram';
-import { decodeMessage, MsgType } from '../../bpf/wire.ts';
+import { decodeError, ErrorCode } from '../../bpf/repair.ts';
+import { decodeMessage, MsgType, type XseqHeader } from '../../bpf/wire.ts';
 import type { Client } from '../client.ts';
 import type { RequestMsg } from '../messages.ts';
 import type { ClientTransport } from '../transport.ts';
@@ -64,8 +65,10 @@ export interface UdpClientCounters {
   acks: number;
   /** Datagrams that answer no registered client, or are not answers. */
   ignored: number;
-  /** REPLYs from an address that is not one of their group's sequencers. */
+  /** REPLYs (and BUSYs) from an address that is not one of their group's sequencers. */
   strangers: number;
+  /** ERROR BUSY answers: requests refused by backpressure, re-sent. */
+  busy: number;
   sendErrors: number;
   /** Per "group:sequencer id": requests sent to it and REPLYs from it. */
   sequencers: Record<string, { requests: number; replies: number }>;
@@ -125,7 +128,7 @@ export class UdpGroupChannel implements ClientTransport {
 export class UdpClientTransport implements ClientTransport {
   private readonly groups = new Map<number, GroupState>();
   private readonly main: UdpGroupChannel;
-  private readonly c: UdpClientCounters = { requests: 0, replies: 0, acks: 0, ignored: 0, strangers: 0, sendErrors: 0, sequencers: {} };
+  private readonly c: UdpClientCounters = { requests: 0, replies: 0, acks: 0, ignored: 0, strangers: 0, busy: 0, sendErrors: 0, sequencers: {} };
   private readonly onSent = (err: Error | null): void => {
     if (err) this.c.sendErrors++;
   };
@@ -270,6 +273,7 @@ export class UdpClientTransport implements ClientTransport {
       return;
     }
     const t = d.message.header.type;
+    if (t === MsgType.ERROR) return this.onError(d.message.header, d.message.payload, source, g);
     const m = t === MsgType.REPLY ? replyFromWire(d.message) : t === MsgType.ACK ? ackFromWire(d.message) : null;
     const client = m && g.clients.get(m.clientId);
     if (!m || !client) {
@@ -288,5 +292,20 @@ export class UdpClientTransport implements ClientTransport {
     this.c.replies++;
     this.c.sequencers[`${g.groupId}:${from}`]!.replies++;
     client.receive(m, from);
+  }
+
+  /** ERROR BUSY from one of the group's sequencers: its client re-sends (Client.busy). */
+  private onError(h: XseqHeader, payload: Uint8Array, source: string, g: GroupState): void {
+    const client = g.clients.get(h.clientId);
+    if (!client || decodeError(payload)?.code !== ErrorCode.BUSY) {
+      this.c.ignored++;
+      return;
+    }
+    if (!g.bySource.has(source)) {
+      this.c.strangers++;
+      return;
+    }
+    this.c.busy++;
+    client.busy(h.requestId);
   }
 }

@@ -6,6 +6,7 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
 import { decodeMessage, emptyHeader, encodeMessage, Flags, MsgType } from '../../bpf/wire.ts';
+import { encodeErrorPayload, ErrorCode } from '../../bpf/repair.ts';
 import { Client, ClientError } from '../../replica/client.ts';
 import type { ClientTransport } from '../../replica/transport.ts';
 import { RealTimeScheduler, UdpClientTransport, type SequencerAddr } from '../../replica/udp/index.ts';
@@ -88,6 +89,34 @@ describe('client over UDP with several sequencers', () => {
     expect(silent.flags).toEqual([Flags.CONTROL]);
     expect(live.flags).toEqual([Flags.CONTROL, 0]);
     expect(live.got.map((g) => g.requestId)).toEqual([1n, 2n]);
+  });
+
+  it('ERROR BUSY (backpressure): re-sent with the same request id to the same sequencer, soon, no failure counted', async () => {
+    const s = await fakeSequencer(0, true);
+    // The fake refuses each request's first two tries with BUSY, as the
+    // sequencer's XDP program does while its window is full.
+    let refusals = 0;
+    s.sock.removeAllListeners('message');
+    s.sock.on('message', (b, rinfo) => {
+      const d = decodeMessage(b);
+      if (!d.ok || d.message.header.type !== MsgType.REQUEST) return;
+      const h = d.message.header;
+      s.got.push({ groupId: h.groupId, clientId: h.clientId, requestId: h.requestId });
+      if (s.got.filter((g) => g.requestId === h.requestId).length <= 2) {
+        refusals++;
+        return void s.sock.send(encodeMessage({ ...h, type: MsgType.ERROR, sequencerId: 0 }, encodeErrorPayload(ErrorCode.BUSY, '')), rinfo.port, rinfo.address);
+      }
+      s.sock.send(encodeMessage({ ...h, type: MsgType.REPLY, flags: Flags.RESULT, session: 1, seq: BigInt(s.got.length) }, Buffer.from('ok')), rinfo.port, rinfo.address);
+    });
+    const t = await transport({ sequencers: [s.addr], groupId: 2 });
+    // A retry interval far beyond the test: only BUSY can make it re-send.
+    const c = client(5n, t.sequencerIds, t, { retryUs: 60_000_000, deadlineUs: 10_000_000 });
+    t.register(c);
+    for (let i = 0; i < 3; i++) expect(text(await c.invoke(new Uint8Array([i])))).toBe('ok');
+    expect(s.got.map((g) => g.requestId)).toEqual([1n, 1n, 1n, 2n, 2n, 2n, 3n, 3n, 3n]);
+    expect(refusals).toBe(6);
+    expect(t.counters()).toMatchObject({ busy: 6, replies: 3, strangers: 0 });
+    expect(c.health()[0]!.failures).toBe(0);
   });
 
   it('a REPLY from an address that is not one of the sequencers is not accepted', async () => {
