@@ -180,7 +180,7 @@ export async function runLoad(client: KvClient, o: LoadOptions): Promise<LoadSum
           const want = ks ? [ks.acked, ...ks.maybe] : [null];
           if (!want.includes(got)) {
             s.staleReads++;
-            if (s.staleSamples.length < 10) s.staleSamples.push({ key, got, want: want.map(String) });
+            if (s.staleSamples.length < 1000) s.staleSamples.push({ key, got, want: want.map(String) });
           }
           if (ks || got !== null) known.set(key, { acked: got, maybe: [] });
         } else if (res.status === 'ok') {
