@@ -35,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "reqframe.h"
 #include "reqgen.h"
 
 #define BATCH_MAX 256
@@ -58,24 +59,6 @@ static void usage(void)
 	fprintf(stderr, "usage: pktgen --ifname IF --frame HEX --count N [--rate PPS] [--batch B]\n"
 			"              [--first-request-id R] [--cpu C] [--max-ms MS]\n");
 	exit(2);
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 static uint16_t fold(uint64_t s)
@@ -144,23 +127,13 @@ int main(int argc, char **argv)
 		usage();
 
 	uint8_t tmpl[REQGEN_FRAME_CAP];
-	size_t hl = strlen(hex), len = hl / 2;
-	if (hl % 2 || len > REQGEN_FRAME_CAP || len < REQGEN_OFF_REQUEST_ID + 8)
-		die("--frame must be the hex of a whole REQUEST frame", EINVAL);
-	for (size_t i = 0; i < len; i++) {
-		int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			die("--frame is not hex", EINVAL);
-		tmpl[i] = (uint8_t)(hi << 4 | lo);
-	}
-
-	if (cpu >= 0) {
-		cpu_set_t set;
-		CPU_ZERO(&set);
-		CPU_SET(cpu, &set);
-		if (sched_setaffinity(0, sizeof(set), &set))
-			die("sched_setaffinity", errno);
-	}
+	uint32_t len;
+	const char *bad = parse_request_frame(hex, tmpl, &len);
+	if (bad)
+		die(bad, EINVAL);
+	int err = pin_to_cpu(cpu);
+	if (err)
+		die("sched_setaffinity", err);
 
 	int ifindex = (int)if_nametoindex(ifname);
 	if (!ifindex)

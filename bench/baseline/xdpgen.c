@@ -43,6 +43,7 @@
 #include <bpf/libbpf.h>
 
 #include "bpftool-common.h"
+#include "reqframe.h"
 #include "reqgen.h"
 
 /* Not in every uapi header this builds against. */
@@ -55,24 +56,6 @@ static void usage(void)
 	fprintf(stderr, "usage: xdpgen --ifname IF --frame HEX --count N [--rate PPS] [--batch B]\n"
 			"              [--first-request-id R] [--cpu C] [--max-ms MS] [--obj PATH]\n");
 	exit(2);
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 static const char *default_obj(const char *argv0)
@@ -130,26 +113,15 @@ int main(int argc, char **argv)
 		usage();
 
 	struct reqgen_state st = { .first_id = first_id, .next_id = first_id };
-	size_t hl = strlen(hex);
-	if (hl % 2 || hl / 2 > REQGEN_FRAME_CAP || hl / 2 < REQGEN_OFF_REQUEST_ID + 8)
-		die("--frame must be the hex of a whole REQUEST frame", EINVAL);
-	st.len = (uint32_t)(hl / 2);
-	for (size_t i = 0; i < st.len; i++) {
-		int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			die("--frame is not hex", EINVAL);
-		st.frame[i] = (uint8_t)(hi << 4 | lo);
-	}
+	const char *bad = parse_request_frame(hex, st.frame, &st.len);
+	if (bad)
+		die(bad, EINVAL);
 	/* Picoseconds keep the interval exact to 0.1 % up to 1 Gpps. */
 	st.ps_per_frame = rate ? 1000000000000ull / rate : 0;
 
-	if (cpu >= 0) {
-		cpu_set_t set;
-		CPU_ZERO(&set);
-		CPU_SET(cpu, &set);
-		if (sched_setaffinity(0, sizeof(set), &set))
-			die("sched_setaffinity", errno);
-	}
+	int err = pin_to_cpu(cpu);
+	if (err)
+		die("sched_setaffinity", err);
 
 	int ifindex = (int)if_nametoindex(ifname);
 	if (!ifindex)
@@ -157,7 +129,6 @@ int main(int argc, char **argv)
 	struct bpf_program *prog;
 	struct bpf_map *map;
 	struct bpf_object *obj = load_prog_and_map(obj_path, REQGEN_PROG_NAME, REQGEN_MAP_STATE, &prog, &map);
-	int err;
 	__u32 zero = 0;
 	if (bpf_map_update_elem(bpf_map__fd(map), &zero, &st, BPF_ANY))
 		die("state map", errno);
