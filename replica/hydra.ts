@@ -189,10 +189,11 @@ export class Hydra implements Intake {
       return;
     }
     if (m.seq < s.next) {
-      // Merged already (a retransmission: the ACK may have been lost) or resolved and waiting.
-      const slot = s.slotOf(m.seq);
-      if (slot !== undefined) this.host.reAck(slot);
-      return;
+      // A copy of a settled seq (its ACK may have been lost), or one waiting (ACKed when merged).
+      // Below the checkpoint or a no-op: ACKed as settled (acks.ts), or its window slot waits for good.
+      const at = s.placeOf(m.seq, this.host.log.firstSlot);
+      const e = typeof at === 'number' ? this.host.log.get(at) : undefined;
+      return at === 'truncated' || e?.noop ? this.host.reAckSettled(m, s.sid) : e && this.host.reAck(at as number);
     }
     if (m.seq === s.next && s.buf.size === 0 && s.noops.size === 0 && s.pendingNoop === null) {
       // The common case: the next seq, nothing buffered. Resolve it without the map.
