@@ -61,6 +61,11 @@ export class Executor {
     return { slot: 0, session: 0, seq: 0, app: app.snapshot(), clients: [] };
   }
 
+  /** The group's weight ledger as executed here (absent: not kept). */
+  get weightLedger() {
+    return this.weights?.ledger;
+  }
+
   get checkpoint(): Checkpoint {
     return this.cp;
   }

@@ -28,8 +28,13 @@ export function initialTable(n: number, o: WeightOptions): WeightTable {
  *   byte 0     1 = applied, 0 = committed as a no-op change (refused)
  *   bytes 1-4  table version after it, big-endian
  *   byte 5     n, then n weight bytes by replica id: the table after it
- *   the rest   the reason it was refused, UTF-8 (empty when applied)
+ *   the rest   the reason it was refused, UTF-8 (empty when applied),
+ *              cut to REASON_MAX bytes: the whole result must fit the
+ *              kernel's result slot (XSEQ_RESULT_CAP, 256) or the leader's
+ *              ACK is dropped and the op never certifies
  */
+export const REASON_MAX = 160;
+
 export interface WeightResult {
   readonly applied: boolean;
   readonly version: number;
@@ -38,7 +43,7 @@ export interface WeightResult {
 }
 
 export function encodeWeightResult(rec: ChangeRecord, t: WeightTable): Uint8Array {
-  const why = new TextEncoder().encode((rec.refused ?? '').slice(0, 512));
+  const why = new TextEncoder().encode(rec.refused ?? '').subarray(0, REASON_MAX);
   const out = new Uint8Array(6 + t.weights.length + why.length);
   out[0] = rec.refused ? 0 : 1;
   new DataView(out.buffer).setUint32(1, t.version, false);
