@@ -3,6 +3,7 @@
 // service as the first rung of drop recovery. README.md says what each
 // choice is and why; the comments here say why a step is safe.
 import { ackOf, settledAck } from './acks.ts';
+import { initialTable, type WeightOptions, WeightState } from './weights-exec.ts';
 import type { Application } from './app.ts';
 import { configWith, type ReplicaConfig } from './config.ts';
 import { Executor } from './executor.ts';
@@ -31,7 +32,7 @@ import { leaderOf, viewCmp, viewEq, viewJoin, viewLeq, type ViewId } from './vie
 
 export type ReplicaStatus = 'normal' | 'view-change' | 'recovering';
 
-export interface ReplicaOptions {
+export interface ReplicaOptions extends WeightOptions {
   id: number;
   /** Group size, 2f+1. */
   n: number;
@@ -116,7 +117,7 @@ export class Replica {
     this.view = { leaderNum: 0, session: o.session ?? 0 };
     this.lastNormalView = this.view;
     this.log = new Log(ORIGIN);
-    this.exec = new Executor(o.app, Executor.genesis(o.app));
+    this.exec = new Executor(o.app, Executor.genesis(o.app), new WeightState(initialTable(o.n, o), o.onCommittedWeights));
     // Every timer, like every message, may move the log's end: the
     // transport hears of it after each (reportDelivered).
     const timer = (fire: () => void) =>
