@@ -3,6 +3,7 @@
 // service as the first rung of drop recovery. README.md says what each
 // choice is and why; the comments here say why a step is safe.
 import { ackOf, settledAck } from './acks.ts';
+import { initialTable, type WeightOptions, WeightState } from './weights-exec.ts';
 import type { Application } from './app.ts';
 import { configWith, type ReplicaConfig } from './config.ts';
 import { Executor } from './executor.ts';
@@ -10,6 +11,7 @@ import { Hydra } from './hydra.ts';
 import type { EngineHost, Intake } from './intake.ts';
 import { Log, ORIGIN, positionOf, sameEntry, type LogPosition } from './log.ts';
 import { SingleStream } from './single-stream.ts';
+import { agreedThrough, syncEntriesFor } from './sync-delta.ts';
 import type {
   Checkpoint,
   LogEntry,
@@ -30,7 +32,7 @@ import { leaderOf, viewCmp, viewEq, viewJoin, viewLeq, type ViewId } from './vie
 
 export type ReplicaStatus = 'normal' | 'view-change' | 'recovering';
 
-export interface ReplicaOptions {
+export interface ReplicaOptions extends WeightOptions {
   id: number;
   /** Group size, 2f+1. */
   n: number;
@@ -115,7 +117,7 @@ export class Replica {
     this.view = { leaderNum: 0, session: o.session ?? 0 };
     this.lastNormalView = this.view;
     this.log = new Log(ORIGIN);
-    this.exec = new Executor(o.app, Executor.genesis(o.app));
+    this.exec = new Executor(o.app, Executor.genesis(o.app), new WeightState(initialTable(o.n, o), o.onCommittedWeights));
     // Every timer, like every message, may move the log's end: the
     // transport hears of it after each (reportDelivered).
     const timer = (fire: () => void) =>
@@ -328,22 +330,21 @@ export class Replica {
 
   private sendSyncPrepare(): void {
     const point = this.log.lastSlot;
-    const entries = this.log.slice(this.log.firstSlot, point);
-    const full: SyncPrepareMsg = { type: 'SYNC_PREPARE', from: this.id, view: this.view, syncPoint: point, committed: this.committed, entries };
-    if (point > this.committed) {
+    if (point > this.committed && (!this.sync || this.sync.point !== point)) {
       // The leader has executed exactly its log, so this snapshot is the
       // state at `point`; it becomes the checkpoint once a quorum holds it.
-      if (!this.sync || this.sync.point !== point) this.sync = { point, acks: new Set(), cp: this.snap(this.log.last) };
-      for (let r = 0; r < this.n; r++) if (r !== this.id) this.transport.sendToReplica(r, full);
-      if (this.f === 0) this.leaderCommit();
-      return;
+      this.sync = { point, acks: new Set(), cp: this.snap(this.log.last) };
     }
-    // Idle: a bare heartbeat, except to followers not known to hold the
-    // committed log (they lost a prepare), who get it again.
-    const beat: SyncPrepareMsg = { ...full, entries: [] };
+    // Each follower gets what it has not confirmed (sync-delta.ts); when
+    // idle that is nothing, a bare heartbeat. Hydra's followers re-merge
+    // unexecuted slots on their own, so they get the whole retained log.
     for (let r = 0; r < this.n; r++) {
-      if (r !== this.id) this.transport.sendToReplica(r, (this.followerSync[r] ?? 0) < point ? full : beat);
+      if (r === this.id) continue;
+      const confirmed = this.followerSync[r] ?? 0;
+      const entries = syncEntriesFor(this.log, this.hydra && confirmed < point ? 0 : confirmed, point, this.committed);
+      this.transport.sendToReplica(r, { type: 'SYNC_PREPARE', from: this.id, view: this.view, syncPoint: point, committed: this.committed, entries });
     }
+    if (point > this.committed && this.f === 0) this.leaderCommit();
   }
 
   private onSyncPrepare(m: SyncPrepareMsg): void {
@@ -351,7 +352,7 @@ export class Replica {
     this.heardFromLeader();
     if (m.entries.length > 0) {
       if (m.syncPoint > this.committed) {
-        if (m.entries[0]!.slot > this.committed + 1) return this.requestCatchUp();
+        if (m.entries[0]!.slot > agreedThrough(this.prepared, this.committed) + 1) return this.requestCatchUp();
         this.adoptLeaderLog(m.entries);
         this.prepared = Math.max(this.prepared, m.syncPoint);
       }

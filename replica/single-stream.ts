@@ -114,7 +114,7 @@ export class SingleStream implements Intake {
 
   private appendRequest(m: SequencedMsg): void {
     const h = this.h;
-    h.append({ slot: h.log.lastSlot + 1, session: m.session, seq: m.seq, noop: false, clientId: m.clientId, requestId: m.requestId, op: m.op }, true);
+    h.append({ slot: h.log.lastSlot + 1, session: m.session, seq: m.seq, noop: false, clientId: m.clientId, requestId: m.requestId, op: m.op, ...(m.control ? { control: true } : {}) }, true);
     this.ladder.resolved(m.seq);
   }
 
@@ -305,7 +305,7 @@ export class SingleStream implements Intake {
       const e = old.get(s);
       if (!e || e.noop || e.session !== h.view.session) continue;
       if (this.reorder.size < this.cfg.maxBufferedMsgs) {
-        this.reorder.set(e.seq, { type: 'SEQUENCED', session: e.session, seq: e.seq, clientId: e.clientId, requestId: e.requestId, op: e.op, retransmit: true });
+        this.reorder.set(e.seq, { type: 'SEQUENCED', session: e.session, seq: e.seq, clientId: e.clientId, requestId: e.requestId, op: e.op, retransmit: true, ...(e.control ? { control: true } : {}) });
       }
     }
   }

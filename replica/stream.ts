@@ -8,6 +8,7 @@ import { DropRecovery } from './drop-recovery.ts';
 import type { EngineHost } from './intake.ts';
 import type { SequencedMsg, StreamKey } from './messages.ts';
 import { NoopQuorum } from './noop-quorum.ts';
+import { SequencerLiveness } from './sequencer-liveness.ts';
 import type { Timer } from './transport.ts';
 
 export interface Item {
@@ -62,8 +63,14 @@ export class Stream {
   pendingFlushes: { q: number; clock: number }[] = [];
   /** Highest seq known to exist (a later message, a flush, a peer's gap). */
   known = 0;
-  /** FINAL flush: the sequencer stopped for good after this seq. */
+  /** FINAL flush (or the replicas' end): nothing of this session after this seq. */
   final: number | null = null;
+  /** The replicas ended this session (the log holds its end entry): `final` is theirs, not the sequencer's. */
+  ended = false;
+  /** Is the sequencer alive: solicits and the dead-sequencer timeout. */
+  live: SequencerLiveness;
+  /** FLUSH_SOLICITs sent to it. */
+  solicits = 0;
   readonly ladder: DropRecovery;
   /** Leader: a no-op of ours waiting for f followers, not resolved before. */
   readonly quorum: NoopQuorum<NoopKey>;
@@ -78,10 +85,12 @@ export class Stream {
     /** Effective clocks never go below this (a sequencer added at merge key k has floor k.clock). */
     readonly floor: number,
     h: EngineHost,
-    cfg: ReplicaConfig,
+    private readonly cfg: ReplicaConfig,
+    now: number,
     hooks: StreamHooks,
   ) {
     this.eff = floor;
+    this.live = new SequencerLiveness(cfg, now);
     const timer = (fire: () => void): Timer => h.timer(fire);
     this.ladder = new DropRecovery(
       {
@@ -119,6 +128,25 @@ export class Stream {
       timer,
     );
     this.solicitTimer = timer(() => hooks.solicit());
+  }
+
+  /** A new session of the sequencer: everything held of the old one goes (the caller sets the position). */
+  restart(now: number): void {
+    this.buf.clear();
+    this.noops.clear();
+    this.queue = [];
+    this.head = 0;
+    this.final = null;
+    this.ended = false;
+    this.flushClock = -Infinity;
+    this.flushQ = 0;
+    this.pendingFlushes = [];
+    this.known = 0;
+    this.quorum.abandon();
+    this.ladder.forget();
+    this.ladder.halt();
+    this.live = new SequencerLiveness(this.cfg, now);
+    this.recap();
   }
 
   /** (sequencer, session, seq): how gap agreement names a seq of this stream on the wire. */
