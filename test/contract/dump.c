@@ -156,7 +156,7 @@ int main(void)
 	printf("}},\"nv_seq\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_nv_seq));
 	first = 0;
 	FIELD(xseq_nv_seq, next); FIELD(xseq_nv_seq, mark); FIELD(xseq_nv_seq, increment);
-	FIELD(xseq_nv_seq, cache); FIELD(xseq_nv_seq, flags);
+	FIELD(xseq_nv_seq, cache); FIELD(xseq_nv_seq, flags); FIELD(xseq_nv_seq, group_id);
 	printf("}},\"nv_name\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_nv_name));
 	first = 0;
 	FIELD(xseq_nv_name, name);
@@ -167,13 +167,13 @@ int main(void)
 	first = 0;
 	ENUMV(XSEQ_NV_CTR_RX); ENUMV(XSEQ_NV_CTR_REPLY_OK); ENUMV(XSEQ_NV_CTR_VALUES); ENUMV(XSEQ_NV_CTR_REFUSED);
 	ENUMV(XSEQ_NV_CTR_UNKNOWN); ENUMV(XSEQ_NV_CTR_DROP_LENGTH); ENUMV(XSEQ_NV_CTR_DROP_FLAGS);
-	ENUMV(XSEQ_NV_CTR_DROP_NAME); ENUMV(XSEQ_NV_CTR_DROP_COUNT); ENUMV(XSEQ_NV_CTR_MAX);
+	ENUMV(XSEQ_NV_CTR_DROP_NAME); ENUMV(XSEQ_NV_CTR_DROP_COUNT); ENUMV(XSEQ_NV_CTR_DROP_MAC); ENUMV(XSEQ_NV_CTR_MAX);
 	printf("},\"nv_status\":{");
 	first = 0;
 	ENUMV(XSEQ_NV_OK); ENUMV(XSEQ_NV_UNKNOWN); ENUMV(XSEQ_NV_REFUSED);
 	printf("},\"nv_const\":{");
 	first = 0;
-	ENUMV(XSEQ_NV_NAME_MAX); ENUMV(XSEQ_NV_MAX_SEQS); ENUMV(XSEQ_NV_MAX_COUNT); ENUMV(XSEQ_NV_F_ENABLED);
+	ENUMV(XSEQ_NV_NAME_MAX); ENUMV(XSEQ_NV_MAX_SEQS); ENUMV(XSEQ_NV_MAX_COUNT); ENUMV(XSEQ_NV_F_ENABLED); ENUMV(XSEQ_NV_F_KEYED);
 	printf("},\"nv_names\":{\"seqs\":\"%s\",\"names\":\"%s\",\"stats\":\"%s\",\"counters\":\"%s\"",
 	       XSEQ_MAP_NV_SEQS, XSEQ_MAP_NV_NAMES, XSEQ_MAP_NV_STATS, XSEQ_MAP_NV_COUNTERS);
 	printf("},\"names\":{\"prog\":\"%s\",\"groups\":\"%s\",\"group_seq\":\"%s\",\"counters\":\"%s\","
