@@ -283,16 +283,9 @@ struct xseq_weights {
 /* Buckets of the stamp-to-quorum histogram: bucket i counts requests whose
  * quorum came after [2^i, 2^(i+1)) nanoseconds (bucket 0 also holds 0).
  * Entry XSEQ_HIST_SUM (after the buckets) holds the sum of those times in
- * nanoseconds, so user space can export a true histogram sum.
- * From XSEQ_HIST_ALL on, the same again (buckets, then XSEQ_HIST_ALL_SUM)
- * for stamp to the ACK of every member: the agent's retransmission timeout
- * re-sends to each member that has not acked, so it must exceed this time,
- * not the quorum's, or the slowest member is re-sent to under load. */
+ * nanoseconds, so user space can export a true histogram sum. */
 #define XSEQ_HIST_BUCKETS 40
 #define XSEQ_HIST_SUM XSEQ_HIST_BUCKETS
-#define XSEQ_HIST_ALL (XSEQ_HIST_SUM + 1)
-#define XSEQ_HIST_ALL_SUM (XSEQ_HIST_ALL + XSEQ_HIST_BUCKETS)
-#define XSEQ_HIST_ENTRIES (XSEQ_HIST_ALL_SUM + 1)
 
 /*
  * Repair service (agent, UDP). A REPAIR_REQUEST names group_id, session,
