@@ -8,12 +8,18 @@
 import { defaultTolerance } from '../bpf/quorum.ts';
 import { type ChangeRecord, WeightLedger, type WeightTable } from './weights.ts';
 
+export interface WeightCounts {
+  readonly applied: number;
+  readonly refused: number;
+}
+
 export interface WeightOptions {
   /** The group's starting weight table, as the agent's config has it
    * (weight by replica id, and f). Default: weight 1 each, f = (n - 1) / 2. */
   weights?: { readonly weights: readonly number[]; readonly f?: number };
-  /** Called with each weight table once it is committed (and once at start). */
-  onCommittedWeights?: (t: WeightTable) => void;
+  /** Called with each weight table once it is committed (and once at start),
+   * and when a committed change was refused (the counts moved). */
+  onCommittedWeights?: (t: WeightTable, counts: WeightCounts) => void;
 }
 
 /** The starting ledger table for a group of n. */
@@ -63,16 +69,17 @@ export function decodeWeightResult(b: Uint8Array): WeightResult | null {
 /** The ledger the executor keeps, with what it last reported as committed. */
 export class WeightState {
   #ledger: WeightLedger;
-  #reported = 0;
+  /** Changes decided in the last committed ledger reported (-1: none yet). */
+  #reported = -1;
   /** snapshot() of the ledger as it is now; null after a change. Commits
    * snapshot often and the ledger rarely changes. */
   #snap: Uint8Array | null = null;
-  /** Table versions of snapshots this state made, so a commit need not parse them. */
-  readonly #versions = new WeakMap<Uint8Array, number>();
+  /** Changes decided (applied + refused) in snapshots this state made, so a commit need not parse them. */
+  readonly #decided = new WeakMap<Uint8Array, number>();
 
   constructor(
     private readonly initial: WeightTable,
-    private readonly onCommitted?: (t: WeightTable) => void,
+    private readonly onCommitted?: (t: WeightTable, counts: WeightCounts) => void,
   ) {
     this.#ledger = new WeightLedger(initial);
   }
@@ -90,7 +97,8 @@ export class WeightState {
   snapshot(): Uint8Array {
     if (!this.#snap) {
       this.#snap = this.#ledger.snapshot();
-      this.#versions.set(this.#snap, this.#ledger.table.version);
+      const c = this.#ledger.counts;
+      this.#decided.set(this.#snap, c.applied + c.refused);
     }
     return this.#snap;
   }
@@ -101,13 +109,14 @@ export class WeightState {
     this.#snap = null;
   }
 
-  /** A checkpoint became the committed one: report its table if newer. */
+  /** A checkpoint became the committed one: report its ledger if it decided more. */
   committed(b: Uint8Array | undefined): void {
-    const known = b ? this.#versions.get(b) : this.initial.version;
+    const known = b ? this.#decided.get(b) : 0;
     if (known !== undefined && known <= this.#reported) return;
-    const t = b ? WeightLedger.fromSnapshot(b).table : this.initial;
-    if (t.version <= this.#reported) return;
-    this.#reported = t.version;
-    this.onCommitted?.(t);
+    const l = b ? WeightLedger.fromSnapshot(b) : new WeightLedger(this.initial);
+    const c = l.counts;
+    if (c.applied + c.refused <= this.#reported) return;
+    this.#reported = c.applied + c.refused;
+    this.onCommitted?.(l.table, c);
   }
 }
