@@ -39,11 +39,15 @@ export interface WeightGroupSpec {
   f: number;
   /** false: a count quorum (groups[].quorum): reports are ignored. */
   weighted: boolean;
+  /** The configured table (the replicas' ledger starts from the same one, as version 1). */
+  weights: readonly number[];
 }
 
 /** The groups with members, as the configuration has them. */
 export function weightGroups(cfg: Pick<AgentConfig, 'groups'>): WeightGroupSpec[] {
-  return cfg.groups.filter((g) => g.members.length > 0).map((g) => ({ id: g.id, n: g.members.length, f: g.f ?? defaultTolerance(g.members.length), weighted: g.quorum === undefined }));
+  return cfg.groups
+    .filter((g) => g.members.length > 0)
+    .map((g) => ({ id: g.id, n: g.members.length, f: g.f ?? defaultTolerance(g.members.length), weighted: g.quorum === undefined, weights: [...g.members].sort((a, b) => a.id - b.id).map((m) => m.weight ?? 1) }));
 }
 
 export type ReportRefusal = 'unknown_group' | 'count_quorum' | 'mismatch' | 'unsafe' | 'old';
@@ -116,6 +120,9 @@ export class WeightSwitch {
     if (!g.weighted) return refuse('count_quorum');
     if (r.weights.length !== g.n || r.f !== g.f) {
       return refuse('mismatch', `group ${groupId}: replica ${replicaId} reports ${r.weights.length} weights with f = ${r.f}, but the agent's configuration has ${g.n} members and f = ${g.f}; give the replicas the same --weights/--tolerate as groups[].members[].weight and groups[].f`);
+    }
+    if (r.version === 1 && r.weights.join(',') !== g.weights.join(',')) {
+      return refuse('mismatch', `group ${groupId}: replica ${replicaId} starts its weight ledger from ${r.weights.join('/')}, but the agent's configuration has ${g.weights.join('/')}; give the replicas the same --weights as groups[].members[].weight`);
     }
     const issue = integrityIssue(r.weights.map((weight, id) => ({ id, weight })), g.f) ?? majorityIssue(r.weights);
     if (issue) return refuse('unsafe', `group ${groupId}: replica ${replicaId} reports table v${r.version} ${r.weights.join('/')}, which the agent refuses: ${issue}`);

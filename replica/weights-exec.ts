@@ -66,6 +66,47 @@ export function decodeWeightResult(b: Uint8Array): WeightResult | null {
   return { applied: b[0] === 1, version: new DataView(b.buffer, b.byteOffset, b.length).getUint32(1, false), weights: [...b.subarray(6, 6 + n)], ...(refused !== undefined ? { refused } : {}) };
 }
 
+/**
+ * read_changes(member)'s certified result, as of the op's log position:
+ *   byte 0     2 (a history, not a decision)
+ *   bytes 1-4  how many changes the member has in all, big-endian
+ *   then       the newest CHANGES_MAX of them, oldest first, 8 bytes each:
+ *              table version after it (u32), the weight it added to the
+ *              member (i16; 0 when refused), 1 applied / 0 refused, and 1
+ *              reassign / 2 transfer
+ */
+export const CHANGES_MAX = 30;
+
+export interface ChangeSummary {
+  readonly version: number;
+  readonly delta: number;
+  readonly applied: boolean;
+  readonly kind: 'reassign' | 'transfer';
+}
+
+export function encodeChanges(recs: readonly ChangeRecord[]): Uint8Array {
+  const shown = recs.slice(-CHANGES_MAX);
+  const out = new Uint8Array(5 + 8 * shown.length);
+  const v = new DataView(out.buffer);
+  out[0] = 2;
+  v.setUint32(1, recs.length, false);
+  shown.forEach((r, i) => {
+    v.setUint32(5 + 8 * i, r.version, false);
+    v.setInt16(9 + 8 * i, r.delta, false);
+    out[11 + 8 * i] = r.refused ? 0 : 1;
+    out[12 + 8 * i] = r.change.kind === 'reassign' ? 1 : 2;
+  });
+  return out;
+}
+
+export function decodeChanges(b: Uint8Array): { total: number; changes: ChangeSummary[] } | null {
+  if (b.length < 5 || b[0] !== 2 || (b.length - 5) % 8 !== 0) return null;
+  const v = new DataView(b.buffer, b.byteOffset, b.length);
+  const changes: ChangeSummary[] = [];
+  for (let o = 5; o < b.length; o += 8) changes.push({ version: v.getUint32(o, false), delta: v.getInt16(o + 4, false), applied: b[o + 6] === 1, kind: b[o + 7] === 1 ? 'reassign' : 'transfer' });
+  return { total: v.getUint32(1, false), changes };
+}
+
 /** The ledger the executor keeps, with what it last reported as committed. */
 export class WeightState {
   #ledger: WeightLedger;
@@ -92,6 +133,11 @@ export class WeightState {
   apply(slot: number, change: Parameters<WeightLedger['apply']>[1]): Uint8Array {
     this.#snap = null;
     return encodeWeightResult(this.#ledger.apply(slot, change), this.#ledger.table);
+  }
+
+  /** read_changes(member) as of now (the op's log position). */
+  read(member: number): Uint8Array {
+    return encodeChanges(this.#ledger.readChanges(member));
   }
 
   snapshot(): Uint8Array {
