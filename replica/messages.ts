@@ -149,6 +149,12 @@ export interface StreamPos {
   readonly clock: number;
   /** Raw clock as stamped; for a no-op the clock the deciding leader gave it. */
   readonly raw: number;
+  /**
+   * The replicas ended this (sequencer, session) here: the entry is the
+   * no-op the leader appended when it removed the sequencer (stream-epochs.ts),
+   * and no seq of that session after it is ever merged.
+   */
+  readonly end?: true;
 }
 
 export interface LogEntry {

@@ -118,14 +118,22 @@ export class SingleStream implements Intake {
     this.ladder.resolved(m.seq);
   }
 
-  /** A copy of something already logged: the ACK may have been lost, send it again. */
+  /**
+   * A copy of a seq already settled here: the ACK may have been lost, and
+   * under backpressure its window slot waits for it, so it is sent again.
+   * A seq below the checkpoint or held as a no-op is ACKed as settled
+   * (acks.ts): within a session seq fixes the slot, so the log's end says
+   * which slot it had even once the entry is gone.
+   */
   private reAck(m: SequencedMsg): void {
     const h = this.h;
     if (!h.normal()) return;
     const last = h.log.last;
     if (last.session !== m.session) return;
-    const e = h.log.get(last.slot - (last.seq - m.seq));
-    if (e?.noop) return h.reAckNoop(m, e.slot);
+    const slot = last.slot - (last.seq - m.seq);
+    if (slot < h.log.firstSlot) return h.reAckSettled(m, undefined);
+    const e = h.log.get(slot);
+    if (e?.noop) return h.reAckSettled(m, undefined);
     if (!e || e.clientId !== m.clientId || e.requestId !== m.requestId) return;
     h.reAck(e.slot);
   }

@@ -47,6 +47,8 @@ export interface ClusterOptions {
   aggregated?: boolean;
   net?: Partial<NetParams>;
   windowSlots?: number;
+  /** The sequencer's window policy (default overwrite; SequencerParams.policy). */
+  policy?: 'overwrite' | 'backpressure';
   retransmitUs?: number;
   replica?: Partial<ReplicaConfig>;
   clientRetryUs?: number;
@@ -144,6 +146,7 @@ export class SimCluster {
             quorum: this.f + 1,
             windowSlots: o.windowSlots ?? 64,
             retransmitUs: o.retransmitUs ?? 0,
+            ...(o.policy ? { policy: o.policy } : {}),
             aggregated: this.aggregated,
             session: o.session ?? 1,
             ...(w ? { weights: () => w.current.weights, onWeightedReply: (seq: number, acks: number, weights: readonly number[]) => w.replies.push({ seq, acks, weights }) } : {}),
