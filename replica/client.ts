@@ -53,7 +53,7 @@ export interface ClientOptions {
   firstRequestId?: bigint;
 }
 
-export type ClientErrorCode = 'ETIMEDOUT' | 'ECLOSED';
+export type ClientErrorCode = 'ETIMEDOUT' | 'ECLOSED' | 'EUNAUTHORIZED';
 
 /** How many attempts of a request went to one sequencer. */
 export interface AttemptCount {
@@ -228,6 +228,24 @@ export class Client {
     p.busy++;
     this.retryTimer.stop();
     this.busyTimer.start(Math.min(this.retryUs, 1000 * 2 ** Math.min(6, p.busy - 1)));
+  }
+
+  /**
+   * The sequencer refused a control op as not authenticated (ERROR
+   * UNAUTHORIZED from its XDP program: keyed group, no valid group-key MAC;
+   * no key, not sent from a member's address). Re-sending cannot help, so
+   * the op fails with EUNAUTHORIZED. Only a control op in flight: the
+   * kernel never answers a plain request so, and a forged ERROR must not
+   * fail one.
+   */
+  unauthorized(requestId: bigint): void {
+    const p = this.current;
+    if (!p || requestId !== p.requestId || !p.control) return;
+    this.finish(
+      new ClientError('EUNAUTHORIZED', `control op ${p.requestId} of client ${this.clientId} refused: not authenticated (a keyed group needs the group key, --key-file; without a key, send it from a replica host)`),
+      null,
+      null,
+    );
   }
 
   /** Fails everything pending with ECLOSED and stops the timers. */

@@ -13,8 +13,13 @@ import { ANY_SESSION, type ControlOp, encodeControlOp } from '../../replica/cont
 import { Client, ClientError, type Certificate, type SequencerHealth, type SequencerPolicy } from '../../replica/index.ts';
 import { type HostPort, RealTimeScheduler, type SequencerAddr, UdpClientTransport } from '../../replica/udp/index.ts';
 import { decodeResult, encodeOp, type Op, type Result } from './ops.ts';
+import type { GroupKey } from '../../bpf/mac.ts';
 
 export interface KvClientOptions {
+  /** Keyed group: the client key REQUESTs are sealed with (UdpClientOptions.clientKey). */
+  clientKey?: GroupKey;
+  /** Keyed group: the group key, for control ops (UdpClientOptions.groupKey). */
+  groupKey?: GroupKey;
   /** The sequencer host's xseq port, or an unreplicated server (unreplicated.ts). */
   sequencer?: HostPort;
   /** Or the group's sequencers, with their ids (one of the two). */
@@ -94,6 +99,8 @@ export class KvClient {
       groupId: o.groupId,
       ...(o.bindAddress ? { bindAddress: o.bindAddress } : {}),
       ...(o.directAcks ? { directAcks: true } : {}),
+      ...(o.clientKey ? { clientKey: o.clientKey } : {}),
+      ...(o.groupKey ? { groupKey: o.groupKey } : {}),
     });
     return new KvClient(t, o);
   }
