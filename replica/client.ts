@@ -182,6 +182,11 @@ export class Client {
     return this.queue.length + (this.current ? 1 : 0);
   }
 
+  /** The last request id this client handed out (0 before the first). */
+  get lastRequestId(): bigint {
+    return this.nextRequestId - 1n;
+  }
+
   /** The request id in flight, if any. */
   get inFlight(): bigint | null {
     return this.current?.requestId ?? null;

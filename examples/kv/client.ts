@@ -89,6 +89,11 @@ export class KvClient {
     this.clientIds = this.cores.map((c) => c.clientId);
   }
 
+  /** Each lane's last request id handed out, in clientIds order. */
+  lastRequestIds(): bigint[] {
+    return this.cores.map((c) => c.lastRequestId);
+  }
+
   static async open(o: KvClientOptions): Promise<KvClient> {
     const lanes = o.lanes ?? 1;
     if (!Number.isInteger(lanes) || lanes < 1) throw new RangeError(`lanes=${lanes} must be a positive integer`);
