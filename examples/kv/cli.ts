@@ -63,6 +63,7 @@ Options (in brackets: the field in a --config file; flags win):
                                attempt times out) [policy]
   --group ID                   replica group (default 1) [group]
   --bind ADDR                  local address to send from [bind]
+  --bind-port P                local UDP port to send from (default any)
   --retry-ms MS                per-attempt timeout: re-send an unanswered
                                request, with the same request id, to the next
                                sequencer (default 200) [retryMs]
@@ -137,6 +138,7 @@ async function main(): Promise<void> {
         'group-key-file': { type: 'string' },
         group: { type: 'string' },
         bind: { type: 'string' },
+        'bind-port': { type: 'string' },
         'retry-ms': { type: 'string' },
         'timeout-ms': { type: 'string' },
         clients: { type: 'string' },
@@ -209,6 +211,7 @@ async function main(): Promise<void> {
     timeoutMs: cfg.timeoutMs,
     backoffMs: cfg.backoffMs,
     ...(cfg.bind ? { bindAddress: cfg.bind } : {}),
+    ...(v['bind-port'] !== undefined ? { bindPort: num(v['bind-port'], 'bind-port', 1) } : {}),
     ...(cfg.directAcks ? { directAcks: true, replicas: cfg.replicas } : {}),
     ...(cfg.clientKey ? { clientKey: cfg.clientKey } : {}),
     ...(cfg.groupKey ? { groupKey: cfg.groupKey } : {}),

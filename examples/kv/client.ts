@@ -31,6 +31,8 @@ export interface KvClientOptions {
   groupId: number;
   /** Local address to send from (default any). */
   bindAddress?: string;
+  /** Local port (default any). */
+  bindPort?: number;
   /** Client cores (default 1). */
   lanes?: number;
   /** Re-send a request after this long without an answer (default 200 ms). */
@@ -103,6 +105,7 @@ export class KvClient {
       ...(o.sequencer ? { sequencer: o.sequencer } : {}),
       groupId: o.groupId,
       ...(o.bindAddress ? { bindAddress: o.bindAddress } : {}),
+      ...(o.bindPort ? { bindPort: o.bindPort } : {}),
       ...(o.directAcks ? { directAcks: true } : {}),
       ...(o.clientKey ? { clientKey: o.clientKey } : {}),
       ...(o.groupKey ? { groupKey: o.groupKey } : {}),
