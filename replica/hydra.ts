@@ -682,7 +682,12 @@ export class Hydra implements Intake {
   mergeViewChanges(msgs: readonly ViewChangeMsg[]): LogState {
     const st = mergeStreamViewChanges(msgs);
     // This leader's removals and rejoins go right after what the quorum holds.
-    return this.failover.pending ? appendReconfig(st, this.failover.plansFor()).state : st;
+    return this.failover.pending ? appendReconfig(st, this.failover.plansFor(), (last) => this.endSeq(last)).state : st;
+  }
+
+  /** The seq a removed stream's end takes: right after the last one the quorum's logs hold. */
+  protected endSeq(last: StreamPos): number {
+    return last.seq + 1;
   }
 
   /** Each stream's resolved prefix: the replica drops further copies of it (only a merged one is re-ACKed). */

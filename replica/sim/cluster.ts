@@ -13,7 +13,7 @@ import { HistoryApp } from './history-app.ts';
 import { SimNetwork, type NetParams } from './network.ts';
 import { Prng } from './prng.ts';
 import { SimSequencer } from './sequencer.ts';
-import { encodeControlOp } from '../control-op.ts';
+import { ANY_SESSION, encodeControlOp } from '../control-op.ts';
 
 export const SEQUENCER_NODE = 1000;
 export const CLIENT_NODE_BASE = 2000;
@@ -299,6 +299,23 @@ export class SimCluster {
     };
     send();
     return q;
+  }
+
+  /**
+   * Hydra: an operator's "remove" op for sequencer sid (of `session`, or
+   * whichever the replicas hold) through a live other sequencer, re-sent
+   * every `retryUs` until every live replica ended that stream.
+   */
+  removeSequencer(sid: number, session = ANY_SESSION, retryUs = 3_000): void {
+    const op = encodeControlOp({ kind: 'remove', sid, session });
+    const send = (): void => {
+      if (this.live().every((r) => r.hydra?.stream(sid)?.ended)) return;
+      const via = this.sequencers.find((x) => x.up && x.id !== sid);
+      const req: RequestMsg = { type: 'REQUEST', clientId: CONTROL_CLIENT, requestId: ++this.controlIds, op, control: true };
+      if (via) this.net.send(CONTROL_NODE, SEQUENCER_NODE + via.id, req, () => via.onRequest(req, CONTROL_NODE));
+      this.q.after(retryUs, send);
+    };
+    send();
   }
 
   /** Sequencer failover: the data path is re-created with a new session. */
