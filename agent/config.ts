@@ -138,6 +138,11 @@ const SequenceDecl = z
     cache: int(1, XSEQ_NV_MAX_COUNT, ' (values per block)').default(1),
     /** Values the durable mark runs ahead of the counter; default 262144 blocks. */
     markAhead: int(1, Number.MAX_SAFE_INTEGER).optional(),
+    /** The group it belongs to: its key (if any) authenticates NEXTVAL. */
+    group: int(0, 0xffffffff).optional(),
+    /** The durable mark is also committed through the group's total order
+     * (docs/sequences.md, "Replicated durability"). */
+    replicated: z.boolean({ error: 'must be true or false' }).default(false),
   })
   .superRefine((q, ctx) => {
     if (q.markAhead !== undefined && q.markAhead < q.cache * q.increment) {
@@ -220,6 +225,10 @@ const Schema = z
       if (ids.has(q.id)) ctx.addIssue({ code: 'custom', path: ['sequences', i, 'id'], message: `${q.id} is also the id of sequences[${ids.get(q.id)}]` });
       names.set(q.name, i);
       ids.set(q.id, i);
+      const g = q.group === undefined ? undefined : c.groups.find((x) => x.id === q.group);
+      if (q.group !== undefined && !g) ctx.addIssue({ code: 'custom', path: ['sequences', i, 'group'], message: `${q.group} is not a configured group (groups: ${c.groups.map((x) => x.id).join(', ') || 'none'})` });
+      if (q.replicated && q.group === undefined) ctx.addIssue({ code: 'custom', path: ['sequences', i, 'replicated'], message: 'needs group: the replica group whose total order keeps the mark' });
+      else if (q.replicated && g && g.members.length === 0) ctx.addIssue({ code: 'custom', path: ['sequences', i, 'replicated'], message: `group ${q.group} has no members: a replicated mark needs the kernel's quorum certificate (members with addresses)` });
     });
     if (c.repair.port !== 0 && c.repair.port === c.port) {
       ctx.addIssue({ code: 'custom', path: ['repair', 'port'], message: `${c.repair.port} is the sequencer's port; choose another (0 = off)` });

@@ -23,6 +23,10 @@ export interface SequenceDef {
   markAhead: bigint;
   /** Where it came from: the config file, or a create through the agent. */
   origin: 'config' | 'runtime';
+  /** The group it belongs to: its key authenticates NEXTVAL (docs/authentication.md). */
+  group?: number | undefined;
+  /** The mark is committed through the group's total order before it is raised. */
+  replicated?: boolean | undefined;
 }
 
 export interface SequenceRecord extends SequenceDef {
@@ -52,7 +56,7 @@ export const realFs: DurableFs = {
 
 interface FileShape {
   version: 1;
-  sequences: Array<Record<keyof SequenceRecord, string | number>>;
+  sequences: Array<Partial<Record<keyof SequenceRecord, string | number | boolean>>>;
 }
 
 export class MarkStore {
@@ -83,12 +87,14 @@ export class MarkStore {
         const rec: SequenceRecord = {
           name: String(r.name),
           id: Number(r.id),
-          start: BigInt(r.start),
-          increment: BigInt(r.increment),
+          start: BigInt(r.start as string),
+          increment: BigInt(r.increment as string),
           cache: Number(r.cache),
-          markAhead: BigInt(r.markAhead),
+          markAhead: BigInt(r.markAhead as string),
           origin: r.origin === 'runtime' ? 'runtime' : 'config',
-          mark: BigInt(r.mark),
+          mark: BigInt(r.mark as string),
+          ...(r.group !== undefined ? { group: Number(r.group) } : {}),
+          ...(r.replicated === true ? { replicated: true } : {}),
         };
         this.#records.set(rec.name, rec);
       }
@@ -131,6 +137,8 @@ export class MarkStore {
         markAhead: r.markAhead.toString(),
         origin: r.origin,
         mark: r.mark.toString(),
+        ...(r.group !== undefined ? { group: r.group } : {}),
+        ...(r.replicated ? { replicated: true } : {}),
       })),
     };
     const tmp = `${this.path}.tmp`;

@@ -30,7 +30,7 @@
 // u64: no atomics from here.
 //
 // The RTO adapts (agent/rto.ts) when maxRtoMs is above rtoMs and the
-// source has the kernel's stamp-to-quorum histogram: read every
+// source has the kernel's stamp-to-every-member (else stamp-to-quorum) histogram: read every
 // sampleEveryMs, it feeds an RFC 6298 estimator clamped to
 // [rtoMs, maxRtoMs]. A seq is first re-sent that RTO after stamping; the
 // k-th try after that waits the larger of the RTO and rtoMs x 2^k, so a
@@ -61,6 +61,10 @@ export interface GroupSource {
    * buckets moved), all groups; and the kernel's duplicate-ACK count. */
   quorumHistogram?(): bigint[];
   quorumNanosSum?(): bigint;
+  /** The same for stamp to the ACK of every member: what the RTO is fed
+   * when the source has it (agent/rto.ts). */
+  allAckedHistogram?(): bigint[];
+  allAckedNanosSum?(): bigint;
   ackDuplicates?(): bigint;
   /** The group's released seq in the kernel, and its update (see above). */
   released?(id: number): bigint;
@@ -332,10 +336,15 @@ export class Retransmitter {
   #adapt(now: number): void {
     if (!this.#est || now - this.#lastSampleAt < this.#sampleEveryNs) return;
     this.#lastSampleAt = now;
-    const sum = this.#source.quorumNanosSum?.();
-    if (sum !== undefined && sum === this.#lastSum) return; // no REPLY since: spare 40 lookups
+    // A re-send goes to each member that has not acked, so the time that
+    // matters is stamp to every member's ACK; stamp to quorum is shorter
+    // by the slowest member's lag, and under load that lag made most
+    // re-sends spurious. Sources without it (older data paths) feed the quorum's.
+    const all = this.#source.allAckedHistogram !== undefined;
+    const sum = all ? this.#source.allAckedNanosSum?.() : this.#source.quorumNanosSum?.();
+    if (sum !== undefined && sum === this.#lastSum) return; // nothing completed since: spare 40 lookups
     this.#lastSum = sum;
-    const hist = this.#source.quorumHistogram!();
+    const hist = all ? this.#source.allAckedHistogram!() : this.#source.quorumHistogram!();
     const dups = this.#source.ackDuplicates?.() ?? 0n;
     const retx = this.#counters.retransmissions;
     if (this.#lastHist) {

@@ -3,9 +3,12 @@
 // be re-sent to at the configured 20 ms, and an idle one keeps the
 // configured floor.
 //
-// Samples are the stamp-to-quorum times of the REPLYs since the last read
-// of the kernel's histogram (xseq_quorum_hist, log2 buckets): each REPLY
-// one sample at its bucket's middle (feedHistogram). Karn's rule (no
+// Samples are the stamp-to-every-member times of the requests completed
+// since the last read of the kernel's histogram (xseq_quorum_hist's second
+// half, log2 buckets; bpf/xseq.h): each one sample at its bucket's middle
+// (feedHistogram). Every member, not the quorum: a re-send goes to each
+// member that has not acked, and fed the quorum's time the RTO sat below
+// the slowest member's lag under load, so most re-sends were spurious. Karn's rule (no
 // sample from a re-sent request) cannot pick requests out of a histogram,
 // and without it the estimate runs away under loss: a request whose copy
 // was lost gets its quorum after at least one RTO, which raises the RTO,
@@ -74,7 +77,7 @@ export class RtoEstimator {
 export const MAX_SAMPLES_PER_READ = 256;
 
 /**
- * Feeds the REPLYs counted between two reads of the stamp-to-quorum
+ * Feeds the REPLYs counted between two reads of the stamp-to-every-member (or -quorum)
  * histogram (bucket i: [2^i, 2^(i+1)) ns) as single samples at each
  * bucket's middle, spread evenly through the sequence so that the EWMA
  * ends on no particular end of the spread, and scaled down to

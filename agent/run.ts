@@ -251,7 +251,7 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
   // Sequences (docs/sequences.md): marks from the state file, fsync'ed
   // before any is raised in the kernel.
   const nvTable = new SequenceTable(seq.nvMaps);
-  const sequences = new SequenceService(nvTable, new MarkStore(cfg.stateDir), log);
+  const sequences = new SequenceService(nvTable, new MarkStore(cfg.stateDir), log, { keyed: (g) => keys.key(g) !== undefined, groups: new Set(cfg.groups.map((g) => g.id)) });
   try {
     sequences.load();
     await sequences.reconcile(cfg.sequences.map(defOf));

@@ -2,7 +2,7 @@
 // (sequenceControl.listen, loopback by default: there is no authentication,
 // so it must never face the LAN):
 //   GET    /sequences              every sequence's status
-//   POST   /sequences              create {name, id, start?, increment?, cache?, markAhead?}
+//   POST   /sequences              create {name, id, start?, increment?, cache?, markAhead?, group?}
 //   DELETE /sequences/NAME         drop
 //   POST   /sequences/NAME/setval  {value}: the next value is value + increment
 // Errors come back as {code, message} with 400 (bad input), 404 (no such
@@ -57,6 +57,7 @@ export function defFromBody(b: Record<string, unknown>): SequenceDef {
     cache,
     markAhead: big(b['markAhead'], 'markAhead', defaultAhead(cache, increment)),
     origin: 'runtime',
+    ...(b['group'] !== undefined ? { group: Number(big(b['group'], 'group')) } : {}),
   };
 }
 

@@ -17,7 +17,7 @@ import type { MarkStore, SequenceDef, SequenceRecord } from './marks.ts';
 export interface SequenceKernel {
   read(id: number): KernelSequence;
   names(): Map<string, number>;
-  create(id: number, name: string, v: { next: bigint; mark: bigint; increment: bigint; cache: number }): void;
+  create(id: number, name: string, v: { next: bigint; mark: bigint; increment: bigint; cache: number; keyedGroup?: number | undefined }): void;
   disable(id: number, name?: string): void;
   enable(id: number): void;
   setNext(id: number, next: bigint): void;
@@ -44,9 +44,26 @@ export function defaultAhead(cache: number, increment: bigint): bigint {
 }
 
 /** A configured sequence (agent/config.ts) as the service's definition. */
-export function defOf(q: { name: string; id: number; start: number; increment: number; cache: number; markAhead?: number | undefined }): SequenceDef {
+export function defOf(q: { name: string; id: number; start: number; increment: number; cache: number; markAhead?: number | undefined; group?: number | undefined; replicated?: boolean | undefined }): SequenceDef {
   const increment = BigInt(q.increment);
-  return { name: q.name, id: q.id, start: BigInt(q.start), increment, cache: q.cache, markAhead: q.markAhead !== undefined ? BigInt(q.markAhead) : defaultAhead(q.cache, increment), origin: 'config' };
+  return {
+    name: q.name,
+    id: q.id,
+    start: BigInt(q.start),
+    increment,
+    cache: q.cache,
+    markAhead: q.markAhead !== undefined ? BigInt(q.markAhead) : defaultAhead(q.cache, increment),
+    origin: 'config',
+    ...(q.group !== undefined ? { group: q.group } : {}),
+    ...(q.replicated ? { replicated: true } : {}),
+  };
+}
+
+export interface SequenceServiceOptions {
+  /** Whether group `id` has a key: its sequences then answer only NEXTVALs MAC'd under it. */
+  keyed?: (group: number) => boolean;
+  /** The configured group ids: a sequence may only belong to one of them. */
+  groups?: ReadonlySet<number>;
 }
 
 export interface SequenceStatus {
@@ -93,11 +110,20 @@ export class SequenceService {
   #busy: Promise<unknown> = Promise.resolve();
   #raises = 0;
   #raiseErrors = 0;
+  readonly #keyed: (group: number) => boolean;
+  readonly #groups: ReadonlySet<number> | undefined;
 
-  constructor(kernel: SequenceKernel, store: MarkStore, log?: Log) {
+  constructor(kernel: SequenceKernel, store: MarkStore, log?: Log, opts: SequenceServiceOptions = {}) {
     this.#k = kernel;
     this.#store = store;
     this.#log = log;
+    this.#keyed = opts.keyed ?? (() => false);
+    this.#groups = opts.groups;
+  }
+
+  /** The keyed group a sequence's NEXTVALs need a MAC of (undefined: none). */
+  #keyedGroup(d: SequenceDef): number | undefined {
+    return d.group !== undefined && this.#keyed(d.group) ? d.group : undefined;
   }
 
   /** Reads the marks file (throws ESTATE when it is damaged). */
@@ -146,7 +172,7 @@ export class SequenceService {
         // Never below the kernel's current mark: the file must stay >= it.
         const ahead = capped(next + d.markAhead);
         const mark = adopted && adopted.mark > ahead ? adopted.mark : ahead;
-        const recreate = !adopted || !adopted.enabled || adopted.increment !== d.increment || adopted.cache !== d.cache;
+        const recreate = !adopted || !adopted.enabled || adopted.increment !== d.increment || adopted.cache !== d.cache || adopted.keyedGroup !== this.#keyedGroup(d);
         return { rec: { ...d, mark } as SequenceRecord, next, adopted: adopted !== undefined, recreate };
       });
       const remove = this.#store.all().filter((r) => !want.has(r.name)).map((r) => r.name);
@@ -168,7 +194,7 @@ export class SequenceService {
           await sleep(QUIESCE_MS);
           next = this.#k.read(r.id).next;
         }
-        this.#k.create(r.id, r.name, { next, mark: r.mark, increment: r.increment, cache: r.cache });
+        this.#k.create(r.id, r.name, { next, mark: r.mark, increment: r.increment, cache: r.cache, keyedGroup: this.#keyedGroup(r) });
       }
       const records = plan.map((p) => p.rec);
       this.#log?.info(
@@ -220,12 +246,14 @@ export class SequenceService {
   create(d: SequenceDef): Promise<SequenceStatus> {
     return this.#serial(() => {
       checkDef(d);
+      if (d.group !== undefined && this.#groups && !this.#groups.has(d.group)) fail(`group ${d.group}: not a configured group`);
+      if (d.replicated) fail('replicated: only sequences of the config file replicate their mark');
       if (this.#store.get(d.name)) fail(`name "${d.name}" exists: drop it first`);
       const taken = this.#store.all().find((r) => r.id === d.id);
       if (taken) fail(`id ${d.id} is used by "${taken.name}"`);
       const rec: SequenceRecord = { ...d, mark: capped(d.start + d.markAhead) };
       this.#store.commit([rec]);
-      this.#k.create(d.id, d.name, { next: d.start, mark: rec.mark, increment: d.increment, cache: d.cache });
+      this.#k.create(d.id, d.name, { next: d.start, mark: rec.mark, increment: d.increment, cache: d.cache, keyedGroup: this.#keyedGroup(d) });
       this.#log?.info({ event: 'sequence', op: 'create', name: d.name, id: d.id }, `sequence ${d.name} created`);
       return this.#statusOf(rec);
     });

@@ -32,9 +32,10 @@ Rows:
   P3b, P3b-p50, P3b-p99, P3b-cpu
            closed-loop clients, 3 replicas: one in-kernel REPLY per request vs
            the replicas' ACKs counted by the client (req/s, latency, client CPU)
-  P3, P3c, P3c-p99
+  P3, P3c, P3c-p99, P3-p50, P3-cpu, P3-retx
            the KV store (examples/kv) on 3 replicas vs the same KV as one
-           unreplicated server: ops/s and commit latency p50/p99
+           unreplicated server: ops/s, commit latency p50/p99, p50 at peak,
+           the busiest replica's CPU per op, spurious re-sends per 100 stamped
   P4, P4m  Hydra: a replica merging 8 sequencers' streams in process (whole
            replica; the merge layer alone) vs the same with 1 sequencer
   P4b, P4b-p50

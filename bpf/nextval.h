@@ -94,8 +94,23 @@ static __always_inline void nv_write(__u32 *dst, const __u32 *src, __u64 *acc)
 	}
 }
 
-/* Turns the frame around to the client with `rep` as payload. */
-static __always_inline int nv_reply(struct seq_req *r, struct xseq_nv_req *q, struct xseq_nv_reply *rep)
+/* Keyed: the reply's MAC in the request's trailer (the frame keeps its
+ * length). The UDP checksum is zero, as on every MAC'd message: the MAC
+ * covers the message, and the incremental update would miss the trailer. */
+static __always_inline void nv_seal(struct xdp_md *ctx, const struct xseq_mac_key *key)
+{
+	const __u32 len = XSEQ_HDR_LEN + sizeof(struct xseq_nv_reply);
+	int ok;
+	__u64 mac = mac_of_frame(ctx, SEQ_L4_OFF, len, key, &ok);
+
+	if (ok)
+		bpf_xdp_store_bytes(ctx, SEQ_L4_OFF + len, &mac, sizeof(mac));
+}
+
+/* Turns the frame around to the client with `rep` as payload, sealed
+ * under `key` when there is one. */
+static __always_inline int nv_reply(struct xdp_md *ctx, struct seq_req *r, struct xseq_nv_req *q,
+				    struct xseq_nv_reply *rep, const struct xseq_mac_key *key)
 {
 	struct ethhdr *eth = r->eth;
 	struct iphdr *ip = r->ip;
@@ -123,7 +138,10 @@ static __always_inline int nv_reply(struct seq_req *r, struct xseq_nv_req *q, st
 	p = udp->source;
 	udp->source = udp->dest;
 	udp->dest = p;
-	if (udp->check) {
+	if (key) {
+		udp->check = 0;
+		nv_seal(ctx, key);
+	} else if (udp->check) {
 		__u16 sum = (__u16)~csum_fold32(acc + (__u16)~udp->check);
 
 		udp->check = sum ? sum : 0xffff;
@@ -140,7 +158,8 @@ static __always_inline int nextval_handle(struct xdp_md *ctx, struct seq_req *r)
 	struct xseq_nv_req *q;
 	struct xseq_nv_seq *s;
 	struct xseq_nv_stats *st;
-	__u32 *id, count;
+	const struct xseq_mac_key *mk;
+	__u32 *id, count, gid;
 	__u64 span, first, mark;
 
 	nv_count(XSEQ_NV_CTR_RX, 1);
@@ -156,6 +175,16 @@ static __always_inline int nextval_handle(struct xdp_md *ctx, struct seq_req *r)
 	count = bpf_ntohl(q->count);
 	if (count > XSEQ_NV_MAX_COUNT)
 		return nv_drop(XSEQ_NV_CTR_DROP_COUNT);
+	/* Before the name is even looked up: a request that claims a keyed
+	 * group learns nothing, and moves nothing, without the key. */
+	gid = bpf_ntohl(r->h->group_id);
+	mk = bpf_map_lookup_elem(&xseq_mac_keys, &gid);
+	if (mk && !(mk->flags & XSEQ_KEY_F_SET))
+		mk = NULL;
+	if (!!mk != !!(r->h->flags & bpf_htons(XSEQ_F_MAC)))
+		return nv_drop(XSEQ_NV_CTR_DROP_MAC);
+	if (mk && !mac_frame_ok(ctx, SEQ_L4_OFF, XSEQ_HDR_LEN + sizeof(struct xseq_nv_req), mk))
+		return nv_drop(XSEQ_NV_CTR_DROP_MAC);
 
 	__builtin_memcpy(&key, q->name, sizeof(key));
 	id = bpf_map_lookup_elem(&xseq_nv_names, &key);
@@ -163,8 +192,12 @@ static __always_inline int nextval_handle(struct xdp_md *ctx, struct seq_req *r)
 	if (!s || !(NV_READ_ONCE(s->flags) & XSEQ_NV_F_ENABLED)) {
 		nv_count(XSEQ_NV_CTR_UNKNOWN, 1);
 		rep.status = bpf_htons(XSEQ_NV_UNKNOWN);
-		return nv_reply(r, q, &rep);
+		return nv_reply(ctx, r, q, &rep, mk);
 	}
+	/* A sequence of a keyed group: only a request MAC'd under that very
+	 * group's key (another group's key, or none, is a stranger here). */
+	if ((NV_READ_ONCE(s->flags) & XSEQ_NV_F_KEYED) && (!mk || gid != s->group_id))
+		return nv_drop(XSEQ_NV_CTR_DROP_MAC);
 	if (!count)
 		count = s->cache;
 	span = (__u64)count * s->increment;
@@ -190,13 +223,13 @@ static __always_inline int nextval_handle(struct xdp_md *ctx, struct seq_req *r)
 	}
 	nv_count(XSEQ_NV_CTR_REPLY_OK, 1);
 	nv_count(XSEQ_NV_CTR_VALUES, count);
-	return nv_reply(r, q, &rep);
+	return nv_reply(ctx, r, q, &rep, mk);
 refused:
 	if (st)
 		st->refused++;
 	nv_count(XSEQ_NV_CTR_REFUSED, 1);
 	rep.status = bpf_htons(XSEQ_NV_REFUSED);
-	return nv_reply(r, q, &rep);
+	return nv_reply(ctx, r, q, &rep, mk);
 }
 
 #endif /* XSEQ_NEXTVAL_H */

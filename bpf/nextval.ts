@@ -11,6 +11,8 @@ export const XSEQ_NV_NAME_MAX = 32;
 export const XSEQ_NV_MAX_SEQS = 1024;
 export const XSEQ_NV_MAX_COUNT = 1 << 20;
 export const XSEQ_NV_F_ENABLED = 0x1;
+/** Only NEXTVALs MAC'd under the key of the sequence's group are answered. */
+export const XSEQ_NV_F_KEYED = 0x2;
 /** Largest value a sequence may reach (values are 0..2^63-1). */
 export const NV_VALUE_MAX = (1n << 63n) - 1n;
 
@@ -25,7 +27,7 @@ export const NvMapName = {
 } as const;
 
 /** enum xseq_nv_counter, in order. */
-export const NV_COUNTER_NAMES = ['rx', 'reply_ok', 'values', 'refused', 'unknown', 'drop_length', 'drop_flags', 'drop_name', 'drop_count'] as const;
+export const NV_COUNTER_NAMES = ['rx', 'reply_ok', 'values', 'refused', 'unknown', 'drop_length', 'drop_flags', 'drop_name', 'drop_count', 'drop_mac'] as const;
 export type NvCounterName = (typeof NV_COUNTER_NAMES)[number];
 
 export const NV_REQ_SIZE = 40;
@@ -35,7 +37,7 @@ export const NV_REQ = { count: 0, flags: 4, name: 8 } as const;
 /** struct xseq_nv_reply offsets. */
 export const NV_REPLY = { first: 0, count: 8, increment: 12, mark: 16, seqId: 24, status: 28, reserved: 32 } as const;
 /** struct xseq_nv_seq offsets (host order) and size: one cache line. */
-export const NV_SEQ = { next: 0, mark: 8, increment: 16, cache: 24, flags: 28, size: 64 } as const;
+export const NV_SEQ = { next: 0, mark: 8, increment: 16, cache: 24, flags: 28, groupId: 32, size: 64 } as const;
 export const NV_STATS = { calls: 0, values: 8, refused: 16, size: 32 } as const;
 
 /** A sequence name: 1..32 bytes of [A-Za-z0-9_.-]. */
@@ -71,8 +73,8 @@ export function encodeNvRequestPayload(r: NvRequest): Buffer {
 }
 
 /** A whole NEXTVAL message (header + payload), ready for a UDP socket. */
-export function encodeNextval(r: NvRequest & { clientId: bigint; requestId: bigint }): Buffer {
-  return encodeMessage({ ...emptyHeader(), type: MsgType.NEXTVAL, clientId: r.clientId, requestId: r.requestId }, encodeNvRequestPayload(r));
+export function encodeNextval(r: NvRequest & { clientId: bigint; requestId: bigint; groupId?: number }): Buffer {
+  return encodeMessage({ ...emptyHeader(), type: MsgType.NEXTVAL, groupId: r.groupId ?? 0, clientId: r.clientId, requestId: r.requestId }, encodeNvRequestPayload(r));
 }
 
 export interface NvReply {
@@ -126,6 +128,8 @@ export interface NvSeqValue {
   increment: bigint;
   cache: number;
   enabled: boolean;
+  /** Bound to a keyed group: only NEXTVALs MAC'd under its key are answered. */
+  keyedGroup?: number;
 }
 
 export function encodeNvSeq(v: NvSeqValue): Uint8Array {
@@ -135,18 +139,21 @@ export function encodeNvSeq(v: NvSeqValue): Uint8Array {
   d.setBigUint64(NV_SEQ.mark, v.mark, LE);
   d.setBigUint64(NV_SEQ.increment, v.increment, LE);
   d.setUint32(NV_SEQ.cache, v.cache, LE);
-  d.setUint32(NV_SEQ.flags, v.enabled ? XSEQ_NV_F_ENABLED : 0, LE);
+  d.setUint32(NV_SEQ.flags, (v.enabled ? XSEQ_NV_F_ENABLED : 0) | (v.keyedGroup !== undefined ? XSEQ_NV_F_KEYED : 0), LE);
+  d.setUint32(NV_SEQ.groupId, v.keyedGroup ?? 0, LE);
   return b;
 }
 
 export function decodeNvSeq(b: Uint8Array): NvSeqValue {
   const d = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const flags = d.getUint32(NV_SEQ.flags, LE);
   return {
     next: d.getBigUint64(NV_SEQ.next, LE),
     mark: d.getBigUint64(NV_SEQ.mark, LE),
     increment: d.getBigUint64(NV_SEQ.increment, LE),
     cache: d.getUint32(NV_SEQ.cache, LE),
-    enabled: (d.getUint32(NV_SEQ.flags, LE) & XSEQ_NV_F_ENABLED) !== 0,
+    enabled: (flags & XSEQ_NV_F_ENABLED) !== 0,
+    ...(flags & XSEQ_NV_F_KEYED ? { keyedGroup: d.getUint32(NV_SEQ.groupId, LE) } : {}),
   };
 }
 

@@ -14,6 +14,7 @@ import {
   type NvStatsValue,
   sumNvStats,
   XSEQ_NV_F_ENABLED,
+  XSEQ_NV_F_KEYED,
   XSEQ_NV_MAX_SEQS,
 } from './nextval.ts';
 import { sumPerCpu } from './maps.ts';
@@ -32,6 +33,8 @@ export interface KernelSequence {
   increment: bigint;
   cache: number;
   enabled: boolean;
+  /** Bound to this keyed group: only NEXTVALs MAC'd under its key are answered. */
+  keyedGroup?: number | undefined;
 }
 
 const W_NEXT = NV_SEQ.next / 8;
@@ -39,6 +42,7 @@ const W_MARK = NV_SEQ.mark / 8;
 const W_INC = NV_SEQ.increment / 8;
 const U_CACHE = NV_SEQ.cache / 4;
 const U_FLAGS = NV_SEQ.flags / 4;
+const U_GROUP = NV_SEQ.groupId / 4;
 
 export class SequenceTable {
   readonly #maps: NvMaps;
@@ -62,13 +66,15 @@ export class SequenceTable {
 
   read(id: number): KernelSequence {
     const w = this.#at(id);
+    const flags = Atomics.load(this.#u32, w * 2 + U_FLAGS);
     return {
       id,
       next: Atomics.load(this.#u64, w + W_NEXT),
       mark: Atomics.load(this.#u64, w + W_MARK),
       increment: this.#u64[w + W_INC]!,
       cache: this.#u32[w * 2 + U_CACHE]!,
-      enabled: (Atomics.load(this.#u32, w * 2 + U_FLAGS) & XSEQ_NV_F_ENABLED) !== 0,
+      enabled: (flags & XSEQ_NV_F_ENABLED) !== 0,
+      keyedGroup: flags & XSEQ_NV_F_KEYED ? this.#u32[w * 2 + U_GROUP]! : undefined,
     };
   }
 
@@ -92,11 +98,13 @@ export class SequenceTable {
   /**
    * Makes a sequence answerable: its fields first (disabled), then its
    * name, then the enabled flag, so the program never sees a half-made one.
-   * `mark` must already be durable (the caller fsync'ed it).
+   * `mark` must already be durable (the caller fsync'ed it). With
+   * `keyedGroup` only NEXTVALs MAC'd under that group's key are answered.
    */
-  create(id: number, name: string, v: { next: bigint; mark: bigint; increment: bigint; cache: number }): void {
+  create(id: number, name: string, v: { next: bigint; mark: bigint; increment: bigint; cache: number; keyedGroup?: number | undefined }): void {
     const w = this.#at(id);
     Atomics.store(this.#u32, w * 2 + U_FLAGS, 0);
+    Atomics.store(this.#u32, w * 2 + U_GROUP, v.keyedGroup ?? 0);
     Atomics.store(this.#u64, w + W_NEXT, v.next);
     Atomics.store(this.#u64, w + W_MARK, v.mark);
     Atomics.store(this.#u64, w + W_INC, v.increment);
@@ -106,18 +114,19 @@ export class SequenceTable {
     const key = new Uint8Array(4);
     new DataView(key.buffer).setUint32(0, id, true);
     this.#maps.names.update(encodeName(name), key);
-    Atomics.store(this.#u32, w * 2 + U_FLAGS, XSEQ_NV_F_ENABLED);
+    Atomics.store(this.#u32, w * 2 + U_FLAGS, XSEQ_NV_F_ENABLED | (v.keyedGroup !== undefined ? XSEQ_NV_F_KEYED : 0));
   }
 
   /** Stops answering a sequence (clients get UNKNOWN). Its counter stays
    * until forget(): a NEXTVAL already past the name lookup may still add. */
   disable(id: number, name?: string): void {
     if (name !== undefined) this.#maps.names.delete(encodeName(name));
-    Atomics.store(this.#u32, this.#at(id) * 2 + U_FLAGS, 0);
+    // The key binding stays: a sequence never answers unauthenticated.
+    Atomics.and(this.#u32, this.#at(id) * 2 + U_FLAGS, ~XSEQ_NV_F_ENABLED);
   }
 
   enable(id: number): void {
-    Atomics.store(this.#u32, this.#at(id) * 2 + U_FLAGS, XSEQ_NV_F_ENABLED);
+    Atomics.or(this.#u32, this.#at(id) * 2 + U_FLAGS, XSEQ_NV_F_ENABLED);
   }
 
   /** Only for a disabled sequence whose in-flight NEXTVALs are done. */

@@ -283,9 +283,16 @@ struct xseq_weights {
 /* Buckets of the stamp-to-quorum histogram: bucket i counts requests whose
  * quorum came after [2^i, 2^(i+1)) nanoseconds (bucket 0 also holds 0).
  * Entry XSEQ_HIST_SUM (after the buckets) holds the sum of those times in
- * nanoseconds, so user space can export a true histogram sum. */
+ * nanoseconds, so user space can export a true histogram sum.
+ * From XSEQ_HIST_ALL on, the same again (buckets, then XSEQ_HIST_ALL_SUM)
+ * for stamp to the ACK of every member: the agent's retransmission timeout
+ * re-sends to each member that has not acked, so it must exceed this time,
+ * not the quorum's, or the slowest member is re-sent to under load. */
 #define XSEQ_HIST_BUCKETS 40
 #define XSEQ_HIST_SUM XSEQ_HIST_BUCKETS
+#define XSEQ_HIST_ALL (XSEQ_HIST_SUM + 1)
+#define XSEQ_HIST_ALL_SUM (XSEQ_HIST_ALL + XSEQ_HIST_BUCKETS)
+#define XSEQ_HIST_ENTRIES (XSEQ_HIST_ALL_SUM + 1)
 
 /*
  * Repair service (agent, UDP). A REPAIR_REQUEST names group_id, session,
@@ -409,12 +416,19 @@ struct xseq_drop_event {
  * Sequences (NEXTVAL). A client asks the sequencer host for the next values
  * of a named sequence; the XDP program answers straight back (XDP_TX, source
  * and destination swapped) with one atomic add on the sequence's counter.
- * The header is an ordinary struct xseq_hdr (type XSEQ_MSG_NEXTVAL, group_id
- * ignored, client_id and request_id chosen by the client and echoed);
- * payload_len is exactly sizeof(struct xseq_nv_req). The reply keeps the
- * header, type XSEQ_MSG_NEXTVAL_REPLY, and overwrites the payload with a
- * struct xseq_nv_reply of the same size, so the frame never changes length.
+ * The header is an ordinary struct xseq_hdr (type XSEQ_MSG_NEXTVAL,
+ * client_id and request_id chosen by the client and echoed); payload_len is
+ * exactly sizeof(struct xseq_nv_req). The reply keeps the header, type
+ * XSEQ_MSG_NEXTVAL_REPLY, and overwrites the payload with a struct
+ * xseq_nv_reply of the same size, so the frame never changes length.
  * Both payloads are network order.
+ *
+ * Authentication: when group_id names a group with a key (xseq_mac_keys),
+ * the NEXTVAL must carry XSEQ_F_MAC and a valid MAC under that key (as any
+ * keyed message: header and payload, XSEQ_MAC_LEN trailer), and the reply
+ * is sealed with the same key in the same trailer. A sequence bound to a
+ * keyed group (XSEQ_NV_F_KEYED) answers only such requests naming its
+ * group: anything else is dropped unanswered (XSEQ_NV_CTR_DROP_MAC).
  */
 #define XSEQ_NV_NAME_MAX 32          /* name bytes, NUL-padded; at least one */
 #define XSEQ_NV_MAX_SEQS 1024        /* sequences per host; an id is below it */
@@ -448,6 +462,7 @@ struct xseq_nv_reply {
 
 /* xseq_nv_seq.flags bits */
 #define XSEQ_NV_F_ENABLED 0x1
+#define XSEQ_NV_F_KEYED 0x2 /* only NEXTVALs MAC'd under group_id's key */
 
 /*
  * Value of xseq_nv_seqs[id]: one cache line per sequence, host order,
@@ -466,7 +481,9 @@ struct xseq_nv_seq {
 	__u64 increment;                 /* 1..2^31 */
 	__u32 cache;                     /* block size of a count-0 call, 1..XSEQ_NV_MAX_COUNT */
 	__u32 flags;                     /* XSEQ_NV_F_* */
-	__u64 pad[4];
+	__u32 group_id;                  /* XSEQ_NV_F_KEYED: the group whose key it needs */
+	__u32 pad0;
+	__u64 pad[3];
 };
 
 /* Key of xseq_nv_names: the name, NUL-padded (the bytes of the request). */
@@ -493,6 +510,8 @@ enum xseq_nv_counter {
 	XSEQ_NV_CTR_DROP_FLAGS,          /* request flags not zero */
 	XSEQ_NV_CTR_DROP_NAME,           /* empty name */
 	XSEQ_NV_CTR_DROP_COUNT,          /* count over XSEQ_NV_MAX_COUNT */
+	XSEQ_NV_CTR_DROP_MAC,            /* keyed group or sequence: no valid MAC, or a
+					  * MAC where no key is set (never answered) */
 	XSEQ_NV_CTR_MAX
 };
 

@@ -21,7 +21,7 @@
 // A follower told of a no-op for something it already merged re-merges its
 // unexecuted suffix (followers execute only the committed prefix).
 import type { ReplicaConfig } from './config.ts';
-import { decodeControlOp, removalApplies } from './control-op.ts';
+import { decodeControlOp } from './control-op.ts';
 import { HydraFailover } from './hydra-failover.ts';
 import * as gaps from './hydra-gaps.ts';
 import type { EngineHost, Intake, StreamDelivered } from './intake.ts';
@@ -193,18 +193,19 @@ export class Hydra implements Intake {
     const s = this.byId.get(m.sequencerId ?? 0);
     if (!s) return this.holdUnknown(m.sequencerId ?? 0, m);
     if (s.session < 0) s.session = m.session;
-    if (m.session !== s.session) return this.otherSession(s, m);
-    if (m.control) this.controlSeen(m);
+    if (m.session !== s.session) return this.failover.otherSession(s, m, this.stats);
+    if (m.control) this.failover.controlSeen(m, (sid) => this.byId.get(sid));
     if (s.final !== null && m.seq > s.final) {
       this.stats.afterEnd++;
       return;
     }
     this.heard(s);
     if (m.seq < s.next) {
-      // Merged already (a retransmission: the ACK may have been lost) or resolved and waiting.
-      const slot = s.slotOf(m.seq);
-      if (slot !== undefined) this.host.reAck(slot);
-      return;
+      // A copy of a settled seq (its ACK may have been lost), or one waiting (ACKed when merged).
+      // Below the checkpoint or a no-op: ACKed as settled (acks.ts), or its window slot waits for good.
+      const at = s.placeOf(m.seq, this.host.log.firstSlot);
+      const e = typeof at === 'number' ? this.host.log.get(at) : undefined;
+      return at === 'truncated' || e?.noop ? this.host.reAckSettled(m, s.sid) : e && this.host.reAck(at as number);
     }
     if (m.seq === s.next && s.buf.size === 0 && s.noops.size === 0 && s.pendingNoop === null) {
       // The common case: the next seq, nothing buffered. Resolve it without the map.
@@ -235,7 +236,7 @@ export class Hydra implements Intake {
     const s = this.byId.get(m.sequencerId);
     if (!s) return this.holdUnknown(m.sequencerId, m);
     if (s.session < 0) s.session = m.session;
-    if (m.session !== s.session) return this.otherSession(s, m);
+    if (m.session !== s.session) return this.failover.otherSession(s, m, this.stats);
     this.heard(s);
     this.stats.flushes++;
     // An ended session's own FINAL comes too late: the replicas' end stands.
@@ -431,23 +432,6 @@ export class Hydra implements Intake {
       this.failover.end(s.sid, s.session, 'silent');
     }
     this.armSolicit(s, now);
-  }
-
-  /** A message of another session than the stream's: an older one is never merged; a newer one is a rejoin. */
-  private otherSession(s: Stream, m: SequencedMsg | FlushMsg): void {
-    if (sessionCmp(m.session, s.session) < 0) {
-      this.stats.wrongSession++;
-      return;
-    }
-    this.failover.hold(s.sid, s.session, s.ended, m);
-  }
-
-  /** Leader: an operator's "remove" op, seen before it can merge (the stream it names may be what blocks it). */
-  private controlSeen(m: SequencedMsg): void {
-    const op = decodeControlOp(m.op);
-    if (op?.kind !== 'remove' || !this.host.amLeader()) return;
-    const s = this.byId.get(op.sid);
-    if (s && !s.ended && s.session >= 0 && removalApplies(op.session, s.session)) this.failover.end(s.sid, s.session, 'op');
   }
 
   // ---- drop recovery: the ladder's inputs (drop-recovery.ts) ------------------------

@@ -189,6 +189,8 @@ export interface Checkpoint {
   readonly clients: readonly ClientRecord[];
   /** Hydra only: each sequencer's stream position as of `slot` (the merge resumes from these). */
   readonly streams?: readonly StreamPos[];
+  /** The group's weight ledger as of `slot` (replica/weights-exec.ts); absent: the starting table. */
+  readonly weights?: Uint8Array;
 }
 
 /** A log as it travels: a checkpoint, the entries after it, and the commit point. */

@@ -164,6 +164,19 @@ export class Stream {
     return i >= this.mergedHead && i < this.merged.length ? this.merged[i] : undefined;
   }
 
+  /**
+   * Where a resolved seq (below next) stands: its log slot; 'waiting' while
+   * it waits in the queue for the merge; 'truncated' once merged below the
+   * log's first slot (a checkpoint covers it: committed). The log holds a
+   * stream's merged seqs consecutively, so a seq before the first one it
+   * holds was merged before firstSlot.
+   */
+  placeOf(seq: number, firstSlot: number): number | 'waiting' | 'truncated' {
+    if (this.head < this.queue.length && seq >= this.queue[this.head]!.seq) return 'waiting';
+    const slot = this.slotOf(seq);
+    return slot === undefined || slot < firstSlot ? 'truncated' : slot;
+  }
+
   /** Forgets positions at or below the log's start (a checkpoint covers them). */
   prune(firstSlot: number): void {
     while (this.mergedHead < this.merged.length && this.merged[this.mergedHead]! < firstSlot) this.mergedHead++;

@@ -60,6 +60,8 @@ export function sequencedFromWire(w: XseqMessage): SequencedMsg | null {
     requestId: h.requestId,
     op: copy(w.payload),
     retransmit: (h.flags & Flags.RETRANSMIT) !== 0,
+    // One sequencer too: a weights control op is executed by the replicas.
+    ...(h.flags & Flags.CONTROL ? { control: true } : {}),
   };
 }
 

@@ -6,16 +6,18 @@
 // Exit status: 0 ok, 2 bad arguments, 3 unknown sequence, 4 refused at the
 // mark, 5 timeout, 1 anything else.
 import { parseArgs } from 'node:util';
-import { blockValues, NextvalClient, SequenceError } from './client.ts';
+import { readKeyFile } from '../bpf/key-file.ts';
+import { blockValues, NextvalClient, type NextvalOptions, SequenceError } from './client.ts';
 
 const USAGE = `usage:
-  xseq-nextval NAME [--count N] [--server ADDR[:PORT]] [--timeout-ms MS]
-  xseq-nextval bench NAME [--clients N] [--duration S] [--count N] [--server ADDR[:PORT]]
+  xseq-nextval NAME [--count N] [--server ADDR[:PORT]] [--timeout-ms MS] [--group G --key-file PATH]
+  xseq-nextval bench NAME [--clients N] [--duration S] [--count N] [--server ADDR[:PORT]] [--group G --key-file PATH]
   xseq-nextval list [--control ADDR:PORT]
-  xseq-nextval create NAME --id N [--start S] [--increment I] [--cache C] [--control ADDR:PORT]
+  xseq-nextval create NAME --id N [--start S] [--increment I] [--cache C] [--group G] [--control ADDR:PORT]
   xseq-nextval drop NAME [--control ADDR:PORT]
   xseq-nextval setval NAME VALUE [--control ADDR:PORT]
 --server defaults to $XSEQ_SERVER or 127.0.0.1:7400; --control to $XSEQ_CONTROL or 127.0.0.1:9465.
+--group G --key-file PATH: a sequence of a keyed group answers only requests MAC'd under its key.
 Exit status: 0 ok, 2 bad arguments, 3 unknown sequence, 4 refused at the durable mark, 5 timeout.`;
 
 const EXIT: Record<string, number> = { EUNKNOWN_SEQUENCE: 3, EREFUSED_AT_MARK: 4, ETIMEOUT: 5, EARGUMENT: 2 };
@@ -46,8 +48,8 @@ function quantile(sorted: number[], q: number): number {
 }
 
 /** Closed-loop clients in this process; checks that no value came twice. */
-async function bench(server: string, name: string, clients: number, seconds: number, count: number): Promise<void> {
-  const cs = await Promise.all(Array.from({ length: clients }, () => NextvalClient.open({ server })));
+async function bench(server: NextvalOptions, name: string, clients: number, seconds: number, count: number): Promise<void> {
+  const cs = await Promise.all(Array.from({ length: clients }, () => NextvalClient.open(server)));
   const lat: number[] = [];
   const seen = new Set<bigint>();
   let dup = 0;
@@ -113,6 +115,8 @@ export async function main(argv: string[]): Promise<number> {
       start: { type: 'string' },
       increment: { type: 'string' },
       cache: { type: 'string' },
+      group: { type: 'string' },
+      'key-file': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -123,6 +127,8 @@ export async function main(argv: string[]): Promise<number> {
   const server = o.server ?? process.env['XSEQ_SERVER'] ?? '127.0.0.1:7400';
   const ctl = o.control ?? process.env['XSEQ_CONTROL'] ?? '127.0.0.1:9465';
   const [cmd, a1, a2] = pos;
+  if (o['key-file'] !== undefined && o.group === undefined) throw new UsageError('--key-file needs --group: the group whose key it is');
+  const auth = { ...(o.group !== undefined ? { group: intArg(o.group, 'group', 0, 0) } : {}), ...(o['key-file'] !== undefined ? { key: readKeyFile(o['key-file']) } : {}) };
   const print = (v: unknown) => process.stdout.write(`${JSON.stringify(v, null, 1)}\n`);
   switch (cmd) {
     case 'list':
@@ -130,7 +136,7 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     case 'create':
       if (!a1 || o.id === undefined) throw new UsageError('create NAME --id N');
-      print(await control(ctl, 'POST', '/sequences', { name: a1, id: o.id, ...(o.start ? { start: o.start } : {}), ...(o.increment ? { increment: o.increment } : {}), ...(o.cache ? { cache: o.cache } : {}) }));
+      print(await control(ctl, 'POST', '/sequences', { name: a1, id: o.id, ...(o.start ? { start: o.start } : {}), ...(o.increment ? { increment: o.increment } : {}), ...(o.cache ? { cache: o.cache } : {}), ...(o.group ? { group: o.group } : {}) }));
       return 0;
     case 'drop':
       if (!a1) throw new UsageError('drop NAME');
@@ -142,11 +148,11 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     case 'bench':
       if (!a1) throw new UsageError('bench NAME');
-      await bench(server, a1, intArg(o.clients, 'clients', 1), intArg(o.duration, 'duration', 5), intArg(o.count, 'count', 1));
+      await bench({ server, ...auth }, a1, intArg(o.clients, 'clients', 1), intArg(o.duration, 'duration', 5), intArg(o.count, 'count', 1));
       return 0;
     default: {
       const count = intArg(o.count, 'count', 1);
-      const c = await NextvalClient.open({ server, timeoutMs: intArg(o['timeout-ms'], 'timeout-ms', 200) });
+      const c = await NextvalClient.open({ server, timeoutMs: intArg(o['timeout-ms'], 'timeout-ms', 200), ...auth });
       try {
         if (count === 1) process.stdout.write(`${await c.nextval(cmd!)}\n`);
         else {

@@ -11,8 +11,9 @@
 // ordered across clients.
 import { createSocket, type Socket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
+import { checkMac, seal, type GroupKey } from '../bpf/mac.ts';
 import { decodeNextvalReply, encodeNextval, NvStatus, XSEQ_NV_MAX_COUNT } from '../bpf/nextval.ts';
-import { XSEQ_DEFAULT_PORT } from '../bpf/wire.ts';
+import { XSEQ_DEFAULT_PORT, XSEQ_MAC_LEN } from '../bpf/wire.ts';
 
 export type SequenceErrorCode = 'EUNKNOWN_SEQUENCE' | 'EREFUSED_AT_MARK' | 'ETIMEOUT' | 'ECLOSED' | 'EARGUMENT';
 
@@ -74,6 +75,14 @@ export interface NextvalOptions {
   attempts?: number;
   /** Local address to bind (default any). */
   bind?: string;
+  /**
+   * The group whose key authenticates this client (docs/authentication.md,
+   * "NEXTVAL"): requests name it and carry a MAC under `key`, and a reply
+   * counts only with a valid MAC under it. Needed for sequences bound to a
+   * keyed group; without a key nothing is sealed nor checked.
+   */
+  group?: number;
+  key?: GroupKey;
 }
 
 interface Pending {
@@ -95,7 +104,11 @@ export class NextvalClient {
   readonly #cache = new Map<string, Cached[]>();
   readonly #timeoutMs: number;
   readonly #attempts: number;
+  readonly #group: number;
+  readonly #key: GroupKey | undefined;
   #closed = false;
+  /** Keyed: replies dropped for a missing or wrong MAC (forged, or sealed with another key). */
+  unauthenticatedReplies = 0;
   /** Replies that came after their attempt was given up (their values are never used). */
   lateReplies = 0;
   /** Attempts retried after a timeout. */
@@ -105,6 +118,8 @@ export class NextvalClient {
     this.#sock = sock;
     this.#timeoutMs = opts.timeoutMs ?? 200;
     this.#attempts = opts.attempts ?? 5;
+    this.#group = opts.group ?? 0;
+    this.#key = opts.key;
     sock.on('message', (msg) => this.#onMessage(msg));
     // ICMP port unreachable (no data path on the host for a moment, e.g.
     // while `--replace` swaps it): a connected socket reports it as
@@ -131,6 +146,15 @@ export class NextvalClient {
   }
 
   #onMessage(msg: Buffer): void {
+    // Keyed: a reply is believed only under the key. A forged one could
+    // otherwise hand this caller a value someone else already has.
+    if (this.#key) {
+      if (checkMac(msg, this.#key) !== 'ok') {
+        this.unauthenticatedReplies++;
+        return;
+      }
+      msg = msg.subarray(0, msg.length - XSEQ_MAC_LEN);
+    }
     const r = decodeNextvalReply(msg);
     if (!r || r.clientId !== this.#clientId) return;
     const p = this.#pending.get(r.requestId);
@@ -164,7 +188,8 @@ export class NextvalClient {
           reject(e);
         },
       });
-      this.#sock.send(encodeNextval({ name, count, clientId: this.#clientId, requestId: id }), (err) => {
+      const m = encodeNextval({ name, count, clientId: this.#clientId, requestId: id, groupId: this.#group });
+      this.#sock.send(this.#key ? seal(m, this.#key) : m, (err) => {
         if (err) {
           clearTimeout(timer);
           this.#pending.delete(id);

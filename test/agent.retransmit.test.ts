@@ -211,6 +211,30 @@ describePrivileged('agent retransmission (mmap window, UDP on loopback)', () => 
     expect(replicas.seqs()).toEqual([[], [], [n, n, n]]);
   });
 
+  it('adaptive RTO: fed stamp to every member when the source has it, not stamp to quorum', async () => {
+    // Quorums in [4.2, 8.4) ms, the slowest member in [33.5, 67.1) ms: the
+    // quorum's time would keep the RTO at the 20 ms floor and re-send to
+    // that member every time.
+    let quorum = Array.from({ length: 40 }, () => 0n);
+    let all = Array.from({ length: 40 }, () => 0n);
+    const source = {
+      group: (id: number) => seq.group(id),
+      lastSeq: (id: number) => seq.lastSeq(id),
+      quorumHistogram: () => quorum,
+      allAckedHistogram: () => all,
+    };
+    pinned = taiNowNs();
+    rt.stop();
+    rt = new Retransmitter(source, window, out, { groups: [GROUP_ID], rtoMs: RTO_MS, maxRtoMs: 1000, retries: 5, sampleEveryMs: 1, now: () => pinned ?? taiNowNs(), log });
+    rt.tick();
+    quorum = quorum.map((c, i) => (i === 22 ? c + 200n : c));
+    all = all.map((c, i) => (i === 25 ? c + 200n : c));
+    pinned += 10n * MS;
+    rt.tick();
+    expect(rt.rtoMs()).toBeGreaterThan(50);
+    expect(rt.rtoMs()).toBeLessThan(60);
+  });
+
   it('a burst of due seqs is spread over ticks by maxSendsPerTick, oldest first', async () => {
     rt = new Retransmitter(seq, window, out, { groups: [GROUP_ID], rtoMs: RTO_MS, retries: 5, maxSendsPerTick: 7, now: () => pinned ?? taiNowNs(), log });
     const seqs = Array.from({ length: 10 }, (_, i) => stamp(seq, BigInt(200 + i)));

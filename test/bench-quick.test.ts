@@ -99,7 +99,7 @@ describePrivileged('bench rows, --quick', () => {
 
   it('P3', { timeout: 6 * MIN }, async () => {
     const { runP3 } = await import('../bench/p3.ts');
-    checkRows(await runP3({ quick: true, log }), ['P3', 'P3c', 'P3c-p99', 'P3-p50', 'P3-cpu']);
+    checkRows(await runP3({ quick: true, log }), ['P3', 'P3c', 'P3c-p99', 'P3-p50', 'P3-retx', 'P3-cpu']);
   });
 
   it('npm run bench -- --check: writes the run with host facts; exit 1 exactly when a row missed', { timeout: 2 * MIN }, () => {

@@ -129,6 +129,9 @@ describe('bpf/xseq.h and the TypeScript codec agree', () => {
       XSEQ_MSG_CAP: maps.XSEQ_MSG_CAP,
       XSEQ_HIST_BUCKETS: maps.XSEQ_HIST_BUCKETS,
       XSEQ_HIST_SUM: maps.XSEQ_HIST_SUM,
+      XSEQ_HIST_ALL: maps.XSEQ_HIST_ALL,
+      XSEQ_HIST_ALL_SUM: maps.XSEQ_HIST_ALL_SUM,
+      XSEQ_HIST_ENTRIES: maps.XSEQ_HIST_ENTRIES,
       XSEQ_CFG_F_OVERWRITE: maps.XSEQ_CFG_F_OVERWRITE,
       XSEQ_SLOT_F_REPLIED: maps.XSEQ_SLOT_F_REPLIED,
       XSEQ_REPAIR_MAX: repair.XSEQ_REPAIR_MAX,
@@ -334,7 +337,7 @@ describe('bpf/xseq.h and the TypeScript codec agree', () => {
     // The reply overwrites the request in place: the frame keeps its length.
     expect(c.nv_reply.size).toBe(c.nv_req.size);
     expect(c.nv_seq.size).toBe(nv.NV_SEQ.size);
-    expect(off(c.nv_seq.fields)).toEqual({ next: nv.NV_SEQ.next, mark: nv.NV_SEQ.mark, increment: nv.NV_SEQ.increment, cache: nv.NV_SEQ.cache, flags: nv.NV_SEQ.flags });
+    expect(off(c.nv_seq.fields)).toEqual({ next: nv.NV_SEQ.next, mark: nv.NV_SEQ.mark, increment: nv.NV_SEQ.increment, cache: nv.NV_SEQ.cache, flags: nv.NV_SEQ.flags, group_id: nv.NV_SEQ.groupId });
     expect(c.nv_name).toEqual({ size: nv.XSEQ_NV_NAME_MAX, fields: { name: [0, nv.XSEQ_NV_NAME_MAX] } });
     expect(c.nv_stats.size).toBe(nv.NV_STATS.size);
     expect(off(c.nv_stats.fields)).toEqual({ calls: nv.NV_STATS.calls, values: nv.NV_STATS.values, refused: nv.NV_STATS.refused });
@@ -342,7 +345,7 @@ describe('bpf/xseq.h and the TypeScript codec agree', () => {
     ctr['XSEQ_NV_CTR_MAX'] = nv.NV_COUNTER_NAMES.length;
     expect(ctr).toEqual(c.nv_ctr);
     expect(c.nv_status).toEqual({ XSEQ_NV_OK: nv.NvStatus.OK, XSEQ_NV_UNKNOWN: nv.NvStatus.UNKNOWN, XSEQ_NV_REFUSED: nv.NvStatus.REFUSED });
-    expect(c.nv_const).toEqual({ XSEQ_NV_NAME_MAX: nv.XSEQ_NV_NAME_MAX, XSEQ_NV_MAX_SEQS: nv.XSEQ_NV_MAX_SEQS, XSEQ_NV_MAX_COUNT: nv.XSEQ_NV_MAX_COUNT, XSEQ_NV_F_ENABLED: nv.XSEQ_NV_F_ENABLED });
+    expect(c.nv_const).toEqual({ XSEQ_NV_NAME_MAX: nv.XSEQ_NV_NAME_MAX, XSEQ_NV_MAX_SEQS: nv.XSEQ_NV_MAX_SEQS, XSEQ_NV_MAX_COUNT: nv.XSEQ_NV_MAX_COUNT, XSEQ_NV_F_ENABLED: nv.XSEQ_NV_F_ENABLED, XSEQ_NV_F_KEYED: nv.XSEQ_NV_F_KEYED });
     expect(c.nv_names).toEqual({ seqs: nv.NvMapName.SEQS, names: nv.NvMapName.NAMES, stats: nv.NvMapName.STATS, counters: nv.NvMapName.COUNTERS });
 
     // Byte order: payloads network order, field by field.
@@ -358,6 +361,10 @@ describe('bpf/xseq.h and the TypeScript codec agree', () => {
     const sb = nv.encodeNvSeq(sv);
     expect(Buffer.from(sb.subarray(nv.NV_SEQ.cache, nv.NV_SEQ.cache + 8)).toString('hex')).toBe('2423222101000000');
     expect(nv.decodeNvSeq(sb)).toEqual(sv);
+    const kv = { ...sv, keyedGroup: 0x31323334 };
+    const kb = nv.encodeNvSeq(kv);
+    expect(Buffer.from(kb.subarray(nv.NV_SEQ.flags, nv.NV_SEQ.flags + 8)).toString('hex')).toBe('0300000034333231');
+    expect(nv.decodeNvSeq(kb)).toEqual(kv);
   });
 });
 

@@ -4,6 +4,7 @@
 // replies, and each typed error.
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
+import { checkMac, groupKey, seal } from '../bpf/mac.ts';
 import { encodeNvReplyPayload, NV_REQ, NvStatus } from '../bpf/nextval.ts';
 import { emptyHeader, encodeMessage, MsgType, readHeader, XSEQ_HDR_LEN } from '../bpf/wire.ts';
 import { NextvalClient, NextvalTimeoutError, RefusedAtMarkError, UnknownSequenceError } from '../sequences/client.ts';
@@ -126,5 +127,54 @@ describe('NextvalClient', () => {
     closers.push(() => c.close());
     await expect(c.nextval('orders')).rejects.toBeInstanceOf(NextvalTimeoutError);
     expect(c.socketErrors).toBeGreaterThan(0);
+  });
+});
+
+// A keyed client (docs/authentication.md, "NEXTVAL"): its requests carry the
+// group and a MAC, and a reply counts only under the key, so a forged reply
+// (say, a value someone else already has) is never handed out.
+describe('keyed NEXTVAL client', () => {
+  const KEY = groupKey(Buffer.from('00112233445566778899aabbccddeeff', 'hex'));
+  const OTHER = groupKey(Buffer.alloc(16, 7));
+
+  async function keyedFake(replyKey: typeof KEY | null, forgeFirst: boolean) {
+    const s: Socket = createSocket('udp4');
+    const seen: Array<{ groupId: number; mac: string }> = [];
+    let next = 100n;
+    s.on('message', (msg: Buffer, from: RemoteInfo) => {
+      const h = readHeader(msg);
+      seen.push({ groupId: h.groupId, mac: checkMac(msg, KEY) });
+      const body = (first: bigint) => encodeMessage({ ...h, flags: 0, type: MsgType.NEXTVAL_REPLY }, encodeNvReplyPayload({ first, count: 1, increment: 1, mark: 1000n, seqId: 1, status: NvStatus.OK }));
+      // A forger that saw the request answers first, unsealed and with another key.
+      if (forgeFirst) {
+        s.send(body(1n), from.port, from.address);
+        s.send(seal(body(2n), OTHER), from.port, from.address);
+      }
+      const real = body(next++);
+      s.send(replyKey ? seal(real, replyKey) : real, from.port, from.address);
+    });
+    await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+    closers.push(() => s.close());
+    return { port: s.address().port, seen };
+  }
+
+  it('seals each request for its group and takes only the sealed reply, never a forged one', async () => {
+    const f = await keyedFake(KEY, true);
+    const c = await NextvalClient.open({ server: `127.0.0.1:${f.port}`, group: 5, key: KEY, timeoutMs: 1000 });
+    closers.push(() => c.close());
+    expect([await c.nextval('orders'), await c.nextval('orders')]).toEqual([100n, 101n]);
+    expect(f.seen).toEqual([
+      { groupId: 5, mac: 'ok' },
+      { groupId: 5, mac: 'ok' },
+    ]);
+    expect(c.unauthenticatedReplies).toBe(4);
+  });
+
+  it('times out rather than believe an unsealed reply', async () => {
+    const f = await keyedFake(null, false);
+    const c = await NextvalClient.open({ server: `127.0.0.1:${f.port}`, group: 5, key: KEY, timeoutMs: 50, attempts: 2 });
+    closers.push(() => c.close());
+    await expect(c.nextval('orders')).rejects.toBeInstanceOf(NextvalTimeoutError);
+    expect(c.unauthenticatedReplies).toBe(2);
   });
 });

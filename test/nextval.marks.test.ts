@@ -251,7 +251,7 @@ describe('sequences in the agent config', () => {
 
   it('defaults: start 1, increment 1, cache 1, the mark 262144 blocks ahead', () => {
     const c = parseConfig({ ...base, sequences: [{ name: 'orders', id: 1 }, { name: 'ev', id: 2, cache: 64 }] }, 'test');
-    expect(c.sequences[0]).toEqual({ name: 'orders', id: 1, start: 1, increment: 1, cache: 1 });
+    expect(c.sequences[0]).toEqual({ name: 'orders', id: 1, start: 1, increment: 1, cache: 1, replicated: false });
     expect(defOf(c.sequences[1]!)).toMatchObject({ cache: 64, markAhead: 262144n * 64n, origin: 'config' });
     expect(c.sequenceControl.listen).toBe('127.0.0.1:9465');
   });
@@ -265,6 +265,10 @@ describe('sequences in the agent config', () => {
     [{ name: 'a', id: 1, start: -1 }, /^sequences\[0\]\.start: must be at least 0/],
     [{ name: 'a', id: 1, cache: 10, markAhead: 5 }, /^sequences\[0\]\.markAhead: must be at least one block/],
     [{ name: 'a', id: 1, colour: 'red' }, /^sequences\[0\]\.colour: is not a known setting/],
+    [{ name: 'a', id: 1, group: 9 }, /^sequences\[0\]\.group: 9 is not a configured group \(groups: 1\)/],
+    [{ name: 'a', id: 1, replicated: true }, /^sequences\[0\]\.replicated: needs group/],
+    [{ name: 'a', id: 1, group: 1, replicated: true }, /^sequences\[0\]\.replicated: group 1 has no members/],
+    [{ name: 'a', id: 1, replicated: 'yes' }, /^sequences\[0\]\.replicated: must be true or false/],
   ])('%j is reported with its field', (q, want) => {
     const got = issues({ ...base, sequences: [q] });
     expect(got.some((g) => want.test(g)), JSON.stringify(got)).toBe(true);

@@ -124,6 +124,8 @@ function writeCheckpoint(w: Writer, c: Checkpoint): void {
   const st = c.streams ?? [];
   w.u32(st.length);
   for (const p of st) writeStreamPos(w, p);
+  // The weight ledger (absent: empty, the starting table).
+  w.bytes(c.weights ?? new Uint8Array(0));
 }
 function readCheckpoint(r: Reader): Checkpoint {
   const slot = r.num();
@@ -134,10 +136,10 @@ function readCheckpoint(r: Reader): Checkpoint {
   const clients: ClientRecord[] = new Array<ClientRecord>(n);
   for (let i = 0; i < n; i++) clients[i] = { clientId: r.big(), requestId: r.big(), result: r.bytes() };
   const ns = r.count(2 + 4 + 8 + 8 + 8 + 1);
-  if (ns === 0) return { slot, session, seq, app, clients };
   const streams: StreamPos[] = new Array<StreamPos>(ns);
   for (let i = 0; i < ns; i++) streams[i] = readStreamPos(r);
-  return { slot, session, seq, app, clients, streams };
+  const weights = r.bytes();
+  return { slot, session, seq, app, clients, ...(ns ? { streams } : {}), ...(weights.length ? { weights } : {}) };
 }
 
 function writeState(w: Writer, s: LogState): void {
