@@ -97,6 +97,11 @@ describePrivileged('bench rows, --quick', () => {
     checkRows(await runF1({ quick: true, log }), ['F1', 'F1-detect', 'F1-agree', 'F1-dip']);
   });
 
+  it('F2', { timeout: 4 * MIN }, async () => {
+    const { runF2 } = await import('../bench/f2.ts');
+    checkRows(await runF2({ quick: true, log }), ['F2', 'F2-detect', 'F2-agree', 'F2-dip']);
+  });
+
   it('P3', { timeout: 6 * MIN }, async () => {
     const { runP3 } = await import('../bench/p3.ts');
     checkRows(await runP3({ quick: true, log }), ['P3', 'P3c', 'P3c-p99', 'P3-p50', 'P3-retx', 'P3-cpu']);
