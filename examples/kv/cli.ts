@@ -43,6 +43,18 @@ Commands:
                                Prints {"ok":true,"sequencer":N,"session",
                                "seq","leaderNum","attempts"}. N may rejoin
                                later under a new session (a fresh data path).
+  weights reassign --member M --delta=D
+                               weight reassignment (docs/weights.md): adds D
+                               (negative: takes) to member M's voting weight,
+                               through the total order; prints {"applied",
+                               "version","weights"[,"refused"]}: a change that
+                               would break integrity is committed as a no-op
+                               change and says why (exit 1)
+  weights transfer --from A --to B --amount X
+                               moves X of A's weight to B, the same way
+  weights changes --member M   read_changes(M) through the total order:
+                               {"total","changes":[{"version","delta",
+                               "applied","kind"}]} (the newest 30)
 
 Options (in brackets: the field in a --config file; flags win):
   --config FILE                YAML (or JSON) with the bracketed fields; see
@@ -63,6 +75,7 @@ Options (in brackets: the field in a --config file; flags win):
                                attempt times out) [policy]
   --group ID                   replica group (default 1) [group]
   --bind ADDR                  local address to send from [bind]
+  --bind-port P                local UDP port to send from (default any)
   --retry-ms MS                per-attempt timeout: re-send an unanswered
                                request, with the same request id, to the next
                                sequencer (default 200) [retryMs]
@@ -77,6 +90,15 @@ Options (in brackets: the field in a --config file; flags win):
                                replicas ACK this client, which counts f+1
                                matching ACKs including the leader's; N is the
                                group size [directAcks, replicas]
+  --client-key-file PATH       a keyed group's client key (\`xseq-agent
+                               client-key --key-file GROUP_KEY\` prints it):
+                               every REQUEST is sealed with it, which the
+                               sequencer requires of a keyed group
+                               [clientKeyFile]
+  --group-key-file PATH        the group key itself (operators: control ops
+                               such as add-sequencer need it in a keyed
+                               group; plain requests use its client key)
+                               [groupKeyFile]
   --version                    the version and commit, then exit
 load:
   --clients C                  concurrent closed-loop clients (default 4)
@@ -124,8 +146,11 @@ async function main(): Promise<void> {
         'backoff-ms': { type: 'string' },
         'direct-acks': { type: 'boolean' },
         replicas: { type: 'string' },
+        'client-key-file': { type: 'string' },
+        'group-key-file': { type: 'string' },
         group: { type: 'string' },
         bind: { type: 'string' },
+        'bind-port': { type: 'string' },
         'retry-ms': { type: 'string' },
         'timeout-ms': { type: 'string' },
         clients: { type: 'string' },
@@ -144,6 +169,11 @@ async function main(): Promise<void> {
         absent: { type: 'boolean' },
         id: { type: 'string' },
         session: { type: 'string' },
+        member: { type: 'string' },
+        delta: { type: 'string' },
+        from: { type: 'string' },
+        to: { type: 'string' },
+        amount: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -174,6 +204,8 @@ async function main(): Promise<void> {
         ...(v.bind !== undefined ? { bind: v.bind } : {}),
         ...(v['direct-acks'] !== undefined ? { directAcks: v['direct-acks'] } : {}),
         ...(v.replicas !== undefined ? { replicas: v.replicas } : {}),
+        ...(v['client-key-file'] !== undefined ? { clientKeyFile: v['client-key-file'] } : {}),
+        ...(v['group-key-file'] !== undefined ? { groupKeyFile: v['group-key-file'] } : {}),
       }),
     );
   } catch (e) {
@@ -196,7 +228,10 @@ async function main(): Promise<void> {
     timeoutMs: cfg.timeoutMs,
     backoffMs: cfg.backoffMs,
     ...(cfg.bind ? { bindAddress: cfg.bind } : {}),
+    ...(v['bind-port'] !== undefined ? { bindPort: num(v['bind-port'], 'bind-port', 1) } : {}),
     ...(cfg.directAcks ? { directAcks: true, replicas: cfg.replicas } : {}),
+    ...(cfg.clientKey ? { clientKey: cfg.clientKey } : {}),
+    ...(cfg.groupKey ? { groupKey: cfg.groupKey } : {}),
   });
   const print = (o: unknown) => console.log(JSON.stringify(o));
   try {
@@ -263,6 +298,25 @@ async function main(): Promise<void> {
         print({ ok: true, sequencer: sid, ...(session !== ANY_SESSION ? { removedSession: session } : {}), session: cert?.session, seq: cert?.seq, leaderNum: cert?.leaderNum, attempts });
         break;
       }
+      case 'weights': {
+        const sub = args[0];
+        const m = (name: 'member' | 'from' | 'to') => num(v[name], name, -1);
+        if (sub === 'reassign') {
+          if (v.member === undefined || v.delta === undefined || !/^-?\d+$/.test(v.delta)) fail('weights reassign --member M --delta=D (D may be negative: --delta=-1)');
+          const r = await client.reassignWeight(m('member'), Number(v.delta));
+          print(r);
+          if (!r.applied) process.exitCode = 1;
+        } else if (sub === 'transfer') {
+          if (v.from === undefined || v.to === undefined || v.amount === undefined) fail('weights transfer --from A --to B --amount X');
+          const r = await client.transferWeight(m('from'), m('to'), num(v.amount, 'amount', 0, 1));
+          print(r);
+          if (!r.applied) process.exitCode = 1;
+        } else if (sub === 'changes') {
+          if (v.member === undefined) fail('weights changes --member M');
+          print(await client.readChanges(m('member')));
+        } else fail('weights reassign|transfer|changes');
+        break;
+      }
       case 'read': {
         if (!v['keys-file']) fail('read needs --keys-file FILE');
         const keys = readFileSync(v['keys-file'], 'utf8').split('\n').filter(Boolean);
@@ -289,7 +343,10 @@ async function main(): Promise<void> {
         fail(`unknown command "${cmd}"`);
     }
   } catch (e) {
-    if (e instanceof ClientError || e instanceof KvError) {
+    if (e instanceof ClientError && e.code === 'EUNAUTHORIZED') {
+      console.error(`kv: ${e.code}: ${e.message}`);
+      process.exitCode = 1;
+    } else if (e instanceof ClientError || e instanceof KvError) {
       console.error(`kv: ${e.message}`);
       if (membership) console.error(`kv: ${cmd}: no certified answer; check that a member sequencer given here is running and that the replicas are up`);
       process.exitCode = 1;

@@ -13,8 +13,14 @@ import { ANY_SESSION, type ControlOp, encodeControlOp } from '../../replica/cont
 import { Client, ClientError, type Certificate, type SequencerHealth, type SequencerPolicy } from '../../replica/index.ts';
 import { type HostPort, RealTimeScheduler, type SequencerAddr, UdpClientTransport } from '../../replica/udp/index.ts';
 import { decodeResult, encodeOp, type Op, type Result } from './ops.ts';
+import { type ChangeSummary, decodeChanges, decodeWeightResult, type WeightResult } from '../../replica/weights-exec.ts';
+import type { GroupKey } from '../../bpf/mac.ts';
 
 export interface KvClientOptions {
+  /** Keyed group: the client key REQUESTs are sealed with (UdpClientOptions.clientKey). */
+  clientKey?: GroupKey;
+  /** Keyed group: the group key, for control ops (UdpClientOptions.groupKey). */
+  groupKey?: GroupKey;
   /** The sequencer host's xseq port, or an unreplicated server (unreplicated.ts). */
   sequencer?: HostPort;
   /** Or the group's sequencers, with their ids (one of the two). */
@@ -26,6 +32,8 @@ export interface KvClientOptions {
   groupId: number;
   /** Local address to send from (default any). */
   bindAddress?: string;
+  /** Local port (default any). */
+  bindPort?: number;
   /** Client cores (default 1). */
   lanes?: number;
   /** Re-send a request after this long without an answer (default 200 ms). */
@@ -84,6 +92,11 @@ export class KvClient {
     this.clientIds = this.cores.map((c) => c.clientId);
   }
 
+  /** Each lane's last request id handed out, in clientIds order. */
+  lastRequestIds(): bigint[] {
+    return this.cores.map((c) => c.lastRequestId);
+  }
+
   static async open(o: KvClientOptions): Promise<KvClient> {
     const lanes = o.lanes ?? 1;
     if (!Number.isInteger(lanes) || lanes < 1) throw new RangeError(`lanes=${lanes} must be a positive integer`);
@@ -93,7 +106,10 @@ export class KvClient {
       ...(o.sequencer ? { sequencer: o.sequencer } : {}),
       groupId: o.groupId,
       ...(o.bindAddress ? { bindAddress: o.bindAddress } : {}),
+      ...(o.bindPort ? { bindPort: o.bindPort } : {}),
       ...(o.directAcks ? { directAcks: true } : {}),
+      ...(o.clientKey ? { clientKey: o.clientKey } : {}),
+      ...(o.groupKey ? { groupKey: o.groupKey } : {}),
     });
     return new KvClient(t, o);
   }
@@ -168,6 +184,48 @@ export class KvClient {
    */
   removeSequencer(sid: number, session = ANY_SESSION, lane = 0): Promise<Certificate | null> {
     return this.control({ kind: 'remove', sid, session }, lane);
+  }
+
+  /**
+   * Weight reassignment (docs/weights.md): the group's "weights" control op
+   * through the total order. Every replica applies it at its log position;
+   * one that would break integrity (or let fewer than a majority certify)
+   * is committed as a no-op change. Resolves with the decision: applied or
+   * refused (and why), and the table (version, weights) after it. Re-sends
+   * keep the request id, so a change is never applied twice.
+   */
+  async reassignWeight(member: number, delta: number, lane = 0): Promise<WeightResult> {
+    return this.weightsOp({ kind: 'weights', change: { kind: 'reassign', member, delta } }, lane);
+  }
+
+  async transferWeight(from: number, to: number, amount: number, lane = 0): Promise<WeightResult> {
+    return this.weightsOp({ kind: 'weights', change: { kind: 'transfer', from, to, amount } }, lane);
+  }
+
+  /** read_changes(member) through the total order: its history as committed there (the newest CHANGES_MAX). */
+  async readChanges(member: number, lane = 0): Promise<{ total: number; changes: ChangeSummary[] }> {
+    const r = await this.controlResult({ kind: 'read-changes', member }, lane);
+    const d = decodeChanges(r);
+    if (!d) throw new Error('read_changes: the replicas answered something else (do they keep a weight ledger?)');
+    return d;
+  }
+
+  private async weightsOp(op: ControlOp, lane: number): Promise<WeightResult> {
+    const r = decodeWeightResult(await this.controlResult(op, lane));
+    if (!r) throw new Error('weights: the replicas answered something else (do they keep a weight ledger?)');
+    return r;
+  }
+
+  private controlResult(op: ControlOp, lane: number): Promise<Uint8Array> {
+    let payload: Uint8Array;
+    try {
+      payload = encodeControlOp(op);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const core = this.cores[lane];
+    if (!core) return Promise.reject(new RangeError(`lane ${lane} of ${this.cores.length}`));
+    return new Promise((resolve, reject) => core.submit(payload, (err, r) => (err ? reject(err) : resolve(r ?? new Uint8Array(0))), { control: true }));
   }
 
   private control(op: ControlOp, lane: number): Promise<Certificate | null> {
