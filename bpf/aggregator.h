@@ -56,13 +56,11 @@ static __always_inline __u32 log2_bucket(__u64 v)
 	return b < XSEQ_HIST_BUCKETS ? b : XSEQ_HIST_BUCKETS - 1;
 }
 
-/* base: XSEQ_HIST_BUCKETS buckets then their sum (xseq.h): 0 for the
- * quorum, XSEQ_HIST_ALL for every member. */
-static __always_inline void observe_quorum(__u64 stamp_ns, __u32 base)
+static __always_inline void observe_quorum(__u64 stamp_ns)
 {
 	__u64 now = bpf_ktime_get_tai_ns();
 	__u64 took = now > stamp_ns ? now - stamp_ns : 0;
-	__u32 b = base + log2_bucket(took), sum = base + XSEQ_HIST_BUCKETS;
+	__u32 b = log2_bucket(took), sum = XSEQ_HIST_SUM;
 	__u64 *v = bpf_map_lookup_elem(&xseq_quorum_hist, &b);
 
 	if (v)
@@ -313,7 +311,6 @@ static __always_inline int ack_handle(struct xdp_md *ctx, struct seq_req *r)
 	}
 
 	__u64 old, next = 0;
-	__u32 had = 0; /* this view's ack bits before ours */
 	int swapped = 0;
 	for (int i = 0; i < ACK_CAS_TRIES; i++) {
 		old = __sync_fetch_and_add(&s->acks, 0);
@@ -331,7 +328,6 @@ static __always_inline int ack_handle(struct xdp_md *ctx, struct seq_req *r)
 				    : old | bit;
 		if (__sync_val_compare_and_swap(&s->acks, old, next) == old) {
 			swapped = 1;
-			had = view > oview ? 0 : (__u32)old & XSEQ_ACKS_BITMAP;
 			/* A real reset discards acks; a slot's first ACK in a view
 			 * above 0 finds none (the low word also holds the
 			 * generation, which is no ack). */
@@ -343,13 +339,6 @@ static __always_inline int ack_handle(struct xdp_md *ctx, struct seq_req *r)
 	if (!swapped)
 		return XDP_DROP;
 	count(XSEQ_CTR_ACK_COUNTED);
-	/* The ACK that completes the member set, exactly once per view (the
-	 * CAS above made it so); before the certify check, since a follower's
-	 * ACK after the REPLY completes the set as often as not. The stamp
-	 * read may meet a retaken slot (overwrite): one odd sample. */
-	__u32 all = n >= 32 ? 0xffffffffu : (1u << n) - 1;
-	if ((had & all) != all && ((__u32)next & all) == all)
-		observe_quorum(s->stamp_ns, XSEQ_HIST_ALL);
 
 	int certified = ack_certifies(g, r->gid, wversion, (__u32)next & XSEQ_ACKS_BITMAP, leader);
 	if (certified < 0)
@@ -362,7 +351,7 @@ static __always_inline int ack_handle(struct xdp_md *ctx, struct seq_req *r)
 	}
 	__u64 stamp_ns = s->stamp_ns;
 	if (ack_reply(ctx, r, s, view, leader) == XDP_TX) {
-		observe_quorum(stamp_ns, 0);
+		observe_quorum(stamp_ns);
 		return XDP_TX;
 	}
 	ack_undo(s, gen, 1u << leader);

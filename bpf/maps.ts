@@ -38,10 +38,6 @@ export const XSEQ_MSG_CAP = 64 + 1400;
 export const XSEQ_HIST_BUCKETS = 40;
 /** Index of the nanosecond sum in xseq_quorum_hist, after the buckets. */
 export const XSEQ_HIST_SUM = XSEQ_HIST_BUCKETS;
-/** The stamp-to-every-member histogram's first bucket and its sum (bpf/xseq.h). */
-export const XSEQ_HIST_ALL = XSEQ_HIST_SUM + 1;
-export const XSEQ_HIST_ALL_SUM = XSEQ_HIST_ALL + XSEQ_HIST_BUCKETS;
-export const XSEQ_HIST_ENTRIES = XSEQ_HIST_ALL_SUM + 1;
 export const XSEQ_CFG_F_OVERWRITE = 0x1;
 export const XSEQ_SLOT_F_REPLIED = 0x1;
 /** xseq_slot.state: the leader's stored answer is a stale mark (XSEQ_F_STALE). */

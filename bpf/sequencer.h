@@ -129,12 +129,11 @@ struct {
 	__type(value, __u64);
 } xseq_solicit_last SEC(".maps");
 
-/* Stamp-to-quorum and stamp-to-every-member latency, log2 buckets of
- * nanoseconds, per CPU (layout: xseq.h). Written by the ack path when it
- * sends a REPLY and when a slot's last member acks; the agent sums the CPUs. */
+/* Stamp-to-quorum latency, log2 buckets of nanoseconds, per CPU. Written
+ * by the ack path when it sends a REPLY; the agent sums the CPUs. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, XSEQ_HIST_ENTRIES);
+	__uint(max_entries, XSEQ_HIST_BUCKETS + 1); /* + XSEQ_HIST_SUM */
 	__type(key, __u32);
 	__type(value, __u64);
 } xseq_quorum_hist SEC(".maps");

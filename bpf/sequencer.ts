@@ -37,8 +37,6 @@ import {
   decodeSlot,
   XSEQ_HIST_BUCKETS,
   XSEQ_HIST_SUM,
-  XSEQ_HIST_ALL,
-  XSEQ_HIST_ALL_SUM,
   XSEQ_MAX_REPLICAS,
   XSEQ_RESULT_CAP,
   PROG_SEQUENCER,
@@ -366,16 +364,6 @@ export class Sequencer {
   /** Sum of every stamp-to-quorum time the histogram counted, ns. */
   quorumNanosSum(): bigint {
     return sumPerCpu(this.hist.lookupPerCpu(u32Key(XSEQ_HIST_SUM)));
-  }
-
-  /** Stamp-to-every-member histogram (the ACK completing a slot's member set), per log2-ns bucket. */
-  allAckedHistogram(): bigint[] {
-    return Array.from({ length: XSEQ_HIST_BUCKETS }, (_, i) => sumPerCpu(this.hist.lookupPerCpu(u32Key(XSEQ_HIST_ALL + i))));
-  }
-
-  /** Sum of every stamp-to-every-member time, ns. */
-  allAckedNanosSum(): bigint {
-    return sumPerCpu(this.hist.lookupPerCpu(u32Key(XSEQ_HIST_ALL_SUM)));
   }
 
   group(id: number): GroupConfig | undefined {

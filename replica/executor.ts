@@ -7,7 +7,7 @@ import type { Application } from './app.ts';
 import { ClientTable } from './client-table.ts';
 import type { LogPosition } from './log.ts';
 import type { Checkpoint, LogEntry } from './messages.ts';
-import { weightChange } from './control-op.ts';
+import { weightOp } from './control-op.ts';
 import type { WeightState } from './weights-exec.ts';
 
 export type Outcome =
@@ -76,12 +76,12 @@ export class Executor {
     if (e.noop) return NOOP;
     // A weight change is not idempotent: it passes the client table, so a
     // re-sent copy gets the first one's answer and is never applied twice.
-    const change = e.control && this.weights ? weightChange(e.op) : null;
-    if (e.control && !change) return CONTROL_DONE;
+    const wop = e.control && this.weights ? weightOp(e.op) : null;
+    if (e.control && !wop) return CONTROL_DONE;
     const a = this.clients.admit(e.clientId, e.requestId);
     if (a.kind === 'stale') return STALE;
     if (a.kind !== 'new') return a;
-    const result = change ? this.weights!.apply(e.slot, change) : this.app.execute(e.op);
+    const result = !wop ? this.app.execute(e.op) : wop.kind === 'weights' ? this.weights!.apply(e.slot, wop.change) : this.weights!.read(wop.member);
     this.clients.record(e.clientId, e.requestId, result);
     return { kind: 'executed', result };
   }

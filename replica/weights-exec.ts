@@ -8,12 +8,18 @@
 import { defaultTolerance } from '../bpf/quorum.ts';
 import { type ChangeRecord, WeightLedger, type WeightTable } from './weights.ts';
 
+export interface WeightCounts {
+  readonly applied: number;
+  readonly refused: number;
+}
+
 export interface WeightOptions {
   /** The group's starting weight table, as the agent's config has it
    * (weight by replica id, and f). Default: weight 1 each, f = (n - 1) / 2. */
   weights?: { readonly weights: readonly number[]; readonly f?: number };
-  /** Called with each weight table once it is committed (and once at start). */
-  onCommittedWeights?: (t: WeightTable) => void;
+  /** Called with each weight table once it is committed (and once at start),
+   * and when a committed change was refused (the counts moved). */
+  onCommittedWeights?: (t: WeightTable, counts: WeightCounts) => void;
 }
 
 /** The starting ledger table for a group of n. */
@@ -60,19 +66,61 @@ export function decodeWeightResult(b: Uint8Array): WeightResult | null {
   return { applied: b[0] === 1, version: new DataView(b.buffer, b.byteOffset, b.length).getUint32(1, false), weights: [...b.subarray(6, 6 + n)], ...(refused !== undefined ? { refused } : {}) };
 }
 
+/**
+ * read_changes(member)'s certified result, as of the op's log position:
+ *   byte 0     2 (a history, not a decision)
+ *   bytes 1-4  how many changes the member has in all, big-endian
+ *   then       the newest CHANGES_MAX of them, oldest first, 8 bytes each:
+ *              table version after it (u32), the weight it added to the
+ *              member (i16; 0 when refused), 1 applied / 0 refused, and 1
+ *              reassign / 2 transfer
+ */
+export const CHANGES_MAX = 30;
+
+export interface ChangeSummary {
+  readonly version: number;
+  readonly delta: number;
+  readonly applied: boolean;
+  readonly kind: 'reassign' | 'transfer';
+}
+
+export function encodeChanges(recs: readonly ChangeRecord[]): Uint8Array {
+  const shown = recs.slice(-CHANGES_MAX);
+  const out = new Uint8Array(5 + 8 * shown.length);
+  const v = new DataView(out.buffer);
+  out[0] = 2;
+  v.setUint32(1, recs.length, false);
+  shown.forEach((r, i) => {
+    v.setUint32(5 + 8 * i, r.version, false);
+    v.setInt16(9 + 8 * i, r.delta, false);
+    out[11 + 8 * i] = r.refused ? 0 : 1;
+    out[12 + 8 * i] = r.change.kind === 'reassign' ? 1 : 2;
+  });
+  return out;
+}
+
+export function decodeChanges(b: Uint8Array): { total: number; changes: ChangeSummary[] } | null {
+  if (b.length < 5 || b[0] !== 2 || (b.length - 5) % 8 !== 0) return null;
+  const v = new DataView(b.buffer, b.byteOffset, b.length);
+  const changes: ChangeSummary[] = [];
+  for (let o = 5; o < b.length; o += 8) changes.push({ version: v.getUint32(o, false), delta: v.getInt16(o + 4, false), applied: b[o + 6] === 1, kind: b[o + 7] === 1 ? 'reassign' : 'transfer' });
+  return { total: v.getUint32(1, false), changes };
+}
+
 /** The ledger the executor keeps, with what it last reported as committed. */
 export class WeightState {
   #ledger: WeightLedger;
-  #reported = 0;
+  /** Changes decided in the last committed ledger reported (-1: none yet). */
+  #reported = -1;
   /** snapshot() of the ledger as it is now; null after a change. Commits
    * snapshot often and the ledger rarely changes. */
   #snap: Uint8Array | null = null;
-  /** Table versions of snapshots this state made, so a commit need not parse them. */
-  readonly #versions = new WeakMap<Uint8Array, number>();
+  /** Changes decided (applied + refused) in snapshots this state made, so a commit need not parse them. */
+  readonly #decided = new WeakMap<Uint8Array, number>();
 
   constructor(
     private readonly initial: WeightTable,
-    private readonly onCommitted?: (t: WeightTable) => void,
+    private readonly onCommitted?: (t: WeightTable, counts: WeightCounts) => void,
   ) {
     this.#ledger = new WeightLedger(initial);
   }
@@ -87,10 +135,16 @@ export class WeightState {
     return encodeWeightResult(this.#ledger.apply(slot, change), this.#ledger.table);
   }
 
+  /** read_changes(member) as of now (the op's log position). */
+  read(member: number): Uint8Array {
+    return encodeChanges(this.#ledger.readChanges(member));
+  }
+
   snapshot(): Uint8Array {
     if (!this.#snap) {
       this.#snap = this.#ledger.snapshot();
-      this.#versions.set(this.#snap, this.#ledger.table.version);
+      const c = this.#ledger.counts;
+      this.#decided.set(this.#snap, c.applied + c.refused);
     }
     return this.#snap;
   }
@@ -101,13 +155,14 @@ export class WeightState {
     this.#snap = null;
   }
 
-  /** A checkpoint became the committed one: report its table if newer. */
+  /** A checkpoint became the committed one: report its ledger if it decided more. */
   committed(b: Uint8Array | undefined): void {
-    const known = b ? this.#versions.get(b) : this.initial.version;
+    const known = b ? this.#decided.get(b) : 0;
     if (known !== undefined && known <= this.#reported) return;
-    const t = b ? WeightLedger.fromSnapshot(b).table : this.initial;
-    if (t.version <= this.#reported) return;
-    this.#reported = t.version;
-    this.onCommitted?.(t);
+    const l = b ? WeightLedger.fromSnapshot(b) : new WeightLedger(this.initial);
+    const c = l.counts;
+    if (c.applied + c.refused <= this.#reported) return;
+    this.#reported = c.applied + c.refused;
+    this.onCommitted?.(l.table, c);
   }
 }

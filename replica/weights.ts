@@ -41,6 +41,8 @@ export class WeightLedger {
   #table: WeightTable;
   readonly #history: ChangeRecord[][];
   #lastPos = -Infinity;
+  #applied = 0;
+  #refused = 0;
 
   constructor(initial: WeightTable) {
     const issue = integrityIssue(initial.weights.map((weight, id) => ({ id, weight })), initial.f);
@@ -83,6 +85,8 @@ export class WeightLedger {
     }
     refused ??= integrityIssue(next.map((weight, id) => ({ id, weight })), this.#table.f) ?? majorityIssue(next);
     if (!refused) this.#table = { ...this.#table, version: this.#table.version + 1, weights: next };
+    if (refused) this.#refused++;
+    else this.#applied++;
     let first: ChangeRecord | undefined;
     for (const m of deltas.keys()) {
       const rec: ChangeRecord = { pos, change, delta: refused ? 0 : deltas.get(m)!, version: this.#table.version, ...(refused ? { refused } : {}) };
@@ -94,16 +98,25 @@ export class WeightLedger {
 
   /** The whole ledger as JSON bytes, for checkpoints (it travels in state transfers). */
   snapshot(): Uint8Array {
-    return new TextEncoder().encode(JSON.stringify({ table: this.#table, history: this.#history, lastPos: Number.isFinite(this.#lastPos) ? this.#lastPos : null }));
+    return new TextEncoder().encode(
+      JSON.stringify({ table: this.#table, history: this.#history, lastPos: Number.isFinite(this.#lastPos) ? this.#lastPos : null, applied: this.#applied, refused: this.#refused }),
+    );
   }
 
   /** A ledger from snapshot() bytes. */
   static fromSnapshot(b: Uint8Array): WeightLedger {
-    const o = JSON.parse(new TextDecoder().decode(b)) as { table: WeightTable; history: ChangeRecord[][]; lastPos: number | null };
+    const o = JSON.parse(new TextDecoder().decode(b)) as { table: WeightTable; history: ChangeRecord[][]; lastPos: number | null; applied: number; refused: number };
     const l = new WeightLedger(o.table);
     o.history.forEach((h, m) => l.#history[m]?.push(...h));
     l.#lastPos = o.lastPos ?? -Infinity;
+    l.#applied = o.applied;
+    l.#refused = o.refused;
     return l;
+  }
+
+  /** Changes applied, and committed as no-op changes, so far. */
+  get counts(): { applied: number; refused: number } {
+    return { applied: this.#applied, refused: this.#refused };
   }
 
   /** read_changes(member): every change committed for it, in log order. */

@@ -86,15 +86,18 @@ export function sequencedFromDatagram(b: Buffer, groupId: number): SequencedMsg 
   if (hi > MAX_SAFE_HI) return null;
   const seq = hi * SEQ_HI + b.readUInt32BE(28);
   if (seq < 1 || seq > Number.MAX_SAFE_INTEGER) return null;
-  return {
+  const flags = b.readUInt16BE(6);
+  const m: SequencedMsg = {
     type: 'SEQUENCED',
     session: b.readUInt32BE(16),
     seq,
     clientId: b.readBigUInt64BE(40),
     requestId: b.readBigUInt64BE(48),
     op: copy(b.subarray(XSEQ_HDR_LEN, XSEQ_HDR_LEN + payloadLen)),
-    retransmit: (b.readUInt16BE(6) & Flags.RETRANSMIT) !== 0,
+    retransmit: (flags & Flags.RETRANSMIT) !== 0,
   };
+  // A control op (a weight change) is the replicas', not the application's.
+  return flags & Flags.CONTROL ? { ...m, control: true } : m;
 }
 
 /** The leader's ACK carries its result as payload with XSEQ_F_RESULT; the aggregator copies it into the REPLY. */

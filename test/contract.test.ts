@@ -1,6 +1,7 @@
 // Proves the TypeScript codecs equal to bpf/xseq.h: test/contract/dump.c is
 // compiled against the header and prints every size, offset and enum value,
 // plus a header encoded by C; the TypeScript side must match byte for byte.
+import { decodeWeightsReport, encodeWeightsReport, WEIGHTS_REPORT_SIZE } from '../bpf/weights-report.ts';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,6 +28,7 @@ interface Dump {
   client_source: { size: number; fields: Fields; map: string; entries: number; solicit_map: string; solicit_gap_ns: number };
   weights: { size: number; fields: Fields };
   repair_req: { size: number; fields: Fields };
+  weights_report: { size: number; fields: Fields };
   repair_reply: { size: number; fields: Fields };
   error: { size: number; fields: Fields };
   err: Record<string, number>;
@@ -130,9 +132,6 @@ describe('bpf/xseq.h and the TypeScript codec agree', () => {
       XSEQ_MSG_CAP: maps.XSEQ_MSG_CAP,
       XSEQ_HIST_BUCKETS: maps.XSEQ_HIST_BUCKETS,
       XSEQ_HIST_SUM: maps.XSEQ_HIST_SUM,
-      XSEQ_HIST_ALL: maps.XSEQ_HIST_ALL,
-      XSEQ_HIST_ALL_SUM: maps.XSEQ_HIST_ALL_SUM,
-      XSEQ_HIST_ENTRIES: maps.XSEQ_HIST_ENTRIES,
       XSEQ_CFG_F_OVERWRITE: maps.XSEQ_CFG_F_OVERWRITE,
       XSEQ_SLOT_F_REPLIED: maps.XSEQ_SLOT_F_REPLIED,
       XSEQ_REPAIR_MAX: repair.XSEQ_REPAIR_MAX,
@@ -246,6 +245,17 @@ describe('bpf/xseq.h and the TypeScript codec agree', () => {
     expect([...b.subarray(f['weight']![0], f['weight']![0] + 4)]).toEqual([3, 1, 2, 0]);
     expect(maps.decodeWeights(b)).toEqual({ version: 0x01020304, weights: [3, 1, 2, 0, 0, 0, 0, 0] });
     expect([...maps.weightsKey(5, 7)]).toEqual([...maps.u32Key(11)]);
+  });
+
+  it('struct xseq_weights_report: the WEIGHTS payload, bytes at the C offsets', () => {
+    expect(c.weights_report.size).toBe(WEIGHTS_REPORT_SIZE);
+    expect(c.weights_report.fields).toEqual({ applied: [0, 4], refused: [4, 4], n_members: [8, 1], f: [9, 1], weight: [10, maps.XSEQ_MAX_REPLICAS] });
+    const m = encodeWeightsReport({ groupId: 3, replicaId: 2 }, { version: 7, weights: [2, 2, 1], f: 1, applied: 0x01020304, refused: 5 });
+    const p = m.subarray(64);
+    expect(m.readBigUInt64BE(24)).toBe(7n); // header.seq = version
+    expect(p.subarray(0, 4).toString('hex')).toBe('01020304');
+    expect([...p.subarray(c.weights_report.fields['weight']![0], c.weights_report.fields['weight']![0] + 3)]).toEqual([2, 2, 1]);
+    expect(decodeWeightsReport(7n, p)).toEqual({ version: 7, weights: [2, 2, 1], f: 1, applied: 0x01020304, refused: 5 });
   });
 
   it('repair and error payloads, and the error codes', () => {
@@ -414,7 +424,7 @@ describe('docs/PROTOCOL.md and bpf/xseq.h agree', () => {
 
   it('the payload structs: every field at its offset and size', () => {
     const rows = tableUnder(doc, 'Payloads');
-    for (const s of ['repair_req', 'repair_reply', 'error'] as const) {
+    for (const s of ['repair_req', 'repair_reply', 'weights_report', 'error'] as const) {
       const mine = rows.filter((r) => r['struct'] === `xseq_${s}`);
       expect(Object.fromEntries(mine.map((r) => [r['field'], [num(r['offset']!), num(r['size']!)]]))).toEqual(c[s].fields);
     }

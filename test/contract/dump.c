@@ -59,6 +59,11 @@ int main(void)
 	printf("}},\"repair_reply\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_repair_reply));
 	first = 0;
 	FIELD(xseq_repair_reply, count); FIELD(xseq_repair_reply, n_resent); FIELD(xseq_repair_reply, n_missing);
+	printf("}},\"weights_report\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_weights_report));
+	first = 0;
+	FIELD(xseq_weights_report, applied); FIELD(xseq_weights_report, refused);
+	FIELD(xseq_weights_report, n_members); FIELD(xseq_weights_report, f);
+	FIELD(xseq_weights_report, weight);
 	printf("}},\"error\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_error));
 	first = 0;
 	FIELD(xseq_error, code); FIELD(xseq_error, text_len);
@@ -82,7 +87,7 @@ int main(void)
 	ENUMV(XSEQ_MSG_VIEW_CHANGE_REQUEST); ENUMV(XSEQ_MSG_VIEW_CHANGE); ENUMV(XSEQ_MSG_START_VIEW);
 	ENUMV(XSEQ_MSG_STATE_REQUEST); ENUMV(XSEQ_MSG_STATE_REPLY); ENUMV(XSEQ_MSG_SYNC_PREPARE);
 	ENUMV(XSEQ_MSG_SYNC_REPLY); ENUMV(XSEQ_MSG_SYNC_COMMIT); ENUMV(XSEQ_MSG_ERROR);
-	ENUMV(XSEQ_MSG_NEXTVAL); ENUMV(XSEQ_MSG_NEXTVAL_REPLY);
+	ENUMV(XSEQ_MSG_NEXTVAL); ENUMV(XSEQ_MSG_NEXTVAL_REPLY); ENUMV(XSEQ_MSG_WEIGHTS);
 	ENUMV(XSEQ_MSG_TYPE_MAX);
 	printf("},\"ctr\":{");
 	first = 0;
@@ -112,7 +117,7 @@ int main(void)
 	ENUMV(XSEQ_MAGIC); ENUMV(XSEQ_VERSION); ENUMV(XSEQ_DEFAULT_PORT); ENUMV(XSEQ_HDR_LEN);
 	ENUMV(XSEQ_MAX_PAYLOAD); ENUMV(XSEQ_MAX_GROUPS); ENUMV(XSEQ_GROUP_F_ENABLED);
 	ENUMV(XSEQ_F_RETRANSMIT); ENUMV(XSEQ_F_NOOP); ENUMV(XSEQ_F_RESULT); ENUMV(XSEQ_EVENTS_BYTES);
-	ENUMV(XSEQ_MAX_REPLICAS); ENUMV(XSEQ_RESULT_CAP); ENUMV(XSEQ_MSG_CAP); ENUMV(XSEQ_HIST_BUCKETS); ENUMV(XSEQ_HIST_SUM); ENUMV(XSEQ_HIST_ALL); ENUMV(XSEQ_HIST_ALL_SUM); ENUMV(XSEQ_HIST_ENTRIES);
+	ENUMV(XSEQ_MAX_REPLICAS); ENUMV(XSEQ_RESULT_CAP); ENUMV(XSEQ_MSG_CAP); ENUMV(XSEQ_HIST_BUCKETS); ENUMV(XSEQ_HIST_SUM);
 	ENUMV(XSEQ_CFG_F_OVERWRITE); ENUMV(XSEQ_SLOT_F_REPLIED); ENUMV(XSEQ_REPAIR_MAX);
 	ENUMV(XSEQ_F_FINAL); ENUMV(XSEQ_F_CONTROL); ENUMV(XSEQ_F_STALE); ENUMV(XSEQ_SLOT_F_STALE); ENUMV(XSEQ_GROUP_F_DRAINING); ENUMV(XSEQ_REPLICA_AGENT);
 	ENUMV(XSEQ_ACKS_BITMAP); ENUMV(XSEQ_ACKS_GEN_SHIFT); ENUMV(XSEQ_ACKS_GEN_MASK);
