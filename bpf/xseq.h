@@ -391,7 +391,7 @@ enum xseq_error_code {
 	XSEQ_ERR_UNAUTHORIZED = 7,   /* sequencer -> client: a control op (XSEQ_F_CONTROL)
 				      * that is not authenticated (keyed group: no valid
 				      * group-key MAC; no key: not from a member's
-				      * address); NOT stamped */
+				      * address nor the sequencer's own); NOT stamped */
 };
 struct xseq_error {
 	__be16 code;         /* enum xseq_error_code */

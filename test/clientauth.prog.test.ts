@@ -6,7 +6,8 @@
 //     with the group key; the stamped SEQUENCED is re-sealed with the group
 //     key in the same trailer;
 //   no key: a client id belongs to the source address:port that first used
-//     it; a control op is accepted only from a member's address.
+//     it; a control op is accepted only from a member's address or the
+//     sequencer's own (the agent).
 // And the solicit gap of bpf/flush.h: one FLUSH per solicitor per gap.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { checkMac, clientKeyOf, groupKey, seal } from '../bpf/mac.ts';
@@ -161,20 +162,23 @@ describePrivileged('client ids and control ops in sequencer.bpf.o under BPF_PROG
       expect(delta()).toEqual({ rx: 5, sequenced: 3, drop_client_source: 2 });
     });
 
-    it('a control op from a member\'s address (any port) is stamped; from anywhere else it is answered ERROR UNAUTHORIZED', () => {
+    it('a control op from a member\'s address (any port) or the sequencer\'s own is stamped; from anywhere else it is answered ERROR UNAUTHORIZED', () => {
       const stranger = run(requestFrame({ group: 2, clientId: 21n, requestId: 1n, control: true, from: STRANGER }));
       expect(stranger.retval).toBe(XDP_TX);
       expect(errorOf(stranger.data, STRANGER).code).toBe(ErrorCode.UNAUTHORIZED);
       const client = run(requestFrame({ group: 2, clientId: 22n, requestId: 1n, control: true }));
       expect(errorOf(client.data, CLIENT).code).toBe(ErrorCode.UNAUTHORIZED);
       expect(s.lastSeq(2)).toBe(0n);
+      // The sequencer's own address (the agent injecting it) counts too.
+      const own = run(requestFrame({ group: 2, clientId: 25n, requestId: 1n, control: true, from: { ip: SEQ_IP, port: 7400 } }));
+      expect(readHeader(parseFrame(own.data).payload)).toMatchObject({ type: MsgType.SEQUENCED, flags: Flags.CONTROL, seq: 1n });
       const member = { ip: MEMBERS[1]!.addr, port: 45123 };
       const ok = run(requestFrame({ group: 2, clientId: 23n, requestId: 1n, control: true, from: member }));
       expect(ok.retval).toBe(XDP_TX);
       const f = parseFrame(ok.data);
-      expect(readHeader(f.payload)).toMatchObject({ type: MsgType.SEQUENCED, flags: Flags.CONTROL, seq: 1n });
+      expect(readHeader(f.payload)).toMatchObject({ type: MsgType.SEQUENCED, flags: Flags.CONTROL, seq: 2n });
       expect(f.payload.subarray(XSEQ_HDR_LEN)).toEqual(CONTROL_ADD);
-      expect(delta()).toEqual({ rx: 3, control_refused: 2, sequenced: 1 });
+      expect(delta()).toEqual({ rx: 4, control_refused: 2, sequenced: 2 });
     });
 
     it('a group without members accepts no control op at all', () => {
