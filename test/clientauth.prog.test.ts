@@ -5,7 +5,7 @@
 //     (the MAC covers client id and request id), a control op only sealed
 //     with the group key; the stamped SEQUENCED is re-sealed with the group
 //     key in the same trailer;
-//   no key: a client id belongs to the source address:port that first used
+//   no key: a client id belongs to the source address that first used
 //     it; a control op is accepted only from a member's address or the
 //     sequencer's own (the agent).
 // And the solicit gap of bpf/flush.h: one FLUSH per solicitor per gap.
@@ -146,20 +146,21 @@ describePrivileged('client ids and control ops in sequencer.bpf.o under BPF_PROG
   });
 
   describe('a group without a key', () => {
-    it('binds a client id to its first source address:port; the same id from another address or port is dropped', () => {
+    it('binds a client id to its first source address; the same id from another address is dropped, from another port of it (a restart) goes on', () => {
       expect(run(requestFrame({ group: 2, clientId: 11n, requestId: 1n })).retval).toBe(XDP_TX);
       expect(s.clientSource(11n)).toEqual({ addr: CLIENT.ip, port: CLIENT.port });
-      // An overheard id, from the stranger's own address, with a higher request id.
+      // An overheard id, from the stranger's own address (any port), with a higher request id.
       expect(run(requestFrame({ group: 2, clientId: 11n, requestId: 1000n, from: STRANGER })).retval).toBe(XDP_DROP);
-      expect(run(requestFrame({ group: 2, clientId: 11n, requestId: 1001n, from: { ip: CLIENT.ip, port: 40001 } })).retval).toBe(XDP_DROP);
-      // The real client goes on.
+      expect(run(requestFrame({ group: 2, clientId: 11n, requestId: 1001n, from: { ip: STRANGER.ip, port: CLIENT.port } })).retval).toBe(XDP_DROP);
+      // The real client goes on, also from another port.
       const r = run(requestFrame({ group: 2, clientId: 11n, requestId: 2n }));
       expect(r.retval).toBe(XDP_TX);
       expect(readHeader(parseFrame(r.data).payload)).toMatchObject({ seq: 2n, clientId: 11n, requestId: 2n, flags: 0 });
+      expect(run(requestFrame({ group: 2, clientId: 11n, requestId: 3n, from: { ip: CLIENT.ip, port: 40001 } })).retval).toBe(XDP_TX);
       // Another id is the stranger's own: it may speak for that one.
       expect(run(requestFrame({ group: 2, clientId: 12n, requestId: 1n, from: STRANGER })).retval).toBe(XDP_TX);
       expect(s.clientSource(12n)).toEqual({ addr: STRANGER.ip, port: STRANGER.port });
-      expect(delta()).toEqual({ rx: 5, sequenced: 3, drop_client_source: 2 });
+      expect(delta()).toEqual({ rx: 6, sequenced: 4, drop_client_source: 2 });
     });
 
     it('a control op from a member\'s address (any port) or the sequencer\'s own is stamped; from anywhere else it is answered ERROR UNAUTHORIZED', () => {
