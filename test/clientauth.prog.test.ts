@@ -137,6 +137,20 @@ describePrivileged('client ids and control ops in sequencer.bpf.o under BPF_PROG
       expect(checkMac(f.payload, KEY)).toBe('ok');
     });
 
+    it('under backpressure a sealed REQUEST is answered BUSY without its trailer, no larger than it came', () => {
+      for (let i = 1; i <= 8; i++) expect(run(requestFrame({ group: 1, clientId: 5n, requestId: BigInt(i), seal: 'client' })).retval).toBe(XDP_TX);
+      const req = requestFrame({ group: 1, clientId: 5n, requestId: 9n, seal: 'client' });
+      const r = run(req);
+      expect(r.retval).toBe(XDP_TX);
+      const e = errorOf(r.data, CLIENT);
+      expect(e.code).toBe(ErrorCode.BUSY);
+      const f = parseFrame(r.data);
+      expect(f.payload.length).toBe(XSEQ_HDR_LEN + 4); // the UDP length says so: no trailer left
+      expect(e.h.flags).toBe(0);
+      expect(r.data.length).toBeLessThanOrEqual(req.length);
+      expect(delta()).toMatchObject({ sequenced: 8, drop_backpressure: 1, busy: 1 });
+    });
+
     it('binds nothing to sources: a sealed REQUEST from any address is stamped', () => {
       for (const [i, from] of [CLIENT, STRANGER, { ip: CLIENT.ip, port: 40001 }].entries()) {
         expect(run(requestFrame({ group: 1, clientId: 5n, requestId: BigInt(i + 1), seal: 'client', from })).retval).toBe(XDP_TX);
