@@ -7,6 +7,7 @@ import type { Application } from './app.ts';
 import { ClientTable } from './client-table.ts';
 import type { LogPosition } from './log.ts';
 import type { Checkpoint, LogEntry } from './messages.ts';
+import { decodeReserveOp, encodeMarkResult, SequenceMarks } from './sequence-marks.ts';
 
 export type Outcome =
   | { readonly kind: 'noop' }
@@ -37,6 +38,7 @@ const CONTROL_DONE: Outcome = { kind: 'executed', result: new Uint8Array(0) };
 
 export class Executor {
   private clients: ClientTable;
+  private marks: SequenceMarks;
   private cp: Checkpoint;
   /** Slots 1..executed are reflected in the application state. */
   executed: number;
@@ -47,6 +49,7 @@ export class Executor {
   ) {
     this.cp = initial;
     this.clients = ClientTable.from(initial.clients);
+    this.marks = new SequenceMarks(initial.marks);
     this.executed = initial.slot;
   }
 
@@ -63,7 +66,12 @@ export class Executor {
     if (e.slot !== this.executed + 1) throw new Error(`executor: slot ${e.slot} after ${this.executed}`);
     this.executed = e.slot;
     if (e.noop) return NOOP;
-    if (e.control) return CONTROL_DONE;
+    if (e.control) {
+      // A sequence mark reservation answers with the mark before it; every
+      // other control op is the intake's business (hydra.ts).
+      const r = decodeReserveOp(e.op);
+      return r ? { kind: 'executed', result: encodeMarkResult(this.marks.reserve(r)) } : CONTROL_DONE;
+    }
     const a = this.clients.admit(e.clientId, e.requestId);
     if (a.kind === 'stale') return STALE;
     if (a.kind !== 'new') return a;
@@ -81,7 +89,8 @@ export class Executor {
   /** Snapshot of the state right now; `at` must be the last executed position. */
   snapshot(at: LogPosition): Checkpoint {
     if (at.slot !== this.executed) throw new Error(`executor: snapshot at ${at.slot} but executed ${this.executed}`);
-    return { slot: at.slot, session: at.session, seq: at.seq, app: this.app.snapshot(), clients: this.clients.records() };
+    const marks = this.marks.entries();
+    return { slot: at.slot, session: at.session, seq: at.seq, app: this.app.snapshot(), clients: this.clients.records(), ...(marks.length ? { marks } : {}) };
   }
 
   /** Makes cp the rollback point (it must describe a committed prefix). */
@@ -93,6 +102,7 @@ export class Executor {
   restore(cp: Checkpoint): void {
     this.app.restore(cp.app);
     this.clients = ClientTable.from(cp.clients);
+    this.marks = new SequenceMarks(cp.marks);
     this.executed = cp.slot;
   }
 }

@@ -183,6 +183,8 @@ export interface Checkpoint {
   readonly clients: readonly ClientRecord[];
   /** Hydra only: each sequencer's stream position as of `slot` (the merge resumes from these). */
   readonly streams?: readonly StreamPos[];
+  /** Sequence marks reserved through the group as of `slot` (sequence-marks.ts), by name. */
+  readonly marks?: readonly (readonly [string, bigint])[];
 }
 
 /** A log as it travels: a checkpoint, the entries after it, and the commit point. */

@@ -114,7 +114,7 @@ export class SingleStream implements Intake {
 
   private appendRequest(m: SequencedMsg): void {
     const h = this.h;
-    h.append({ slot: h.log.lastSlot + 1, session: m.session, seq: m.seq, noop: false, clientId: m.clientId, requestId: m.requestId, op: m.op }, true);
+    h.append({ slot: h.log.lastSlot + 1, session: m.session, seq: m.seq, noop: false, clientId: m.clientId, requestId: m.requestId, op: m.op, ...(m.control ? { control: true } : {}) }, true);
     this.ladder.resolved(m.seq);
   }
 

@@ -60,6 +60,7 @@ export function sequencedFromWire(w: XseqMessage): SequencedMsg | null {
     requestId: h.requestId,
     op: copy(w.payload),
     retransmit: (h.flags & Flags.RETRANSMIT) !== 0,
+    ...(h.flags & Flags.CONTROL ? { control: true } : {}),
   };
 }
 
@@ -92,6 +93,8 @@ export function sequencedFromDatagram(b: Buffer, groupId: number): SequencedMsg 
     requestId: b.readBigUInt64BE(48),
     op: copy(b.subarray(XSEQ_HDR_LEN, XSEQ_HDR_LEN + payloadLen)),
     retransmit: (b.readUInt16BE(6) & Flags.RETRANSMIT) !== 0,
+    // A group control op (control-op.ts, sequence-marks.ts): never the application's.
+    ...(b.readUInt16BE(6) & Flags.CONTROL ? { control: true } : {}),
   };
 }
 

@@ -235,7 +235,8 @@ export class SimSequencer {
       this.stats.windowOverwrites++;
     }
     const seq = ++this.lastSeq;
-    const base: SequencedMsg = { type: 'SEQUENCED', session: this.session, seq, clientId: r.clientId, requestId: r.requestId, op: r.op, retransmit: false };
+    // The kernel keeps XSEQ_F_CONTROL on the SEQUENCED (sequence mark reservations, Hydra adds).
+    const base: SequencedMsg = { type: 'SEQUENCED', session: this.session, seq, clientId: r.clientId, requestId: r.requestId, op: r.op, retransmit: false, ...(r.control ? { control: true } : {}) };
     const msg: SequencedMsg = this.p.hydra ? { ...base, sequencerId: this.id, clock: this.stampClock(), ...(r.control ? { control: true } : {}) } : base;
     this.stamps.set(`${this.session}:${seq}`, { sid: this.id, session: this.session, seq, raw: msg.clock ?? 0, clientId: r.clientId, requestId: r.requestId });
     this.slots[seq % this.p.windowSlots] = { msg, clientNode, stampedAt: this.q.now, acks: 0, ackView: 0, replied: false, result: null, resultView: 0, stale: false, resends: 0 };

@@ -119,6 +119,13 @@ function writeCheckpoint(w: Writer, c: Checkpoint): void {
   const st = c.streams ?? [];
   w.u32(st.length);
   for (const p of st) writeStreamPos(w, p);
+  // Sequence marks reserved through the group (sequence-marks.ts).
+  const mk = c.marks ?? [];
+  w.u32(mk.length);
+  for (const [name, mark] of mk) {
+    w.bytes(Buffer.from(name, 'utf8'));
+    w.big(mark);
+  }
 }
 function readCheckpoint(r: Reader): Checkpoint {
   const slot = r.num();
@@ -129,10 +136,12 @@ function readCheckpoint(r: Reader): Checkpoint {
   const clients: ClientRecord[] = new Array<ClientRecord>(n);
   for (let i = 0; i < n; i++) clients[i] = { clientId: r.big(), requestId: r.big(), result: r.bytes() };
   const ns = r.count(2 + 4 + 8 + 8 + 8);
-  if (ns === 0) return { slot, session, seq, app, clients };
   const streams: StreamPos[] = new Array<StreamPos>(ns);
   for (let i = 0; i < ns; i++) streams[i] = readStreamPos(r);
-  return { slot, session, seq, app, clients, streams };
+  const nm = r.count(4 + 8);
+  const marks: Array<readonly [string, bigint]> = new Array<readonly [string, bigint]>(nm);
+  for (let i = 0; i < nm; i++) marks[i] = [Buffer.from(r.bytes()).toString('utf8'), r.big()] as const;
+  return { slot, session, seq, app, clients, ...(ns ? { streams } : {}), ...(nm ? { marks } : {}) };
 }
 
 function writeState(w: Writer, s: LogState): void {
