@@ -32,6 +32,7 @@ import { MarkStore } from './marks.ts';
 import { startSequenceControl } from './sequence-control.ts';
 import { registerSequenceMetrics } from './sequence-metrics.ts';
 import { defOf, SequenceService } from './sequences.ts';
+import { GroupMarks } from './group-marks.ts';
 
 /** Drop samples logged per second at most; the counters have the rest. */
 const DROP_LOG_PER_SECOND = 10;
@@ -252,10 +253,9 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
   // before any is raised in the kernel.
   const nvTable = new SequenceTable(seq.nvMaps);
   const sequences = new SequenceService(nvTable, new MarkStore(cfg.stateDir), log, { keyed: (g) => keys.key(g) !== undefined, groups: new Set(cfg.groups.map((g) => g.id)) });
+  let markProgram: BpfProgram | undefined;
   try {
     sequences.load();
-    await sequences.reconcile(cfg.sequences.map(defOf));
-    seqControl = await startSequenceControl(cfg.sequenceControl.listen, sequences, log);
     if (cfg.flushIntervalMs > 0 || flushGroups.some((g) => g.draining)) {
       const address = interfaceAddress(cfg.interface);
       let transmit: FlushTransmit = { kind: 'xdp' };
@@ -309,6 +309,17 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
       });
       if (cfg.repair.port) repair = await RepairService.start(seq, window, { port: cfg.repair.port, log, keys });
     }
+    // Replicated sequences reserve their marks through their group (the
+    // config check made sure it aggregates): from the sequencer's address,
+    // like the re-sends. Before reconcile, which may need a first range.
+    if (cfg.sequences.some((q) => q.replicated) && rtSocket) {
+      const address = interfaceAddress(cfg.interface);
+      markProgram = flushProgram ?? programById(dp.link.info().progId, PROG_SEQUENCER);
+      const program = markProgram;
+      sequences.setReserver(new GroupMarks({ program, slot: (id, s) => seq.slot(id, s) }, { mac: address.mac, addr: address.addr, port: cfg.port, socket: rtSocket }));
+    }
+    await sequences.reconcile(cfg.sequences.map(defOf));
+    seqControl = await startSequenceControl(cfg.sequenceControl.listen, sequences, log);
   } catch (e) {
     // The data path stays as it is (pinned and stamping): only this
     // agent's own handles go.
@@ -317,6 +328,7 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
     if (rtSocket !== flushSocket) rtSocket?.close();
     flushSocket?.close();
     flushProgram?.close();
+    if (markProgram !== flushProgram) markProgram?.close();
     dp.link.close();
     seq.close();
     lock.release();
@@ -422,6 +434,7 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
   await seqControl?.close();
   flushSocket?.close();
   flushProgram?.close();
+  if (markProgram !== flushProgram) markProgram?.close();
   drops.close();
   await metrics?.close();
   await repair?.close();
