@@ -113,6 +113,8 @@ export class NextvalClient {
   lateReplies = 0;
   /** Attempts retried after a timeout. */
   retries = 0;
+  /** Requests sent (each takes at most one block; one not answered OK is a gap). */
+  attempts = 0;
 
   private constructor(sock: Socket, opts: NextvalOptions) {
     this.#sock = sock;
@@ -171,6 +173,7 @@ export class NextvalClient {
   /** One attempt: resolves with the block, rejects typed, or undefined on timeout. */
   #attempt(name: string, count: number): Promise<Block | undefined> {
     const id = ++this.#requestId;
+    this.attempts++;
     return new Promise<Block | undefined>((resolve, reject) => {
       const timer = setTimeout(() => {
         // From now on a reply to this id is late: its values stay unused.

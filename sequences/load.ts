@@ -60,4 +60,4 @@ for (const c of clients) c.close();
 writeFileSync(o.out, `${formatCalls(calls)}\n`);
 const errors: Record<string, number> = {};
 for (const c of calls) if (c.error) errors[c.error] = (errors[c.error] ?? 0) + 1;
-process.stdout.write(`${JSON.stringify({ event: 'done', calls: calls.length, ok: calls.filter((c) => c.value !== undefined).length, errors, late: clients.reduce((n, c) => n + c.lateReplies, 0) })}\n`);
+process.stdout.write(`${JSON.stringify({ event: 'done', calls: calls.length, ok: calls.filter((c) => c.value !== undefined).length, errors, late: clients.reduce((n, c) => n + c.lateReplies, 0), attempts: clients.reduce((n, c) => n + c.attempts, 0) })}\n`);
