@@ -38,6 +38,8 @@ export interface ReserveDataPath {
   program: Pick<BpfProgram, 'testRun'>;
   /** The slot holding (or last holding) `seq` of group `id`. */
   slot(id: number, seq: bigint): SlotView | undefined;
+  /** Whether group `id` is on the data path (stamped here). */
+  serves(id: number): boolean;
 }
 
 export interface GroupMarkOptions {
@@ -105,6 +107,10 @@ export class GroupMarks {
     this.#dp = dp;
     this.#o = o;
     this.#timeoutMs = o.timeoutMs ?? DEFAULT_RESERVE_TIMEOUT_MS;
+  }
+
+  serves(groupId: number): boolean {
+    return this.#dp.serves(groupId);
   }
 
   /**

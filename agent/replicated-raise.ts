@@ -29,6 +29,8 @@ import type { SequenceKernel } from './sequences.ts';
 export interface MarkReserver {
   /** Reserves `mark` for `name` in the group's total order; resolves with the mark before it. */
   reserve(groupId: number, name: string, mark: bigint): Promise<bigint>;
+  /** Whether this host stamps the group now (a waiting standby does not: its sequences refuse, quietly). */
+  serves(groupId: number): boolean;
 }
 
 /** How long a NEXTVAL already past its mark check may still run (it never sleeps: XDP under RCU). */

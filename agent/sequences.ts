@@ -237,6 +237,8 @@ export class SequenceService {
       for (const r of this.#store.all()) {
         const k = this.#k.read(r.id);
         if (!k.enabled) continue;
+        // A standby waiting for its group: refused until it takes over.
+        if (r.replicated && this.#reserver && !this.#reserver.serves(r.group!)) continue;
         const want = capped(k.next + r.markAhead);
         const target = want > r.mark ? want : r.mark;
         stored.set(r.name, r.mark);

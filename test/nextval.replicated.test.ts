@@ -71,8 +71,11 @@ class Kernel implements SequenceKernel {
 class Group {
   readonly table = new SequenceMarks();
   up = true;
+  /** Hosts that do not stamp the group (a waiting standby). */
+  readonly notServing = new Set<string>();
   reserverFor(host: string, events: Event[]): MarkReserver {
     return {
+      serves: () => !this.notServing.has(host),
       reserve: async (_g, name, mark) => {
         await Promise.resolve();
         if (!this.up) throw Object.assign(new Error('no quorum'), { code: 'EMARK_GROUP' });
@@ -204,5 +207,26 @@ describe('replicated sequence marks', () => {
     g.up = true;
     expect(await a.svc.raise()).toBe(1);
     expect(a.kernel.take(DEF.id)).toBe(mark); // dense: continues at the old mark
+  });
+
+  it('a standby that does not stamp the group refuses quietly (no reservation, no error) until it takes over, then starts above the active', async () => {
+    const events: Event[] = [];
+    const g = new Group();
+    const a = host('a', g, events);
+    a.svc.load();
+    await a.svc.reconcile([DEF]);
+    g.notServing.add('b');
+    const b = host('b', g, events);
+    b.svc.load();
+    await b.svc.reconcile([DEF]);
+    const fromA = await take(a, 150);
+    for (let i = 0; i < 5; i++) expect(await b.svc.raise()).toBe(0);
+    expect(b.kernel.take(DEF.id)).toBe('refused');
+    expect(b.svc.counters()).toMatchObject({ groupErrors: 0, raises: 0 });
+    expect(events.some((e) => e.host === 'b' && e.op === 'certified')).toBe(false);
+    g.notServing.delete('b'); // the takeover
+    const fromB = await take(b, 50);
+    expect(fromB[0]).toBe(g.table.get('orders') - 100n); // the active's last reserved mark, then b's range above it
+    expect(Number(fromB[0])).toBeGreaterThan(Math.max(...fromA.map(Number)));
   });
 });
