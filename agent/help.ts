@@ -131,7 +131,7 @@ Options (config field in brackets):
   --rto-ms MS            re-send to members that did not ack after MS, then
                          2x, 4x ... [retransmit.timeoutMs] (default 20); MS
                          is the least: the RTO adapts to the measured
-                         stamp-to-quorum time, up to ${DEFAULT_MAX_RTO_MS} ms
+                         stamp-to-every-member time, up to ${DEFAULT_MAX_RTO_MS} ms
   --retries N            re-sends per request, 0..100 [retransmit.retries]
                          (default 5)
   --repair-port PORT     UDP port of the repair service, 0 = off [repair.port]

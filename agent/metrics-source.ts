@@ -9,6 +9,7 @@ import { createMetricsRegistry, type MetricsSource, startMetricsServer, windowOc
 import type { RepairService } from './repair.ts';
 import type { Retransmitter } from './retransmit.ts';
 import type { SlotWindow } from './window.ts';
+import type { WeightSwitch } from './weight-switch.ts';
 
 export interface Health {
   ok: boolean;
@@ -19,9 +20,16 @@ export function metricsSource(
   seq: Sequencer,
   sequencerId: number,
   groupIds: readonly number[],
-  parts: { window?: SlotWindow; retransmitter?: Retransmitter; repair?: RepairService; flusher?: FlushTimer; pairs?: ReadonlyArray<{ id: number; role: 'active' | 'standby'; sequencerId: number }> },
+  parts: {
+    window?: SlotWindow;
+    retransmitter?: Retransmitter;
+    repair?: RepairService;
+    flusher?: FlushTimer;
+    pairs?: ReadonlyArray<{ id: number; role: 'active' | 'standby'; sequencerId: number }>;
+    weightSwitch?: WeightSwitch;
+  },
 ): MetricsSource {
-  const { window, retransmitter, repair, flusher, pairs } = parts;
+  const { window, retransmitter, repair, flusher, pairs, weightSwitch } = parts;
   return {
     sequencerId,
     groups: () => {
@@ -32,6 +40,7 @@ export function metricsSource(
         const lastSeq = seq.lastSeq(id);
         const aggregating = (g.members?.length ?? 0) > 0;
         const behind = backlog?.get(id);
+        const changes = g.weights ? weightSwitch?.status(id) : undefined;
         return [
           {
             id,
@@ -42,6 +51,7 @@ export function metricsSource(
             ...(window && aggregating ? { windowOccupancy: windowOccupancy(window, g, lastSeq), windowCapacity: window.windowSlots } : {}),
             ...(behind !== undefined ? { retransmitBacklog: behind } : {}),
             ...(g.weights ? { weights: g.weights, weightsVersion: g.weightsVersion ?? 0 } : {}),
+            ...(changes ? { weightChanges: changes } : {}),
           },
         ];
       });

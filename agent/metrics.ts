@@ -47,6 +47,10 @@ export interface MetricsSource {
      * version of the table new requests are stamped under. */
     weights?: number[];
     weightsVersion?: number;
+    /** Weight reassignment (agent/weight-switch.ts): the replicas' ledger
+     * version the kernel's table came from, changes they applied and
+     * refused (as f + 1 of them last reported), and switches made. */
+    weightChanges?: { ledgerVersion: number; applied: number; refused: number; switches: number };
   }>;
   /** bpf/maps.ts counters, summed over CPUs (Sequencer.counters()). */
   kernelCounters(): Counters;
@@ -150,6 +154,8 @@ const REPAIR: Record<RepairScalar, { name: string; help: string }> = {
   ignored: { name: 'xseq_repair_ignored_datagrams_total', help: 'Datagrams to the repair port that got no answer (not xseq, or an answer).' },
   sendErrors: { name: 'xseq_repair_send_errors_total', help: 'Repair datagrams the socket refused.' },
   unauthenticated: { name: 'xseq_repair_unauthenticated_total', help: 'Repair requests to a keyed group without a valid MAC: not answered.' },
+  weightsReports: { name: 'xseq_weights_reports_total', help: "WEIGHTS reports (a replica's committed weight table) taken at the repair port from a configured member." },
+  weightsDropped: { name: 'xseq_weights_reports_dropped_total', help: "WEIGHTS datagrams dropped unread: malformed, or not from a configured member's exact address and port." },
 };
 /** Flush timer counters (agent/flush.ts). */
 const FLUSH: Record<string, { name: string; help: string }> = {
@@ -392,6 +398,25 @@ export function createMetricsRegistry(src: MetricsSource): Registry {
       state.refresh();
       this.reset();
       for (const g of state.groups) g.weights?.forEach((w, rid) => this.set({ sequencer, group: String(g.id), replica: String(rid) }, w));
+    },
+  });
+
+  groupGauge('xseq_group_weights_ledger_version', "Version, in the replicas' weight ledger, of the table the kernel certifies by (0: the configuration's, no reassignment reported yet).", (g) => g.weightChanges?.ledgerVersion);
+  groupGauge('xseq_group_weight_switches', 'Times this agent switched the kernel to a weight table the replicas committed (since the agent started).', (g) => g.weightChanges?.switches);
+  new Gauge({
+    name: 'xseq_weight_changes',
+    help: 'Weight reassignments the replicas committed through the log, by outcome: applied, or refused (committed as a no-op change: it would have broken integrity or quorum intersection), as f + 1 replicas last reported.',
+    labelNames: ['sequencer', 'group', 'outcome'],
+    registers,
+    collect() {
+      state.refresh();
+      this.reset();
+      for (const g of state.groups) {
+        if (!g.weightChanges) continue;
+        const l = { sequencer: String(g.sequencerId ?? src.sequencerId), group: String(g.id) };
+        this.set({ ...l, outcome: 'applied' }, g.weightChanges.applied);
+        this.set({ ...l, outcome: 'refused' }, g.weightChanges.refused);
+      }
     },
   });
 

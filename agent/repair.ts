@@ -23,6 +23,7 @@ import {
 import { XSEQ_MAX_GROUPS } from '../bpf/maps.ts';
 import { decodeMessage, MsgType, readHeader, XSEQ_HDR_LEN, XSEQ_MAGIC, XSEQ_VERSION, type XseqHeader } from '../bpf/wire.ts';
 import { type Log, silentLog } from './log.ts';
+import { decodeWeightsReport, type WeightsReport } from '../bpf/weights-report.ts';
 import { checkFor, type KeySource, NO_KEYS, sealFor } from './keys.ts';
 import type { GroupSource } from './retransmit.ts';
 import type { SlotWindow } from './window.ts';
@@ -37,6 +38,8 @@ export interface RepairOptions {
   log?: Log;
   /** Group keys: a keyed group's requests must be sealed, its answers are. */
   keys?: KeySource;
+  /** WEIGHTS from a configured member (agent/weight-switch.ts); absent: ignored. */
+  onWeights?: (groupId: number, replicaId: number, r: WeightsReport) => void;
 }
 
 export interface RepairCounters {
@@ -55,6 +58,9 @@ export interface RepairCounters {
   sendErrors: number;
   /** Requests to a keyed group without a valid MAC: not answered. */
   unauthenticated: number;
+  /** WEIGHTS reports taken from a configured member, and dropped (malformed or a stranger's). */
+  weightsReports: number;
+  weightsDropped: number;
 }
 
 export class RepairServiceError extends Error {
@@ -86,7 +92,10 @@ export class RepairService {
     ignored: 0,
     sendErrors: 0,
     unauthenticated: 0,
+    weightsReports: 0,
+    weightsDropped: 0,
   };
+  #onWeights: RepairOptions['onWeights'];
 
   private constructor(source: GroupSource, window: SlotWindow, socket: Socket, log: Log, keys: KeySource) {
     this.#keys = keys;
@@ -120,7 +129,9 @@ export class RepairService {
     // After bind, a socket error (e.g. ICMP unreachable surfaced on a send)
     // must not crash the agent.
     socket.on('error', (e) => log.warn({ err: e.message }, 'repair socket error'));
-    return new RepairService(source, window, socket, log, opts.keys ?? NO_KEYS);
+    const svc = new RepairService(source, window, socket, log, opts.keys ?? NO_KEYS);
+    svc.#onWeights = opts.onWeights;
+    return svc;
   }
 
   /** The bound UDP port. */
@@ -157,6 +168,8 @@ export class RepairService {
       this.#counters.unauthenticated++;
       return;
     }
+    // A report is never answered, not even with an ERROR.
+    if (h.type === MsgType.WEIGHTS) return this.#weights(buf, h, from);
     try {
       this.#serve(buf, h, from);
     } catch (e) {
@@ -213,6 +226,20 @@ export class RepairService {
       from,
       h.groupId,
     );
+  }
+
+  /** A member's committed weight table: from its exact address and port, else dropped. */
+  #weights(buf: Buffer, h: XseqHeader, from: RemoteInfo): void {
+    const decoded = decodeMessage(buf);
+    const g = h.groupId < XSEQ_MAX_GROUPS ? this.#source.group(h.groupId) : undefined;
+    const m = g?.members?.[h.replicaId];
+    const r = decoded.ok ? decodeWeightsReport(h.seq, decoded.message.payload) : null;
+    if (!r || !m || m.addr !== from.address || m.port !== from.port) {
+      this.#counters.weightsDropped++;
+      return;
+    }
+    this.#counters.weightsReports++;
+    this.#onWeights?.(h.groupId, h.replicaId, r);
   }
 
   #send(msg: Uint8Array, to: RemoteInfo, groupId: number): void {

@@ -29,10 +29,18 @@
 // never had to no-op it. The write is a whole-value map update of one
 // u64: no atomics from here.
 //
-// The RTO adapts (agent/rto.ts) when maxRtoMs is above rtoMs and the
-// source has the kernel's stamp-to-quorum histogram: read every
-// sampleEveryMs, it feeds an RFC 6298 estimator clamped to
-// [rtoMs, maxRtoMs]. A seq is first re-sent that RTO after stamping; the
+// The RTO adapts (agent/rto.ts) when maxRtoMs is above rtoMs: an RFC 6298
+// estimator clamped to [rtoMs, maxRtoMs], fed by the scan itself. A seq
+// the scan finds acked by every member, which it saw lacking some at the
+// previous scan (or which was stamped since), was completed between the
+// two scans: the sample is the middle of that interval minus its stamp.
+// Every member, not a quorum, because a re-send goes to each member that
+// has not acked: fed stamp-to-quorum times (the kernel's histogram, as
+// before), the RTO sat below the slowest member's lag under load and most
+// re-sends were spurious. Karn's rule holds exactly: a seq re-sent even
+// once gives no sample. The interval is at most idlePollMs (rtoMs) wide,
+// so a sample is off by at most half of it; that spread only adds to the
+// variance term, i.e. errs towards a later re-send. A seq is first re-sent that RTO after stamping; the
 // k-th try after that waits the larger of the RTO and rtoMs x 2^k, so a
 // slow group is not re-sent to early and the configured worst-case
 // schedule (rtoMs doubling) still bounds how long the tries take.
@@ -49,19 +57,13 @@ import { certifies } from '../bpf/quorum.ts';
 import { taiNowNs } from './clock.ts';
 import { type KeySource, NO_KEYS, sealFor } from './keys.ts';
 import { type Log, silentLog } from './log.ts';
-import { feedHistogram, RtoEstimator } from './rto.ts';
+import { RtoEstimator } from './rto.ts';
 import { type Epoch, epochOf, type SlotWindow } from './window.ts';
 
 /** What the retransmitter reads of the sequencer (bpf/sequencer.ts). */
 export interface GroupSource {
   group(id: number): GroupConfig | undefined;
   lastSeq(id: number): bigint;
-  /** For the adaptive RTO (agent/rto.ts): stamp-to-quorum counts per
-   * log2-ns bucket and their sum of ns (one lookup: tells whether the
-   * buckets moved), all groups; and the kernel's duplicate-ACK count. */
-  quorumHistogram?(): bigint[];
-  quorumNanosSum?(): bigint;
-  ackDuplicates?(): bigint;
   /** The group's released seq in the kernel, and its update (see above). */
   released?(id: number): bigint;
   setReleased?(id: number, seq: bigint): void;
@@ -78,8 +80,6 @@ export interface RetransmitOptions {
   /** The most the adaptive RTO may grow to; at or below rtoMs (default) the
    * RTO is fixed at rtoMs. */
   maxRtoMs?: number;
-  /** How often the adaptive RTO reads the kernel's histogram (default 100 ms). */
-  sampleEveryMs?: number;
   /** Re-sends per seq before giving up; the k-th waits RTO x 2^k after the
    * previous (with an adaptive RTO: the larger of it and rtoMs x 2^k). */
   retries: number;
@@ -136,6 +136,8 @@ interface GroupState {
   port: number;
   session: number;
   windowBase: number;
+  /** When the group's window was last scanned (ns since the epoch), for RTO samples. */
+  scannedAt: number;
   /** Lowest seq not done yet (see Release above). */
   floor: number;
   /** The released seq last written to (or read from) the kernel. */
@@ -156,6 +158,9 @@ interface GroupState {
   stSeq: Float64Array;
   stTries: Uint8Array;
   stDue: Float64Array;
+  /** Per window position: the seq seen there lacking some member's ACK at
+   * the last scan (0 = none), so its completion falls after that scan. */
+  stOpen: Float64Array;
 }
 
 const NS_PER_MS = 1_000_000;
@@ -174,14 +179,6 @@ export class Retransmitter {
   /** The configured RTO: the least, and the base of the backoff. */
   readonly #rtoMinNs: number;
   readonly #est: RtoEstimator | undefined;
-  readonly #sampleEveryNs: number;
-  #lastSampleAt = -Infinity;
-  #lastHist: bigint[] | undefined;
-  #lastSum: bigint | undefined;
-  #lastRetx = 0;
-  #lastDups = 0n;
-  /** Needed re-sends whose slow samples were not dropped yet. */
-  #karnDebt = 0;
   readonly #retries: number;
   /** How often a given-up, uncertified seq is re-sent (see Release above). */
   readonly #probeNs: number;
@@ -230,8 +227,7 @@ export class Retransmitter {
     if (opts.maxRtoMs !== undefined && (!Number.isInteger(opts.maxRtoMs) || opts.maxRtoMs < opts.rtoMs)) {
       throw new RangeError(`maxRtoMs must be an integer of at least rtoMs (${opts.rtoMs}), got ${opts.maxRtoMs}`);
     }
-    this.#est = opts.maxRtoMs !== undefined && opts.maxRtoMs > opts.rtoMs && source.quorumHistogram ? new RtoEstimator(this.#rtoMinNs, opts.maxRtoMs * NS_PER_MS) : undefined;
-    this.#sampleEveryNs = (opts.sampleEveryMs ?? 100) * NS_PER_MS;
+    this.#est = opts.maxRtoMs !== undefined && opts.maxRtoMs > opts.rtoMs ? new RtoEstimator(this.#rtoMinNs, opts.maxRtoMs * NS_PER_MS) : undefined;
     this.#retries = opts.retries;
     this.#probeNs = Math.max(opts.rtoMs, opts.maxRtoMs ?? DEFAULT_MAX_RTO_MS) * NS_PER_MS;
     this.#now = opts.now ?? taiNowNs;
@@ -279,11 +275,13 @@ export class Retransmitter {
         floor: Math.max(1, last - this.#window.windowSlots + 1),
         released: Number(this.#source.released?.(id) ?? 0n),
         lastSeen: -1,
+        scannedAt: -Infinity,
         nextDue: Infinity,
         backlog: 0,
         stSeq: new Float64Array(this.#window.windowSlots),
         stTries: new Uint8Array(this.#window.windowSlots),
         stDue: new Float64Array(this.#window.windowSlots),
+        stOpen: new Float64Array(this.#window.windowSlots),
       });
     }
     this.#groups = next;
@@ -328,28 +326,6 @@ export class Retransmitter {
     return this.#est?.rtoNs ?? this.#rtoMinNs;
   }
 
-  /** Feeds the REPLYs since the last read to the estimator, every sampleEveryMs. */
-  #adapt(now: number): void {
-    if (!this.#est || now - this.#lastSampleAt < this.#sampleEveryNs) return;
-    this.#lastSampleAt = now;
-    const sum = this.#source.quorumNanosSum?.();
-    if (sum !== undefined && sum === this.#lastSum) return; // no REPLY since: spare 40 lookups
-    this.#lastSum = sum;
-    const hist = this.#source.quorumHistogram!();
-    const dups = this.#source.ackDuplicates?.() ?? 0n;
-    const retx = this.#counters.retransmissions;
-    if (this.#lastHist) {
-      const needed = Math.max(0, retx - this.#lastRetx - Number(dups - this.#lastDups));
-      const held = feedHistogram(this.#est, this.#lastHist, hist, this.#karnDebt + needed);
-      // A request re-sent late in one read gets its quorum in the next:
-      // what was not dropped now is dropped then (at most a read's worth).
-      this.#karnDebt = Math.min(held, Math.max(0, this.#karnDebt + needed - held));
-    }
-    this.#lastHist = hist;
-    this.#lastRetx = retx;
-    this.#lastDups = dups;
-  }
-
   counters(): RetransmitCounters {
     return { ...this.#counters };
   }
@@ -364,7 +340,6 @@ export class Retransmitter {
   tick(): void {
     const now = Number(this.#now() - this.#epochNs);
     this.#budget = this.maxSendsPerTick;
-    this.#adapt(now);
     let wakeAt = Infinity;
     for (const g of this.#groups) {
       this.#tickGroup(g, now);
@@ -385,11 +360,15 @@ export class Retransmitter {
 
   #tickGroup(g: GroupState, now: number): void {
     const last = Number(this.#source.lastSeq(g.id));
+    /** Seqs above this were stamped after the previous scan (-1: no scan to measure from). */
+    let prevLast = g.lastSeen;
     if (last < g.lastSeen) {
       // The data path's seq was reset (a new session): old seqs mean nothing.
       g.floor = 1;
       g.released = 0; // zeroed with the seq (Sequencer.resetSeq)
       g.stSeq.fill(0);
+      g.stOpen.fill(0);
+      prevLast = 0;
       g.nextDue = Infinity;
       g.backlog = 0;
     } else if (last === g.lastSeen && (g.floor > last || now < g.nextDue)) {
@@ -422,8 +401,10 @@ export class Retransmitter {
         nextDue = Math.min(nextDue, now + this.#rtoNs);
       } else if (held > s || (w.ackedAt(slot) & g.mask) === g.mask) {
         settled = done = true; // overwritten, or every member has it
+        if (held === s) this.#sampleAllAcked(g, s, slot, now, prevLast);
         g.stSeq[slot - g.windowBase] = 0;
       } else {
+        g.stOpen[slot - g.windowBase] = s;
         const due = this.#outstanding(g, s, slot, now);
         settled = due === Infinity;
         done = settled && this.#certified(g, slot);
@@ -444,9 +425,25 @@ export class Retransmitter {
     }
     g.nextDue = nextDue;
     g.backlog = backlog;
+    g.scannedAt = now;
     this.#counters.scans++;
     this.#counters.slotsScanned += last - lo + 1;
     this.#counters.scanNs += Math.round((performance.now() - t0) * 1e6);
+  }
+
+  /**
+   * A seq every member has acked, seen so for the first time: one RTO
+   * sample (see the top), unless it was ever re-sent (Karn) or there is
+   * no earlier scan to bound when it completed.
+   */
+  #sampleAllAcked(g: GroupState, seq: number, slot: number, now: number, prevLast: number): void {
+    const i = slot - g.windowBase;
+    const open = g.stOpen[i] === seq;
+    g.stOpen[i] = 0;
+    if (!this.#est || g.stSeq[i] === seq || prevLast < 0 || (!open && seq <= prevLast)) return;
+    const stamp = this.#window.stampSince(slot, this.#epoch);
+    const from = open ? Math.max(g.scannedAt, stamp) : stamp;
+    this.#est.sample((from + now) / 2 - stamp);
   }
 
   /**

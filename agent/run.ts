@@ -3,6 +3,8 @@
 // repair for aggregating groups, log counters and drop samples, serve
 // metrics, and on SIGINT/SIGTERM release everything but the data path,
 // which keeps stamping (or, with --detach-on-exit, is removed too).
+import { WeightSwitch, weightGroups } from './weight-switch.ts';
+import { majorityIssue } from '../bpf/quorum.ts';
 import { createSocket, type Socket } from 'node:dgram';
 import { type BpfProgram, ifindex, liveFramesSupport, programById } from '../bpf/libbpf/index.ts';
 import { type Counters, PROG_SEQUENCER } from '../bpf/maps.ts';
@@ -216,6 +218,12 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
   const onHup = () => keys.reload();
   process.on('SIGHUP', onHup);
   log.info({ event: 'attach', mode: dp.mode, reason: dp.modeReason }, `XDP ${dp.mode} mode: ${dp.modeReason}`);
+  for (const g of weightGroups(cfg)) {
+    const unsafe = g.weighted ? majorityIssue(g.weights) : undefined;
+    // Accepted (a group that tolerates no failure may want it), but a view
+    // change can then lose a certified write (docs/weights.md).
+    if (unsafe) log.warn({ event: 'weights', group: g.id, code: 'EWEIGHTS_MINORITY' }, `group ${g.id}: ${unsafe}; the replicas refuse such a table for a reassignment`);
+  }
   for (const g of dp.groups) {
     if (g.action === 'disabled') log.warn({ event: 'group', group: g.id, session: g.session }, `group ${g.id} is no longer configured: it stops stamping`);
     if (g.action === 'updated') log.info({ event: 'group', group: g.id, session: g.session }, `group ${g.id}: members, quorum or multicast updated; session ${g.session} and seq kept`);
@@ -245,6 +253,7 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
   let retransmitter: Retransmitter | undefined;
   let rtSocket: Socket | undefined;
   let repair: RepairService | undefined;
+  let weightSwitch: WeightSwitch | undefined;
   let flushProgram: BpfProgram | undefined;
   let flusher: FlushTimer | undefined;
   let flushSocket: Socket | undefined;
@@ -307,7 +316,10 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
         log,
         keys,
       });
-      if (cfg.repair.port) repair = await RepairService.start(seq, window, { port: cfg.repair.port, log, keys });
+      // Reassignment (docs/weights.md): the replicas' committed tables arrive at the repair port.
+      weightSwitch = new WeightSwitch(seq, weightGroups(cfg), log, Date.now, () => retransmitter?.refresh());
+      const ws = weightSwitch;
+      if (cfg.repair.port) repair = await RepairService.start(seq, window, { port: cfg.repair.port, log, keys, onWeights: (g, r, w) => ws.report(g, r, w) });
     }
     // Replicated sequences reserve their marks through their group (the
     // config check made sure it aggregates): from the sequencer's address,
@@ -346,7 +358,7 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
   const metrics = await startMetrics(
     cfg.metrics.listen,
     {
-      ...metricsSource(seq, cfg.sequencerId, cfg.groups.map((g) => g.id), { ...(window ? { window } : {}), ...(retransmitter ? { retransmitter } : {}), ...(repair ? { repair } : {}), ...(flusher ? { flusher } : {}), pairs }),
+      ...metricsSource(seq, cfg.sequencerId, cfg.groups.map((g) => g.id), { ...(window ? { window } : {}), ...(retransmitter ? { retransmitter } : {}), ...(repair ? { repair } : {}), ...(flusher ? { flusher } : {}), ...(weightSwitch ? { weightSwitch } : {}), pairs }),
       register: (r) => registerSequenceMetrics(r, sequences, nvTable),
     },
     dataPathHealth(dp, cfg.interface),
@@ -429,6 +441,7 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
   for (const t of timers) clearInterval(t);
   standby?.stop();
   retransmitter?.stop();
+  weightSwitch?.stop();
   flusher?.stop();
   await sequences.stop();
   await seqControl?.close();

@@ -21,6 +21,11 @@
  * cannot keep up with one. Each phase logs CPU time per op (/proc), and
  * P3-cpu compares the busiest replica's with the server's: that is what
  * would bound throughput with a host per replica.
+ *
+ * P3-retx: the agent's retransmissions per 100 stamped requests during
+ * the xseq peak phases, from its counters logged every STATS_MS. Nothing
+ * is lost in this topology, so every re-send is spurious: an RTO shorter
+ * than some member's ACK takes under load.
  */
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -29,7 +34,7 @@ import type { LoadSummary } from '../examples/kv/load.ts';
 import { KV_UNREPLICATED, KvCluster, spawnTs } from '../examples/kv/netns-cluster.ts';
 import { type NsProcess, Topology, type XdpMode } from '../netns/topology.ts';
 import { clockTicks } from './host.ts';
-import { atLeast, atMost, type BenchRow, type Goal } from './row.ts';
+import { atLeast, atMost, below, type BenchRow, type Goal } from './row.ts';
 
 type Kind = 'xseq' | 'baseline';
 /** peak: enough closed-loop clients to saturate the CPUs (P3); light: one
@@ -37,6 +42,8 @@ type Kind = 'xseq' | 'baseline';
  * is the commit path and not queueing behind other ops (P3c). */
 type Load = 'peak' | 'light';
 const SERVER_PORT = 7800;
+/** The agent's counter log interval (P3-retx reads it at phase edges). */
+const STATS_MS = 250;
 
 export interface P3Options {
   /** Client processes, one per client namespace (default 2). */
@@ -72,7 +79,20 @@ export interface P3Phase {
   /** The busiest replica's (or the server's) CPU per op: what would bound
    * throughput with a host per replica. */
   busiestCpuUsPerOp: number;
+  /** xseq: the agent's re-sends and the requests stamped during the phase. */
+  retransmissions: number;
+  stamped: number;
   clients: LoadSummary[];
+}
+
+/** The agent's latest logged counters: retransmissions and stamped requests. */
+function agentCounts(c: KvCluster): { retx: number; stamped: number } {
+  const out = c.agents[0]?.output().stdout ?? '';
+  const i = out.lastIndexOf('"event":"counters"');
+  if (i < 0) return { retx: 0, stamped: 0 };
+  const line = out.slice(out.lastIndexOf('\n', i) + 1, out.indexOf('\n', i) < 0 ? undefined : out.indexOf('\n', i));
+  const j = JSON.parse(line) as { counters: Record<string, string | number>; retransmit?: { retransmissions: number } };
+  return { retx: j.retransmit?.retransmissions ?? 0, stamped: Number(j.counters['sequenced'] ?? 0) };
 }
 
 function median(xs: number[]): number {
@@ -101,6 +121,7 @@ async function runPhase(c: KvCluster, kind: Kind, load: Load, round: number, ser
   const target = kind === 'xseq' ? undefined : `${t.ip('r1')}:${SERVER_PORT}`;
   const startAt = Date.now() + 2500; // every client process has started by then
   const each0 = servers.map((p) => cpuUs(p.pid));
+  const agent0 = agentCounts(c);
   const cpu0 = cpuOf(servers);
   const procs = t.clients.slice(0, o.processes).map((role, i) =>
     c.spawnCli(
@@ -122,6 +143,8 @@ async function runPhase(c: KvCluster, kind: Kind, load: Load, round: number, ser
   );
   const sums = await Promise.all(procs.map(async (p) => JSON.parse(await p.waitForLine(/"tag"/, o.phaseMs + 60_000)) as LoadSummary));
   const cpu1 = cpuOf(servers);
+  await sleep(2 * STATS_MS); // the agent's counters as of the phase's end
+  const agent1 = agentCounts(c);
   const busiest = Math.max(...servers.map((p, i) => {
     const [u, sy] = cpuUs(p.pid);
     return u + sy - each0[i]![0] - each0[i]![1];
@@ -141,6 +164,8 @@ async function runPhase(c: KvCluster, kind: Kind, load: Load, round: number, ser
     serverCpuUsPerOp: ops ? Math.round((user + sys) / ops) : 0,
     serverSysUsPerOp: ops ? Math.round(sys / ops) : 0,
     busiestCpuUsPerOp: ops ? Math.round(busiest / ops) : 0,
+    retransmissions: agent1.retx - agent0.retx,
+    stamped: agent1.stamped - agent0.stamped,
     clients: sums,
   };
 }
@@ -162,7 +187,7 @@ export async function runP3Detailed(opts: P3Options = {}): Promise<{ rows: Bench
   let cluster: KvCluster | undefined;
   const phases: P3Phase[] = [];
   try {
-    const c = (cluster = new KvCluster(topo, { mode, agentArgs: ['--policy', 'overwrite', '--window', '4096', '--windows', '1'] }));
+    const c = (cluster = new KvCluster(topo, { mode, agentArgs: ['--policy', 'overwrite', '--window', '4096', '--windows', '1', '--stats-interval', String(STATS_MS)] }));
     await c.startAgent();
     await c.startReplicas();
     const server = spawnTs(topo, 'r1', KV_UNREPLICATED, ['--listen', `${topo.ip('r1')}:${SERVER_PORT}`]);
@@ -180,6 +205,7 @@ export async function runP3Detailed(opts: P3Options = {}): Promise<{ rows: Bench
         log(
           `  round ${round + 1} ${kind} ${load}: ${p.opsPerSec} ops/s, p50 ${p.p50Us} us, p99 ${p.p99Us} us, ` +
             `${kind === 'xseq' ? `replicas CPU ${p.serverCpuUsPerOp} us/op (busiest ${p.busiestCpuUsPerOp}, ` : `server CPU ${p.serverCpuUsPerOp} us/op (`}system ${p.serverSysUsPerOp})` +
+            (kind === 'xseq' ? `, ${p.retransmissions} re-sends of ${p.stamped} stamped` : '') +
             (p.timeouts ? `, ${p.timeouts} timeouts` : ''),
         );
         await sleep(300);
@@ -229,6 +255,16 @@ export async function runP3Detailed(opts: P3Options = {}): Promise<{ rows: Bench
       row('P3c', `KV commit latency p50 (send to certified answer), ${light}`, 'us', 'light', (p) => p.p50Us, atMost('ratio', 1.3)),
       row('P3c-p99', `KV commit latency p99, ${light}`, 'us', 'light', (p) => p.p99Us, null),
       row('P3-p50', `KV latency p50 at peak load, ${peak}`, 'us', 'peak', (p) => p.p50Us, null),
+      {
+        id: 'P3-retx',
+        name: `agent retransmissions per 100 stamped requests with no loss, xseq phases at peak load (all spurious), ${peak}`,
+        unit: '%',
+        xseq: Number(of('xseq', 'peak', (p) => (p.stamped ? (100 * p.retransmissions) / p.stamped : 0)).toFixed(3)),
+        baseline: 0,
+        baselineName: 'none: nothing is lost, so no re-send is needed',
+        ratio: 0,
+        goal: below('xseq', 0.1),
+      },
       row('P3-cpu', `CPU per op of the busiest replica (the server for the baseline) at peak load: bounds ops/s with a host per replica, ${peak}`, 'us/op', 'peak', (p) => p.busiestCpuUsPerOp, null),
     ],
   };

@@ -86,7 +86,7 @@ function runMerge(k: number, msgs: readonly (SequencedMsg | FlushMsg)[], count: 
     nextSeq: () => 1,
     append: () => void delivered++,
     reAck() {},
-    reAckNoop() {},
+    reAckSettled() {},
     admit: () => true,
     heardFromLeader() {},
     toLeader() {},

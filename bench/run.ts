@@ -9,7 +9,7 @@ import { runP1 } from './p1.ts';
 import { writeResult, type BenchResult } from './result.ts';
 import { goalText, judge, type BenchRow } from './row.ts';
 
-const HELP = `Usage: npm run bench [-- --only P1,P1r,P2,P2s,P3b,P3,P3r,P4,P4b,P5,T,F1] [--quick] [--check] [--out DIR]
+const HELP = `Usage: npm run bench [-- --only P1,P1r,P2,P2s,P3b,P3,P3r,P4,P4b,P5,P6,T,F1] [--quick] [--check] [--out DIR]
 
 Runs the benchmarks and writes DIR/<date>-<host>.json (default DIR:
 bench/results): the host's facts (CPU model, kernel, mitigations, clock
@@ -32,9 +32,10 @@ Rows:
   P3b, P3b-p50, P3b-p99, P3b-cpu
            closed-loop clients, 3 replicas: one in-kernel REPLY per request vs
            the replicas' ACKs counted by the client (req/s, latency, client CPU)
-  P3, P3c, P3c-p99
+  P3, P3c, P3c-p99, P3-p50, P3-cpu, P3-retx
            the KV store (examples/kv) on 3 replicas vs the same KV as one
-           unreplicated server: ops/s and commit latency p50/p99
+           unreplicated server: ops/s, commit latency p50/p99, p50 at peak,
+           the busiest replica's CPU per op, spurious re-sends per 100 stamped
   P4, P4m  Hydra: a replica merging 8 sequencers' streams in process (whole
            replica; the merge layer alone) vs the same with 1 sequencer
   P4b, P4b-p50
@@ -49,6 +50,10 @@ Rows:
            client) vs PostgreSQL nextval() (CACHE 1 / CACHE 65536) driven by
            pgbench -M prepared; PostgreSQL is installed if missing and run
            from a throwaway data directory on 127.0.0.1
+  P6, P6-p50, P6-ops
+           weighted quorums: 5 KV replicas, one slowed by a CPU cap; commit
+           latency p99/p50 and ops/s with weights 1/1/1/1/0 (reassigned
+           through the log) vs equal weights
   P3r      client retries per 100 lost leader ACKs with the replica-side XDP
            program on vs off (the ACK race, bench/p3r.ts)
   T-scan, T-flush, T-pace
@@ -124,6 +129,7 @@ if (want('P5')) {
   await group('P5', 'sequences, xseq NEXTVAL vs PostgreSQL nextval() (started by the bench)', async () => (await import('./p5.ts')).runP5({ quick, log }));
 }
 if (want('P3')) await group('P3', 'the KV store replicated vs unreplicated', async () => (await import('./p3.ts')).runP3({ quick, log }));
+if (want('P6')) await group('P6', 'weighted quorums, one slow replica of five', async () => (await import('./p6.ts')).runP6({ quick, log }));
 if (want('F1')) await group('F1', 'failover, one sequencer + a standby', async () => (await import('./f1.ts')).runF1({ quick, log }));
 
 const missed = judge(rows);

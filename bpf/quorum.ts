@@ -44,3 +44,23 @@ export function certifies(acked: number, leader: number, g: { weights?: readonly
   });
   return 2 * got > total;
 }
+
+/**
+ * Whether every certifying quorum meets every majority by count. The
+ * replicas' view change and recovery wait for a majority of members (any
+ * (n - 1) / 2 + 1 of them, weights unknown to them), so a request certified
+ * by weight must have reached at least one replica of each such majority:
+ * no (n - 1) / 2 members may hold more than half the total weight, or they
+ * alone could certify a write a view change then never hears of. Weights
+ * can make a quorum need more members (leave a slow one out), never fewer.
+ * Returns the complaint, or undefined when it holds.
+ */
+export function majorityIssue(weights: readonly number[]): string | undefined {
+  const total = weights.reduce((a, w) => a + w, 0);
+  const k = Math.floor((weights.length - 1) / 2);
+  const heaviest = weights.map((weight, id) => ({ id, weight })).sort((a, b) => b.weight - a.weight || a.id - b.id).slice(0, k);
+  const held = heaviest.reduce((a, m) => a + m.weight, 0);
+  if (2 * held <= total) return undefined;
+  const who = heaviest.map((m) => `${m.id} (weight ${m.weight})`).join(', ');
+  return `quorum intersection: the ${k} heaviest members ${who} hold ${held} of the total weight ${total}, more than half, so they could certify a write that a view change among the other ${weights.length - k} (a majority by count) never hears of`;
+}

@@ -32,11 +32,12 @@ export const MsgType = {
   ERROR: 22,
   NEXTVAL: 23,
   NEXTVAL_REPLY: 24,
+  WEIGHTS: 25,
 } as const;
 export type MsgTypeName = keyof typeof MsgType;
 export type MsgTypeValue = (typeof MsgType)[MsgTypeName];
 /** First value that is not a type (XSEQ_MSG_TYPE_MAX). */
-export const MSG_TYPE_MAX = 25;
+export const MSG_TYPE_MAX = 26;
 
 export const Flags = {
   RETRANSMIT: 0x0001,

@@ -46,6 +46,7 @@ enum xseq_msg_type {
 	XSEQ_MSG_ERROR = 22,             /* any -> peer: typed error reply */
 	XSEQ_MSG_NEXTVAL = 23,           /* client -> sequencer: values of a named sequence */
 	XSEQ_MSG_NEXTVAL_REPLY = 24,     /* sequencer (XDP) -> client: a block, or why not */
+	XSEQ_MSG_WEIGHTS = 25,           /* replica -> agent (repair port): committed weight table */
 	XSEQ_MSG_TYPE_MAX                /* first value that is not a type */
 };
 
@@ -312,6 +313,26 @@ struct xseq_repair_reply {
 	__be32 n_resent;     /* messages re-sent before this reply */
 	__be32 n_missing;    /* __be64 seqs that follow */
 	__be32 pad;
+};
+
+/*
+ * Weight reassignment (user space only; docs/PROTOCOL.md "WEIGHTS"). Each
+ * replica reports the group's committed weight table to every sequencer's
+ * agent, at the repair port, when it commits a new one and every few
+ * seconds: header.replica_id = the sender, header.seq = the table's version
+ * in the replicas' ledger, payload struct xseq_weights_report. The agent
+ * accepts it only from a configured member at its exact address and port
+ * (and, in a keyed group, with a valid MAC), switches the kernel to the
+ * table once f + 1 members reported the same version and weights, and
+ * never answers it.
+ */
+struct xseq_weights_report {
+	__be32 applied;      /* changes the ledger applied so far */
+	__be32 refused;      /* changes it committed as no-op changes */
+	__u8 n_members;      /* weights that count, by replica id */
+	__u8 f;              /* failures the group tolerates */
+	__u8 weight[XSEQ_MAX_REPLICAS];
+	__u8 pad[2];
 };
 
 enum xseq_error_code {

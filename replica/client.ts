@@ -132,6 +132,8 @@ interface Pending {
   readonly votes: Map<string, { replicas: Set<number>; result: Uint8Array | null }>;
   /** ERROR BUSY answers to this request so far (see busy()). */
   busy: number;
+  /** STALE REPLYs for this request id so far (see settledElsewhere()). */
+  staleReplies: number;
 }
 
 export class Client {
@@ -151,7 +153,7 @@ export class Client {
   private current: Pending | null = null;
   private readonly queue: { op: Uint8Array; done: Completion; key: string | Uint8Array | undefined; control: boolean }[] = [];
   private readonly retryTimer: Timer;
-  /** Re-send after an ERROR BUSY (busy()). */
+  /** Re-send after an ERROR BUSY (busy()) or a STALE REPLY (settledElsewhere()). */
   private readonly busyTimer: Timer;
   private readonly deadlineTimer: Timer;
   private closed = false;
@@ -209,9 +211,11 @@ export class Client {
   receive(m: ClientInbound, fromSequencer?: number): void {
     const p = this.current;
     if (!p || m.clientId !== this.clientId || m.requestId !== p.requestId) return;
-    // A stale mark answers an older id than the client's latest executed
-    // one: never the answer to the request in flight (ids only grow).
-    if (m.stale) return;
+    // A stale mark is never the answer: for an older id (a replay, ids only
+    // grow) or for a seq settled without executing this request there (a
+    // no-op, or one the leader truncated: replica/acks.ts). For the request
+    // in flight that seq is lost to it: re-send now, as for BUSY.
+    if (m.stale) return void (m.type === 'REPLY' && this.settledElsewhere(p));
     if (m.type === 'REPLY') return this.certified(p, m.result, m, fromSequencer);
     this.countAck(p, m);
   }
@@ -228,6 +232,18 @@ export class Client {
     p.busy++;
     this.retryTimer.stop();
     this.busyTimer.start(Math.min(this.retryUs, 1000 * 2 ** Math.min(6, p.busy - 1)));
+  }
+
+  /**
+   * A STALE REPLY for the request in flight: the seq it names settled
+   * without this request (the answer, if it executed at another seq, comes
+   * from the client table). Re-sent after a pause of 1 ms doubling up to the
+   * retry interval, like BUSY, rather than a whole retry interval later.
+   */
+  private settledElsewhere(p: Pending): void {
+    p.staleReplies++;
+    this.retryTimer.stop();
+    this.busyTimer.start(Math.min(this.retryUs, 1000 * 2 ** Math.min(6, p.staleReplies - 1)));
   }
 
   /** Fails everything pending with ECLOSED and stops the timers. */
@@ -272,7 +288,7 @@ export class Client {
     const requestId = this.nextRequestId++;
     const first = this.policy === 'failover' ? this.sticky : this.policy === 'key' && q.key !== undefined ? sequencerForKey(q.key, this.seqs.length) : this.rr++ % this.seqs.length;
     const target = this.policy === 'failover' ? first : this.pick(first);
-    this.current = { requestId, op: q.op, control: q.control, done: q.done, started: this.o.scheduler.now(), target, tries: new Map(), votes: new Map(), busy: 0 };
+    this.current = { requestId, op: q.op, control: q.control, done: q.done, started: this.o.scheduler.now(), target, tries: new Map(), votes: new Map(), busy: 0, staleReplies: 0 };
     this.deadlineTimer.start(this.deadlineUs);
     this.send();
   }

@@ -7,7 +7,9 @@ import type { Application } from './app.ts';
 import { ClientTable } from './client-table.ts';
 import type { LogPosition } from './log.ts';
 import type { Checkpoint, LogEntry } from './messages.ts';
+import { weightOp } from './control-op.ts';
 import { decodeReserveOp, encodeMarkResult, SequenceMarks } from './sequence-marks.ts';
+import type { WeightState } from './weights-exec.ts';
 
 export type Outcome =
   | { readonly kind: 'noop' }
@@ -46,16 +48,25 @@ export class Executor {
   constructor(
     private readonly app: Application,
     initial: Checkpoint,
+    /** The group's weight ledger (weights-exec.ts): replicated state beside the app's. */
+    private readonly weights?: WeightState,
   ) {
     this.cp = initial;
     this.clients = ClientTable.from(initial.clients);
     this.marks = new SequenceMarks(initial.marks);
     this.executed = initial.slot;
+    weights?.restore(initial.weights);
+    weights?.committed(initial.weights);
   }
 
   /** The initial checkpoint of a fresh group: slot 0, the app as constructed. */
   static genesis(app: Application): Checkpoint {
     return { slot: 0, session: 0, seq: 0, app: app.snapshot(), clients: [] };
+  }
+
+  /** The group's weight ledger as executed here (absent: not kept). */
+  get weightLedger() {
+    return this.weights?.ledger;
   }
 
   get checkpoint(): Checkpoint {
@@ -66,16 +77,18 @@ export class Executor {
     if (e.slot !== this.executed + 1) throw new Error(`executor: slot ${e.slot} after ${this.executed}`);
     this.executed = e.slot;
     if (e.noop) return NOOP;
-    if (e.control) {
-      // A sequence mark reservation answers with the mark before it; every
-      // other control op is the intake's business (hydra.ts).
-      const r = decodeReserveOp(e.op);
-      return r ? { kind: 'executed', result: encodeMarkResult(this.marks.reserve(r)) } : CONTROL_DONE;
-    }
+    // A sequence mark reservation (idempotent: a max) answers with the
+    // mark before it, outside the client table.
+    const reserve = e.control ? decodeReserveOp(e.op) : null;
+    if (reserve) return { kind: 'executed', result: encodeMarkResult(this.marks.reserve(reserve)) };
+    // A weight change is not idempotent: it passes the client table, so a
+    // re-sent copy gets the first one's answer and is never applied twice.
+    const wop = e.control && this.weights ? weightOp(e.op) : null;
+    if (e.control && !wop) return CONTROL_DONE;
     const a = this.clients.admit(e.clientId, e.requestId);
     if (a.kind === 'stale') return STALE;
     if (a.kind !== 'new') return a;
-    const result = this.app.execute(e.op);
+    const result = !wop ? this.app.execute(e.op) : wop.kind === 'weights' ? this.weights!.apply(e.slot, wop.change) : this.weights!.read(wop.member);
     this.clients.record(e.clientId, e.requestId, result);
     return { kind: 'executed', result };
   }
@@ -89,18 +102,21 @@ export class Executor {
   /** Snapshot of the state right now; `at` must be the last executed position. */
   snapshot(at: LogPosition): Checkpoint {
     if (at.slot !== this.executed) throw new Error(`executor: snapshot at ${at.slot} but executed ${this.executed}`);
+    const weights = this.weights?.snapshot();
     const marks = this.marks.entries();
-    return { slot: at.slot, session: at.session, seq: at.seq, app: this.app.snapshot(), clients: this.clients.records(), ...(marks.length ? { marks } : {}) };
+    return { slot: at.slot, session: at.session, seq: at.seq, app: this.app.snapshot(), clients: this.clients.records(), ...(weights ? { weights } : {}), ...(marks.length ? { marks } : {}) };
   }
 
   /** Makes cp the rollback point (it must describe a committed prefix). */
   keep(cp: Checkpoint): void {
     this.cp = cp;
+    this.weights?.committed(cp.weights);
   }
 
-  /** Application and client table back to cp; executed = cp.slot. */
+  /** Application, client table and weight ledger back to cp; executed = cp.slot. */
   restore(cp: Checkpoint): void {
     this.app.restore(cp.app);
+    this.weights?.restore(cp.weights);
     this.clients = ClientTable.from(cp.clients);
     this.marks = new SequenceMarks(cp.marks);
     this.executed = cp.slot;

@@ -21,7 +21,9 @@
 // A follower told of a no-op for something it already merged re-merges its
 // unexecuted suffix (followers execute only the committed prefix).
 import type { ReplicaConfig } from './config.ts';
-import { decodeControlOp } from './control-op.ts';
+import { decodeControlOp, removalApplies } from './control-op.ts';
+import { HydraFailover } from './hydra-failover.ts';
+import * as gaps from './hydra-gaps.ts';
 import type { EngineHost, Intake, StreamDelivered } from './intake.ts';
 import type { Log } from './log.ts';
 import { mergeStreamViewChanges } from './merge.ts';
@@ -44,8 +46,10 @@ import type {
   ViewChangeMsg,
 } from './messages.ts';
 import { cursorsAt, keyAfter, membersOf, streamEntry } from './stream-positions.ts';
+import { appendReconfig, type Reconfig } from './stream-epochs.ts';
 import { Stream, type Item } from './stream.ts';
 import type { Scheduler } from './transport.ts';
+import { sessionCmp } from './view.ts';
 
 export { decodeControlOp, encodeControlOp, type ControlOp } from './control-op.ts';
 export { Stream } from './stream.ts';
@@ -60,12 +64,16 @@ export interface HydraStats {
   remerges: number;
   unknownSequencer: number;
   wrongSession: number;
+  /** Messages of an ended session, past its end: never merged. */
+  afterEnd: number;
 }
 
 export class Hydra implements Intake {
   readonly streams: Stream[] = [];
   private readonly byId = new Map<number, Stream>();
-  readonly stats: HydraStats = { delivered: 0, noops: 0, solicits: 0, flushes: 0, remerges: 0, unknownSequencer: 0, wrongSession: 0 };
+  readonly stats: HydraStats = { delivered: 0, noops: 0, solicits: 0, flushes: 0, remerges: 0, unknownSequencer: 0, wrongSession: 0, afterEnd: 0 };
+  /** Removal and rejoin (hydra-failover.ts). */
+  readonly failover: HydraFailover;
   /** When delivery last became blocked with messages waiting (NaN: not blocked). */
   blockedSince = NaN;
   /** The sequencer whose frontier blocks delivery now (-1: none). */
@@ -98,12 +106,13 @@ export class Hydra implements Intake {
   private readonly initial: ReadonlySet<number>;
 
   constructor(
-    private readonly host: EngineHost,
+    readonly host: EngineHost,
     sequencerIds: readonly number[],
     private readonly cfg: ReplicaConfig,
     private readonly scheduler: Scheduler,
   ) {
     this.initial = new Set(sequencerIds);
+    this.failover = new HydraFailover(host, cfg, scheduler);
     for (const sid of sequencerIds) this.addStream(sid, -Infinity);
   }
 
@@ -158,7 +167,7 @@ export class Hydra implements Intake {
   }
 
   private addStream(sid: number, floor: number): Stream {
-    const s = new Stream(sid, floor, this.host, this.cfg, {
+    const s = new Stream(sid, floor, this.host, this.cfg, this.scheduler.now(), {
       decideNoop: (seq) => this.startGapCommit(s, seq),
       decided: (p) => {
         s.noops.set(p.seq, p.clock);
@@ -184,15 +193,19 @@ export class Hydra implements Intake {
     const s = this.byId.get(m.sequencerId ?? 0);
     if (!s) return this.holdUnknown(m.sequencerId ?? 0, m);
     if (s.session < 0) s.session = m.session;
-    if (m.session !== s.session) {
-      this.stats.wrongSession++;
+    if (m.session !== s.session) return this.otherSession(s, m);
+    if (m.control) this.controlSeen(m);
+    if (s.final !== null && m.seq > s.final) {
+      this.stats.afterEnd++;
       return;
     }
+    this.heard(s);
     if (m.seq < s.next) {
-      // Merged already (a retransmission: the ACK may have been lost) or resolved and waiting.
-      const slot = s.slotOf(m.seq);
-      if (slot !== undefined) this.host.reAck(slot);
-      return;
+      // A copy of a settled seq (its ACK may have been lost), or one waiting (ACKed when merged).
+      // Below the checkpoint or a no-op: ACKed as settled (acks.ts), or its window slot waits for good.
+      const at = s.placeOf(m.seq, this.host.log.firstSlot);
+      const e = typeof at === 'number' ? this.host.log.get(at) : undefined;
+      return at === 'truncated' || e?.noop ? this.host.reAckSettled(m, s.sid) : e && this.host.reAck(at as number);
     }
     if (m.seq === s.next && s.buf.size === 0 && s.noops.size === 0 && s.pendingNoop === null) {
       // The common case: the next seq, nothing buffered. Resolve it without the map.
@@ -223,11 +236,11 @@ export class Hydra implements Intake {
     const s = this.byId.get(m.sequencerId);
     if (!s) return this.holdUnknown(m.sequencerId, m);
     if (s.session < 0) s.session = m.session;
-    if (m.session !== s.session) {
-      this.stats.wrongSession++;
-      return;
-    }
+    if (m.session !== s.session) return this.otherSession(s, m);
+    this.heard(s);
     this.stats.flushes++;
+    // An ended session's own FINAL comes too late: the replicas' end stands.
+    if (s.ended) return;
     if (m.final) s.final = s.final === null ? m.seq : Math.min(s.final, m.seq);
     if (m.seq > s.known) s.known = m.seq;
     if (m.seq < s.next) {
@@ -251,10 +264,10 @@ export class Hydra implements Intake {
   }
 
   /** Extends P(s) over everything now contiguous. */
-  protected advance(s: Stream): void {
+  advance(s: Stream): void {
     for (;;) {
       const q = s.next;
-      if (s.pendingNoop?.seq === q) break;
+      if (s.pendingNoop?.seq === q || (s.final !== null && q > s.final)) break;
       let item: Item;
       const nc = s.noops.get(q);
       if (nc !== undefined) {
@@ -375,29 +388,72 @@ export class Hydra implements Intake {
   // blockedOn when it fires, and not restarting it per message keeps the
   // hot path free of timer churn.
   private unblocked(): void {
+    if (this.blockedOn >= 0) this.byId.get(this.blockedOn)?.live.blocking(this.scheduler.now(), false);
     this.blockedSince = NaN;
     this.blockedOn = -1;
   }
 
   private blocked(s: Stream, progress: boolean): void {
+    const now = this.scheduler.now();
     if (this.blockedOn !== s.sid || progress) {
+      if (this.blockedOn !== s.sid) this.unblocked();
       this.blockedOn = s.sid;
-      this.blockedSince = this.scheduler.now();
+      this.blockedSince = now;
     }
-    if (!s.solicitTimer.active) s.solicitTimer.start(this.cfg.flushSolicitUs);
+    s.live.blocking(now, true);
+    if (!s.solicitTimer.active) this.armSolicit(s, now);
   }
 
-  /** Still blocked by s after the delay: ask it for a FLUSH, and again every delay while it lasts. */
+  private armSolicit(s: Stream, now: number): void {
+    const at = s.live.nextAt();
+    if (at < Infinity) s.solicitTimer.start(Math.max(0, at - now));
+  }
+
+  /** A message of the stream's session: it is alive (liveness starts over; a silence plan is dropped). */
+  private heard(s: Stream): void {
+    if (s.live.suspected) this.failover.alive(s.sid, s.session);
+    s.live.heard(this.scheduler.now());
+  }
+
+  /**
+   * Still blocked by s: ask it for a FLUSH, backing off while it does not
+   * answer (sequencer-liveness.ts); silent past deadSequencerUs, the
+   * leader has the replicas end its stream (hydra-failover.ts).
+   */
   private onSolicitTimer(s: Stream): void {
     if (this.blockedOn !== s.sid || !this.host.normal()) return;
-    this.stats.solicits++;
-    this.host.transport.sendFlushSolicit?.({ type: 'FLUSH_SOLICIT', sequencerId: s.sid, replicaId: this.host.id, session: Math.max(0, s.session) });
-    s.solicitTimer.start(this.cfg.flushSolicitUs);
+    const now = this.scheduler.now();
+    const v = s.live.due(now);
+    if (v === 'solicit') {
+      this.stats.solicits++;
+      s.solicits++;
+      this.host.transport.sendFlushSolicit?.({ type: 'FLUSH_SOLICIT', sequencerId: s.sid, replicaId: this.host.id, session: Math.max(0, s.session) });
+    } else if (v === 'suspect' && this.host.amLeader() && !s.ended) {
+      this.failover.end(s.sid, s.session, 'silent');
+    }
+    this.armSolicit(s, now);
+  }
+
+  /** A message of another session than the stream's: an older one is never merged; a newer one is a rejoin. */
+  private otherSession(s: Stream, m: SequencedMsg | FlushMsg): void {
+    if (sessionCmp(m.session, s.session) < 0) {
+      this.stats.wrongSession++;
+      return;
+    }
+    this.failover.hold(s.sid, s.session, s.ended, m);
+  }
+
+  /** Leader: an operator's "remove" op, seen before it can merge (the stream it names may be what blocks it). */
+  private controlSeen(m: SequencedMsg): void {
+    const op = decodeControlOp(m.op);
+    if (op?.kind !== 'remove' || !this.host.amLeader()) return;
+    const s = this.byId.get(op.sid);
+    if (s && !s.ended && s.session >= 0 && removalApplies(op.session, s.session)) this.failover.end(s.sid, s.session, 'op');
   }
 
   // ---- drop recovery: the ladder's inputs (drop-recovery.ts) ------------------------
 
-  private checkGap(s: Stream): void {
+  checkGap(s: Stream): void {
     s.ladder.check();
   }
 
@@ -438,34 +494,11 @@ export class Hydra implements Intake {
   }
 
   onGapCommitReply(m: GapCommitReplyMsg): void {
-    const h = this.host;
-    const k = m.stream;
-    if (!k || !h.admit(m) || !h.normal() || !h.amLeader()) return;
-    const s = this.byId.get(k.sid);
-    if (!s || k.session !== s.session) return;
-    s.quorum.ack(m.from, (p) => p.seq === k.seq);
+    gaps.onGapCommitReply(this, m);
   }
 
   onGapFind(m: GapFindMsg): void {
-    const h = this.host;
-    if (!m.stream || !h.admit(m) || !h.normal() || !h.amLeader()) return;
-    const k = m.stream;
-    const s = this.byId.get(k.sid);
-    if (!s || k.session !== s.session) return;
-    const reply = (entry: LogEntry): void => this.transportPeer(m.from, { type: 'GAP_RECV', from: h.id, view: h.view, entry });
-    const slot = s.slotOf(k.seq);
-    const logged = slot !== undefined ? h.log.get(slot) : undefined;
-    if (logged?.src && logged.src.sid === k.sid && logged.src.seq === k.seq) return reply(logged);
-    const pos = (raw: number): StreamPos => ({ sid: s.sid, session: s.session, seq: k.seq, clock: raw, raw });
-    const nc = s.noops.get(k.seq) ?? (s.pendingNoop?.seq === k.seq ? s.pendingNoop.clock : undefined);
-    if (nc !== undefined) return reply(streamEntry(pos(nc), null));
-    const m2 = s.buf.get(k.seq);
-    if (m2) return reply(streamEntry(pos(m2.clock ?? 0), m2));
-    if (k.seq < s.next) return; // merged and already truncated here: the follower catches up by sync
-    this.transportPeer(m.from, { type: 'GAP_DROP', from: h.id, view: h.view, slot: 0, stream: k });
-    // A drop notification from a peer: the leader runs the ladder for it too.
-    if (k.seq > s.known) s.known = k.seq;
-    this.checkGap(s);
+    gaps.onGapFind(this, m);
   }
 
   onGapDrop(m: GapDropMsg): void {
@@ -473,74 +506,11 @@ export class Hydra implements Intake {
   }
 
   onGapRecv(m: GapRecvMsg): void {
-    const h = this.host;
-    const src = m.entry.src;
-    if (!src || !h.admit(m) || !h.normal() || h.amLeader()) return;
-    h.heardFromLeader();
-    if (m.entry.noop) return this.followerNoop(src, src.raw);
-    const e = m.entry;
-    this.onSequenced({ type: 'SEQUENCED', session: src.session, seq: src.seq, clientId: e.clientId, requestId: e.requestId, op: e.op, retransmit: true, sequencerId: src.sid, clock: src.raw, ...(e.control ? { control: true } : {}) });
+    gaps.onGapRecv(this, m);
   }
 
   onGapCommit(m: GapCommitMsg): void {
-    const h = this.host;
-    if (!m.stream || !h.admit(m) || !h.normal() || h.amLeader()) return;
-    h.heardFromLeader();
-    this.followerNoop(m.stream, m.clock ?? -Infinity);
-  }
-
-  /** Follower: the leader decided (sid, seq) is a no-op sorting at `clock`. */
-  private followerNoop(k: StreamKey, clock: number): void {
-    const h = this.host;
-    const s = this.byId.get(k.sid);
-    if (!s || k.session !== s.session) return;
-    const ack = (): void => h.toLeader({ type: 'GAP_COMMIT_REPLY', from: h.id, view: h.view, slot: 0, stream: k });
-    if (k.seq >= s.next) {
-      s.buf.delete(k.seq);
-      const had = s.noops.has(k.seq);
-      s.noops.set(k.seq, clock);
-      s.recap();
-      // Merged on a frontier the no-op now lowers: merge that suffix again.
-      const bound = clock > s.eff ? clock : s.eff;
-      let cut = h.log.lastSlot;
-      while (cut > h.committed && cut >= h.log.firstSlot && keyAfter(h.log.get(cut)!.src, bound, k.sid, k.seq)) cut--;
-      if (!had && cut < h.log.lastSlot) {
-        const tail = h.log.truncateAfter(cut);
-        this.stats.remerges++;
-        this.resync(true, tail);
-        return ack();
-      }
-      if (k.seq === s.next) {
-        this.advance(s);
-        this.pump();
-      }
-      this.checkGap(s);
-      return ack();
-    }
-    // Resolved already. Waiting in the queue, or merged into the unexecuted suffix: re-merge.
-    const slot = s.slotOf(k.seq);
-    const e = slot !== undefined ? h.log.get(slot) : undefined;
-    if (e?.src && e.src.sid === k.sid && e.src.seq === k.seq) {
-      if (e.noop) return ack();
-      if (slot! <= h.committed) return; // cannot happen while the leader lacks it; never touch the committed prefix
-      let cut = slot! - 1;
-      while (cut > h.committed && cut >= h.log.firstSlot && keyAfter(h.log.get(cut)!.src, clock, k.sid, k.seq)) cut--;
-      const tail = h.log.truncateAfter(cut);
-      this.stats.remerges++;
-      this.resync(true, tail, k, clock);
-      return ack();
-    }
-    if (slot === undefined || slot < h.log.firstSlot) {
-      // In the queue: un-resolve from that seq on and resolve again with the no-op.
-      let cut = h.log.lastSlot;
-      while (cut > h.committed && cut >= h.log.firstSlot && keyAfter(h.log.get(cut)!.src, clock, k.sid, k.seq)) cut--;
-      this.resync(true, h.log.truncateAfter(cut), k, clock);
-      return ack();
-    }
-  }
-
-  private transportPeer(to: number, m: PeerMsg): void {
-    this.host.transport.sendToReplica(to, m);
+    gaps.onGapCommit(this, m);
   }
 
   // ---- the log changed under the merge (view change, sync, state transfer) ----------
@@ -567,12 +537,24 @@ export class Hydra implements Intake {
     if (!end) for (const p of cur.values()) if (p.seq > 0 && p.clock > this.lastClock) this.lastClock = p.clock;
     for (const s of this.streams) {
       const c = cur.get(s.sid);
-      // Resolved but unmerged messages go back to the buffer (the fast path never put them there).
-      for (let i = s.head; i < s.queue.length; i++) {
-        const it = s.queue[i]!;
-        if (it.msg) s.buf.set(it.seq, it.msg);
-        else s.noops.set(it.seq, it.raw);
+      if (c && c.session >= 0 && s.session >= 0 && c.session !== s.session) {
+        // The log moved the sequencer to another session (a rejoin, or a
+        // view change that undid one): nothing held of the other is ours.
+        if (sessionCmp(c.session, s.session) > 0) this.failover.stats.rejoins++;
+        s.restart(this.scheduler.now());
+      } else {
+        // Resolved but unmerged messages go back to the buffer (the fast path never put them there).
+        for (let i = s.head; i < s.queue.length; i++) {
+          const it = s.queue[i]!;
+          if (it.msg) s.buf.set(it.seq, it.msg);
+          else s.noops.set(it.seq, it.raw);
+        }
       }
+      const ended = !!c?.end;
+      if (ended && !s.ended) this.failover.stats.removals++;
+      if (ended) s.final = c.seq;
+      else if (s.ended) s.final = null;
+      s.ended = ended;
       s.next = (c?.seq ?? 0) + 1;
       s.eff = c ? c.clock : s.floor;
       if (c && c.session >= 0) s.session = c.session;
@@ -594,7 +576,7 @@ export class Hydra implements Intake {
       const src = e.src;
       if (keepNoops && src && !e.noop) this.held.set(`${src.sid}:${src.seq}`, { ...e, slot: 0 });
       const s = src && this.byId.get(src.sid);
-      if (!s || src.seq < s.next || src.session !== s.session) continue;
+      if (!s || src.seq < s.next || src.session !== s.session || (s.final !== null && src.seq > s.final)) continue;
       if (e.noop) {
         if (keepNoops) s.noops.set(src.seq, src.raw);
       } else if (!s.noops.has(src.seq)) {
@@ -618,7 +600,8 @@ export class Hydra implements Intake {
     for (let slot = log.firstSlot; slot <= log.lastSlot; slot++) {
       const src = log.get(slot)!.src;
       const s = src && this.byId.get(src.sid);
-      if (!s) continue;
+      // Only the session the stream is in (seqs start over in a new one).
+      if (!s || src.session !== s.session) continue;
       if (s.merged.length === 0) s.mergedBase = src.seq;
       // Within one stream the log holds consecutive seqs in order.
       if (src.seq === s.mergedBase + s.merged.length) s.merged.push(slot);
@@ -630,6 +613,12 @@ export class Hydra implements Intake {
     }
     for (const [k, e] of this.held) if (e.src!.seq <= (cur.get(e.src!.sid)?.seq ?? 0)) this.held.delete(k);
     for (const sid of joined) this.replayUnknown(sid);
+    for (const s of this.streams) {
+      for (const m of s.session >= 0 ? this.failover.takeHeld(s.sid, s.session) : []) {
+        if (m.type === 'FLUSH') this.onFlush(m);
+        else this.onSequenced(m);
+      }
+    }
     this.pump();
     for (const s of this.streams) this.checkGap(s);
   }
@@ -672,6 +661,15 @@ export class Hydra implements Intake {
 
   installed(old: Log | null, sameView: boolean): void {
     this.resync(sameView, old ? old.slice(old.firstSlot, old.lastSlot) : []);
+    this.failover.installed((p) => this.reconfigDone(p));
+  }
+
+  /** The log holds what a plan asked: its session ended, and the new one started. */
+  private reconfigDone(p: Reconfig): boolean {
+    const s = this.byId.get(p.sid);
+    if (!s) return true;
+    if (p.start !== undefined) return sessionCmp(s.session, p.start) >= 0;
+    return s.ended || s.session < 0 || (p.end !== undefined && sessionCmp(s.session, p.end) > 0);
   }
 
   resume(): void {
@@ -683,7 +681,9 @@ export class Hydra implements Intake {
   }
 
   mergeViewChanges(msgs: readonly ViewChangeMsg[]): LogState {
-    return mergeStreamViewChanges(msgs);
+    const st = mergeStreamViewChanges(msgs);
+    // This leader's removals and rejoins go right after what the quorum holds.
+    return this.failover.pending ? appendReconfig(st, this.failover.plansFor()).state : st;
   }
 
   /** Each stream's resolved prefix: the replica drops further copies of it (only a merged one is re-ACKed). */

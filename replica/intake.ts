@@ -52,8 +52,12 @@ export interface EngineHost {
   append(e: LogEntry, ack: boolean): void;
   /** The ACK of an entry already logged, again (a retransmitted copy arrived). */
   reAck(slot: number): void;
-  /** A copy of a seq this replica holds as a no-op: ACK it as not executed (a stale mark). */
-  reAckNoop(m: SequencedMsg, slot: number): void;
+  /**
+   * A copy of a seq this replica settled without holding its request (below
+   * its checkpoint, or a no-op by agreement): ACK it as settled, never with a
+   * result (acks.ts). `sid`: the stream's sequencer, with several.
+   */
+  reAckSettled(m: SequencedMsg, sid: number | undefined): void;
   /** Same-view check of a peer message (and view change on a newer one). */
   admit(m: { readonly view: ViewId; readonly from: number }): boolean;
   heardFromLeader(): void;

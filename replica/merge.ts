@@ -9,7 +9,7 @@
 // replaces the entries it covers.
 import { addedSequencer } from './control-op.ts';
 import type { Checkpoint, LogEntry, LogState, StreamPos, ViewChangeMsg } from './messages.ts';
-import { viewCmp, viewEq, type ViewId } from './view.ts';
+import { sessionCmp, viewCmp, viewEq, type ViewId } from './view.ts';
 
 export function latestNormalView(msgs: readonly ViewChangeMsg[]): ViewId {
   let v = msgs[0]!.lastNormalView;
@@ -85,30 +85,37 @@ export function mergeStreamViewChanges(msgs: readonly ViewChangeMsg[]): LogState
     }
   }
   const latest = latestNormalView(msgs);
-  const union = new Map<number, Map<number, LogEntry>>();
+  // Per sequencer, per session, per seq: a sequencer that rejoined under
+  // its id has entries of two sessions (stream-epochs.ts).
+  const union = new Map<number, Map<number, Map<number, LogEntry>>>();
   let session = checkpoint.session;
   for (const m of msgs) {
     if (!viewEq(m.lastNormalView, latest)) continue;
     for (const e of [...m.state.entries, ...(m.held ?? [])]) {
       if (e.slot > 0) session = e.session;
       const src = e.src;
-      if (!src || src.seq <= (cursor.get(src.sid)?.seq ?? 0)) continue;
-      let u = union.get(src.sid);
-      if (!u) union.set(src.sid, (u = new Map()));
+      if (!src) continue;
+      const at = cursor.get(src.sid);
+      if (at && src.session === at.session && (src.seq <= at.seq || at.end)) continue;
+      let bySession = union.get(src.sid);
+      if (!bySession) union.set(src.sid, (bySession = new Map()));
+      let u = bySession.get(src.session);
+      if (!u) bySession.set(src.session, (u = new Map()));
       const had = u.get(src.seq);
       if (!had || (e.noop && !had.noop)) u.set(src.seq, e);
     }
   }
-  // Each stream: contiguous from its cursor. Effective clocks are computed
-  // as the merge goes, so a sequencer added by a control op in this very
-  // union starts at that op's clock + 1 and waits for it.
+  // Each stream: contiguous from its cursor, through an end (nothing of
+  // that session after it), then a start of a newer session and on from
+  // its seq 1. Effective clocks are computed as the merge goes, so a
+  // sequencer added by a control op in this very union starts at that
+  // op's clock + 1 and waits for it.
   const streams: { sid: number; items: LogEntry[]; i: number; eff: number; gated: boolean }[] = [];
   const addedHere = new Set<number>();
-  for (const u of union.values()) for (const e of u.values()) if (e.control && !e.noop) addedHere.add(decodeAddSid(e.op));
-  for (const [sid, u] of union) {
+  for (const bySession of union.values()) for (const u of bySession.values()) for (const e of u.values()) if (e.control && !e.noop) addedHere.add(decodeAddSid(e.op));
+  for (const [sid, bySession] of union) {
     const at = cursor.get(sid);
-    const items: LogEntry[] = [];
-    for (let q = (at?.seq ?? 0) + 1; u.has(q); q++) items.push(u.get(q)!);
+    const items = chainOf(bySession, at);
     streams.push({ sid, items, i: 0, eff: at ? at.clock : -Infinity, gated: !at && addedHere.has(sid) });
   }
   streams.sort((a, b) => a.sid - b.sid);
@@ -166,4 +173,39 @@ export function mergeStreamViewChanges(msgs: readonly ViewChangeMsg[]): LogState
     }
   }
   return { checkpoint, entries, committed };
+}
+
+/** One sequencer's entries in merge order: its sessions chained by end and start markers. */
+function chainOf(bySession: Map<number, Map<number, LogEntry>>, at: StreamPos | undefined): LogEntry[] {
+  const items: LogEntry[] = [];
+  let sess: number;
+  let q: number;
+  let ended = !!at?.end;
+  if (at && at.session >= 0) {
+    sess = at.session;
+    q = at.seq + 1;
+  } else {
+    // No session known yet: the oldest one here that is not a rejoin.
+    const first = [...bySession.keys()].filter((k) => !bySession.get(k)!.has(0)).sort(sessionCmp)[0];
+    if (first === undefined) return items;
+    sess = first;
+    q = 1;
+  }
+  for (;;) {
+    const u = bySession.get(sess);
+    while (!ended && u?.has(q)) {
+      const e = u.get(q++)!;
+      items.push(e);
+      if (e.src!.end) ended = true;
+    }
+    if (!ended) return items;
+    // Ended: a start of a newer session, if a leader appended one.
+    let next: number | undefined;
+    for (const [k, v] of bySession) if (sessionCmp(k, sess) > 0 && v.has(0) && (next === undefined || sessionCmp(k, next) < 0)) next = k;
+    if (next === undefined) return items;
+    sess = next;
+    items.push(bySession.get(sess)!.get(0)!);
+    q = 1;
+    ended = false;
+  }
 }

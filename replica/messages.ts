@@ -149,6 +149,12 @@ export interface StreamPos {
   readonly clock: number;
   /** Raw clock as stamped; for a no-op the clock the deciding leader gave it. */
   readonly raw: number;
+  /**
+   * The replicas ended this (sequencer, session) here: the entry is the
+   * no-op the leader appended when it removed the sequencer (stream-epochs.ts),
+   * and no seq of that session after it is ever merged.
+   */
+  readonly end?: true;
 }
 
 export interface LogEntry {
@@ -183,6 +189,8 @@ export interface Checkpoint {
   readonly clients: readonly ClientRecord[];
   /** Hydra only: each sequencer's stream position as of `slot` (the merge resumes from these). */
   readonly streams?: readonly StreamPos[];
+  /** The group's weight ledger as of `slot` (replica/weights-exec.ts); absent: the starting table. */
+  readonly weights?: Uint8Array;
   /** Sequence marks reserved through the group as of `slot` (sequence-marks.ts), by name. */
   readonly marks?: readonly (readonly [string, bigint])[];
 }

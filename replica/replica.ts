@@ -2,13 +2,16 @@
 // sequencer, ACKs counted by the sequencer host, and the agent's repair
 // service as the first rung of drop recovery. README.md says what each
 // choice is and why; the comments here say why a step is safe.
+import { ackOf, settledAck } from './acks.ts';
+import { initialTable, type WeightOptions, WeightState } from './weights-exec.ts';
 import type { Application } from './app.ts';
 import { configWith, type ReplicaConfig } from './config.ts';
-import { Executor, STALE_MARK } from './executor.ts';
+import { Executor } from './executor.ts';
 import { Hydra } from './hydra.ts';
 import type { EngineHost, Intake } from './intake.ts';
 import { Log, ORIGIN, positionOf, sameEntry, type LogPosition } from './log.ts';
 import { SingleStream } from './single-stream.ts';
+import { agreedThrough, syncEntriesFor } from './sync-delta.ts';
 import type {
   Checkpoint,
   LogEntry,
@@ -29,7 +32,7 @@ import { leaderOf, viewCmp, viewEq, viewJoin, viewLeq, type ViewId } from './vie
 
 export type ReplicaStatus = 'normal' | 'view-change' | 'recovering';
 
-export interface ReplicaOptions {
+export interface ReplicaOptions extends WeightOptions {
   id: number;
   /** Group size, 2f+1. */
   n: number;
@@ -114,7 +117,7 @@ export class Replica {
     this.view = { leaderNum: 0, session: o.session ?? 0 };
     this.lastNormalView = this.view;
     this.log = new Log(ORIGIN);
-    this.exec = new Executor(o.app, Executor.genesis(o.app));
+    this.exec = new Executor(o.app, Executor.genesis(o.app), new WeightState(initialTable(o.n, o), o.onCommittedWeights));
     // Every timer, like every message, may move the log's end: the
     // transport hears of it after each (reportDelivered).
     const timer = (fire: () => void) =>
@@ -245,7 +248,7 @@ export class Replica {
         this.appended(e, ack);
       },
       reAck: (slot) => this.reAckSlot(slot),
-      reAckNoop: (m, slot) => this.reAckNoop(m, slot),
+      reAckSettled: (m, sid) => this.reAckSettled(m, sid),
       admit: (m) => this.admitView(m),
       heardFromLeader: () => this.heardFromLeader(),
       toLeader: (m) => this.toLeader(m),
@@ -276,22 +279,7 @@ export class Replica {
   }
 
   private sendAck(e: LogEntry, result: Uint8Array | null): void {
-    const src = e.src;
-    if (src) {
-      // Hydra: the ACK names the stream position, for the sequencer that stamped it.
-      return this.transport.sendAck({ type: 'ACK', session: src.session, seq: src.seq, leaderNum: this.view.leaderNum, replicaId: this.id, clientId: e.clientId, requestId: e.requestId, result, sequencerId: src.sid, ...(result === STALE_MARK ? { stale: true } : {}) });
-    }
-    this.transport.sendAck({
-      type: 'ACK',
-      session: e.session,
-      seq: e.seq,
-      leaderNum: this.view.leaderNum,
-      replicaId: this.id,
-      clientId: e.clientId,
-      requestId: e.requestId,
-      result,
-      ...(result === STALE_MARK ? { stale: true } : {}),
-    });
+    this.transport.sendAck(ackOf(e, this.view.leaderNum, this.id, result));
   }
 
   private reAckSlot(slot: number): void {
@@ -302,19 +290,9 @@ export class Replica {
     if (r) this.sendAck(e, r);
   }
 
-  /**
-   * A copy of a seq gap agreement turned into a no-op here. Its window slot
-   * in the sequencer waits for ACKs that a no-op never sent (under
-   * backpressure: for good, one window later the group stalls). The leader
-   * ACKs it with a stale mark, followers as held: the slot completes, and
-   * the REPLY the kernel makes of it says "not executed here" (STALE, no
-   * result), which clients ignore; the request's client retries as it
-   * would anyway.
-   */
-  private reAckNoop(m: SequencedMsg, slot: number): void {
-    if (this.status !== 'normal') return;
-    const e: LogEntry = { slot, session: m.session, seq: m.seq, noop: false, clientId: m.clientId, requestId: m.requestId, op: m.op };
-    this.sendAck(e, this.amLeader() ? STALE_MARK : null);
+  /** A copy of a seq settled here without its request (acks.ts settledAck). */
+  private reAckSettled(m: SequencedMsg, sid: number | undefined): void {
+    if (this.status === 'normal') this.transport.sendAck(settledAck(m, this.view.leaderNum, this.id, this.amLeader(), sid));
   }
 
   /**
@@ -352,22 +330,21 @@ export class Replica {
 
   private sendSyncPrepare(): void {
     const point = this.log.lastSlot;
-    const entries = this.log.slice(this.log.firstSlot, point);
-    const full: SyncPrepareMsg = { type: 'SYNC_PREPARE', from: this.id, view: this.view, syncPoint: point, committed: this.committed, entries };
-    if (point > this.committed) {
+    if (point > this.committed && (!this.sync || this.sync.point !== point)) {
       // The leader has executed exactly its log, so this snapshot is the
       // state at `point`; it becomes the checkpoint once a quorum holds it.
-      if (!this.sync || this.sync.point !== point) this.sync = { point, acks: new Set(), cp: this.snap(this.log.last) };
-      for (let r = 0; r < this.n; r++) if (r !== this.id) this.transport.sendToReplica(r, full);
-      if (this.f === 0) this.leaderCommit();
-      return;
+      this.sync = { point, acks: new Set(), cp: this.snap(this.log.last) };
     }
-    // Idle: a bare heartbeat, except to followers not known to hold the
-    // committed log (they lost a prepare), who get it again.
-    const beat: SyncPrepareMsg = { ...full, entries: [] };
+    // Each follower gets what it has not confirmed (sync-delta.ts); when
+    // idle that is nothing, a bare heartbeat. Hydra's followers re-merge
+    // unexecuted slots on their own, so they get the whole retained log.
     for (let r = 0; r < this.n; r++) {
-      if (r !== this.id) this.transport.sendToReplica(r, (this.followerSync[r] ?? 0) < point ? full : beat);
+      if (r === this.id) continue;
+      const confirmed = this.followerSync[r] ?? 0;
+      const entries = syncEntriesFor(this.log, this.hydra && confirmed < point ? 0 : confirmed, point, this.committed);
+      this.transport.sendToReplica(r, { type: 'SYNC_PREPARE', from: this.id, view: this.view, syncPoint: point, committed: this.committed, entries });
     }
+    if (point > this.committed && this.f === 0) this.leaderCommit();
   }
 
   private onSyncPrepare(m: SyncPrepareMsg): void {
@@ -375,7 +352,7 @@ export class Replica {
     this.heardFromLeader();
     if (m.entries.length > 0) {
       if (m.syncPoint > this.committed) {
-        if (m.entries[0]!.slot > this.committed + 1) return this.requestCatchUp();
+        if (m.entries[0]!.slot > agreedThrough(this.prepared, this.committed) + 1) return this.requestCatchUp();
         this.adoptLeaderLog(m.entries);
         this.prepared = Math.max(this.prepared, m.syncPoint);
       }

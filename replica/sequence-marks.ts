@@ -6,7 +6,7 @@
 // mark from the group and starts above every value ever handed out.
 //
 //   byte 0      0x48 ('H'), the control magic (control-op.ts)
-//   byte 1      3 = reserve
+//   byte 1      4 = reserve (3 is the weight ops, control-op.ts)
 //   bytes 2-3   zero
 //   bytes 4-11  the proposed mark, big-endian u64 (0..2^63-1)
 //   bytes 12-   the sequence name, 1..32 bytes
@@ -22,7 +22,7 @@
 // application's state.
 import { CONTROL_MAGIC } from './control-op.ts';
 
-export const KIND_RESERVE = 3;
+export const KIND_RESERVE = 4;
 export const MARK_MAX = (1n << 63n) - 1n;
 const NAME_MAX = 32;
 

@@ -7,7 +7,8 @@
 // Alive means heard from: any FLUSH, SEQUENCED or answer to a solicit.
 // While the stream holds the merge back (the engine says so with `blocking`),
 // solicits go out after flushSolicitUs, then spaced 2x, 4x ... up to
-// solicitBackoffMaxUs; hearing anything starts over. A stream that blocks
+// solicitBackoffMaxUs; hearing anything starts over (without putting off
+// a solicit already due). A stream that blocks
 // and has been silent for deadSequencerUs is `suspect`: the engine hands it
 // to the leader for removal and stops soliciting it. A stream that blocks
 // nothing is never suspected: an idle group has nothing to decide.
@@ -47,7 +48,10 @@ export class SequencerLiveness {
     this.unanswered = 0;
     this.interval = this.cfg.flushSolicitUs;
     this.reported = false;
-    if (this.blockingSince !== null) this.nextSolicit = now + this.interval;
+    // A solicit already due stays due: a live sequencer that keeps blocking
+    // is solicited every flushSolicitUs (its next FLUSH moves the merge
+    // sooner than its periodic one would), only a silent one backs off.
+    if (this.blockingSince !== null) this.nextSolicit = Math.min(this.nextSolicit, now + this.interval);
   }
 
   /** The stream holds waiting messages back (true) or no longer does (false). */

@@ -118,14 +118,22 @@ export class SingleStream implements Intake {
     this.ladder.resolved(m.seq);
   }
 
-  /** A copy of something already logged: the ACK may have been lost, send it again. */
+  /**
+   * A copy of a seq already settled here: the ACK may have been lost, and
+   * under backpressure its window slot waits for it, so it is sent again.
+   * A seq below the checkpoint or held as a no-op is ACKed as settled
+   * (acks.ts): within a session seq fixes the slot, so the log's end says
+   * which slot it had even once the entry is gone.
+   */
   private reAck(m: SequencedMsg): void {
     const h = this.h;
     if (!h.normal()) return;
     const last = h.log.last;
     if (last.session !== m.session) return;
-    const e = h.log.get(last.slot - (last.seq - m.seq));
-    if (e?.noop) return h.reAckNoop(m, e.slot);
+    const slot = last.slot - (last.seq - m.seq);
+    if (slot < h.log.firstSlot) return h.reAckSettled(m, undefined);
+    const e = h.log.get(slot);
+    if (e?.noop) return h.reAckSettled(m, undefined);
     if (!e || e.clientId !== m.clientId || e.requestId !== m.requestId) return;
     h.reAck(e.slot);
   }
@@ -297,7 +305,7 @@ export class SingleStream implements Intake {
       const e = old.get(s);
       if (!e || e.noop || e.session !== h.view.session) continue;
       if (this.reorder.size < this.cfg.maxBufferedMsgs) {
-        this.reorder.set(e.seq, { type: 'SEQUENCED', session: e.session, seq: e.seq, clientId: e.clientId, requestId: e.requestId, op: e.op, retransmit: true });
+        this.reorder.set(e.seq, { type: 'SEQUENCED', session: e.session, seq: e.seq, clientId: e.clientId, requestId: e.requestId, op: e.op, retransmit: true, ...(e.control ? { control: true } : {}) });
       }
     }
   }

@@ -8,6 +8,7 @@ import { DropRecovery } from './drop-recovery.ts';
 import type { EngineHost } from './intake.ts';
 import type { SequencedMsg, StreamKey } from './messages.ts';
 import { NoopQuorum } from './noop-quorum.ts';
+import { SequencerLiveness } from './sequencer-liveness.ts';
 import type { Timer } from './transport.ts';
 
 export interface Item {
@@ -62,8 +63,14 @@ export class Stream {
   pendingFlushes: { q: number; clock: number }[] = [];
   /** Highest seq known to exist (a later message, a flush, a peer's gap). */
   known = 0;
-  /** FINAL flush: the sequencer stopped for good after this seq. */
+  /** FINAL flush (or the replicas' end): nothing of this session after this seq. */
   final: number | null = null;
+  /** The replicas ended this session (the log holds its end entry): `final` is theirs, not the sequencer's. */
+  ended = false;
+  /** Is the sequencer alive: solicits and the dead-sequencer timeout. */
+  live: SequencerLiveness;
+  /** FLUSH_SOLICITs sent to it. */
+  solicits = 0;
   readonly ladder: DropRecovery;
   /** Leader: a no-op of ours waiting for f followers, not resolved before. */
   readonly quorum: NoopQuorum<NoopKey>;
@@ -78,10 +85,12 @@ export class Stream {
     /** Effective clocks never go below this (a sequencer added at merge key k has floor k.clock). */
     readonly floor: number,
     h: EngineHost,
-    cfg: ReplicaConfig,
+    private readonly cfg: ReplicaConfig,
+    now: number,
     hooks: StreamHooks,
   ) {
     this.eff = floor;
+    this.live = new SequencerLiveness(cfg, now);
     const timer = (fire: () => void): Timer => h.timer(fire);
     this.ladder = new DropRecovery(
       {
@@ -121,6 +130,25 @@ export class Stream {
     this.solicitTimer = timer(() => hooks.solicit());
   }
 
+  /** A new session of the sequencer: everything held of the old one goes (the caller sets the position). */
+  restart(now: number): void {
+    this.buf.clear();
+    this.noops.clear();
+    this.queue = [];
+    this.head = 0;
+    this.final = null;
+    this.ended = false;
+    this.flushClock = -Infinity;
+    this.flushQ = 0;
+    this.pendingFlushes = [];
+    this.known = 0;
+    this.quorum.abandon();
+    this.ladder.forget();
+    this.ladder.halt();
+    this.live = new SequencerLiveness(this.cfg, now);
+    this.recap();
+  }
+
   /** (sequencer, session, seq): how gap agreement names a seq of this stream on the wire. */
   key(seq: number): StreamKey {
     return { sid: this.sid, session: this.session, seq };
@@ -134,6 +162,19 @@ export class Stream {
   slotOf(seq: number): number | undefined {
     const i = seq - this.mergedBase;
     return i >= this.mergedHead && i < this.merged.length ? this.merged[i] : undefined;
+  }
+
+  /**
+   * Where a resolved seq (below next) stands: its log slot; 'waiting' while
+   * it waits in the queue for the merge; 'truncated' once merged below the
+   * log's first slot (a checkpoint covers it: committed). The log holds a
+   * stream's merged seqs consecutively, so a seq before the first one it
+   * holds was merged before firstSlot.
+   */
+  placeOf(seq: number, firstSlot: number): number | 'waiting' | 'truncated' {
+    if (this.head < this.queue.length && seq >= this.queue[this.head]!.seq) return 'waiting';
+    const slot = this.slotOf(seq);
+    return slot === undefined || slot < firstSlot ? 'truncated' : slot;
   }
 
   /** Forgets positions at or below the log's start (a checkpoint covers them). */

@@ -6,10 +6,13 @@
 // position and its place in read_changes, with delta 0 and the reason, so
 // the proposer is told and nobody ever sees a table that violates integrity.
 //
-// Not wired yet: the control-op encoding (beside "add" in control-op.ts) and
-// the agent's switch of the kernel table at a seq boundary
-// (Sequencer.setGroup already writes a new version into the other entry).
-import { integrityIssue } from '../bpf/quorum.ts';
+// A change is also refused when it would let fewer than a majority of
+// members certify (bpf/quorum.ts majorityIssue): the replicas' view change
+// counts members, so a certifying quorum must meet every majority.
+//
+// Carried through the log as a "weights" control op (control-op.ts) and
+// executed by weights-exec.ts; the ledger travels in checkpoints.
+import { integrityIssue, majorityIssue } from '../bpf/quorum.ts';
 
 export type WeightChange =
   | { readonly kind: 'reassign'; readonly member: number; readonly delta: number }
@@ -38,10 +41,14 @@ export class WeightLedger {
   #table: WeightTable;
   readonly #history: ChangeRecord[][];
   #lastPos = -Infinity;
+  #applied = 0;
+  #refused = 0;
 
   constructor(initial: WeightTable) {
     const issue = integrityIssue(initial.weights.map((weight, id) => ({ id, weight })), initial.f);
     if (issue) throw new RangeError(`initial weight table: ${issue}`);
+    const unsafe = majorityIssue(initial.weights);
+    if (unsafe) throw new RangeError(`initial weight table: ${unsafe}`);
     this.#table = { ...initial, weights: [...initial.weights] };
     this.#history = initial.weights.map(() => []);
   }
@@ -76,8 +83,10 @@ export class WeightLedger {
       const bad = next.findIndex((w) => w < 0 || w > 255);
       if (bad >= 0) refused = `member ${bad} would weigh ${next[bad]}, outside 0..255`;
     }
-    refused ??= integrityIssue(next.map((weight, id) => ({ id, weight })), this.#table.f);
+    refused ??= integrityIssue(next.map((weight, id) => ({ id, weight })), this.#table.f) ?? majorityIssue(next);
     if (!refused) this.#table = { ...this.#table, version: this.#table.version + 1, weights: next };
+    if (refused) this.#refused++;
+    else this.#applied++;
     let first: ChangeRecord | undefined;
     for (const m of deltas.keys()) {
       const rec: ChangeRecord = { pos, change, delta: refused ? 0 : deltas.get(m)!, version: this.#table.version, ...(refused ? { refused } : {}) };
@@ -85,6 +94,29 @@ export class WeightLedger {
       this.#history[m]?.push(rec);
     }
     return first!;
+  }
+
+  /** The whole ledger as JSON bytes, for checkpoints (it travels in state transfers). */
+  snapshot(): Uint8Array {
+    return new TextEncoder().encode(
+      JSON.stringify({ table: this.#table, history: this.#history, lastPos: Number.isFinite(this.#lastPos) ? this.#lastPos : null, applied: this.#applied, refused: this.#refused }),
+    );
+  }
+
+  /** A ledger from snapshot() bytes. */
+  static fromSnapshot(b: Uint8Array): WeightLedger {
+    const o = JSON.parse(new TextDecoder().decode(b)) as { table: WeightTable; history: ChangeRecord[][]; lastPos: number | null; applied: number; refused: number };
+    const l = new WeightLedger(o.table);
+    o.history.forEach((h, m) => l.#history[m]?.push(...h));
+    l.#lastPos = o.lastPos ?? -Infinity;
+    l.#applied = o.applied;
+    l.#refused = o.refused;
+    return l;
+  }
+
+  /** Changes applied, and committed as no-op changes, so far. */
+  get counts(): { applied: number; refused: number } {
+    return { applied: this.#applied, refused: this.#refused };
   }
 
   /** read_changes(member): every change committed for it, in log order. */

@@ -60,6 +60,7 @@ export function sequencedFromWire(w: XseqMessage): SequencedMsg | null {
     requestId: h.requestId,
     op: copy(w.payload),
     retransmit: (h.flags & Flags.RETRANSMIT) !== 0,
+    // One sequencer too: a weights control op is executed by the replicas.
     ...(h.flags & Flags.CONTROL ? { control: true } : {}),
   };
 }
@@ -85,17 +86,18 @@ export function sequencedFromDatagram(b: Buffer, groupId: number): SequencedMsg 
   if (hi > MAX_SAFE_HI) return null;
   const seq = hi * SEQ_HI + b.readUInt32BE(28);
   if (seq < 1 || seq > Number.MAX_SAFE_INTEGER) return null;
-  return {
+  const flags = b.readUInt16BE(6);
+  const m: SequencedMsg = {
     type: 'SEQUENCED',
     session: b.readUInt32BE(16),
     seq,
     clientId: b.readBigUInt64BE(40),
     requestId: b.readBigUInt64BE(48),
     op: copy(b.subarray(XSEQ_HDR_LEN, XSEQ_HDR_LEN + payloadLen)),
-    retransmit: (b.readUInt16BE(6) & Flags.RETRANSMIT) !== 0,
-    // A group control op (control-op.ts, sequence-marks.ts): never the application's.
-    ...(b.readUInt16BE(6) & Flags.CONTROL ? { control: true } : {}),
+    retransmit: (flags & Flags.RETRANSMIT) !== 0,
   };
+  // A control op (a weight change) is the replicas', not the application's.
+  return flags & Flags.CONTROL ? { ...m, control: true } : m;
 }
 
 /** The leader's ACK carries its result as payload with XSEQ_F_RESULT; the aggregator copies it into the REPLY. */

@@ -180,35 +180,43 @@ describePrivileged('agent retransmission (mmap window, UDP on loopback)', () => 
     expect(rt.counters()).toMatchObject({ retransmissions: 3, retransmittedSeqs: 1, giveUps: 0 });
   });
 
-  it('adaptive RTO: a group whose quorums take ~50 ms is first re-sent to after that, and the next try waits at least as long', async () => {
-    let hist = Array.from({ length: 40 }, () => 0n);
-    const source = { group: (id: number) => seq.group(id), lastSeq: (id: number) => seq.lastSeq(id), quorumHistogram: () => hist };
-    pinned = taiNowNs();
+  const adaptive = () => {
     rt.stop();
-    rt = new Retransmitter(source, window, out, { groups: [GROUP_ID], rtoMs: RTO_MS, maxRtoMs: 1000, retries: 5, sampleEveryMs: 1, now: () => pinned ?? taiNowNs(), log });
-    rt.tick(); // the baseline read
-    expect(rt.rtoMs()).toBe(RTO_MS);
-    // 200 REPLYs whose quorum took [33.5, 67.1) ms (bucket 25).
-    hist = hist.map((c, i) => (i === 25 ? c + 200n : c));
-    pinned += 10n * MS;
-    rt.tick();
-    const rto = rt.rtoMs();
-    expect(rto).toBeGreaterThan(50);
-    expect(rto).toBeLessThan(60);
+    rt = new Retransmitter(seq, window, out, { groups: [GROUP_ID], rtoMs: RTO_MS, maxRtoMs: 1000, retries: 5, now: () => pinned ?? taiNowNs(), log });
+  };
 
-    const n = stamp(seq, 30n);
+  it('adaptive RTO: fed stamp to every member, not to quorum; the slowest member is then not re-sent to early', async () => {
+    adaptive();
+    const slow = Array.from({ length: 8 }, (_, k) => stamp(seq, 50n + BigInt(k)));
+    const t0 = stampOf(slow[7]!);
+    for (const n of slow) ack(seq, group, n, [0, 1]); // a quorum with the leader at once
+    await tickAt(t0 + 2n * MS);
+    for (const n of slow) ack(seq, group, n, [2]); // the last member within the next 76 ms
+    await tickAt(t0 + 78n * MS);
+    // Eight samples of (2 + 78) / 2 = 40 ms less their stamp offsets; the
+    // quorum's ~0 ms would have left the RTO at its 20 ms floor.
+    const rto = rt.rtoMs();
+    expect(rto).toBeGreaterThan(40);
+    expect(rto).toBeLessThan(80);
+
+    const n = stamp(seq, 60n);
+    ack(seq, group, n, [0, 1]);
+    const t1 = stampOf(n);
+    const rtoNs = BigInt(Math.ceil(rto * 1e6));
+    expect(await tickAt(t1 + 2n * BigInt(RTO_MS) * MS - MS)).toBe(0); // the fixed RTO would have re-sent by now
+    expect(await tickAt(t1 + rtoNs)).toBe(1);
+    expect(replicas.seqs()).toEqual([[], [], [n]]);
+  });
+
+  it("adaptive RTO, Karn: a seq that was re-sent gives no sample, however late its last ACK", async () => {
+    adaptive();
+    const n = stamp(seq, 70n);
     ack(seq, group, n, [0, 1]);
     const t0 = stampOf(n);
-    const rtoNs = BigInt(Math.ceil(rto * 1e6));
-    expect(await tickAt(t0 + 2n * BigInt(RTO_MS) * MS)).toBe(0); // the fixed RTO would have re-sent by now
-    expect(await tickAt(t0 + rtoNs)).toBe(1);
-    // The next try: max(RTO, 2 x rtoMs = 40 ms) after the first.
-    expect(await tickAt(t0 + rtoNs + 41n * MS)).toBe(0);
-    expect(await tickAt(t0 + 2n * rtoNs)).toBe(1);
-    // Then the configured doubling takes over: 4 x 20 ms = 80 ms > RTO.
-    expect(await tickAt(t0 + 2n * rtoNs + rtoNs + MS)).toBe(0);
-    expect(await tickAt(t0 + 2n * rtoNs + 80n * MS)).toBe(1);
-    expect(replicas.seqs()).toEqual([[], [], [n, n, n]]);
+    expect(await tickAt(t0 + BigInt(RTO_MS) * MS)).toBe(1);
+    ack(seq, group, n, [2]);
+    await tickAt(t0 + 500n * MS);
+    expect(rt.rtoMs()).toBe(RTO_MS);
   });
 
   it('a burst of due seqs is spread over ticks by maxSendsPerTick, oldest first', async () => {

@@ -97,9 +97,14 @@ describePrivileged('bench rows, --quick', () => {
     checkRows(await runF1({ quick: true, log }), ['F1', 'F1-detect', 'F1-agree', 'F1-dip']);
   });
 
+  it('P6', { timeout: 6 * MIN }, async () => {
+    const { runP6 } = await import('../bench/p6.ts');
+    checkRows(await runP6({ quick: true, log }), ['P6', 'P6-p50', 'P6-ops']);
+  });
+
   it('P3', { timeout: 6 * MIN }, async () => {
     const { runP3 } = await import('../bench/p3.ts');
-    checkRows(await runP3({ quick: true, log }), ['P3', 'P3c', 'P3c-p99', 'P3-p50', 'P3-cpu']);
+    checkRows(await runP3({ quick: true, log }), ['P3', 'P3c', 'P3c-p99', 'P3-p50', 'P3-retx', 'P3-cpu']);
   });
 
   it('npm run bench -- --check: writes the run with host facts; exit 1 exactly when a row missed', { timeout: 2 * MIN }, () => {

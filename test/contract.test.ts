@@ -1,6 +1,7 @@
 // Proves the TypeScript codecs equal to bpf/xseq.h: test/contract/dump.c is
 // compiled against the header and prints every size, offset and enum value,
 // plus a header encoded by C; the TypeScript side must match byte for byte.
+import { decodeWeightsReport, encodeWeightsReport, WEIGHTS_REPORT_SIZE } from '../bpf/weights-report.ts';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -26,6 +27,7 @@ interface Dump {
   mac_key: { size: number; fields: Fields; map: string; rx_map: string };
   weights: { size: number; fields: Fields };
   repair_req: { size: number; fields: Fields };
+  weights_report: { size: number; fields: Fields };
   repair_reply: { size: number; fields: Fields };
   error: { size: number; fields: Fields };
   err: Record<string, number>;
@@ -231,6 +233,17 @@ describe('bpf/xseq.h and the TypeScript codec agree', () => {
     expect([...maps.weightsKey(5, 7)]).toEqual([...maps.u32Key(11)]);
   });
 
+  it('struct xseq_weights_report: the WEIGHTS payload, bytes at the C offsets', () => {
+    expect(c.weights_report.size).toBe(WEIGHTS_REPORT_SIZE);
+    expect(c.weights_report.fields).toEqual({ applied: [0, 4], refused: [4, 4], n_members: [8, 1], f: [9, 1], weight: [10, maps.XSEQ_MAX_REPLICAS] });
+    const m = encodeWeightsReport({ groupId: 3, replicaId: 2 }, { version: 7, weights: [2, 2, 1], f: 1, applied: 0x01020304, refused: 5 });
+    const p = m.subarray(64);
+    expect(m.readBigUInt64BE(24)).toBe(7n); // header.seq = version
+    expect(p.subarray(0, 4).toString('hex')).toBe('01020304');
+    expect([...p.subarray(c.weights_report.fields['weight']![0], c.weights_report.fields['weight']![0] + 3)]).toEqual([2, 2, 1]);
+    expect(decodeWeightsReport(7n, p)).toEqual({ version: 7, weights: [2, 2, 1], f: 1, applied: 0x01020304, refused: 5 });
+  });
+
   it('repair and error payloads, and the error codes', () => {
     expect(c.repair_req).toEqual({ size: 4, fields: { count: [0, 4] } });
     expect(c.repair_reply.size).toBe(repair.REPAIR_REPLY_SIZE);
@@ -396,7 +409,7 @@ describe('docs/PROTOCOL.md and bpf/xseq.h agree', () => {
 
   it('the payload structs: every field at its offset and size', () => {
     const rows = tableUnder(doc, 'Payloads');
-    for (const s of ['repair_req', 'repair_reply', 'error'] as const) {
+    for (const s of ['repair_req', 'repair_reply', 'weights_report', 'error'] as const) {
       const mine = rows.filter((r) => r['struct'] === `xseq_${s}`);
       expect(Object.fromEntries(mine.map((r) => [r['field'], [num(r['offset']!), num(r['size']!)]]))).toEqual(c[s].fields);
     }

@@ -27,11 +27,8 @@ const KILL_AFTER_MS = 3_000;
 describePrivileged('one sequencer plus a standby: the active host dies', () => {
   it('5 percent loss: the load continues through the standby, the old active cannot split the order, all writes read back, logs identical', async () => {
     const t = await kv.topology({ receivers: 3, clients: 1, sequencers: 2, mode: 'native' });
-    // A pair needs flushes: they are the active's heartbeat. --policy
-    // overwrite as in every KV test under loss: under backpressure a seq
-    // that the replicas no-op (never acked) holds its slot for good, and one
-    // window later the group refuses every request (README, deployment notes).
-    const c = kv.cluster(t, { dumps: true, standby: true, flushIntervalMs: 2, agentArgs: ['--policy', 'overwrite'] });
+    // A pair needs flushes: they are the active's heartbeat.
+    const c = kv.cluster(t, { dumps: true, standby: true, flushIntervalMs: 2 });
     expect(c.pair).toBe(true);
     const active = await c.startAgent(0);
     const waiting = await c.startAgent(1);
@@ -65,7 +62,8 @@ describePrivileged('one sequencer plus a standby: the active host dies', () => {
     expect(old.status, `${old.stdout} ${old.stderr}\n${statusLines().join('\n')}\nstandby: ${c.agents[1]!.output().stdout.split('\n').filter((l) => /takeover|standby/.test(l)).join('\n')}`).toBe(1);
     expect(old.stderr).toMatch(/not certified/);
 
-    const sum = JSON.parse(await load.waitForLine(/"tag"/, LOAD_MS + 60_000)) as LoadSummary;
+    const sum = JSON.parse(await load.waitForLine(/"tag"/, LOAD_MS + 60_000)) as LoadSummary & { transport: { busy: number } };
+    console.log(`[standby] load: ${sum.ops} ops, ${sum.timeouts} timeouts, ${sum.transport.busy} BUSY`);
     for (const l of losses.splice(0)) {
       expect(l.dropped(), 'the loss was real').toBeGreaterThan(0);
       l.remove();

@@ -74,16 +74,13 @@ const POST_OPS = 400;
 describePrivileged('KV store on three replicas behind the XDP sequencer', () => {
   it('loss, replica crash, agent crash and a new session: acknowledged writes survive, logs agree', async () => {
     const t = (await kv.topology({ receivers: 3, clients: 2, mode: 'native' }));
-    // Overwrite, not backpressure: OPEN BUG. Under the default backpressure
-    // this run (5% loss, the leader kill -9'ed and recovered by state
-    // transfer, then a new session) still stalls: 8 timeouts at 28 ops/s,
-    // and a single put after the new session was answered BUSY 468 times in
-    // 30 s. The release and probes do not free every slot the recovered
-    // replica never acks; until they do, this test keeps overwrite (see the
-    // robustness issue's notes). The window stays at its default
-    // (1024): a restarted agent re-sends every slot of it some member never
-    // acked, and a larger one would bury the recovered replica in them.
-    const c = (kv.cluster(t, { dumps: true, replicaArgs: ['--stats-interval', '1000'], agentArgs: ['--policy', 'overwrite'] }));
+    // The default policy (backpressure): every slot must free, also those of
+    // seqs a replica settled without their request (truncated below its
+    // checkpoint, or no-op'd), which it ACKs as settled (replica/acks.ts).
+    // The window stays at its default (1024): a restarted agent re-sends
+    // every slot of it some member never acked, and a larger one would bury
+    // the recovered replica in them.
+    const c = (kv.cluster(t, { dumps: true, replicaArgs: ['--stats-interval', '1000'] }));
     const first = await c.startAgent();
     expect(first.dataPath).toBe('created');
     await c.startReplicas();

@@ -19,7 +19,9 @@ const root = join(import.meta.dirname, '..');
 function fullSource(): MetricsSource {
   return {
     sequencerId: 1,
-    groups: () => [{ id: 1, session: 2, lastSeq: 5n, windowOccupancy: 3, windowCapacity: 1024, retransmitBacklog: 0 }],
+    groups: () => [
+      { id: 1, session: 2, lastSeq: 5n, windowOccupancy: 3, windowCapacity: 1024, retransmitBacklog: 0, weights: [2, 2, 1], weightsVersion: 3, weightChanges: { ledgerVersion: 4, applied: 3, refused: 1, switches: 2 } },
+    ],
     kernelCounters: () => zeroCounters(),
     quorumHistogram: () => ({ buckets: Array.from({ length: XSEQ_HIST_BUCKETS }, () => 0n), sumNs: 0n }),
     retransmitCounters: () => ({}),

@@ -43,6 +43,18 @@ Commands:
                                Prints {"ok":true,"sequencer":N,"session",
                                "seq","leaderNum","attempts"}. N may rejoin
                                later under a new session (a fresh data path).
+  weights reassign --member M --delta=D
+                               weight reassignment (docs/weights.md): adds D
+                               (negative: takes) to member M's voting weight,
+                               through the total order; prints {"applied",
+                               "version","weights"[,"refused"]}: a change that
+                               would break integrity is committed as a no-op
+                               change and says why (exit 1)
+  weights transfer --from A --to B --amount X
+                               moves X of A's weight to B, the same way
+  weights changes --member M   read_changes(M) through the total order:
+                               {"total","changes":[{"version","delta",
+                               "applied","kind"}]} (the newest 30)
 
 Options (in brackets: the field in a --config file; flags win):
   --config FILE                YAML (or JSON) with the bracketed fields; see
@@ -144,6 +156,11 @@ async function main(): Promise<void> {
         absent: { type: 'boolean' },
         id: { type: 'string' },
         session: { type: 'string' },
+        member: { type: 'string' },
+        delta: { type: 'string' },
+        from: { type: 'string' },
+        to: { type: 'string' },
+        amount: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -261,6 +278,25 @@ async function main(): Promise<void> {
         const cert = await client.removeSequencer(sid, session);
         const attempts = Object.fromEntries(client.health().filter((h) => h.attempts > 0).map((h) => [h.id, h.attempts]));
         print({ ok: true, sequencer: sid, ...(session !== ANY_SESSION ? { removedSession: session } : {}), session: cert?.session, seq: cert?.seq, leaderNum: cert?.leaderNum, attempts });
+        break;
+      }
+      case 'weights': {
+        const sub = args[0];
+        const m = (name: 'member' | 'from' | 'to') => num(v[name], name, -1);
+        if (sub === 'reassign') {
+          if (v.member === undefined || v.delta === undefined || !/^-?\d+$/.test(v.delta)) fail('weights reassign --member M --delta=D (D may be negative: --delta=-1)');
+          const r = await client.reassignWeight(m('member'), Number(v.delta));
+          print(r);
+          if (!r.applied) process.exitCode = 1;
+        } else if (sub === 'transfer') {
+          if (v.from === undefined || v.to === undefined || v.amount === undefined) fail('weights transfer --from A --to B --amount X');
+          const r = await client.transferWeight(m('from'), m('to'), num(v.amount, 'amount', 0, 1));
+          print(r);
+          if (!r.applied) process.exitCode = 1;
+        } else if (sub === 'changes') {
+          if (v.member === undefined) fail('weights changes --member M');
+          print(await client.readChanges(m('member')));
+        } else fail('weights reassign|transfer|changes');
         break;
       }
       case 'read': {

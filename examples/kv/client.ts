@@ -13,6 +13,7 @@ import { ANY_SESSION, type ControlOp, encodeControlOp } from '../../replica/cont
 import { Client, ClientError, type Certificate, type SequencerHealth, type SequencerPolicy } from '../../replica/index.ts';
 import { type HostPort, RealTimeScheduler, type SequencerAddr, UdpClientTransport } from '../../replica/udp/index.ts';
 import { decodeResult, encodeOp, type Op, type Result } from './ops.ts';
+import { type ChangeSummary, decodeChanges, decodeWeightResult, type WeightResult } from '../../replica/weights-exec.ts';
 
 export interface KvClientOptions {
   /** The sequencer host's xseq port, or an unreplicated server (unreplicated.ts). */
@@ -168,6 +169,48 @@ export class KvClient {
    */
   removeSequencer(sid: number, session = ANY_SESSION, lane = 0): Promise<Certificate | null> {
     return this.control({ kind: 'remove', sid, session }, lane);
+  }
+
+  /**
+   * Weight reassignment (docs/weights.md): the group's "weights" control op
+   * through the total order. Every replica applies it at its log position;
+   * one that would break integrity (or let fewer than a majority certify)
+   * is committed as a no-op change. Resolves with the decision: applied or
+   * refused (and why), and the table (version, weights) after it. Re-sends
+   * keep the request id, so a change is never applied twice.
+   */
+  async reassignWeight(member: number, delta: number, lane = 0): Promise<WeightResult> {
+    return this.weightsOp({ kind: 'weights', change: { kind: 'reassign', member, delta } }, lane);
+  }
+
+  async transferWeight(from: number, to: number, amount: number, lane = 0): Promise<WeightResult> {
+    return this.weightsOp({ kind: 'weights', change: { kind: 'transfer', from, to, amount } }, lane);
+  }
+
+  /** read_changes(member) through the total order: its history as committed there (the newest CHANGES_MAX). */
+  async readChanges(member: number, lane = 0): Promise<{ total: number; changes: ChangeSummary[] }> {
+    const r = await this.controlResult({ kind: 'read-changes', member }, lane);
+    const d = decodeChanges(r);
+    if (!d) throw new Error('read_changes: the replicas answered something else (do they keep a weight ledger?)');
+    return d;
+  }
+
+  private async weightsOp(op: ControlOp, lane: number): Promise<WeightResult> {
+    const r = decodeWeightResult(await this.controlResult(op, lane));
+    if (!r) throw new Error('weights: the replicas answered something else (do they keep a weight ledger?)');
+    return r;
+  }
+
+  private controlResult(op: ControlOp, lane: number): Promise<Uint8Array> {
+    let payload: Uint8Array;
+    try {
+      payload = encodeControlOp(op);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const core = this.cores[lane];
+    if (!core) return Promise.reject(new RangeError(`lane ${lane} of ${this.cores.length}`));
+    return new Promise((resolve, reject) => core.submit(payload, (err, r) => (err ? reject(err) : resolve(r ?? new Uint8Array(0))), { control: true }));
   }
 
   private control(op: ControlOp, lane: number): Promise<Certificate | null> {

@@ -1,5 +1,6 @@
 // Configuration of a KV replica process: a JSON file (--config), then
 // flags over it. Every mistake is reported with the field it is in.
+import { defaultTolerance, integrityIssue, majorityIssue } from '../../bpf/quorum.ts';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
@@ -52,6 +53,14 @@ the sequencer host, repair from the agent) and TCP to its peers.
   --session N            the group's session at creation (default 0: the
                          first traffic moves the replicas to the real one)
                          [session]
+  --weights W0,W1,...    the group's starting voting weights by replica id,
+                         as the agent has them (groups[].members[].weight;
+                         default 1 each): the weight ledger starts here and
+                         reassignments (kv weights) change it through the
+                         log [weights]
+  --tolerate F           the group's f, as the agent has it (groups[].f;
+                         default (n - 1) / 2): reassignments that would break
+                         integrity for F are refused [f]
   --session-bound N      a sequencer may move the group at most N sessions
                          past the last one heard from it (default 65536,
                          1..2^31-1; docs/trust-model.md) [sessionBound]
@@ -131,6 +140,8 @@ export interface KvReplicaConfig {
   standby: HydraSequencer | null;
   session: number;
   sessionBound: number;
+  /** The weight ledger's starting table (null: weight 1 each, f = (n - 1) / 2). */
+  weights: { weights: number[]; f?: number } | null;
   recover: boolean;
   stateDir: string | null;
   logDump: string | null;
@@ -268,7 +279,7 @@ function deadSequencerProtocol(raw: Raw, protocol: Partial<ReplicaConfig>): Part
 }
 
 /** The fields a --config file may have, each also a flag. */
-const FILE_FIELDS = ['group', 'id', 'member', 'peers', 'sequencer', 'repair', 'sequencers', 'session', 'sessionBound', 'recover', 'stateDir', 'logDump', 'statsIntervalMs', 'protocol', 'acksTo', 'xdp', 'xdpIface', 'xdpMode', 'xdpRetransmitKeep', 'keyFile', 'flushIntervalMs', 'deadSequencerMs'];
+const FILE_FIELDS = ['group', 'id', 'member', 'peers', 'sequencer', 'repair', 'sequencers', 'session', 'sessionBound', 'recover', 'stateDir', 'logDump', 'statsIntervalMs', 'protocol', 'acksTo', 'xdp', 'xdpIface', 'xdpMode', 'xdpRetransmitKeep', 'keyFile', 'flushIntervalMs', 'deadSequencerMs', 'weights', 'f'];
 
 /** Reads the key file; its problems are ConfigErrors naming the field and the stable EKEY_ code. */
 export function loadKeyFile(path: string): GroupKey {
@@ -278,6 +289,18 @@ export function loadKeyFile(path: string): GroupKey {
     if (e instanceof KeyFileError) throw new ConfigError(`keyFile: ${e.message} [${e.code}]`);
     throw e;
   }
+}
+
+/** weights: "2,2,1" or [2, 2, 1], one per peer, 0..255; f: 0..n-1. The ledger checks integrity. */
+function parseWeights(w: unknown, f: unknown, n: number): { weights: number[]; f?: number } | null {
+  if (w === undefined && f === undefined) return null;
+  const list = w === undefined ? Array<unknown>(n).fill(1) : typeof w === 'string' ? w.split(',').map((x) => (/^\d+$/.test(x.trim()) ? Number(x) : x)) : w;
+  if (!Array.isArray(list) || list.length !== n) throw new ConfigError(`weights: expected ${n} weights (one per peer, by replica id), got ${JSON.stringify(w)}`);
+  const weights = list.map((x, i) => int(x, `weights[${i}]`, 0, 255));
+  const out = { weights, ...(f !== undefined ? { f: int(typeof f === 'string' && /^\d+$/.test(f) ? Number(f) : f, 'f', 0, n - 1) } : {}) };
+  const issue = integrityIssue(weights.map((weight, id) => ({ id, weight })), out.f ?? defaultTolerance(n)) ?? majorityIssue(weights);
+  if (issue) throw new ConfigError(`weights: ${issue}`);
+  return out;
 }
 
 function parseAcksTo(v: unknown): 'sequencer' | 'client' {
@@ -316,6 +339,8 @@ export function parseReplicaArgs(argv: string[]): KvReplicaConfig | null {
         'xdp-mode': { type: 'string' },
         'xdp-retransmit-keep': { type: 'string' },
         'key-file': { type: 'string' },
+        weights: { type: 'string' },
+        tolerate: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }).values;
@@ -363,6 +388,8 @@ export function parseReplicaArgs(argv: string[]): KvReplicaConfig | null {
   flag('xdp-mode', 'xdpMode');
   flag('xdp-retransmit-keep', 'xdpRetransmitKeep');
   flag('key-file', 'keyFile');
+  flag('weights', 'weights');
+  flag('tolerate', 'f');
 
   for (const f of ['group', 'id', 'member', 'peers']) {
     if (raw[f] === undefined) throw new ConfigError(`${f}: required (see --help)`);
@@ -408,6 +435,7 @@ export function parseReplicaArgs(argv: string[]): KvReplicaConfig | null {
     standby,
     session: raw['session'] === undefined ? 0 : int(raw['session'], 'session', 0, 0xffffffff),
     sessionBound: raw['sessionBound'] === undefined ? DEFAULT_SESSION_BOUND : int(raw['sessionBound'], 'sessionBound', 1, MAX_SESSION_BOUND),
+    weights: parseWeights(raw['weights'], raw['f'], peers.length),
     recover: raw['recover'] === true,
     stateDir: raw['stateDir'] === undefined ? null : str(raw['stateDir'], 'stateDir'),
     logDump: raw['logDump'] === undefined ? null : str(raw['logDump'], 'logDump'),

@@ -19,6 +19,7 @@
  * flags): a V8 CPU profile of the whole run is written to
  * DIR/kv-replica-<id>-<pid>.cpuprofile on SIGTERM/SIGINT.
  */
+import type { WeightsReport } from '../../bpf/weights-report.ts';
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { join } from 'node:path';
@@ -180,7 +181,16 @@ async function main(): Promise<void> {
     }
   };
   const scheduler = new RealTimeScheduler(afterEvent);
+  const WEIGHTS_REPORT_MS = 2_000;
   const nonce = recover ? randomRecoverNonce() : undefined;
+  // The committed weight table goes to every sequencer's agent when it
+  // changes, and again every WEIGHTS_REPORT_MS: an agent that restarted
+  // (its kernel table back to its config) learns the ledger's again.
+  let weightsReport: WeightsReport | null = null;
+  const reportWeights = (): void => {
+    if (weightsReport && replica?.status !== 'recovering') transport.sendWeightsReport(weightsReport);
+  };
+  setInterval(reportWeights, WEIGHTS_REPORT_MS).unref();
   const r = new Replica({
     id: c.id,
     n: c.peers.length,
@@ -191,6 +201,13 @@ async function main(): Promise<void> {
     session: c.session,
     ...(c.sequencers.length > 1 ? { sequencers: c.sequencers.filter((q) => !q.joining).map((q) => q.id), joiningSequencers: c.sequencers.filter((q) => q.joining).map((q) => q.id) } : {}),
     ...(nonce !== undefined ? { recoverNonce: nonce } : {}),
+    ...(c.weights ? { weights: c.weights } : {}),
+    onCommittedWeights: (t, n) => {
+      weightsReport = { version: t.version, weights: [...t.weights], f: t.f, applied: n.applied, refused: n.refused };
+      out({ event: 'weights', id: c.id, version: t.version, weights: t.weights, f: t.f, applied: n.applied, refused: n.refused });
+      // After the constructor returns: the first report comes from it.
+      queueMicrotask(reportWeights);
+    },
   });
   replica = r;
   if (c.logDump) committedLog = new CommittedLog(r);

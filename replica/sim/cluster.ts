@@ -14,6 +14,9 @@ import { SimNetwork, type NetParams } from './network.ts';
 import { Prng } from './prng.ts';
 import { SimSequencer } from './sequencer.ts';
 import { encodeControlOp } from '../control-op.ts';
+import type { WeightChange } from '../weights.ts';
+import { decodeWeightResult, type WeightResult } from '../weights-exec.ts';
+import { SimWeights } from './weights.ts';
 
 export const SEQUENCER_NODE = 1000;
 export const CLIENT_NODE_BASE = 2000;
@@ -44,6 +47,8 @@ export interface ClusterOptions {
   aggregated?: boolean;
   net?: Partial<NetParams>;
   windowSlots?: number;
+  /** The sequencer's window policy (default overwrite; SequencerParams.policy). */
+  policy?: 'overwrite' | 'backpressure';
   retransmitUs?: number;
   replica?: Partial<ReplicaConfig>;
   clientRetryUs?: number;
@@ -54,6 +59,8 @@ export interface ClusterOptions {
   replicaSession?: number;
   /** Hydra: how many sequencers serve the group (default 1: the single-sequencer protocol). */
   sequencers?: number;
+  /** Weighted quorums: the starting table; the sequencer certifies by weight and follows committed reassignments. */
+  weights?: { weights: number[]; f: number };
   hydra?: Partial<HydraSimParams>;
 }
 
@@ -92,6 +99,10 @@ export class SimCluster {
   /** Hydra: the sequencers replicas are configured with (added ones join by a control op). */
   private initialSequencers: number[] = [];
   private controlIds = 0n;
+  /** Weighted quorums (ClusterOptions.weights), else null. */
+  readonly weights: SimWeights | null;
+  /** The operator proposing weight changes (a client core of its own). */
+  private operator: Client | null = null;
   readonly n: number;
   readonly f: number;
   readonly replicas: (Replica | null)[] = [];
@@ -119,6 +130,8 @@ export class SimCluster {
     this.replicaSession = o.replicaSession ?? o.session ?? 1;
     this.replicaConfig = { ...SIM_REPLICA_CONFIG, ...o.replica };
     this.rng = new Prng(o.seed);
+    this.weights = o.weights ? new SimWeights(o.weights) : null;
+    const w = this.weights;
     this.net = new SimNetwork(this.q, this.rng.fork(), { loss: 0, dup: 0, minDelayUs: 20, maxDelayUs: 300, ...o.net });
     const k = o.sequencers ?? 1;
     this.hydraParams = k > 1 ? { skewUs: [], drift: [], tickUs: 1, inversion: 0, inversionNs: 0, flushIntervalUs: 1_000, ...o.hydra } : null;
@@ -133,8 +146,10 @@ export class SimCluster {
             quorum: this.f + 1,
             windowSlots: o.windowSlots ?? 64,
             retransmitUs: o.retransmitUs ?? 0,
+            ...(o.policy ? { policy: o.policy } : {}),
             aggregated: this.aggregated,
             session: o.session ?? 1,
+            ...(w ? { weights: () => w.current.weights, onWeightedReply: (seq: number, acks: number, weights: readonly number[]) => w.replies.push({ seq, acks, weights }) } : {}),
             ...(hp
               ? {
                   hydra: {
@@ -154,6 +169,7 @@ export class SimCluster {
             toReplica: (r, m) => this.net.send(node, r, m, () => this.replicas[r]?.receive(m)),
             toClient: (cn, m) =>
               this.net.send(node, cn, m, () => {
+                if (cn === CONTROL_NODE) return this.operator?.receive(m);
                 this.replySid[cn - CLIENT_NODE_BASE] = m.sequencerId;
                 this.clients[cn - CLIENT_NODE_BASE]?.receive(m);
               }),
@@ -235,7 +251,22 @@ export class SimCluster {
       session: this.replicaSession,
       ...(this.initialSequencers.length > 1 ? { sequencers: this.initialSequencers } : {}),
       ...(recover ? { recoverNonce: inc } : {}),
+      ...(this.weights ? { weights: this.weights.initial, onCommittedWeights: (t) => this.weights!.learn(t) } : {}),
     });
+  }
+
+  /** The operator proposes a weight change (a control op through the order); done gets the decision, or null if it failed. */
+  proposeWeights(change: WeightChange, done: (r: WeightResult | null) => void): void {
+    this.operator ??= new Client({
+      clientId: 0xc1n,
+      n: this.n,
+      aggregated: this.aggregated,
+      scheduler: this.q.scheduler(),
+      retryUs: 3_000,
+      deadlineUs: 1e12,
+      transport: { sendRequest: (m) => this.sendRequest(0, CONTROL_NODE, m) },
+    });
+    this.operator.submit(encodeControlOp({ kind: 'weights', change }), (err, result) => done(err || !result ? null : decodeWeightResult(result)), { control: true });
   }
 
   // ---- faults ------------------------------------------------------------------

@@ -12,6 +12,8 @@
 // slow-path messages (GAP_COMMIT, START_VIEW, ...), because the interesting
 // interleavings (a leader dying between its no-op and the next sync) are
 // too rare for faults that fall uniformly in time.
+import type { WeightChange } from '../weights.ts';
+import { checkWeights, type Proposal } from './weights.ts';
 import type { Replica } from '../replica.ts';
 import { SEQUENCER_NODE, SimCluster } from './cluster.ts';
 import { InvariantChecker, InvariantViolation } from './invariants.ts';
@@ -31,6 +33,12 @@ export interface RandomRunOptions {
    * removal (FINAL flush) instead of failover.
    */
   hydra?: boolean;
+  /**
+   * Weighted quorums: the sequencer certifies by weight, and an operator
+   * proposes random reassignments and transfers (racing each other, the
+   * faults and the failovers) through the total order; checkWeights at the end.
+   */
+  weights?: boolean;
 }
 
 export interface RandomRunResult {
@@ -62,6 +70,10 @@ export interface RandomRunResult {
   healToDoneUs: number;
   /** The longest any client op took from submit to its outcome, virtual us (bound: CLIENT_DEADLINE_US). */
   maxOpUs: number;
+  /** Weights mode: changes applied and refused, and tables the sequencer switched to. */
+  weightsApplied: number;
+  weightsRefused: number;
+  weightTables: number;
 }
 
 export class SimFailure extends Error {
@@ -109,6 +121,10 @@ export function runRandom(o: RandomRunOptions): RandomRunResult {
   const tickUs = hr.pick([1, 1, 20]);
   let maxDelayUs = 0;
   if (o.hydra) aggregated = true; // ACK counting by clients is per (session, seq): one sequencer only
+  // Weights draw from their own stream too.
+  const wr = new Prng(o.seed ^ 0x3e16);
+  const weights = o.weights ? { weights: Array<number>(n).fill(wr.pick([1, 2, 3])), f: wr.int(Math.min(1, f), f) } : undefined;
+  if (o.weights) aggregated = true; // weights are counted by the sequencer host
   const syncIntervalUs = rng.pick([1_000, 2_000, 8_000]);
   const c = new SimCluster({
     n,
@@ -123,6 +139,7 @@ export function runRandom(o: RandomRunOptions): RandomRunResult {
     // the final check reports (1e12, the scenario tests' default, would
     // hide a client that gave up on nothing).
     clientDeadlineUs: CLIENT_DEADLINE_US,
+    ...(weights ? { weights } : {}),
     ...(o.hydra ? { sequencers: k, hydra: { skewUs, drift, tickUs, inversion: hr.pick([0, 0.05, 0.3]), inversionNs: hr.pick([50_000, 400_000]), flushIntervalUs } } : {}),
   });
   if (o.hydra && hr.chance(0.4)) c.avoid.add(hr.int(0, k - 1)); // one idle sequencer
@@ -247,6 +264,16 @@ export function runRandom(o: RandomRunOptions): RandomRunResult {
     if (victim < n) c.q.after(rng.pick([0, 200, 1_000]) + rng.int(0, 400), () => nemesis && strike(victim));
   };
 
+  const proposals: Proposal[] = [];
+  const propose = (): void => {
+    const change: WeightChange = wr.chance(0.5)
+      ? { kind: 'reassign', member: wr.int(0, n - 1), delta: wr.int(-2, 2) }
+      : { kind: 'transfer', from: wr.int(0, n - 1), to: wr.int(0, n - 1), amount: wr.int(1, 2) };
+    const p: Proposal = { change, result: undefined };
+    proposals.push(p);
+    c.proposeWeights(change, (r) => (p.result = r));
+  };
+
   let step = 0;
   let healedAt = 0;
   let healToDoneUs = 0;
@@ -254,6 +281,7 @@ export function runRandom(o: RandomRunOptions): RandomRunResult {
     c.startWorkload();
     for (; step < o.steps; step++) {
       if (rng.chance(faultRate)) injectFault();
+      if (o.weights && wr.chance(0.003)) propose();
       if (!c.step()) break;
     }
     // Heal: every replica up and reachable, a working sequencer, a clean
@@ -279,6 +307,11 @@ export function runRandom(o: RandomRunOptions): RandomRunResult {
     healToDoneUs = c.q.now - healedAt;
     c.runUntil(() => c.converged(), 1_000_000);
     checker.finalCheck();
+    if (c.weights) {
+      if (!c.runUntil(() => proposals.every((p) => p.result !== undefined), HEAL_BOUND_US)) throw new InvariantViolation('liveness: a weight change was never answered');
+      c.runUntil(() => c.converged(), 1_000_000);
+      checkWeights(c.weights, c.live(), n, proposals);
+    }
   } catch (e) {
     throw new SimFailure(o.seed, step, e, trace);
   }
@@ -302,5 +335,8 @@ export function runRandom(o: RandomRunOptions): RandomRunResult {
     healToDoneUs,
     maxOpUs: c.maxOpUs,
     stallChecked: checker.stallBoundUs !== null,
+    weightsApplied: proposals.filter((p) => p.result?.applied).length,
+    weightsRefused: proposals.filter((p) => p.result && !p.result.applied).length,
+    weightTables: c.weights ? c.weights.tables.length - 1 : 0,
   };
 }

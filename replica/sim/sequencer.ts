@@ -12,6 +12,7 @@
 // window slot: the verdicts returned here are named after those counters.
 import type { AckMsg, FlushMsg, FlushSolicitMsg, RepairErrorMsg, RepairReplyMsg, RepairRequestMsg, ReplyMsg, RequestMsg, SequencedMsg } from '../messages.ts';
 import type { Prng } from './prng.ts';
+import { certifies } from '../../bpf/quorum.ts';
 import type { EventQueue } from './event-queue.ts';
 
 export interface SequencerParams {
@@ -35,6 +36,11 @@ export interface SequencerParams {
   policy?: 'overwrite' | 'backpressure';
   /** The largest result a leader may return (the kernel's max_result); longer: the ACK is dropped. Default: no limit. */
   maxResult?: number;
+  /** Weighted quorums: the table new requests are stamped under (the agent's
+   * current one); each slot keeps its own and is certified by it alone. */
+  weights?: () => readonly number[] | undefined;
+  /** Weighted: every certification as (seq, acked bitmap, table), for the invariants. */
+  onWeightedReply?: (seq: number, acks: number, weights: readonly number[]) => void;
 }
 
 /** replica id of the agent's own FLUSH_SOLICIT (XSEQ_REPLICA_AGENT). */
@@ -109,6 +115,8 @@ interface Slot {
   /** The leader's stored answer is a stale mark (XSEQ_SLOT_F_STALE). */
   stale: boolean;
   resends: number;
+  /** Weighted: the table the request was stamped under (the slot's weights_version). */
+  weights?: readonly number[];
 }
 
 const WRONG_SESSION = 4; // XSEQ_ERR_WRONG_SESSION
@@ -235,11 +243,11 @@ export class SimSequencer {
       this.stats.windowOverwrites++;
     }
     const seq = ++this.lastSeq;
-    // The kernel keeps XSEQ_F_CONTROL on the SEQUENCED (sequence mark reservations, Hydra adds).
     const base: SequencedMsg = { type: 'SEQUENCED', session: this.session, seq, clientId: r.clientId, requestId: r.requestId, op: r.op, retransmit: false, ...(r.control ? { control: true } : {}) };
-    const msg: SequencedMsg = this.p.hydra ? { ...base, sequencerId: this.id, clock: this.stampClock(), ...(r.control ? { control: true } : {}) } : base;
+    const msg: SequencedMsg = this.p.hydra ? { ...base, sequencerId: this.id, clock: this.stampClock() } : base;
     this.stamps.set(`${this.session}:${seq}`, { sid: this.id, session: this.session, seq, raw: msg.clock ?? 0, clientId: r.clientId, requestId: r.requestId });
-    this.slots[seq % this.p.windowSlots] = { msg, clientNode, stampedAt: this.q.now, acks: 0, ackView: 0, replied: false, result: null, resultView: 0, stale: false, resends: 0 };
+    const weights = this.p.weights?.();
+    this.slots[seq % this.p.windowSlots] = { msg, clientNode, stampedAt: this.q.now, acks: 0, ackView: 0, replied: false, result: null, resultView: 0, stale: false, resends: 0, ...(weights ? { weights } : {}) };
     this.stats.stamped++;
     for (let i = 0; i < this.p.n; i++) this.routes.toReplica(i, msg);
     return 'sequenced';
@@ -292,9 +300,10 @@ export class SimSequencer {
     if (view > s.ackView && s.acks) this.stats.ackViewResets++;
     s.acks = view > s.ackView ? bit : s.acks | bit;
     s.ackView = view;
-    if (!(s.acks & (1 << leader)) || popcount(s.acks) < this.p.quorum) return 'ack_counted';
+    if (!(s.acks & (1 << leader)) || (s.weights ? !certifies(s.acks, leader, { weights: s.weights, quorum: 0 }) : popcount(s.acks) < this.p.quorum)) return 'ack_counted';
     if (s.replied) return 'ack_late';
     s.replied = true;
+    if (s.weights) this.p.onWeightedReply?.(s.msg.seq, s.acks, s.weights);
     this.stats.replies++;
     const m = s.msg;
     const stale = s.resultView === view + 1 && s.stale;

@@ -47,7 +47,8 @@ function readView(r: Reader): ViewId {
 const ENTRY_MIN = 8 + 4 + 8 + 1 + 8 + 8 + 4;
 
 // Hydra: an entry's flag byte has bit 1 set when a stream position
-// (sequencer u16, session u32, seq u64, effective and raw clock f64) follows the op.
+// (sequencer u16, session u32, seq u64, effective and raw clock f64, flags
+// u8: bit 0 = the stream ends here) follows the op.
 const HAS_SRC = 2;
 const CONTROL = 4;
 
@@ -57,9 +58,13 @@ function writeStreamPos(w: Writer, p: StreamPos): void {
   w.num(p.seq);
   w.f64(p.clock);
   w.f64(p.raw);
+  w.u8(p.end ? 1 : 0);
 }
 function readStreamPos(r: Reader): StreamPos {
-  return { sid: r.u16(), session: r.u32(), seq: r.num(), clock: r.f64(), raw: r.f64() };
+  const p: StreamPos = { sid: r.u16(), session: r.u32(), seq: r.num(), clock: r.f64(), raw: r.f64() };
+  const flags = r.u8();
+  if (flags > 1) throw new CodecError(`stream position flag byte ${flags} is not 0 or 1`);
+  return flags ? { ...p, end: true } : p;
 }
 
 function writeEntry(w: Writer, e: LogEntry): void {
@@ -119,6 +124,8 @@ function writeCheckpoint(w: Writer, c: Checkpoint): void {
   const st = c.streams ?? [];
   w.u32(st.length);
   for (const p of st) writeStreamPos(w, p);
+  // The weight ledger (absent: empty, the starting table).
+  w.bytes(c.weights ?? new Uint8Array(0));
   // Sequence marks reserved through the group (sequence-marks.ts).
   const mk = c.marks ?? [];
   w.u32(mk.length);
@@ -135,13 +142,14 @@ function readCheckpoint(r: Reader): Checkpoint {
   const n = r.count(8 + 8 + 4);
   const clients: ClientRecord[] = new Array<ClientRecord>(n);
   for (let i = 0; i < n; i++) clients[i] = { clientId: r.big(), requestId: r.big(), result: r.bytes() };
-  const ns = r.count(2 + 4 + 8 + 8 + 8);
+  const ns = r.count(2 + 4 + 8 + 8 + 8 + 1);
   const streams: StreamPos[] = new Array<StreamPos>(ns);
   for (let i = 0; i < ns; i++) streams[i] = readStreamPos(r);
+  const weights = r.bytes();
   const nm = r.count(4 + 8);
   const marks: Array<readonly [string, bigint]> = new Array<readonly [string, bigint]>(nm);
   for (let i = 0; i < nm; i++) marks[i] = [Buffer.from(r.bytes()).toString('utf8'), r.big()] as const;
-  return { slot, session, seq, app, clients, ...(ns ? { streams } : {}), ...(nm ? { marks } : {}) };
+  return { slot, session, seq, app, clients, ...(ns ? { streams } : {}), ...(weights.length ? { weights } : {}), ...(nm ? { marks } : {}) };
 }
 
 function writeState(w: Writer, s: LogState): void {

@@ -30,6 +30,7 @@
 //                 ACKs and repair requests leave sealed, peer frames are
 //                 MAC'ed per connection (peer-link.ts). The XDP program, when
 //                 attached, checks SEQUENCED and FLUSH already in the kernel.
+import { encodeWeightsReport, type WeightsReport } from '../../bpf/weights-report.ts';
 import { createSocket, type Socket } from 'node:dgram';
 import type { GapEvent, RxCounters, RxKey, RxState } from '../../bpf/replica-maps.ts';
 import { decodeMessage, HEADER_LAYOUT, MsgType, XSEQ_HDR_LEN, type XseqMessage } from '../../bpf/wire.ts';
@@ -374,6 +375,17 @@ export class UdpReplicaTransport implements ReplicaTransport {
     this.c.repairRequests++;
     const req = repairRequestToWire(msg, { groupId: this.o.groupId });
     sock.send(this.key ? seal(req, this.key) : req, this.onSent);
+  }
+
+  /**
+   * The group's committed weight table to every sequencer's agent (WEIGHTS,
+   * bpf/xseq.h), from the repair sockets: the member's address and ACK
+   * port, the agent's source check for repair requests too.
+   */
+  sendWeightsReport(r: WeightsReport): void {
+    const msg = encodeWeightsReport({ groupId: this.o.groupId, replicaId: this.o.self }, r);
+    const socks = this.hydra ? [...this.hydra.values()].map((q) => q.repairSock) : [this.repairSock, this.standbyRepairSock];
+    for (const sock of socks) sock?.send(this.key ? seal(msg, this.key) : msg, this.onSent);
   }
 
   /** From the member's ACK address: the sequencer answers only a configured member (the same check as ACKs). */

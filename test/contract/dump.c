@@ -53,6 +53,11 @@ int main(void)
 	printf("}},\"repair_reply\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_repair_reply));
 	first = 0;
 	FIELD(xseq_repair_reply, count); FIELD(xseq_repair_reply, n_resent); FIELD(xseq_repair_reply, n_missing);
+	printf("}},\"weights_report\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_weights_report));
+	first = 0;
+	FIELD(xseq_weights_report, applied); FIELD(xseq_weights_report, refused);
+	FIELD(xseq_weights_report, n_members); FIELD(xseq_weights_report, f);
+	FIELD(xseq_weights_report, weight);
 	printf("}},\"error\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_error));
 	first = 0;
 	FIELD(xseq_error, code); FIELD(xseq_error, text_len);
@@ -76,7 +81,7 @@ int main(void)
 	ENUMV(XSEQ_MSG_VIEW_CHANGE_REQUEST); ENUMV(XSEQ_MSG_VIEW_CHANGE); ENUMV(XSEQ_MSG_START_VIEW);
 	ENUMV(XSEQ_MSG_STATE_REQUEST); ENUMV(XSEQ_MSG_STATE_REPLY); ENUMV(XSEQ_MSG_SYNC_PREPARE);
 	ENUMV(XSEQ_MSG_SYNC_REPLY); ENUMV(XSEQ_MSG_SYNC_COMMIT); ENUMV(XSEQ_MSG_ERROR);
-	ENUMV(XSEQ_MSG_NEXTVAL); ENUMV(XSEQ_MSG_NEXTVAL_REPLY);
+	ENUMV(XSEQ_MSG_NEXTVAL); ENUMV(XSEQ_MSG_NEXTVAL_REPLY); ENUMV(XSEQ_MSG_WEIGHTS);
 	ENUMV(XSEQ_MSG_TYPE_MAX);
 	printf("},\"ctr\":{");
 	first = 0;

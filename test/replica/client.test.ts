@@ -76,6 +76,26 @@ describe('client', () => {
     expect(done).toEqual([1, 2]);
   });
 
+  it('a STALE REPLY for the request in flight is not its answer: re-sent (same id) after 1 ms, not a retry interval later', () => {
+    const q = new EventQueue();
+    const sent: { id: bigint; at: number }[] = [];
+    const client = new Client({ clientId: 7n, n: 3, aggregated: true, scheduler: q.scheduler(), transport: { sendRequest: (m) => sent.push({ id: m.requestId, at: q.now }) }, retryUs: 50_000, deadlineUs: 1e9 });
+    let got: Uint8Array | null = null;
+    client.submit(new Uint8Array([1]), (_e, r) => (got = r));
+    const reply = (seq: number, stale: boolean) =>
+      client.receive({ type: 'REPLY', session: 1, seq, leaderNum: 0, replicaId: 0, clientId: 7n, requestId: 1n, result: new Uint8Array(stale ? 0 : 1), ...(stale ? { stale } : {}) });
+    // Seq 5 settled without this request (a no-op, or truncated at the leader: replica/acks.ts).
+    reply(5, true);
+    expect(got).toBeNull();
+    while (sent.length < 2 && q.step());
+    expect(sent).toEqual([{ id: 1n, at: 0 }, { id: 1n, at: 1_000 }]);
+    reply(6, true); // its re-send settled the same way: the pause doubles
+    while (sent.length < 3 && q.step());
+    expect(sent[2]).toEqual({ id: 1n, at: 3_000 });
+    reply(7, false);
+    expect(got).toEqual(new Uint8Array(1));
+  });
+
   it('against a cluster with every replica cut off, the request times out', () => {
     const h = harness({ clientDeadlineUs: 50_000 });
     for (let i = 0; i < 3; i++) h.c.isolate(i);

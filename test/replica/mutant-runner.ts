@@ -1,9 +1,12 @@
 // What the two mutant files (mutants.test.ts, hydra-mutants.test.ts) share:
 // each mutant records the seed that catches it. CI replays that seed alone
 // (it must fail with a safety or liveness violation, not a crash); if it no
-// longer does (the simulation changed), the seeds up to the CI seed count
-// are scanned and the failure names the seed that catches it now, or says
-// it is not caught at all.
+// longer does (the simulation changed: any change to the protocol's messages
+// moves every trace, and parallel branches move them differently), the seeds
+// up to the CI seed count are scanned. A mutant some seed in that range
+// catches still passes, and the log names the seed to record; one that no
+// seed in the range catches fails. The guarantee is "caught within the seeds
+// CI runs", not "caught at this exact seed".
 //
 //   XSEQ_MUTANT_SCAN=1 npx vitest run test/replica/mutants.test.ts   scan from seed 1, print the first catching seed
 import { expect } from 'vitest';
@@ -47,8 +50,8 @@ export function expectCaught(name: string, m: Mutant, limit: number, hydra: bool
   if (!f) {
     const found = scan(m.tamper, limit, hydra);
     const now = found ? `seed ${found.seed} catches it now: ${found.message}` : `not caught in seeds 1..${limit}`;
-    if (!scanning) expect.fail(`mutant "${name}": recorded seed ${m.seed} no longer catches it; ${now}`);
-    expect(found, `mutant "${name}": ${now}`).not.toBeNull();
+    expect(found, `mutant "${name}": recorded seed ${m.seed} no longer catches it; ${now}`).not.toBeNull();
+    if (!scanning) console.log(`mutant "${name}": recorded seed ${m.seed} no longer catches it; record seed ${found!.seed}`);
     f = found!;
   }
   console.log(`${name}: caught at seed ${f.seed}: ${f.message}`);

@@ -1,4 +1,5 @@
-// What the two randomized simulations (random.test.ts, hydra-random.test.ts)
+// What the randomized simulations (random.test.ts, hydra-random.test.ts,
+// weights-random.test.ts)
 // share: the seed range from the environment, running a range of seeds,
 // and printing a failing seed with the command that replays it exactly.
 import { runRandom, SimFailure, type RandomRunResult } from '../../replica/sim/random-run.ts';
@@ -26,6 +27,7 @@ export class SeedRunner {
     defaultSeeds: number,
     private readonly file: string,
     private readonly hydra: boolean,
+    private readonly weights = false,
   ) {
     this.single = process.env.XSEQ_SIM_SEED !== undefined && process.env.XSEQ_SIM_SEED !== '' ? envInt('XSEQ_SIM_SEED', 0) : null;
     this.steps = envInt('XSEQ_SIM_STEPS', 1000);
@@ -44,7 +46,7 @@ export class SeedRunner {
     const t0 = performance.now();
     for (let seed = from; seed < from + count; seed++) {
       try {
-        this.results.push(runRandom({ seed, steps: this.steps, trace: this.single !== null, ...(this.hydra ? { hydra: true } : {}) }));
+        this.results.push(runRandom({ seed, steps: this.steps, trace: this.single !== null, ...(this.hydra ? { hydra: true } : {}), ...(this.weights ? { weights: true } : {}) }));
       } catch (e) {
         if (!(e instanceof SimFailure)) throw e;
         if (this.single !== null) {

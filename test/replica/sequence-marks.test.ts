@@ -4,7 +4,7 @@
 // and state transfer, the leader's crash and a view change, and the peer
 // codec that carries checkpoints.
 import { describe, expect, it } from 'vitest';
-import { decodeControlOp } from '../../replica/control-op.ts';
+import { decodeControlOp, weightOp } from '../../replica/control-op.ts';
 import { Executor } from '../../replica/executor.ts';
 import type { Checkpoint, LogEntry } from '../../replica/messages.ts';
 import { decodeMarkResult, decodeReserveOp, encodeReserveOp, MARK_MAX, SequenceMarks } from '../../replica/sequence-marks.ts';
@@ -13,21 +13,23 @@ import { readHeader, XSEQ_HDR_LEN } from '../../bpf/wire.ts';
 import { harness, quiesce, settle } from './helpers.ts';
 
 describe('the reserve op', () => {
-  it('encodes magic, kind 3, the mark big-endian and the name', () => {
+  it('encodes magic, kind 4, the mark big-endian and the name', () => {
     const b = encodeReserveOp({ name: 'orders', mark: 0x0102030405060708n });
-    expect(Buffer.from(b).toString('hex')).toBe('48030000' + '0102030405060708' + Buffer.from('orders').toString('hex'));
+    expect(Buffer.from(b).toString('hex')).toBe('48040000' + '0102030405060708' + Buffer.from('orders').toString('hex'));
     expect(decodeReserveOp(b)).toEqual({ name: 'orders', mark: 0x0102030405060708n });
-    // Not a Hydra op: the intake ignores it.
+    // Not a Hydra or weights op: the intake and the weight ledger ignore it.
     expect(decodeControlOp(b)).toBeNull();
+    expect(weightOp(b)).toBeNull();
   });
 
   it.each([
-    ['no name', [0x48, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]],
-    ['wrong magic', [0x47, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0x61]],
-    ['another kind', [0x48, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0x61]],
-    ['non-zero pad', [0x48, 3, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0x61]],
-    ['a mark past 2^63-1', [0x48, 3, 0, 0, 0x80, 0, 0, 0, 0, 0, 0, 0, 0x61]],
-    ['a 33-byte name', [0x48, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, ...new Array<number>(33).fill(0x61)]],
+    ['no name', [0x48, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]],
+    ['wrong magic', [0x47, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0x61]],
+    ['another kind (add)', [0x48, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0x61]],
+    ['another kind (weights)', [0x48, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0x61]],
+    ['non-zero pad', [0x48, 4, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0x61]],
+    ['a mark past 2^63-1', [0x48, 4, 0, 0, 0x80, 0, 0, 0, 0, 0, 0, 0, 0x61]],
+    ['a 33-byte name', [0x48, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, ...new Array<number>(33).fill(0x61)]],
   ])('%s is no reserve (a malformed control op changes nothing)', (_w, bytes) => {
     expect(decodeReserveOp(new Uint8Array(bytes))).toBeNull();
   });

@@ -10,12 +10,36 @@ const start = () => new WeightLedger({ version: 1, weights: [1, 1, 1, 1, 1], f: 
 
 describe('weight reassignment (deterministic, at log positions)', () => {
   it('a reassign and a transfer that keep integrity apply and bump the version', () => {
-    const l = new WeightLedger({ version: 1, weights: [1, 1, 1, 1, 1], f: 1 });
-    expect(l.apply(10, { kind: 'reassign', member: 0, delta: 1 })).toMatchObject({ delta: 1, version: 2 });
-    expect(l.apply(11, { kind: 'transfer', from: 4, to: 1, amount: 1 })).toMatchObject({ delta: -1, version: 3 });
-    expect(l.table).toEqual({ version: 3, weights: [2, 2, 1, 1, 0], f: 1 });
-    expect(l.readChanges(1)).toEqual([{ pos: 11, change: { kind: 'transfer', from: 4, to: 1, amount: 1 }, delta: 1, version: 3 }]);
-    expect(l.readChanges(4).map((r) => r.delta)).toEqual([-1]);
+    const l = new WeightLedger({ version: 1, weights: [2, 2, 2, 2, 2], f: 1 });
+    expect(l.apply(10, { kind: 'reassign', member: 4, delta: -1 })).toMatchObject({ delta: -1, version: 2 });
+    expect(l.apply(11, { kind: 'transfer', from: 0, to: 4, amount: 1 })).toMatchObject({ delta: -1, version: 3 });
+    expect(l.table).toEqual({ version: 3, weights: [1, 2, 2, 2, 2], f: 1 });
+    expect(l.readChanges(0)).toEqual([{ pos: 11, change: { kind: 'transfer', from: 0, to: 4, amount: 1 }, delta: -1, version: 3 }]);
+    expect(l.readChanges(4).map((r) => r.delta)).toEqual([-1, 1]);
+  });
+
+  it('refuses a table where fewer than a majority of members could certify (the view change counts members), even when f allows it', () => {
+    // f = 1: integrity alone would take 2/2/2/1/0, but members 0 and 1
+    // (4 of 7) would certify alone, and a view change among 2, 3, 4 would
+    // never hear of their writes.
+    const l = new WeightLedger({ version: 1, weights: [2, 2, 2, 1, 1], f: 1 });
+    const rec = l.apply(1, { kind: 'reassign', member: 4, delta: -1 });
+    expect(rec.refused).toMatch(/quorum intersection: the 2 heaviest members 0 \(weight 2\), 1 \(weight 2\) hold 4 of the total weight 7/);
+    expect(l.table.version).toBe(1);
+    // Leaving the slow member out entirely is fine: 1/1/1/1/0 needs 3 of the 4 others.
+    const m = new WeightLedger({ version: 1, weights: [1, 1, 1, 1, 1], f: 1 });
+    expect(m.apply(1, { kind: 'reassign', member: 4, delta: -1 })).toMatchObject({ delta: -1, version: 2 });
+    expect(() => new WeightLedger({ version: 1, weights: [2, 2, 1, 1, 0], f: 1 })).toThrow(/quorum intersection/);
+  });
+
+  it('a snapshot restores the same table, history and position', () => {
+    const l = start();
+    l.apply(4, { kind: 'reassign', member: 1, delta: 1 });
+    l.apply(9, { kind: 'transfer', from: 0, to: 2, amount: 1 });
+    const r = WeightLedger.fromSnapshot(l.snapshot());
+    expect(r.table).toEqual(l.table);
+    for (let m = 0; m < 5; m++) expect(r.readChanges(m)).toEqual(l.readChanges(m));
+    expect(() => r.apply(9, { kind: 'reassign', member: 0, delta: 0 })).toThrow(/not after 9/);
   });
 
   const refusals: [string, WeightChange, RegExp][] = [
@@ -73,6 +97,14 @@ describe('weight reassignment (deterministic, at log positions)', () => {
         const qa = certifies(a, leader, { weights: t.weights, quorum: 0 });
         const qb = certifies(b, leader, { weights: t.weights, quorum: 0 });
         if (qa && qb) expect(a & b, `${a} ${b} under ${t.weights} (total ${total})`).not.toBe(0);
+      }
+      // A certifying set meets every majority by count (what a view change waits for).
+      for (let k = 0; k < 4; k++) {
+        const leader = rng.int(0, n - 1);
+        const a = rng.int(0, (1 << n) - 1) | (1 << leader);
+        const ids = Array.from({ length: n }, (_, i) => i).sort(() => rng.int(-1, 1));
+        const maj = ids.slice(0, Math.floor(n / 2) + 1).reduce((x, i) => x | (1 << i), 0);
+        if (certifies(a, leader, { weights: t.weights, quorum: 0 })) expect(a & maj, `${a} vs majority ${maj} under ${t.weights}`).not.toBe(0);
       }
       // Any n - f survivors still hold more than half.
       const lightest = [...t.weights].sort((x, y) => x - y).slice(0, n - f).reduce((a2, b2) => a2 + b2, 0);

@@ -23,6 +23,7 @@ local TYPES = {
   [13] = "GAP_COMMIT_REPLY", [14] = "VIEW_CHANGE_REQUEST", [15] = "VIEW_CHANGE",
   [16] = "START_VIEW", [17] = "STATE_REQUEST", [18] = "STATE_REPLY",
   [19] = "SYNC_PREPARE", [20] = "SYNC_REPLY", [21] = "SYNC_COMMIT", [22] = "ERROR",
+  [23] = "NEXTVAL", [24] = "NEXTVAL_REPLY", [25] = "WEIGHTS",
 }
 local ERRORS = {
   [1] = "BAD_REQUEST", [2] = "NOT_MEMBER", [3] = "UNKNOWN_GROUP",
