@@ -141,7 +141,7 @@ function signalLatch(): Promise<string> {
  * path): watch the active's heartbeat and take over when it stops
  * (agent/standby.ts).
  */
-async function startStandby(cfg: AgentConfig, dp: DataPath, store: SessionStore, log: Logger, refreshed: () => void): Promise<{ watch: StandbyWatch; stop(): void } | undefined> {
+async function startStandby(cfg: AgentConfig, dp: DataPath, store: SessionStore, log: Logger, refreshed: () => void, nextvalRefused: () => bigint): Promise<{ watch: StandbyWatch; stop(): void } | undefined> {
   const waiting = dp.groups.filter((g) => g.action === 'standby');
   if (!waiting.length) return undefined;
   const { seq } = dp;
@@ -166,7 +166,9 @@ async function startStandby(cfg: AgentConfig, dp: DataPath, store: SessionStore,
     log.warn({ event: 'takeover', group: id, session, quietMs: quiet, atMs: Date.now() }, `group ${id}: the active sequencer was silent for ${quiet} ms; this standby takes over in session ${session}`);
   };
   const timer = setInterval(() => {
-    watch.knocked(seq.counters().drop_unknown_group, Date.now());
+    // A knock: a request for the group, or a NEXTVAL its replicated
+    // sequences refused here (they refuse until this host stamps the group).
+    watch.knocked(seq.counters().drop_unknown_group + nextvalRefused(), Date.now());
     for (const id of watch.due(Date.now())) {
       try {
         takeOver(id);
@@ -351,7 +353,7 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
   flusher?.start();
   const roles = new Map(cfg.groups.flatMap((g) => (g.role ? [[g.id, g.role] as const] : [])));
   const pairs = cfg.groups.flatMap((g) => (g.role ? [{ id: g.id, role: g.role, sequencerId: g.sequencerId ?? cfg.sequencerId }] : []));
-  const standby = await startStandby(cfg, dp, store, log, () => retransmitter?.refresh());
+  const standby = await startStandby(cfg, dp, store, log, () => retransmitter?.refresh(), () => nvTable.counters().refused);
   sequences.start();
   // Drop samples for `xseq-agent monitor` (GET /drops on the metrics address).
   const drops = new DropFeed();
