@@ -73,8 +73,9 @@ describePrivileged('weight reassignment on five replicas under load', () => {
       c.spawnCli(role, ['load', '--duration-ms', String(loadMs), '--clients', '4', '--rate', '300', '--keys', '32', '--retry-ms', '300', '--timeout-ms', '20000', '--tag', role]),
     );
     await sleep(4000);
-    // Without a group key a control op counts only from a member's address
-    // (bpf/sequencer.h seq_client_check): the operator runs it on a replica host.
+    // Weight ops are control ops: without a key the sequencer takes them
+    // only from a member's address (docs/trust-model.md, "Control ops"), so
+    // they run on a replica host (r1: member 0, never killed here).
     const weights = (args: string[]) => {
       const r = c.cli('r1', ['weights', ...args, '--timeout-ms', '20000']);
       return { status: r.status, out: r.stdout.trim() ? (JSON.parse(r.stdout) as { applied: boolean; version: number; weights: number[]; refused?: string }) : null, stderr: r.stderr };
