@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { SLOT, XSEQ_MAX_GROUPS, XSEQ_MAX_REPLICAS, XSEQ_RESULT_CAP } from '../bpf/maps.ts';
 import { XSEQ_DEFAULT_PORT } from '../bpf/wire.ts';
 import { NV_NAME_RE, XSEQ_NV_MAX_COUNT, XSEQ_NV_MAX_SEQS } from '../bpf/nextval.ts';
-import { defaultTolerance, integrityIssue } from '../bpf/quorum.ts';
+import { defaultTolerance, integrityIssue, majorityIssue } from '../bpf/quorum.ts';
 import { KeyFileError, readKeyFile } from '../bpf/key-file.ts';
 
 export const DEFAULT_CONFIG_PATH = '/etc/xseq/agent.yaml';
@@ -120,6 +120,13 @@ const Group = z
     } else if (g.quorum === undefined && n > 0) {
       const issue = integrityIssue(g.members, g.f ?? defaultTolerance(n));
       if (issue) ctx.addIssue({ code: 'custom', path: [g.f !== undefined ? 'f' : 'members'], message: issue });
+      // Replicas run view changes and recovery on a majority by count: a
+      // table where fewer than a majority of members hold more than half the
+      // weight lets them certify a write a view change never hears of. That
+      // loses committed writes with no failure at all, so it is refused, not
+      // warned about (docs/weights.md).
+      const minority = !issue && weighted ? majorityIssue(g.members.map((m) => m.weight ?? 1)) : undefined;
+      if (minority) ctx.addIssue({ code: 'custom', path: ['members'], message: `${minority}. Weights may make a quorum need more members, never fewer: lower the heavy members' weight or raise the others'` });
     }
     if (g.quorum !== undefined) {
       const maj = Math.floor(n / 2) + 1;

@@ -4,7 +4,6 @@
 // metrics, and on SIGINT/SIGTERM release everything but the data path,
 // which keeps stamping (or, with --detach-on-exit, is removed too).
 import { WeightSwitch, weightGroups } from './weight-switch.ts';
-import { majorityIssue } from '../bpf/quorum.ts';
 import { createSocket, type Socket } from 'node:dgram';
 import { type BpfProgram, ifindex, liveFramesSupport, programById } from '../bpf/libbpf/index.ts';
 import { type Counters, PROG_SEQUENCER } from '../bpf/maps.ts';
@@ -220,12 +219,6 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
   const onHup = () => keys.reload();
   process.on('SIGHUP', onHup);
   log.info({ event: 'attach', mode: dp.mode, reason: dp.modeReason }, `XDP ${dp.mode} mode: ${dp.modeReason}`);
-  for (const g of weightGroups(cfg)) {
-    const unsafe = g.weighted ? majorityIssue(g.weights) : undefined;
-    // Accepted (a group that tolerates no failure may want it), but a view
-    // change can then lose a certified write (docs/weights.md).
-    if (unsafe) log.warn({ event: 'weights', group: g.id, code: 'EWEIGHTS_MINORITY' }, `group ${g.id}: ${unsafe}; the replicas refuse such a table for a reassignment`);
-  }
   for (const g of dp.groups) {
     if (g.action === 'disabled') log.warn({ event: 'group', group: g.id, session: g.session }, `group ${g.id} is no longer configured: it stops stamping`);
     if (g.action === 'updated') log.info({ event: 'group', group: g.id, session: g.session }, `group ${g.id}: members, quorum or multicast updated; session ${g.session} and seq kept`);

@@ -92,16 +92,23 @@ describe('agent configuration', () => {
     ['f = 3 of 3 members', weighted([1, 1, 1], 3), 'groups[0].f: f = 3 tolerates losing all 3 members; at most 2'],
     ['a count quorum beside weights', weighted([2, 1, 1], 0, { quorum: 2 }),
       'groups[0].quorum: counts ACKs and cannot be combined with member weights or f: drop quorum (weights certify by more than half the total weight) or drop the weights and f'],
-    ['a weight over 255', weighted([256, 1, 1], 0), 'groups[0].members[0].weight: must be at most 255 (voting weight)'],
+    ['a weight over 255', weighted([256, 255, 255], 0), 'groups[0].members[0].weight: must be at most 255 (voting weight)'],
+    // Integrity holds (f = 0 tolerates nothing), but fewer than a majority of
+    // members could certify: a view change among the others loses the write.
+    ['3/1/1 with f = 0: member 0 alone would certify', weighted([3, 1, 1], 0),
+      'groups[0].members: quorum intersection: the 1 heaviest members 0 (weight 3) hold 3 of the total weight 5, more than half, so they could certify a write that a view change among the other 2 (a majority by count) never hears of. Weights may make a quorum need more members, never fewer: lower the heavy members\' weight or raise the others\''],
+    ['3/3/1/1/1 with f = 1: members 0 and 1 would certify', weighted([3, 3, 1, 1, 1], 1),
+      'groups[0].members: quorum intersection: the 2 heaviest members 0 (weight 3), 1 (weight 3) hold 6 of the total weight 9, more than half, so they could certify a write that a view change among the other 3 (a majority by count) never hears of. Weights may make a quorum need more members, never fewer: lower the heavy members\' weight or raise the others\''],
   ];
   it.each(integrity)('weights: %s is refused with the members and the sums', (_name, raw, want) => {
     expect(issues(raw)).toEqual([want]);
   });
 
   const accepted: [string, unknown][] = [
-    ['3/1/1 with f = 0 (the leader alone certifies, nothing is tolerated)', weighted([3, 1, 1], 0)],
+    ['2/1/1 with f = 0 (member 0 and one other certify; 1 and 2 together do not)', weighted([2, 1, 1], 0)],
+    ['1/1/0 with f = 0 (a zero-weight member is never waited for)', weighted([1, 1, 0], 0)],
     ['2/1/1/1 at the default f = 1 (2 of 5)', weighted([2, 1, 1, 1])],
-    ['3/3/1/1/1 with f = 1 (3 of 9; at the default f = 2 the two heavy ones would hold 6)', weighted([3, 3, 1, 1, 1], 1)],
+    ['2/2/2/2/1 with f = 1 (the weights test\'s table after a reassignment)', weighted([2, 2, 2, 2, 1], 1)],
     ['no weights at all: 1 each', valid()],
   ];
   it.each(accepted)('weights: %s passes', (_name, raw) => {
