@@ -6,6 +6,7 @@
 // sends it out of the interface (XDP_TX), so frame addresses are the
 // interface's MAC and IPv4 address. No UDP checksum: IPv4 allows none and
 // the program rewrites the whole header anyway.
+import { type GroupKey, seal } from '../bpf/mac.ts';
 import { emptyHeader, encodeMessage, MsgType, XSEQ_REPLICA_AGENT } from '../bpf/wire.ts';
 
 /** FINAL flushes sent at the start of a drain, FINAL_FLUSH_SPACING_MS
@@ -60,5 +61,23 @@ export function agentSolicitFrame(s: SolicitFrameSpec): Buffer {
   f.writeUInt16BE(s.port, udpOff + 2);
   f.writeUInt16BE(8 + msg.length, udpOff + 4);
   f.set(msg, udpOff + 8);
+  return f;
+}
+
+/**
+ * An Ethernet + IPv4 + UDP frame of the agent's (a solicit, a reserve
+ * REQUEST) with its xseq message sealed under `key`: a keyed group's
+ * sequencer answers no unsealed solicit or control op. Per send, since a
+ * SIGHUP may change the key (one SipHash of the message).
+ */
+export function sealedFrame(plain: Buffer, key: GroupKey): Buffer {
+  const l4 = 14 + 20 + 8;
+  const msg = seal(plain.subarray(l4), key);
+  const f = Buffer.concat([plain.subarray(0, l4), msg]);
+  f.writeUInt16BE(20 + 8 + msg.length, 14 + 2);
+  f.writeUInt16BE(0, 14 + 10);
+  f.writeUInt16BE(ipv4HeaderChecksum(f, 14), 14 + 10);
+  f.writeUInt16BE(8 + msg.length, 14 + 20 + 4);
+  f.writeUInt16BE(0, 14 + 20 + 6); // no UDP checksum (IPv4 allows none)
   return f;
 }

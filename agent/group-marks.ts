@@ -23,6 +23,9 @@ import type { SlotView } from '../bpf/maps.ts';
 import { emptyHeader, encodeMessage, Flags, MsgType, readHeader, XSEQ_HDR_LEN } from '../bpf/wire.ts';
 import { decodeMarkResult, encodeReserveOp } from '../replica/sequence-marks.ts';
 import { AgentError } from './errors.ts';
+import { decodeError, ErrorCode } from '../bpf/repair.ts';
+import { sealedFrame } from './flush-frame.ts';
+import type { KeySource } from './keys.ts';
 
 /** The client id of the agent's reservations ("xseqmark"); control ops bypass the client table. */
 export const RESERVE_CLIENT_ID = 0x787365716d61726bn;
@@ -49,6 +52,8 @@ export interface GroupMarkOptions {
   port: number;
   /** Bound to the sequencer's address and port (replicas take SEQUENCED only from there). */
   socket: Pick<Socket, 'send'>;
+  /** Group keys: a keyed group's sequencer takes a control op only sealed with the group key. */
+  keys?: KeySource;
   timeoutMs?: number;
 }
 
@@ -132,13 +137,18 @@ export class GroupMarks {
     const deadline = performance.now() + this.#timeoutMs;
     const op = encodeReserveOp({ name, mark });
     while (performance.now() < deadline) {
-      const frame = reserveFrame({ ...this.#o, groupId, requestId: ++this.#requestId, op });
+      const plain = reserveFrame({ ...this.#o, groupId, requestId: ++this.#requestId, op });
+      const key = this.#o.keys?.key(groupId);
+      const frame = key ? sealedFrame(plain, key) : plain;
       const r = this.#dp.program.testRun({ data: frame });
       const out = Buffer.from(r.data);
       if (r.retval !== XDP_TX || out.length < L4 + XSEQ_HDR_LEN) {
         throw new AgentError('EMARK_GROUP', `group ${groupId} is not stamped here (the sequencer program dropped the reservation: a standby that has not taken over, or the group is disabled)`);
       }
       const h = readHeader(out, L4);
+      if (h.type === MsgType.ERROR && decodeError(out.subarray(L4 + XSEQ_HDR_LEN))?.code === ErrorCode.UNAUTHORIZED) {
+        throw new AgentError('EMARK_GROUP', `group ${groupId}: the sequencer refused the reservation as not authenticated (control_refused; a keyed group needs this agent's groups[].keyFile)`);
+      }
       if (h.type === MsgType.ERROR) {
         // BUSY: the window slot is still held; the retransmitter frees it.
         await sleep(BUSY_WAIT_MS);

@@ -10,6 +10,9 @@
 //     sequencer's own (the agent).
 // And the solicit gap of bpf/flush.h: one FLUSH per solicitor per gap.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { sealedFrame } from '../agent/flush-frame.ts';
+import { reserveFrame } from '../agent/group-marks.ts';
+import { encodeReserveOp } from '../replica/sequence-marks.ts';
 import { checkMac, clientKeyOf, groupKey, seal } from '../bpf/mac.ts';
 import { COUNTER_NAMES, type Counters, type GroupConfig } from '../bpf/maps.ts';
 import { decodeError, ErrorCode } from '../bpf/repair.ts';
@@ -151,6 +154,18 @@ describePrivileged('client ids and control ops in sequencer.bpf.o under BPF_PROG
       expect(delta()).toMatchObject({ sequenced: 8, drop_backpressure: 1, busy: 1 });
     });
 
+    it("the agent's reserve op (agent/group-marks.ts) is refused unsealed and stamped sealed with the group key", () => {
+      const plain = reserveFrame({ mac: SEQ_MAC, addr: SEQ_IP, port: 7400, groupId: 1, requestId: 1n, op: encodeReserveOp({ name: 'orders', mark: 100n }) });
+      const refused = run(plain);
+      expect(errorOf(refused.data, { ip: SEQ_IP, port: 7400 }).code).toBe(ErrorCode.UNAUTHORIZED);
+      const ok = run(sealedFrame(plain, KEY));
+      expect(ok.retval).toBe(XDP_TX);
+      const f = parseFrame(ok.data);
+      expect(readHeader(f.payload)).toMatchObject({ type: MsgType.SEQUENCED, flags: Flags.CONTROL | Flags.MAC, seq: 1n });
+      expect(checkMac(f.payload, KEY)).toBe('ok');
+      expect(delta()).toEqual({ rx: 2, control_refused: 1, sequenced: 1 });
+    });
+
     it('binds nothing to sources: a sealed REQUEST from any address is stamped', () => {
       for (const [i, from] of [CLIENT, STRANGER, { ip: CLIENT.ip, port: 40001 }].entries()) {
         expect(run(requestFrame({ group: 1, clientId: 5n, requestId: BigInt(i + 1), seal: 'client', from })).retval).toBe(XDP_TX);
@@ -184,8 +199,8 @@ describePrivileged('client ids and control ops in sequencer.bpf.o under BPF_PROG
       const client = run(requestFrame({ group: 2, clientId: 22n, requestId: 1n, control: true }));
       expect(errorOf(client.data, CLIENT).code).toBe(ErrorCode.UNAUTHORIZED);
       expect(s.lastSeq(2)).toBe(0n);
-      // The sequencer's own address (the agent injecting it) counts too.
-      const own = run(requestFrame({ group: 2, clientId: 25n, requestId: 1n, control: true, from: { ip: SEQ_IP, port: 7400 } }));
+      // The sequencer's own address (the agent injecting it, agent/group-marks.ts) counts too.
+      const own = run(reserveFrame({ mac: SEQ_MAC, addr: SEQ_IP, port: 7400, groupId: 2, requestId: 1n, op: encodeReserveOp({ name: 'orders', mark: 100n }) }));
       expect(readHeader(parseFrame(own.data).payload)).toMatchObject({ type: MsgType.SEQUENCED, flags: Flags.CONTROL, seq: 1n });
       const member = { ip: MEMBERS[1]!.addr, port: 45123 };
       const ok = run(requestFrame({ group: 2, clientId: 23n, requestId: 1n, control: true, from: member }));
