@@ -68,7 +68,8 @@ describePrivileged('Hydra: a sequencer host dies for good, and comes back under 
     const e = dumps[0]!.entries.filter((x) => x.sequencerId === 1);
     const end = e.findIndex((x) => x.end);
     const firstNew = e.findIndex((x) => x.streamSession === again.session);
-    expect(end, 'the replicas ended the dead session').toBeGreaterThan(0);
+    // 0 when the load had not reached sequencer 1 before the kill (a slow client start): the end is then its first entry.
+    expect(end, 'the replicas ended the dead session').toBeGreaterThanOrEqual(0);
     expect(e[end]!.streamSession).toBe(first.session);
     expect(firstNew).toBe(end + 1);
     expect(e.slice(firstNew).some((x) => x.streamSession === first.session)).toBe(false);
@@ -82,7 +83,8 @@ describePrivileged('Hydra: a sequencer host dies for good, and comes back under 
     await c.startAgent(1);
     await c.startReplicas();
     await c.killHost(1, { detach: true });
-    const rm = c.cli('cli', ['remove-sequencer', '--id', '1', '--timeout-ms', '20000'], 60_000, [0]);
+    // Without a key a control op counts only from a member's address: it runs on a replica host.
+    const rm = c.cli('r1', ['remove-sequencer', '--id', '1', '--timeout-ms', '20000'], 60_000, [0]);
     expect(rm.status, rm.stderr).toBe(0);
     const put = c.cli('cli', ['put', 'after-removal', 'v', '--timeout-ms', '20000'], 60_000, [0]);
     expect(put.status, put.stderr).toBe(0);

@@ -145,12 +145,9 @@ describe('hydra failover: a sequencer dies, is removed, rejoins', () => {
     h.c.runUntil(() => s1.lastStamped >= before + 3, 50_000);
     s1.retire();
     h.c.removeSequencer(1);
-    h.c.runUntil(() => h.c.replicas[1]!.hydra!.stream(1)!.final !== null, 50_000);
-    const mergedOnFinal = h.c.replicas[1]!.hydra!.stream(1)!.next - 1;
     quiesce(h);
     allSame(h);
     expect(cut()).toBeGreaterThan(0);
-    expect(mergedOnFinal).toBe(s1.lastStamped);
     const e1 = of(h, 1);
     const end = e1[e1.length - 1]!;
     expect(end.src!.end).toBe(true);
