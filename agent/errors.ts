@@ -24,7 +24,10 @@ export type AgentErrorCode =
   | 'EFLUSH_SOCKET'
   /** A sequence create/drop/setval that cannot be done (name or id taken,
    * unknown name, bad value); the message names the field. */
-  | 'ESEQUENCE';
+  | 'ESEQUENCE'
+  /** A replicated sequence's mark reservation the group did not certify
+   * (the group is not stamped here, or no quorum answered in time). */
+  | 'EMARK_GROUP';
 
 export class AgentError extends Error {
   override readonly name = 'AgentError';

@@ -65,7 +65,7 @@ export class GroupKeys implements KeySource {
     if (keyless.length) {
       log.warn(
         { event: 'auth', code: 'WNOKEY', groups: keyless },
-        `group(s) ${keyless.join(', ')} have no key file (groups[].keyFile, --key-file GROUP:PATH): any host on the LAN can forge their SEQUENCED, FLUSH, ACK and repair traffic; a client id is only bound to the first source address:port that used it, so a host that can forge that source can still speak for the client; control ops are accepted from any member's address; see docs/authentication.md`,
+        `group(s) ${keyless.join(', ')} have no key file (groups[].keyFile, --key-file GROUP:PATH): any host on the LAN can forge their SEQUENCED, FLUSH, ACK and repair traffic; a client id is only bound to the first source address that used it, so a host that can forge that source can still speak for the client; control ops are accepted from any member's address (or this host's); see docs/authentication.md`,
       );
     }
     const keyed = specs.filter((s) => s.keyFile).map((s) => s.id);

@@ -34,6 +34,7 @@ import { MarkStore } from './marks.ts';
 import { startSequenceControl } from './sequence-control.ts';
 import { registerSequenceMetrics } from './sequence-metrics.ts';
 import { defOf, SequenceService } from './sequences.ts';
+import { GroupMarks } from './group-marks.ts';
 
 /** Drop samples logged per second at most; the counters have the rest. */
 const DROP_LOG_PER_SECOND = 10;
@@ -140,7 +141,7 @@ function signalLatch(): Promise<string> {
  * path): watch the active's heartbeat and take over when it stops
  * (agent/standby.ts).
  */
-async function startStandby(cfg: AgentConfig, dp: DataPath, store: SessionStore, log: Logger, refreshed: () => void): Promise<{ watch: StandbyWatch; stop(): void } | undefined> {
+async function startStandby(cfg: AgentConfig, dp: DataPath, store: SessionStore, log: Logger, refreshed: () => void, nextvalRefused: () => bigint): Promise<{ watch: StandbyWatch; stop(): void } | undefined> {
   const waiting = dp.groups.filter((g) => g.action === 'standby');
   if (!waiting.length) return undefined;
   const { seq } = dp;
@@ -165,7 +166,9 @@ async function startStandby(cfg: AgentConfig, dp: DataPath, store: SessionStore,
     log.warn({ event: 'takeover', group: id, session, quietMs: quiet, atMs: Date.now() }, `group ${id}: the active sequencer was silent for ${quiet} ms; this standby takes over in session ${session}`);
   };
   const timer = setInterval(() => {
-    watch.knocked(seq.counters().drop_unknown_group, Date.now());
+    // A knock: a request for the group, or a NEXTVAL its replicated
+    // sequences refused here (they refuse until this host stamps the group).
+    watch.knocked(seq.counters().drop_unknown_group + nextvalRefused(), Date.now());
     for (const id of watch.due(Date.now())) {
       try {
         takeOver(id);
@@ -261,10 +264,9 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
   // before any is raised in the kernel.
   const nvTable = new SequenceTable(seq.nvMaps);
   const sequences = new SequenceService(nvTable, new MarkStore(cfg.stateDir), log, { keyed: (g) => keys.key(g) !== undefined, groups: new Set(cfg.groups.map((g) => g.id)) });
+  let markProgram: BpfProgram | undefined;
   try {
     sequences.load();
-    await sequences.reconcile(cfg.sequences.map(defOf));
-    seqControl = await startSequenceControl(cfg.sequenceControl.listen, sequences, log);
     if (cfg.flushIntervalMs > 0 || flushGroups.some((g) => g.draining)) {
       const address = interfaceAddress(cfg.interface);
       let transmit: FlushTransmit = { kind: 'xdp' };
@@ -321,6 +323,17 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
       const ws = weightSwitch;
       if (cfg.repair.port) repair = await RepairService.start(seq, window, { port: cfg.repair.port, log, keys, onWeights: (g, r, w) => ws.report(g, r, w) });
     }
+    // Replicated sequences reserve their marks through their group (the
+    // config check made sure it aggregates): from the sequencer's address,
+    // like the re-sends. Before reconcile, which may need a first range.
+    if (cfg.sequences.some((q) => q.replicated) && rtSocket) {
+      const address = interfaceAddress(cfg.interface);
+      markProgram = flushProgram ?? programById(dp.link.info().progId, PROG_SEQUENCER);
+      const program = markProgram;
+      sequences.setReserver(new GroupMarks({ program, slot: (id, s) => seq.slot(id, s), serves: (id) => seq.group(id) !== undefined }, { mac: address.mac, addr: address.addr, port: cfg.port, socket: rtSocket }));
+    }
+    await sequences.reconcile(cfg.sequences.map(defOf));
+    seqControl = await startSequenceControl(cfg.sequenceControl.listen, sequences, log);
   } catch (e) {
     // The data path stays as it is (pinned and stamping): only this
     // agent's own handles go.
@@ -329,6 +342,7 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
     if (rtSocket !== flushSocket) rtSocket?.close();
     flushSocket?.close();
     flushProgram?.close();
+    if (markProgram !== flushProgram) markProgram?.close();
     dp.link.close();
     seq.close();
     lock.release();
@@ -339,7 +353,7 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
   flusher?.start();
   const roles = new Map(cfg.groups.flatMap((g) => (g.role ? [[g.id, g.role] as const] : [])));
   const pairs = cfg.groups.flatMap((g) => (g.role ? [{ id: g.id, role: g.role, sequencerId: g.sequencerId ?? cfg.sequencerId }] : []));
-  const standby = await startStandby(cfg, dp, store, log, () => retransmitter?.refresh());
+  const standby = await startStandby(cfg, dp, store, log, () => retransmitter?.refresh(), () => nvTable.counters().refused);
   sequences.start();
   // Drop samples for `xseq-agent monitor` (GET /drops on the metrics address).
   const drops = new DropFeed();
@@ -435,6 +449,7 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
   await seqControl?.close();
   flushSocket?.close();
   flushProgram?.close();
+  if (markProgram !== flushProgram) markProgram?.close();
   drops.close();
   await metrics?.close();
   await repair?.close();

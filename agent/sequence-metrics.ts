@@ -65,4 +65,22 @@ export function registerSequenceMetrics(
       this.inc(svc.counters().raises);
     },
   });
+  new Counter({
+    name: 'xseq_sequence_group_errors_total',
+    help: 'Replicated sequences: mark reservations the group did not certify (not served here, or no quorum in time); the kernel refused at the old mark meanwhile.',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(svc.counters().groupErrors);
+    },
+  });
+  new Counter({
+    name: 'xseq_sequence_mark_jumps_total',
+    help: 'Replicated sequences: counter jumps past another host\'s reservations (after a failover); each leaves a gap.',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(svc.counters().jumps);
+    },
+  });
 }

@@ -12,6 +12,7 @@ import { NV_NAME_RE, NV_VALUE_MAX, XSEQ_NV_MAX_COUNT, XSEQ_NV_MAX_SEQS } from '.
 import { AgentError } from './errors.ts';
 import type { Log } from './log.ts';
 import type { MarkStore, SequenceDef, SequenceRecord } from './marks.ts';
+import { type MarkReserver, raiseReplicated } from './replicated-raise.ts';
 
 /** What the service needs of the kernel table (bpf/sequences.ts). */
 export interface SequenceKernel {
@@ -64,7 +65,12 @@ export interface SequenceServiceOptions {
   keyed?: (group: number) => boolean;
   /** The configured group ids: a sequence may only belong to one of them. */
   groups?: ReadonlySet<number>;
+  /** Reserves marks of replicated sequences through their group (agent/group-marks.ts). */
+  reserver?: MarkReserver;
 }
+
+/** How often a failing group reservation is logged at most. */
+const GROUP_ERROR_LOG_MS = 5000;
 
 export interface SequenceStatus {
   name: string;
@@ -112,6 +118,11 @@ export class SequenceService {
   #raiseErrors = 0;
   readonly #keyed: (group: number) => boolean;
   readonly #groups: ReadonlySet<number> | undefined;
+  #reserver: MarkReserver | undefined;
+  #raising = false;
+  #groupErrors = 0;
+  #groupErrorLoggedAt = -Infinity;
+  #jumps = 0;
 
   constructor(kernel: SequenceKernel, store: MarkStore, log?: Log, opts: SequenceServiceOptions = {}) {
     this.#k = kernel;
@@ -119,6 +130,12 @@ export class SequenceService {
     this.#log = log;
     this.#keyed = opts.keyed ?? (() => false);
     this.#groups = opts.groups;
+    this.#reserver = opts.reserver;
+  }
+
+  /** The group reservations, once the data path can send them (before reconcile). */
+  setReserver(r: MarkReserver): void {
+    this.#reserver = r;
   }
 
   /** The keyed group a sequence's NEXTVALs need a MAC of (undefined: none). */
@@ -173,7 +190,11 @@ export class SequenceService {
         const ahead = capped(next + d.markAhead);
         const mark = adopted && adopted.mark > ahead ? adopted.mark : ahead;
         const recreate = !adopted || !adopted.enabled || adopted.increment !== d.increment || adopted.cache !== d.cache || adopted.keyedGroup !== this.#keyedGroup(d);
-        return { rec: { ...d, mark } as SequenceRecord, next, adopted: adopted !== undefined, recreate };
+        // Replicated: the kernel gets only a range the group certified as
+        // ours (replicated-raise.ts). An adopted data path's range is; a new
+        // one starts empty (mark = next: refused until the first raise).
+        const kernelMark = d.replicated ? (adopted ? adopted.mark : next) : mark;
+        return { rec: { ...d, mark } as SequenceRecord, next, adopted: adopted !== undefined, recreate, kernelMark };
       });
       const remove = this.#store.all().filter((r) => !want.has(r.name)).map((r) => r.name);
       this.#store.commit(
@@ -183,7 +204,7 @@ export class SequenceService {
       for (const p of plan) {
         const r = p.rec;
         if (!p.recreate) {
-          this.#k.setMark(r.id, r.mark); // ... then the kernel
+          if (!r.replicated) this.#k.setMark(r.id, r.mark); // ... then the kernel
           continue;
         }
         let next = p.next;
@@ -194,7 +215,7 @@ export class SequenceService {
           await sleep(QUIESCE_MS);
           next = this.#k.read(r.id).next;
         }
-        this.#k.create(r.id, r.name, { next, mark: r.mark, increment: r.increment, cache: r.cache, keyedGroup: this.#keyedGroup(r) });
+        this.#k.create(r.id, r.name, { next, mark: p.kernelMark < next ? next : p.kernelMark, increment: r.increment, cache: r.cache, keyedGroup: this.#keyedGroup(r) });
       }
       const records = plan.map((p) => p.rec);
       this.#log?.info(
@@ -210,31 +231,66 @@ export class SequenceService {
    * how many were raised.
    */
   raise(): Promise<number> {
-    return this.#serial(() => {
+    return this.#serial(async () => {
       const due: SequenceRecord[] = [];
+      const stored = new Map<string, bigint>();
       for (const r of this.#store.all()) {
         const k = this.#k.read(r.id);
         if (!k.enabled) continue;
+        // A standby waiting for its group: refused until it takes over.
+        if (r.replicated && this.#reserver && !this.#reserver.serves(r.group!)) continue;
         const want = capped(k.next + r.markAhead);
         const target = want > r.mark ? want : r.mark;
+        stored.set(r.name, r.mark);
         if (k.mark - k.next < r.markAhead / 2n && target > k.mark) due.push({ ...r, mark: target });
       }
       if (!due.length) return 0;
+      // A replicated target may already be in the file (its reservation failed last tick).
+      const grown = due.filter((r) => r.mark > stored.get(r.name)!);
       try {
-        this.#store.commit(due); // durable first ...
+        if (grown.length) this.#store.commit(grown); // durable first ...
       } catch (e) {
         this.#raiseErrors++;
         this.#log?.error({ event: 'mark', code: 'ESTATE', err: (e as Error).message }, 'could not make the sequence marks durable: the kernel keeps the old marks and refuses at them');
         return 0;
       }
-      for (const r of due) this.#k.setMark(r.id, r.mark); // ... then the kernel
-      this.#raises += due.length;
-      return due.length;
+      let raised = 0;
+      for (const r of due) {
+        if (!r.replicated) {
+          this.#k.setMark(r.id, r.mark); // ... then the kernel
+          raised++;
+          continue;
+        }
+        // ... then the group, then the kernel.
+        try {
+          if (!this.#reserver) throw new Error('no group reservations on this agent');
+          const out = await raiseReplicated(this.#k, this.#reserver, r, (rec) => this.#store.commit([rec]), capped, this.#log);
+          if (out.jumpedTo !== undefined) this.#jumps++;
+          raised++;
+        } catch (e) {
+          this.#groupErrors++;
+          if (performance.now() - this.#groupErrorLoggedAt >= GROUP_ERROR_LOG_MS) {
+            this.#groupErrorLoggedAt = performance.now();
+            this.#log?.warn(
+              { event: 'mark', code: (e as { code?: string }).code ?? 'EMARK_GROUP', sequence: r.name, group: r.group, errors: this.#groupErrors, err: (e as Error).message },
+              `sequence ${r.name}: the mark is not raised until group ${r.group} certifies it; the kernel refuses at ${this.#k.read(r.id).mark}: ${(e as Error).message}`,
+            );
+          }
+        }
+      }
+      this.#raises += raised;
+      return raised;
     });
   }
 
   start(tickMs = DEFAULT_MARK_TICK_MS): void {
-    this.#timer = setInterval(() => void this.raise(), tickMs);
+    // One raise at a time: a group reservation can take a while, and ticks
+    // queued behind it would only repeat it.
+    this.#timer = setInterval(() => {
+      if (this.#raising) return;
+      this.#raising = true;
+      void this.raise().finally(() => (this.#raising = false));
+    }, tickMs);
   }
 
   stop(): Promise<unknown> {
@@ -287,7 +343,9 @@ export class SequenceService {
         throw e;
       }
       this.#k.setNext(r.id, next);
-      this.#k.setMark(r.id, rec.mark);
+      // Replicated: refused until the group certifies a range from here (a
+      // value below the group's mark continues above it instead).
+      this.#k.setMark(r.id, r.replicated ? next : rec.mark);
       this.#k.enable(r.id);
       this.#log?.info({ event: 'sequence', op: 'setval', name, value: value.toString() }, `sequence ${name} set: next value ${next}`);
       return this.#statusOf(rec);
@@ -318,7 +376,7 @@ export class SequenceService {
     return this.#store.all().map((r) => this.#statusOf(r));
   }
 
-  counters(): { raises: number; raiseErrors: number } {
-    return { raises: this.#raises, raiseErrors: this.#raiseErrors };
+  counters(): { raises: number; raiseErrors: number; groupErrors: number; jumps: number } {
+    return { raises: this.#raises, raiseErrors: this.#raiseErrors, groupErrors: this.#groupErrors, jumps: this.#jumps };
   }
 }

@@ -614,8 +614,8 @@ static __always_inline void seq_mac_seal(struct xdp_md *ctx, const struct seq_re
  *     be a stranger's, whose source is unknown: no answer), a control op is
  *     answered ERROR UNAUTHORIZED so the operator hears why;
  *   no key: a control op only from a configured member's address (a
- *     replica host); any other REQUEST only from the source address:port
- *     its client id was first seen from.
+ *     replica host) or the sequencer's own (the agent); any other REQUEST
+ *     only from the source address its client id was first seen from.
  * Before backpressure, so nothing unauthenticated costs a slot or a BUSY.
  */
 static __always_inline int seq_client_check(struct xdp_md *ctx, struct seq_req *r)
@@ -635,6 +635,10 @@ static __always_inline int seq_client_check(struct xdp_md *ctx, struct seq_req *
 	if (control) {
 		const struct xseq_group *g = r->g;
 
+		/* The sequencer's own address: the agent injecting the op through
+		 * the program, as it does its own solicit (flush.h). */
+		if (r->ip->saddr == r->ip->daddr)
+			return -1;
 #pragma unroll
 		for (int i = 0; i < XSEQ_MAX_REPLICAS; i++) {
 			if (i < g->n_members && g->members[i].addr == r->ip->saddr)
@@ -655,7 +659,11 @@ static __always_inline int seq_client_check(struct xdp_md *ctx, struct seq_req *
 		if (!b)
 			return -1; /* evicted meanwhile: the map is full of newer ids */
 	}
-	if (b->addr != r->ip->saddr || b->port != r->udp->source)
+	/* The address only: a client restarted with its id (another port) goes
+	 * on; a host that overheard the id cannot speak for it from its own
+	 * address, and one that forges the client's address could forge its
+	 * port as well. */
+	if (b->addr != r->ip->saddr)
 		return drop(XSEQ_CTR_DROP_CLIENT_SOURCE, r->ip, r->udp, r->frame_len);
 	return -1;
 }

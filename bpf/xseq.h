@@ -141,17 +141,18 @@ struct xseq_mac_key {
 
 /*
  * Client ids of a group without a key (xseq_client_sources, sequencer):
- * a client id belongs to the source address and port of the first REQUEST
- * that used it, for as long as the LRU map keeps it (a client's every
- * REQUEST refreshes it); a REQUEST under that id from anywhere else is
- * dropped (XSEQ_CTR_DROP_CLIENT_SOURCE), so a host that overheard a client
- * id cannot speak for it from its own address. Key: the client id, host
- * order. Network order value. A keyed group does not use it (the MAC binds
- * the id).
+ * a client id belongs to the IPv4 source address of the first REQUEST that
+ * used it, for as long as the LRU map keeps it (a client's every REQUEST
+ * refreshes it); a REQUEST under that id from any other address is dropped
+ * (XSEQ_CTR_DROP_CLIENT_SOURCE), so a host that overheard a client id
+ * cannot speak for it from its own address. The port is not compared (a
+ * client restarted with its id comes from another one); it is kept for
+ * inspection. Key: the client id, host order. Network order value. A
+ * keyed group does not use it (the MAC binds the id).
  */
 struct xseq_client_source {
 	__be32 addr;
-	__be16 port;
+	__be16 port;         /* of that first REQUEST; not compared */
 	__u16 pad;
 };
 #define XSEQ_CLIENT_SOURCES 65536
@@ -391,7 +392,7 @@ enum xseq_error_code {
 	XSEQ_ERR_UNAUTHORIZED = 7,   /* sequencer -> client: a control op (XSEQ_F_CONTROL)
 				      * that is not authenticated (keyed group: no valid
 				      * group-key MAC; no key: not from a member's
-				      * address); NOT stamped */
+				      * address nor the sequencer's own); NOT stamped */
 };
 struct xseq_error {
 	__be16 code;         /* enum xseq_error_code */
@@ -449,7 +450,7 @@ enum xseq_counter {
 	XSEQ_CTR_DROP_CLIENT_MAC,       /* keyed group: a REQUEST without a valid
 					 * client-key MAC (not a control op) */
 	XSEQ_CTR_DROP_CLIENT_SOURCE,    /* no key: a REQUEST under a client id bound to
-					 * another source address:port */
+					 * another source address */
 	XSEQ_CTR_CONTROL_REFUSED,       /* control op not authenticated: answered ERROR
 					 * UNAUTHORIZED, not stamped */
 	XSEQ_CTR_DROP_SOLICIT_RATE,     /* FLUSH_SOLICIT within XSEQ_SOLICIT_GAP_NS of

@@ -38,6 +38,10 @@
 //             proposer what was decided. read_changes(member) changes
 //             nothing: its result is the member's history as committed at
 //             its position (weights-exec.ts encodeChanges).
+//
+//   reserve:  byte 1 = 4, a sequence mark reservation: its layout and
+//             meaning are in sequence-marks.ts (executed by the executor,
+//             idempotent, outside the client table).
 import type { LogEntry } from './messages.ts';
 import type { WeightChange } from './weights.ts';
 

@@ -8,6 +8,7 @@ import { ClientTable } from './client-table.ts';
 import type { LogPosition } from './log.ts';
 import type { Checkpoint, LogEntry } from './messages.ts';
 import { weightOp } from './control-op.ts';
+import { decodeReserveOp, encodeMarkResult, SequenceMarks } from './sequence-marks.ts';
 import type { WeightState } from './weights-exec.ts';
 
 export type Outcome =
@@ -39,6 +40,7 @@ const CONTROL_DONE: Outcome = { kind: 'executed', result: new Uint8Array(0) };
 
 export class Executor {
   private clients: ClientTable;
+  private marks: SequenceMarks;
   private cp: Checkpoint;
   /** Slots 1..executed are reflected in the application state. */
   executed: number;
@@ -51,6 +53,7 @@ export class Executor {
   ) {
     this.cp = initial;
     this.clients = ClientTable.from(initial.clients);
+    this.marks = new SequenceMarks(initial.marks);
     this.executed = initial.slot;
     weights?.restore(initial.weights);
     weights?.committed(initial.weights);
@@ -74,6 +77,10 @@ export class Executor {
     if (e.slot !== this.executed + 1) throw new Error(`executor: slot ${e.slot} after ${this.executed}`);
     this.executed = e.slot;
     if (e.noop) return NOOP;
+    // A sequence mark reservation (idempotent: a max) answers with the
+    // mark before it, outside the client table.
+    const reserve = e.control ? decodeReserveOp(e.op) : null;
+    if (reserve) return { kind: 'executed', result: encodeMarkResult(this.marks.reserve(reserve)) };
     // A weight change is not idempotent: it passes the client table, so a
     // re-sent copy gets the first one's answer and is never applied twice.
     const wop = e.control && this.weights ? weightOp(e.op) : null;
@@ -96,7 +103,8 @@ export class Executor {
   snapshot(at: LogPosition): Checkpoint {
     if (at.slot !== this.executed) throw new Error(`executor: snapshot at ${at.slot} but executed ${this.executed}`);
     const weights = this.weights?.snapshot();
-    return { slot: at.slot, session: at.session, seq: at.seq, app: this.app.snapshot(), clients: this.clients.records(), ...(weights ? { weights } : {}) };
+    const marks = this.marks.entries();
+    return { slot: at.slot, session: at.session, seq: at.seq, app: this.app.snapshot(), clients: this.clients.records(), ...(weights ? { weights } : {}), ...(marks.length ? { marks } : {}) };
   }
 
   /** Makes cp the rollback point (it must describe a committed prefix). */
@@ -110,6 +118,7 @@ export class Executor {
     this.app.restore(cp.app);
     this.weights?.restore(cp.weights);
     this.clients = ClientTable.from(cp.clients);
+    this.marks = new SequenceMarks(cp.marks);
     this.executed = cp.slot;
   }
 }

@@ -68,17 +68,16 @@ export class HydraFailover {
 
   /** Leader: end (sid, session). A newer reason never weakens an older plan's start. */
   end(sid: number, session: number, why: RemovalReason): void {
-    if (session < 0) return;
     const p = this.plans.get(sid);
     if (p?.end === session) return this.kick();
     this.plans.set(sid, { sid, end: session, why, ...(p?.start !== undefined ? { start: p.start } : {}) });
     this.kick();
   }
 
-  /** The sequencer was heard from in the session it is suspected in: a silence, not a death. */
-  alive(sid: number, session: number): void {
+  /** The sequencer was heard from in the stream's session: a silence, not a death. */
+  alive(sid: number): void {
     const p = this.plans.get(sid);
-    if (p && p.why === 'silent' && p.end === session && p.start === undefined) this.plans.delete(sid);
+    if (p && p.why === 'silent' && p.start === undefined) this.plans.delete(sid);
   }
 
   /**
@@ -128,7 +127,7 @@ export class HydraFailover {
     const op = decodeControlOp(m.op);
     if (op?.kind !== 'remove' || !this.host.amLeader()) return;
     const s = stream(op.sid);
-    if (s && !s.ended && s.session >= 0 && removalApplies(op.session, s.session)) this.end(s.sid, s.session, 'op');
+    if (s && !s.ended && removalApplies(op.session, Math.max(0, s.session))) this.end(s.sid, Math.max(0, s.session), 'op');
   }
 
   /** What the leader appends to the log its view change merged. */

@@ -411,7 +411,7 @@ export class Hydra implements Intake {
 
   /** A message of the stream's session: it is alive (liveness starts over; a silence plan is dropped). */
   private heard(s: Stream): void {
-    if (s.live.suspected) this.failover.alive(s.sid, s.session);
+    if (s.live.suspected) this.failover.alive(s.sid);
     s.live.heard(this.scheduler.now());
   }
 
@@ -429,7 +429,8 @@ export class Hydra implements Intake {
       s.solicits++;
       this.host.transport.sendFlushSolicit?.({ type: 'FLUSH_SOLICIT', sequencerId: s.sid, replicaId: this.host.id, session: Math.max(0, s.session) });
     } else if (v === 'suspect' && this.host.amLeader() && !s.ended) {
-      this.failover.end(s.sid, s.session, 'silent');
+      // Never heard at all (its first message lost, or it died first): session 0, "none yet", ends it.
+      this.failover.end(s.sid, Math.max(0, s.session), 'silent');
     }
     this.armSolicit(s, now);
   }

@@ -191,6 +191,8 @@ export interface Checkpoint {
   readonly streams?: readonly StreamPos[];
   /** The group's weight ledger as of `slot` (replica/weights-exec.ts); absent: the starting table. */
   readonly weights?: Uint8Array;
+  /** Sequence marks reserved through the group as of `slot` (sequence-marks.ts), by name. */
+  readonly marks?: readonly (readonly [string, bigint])[];
 }
 
 /** A log as it travels: a checkpoint, the entries after it, and the commit point. */

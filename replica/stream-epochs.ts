@@ -80,7 +80,7 @@ export function appendReconfig(
   for (const p of plans) {
     let at = pos.get(p.sid);
     // Nothing of it merged yet (or only its "add" floor): it ends before seq 1.
-    if (p.end !== undefined && (!at || (at.session < 0 && at.seq === 0))) at = { sid: p.sid, session: p.end, seq: 0, clock: at?.clock ?? -Infinity, raw: -Infinity };
+    if (p.end !== undefined && (!at || (at.session <= 0 && at.seq === 0))) at = { sid: p.sid, session: p.end, seq: 0, clock: at?.clock ?? -Infinity, raw: -Infinity };
     if (p.end !== undefined && at && at.session === p.end && !at.end) {
       const c = clockAbove(Math.max(clock, at.clock));
       push({ sid: p.sid, session: p.end, seq: endAt(at), clock: c, raw: c, end: true });

@@ -18,6 +18,7 @@ const USAGE = `usage:
   xseq-nextval setval NAME VALUE [--control ADDR:PORT]
 --server defaults to $XSEQ_SERVER or 127.0.0.1:7400; --control to $XSEQ_CONTROL or 127.0.0.1:9465.
 --group G --key-file PATH: a sequence of a keyed group answers only requests MAC'd under its key.
+--standby ADDR[:PORT]: the other host of an active/standby pair; an attempt that timed out or was refused goes there next.
 Exit status: 0 ok, 2 bad arguments, 3 unknown sequence, 4 refused at the durable mark, 5 timeout.`;
 
 const EXIT: Record<string, number> = { EUNKNOWN_SEQUENCE: 3, EREFUSED_AT_MARK: 4, ETIMEOUT: 5, EARGUMENT: 2 };
@@ -117,6 +118,7 @@ export async function main(argv: string[]): Promise<number> {
       cache: { type: 'string' },
       group: { type: 'string' },
       'key-file': { type: 'string' },
+      standby: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -128,7 +130,7 @@ export async function main(argv: string[]): Promise<number> {
   const ctl = o.control ?? process.env['XSEQ_CONTROL'] ?? '127.0.0.1:9465';
   const [cmd, a1, a2] = pos;
   if (o['key-file'] !== undefined && o.group === undefined) throw new UsageError('--key-file needs --group: the group whose key it is');
-  const auth = { ...(o.group !== undefined ? { group: intArg(o.group, 'group', 0, 0) } : {}), ...(o['key-file'] !== undefined ? { key: readKeyFile(o['key-file']) } : {}) };
+  const auth = { ...(o.standby !== undefined ? { standby: o.standby } : {}), ...(o.group !== undefined ? { group: intArg(o.group, 'group', 0, 0) } : {}), ...(o['key-file'] !== undefined ? { key: readKeyFile(o['key-file']) } : {}) };
   const print = (v: unknown) => process.stdout.write(`${JSON.stringify(v, null, 1)}\n`);
   switch (cmd) {
     case 'list':

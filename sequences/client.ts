@@ -69,6 +69,13 @@ export function blockValues(b: Block): bigint[] {
 export interface NextvalOptions {
   /** The sequencer host, "ADDR" or "ADDR:PORT" (default port 7400). */
   server: string;
+  /**
+   * The other host of an active/standby pair (groups[].role), for
+   * replicated sequences: after an attempt times out or is refused at the
+   * mark, the next one goes to the other host (the standby takes over once
+   * the active is silent and clients knock on it).
+   */
+  standby?: string;
   /** Per attempt (default 200 ms). */
   timeoutMs?: number;
   /** Attempts per call, the first included (default 5). */
@@ -96,8 +103,29 @@ interface Cached {
   increment: bigint;
 }
 
+function hostPort(server: string): [string, number] {
+  return server.includes(':') ? [server.slice(0, server.lastIndexOf(':')), Number(server.slice(server.lastIndexOf(':') + 1))] : [server, XSEQ_DEFAULT_PORT];
+}
+
+async function connected(server: string, bind: string | undefined): Promise<Socket> {
+  const [host, port] = hostPort(server);
+  const sock = createSocket('udp4');
+  await new Promise<void>((resolve, reject) => {
+    sock.once('error', reject);
+    sock.bind({ port: 0, ...(bind ? { address: bind } : {}) }, () => {
+      sock.connect(port, host, () => {
+        sock.off('error', reject);
+        resolve();
+      });
+    });
+  });
+  return sock;
+}
+
 export class NextvalClient {
-  readonly #sock: Socket;
+  /** One connected socket per host (the active, then the standby). */
+  readonly #socks: Socket[];
+  #cur = 0;
   readonly #clientId = randomBytes(8).readBigUInt64BE(0);
   #requestId = 0n;
   readonly #pending = new Map<bigint, Pending & { name: string }>();
@@ -113,36 +141,46 @@ export class NextvalClient {
   lateReplies = 0;
   /** Attempts retried after a timeout. */
   retries = 0;
+  /** Requests sent (each takes at most one block; one not answered OK is a gap). */
+  attempts = 0;
 
-  private constructor(sock: Socket, opts: NextvalOptions) {
-    this.#sock = sock;
+  /** Attempts sent to the other host of the pair after a timeout or refusal. */
+  switches = 0;
+
+  private constructor(socks: Socket[], opts: NextvalOptions) {
+    this.#socks = socks;
     this.#timeoutMs = opts.timeoutMs ?? 200;
     this.#attempts = opts.attempts ?? 5;
     this.#group = opts.group ?? 0;
     this.#key = opts.key;
-    sock.on('message', (msg) => this.#onMessage(msg));
-    // ICMP port unreachable (no data path on the host for a moment, e.g.
-    // while `--replace` swaps it): a connected socket reports it as
-    // ECONNREFUSED. The attempt is simply unanswered; the retry goes on.
-    sock.on('error', () => this.socketErrors++);
+    for (const sock of socks) {
+      sock.on('message', (msg) => this.#onMessage(msg));
+      // ICMP port unreachable (no data path on the host for a moment, e.g.
+      // while `--replace` swaps it): a connected socket reports it as
+      // ECONNREFUSED. The attempt is simply unanswered; the retry goes on.
+      sock.on('error', () => this.socketErrors++);
+    }
+  }
+
+  /** After an attempt that got no value: the next goes to the pair's other host. */
+  #switch(): void {
+    if (this.#socks.length < 2) return;
+    this.#cur = (this.#cur + 1) % this.#socks.length;
+    this.switches++;
   }
 
   /** Socket errors seen (ICMP unreachable while the sequencer had no data path). */
   socketErrors = 0;
 
   static async open(opts: NextvalOptions): Promise<NextvalClient> {
-    const [host, port] = opts.server.includes(':') ? [opts.server.slice(0, opts.server.lastIndexOf(':')), Number(opts.server.slice(opts.server.lastIndexOf(':') + 1))] : [opts.server, XSEQ_DEFAULT_PORT];
-    const sock = createSocket('udp4');
-    await new Promise<void>((resolve, reject) => {
-      sock.once('error', reject);
-      sock.bind({ port: 0, ...(opts.bind ? { address: opts.bind } : {}) }, () => {
-        sock.connect(port, host, () => {
-          sock.off('error', reject);
-          resolve();
-        });
-      });
-    });
-    return new NextvalClient(sock, opts);
+    const socks = [await connected(opts.server, opts.bind)];
+    try {
+      if (opts.standby) socks.push(await connected(opts.standby, opts.bind));
+    } catch (e) {
+      for (const x of socks) x.close();
+      throw e;
+    }
+    return new NextvalClient(socks, opts);
   }
 
   #onMessage(msg: Buffer): void {
@@ -171,6 +209,7 @@ export class NextvalClient {
   /** One attempt: resolves with the block, rejects typed, or undefined on timeout. */
   #attempt(name: string, count: number): Promise<Block | undefined> {
     const id = ++this.#requestId;
+    this.attempts++;
     return new Promise<Block | undefined>((resolve, reject) => {
       const timer = setTimeout(() => {
         // From now on a reply to this id is late: its values stay unused.
@@ -189,7 +228,7 @@ export class NextvalClient {
         },
       });
       const m = encodeNextval({ name, count, clientId: this.#clientId, requestId: id, groupId: this.#group });
-      this.#sock.send(this.#key ? seal(m, this.#key) : m, (err) => {
+      this.#socks[this.#cur]!.send(this.#key ? seal(m, this.#key) : m, (err) => {
         if (err) {
           clearTimeout(timer);
           this.#pending.delete(id);
@@ -209,9 +248,11 @@ export class NextvalClient {
         const b = await this.#attempt(name, count);
         if (b) return b;
         refused = undefined;
+        this.#switch();
       } catch (e) {
         if (!(e instanceof RefusedAtMarkError)) throw e;
         refused = e;
+        this.#switch();
         // The agent may be raising the mark right now (or restarting).
         await new Promise((r) => setTimeout(r, Math.min(this.#timeoutMs, 10 * 2 ** i)));
       }
@@ -260,6 +301,6 @@ export class NextvalClient {
     this.#closed = true;
     for (const p of this.#pending.values()) p.reject(new SequenceError('ECLOSED', 'the client was closed'));
     this.#pending.clear();
-    this.#sock.close();
+    for (const x of this.#socks) x.close();
   }
 }

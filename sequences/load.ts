@@ -4,7 +4,7 @@
 // passed, SIGTERM, or the --stop-file exists (tsx as a launcher does not
 // pass signals on), then writes the file and a summary line.
 //   tsx sequences/load.ts --server ADDR:PORT --name NAME --out FILE
-//                         [--workers N] [--duration-ms MS] [--tag T] [--stop-file F]
+//                         [--workers N] [--duration-ms MS] [--tag T] [--stop-file F] [--standby ADDR:PORT]
 import { existsSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { NextvalClient, SequenceError } from './client.ts';
@@ -19,6 +19,7 @@ const { values: o } = parseArgs({
     'duration-ms': { type: 'string', default: '10000' },
     tag: { type: 'string', default: 'load' },
     'stop-file': { type: 'string' },
+    standby: { type: 'string' },
   },
 });
 if (!o.server || !o.name || !o.out) {
@@ -32,7 +33,7 @@ const stopFile = o['stop-file'];
 const poll = stopFile ? setInterval(() => (stop ||= existsSync(stopFile)), 100) : undefined;
 const end = Date.now() + Number(o['duration-ms']);
 const workers = Number(o.workers);
-const clients = await Promise.all(Array.from({ length: workers }, () => NextvalClient.open({ server: o.server! })));
+const clients = await Promise.all(Array.from({ length: workers }, () => NextvalClient.open({ server: o.server!, ...(o.standby ? { standby: o.standby } : {}) })));
 process.stdout.write(`${JSON.stringify({ event: 'started', workers })}\n`);
 let lastReport = 0;
 await Promise.all(
@@ -60,4 +61,4 @@ for (const c of clients) c.close();
 writeFileSync(o.out, `${formatCalls(calls)}\n`);
 const errors: Record<string, number> = {};
 for (const c of calls) if (c.error) errors[c.error] = (errors[c.error] ?? 0) + 1;
-process.stdout.write(`${JSON.stringify({ event: 'done', calls: calls.length, ok: calls.filter((c) => c.value !== undefined).length, errors, late: clients.reduce((n, c) => n + c.lateReplies, 0) })}\n`);
+process.stdout.write(`${JSON.stringify({ event: 'done', calls: calls.length, ok: calls.filter((c) => c.value !== undefined).length, errors, late: clients.reduce((n, c) => n + c.lateReplies, 0), attempts: clients.reduce((n, c) => n + c.attempts, 0) })}\n`);

@@ -5,8 +5,9 @@
 //     (the MAC covers client id and request id), a control op only sealed
 //     with the group key; the stamped SEQUENCED is re-sealed with the group
 //     key in the same trailer;
-//   no key: a client id belongs to the source address:port that first used
-//     it; a control op is accepted only from a member's address.
+//   no key: a client id belongs to the source address that first used
+//     it; a control op is accepted only from a member's address or the
+//     sequencer's own (the agent).
 // And the solicit gap of bpf/flush.h: one FLUSH per solicitor per gap.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { checkMac, clientKeyOf, groupKey, seal } from '../bpf/mac.ts';
@@ -136,6 +137,20 @@ describePrivileged('client ids and control ops in sequencer.bpf.o under BPF_PROG
       expect(checkMac(f.payload, KEY)).toBe('ok');
     });
 
+    it('under backpressure a sealed REQUEST is answered BUSY without its trailer, no larger than it came', () => {
+      for (let i = 1; i <= 8; i++) expect(run(requestFrame({ group: 1, clientId: 5n, requestId: BigInt(i), seal: 'client' })).retval).toBe(XDP_TX);
+      const req = requestFrame({ group: 1, clientId: 5n, requestId: 9n, seal: 'client' });
+      const r = run(req);
+      expect(r.retval).toBe(XDP_TX);
+      const e = errorOf(r.data, CLIENT);
+      expect(e.code).toBe(ErrorCode.BUSY);
+      const f = parseFrame(r.data);
+      expect(f.payload.length).toBe(XSEQ_HDR_LEN + 4); // the UDP length says so: no trailer left
+      expect(e.h.flags).toBe(0);
+      expect(r.data.length).toBeLessThanOrEqual(req.length);
+      expect(delta()).toMatchObject({ sequenced: 8, drop_backpressure: 1, busy: 1 });
+    });
+
     it('binds nothing to sources: a sealed REQUEST from any address is stamped', () => {
       for (const [i, from] of [CLIENT, STRANGER, { ip: CLIENT.ip, port: 40001 }].entries()) {
         expect(run(requestFrame({ group: 1, clientId: 5n, requestId: BigInt(i + 1), seal: 'client', from })).retval).toBe(XDP_TX);
@@ -145,36 +160,40 @@ describePrivileged('client ids and control ops in sequencer.bpf.o under BPF_PROG
   });
 
   describe('a group without a key', () => {
-    it('binds a client id to its first source address:port; the same id from another address or port is dropped', () => {
+    it('binds a client id to its first source address; the same id from another address is dropped, from another port of it (a restart) goes on', () => {
       expect(run(requestFrame({ group: 2, clientId: 11n, requestId: 1n })).retval).toBe(XDP_TX);
       expect(s.clientSource(11n)).toEqual({ addr: CLIENT.ip, port: CLIENT.port });
-      // An overheard id, from the stranger's own address, with a higher request id.
+      // An overheard id, from the stranger's own address (any port), with a higher request id.
       expect(run(requestFrame({ group: 2, clientId: 11n, requestId: 1000n, from: STRANGER })).retval).toBe(XDP_DROP);
-      expect(run(requestFrame({ group: 2, clientId: 11n, requestId: 1001n, from: { ip: CLIENT.ip, port: 40001 } })).retval).toBe(XDP_DROP);
-      // The real client goes on.
+      expect(run(requestFrame({ group: 2, clientId: 11n, requestId: 1001n, from: { ip: STRANGER.ip, port: CLIENT.port } })).retval).toBe(XDP_DROP);
+      // The real client goes on, also from another port.
       const r = run(requestFrame({ group: 2, clientId: 11n, requestId: 2n }));
       expect(r.retval).toBe(XDP_TX);
       expect(readHeader(parseFrame(r.data).payload)).toMatchObject({ seq: 2n, clientId: 11n, requestId: 2n, flags: 0 });
+      expect(run(requestFrame({ group: 2, clientId: 11n, requestId: 3n, from: { ip: CLIENT.ip, port: 40001 } })).retval).toBe(XDP_TX);
       // Another id is the stranger's own: it may speak for that one.
       expect(run(requestFrame({ group: 2, clientId: 12n, requestId: 1n, from: STRANGER })).retval).toBe(XDP_TX);
       expect(s.clientSource(12n)).toEqual({ addr: STRANGER.ip, port: STRANGER.port });
-      expect(delta()).toEqual({ rx: 5, sequenced: 3, drop_client_source: 2 });
+      expect(delta()).toEqual({ rx: 6, sequenced: 4, drop_client_source: 2 });
     });
 
-    it('a control op from a member\'s address (any port) is stamped; from anywhere else it is answered ERROR UNAUTHORIZED', () => {
+    it('a control op from a member\'s address (any port) or the sequencer\'s own is stamped; from anywhere else it is answered ERROR UNAUTHORIZED', () => {
       const stranger = run(requestFrame({ group: 2, clientId: 21n, requestId: 1n, control: true, from: STRANGER }));
       expect(stranger.retval).toBe(XDP_TX);
       expect(errorOf(stranger.data, STRANGER).code).toBe(ErrorCode.UNAUTHORIZED);
       const client = run(requestFrame({ group: 2, clientId: 22n, requestId: 1n, control: true }));
       expect(errorOf(client.data, CLIENT).code).toBe(ErrorCode.UNAUTHORIZED);
       expect(s.lastSeq(2)).toBe(0n);
+      // The sequencer's own address (the agent injecting it) counts too.
+      const own = run(requestFrame({ group: 2, clientId: 25n, requestId: 1n, control: true, from: { ip: SEQ_IP, port: 7400 } }));
+      expect(readHeader(parseFrame(own.data).payload)).toMatchObject({ type: MsgType.SEQUENCED, flags: Flags.CONTROL, seq: 1n });
       const member = { ip: MEMBERS[1]!.addr, port: 45123 };
       const ok = run(requestFrame({ group: 2, clientId: 23n, requestId: 1n, control: true, from: member }));
       expect(ok.retval).toBe(XDP_TX);
       const f = parseFrame(ok.data);
-      expect(readHeader(f.payload)).toMatchObject({ type: MsgType.SEQUENCED, flags: Flags.CONTROL, seq: 1n });
+      expect(readHeader(f.payload)).toMatchObject({ type: MsgType.SEQUENCED, flags: Flags.CONTROL, seq: 2n });
       expect(f.payload.subarray(XSEQ_HDR_LEN)).toEqual(CONTROL_ADD);
-      expect(delta()).toEqual({ rx: 3, control_refused: 2, sequenced: 1 });
+      expect(delta()).toEqual({ rx: 4, control_refused: 2, sequenced: 2 });
     });
 
     it('a group without members accepts no control op at all', () => {

@@ -33,7 +33,7 @@ function fullSource(): MetricsSource {
         r,
         {
           status: () => [{ name: 'orders', id: 1, start: '1', increment: '1', cache: 1, origin: 'config', next: '6', lastValue: '5', mark: '100', durableMark: '100', calls: '5', values: '5', refused: '0' }],
-          counters: () => ({ raises: 1, raiseErrors: 0 }),
+          counters: () => ({ raises: 1, raiseErrors: 0, groupErrors: 0, jumps: 0 }),
         },
         { counters: () => Object.fromEntries(NV_COUNTER_NAMES.map((n) => [n, 0n])) as Record<(typeof NV_COUNTER_NAMES)[number], bigint> },
       ),

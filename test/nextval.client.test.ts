@@ -178,3 +178,26 @@ describe('keyed NEXTVAL client', () => {
     expect(c.unauthenticatedReplies).toBe(2);
   });
 });
+
+// An active/standby pair (replicated sequences): an attempt that timed out
+// or was refused at the mark goes to the other host next.
+describe('client of a sequencer pair', () => {
+  it('fails over to the standby after a timeout, and after a refusal, and stays where values come from', async () => {
+    const active = await fakeSequencer();
+    const standby = await fakeSequencer();
+    closers.push(() => active.close(), () => standby.close());
+    standby.next = 5000n;
+    const c = await NextvalClient.open({ server: `127.0.0.1:${active.port}`, standby: `127.0.0.1:${standby.port}`, timeoutMs: 1000 });
+    closers.push(() => c.close());
+    expect(await c.nextval('orders')).toBe(1n);
+    active.script.push('drop'); // the active host dies
+    expect(await c.nextval('orders')).toBe(5000n);
+    expect(await c.nextval('orders')).toBe(5001n); // stays on the host that answered
+    expect(c.switches).toBe(1);
+    standby.script.push('refused'); // the standby refuses at its mark: back to the active
+    expect(await c.nextval('orders')).toBe(3n); // the active burnt 2 for the dropped reply
+    expect(c.switches).toBe(2);
+    expect(active.requests.length).toBe(3);
+    expect(standby.requests.length).toBe(3);
+  });
+});

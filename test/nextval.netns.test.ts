@@ -20,6 +20,11 @@ const TSX = join(root, 'node_modules', '.bin', 'tsx');
 const BIN = join(root, 'agent', 'bin', 'xseq-agent.js');
 const CLI = join(root, 'sequences', 'bin', 'xseq-nextval.js');
 const LOAD = join(root, 'sequences', 'load.ts');
+// The loads end at the stop file; their own duration is only a bound. On
+// a loaded machine the phases before the restart took over 80 s (status
+// calls through tsx), and a 60 s bound ended the loads before the
+// restarted agent could show values again.
+const LOAD_BOUND_MS = 200_000;
 // Small marks ahead, so the kernel reaches the mark soon after the agent dies.
 const CONFIG = `
 sequences:
@@ -126,7 +131,7 @@ describePrivileged('sequences (NEXTVAL) end to end in network namespaces', () =>
     const first = startAgent(t, b, config);
     await ready(first);
     const samples: Array<{ kernel: bigint; file: bigint }> = [];
-    const loads = startLoads(t, d, 60_000);
+    const loads = startLoads(t, d, LOAD_BOUND_MS);
     await Promise.all(loads.map((l) => l.p.waitForLine(/"event":"progress"/, 60_000)));
     sampleMarks(t, b, samples);
     expect((await first.stop('SIGKILL')).signal).toBe('SIGKILL');
@@ -137,7 +142,9 @@ describePrivileged('sequences (NEXTVAL) end to end in network namespaces', () =>
       return !s.running && Number(s.seqs['orders']?.refused ?? 0) > 0 ? s : undefined;
     });
     const o = down.seqs['orders']!;
-    expect(BigInt(o.mark)).toBe(fileMarks(b)['orders']);
+    // At or below the file's: a kill between the fsync and the kernel store
+    // leaves the file one raise ahead (the order that makes it safe).
+    expect(BigInt(o.mark) <= fileMarks(b)['orders']!).toBe(true);
     expect(BigInt(o.next) <= BigInt(o.mark)).toBe(true);
     const cli = nextvalCli(t, 'cli', 'orders');
     expect(cli.code, cli.err).toBe(4);
@@ -171,7 +178,7 @@ describePrivileged('sequences (NEXTVAL) end to end in network namespaces', () =>
     const { t, b, config, dir: d } = await setup();
     const first = startAgent(t, b, config);
     await ready(first);
-    const loads = startLoads(t, d, 60_000);
+    const loads = startLoads(t, d, LOAD_BOUND_MS);
     await Promise.all(loads.map((l) => l.p.waitForLine(/"event":"progress"/, 60_000)));
     await first.stop('SIGKILL');
     const markBefore = fileMarks(b)['orders']!;

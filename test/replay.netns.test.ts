@@ -2,7 +2,7 @@
 // re-sends a real client's requests (its client id, request ids it already
 // used, each a KV put) at the sequencer of a running KV cluster.
 //  - From its own host: the sequencer binds a client id to the source
-//    address:port that first used it (no key; docs/trust-model.md "Client
+//    address that first used it (no key; docs/trust-model.md "Client
 //    ids"), so every replay is dropped before it takes a slot, unanswered.
 //  - From the client's own address and port (a stranger that can forge
 //    them): each replay may cost one stamped slot and no execution: the

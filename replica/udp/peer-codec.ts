@@ -126,6 +126,13 @@ function writeCheckpoint(w: Writer, c: Checkpoint): void {
   for (const p of st) writeStreamPos(w, p);
   // The weight ledger (absent: empty, the starting table).
   w.bytes(c.weights ?? new Uint8Array(0));
+  // Sequence marks reserved through the group (sequence-marks.ts).
+  const mk = c.marks ?? [];
+  w.u32(mk.length);
+  for (const [name, mark] of mk) {
+    w.bytes(Buffer.from(name, 'utf8'));
+    w.big(mark);
+  }
 }
 function readCheckpoint(r: Reader): Checkpoint {
   const slot = r.num();
@@ -139,7 +146,10 @@ function readCheckpoint(r: Reader): Checkpoint {
   const streams: StreamPos[] = new Array<StreamPos>(ns);
   for (let i = 0; i < ns; i++) streams[i] = readStreamPos(r);
   const weights = r.bytes();
-  return { slot, session, seq, app, clients, ...(ns ? { streams } : {}), ...(weights.length ? { weights } : {}) };
+  const nm = r.count(4 + 8);
+  const marks: Array<readonly [string, bigint]> = new Array<readonly [string, bigint]>(nm);
+  for (let i = 0; i < nm; i++) marks[i] = [Buffer.from(r.bytes()).toString('utf8'), r.big()] as const;
+  return { slot, session, seq, app, clients, ...(ns ? { streams } : {}), ...(weights.length ? { weights } : {}), ...(nm ? { marks } : {}) };
 }
 
 function writeState(w: Writer, s: LogState): void {

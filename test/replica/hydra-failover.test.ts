@@ -6,10 +6,13 @@
 // under the invariant checker, whose order oracle knows a sequencer's
 // sessions: one at a time, an old one never merged again, nothing of an
 // ended session after its end (replica/sim/invariants.ts).
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG } from '../../replica/config.ts';
+import { hydraMetrics } from '../../replica/hydra-metrics.ts';
 import type { LogEntry } from '../../replica/messages.ts';
 import { SEQUENCER_NODE } from '../../replica/sim/cluster.ts';
+import { tableUnder } from '../helpers/markdown.ts';
 import { expectSameLog, harness, quiesce, type Harness } from './helpers.ts';
 
 const NET = { loss: 0, dup: 0, minDelayUs: 20, maxDelayUs: 60 };
@@ -155,5 +158,19 @@ describe('hydra failover: a sequencer dies, is removed, rejoins', () => {
     expect(end.src!.seq).toBeLessThanOrEqual(s1.lastStamped);
     expect(h.c.replicas[1]!.hydra!.stream(1)!.next - 1).toBe(end.src!.seq);
     for (const r of h.c.replicas) expect(r!.hydra!.stream(1)!.ended).toBe(true);
+  });
+});
+
+describe('hydra metrics', () => {
+  it("replica/README.md's Hydra metrics table lists exactly the fields hydraMetrics returns", () => {
+    const h = harness({ sequencers: 2, clients: 1, net: NET, hydra: { flushIntervalUs: 1_000 } });
+    h.c.startWorkload(5);
+    quiesce(h);
+    const m = hydraMetrics(h.c.replicas[0]!.hydra!);
+    const fields = new Set([...Object.keys(m), ...Object.keys(m.sequencers[0]!)]);
+    const rows = tableUnder(join(import.meta.dirname, '../../replica/README.md'), 'Hydra metrics');
+    const documented = new Set(rows.map((r) => r['field']!.replace(/`/g, '')));
+    expect([...documented].sort()).toEqual([...fields].sort());
+    expect(m.sequencers.map((q) => q.frontierLagNs !== null)).toEqual([true, true]);
   });
 });
