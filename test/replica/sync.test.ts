@@ -49,7 +49,7 @@ describe('checkpoint and sync', () => {
     expect(leaderAhead).toBeGreaterThan(0);
   });
 
-  it('followers commit from the next SYNC_PREPARE (the leader sends no SYNC_COMMIT), even when idle', () => {
+  it('followers commit from the next SYNC_PREPARE (one sequencer: the leader sends no SYNC_COMMIT), even when idle', () => {
     const h = harness();
     h.c.startWorkload(5);
     settle(h);
