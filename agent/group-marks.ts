@@ -28,8 +28,8 @@ import { AgentError } from './errors.ts';
 export const RESERVE_CLIENT_ID = 0x787365716d61726bn;
 const XDP_TX = 3;
 const L4 = 14 + 20 + 8;
-/** The default time a reservation may take before it fails (the raise retries on the next tick). */
-export const DEFAULT_RESERVE_TIMEOUT_MS = 500;
+/** The default time a raise waits for a certificate (the reservation stays pending: the next raise waits on it again). */
+export const DEFAULT_RESERVE_TIMEOUT_MS = 1000;
 const POLL_MS = 1;
 const BUSY_WAIT_MS = 2;
 
@@ -101,6 +101,13 @@ export class GroupMarks {
   readonly #timeoutMs: number;
   // Request ids only make a REQUEST well formed: control ops skip the client table.
   #requestId = BigInt(Date.now()) << 16n;
+  /**
+   * Reservations sent and not yet seen certified, by group and name. A
+   * later raise waits on the same op rather than sending another: a second
+   * op for the same range would find the first one's mark before it, which
+   * looks exactly like another host's reservation (and would cost a jump).
+   */
+  readonly #pending = new Map<string, { seq: bigint; session: number; mark: bigint }>();
   readonly counters: GroupMarkCounters = { reserved: 0, failed: 0, foreign: 0 };
 
   constructor(dp: ReserveDataPath, o: GroupMarkOptions) {
@@ -115,21 +122,32 @@ export class GroupMarks {
 
   /**
    * Reserves `mark` for sequence `name` in group `groupId`: resolves with
-   * the group's mark before it (certified), or throws EMARK_GROUP.
+   * the group's mark before it (certified) and the mark it reserved, which
+   * is an earlier pending reservation's when one got certified meanwhile
+   * (the caller raises to that, and asks again for more). Throws
+   * EMARK_GROUP.
    */
-  async reserve(groupId: number, name: string, mark: bigint): Promise<bigint> {
+  async reserve(groupId: number, name: string, mark: bigint): Promise<{ prev: bigint; mark: bigint }> {
     try {
-      const prev = await this.#reserve(groupId, name, mark);
+      const r = await this.#reserve(groupId, name, mark);
       this.counters.reserved++;
-      return prev;
+      return r;
     } catch (e) {
       this.counters.failed++;
       throw e;
     }
   }
 
-  async #reserve(groupId: number, name: string, mark: bigint): Promise<bigint> {
+  async #reserve(groupId: number, name: string, mark: bigint): Promise<{ prev: bigint; mark: bigint }> {
     const deadline = performance.now() + this.#timeoutMs;
+    const key = `${groupId}/${name}`;
+    const pending = this.#pending.get(key);
+    if (pending) {
+      const got = await this.#certified(groupId, pending.seq, pending.session, deadline);
+      if (got === 'timeout') throw this.#timeout(groupId, name);
+      this.#pending.delete(key);
+      if (got !== 'moved') return { prev: got, mark: pending.mark };
+    }
     const op = encodeReserveOp({ name, mark });
     while (performance.now() < deadline) {
       const frame = reserveFrame({ ...this.#o, groupId, requestId: ++this.#requestId, op });
@@ -147,20 +165,27 @@ export class GroupMarks {
       if (h.type !== MsgType.SEQUENCED) throw new AgentError('EMARK_GROUP', `group ${groupId}: the sequencer program answered a reservation with message type ${h.type}`);
       const dst = `${out[30]}.${out[31]}.${out[32]}.${out[33]}`;
       this.#o.socket.send(out.subarray(L4), out.readUInt16BE(36), dst);
-      const prev = await this.#certified(groupId, h.seq, h.session, deadline);
-      if (prev !== null) return prev;
+      this.#pending.set(key, { seq: h.seq, session: h.session, mark });
+      const got = await this.#certified(groupId, h.seq, h.session, deadline);
+      if (got === 'timeout') break;
+      this.#pending.delete(key);
+      if (got !== 'moved') return { prev: got, mark };
     }
-    throw new AgentError('EMARK_GROUP', `group ${groupId}: no certificate for the reservation of "${name}" within ${this.#timeoutMs} ms (are a quorum of its replicas up?)`);
+    throw this.#timeout(groupId, name);
   }
 
-  /** Polls the slot until the aggregator certified the seq: the leader's result, or null when the slot moved on. */
-  async #certified(groupId: number, seq: bigint, session: number, deadline: number): Promise<bigint | null> {
-    while (performance.now() < deadline) {
+  #timeout(groupId: number, name: string): AgentError {
+    return new AgentError('EMARK_GROUP', `group ${groupId}: no certificate for the reservation of "${name}" within ${this.#timeoutMs} ms (are a quorum of its replicas up?); it stays pending`);
+  }
+
+  /** Polls the slot until the aggregator certified the seq: the leader's result; 'moved' when the slot holds another seq now (the op is lost: send another). */
+  async #certified(groupId: number, seq: bigint, session: number, deadline: number): Promise<bigint | 'moved' | 'timeout'> {
+    for (;;) {
       const s = this.#dp.slot(groupId, seq);
-      if (!s || s.seq !== seq || s.session !== session) return null;
-      if (s.replied && s.result) return decodeMarkResult(s.result);
+      if (!s || s.seq !== seq || s.session !== session) return 'moved';
+      if (s.replied && s.result) return decodeMarkResult(s.result) ?? 'moved';
+      if (performance.now() >= deadline) return 'timeout';
       await sleep(POLL_MS);
     }
-    return null;
   }
 }
