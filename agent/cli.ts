@@ -8,7 +8,10 @@ import { parseDetachArgs, parseRunArgs, parseStatusArgs, runConfig, UsageError }
 import { ConfigError } from './config.ts';
 import { AgentError, type AgentErrorCode } from './errors.ts';
 import { detachDataPath } from './detach.ts';
-import { DETACH_HELP, MAIN_HELP, MONITOR_HELP, RUN_HELP, STATUS_HELP } from './help.ts';
+import { parseArgs } from 'node:util';
+import { KeyFileError, readKeyFile } from '../bpf/key-file.ts';
+import { clientKeyOf } from '../bpf/mac.ts';
+import { CLIENT_KEY_HELP, DETACH_HELP, MAIN_HELP, MONITOR_HELP, RUN_HELP, STATUS_HELP } from './help.ts';
 import { parseMonitorArgs, runMonitor } from './monitor.ts';
 import { runAgent } from './run.ts';
 import { versionLine } from './version.ts';
@@ -72,8 +75,28 @@ async function main(argv: string[]): Promise<number> {
       console.log(detachDataPath(args.locations, args.iface, args.force).lines.join('\n'));
       return 0;
     }
+    case 'client-key': {
+      let v;
+      try {
+        v = parseArgs({ args: rest, options: { 'key-file': { type: 'string' }, help: { type: 'boolean', short: 'h' } } }).values;
+      } catch (e) {
+        throw new UsageError((e as Error).message);
+      }
+      if (v.help) {
+        console.log(CLIENT_KEY_HELP);
+        return 0;
+      }
+      if (!v['key-file']) throw new UsageError('client-key needs --key-file PATH (the group key file)');
+      try {
+        console.log(Buffer.from(clientKeyOf(readKeyFile(v['key-file'])).bytes).toString('hex'));
+      } catch (e) {
+        if (e instanceof KeyFileError) throw new ConfigError('--key-file', [{ path: '--key-file', message: `${e.message} [${e.code}]` }]);
+        throw e;
+      }
+      return 0;
+    }
     default:
-      throw new UsageError(`unknown command "${cmd}"; commands: run, status, detach, monitor, version, help`);
+      throw new UsageError(`unknown command "${cmd}"; commands: run, status, detach, monitor, client-key, version, help`);
   }
 }
 

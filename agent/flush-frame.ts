@@ -31,7 +31,7 @@ function bytesOf(text: string, sep: string, radix: number, n: number, what: stri
   return parts;
 }
 
-function ipv4Checksum(b: Buffer, off: number): number {
+export function ipv4HeaderChecksum(b: Buffer, off: number): number {
   let sum = 0;
   for (let i = 0; i < 20; i += 2) sum += b.readUInt16BE(off + i);
   while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
@@ -54,7 +54,7 @@ export function agentSolicitFrame(s: SolicitFrameSpec): Buffer {
   f[ipOff + 9] = 17; // UDP
   f.set(ip, ipOff + 12);
   f.set(ip, ipOff + 16);
-  f.writeUInt16BE(ipv4Checksum(f, ipOff), ipOff + 10);
+  f.writeUInt16BE(ipv4HeaderChecksum(f, ipOff), ipOff + 10);
   const udpOff = ipOff + 20;
   f.writeUInt16BE(s.port, udpOff);
   f.writeUInt16BE(s.port, udpOff + 2);

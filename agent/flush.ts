@@ -28,7 +28,9 @@ import type { Socket } from 'node:dgram';
 import { networkInterfaces } from 'node:os';
 import { BPF_F_TEST_XDP_LIVE_FRAMES, type BpfProgram } from '../bpf/libbpf/index.ts';
 import { AgentError } from './errors.ts';
-import { agentSolicitFrame, FINAL_FLUSH_REPEATS, FINAL_FLUSH_SPACING_MS } from './flush-frame.ts';
+import { type GroupKey, seal } from '../bpf/mac.ts';
+import { agentSolicitFrame, FINAL_FLUSH_REPEATS, FINAL_FLUSH_SPACING_MS, ipv4HeaderChecksum } from './flush-frame.ts';
+import type { KeySource } from './keys.ts';
 import type { Log } from './log.ts';
 
 export interface FlushGroup {
@@ -62,6 +64,9 @@ export interface FlushOptions {
   transmit: FlushTransmit;
   /** Interface addresses; default: from os.networkInterfaces(). */
   address?: { mac: string; addr: string };
+  /** Group keys: a keyed group's solicit is sealed with its current key
+   * (the kernel answers no other, bpf/flush.h). Default: none. */
+  keys?: KeySource;
 }
 
 /** Errors logged per second at most; the counter has all of them. */
@@ -77,6 +82,18 @@ export function interfaceAddress(iface: string): { mac: string; addr: string } {
     );
   }
   return { mac: v4.mac, addr: v4.address };
+}
+
+/** The solicit frame with its message sealed (a SIGHUP may change the key,
+ * so this is done per flush: one SipHash of 64 bytes). */
+function sealedFrame(plain: Buffer, key: GroupKey): Buffer {
+  const msg = seal(plain.subarray(FRAME_HDRS), key);
+  const f = Buffer.concat([plain.subarray(0, FRAME_HDRS), msg]);
+  f.writeUInt16BE(20 + 8 + msg.length, 14 + 2);
+  f.writeUInt16BE(0, 14 + 10);
+  f.writeUInt16BE(ipv4HeaderChecksum(f, 14), 14 + 10);
+  f.writeUInt16BE(8 + msg.length, 14 + 20 + 4);
+  return f;
 }
 
 export class FlushTimer {
@@ -126,8 +143,10 @@ export class FlushTimer {
 
   /** Has the kernel send one FLUSH for group `id`; false if the run failed. */
   flushGroup(id: number): boolean {
-    const frame = this.#frames.get(id);
-    if (!frame) return false;
+    const plain = this.#frames.get(id);
+    if (!plain) return false;
+    const key = this.#opts.keys?.key(id);
+    const frame = key ? sealedFrame(plain, key) : plain;
     const tx = this.#opts.transmit;
     try {
       if (tx.kind === 'xdp') {

@@ -17,6 +17,7 @@ Commands:
            it: retransmission, repair, counters; leaves it stamping on exit
   status   what is attached and pinned, sessions, groups, last seqs, counters
   detach   remove an interface's XDP link and every pin the agent made
+  client-key  print a keyed group's client key (what clients seal REQUESTs with)
   monitor  live drop samples of the running agent: who sends what it drops
   version  the version, commit and BPF object digest (also --version)
   help     this text; "xseq-agent <command> --help" for a command's options`;
@@ -236,3 +237,17 @@ at most --rate samples per second (the rest are counted). Ctrl-C stops.
   --count N              stop after N samples
   --json                 one JSON object per line instead of text
   -h, --help             this text`;
+
+export const CLIENT_KEY_HELP = `Usage: xseq-agent client-key --key-file PATH
+
+Prints the client key of the group key in PATH (the file named by
+groups[].keyFile) as 32 hex digits. A keyed group's sequencer stamps only
+REQUESTs sealed with it (control ops: with the group key itself), so only
+its holders can speak for a client id. It is derived one way from the group
+key: a client holding it cannot make a SEQUENCED, FLUSH or ACK. Give it to
+clients as a file of their own, mode 600:
+
+  xseq-agent client-key --key-file /etc/xseq/group1.key > /etc/xseq/group1.client.key
+  chmod 600 /etc/xseq/group1.client.key
+
+See docs/authentication.md.`;

@@ -65,11 +65,11 @@ export class GroupKeys implements KeySource {
     if (keyless.length) {
       log.warn(
         { event: 'auth', code: 'WNOKEY', groups: keyless },
-        `group(s) ${keyless.join(', ')} have no key file (groups[].keyFile, --key-file GROUP:PATH): any host on the LAN can forge their SEQUENCED, FLUSH, ACK and repair traffic; see docs/authentication.md`,
+        `group(s) ${keyless.join(', ')} have no key file (groups[].keyFile, --key-file GROUP:PATH): any host on the LAN can forge their SEQUENCED, FLUSH, ACK and repair traffic; a client id is only bound to the first source address that used it, so a host that can forge that source can still speak for the client; control ops are accepted from any member's address (or this host's); see docs/authentication.md`,
       );
     }
     const keyed = specs.filter((s) => s.keyFile).map((s) => s.id);
-    if (keyed.length) log.info({ event: 'auth', groups: keyed }, `MACs on for group(s) ${keyed.join(', ')} (SipHash-2-4); SIGHUP re-reads the key files`);
+    if (keyed.length) log.info({ event: 'auth', groups: keyed }, `MACs on for group(s) ${keyed.join(', ')} (SipHash-2-4); REQUESTs must be sealed with the client key (xseq-agent client-key), control ops with the group key; SIGHUP re-reads the key files`);
   }
 
   key(groupId: number): GroupKey | undefined {

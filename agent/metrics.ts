@@ -130,6 +130,10 @@ const KERNEL: Record<CounterName, { family: KernelFamily; value?: string }> = {
   drop_bad_mac: { family: DROPPED, value: 'bad_mac' },
   drop_mac_room: { family: DROPPED, value: 'mac_room' },
   busy: { family: { name: 'xseq_busy_answers_total', help: 'Requests refused by backpressure that were answered with an ERROR BUSY (not stamped: the client re-sends them).' } },
+  drop_client_mac: { family: DROPPED, value: 'client_mac' },
+  drop_client_source: { family: DROPPED, value: 'client_source' },
+  control_refused: { family: DROPPED, value: 'control_unauthorized' },
+  drop_solicit_rate: { family: DROPPED, value: 'solicit_rate' },
 };
 
 /** Retransmitter counters: name, help, and the factor to base units. */

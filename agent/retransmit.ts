@@ -37,10 +37,16 @@
 // Every member, not a quorum, because a re-send goes to each member that
 // has not acked: fed stamp-to-quorum times (the kernel's histogram, as
 // before), the RTO sat below the slowest member's lag under load and most
-// re-sends were spurious. Karn's rule holds exactly: a seq re-sent even
-// once gives no sample. The interval is at most idlePollMs (rtoMs) wide,
-// so a sample is off by at most half of it; that spread only adds to the
-// variance term, i.e. errs towards a later re-send. A seq is first re-sent that RTO after stamping; the
+// re-sends were spurious. Karn's rule: a seq that was re-sent gives a
+// sample only in the share of re-sends that were spurious, which the
+// kernel counts (a member that had the seq ACKs the copy again: a
+// duplicate ACK); strict Karn censors every sample above the RTO, so when
+// most seqs take longer than the floor (an overloaded host) the RTO would
+// never learn it and re-sent most seqs (measured: 84 % of stamped requests
+// re-sent at P3 peak with nothing lost). Under loss the re-sends draw no
+// duplicates, and Karn holds. The interval is at most idlePollMs (rtoMs)
+// wide, so a sample is off by at most half of it; that spread only adds
+// to the variance term, i.e. errs towards a later re-send. A seq is first re-sent that RTO after stamping; the
 // k-th try after that waits the larger of the RTO and rtoMs x 2^k, so a
 // slow group is not re-sent to early and the configured worst-case
 // schedule (rtoMs doubling) still bounds how long the tries take.
@@ -64,6 +70,9 @@ import { type Epoch, epochOf, type SlotWindow } from './window.ts';
 export interface GroupSource {
   group(id: number): GroupConfig | undefined;
   lastSeq(id: number): bigint;
+  /** The kernel's duplicate-ACK count (ack_duplicate), all groups: tells
+   * spurious re-sends from needed ones for the adaptive RTO (see above). */
+  ackDuplicates?(): bigint;
   /** The group's released seq in the kernel, and its update (see above). */
   released?(id: number): bigint;
   setReleased?(id: number, seq: bigint): void;
@@ -164,6 +173,8 @@ interface GroupState {
 }
 
 const NS_PER_MS = 1_000_000;
+/** How often the spurious share of re-sends is re-read (adaptive RTO). */
+const SHARE_EVERY_NS = 100 * NS_PER_MS;
 const SUMMARY_EVERY_NS = 1_000 * NS_PER_MS;
 /** Given-up seqs named in one warn summary per group; the count has the rest. */
 const SUMMARY_SEQS = 16;
@@ -179,6 +190,13 @@ export class Retransmitter {
   /** The configured RTO: the least, and the base of the backoff. */
   readonly #rtoMinNs: number;
   readonly #est: RtoEstimator | undefined;
+  /** Share of recent re-sends that drew a duplicate ACK (0..1), and the
+   * counts it was last computed from; #credit spends it on re-sent seqs. */
+  #spurious = 0;
+  #shareAt = -Infinity;
+  #shareRetx = 0;
+  #shareDups: bigint | undefined;
+  #credit = 0;
   readonly #retries: number;
   /** How often a given-up, uncertified seq is re-sent (see Release above). */
   readonly #probeNs: number;
@@ -336,10 +354,23 @@ export class Retransmitter {
     return new Map(this.#groups.map((g) => [g.id, g.backlog]));
   }
 
+  /** Every SHARE_EVERY_NS: the share of the re-sends since that drew a duplicate ACK. */
+  #spuriousShare(now: number): void {
+    if (!this.#est || !this.#source.ackDuplicates || now - this.#shareAt < SHARE_EVERY_NS) return;
+    this.#shareAt = now;
+    const dups = this.#source.ackDuplicates();
+    const retx = this.#counters.retransmissions;
+    const sent = retx - this.#shareRetx;
+    if (this.#shareDups !== undefined && sent > 0) this.#spurious = Math.min(1, Math.max(0, Number(dups - this.#shareDups) / sent));
+    this.#shareDups = dups;
+    this.#shareRetx = retx;
+  }
+
   /** One pass over every group; start() schedules it. */
   tick(): void {
     const now = Number(this.#now() - this.#epochNs);
     this.#budget = this.maxSendsPerTick;
+    this.#spuriousShare(now);
     let wakeAt = Infinity;
     for (const g of this.#groups) {
       this.#tickGroup(g, now);
@@ -433,14 +464,19 @@ export class Retransmitter {
 
   /**
    * A seq every member has acked, seen so for the first time: one RTO
-   * sample (see the top), unless it was ever re-sent (Karn) or there is
-   * no earlier scan to bound when it completed.
+   * sample (see the top), unless there is no earlier scan to bound when it
+   * completed, or it was re-sent and falls outside the spurious share (Karn).
    */
   #sampleAllAcked(g: GroupState, seq: number, slot: number, now: number, prevLast: number): void {
     const i = slot - g.windowBase;
     const open = g.stOpen[i] === seq;
     g.stOpen[i] = 0;
-    if (!this.#est || g.stSeq[i] === seq || prevLast < 0 || (!open && seq <= prevLast)) return;
+    if (!this.#est || prevLast < 0 || (!open && seq <= prevLast)) return;
+    if (g.stSeq[i] === seq) {
+      this.#credit = Math.min(1, this.#credit + this.#spurious);
+      if (this.#credit < 1 - 1e-9) return;
+      this.#credit = 0;
+    }
     const stamp = this.#window.stampSince(slot, this.#epoch);
     const from = open ? Math.max(g.scannedAt, stamp) : stamp;
     this.#est.sample((from + now) / 2 - stamp);

@@ -286,7 +286,7 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
       }
       // The program the pinned link runs, created or adopted alike.
       flushProgram = programById(dp.link.info().progId, PROG_SEQUENCER);
-      flusher = new FlushTimer(flushProgram, { iface: cfg.interface, ifindex: ifindex(cfg.interface), port: cfg.port, intervalMs: cfg.flushIntervalMs, groups: flushGroups, log, transmit, address });
+      flusher = new FlushTimer(flushProgram, { iface: cfg.interface, ifindex: ifindex(cfg.interface), port: cfg.port, intervalMs: cfg.flushIntervalMs, groups: flushGroups, log, transmit, address, keys });
       log.info(
         { event: 'flush', intervalMs: cfg.flushIntervalMs, transmit: transmit.kind },
         transmit.kind === 'xdp'

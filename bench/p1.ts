@@ -5,7 +5,7 @@
 // for what each program restores between repetitions and why.
 import { join } from 'node:path';
 import { BpfObjectSpec, type BpfProgram } from '../bpf/libbpf/index.ts';
-import { groupKey, seal } from '../bpf/mac.ts';
+import { clientKeyOf, groupKey, seal } from '../bpf/mac.ts';
 import { type GroupConfig, SLOT, u32Key } from '../bpf/maps.ts';
 import { Sequencer } from '../bpf/sequencer.ts';
 import { emptyHeader, encodeMessage, Flags, MsgType } from '../bpf/wire.ts';
@@ -16,6 +16,7 @@ const XDP_DROP = 1;
 const XDP_TX = 3;
 const BUILD = join(import.meta.dirname, 'build');
 const BENCH_FRAME_CAP = 256;
+const BENCH_REQ_CAP = 1200;
 
 export interface P1Options {
   repeat?: number;
@@ -40,6 +41,12 @@ function request(groupId: number, payload = 64): Buffer {
 
 /** The MAC rows' key (any 16 bytes: the cost does not depend on them). */
 const KEY = groupKey(Buffer.from('000102030405060708090a0b0c0d0e0f', 'hex'));
+
+/** A keyed group's REQUEST as its client sends it: sealed with the client key. */
+function sealedRequest(groupId: number, payload = 64): Buffer {
+  const msg = encodeMessage({ ...emptyHeader(), type: MsgType.REQUEST, groupId, clientId: 1n, requestId: 1n }, Buffer.alloc(payload, 0x61));
+  return buildFrame({ payload: seal(msg, clientKeyOf(KEY)), udpChecksum: false });
+}
 
 /** A follower's ACK of seq 1 with `pad` bytes of payload (as the KV replicas pad them), sealed when `keyed`. */
 function paddedAck(groupId: number, rid: number, pad: number, keyed: boolean): Buffer {
@@ -69,8 +76,8 @@ function macRows(m: Record<string, number>, tail: string): BenchRow[] {
     id, name: `${what}: the MAC adds ${keyed - plain} ns, ${tail}`, unit: 'ns/packet', xseq: keyed, baseline: plain, baselineName: plainName, ratio: Number((keyed / plain).toFixed(2)), goal: null,
   });
   return [
-    r('P1m', 'keyed SEQUENCED stamping, 64 B request (SipHash-2-4 over header + payload, trailer)', m['mac64']!, m['full']!, 'the same path without a key (P1)'),
-    r('P1mk', 'keyed SEQUENCED stamping, 1 KB request', m['mac1k']!, m['full1k']!, 'the same path without a key, 1 KB'),
+    r('P1m', `keyed REQUEST -> SEQUENCED, 64 B (client-key MAC checked, group-key MAC stamped: two SipHash-2-4 passes; ${m['restoreMac64']} ns of per-run restore of the sealed frame subtracted)`, m['mac64']! - m['restoreMac64']!, m['full']!, 'the same path without a key (P1, client-id binding included)'),
+    r('P1mk', `keyed REQUEST -> SEQUENCED, 1 KB (${m['restoreMac1k']} ns of restore subtracted)`, m['mac1k']! - m['restoreMac1k']!, m['full1k']!, 'the same path without a key, 1 KB'),
     r('P1v', "keyed ACK verification, follower's ACK with 64 B payload (duplicate, absorbed)", m['ackMac64']!, m['ack64']!, 'the same ACK without a key'),
     r('P1vk', "keyed ACK verification, follower's ACK with 1 KB payload (duplicate, absorbed)", m['ackMac1k']!, m['ack1k']!, 'the same ACK without a key, 1 KB'),
   ];
@@ -82,7 +89,9 @@ export function runP1(opts: P1Options = {}): BenchRow[] {
   const log = opts.log ?? (() => {});
   // Overwrite: a million requests without ACKs must keep the slot-copy
   // path running instead of stopping at backpressure.
-  const seq = Sequencer.load({ objectPath: join(BUILD, 'seq_bench.bpf.o'), windowSlots: 1024, windows: 3, policy: 'overwrite' });
+  // No solicit gap: a million solicits in a row measure the FLUSH path, not
+  // the gap's refusal (the gap check itself still runs).
+  const seq = Sequencer.load({ objectPath: join(BUILD, 'seq_bench.bpf.o'), windowSlots: 1024, windows: 3, policy: 'overwrite', solicitGapNs: 0 });
   const macObj = BpfObjectSpec.open(join(BUILD, 'macswap.bpf.o')).load();
   try {
     const base: GroupConfig = { mcastAddr: '239.7.7.1', mcastPort: 7500, sequencerId: 1, session: 1, enabled: true };
@@ -95,7 +104,14 @@ export function runP1(opts: P1Options = {}): BenchRow[] {
     seq.setKey(4, KEY);
     seq.setGroup(5, { ...base, members: MEMBERS }, 2);
     seq.setKey(5, KEY);
-    if (seq.program.testRun({ data: request(5) }).retval !== XDP_TX) throw new Error('P1: could not stamp the keyed ACK fixture');
+    if (seq.program.testRun({ data: sealedRequest(5) }).retval !== XDP_TX) throw new Error('P1: could not stamp the keyed ACK fixture');
+    const reqs = seq.extraMap('bench_reqs', { keySize: 4, valueSize: 4 + BENCH_REQ_CAP });
+    [sealedRequest(4), sealedRequest(4, 1024)].forEach((frame, key) => {
+      const fixture = new Uint8Array(4 + BENCH_REQ_CAP);
+      new DataView(fixture.buffer).setUint32(0, frame.length, true);
+      fixture.set(frame, 4);
+      reqs.update(u32Key(key), fixture);
+    });
 
     // Group 1 seq 1 sits in slot 1 with the leader's result stored: a
     // follower's ACK then completes the quorum.
@@ -143,8 +159,10 @@ export function runP1(opts: P1Options = {}): BenchRow[] {
       // with 64 B and 1 KB of padding (verified, then absorbed; here, while
       // group 1's slot is replied, before restoreAck resets it).
       { key: 'full1k', prog: seq.program, data: request(2, 1024), want: XDP_TX },
-      { key: 'mac64', prog: seq.extraProgram('xseq_sequencer_mac'), data: request(4), want: XDP_TX },
-      { key: 'mac1k', prog: seq.extraProgram('xseq_sequencer_mac'), data: request(4, 1024), want: XDP_TX },
+      { key: 'mac64', prog: seq.extraProgram('xseq_sequencer_mac'), data: sealedRequest(4), want: XDP_TX },
+      { key: 'restoreMac64', prog: seq.extraProgram('xseq_restore_mac'), data: sealedRequest(4), want: XDP_TX },
+      { key: 'mac1k', prog: seq.extraProgram('xseq_sequencer_mac'), data: sealedRequest(4, 1024), want: XDP_TX },
+      { key: 'restoreMac1k', prog: seq.extraProgram('xseq_restore_mac'), data: sealedRequest(4, 1024), want: XDP_TX },
       { key: 'flush', prog: seq.extraProgram('xseq_flush'), data: solicitFrame, want: XDP_TX },
       { key: 'restoreFlush', prog: seq.extraProgram('xseq_restore_flush'), data: solicitFrame, want: XDP_TX },
     ];

@@ -138,7 +138,8 @@ async function runPhase(c: KvCluster, kind: Kind, load: Load, round: number, o: 
 
 /** Reassigns replica 4's weight through the log and waits for the agent to switch the kernel to it. */
 async function setSlowWeight(c: KvCluster, w: 0 | 1, ledger: { version: number }): Promise<void> {
-  const r = c.cli('cli', ['weights', 'reassign', '--member', String(SLOW), `--delta=${w === 0 ? -1 : 1}`, '--timeout-ms', '20000'], 60_000);
+  // From a replica host: without a group key the sequencer takes control ops only from a member's address.
+  const r = c.cli('r1', ['weights', 'reassign', '--member', String(SLOW), `--delta=${w === 0 ? -1 : 1}`, '--timeout-ms', '20000'], 60_000);
   const out = r.stdout.trim() ? (JSON.parse(r.stdout) as { applied: boolean; version: number; weights: number[]; refused?: string }) : null;
   if (r.status !== 0 || !out?.applied) throw new Error(`P6: reassigning replica ${SLOW} to weight ${w} failed: ${r.stderr.trim() || out?.refused}`);
   ledger.version = out.version;

@@ -9,7 +9,7 @@ import { runP1 } from './p1.ts';
 import { writeResult, type BenchResult } from './result.ts';
 import { goalText, judge, type BenchRow } from './row.ts';
 
-const HELP = `Usage: npm run bench [-- --only P1,P1r,P2,P2s,P3b,P3,P3r,P4,P4b,P5,P6,T,F1] [--quick] [--check] [--out DIR]
+const HELP = `Usage: npm run bench [-- --only P1,P1r,P2,P2s,P3b,P3,P3r,P4,P4b,P5,P6,T,F1,F2] [--quick] [--check] [--out DIR]
 
 Runs the benchmarks and writes DIR/<date>-<host>.json (default DIR:
 bench/results): the host's facts (CPU model, kernel, mitigations, clock
@@ -44,6 +44,10 @@ Rows:
   F1, F1-detect, F1-agree, F1-dip
            failover of a group with one sequencer + a standby: kill of the
            active host to the load resuming (detection and agreement shares)
+  F2, F2-detect, F2-agree, F2-dip
+           failover of a group with two sequencers (Hydra): kill of one host
+           to the load resuming through the survivor (detection: the
+           dead-sequencer timeout; agreement: the removal view change)
            vs NOPaxos's published 110 ms; ops/s in the 2 s around the kill
   P5, P5-lat, P5-peak, P5-serial100, P5-bulk1000, P5-workers
            sequences: NEXTVAL answered in XDP (C nvgen and the TypeScript
@@ -131,6 +135,7 @@ if (want('P5')) {
 if (want('P3')) await group('P3', 'the KV store replicated vs unreplicated', async () => (await import('./p3.ts')).runP3({ quick, log }));
 if (want('P6')) await group('P6', 'weighted quorums, one slow replica of five', async () => (await import('./p6.ts')).runP6({ quick, log }));
 if (want('F1')) await group('F1', 'failover, one sequencer + a standby', async () => (await import('./f1.ts')).runF1({ quick, log }));
+if (want('F2')) await group('F2', 'failover, two sequencers (Hydra)', async () => (await import('./f2.ts')).runF2({ quick, log }));
 
 const missed = judge(rows);
 const result: BenchResult = {

@@ -12,9 +12,12 @@
  * its clock. The read of the seq is an atomic op (fetch-add of 0), which
  * orders it after the clock read.
  *
- * The agent's solicit needs no secret: a FLUSH carries no data and is
- * idempotent, so a forged one costs one multicast packet, no more than a
- * forged REQUEST would.
+ * A FLUSH carries no data and is idempotent, so a forged solicit costs one
+ * multicast packet; still, in a keyed group a solicit counts only with a
+ * valid MAC (group key: replicas and the agent seal theirs), and every
+ * solicitor (a member's replica id, or the agent) is answered at most once
+ * per solicit gap (XSEQ_SOLICIT_GAP_NS), so a flood of solicits, forged or not, costs a
+ * group at most (members + 1) FLUSHes per gap.
  */
 #ifndef XSEQ_FLUSH_H
 #define XSEQ_FLUSH_H
@@ -36,6 +39,30 @@ static __always_inline int solicit_allowed(const struct seq_req *r)
 	return m->addr == r->ip->saddr && m->port == r->udp->source;
 }
 
+/* Whether the solicitor's last answer is at least xseq_cfg.solicit_gap_ns old;
+ * if so, takes `now` as its last. Two CPUs may both pass for one solicitor
+ * in a race: the bound is per CPU then, still a bound. */
+static __always_inline int solicit_due(const struct seq_req *r, __u64 now)
+{
+	__u32 rid = bpf_ntohs(r->h->replica_id);
+	__u32 slot = rid == XSEQ_REPLICA_AGENT ? XSEQ_MAX_REPLICAS : rid;
+	__u32 idx;
+	__u64 *last;
+
+	if (slot > XSEQ_MAX_REPLICAS || r->gid >= XSEQ_MAX_GROUPS)
+		return 0;
+	idx = r->gid * (XSEQ_MAX_REPLICAS + 1) + slot;
+	last = bpf_map_lookup_elem(&xseq_solicit_last, &idx);
+	if (!last)
+		return 0;
+	/* Refused only inside [last, last + gap): a clock stepped back answers
+	 * (and restarts the gap) rather than going silent until it catches up. */
+	if (*last && now >= *last && now - *last < xseq_cfg.solicit_gap_ns)
+		return 0;
+	*last = now;
+	return 1;
+}
+
 /* Handles a parsed FLUSH_SOLICIT (r from seq_parse); returns the XDP action. */
 static __always_inline int flush_handle(struct xdp_md *ctx, struct seq_req *r)
 {
@@ -46,14 +73,20 @@ static __always_inline int flush_handle(struct xdp_md *ctx, struct seq_req *r)
 		return drop(XSEQ_CTR_DROP_BAD_LENGTH, r->ip, r->udp, r->frame_len);
 	if (!solicit_allowed(r))
 		return drop(XSEQ_CTR_DROP_SOLICIT_STRANGER, r->ip, r->udp, r->frame_len);
+	if (r->key && (!r->mac_len || !mac_frame_ok(ctx, SEQ_L4_OFF, XSEQ_HDR_LEN, r->key)))
+		return drop(XSEQ_CTR_DROP_BAD_MAC, r->ip, r->udp, r->frame_len);
+	/* Clock first, then the seq (see the top of this file); the same
+	 * reading dates the answer for the solicit gap. */
+	__u64 clock = bpf_ktime_get_tai_ns();
+
+	if (!solicit_due(r, clock))
+		return drop(XSEQ_CTR_DROP_SOLICIT_RATE, r->ip, r->udp, r->frame_len);
 	/* Keyed group: room for the MAC first (pointers change), sealed last. */
 	if (r->key && seq_mac_room(ctx, r)) {
 		count(XSEQ_CTR_DROP_MAC_ROOM); /* no sample: the packet pointers are gone */
 		return XDP_DROP;
 	}
 
-	/* Clock first, then the seq (see the top of this file). */
-	__u64 clock = bpf_ktime_get_tai_ns();
 	__u64 q = __sync_fetch_and_add(&r->gs->seq, 0);
 	int final = (g->flags & XSEQ_GROUP_F_DRAINING) != 0;
 

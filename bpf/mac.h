@@ -122,10 +122,10 @@ static __noinline __u64 siphash24(__u64 k0, __u64 k1, const struct mac_scratch *
 	return s.v0 ^ s.v1 ^ s.v2 ^ s.v3;
 }
 
-/* The MAC of frame bytes [off, off + len) under key k; 0 with *ok = 0 when
- * they could not be read. */
-static __always_inline __u64 mac_of_frame(struct xdp_md *ctx, __u32 off, __u32 len,
-					  const struct xseq_mac_key *k, int *ok)
+/* The MAC of frame bytes [off, off + len) under the key (k0, k1); 0 with
+ * *ok = 0 when they could not be read. */
+static __always_inline __u64 mac_of_frame_k(struct xdp_md *ctx, __u32 off, __u32 len,
+					    __u64 k0, __u64 k1, int *ok)
 {
 	__u32 zero = 0;
 	struct mac_scratch *m = bpf_map_lookup_elem(&xseq_mac_scratch, &zero);
@@ -139,20 +139,35 @@ static __always_inline __u64 mac_of_frame(struct xdp_md *ctx, __u32 off, __u32 l
 	if (bpf_xdp_load_bytes(ctx, off, m->w, len))
 		return 0;
 	*ok = 1;
-	return siphash24(k->k0, k->k1, m, len);
+	return siphash24(k0, k1, m, len);
 }
 
-/* Whether frame bytes [off, off + len) are followed by their valid MAC. */
-static __always_inline int mac_frame_ok(struct xdp_md *ctx, __u32 off, __u32 len,
-					const struct xseq_mac_key *k)
+/* The MAC of frame bytes [off, off + len) under the group key k. */
+static __always_inline __u64 mac_of_frame(struct xdp_md *ctx, __u32 off, __u32 len,
+					  const struct xseq_mac_key *k, int *ok)
+{
+	return mac_of_frame_k(ctx, off, len, k->k0, k->k1, ok);
+}
+
+/* Whether frame bytes [off, off + len) are followed by their valid MAC
+ * under the key (k0, k1). */
+static __always_inline int mac_frame_ok_k(struct xdp_md *ctx, __u32 off, __u32 len, __u64 k0, __u64 k1)
 {
 	__u64 want, got;
 	int ok;
 
-	want = mac_of_frame(ctx, off, len, k, &ok);
+	want = mac_of_frame_k(ctx, off, len, k0, k1, &ok);
 	if (!ok || bpf_xdp_load_bytes(ctx, off + len, &got, sizeof(got)))
 		return 0;
 	return want == got;
+}
+
+/* Whether frame bytes [off, off + len) are followed by their valid MAC
+ * under the group key k. */
+static __always_inline int mac_frame_ok(struct xdp_md *ctx, __u32 off, __u32 len,
+					const struct xseq_mac_key *k)
+{
+	return mac_frame_ok_k(ctx, off, len, k->k0, k->k1);
 }
 
 #endif /* XSEQ_MAC_H */

@@ -2,7 +2,7 @@
 // 128-bit key, the SipHash-2-4 MAC trailer of a message flagged MAC, and
 // struct xseq_mac_key, the value of the key maps. The kernel stamps and
 // checks the same MAC (bpf/mac.h); test/mac.prog.test.ts proves them equal.
-import { timingSafeEqual } from 'node:crypto';
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { endianness } from 'node:os';
 import { siphash24Into, sipKey, type SipKey } from './siphash.ts';
 import { Flags, XSEQ_HDR_LEN, XSEQ_MAC_LEN, XSEQ_MAGIC, XSEQ_MAX_PAYLOAD } from './wire.ts';
@@ -11,7 +11,7 @@ const LE = endianness() === 'LE';
 
 export const XSEQ_KEY_LEN = 16;
 export const XSEQ_KEY_F_SET = 0x1;
-export const MAC_KEY_SIZE = 24;
+export const MAC_KEY_SIZE = 40;
 
 /** A group's key: its 16 bytes and the SipHash form of them. */
 export interface GroupKey {
@@ -24,16 +24,35 @@ export function groupKey(bytes: Uint8Array): GroupKey {
   return { bytes: Uint8Array.from(bytes), sip: sipKey(bytes) };
 }
 
-/** struct xseq_mac_key for `key` (null: the group has none). */
+/**
+ * The group's client key (bpf/xseq.h, "Authentication"): what clients seal
+ * their REQUESTs with, so that only holders of it can speak for a client
+ * id. Derived one way from the group key (HMAC-SHA256 under it of a fixed
+ * label, first 16 bytes): a client holding it cannot compute the group
+ * key, so it cannot make a SEQUENCED, FLUSH or ACK. `xseq-agent client-key`
+ * prints it for a key file.
+ */
+export function clientKeyOf(key: GroupKey): GroupKey {
+  return groupKey(createHmac('sha256', key.bytes).update('xseq-client-key-v1').digest().subarray(0, XSEQ_KEY_LEN));
+}
+
+/**
+ * struct xseq_mac_key for `key` (null: the group has none): k0, k1 the
+ * group key, c0, c1 its client key (clientKeyOf), each read little-endian
+ * and stored host order.
+ */
 export function encodeMacKey(key: GroupKey | null): Uint8Array {
   const b = new Uint8Array(MAC_KEY_SIZE);
   if (!key) return b;
   const v = new DataView(b.buffer);
-  const k = new DataView(key.bytes.buffer, key.bytes.byteOffset, XSEQ_KEY_LEN);
-  // k0, k1 are the key's two halves read little-endian, stored host order.
-  v.setBigUint64(0, k.getBigUint64(0, true), LE);
-  v.setBigUint64(8, k.getBigUint64(8, true), LE);
+  const halves = (g: GroupKey, at: number) => {
+    const k = new DataView(g.bytes.buffer, g.bytes.byteOffset, XSEQ_KEY_LEN);
+    v.setBigUint64(at, k.getBigUint64(0, true), LE);
+    v.setBigUint64(at + 8, k.getBigUint64(8, true), LE);
+  };
+  halves(key, 0);
   v.setUint32(16, XSEQ_KEY_F_SET, LE);
+  halves(clientKeyOf(key), 24);
   return b;
 }
 

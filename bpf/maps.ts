@@ -23,7 +23,15 @@ export const MapName = {
   RELEASED: 'xseq_released',
   WEIGHTS: 'xseq_weights',
   MAC_KEYS: 'xseq_mac_keys',
+  CLIENT_SOURCES: 'xseq_client_sources',
+  SOLICIT_LAST: 'xseq_solicit_last',
 } as const;
+/** Entries of xseq_client_sources (LRU: client id -> first source, groups without a key). */
+export const XSEQ_CLIENT_SOURCES = 65536;
+/** struct xseq_client_source: addr (network order), port (network order), pad. */
+export const CLIENT_SOURCE_SIZE = 8;
+/** A solicitor is answered at most once per this many ns (bpf/flush.h). */
+export const XSEQ_SOLICIT_GAP_NS = 50_000;
 export const XSEQ_MAX_REPLICAS = 8;
 export const XSEQ_RESULT_CAP = 256;
 export const XSEQ_MSG_CAP = 64 + 1400;
@@ -79,6 +87,10 @@ export const COUNTER_NAMES = [
   'drop_bad_mac',
   'drop_mac_room',
   'busy',
+  'drop_client_mac',
+  'drop_client_source',
+  'control_refused',
+  'drop_solicit_rate',
 ] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
 export type Counters = Record<CounterName, bigint>;
@@ -220,7 +232,7 @@ export function encodeGroupSeq(seq: bigint): Uint8Array {
   return out;
 }
 
-export const LOAD_CFG_SIZE = 16;
+export const LOAD_CFG_SIZE = 20;
 export interface LoadConfig {
   port: number;
   /** Slots per group window, a power of two (aggregating groups only). */
@@ -229,6 +241,8 @@ export interface LoadConfig {
   maxResult?: number;
   /** What a request whose slot is still unacked gets. */
   policy?: 'backpressure' | 'overwrite';
+  /** A solicitor is answered at most once per this many ns (default XSEQ_SOLICIT_GAP_NS; 0 = no gap). */
+  solicitGapNs?: number;
 }
 /** struct xseq_load_cfg, the sequencer's .rodata. */
 export function encodeLoadCfg(cfg: LoadConfig): Uint8Array {
@@ -238,6 +252,7 @@ export function encodeLoadCfg(cfg: LoadConfig): Uint8Array {
   v.setUint32(4, cfg.policy === 'overwrite' ? XSEQ_CFG_F_OVERWRITE : 0, LE);
   v.setUint32(8, cfg.windowSlots ?? 1, LE);
   v.setUint32(12, cfg.maxResult ?? XSEQ_RESULT_CAP, LE);
+  v.setUint32(16, cfg.solicitGapNs ?? XSEQ_SOLICIT_GAP_NS, LE);
   return out;
 }
 

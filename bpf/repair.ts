@@ -16,6 +16,8 @@ export const ErrorCode = {
   RANGE_TOO_LARGE: 5,
   /** From the sequencer's XDP program: backpressure, the REQUEST was not stamped; re-send it. */
   BUSY: 6,
+  /** A control op (XSEQ_F_CONTROL) that is not authenticated: not stamped (bpf/xseq.h). */
+  UNAUTHORIZED: 7,
 } as const;
 export type ErrorCodeName = keyof typeof ErrorCode;
 

@@ -34,6 +34,7 @@
 /* Set by the loader before load (BpfObjectSpec.setRodata). */
 const volatile struct xseq_load_cfg xseq_cfg = {
 	.port = bpf_htons(XSEQ_DEFAULT_PORT),
+	.solicit_gap_ns = XSEQ_SOLICIT_GAP_NS,
 };
 
 /* Group id -> multicast destination, session and sequencer id. Written by
@@ -107,6 +108,26 @@ struct {
 	__type(key, __u32);
 	__type(value, struct xseq_mac_key);
 } xseq_mac_keys SEC(".maps");
+
+/* Client id -> the source that first used it (struct xseq_client_source,
+ * xseq.h): groups without a key bind client ids to their first source.
+ * Written and read by the request path only; LRU, so a client's every
+ * REQUEST keeps its entry and a flood of new ids evicts idle ones first. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, XSEQ_CLIENT_SOURCES);
+	__type(key, __u64);
+	__type(value, struct xseq_client_source);
+} xseq_client_sources SEC(".maps");
+
+/* group * (XSEQ_MAX_REPLICAS + 1) + solicitor -> TAI ns of the last
+ * solicit answered for it (xseq.h, XSEQ_SOLICIT_GAP_NS). Solicit path only. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XSEQ_MAX_GROUPS * (XSEQ_MAX_REPLICAS + 1));
+	__type(key, __u32);
+	__type(value, __u64);
+} xseq_solicit_last SEC(".maps");
 
 /* Stamp-to-quorum latency, log2 buckets of nanoseconds, per CPU. Written
  * by the ack path when it sends a REPLY; the agent sums the CPUs. */
@@ -241,12 +262,13 @@ static __always_inline int seq_parse(struct xdp_md *ctx, struct seq_req *r)
 	r->gs = bpf_map_lookup_elem(&xseq_group_seq, &gid);
 	if (!r->gs)
 		return drop(XSEQ_CTR_DROP_UNKNOWN_GROUP, ip, udp, frame_len);
-	/* Only replicas and agents hold keys: a client's MAC means nothing. */
-	if (mac_len && h->type != XSEQ_MSG_ACK)
-		return drop(XSEQ_CTR_DROP_BAD_MAC, ip, udp, frame_len);
 	r->key = bpf_map_lookup_elem(&xseq_mac_keys, &gid);
 	if (r->key && !(r->key->flags & XSEQ_KEY_F_SET))
 		r->key = NULL;
+	/* A group without a key: nobody holds one, so a MAC means nothing.
+	 * (Keyed: REQUESTs and solicits are checked on their own paths.) */
+	if (mac_len && !r->key && h->type != XSEQ_MSG_ACK)
+		return drop(XSEQ_CTR_DROP_BAD_MAC, ip, udp, frame_len);
 	r->mac_len = mac_len;
 	r->gid = gid;
 	return -1;
@@ -313,15 +335,16 @@ static __always_inline int slot_free(const struct xseq_slot *s, const struct seq
 }
 
 /*
- * Turns a REQUEST refused by backpressure around into an ERROR BUSY to its
- * sender (xseq.h): header kept but type, flags and payload; payload cut to
- * struct xseq_error; addresses swapped. Returns XDP_TX, or XDP_DROP when
- * the frame cannot be resized (a REQUEST shorter than the error payload on
- * a frame without tailroom): the client then only times out, as before.
+ * Turns a refused REQUEST around into an ERROR with `code` to its sender
+ * (xseq.h): header kept but type, flags and payload; payload (and MAC
+ * trailer) cut to struct xseq_error; addresses swapped; counted in `ctr`.
+ * Returns XDP_TX, or XDP_DROP when the frame cannot be resized (a REQUEST
+ * shorter than the error payload on a frame without tailroom): the client
+ * then only times out. Never larger than the request: no amplification.
  */
-static __always_inline int seq_busy(struct xdp_md *ctx, struct seq_req *r)
+static __always_inline int seq_refuse(struct xdp_md *ctx, struct seq_req *r, __u16 code, __u32 ctr)
 {
-	int delta = (int)sizeof(struct xseq_error) - (int)r->payload_len;
+	int delta = (int)sizeof(struct xseq_error) - (int)r->payload_len - (int)r->mac_len;
 
 	if (delta && bpf_xdp_adjust_tail(ctx, delta))
 		return XDP_DROP;
@@ -341,7 +364,7 @@ static __always_inline int seq_busy(struct xdp_md *ctx, struct seq_req *r)
 	h->sequencer_id = bpf_htons(r->g->sequencer_id);
 	h->session = bpf_htonl(r->g->session);
 	h->payload_len = bpf_htonl(sizeof(*e));
-	e->code = bpf_htons(XSEQ_ERR_BUSY);
+	e->code = bpf_htons(code);
 	e->text_len = 0;
 
 	__be16 sport = udp->source;
@@ -361,7 +384,7 @@ static __always_inline int seq_busy(struct xdp_md *ctx, struct seq_req *r)
 	__builtin_memcpy(mac, eth->h_source, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, eth->h_dest, ETH_ALEN);
 	__builtin_memcpy(eth->h_dest, mac, ETH_ALEN);
-	count(XSEQ_CTR_BUSY);
+	count(ctr);
 	return XDP_TX;
 }
 
@@ -381,7 +404,7 @@ static __always_inline int seq_admit(struct xdp_md *ctx, struct seq_req *r)
 		return drop(XSEQ_CTR_DROP_NO_WINDOW, r->ip, r->udp, r->frame_len);
 	if (!slot_free(s, r)) {
 		drop(XSEQ_CTR_DROP_BACKPRESSURE, r->ip, r->udp, r->frame_len);
-		return seq_busy(ctx, r);
+		return seq_refuse(ctx, r, XSEQ_ERR_BUSY, XSEQ_CTR_BUSY);
 	}
 	return -1;
 }
@@ -583,14 +606,80 @@ static __always_inline void seq_mac_seal(struct xdp_md *ctx, const struct seq_re
 		bpf_xdp_store_bytes(ctx, l4 + len, &mac, sizeof(mac));
 }
 
+/*
+ * Who may speak for the REQUEST's client id (xseq.h, "Authentication" and
+ * xseq_client_source). Returns -1 to go on, else the XDP action.
+ *   keyed group: a valid MAC under the client key, or for a control op
+ *     under the group key; a plain REQUEST without one is dropped (it may
+ *     be a stranger's, whose source is unknown: no answer), a control op is
+ *     answered ERROR UNAUTHORIZED so the operator hears why;
+ *   no key: a control op only from a configured member's address (a
+ *     replica host) or the sequencer's own (the agent); any other REQUEST
+ *     only from the source address its client id was first seen from.
+ * Before backpressure, so nothing unauthenticated costs a slot or a BUSY.
+ */
+static __always_inline int seq_client_check(struct xdp_md *ctx, struct seq_req *r)
+{
+	int control = (r->h->flags & bpf_htons(XSEQ_F_CONTROL)) != 0;
+
+	if (r->key) {
+		__u64 k0 = control ? r->key->k0 : r->key->c0;
+		__u64 k1 = control ? r->key->k1 : r->key->c1;
+
+		if (r->mac_len && mac_frame_ok_k(ctx, SEQ_L4_OFF, XSEQ_HDR_LEN + r->payload_len, k0, k1))
+			return -1;
+		if (control)
+			return seq_refuse(ctx, r, XSEQ_ERR_UNAUTHORIZED, XSEQ_CTR_CONTROL_REFUSED);
+		return drop(XSEQ_CTR_DROP_CLIENT_MAC, r->ip, r->udp, r->frame_len);
+	}
+	if (control) {
+		const struct xseq_group *g = r->g;
+
+		/* The sequencer's own address: the agent injecting the op through
+		 * the program, as it does its own solicit (flush.h). */
+		if (r->ip->saddr == r->ip->daddr)
+			return -1;
+#pragma unroll
+		for (int i = 0; i < XSEQ_MAX_REPLICAS; i++) {
+			if (i < g->n_members && g->members[i].addr == r->ip->saddr)
+				return -1;
+		}
+		return seq_refuse(ctx, r, XSEQ_ERR_UNAUTHORIZED, XSEQ_CTR_CONTROL_REFUSED);
+	}
+	__u64 cid = bpf_be64_to_cpu(r->h->client_id);
+	struct xseq_client_source *b = bpf_map_lookup_elem(&xseq_client_sources, &cid);
+
+	if (!b) {
+		struct xseq_client_source v = { .addr = r->ip->saddr, .port = r->udp->source };
+
+		if (!bpf_map_update_elem(&xseq_client_sources, &cid, &v, BPF_NOEXIST))
+			return -1;
+		/* Another CPU bound it first: compare with that. */
+		b = bpf_map_lookup_elem(&xseq_client_sources, &cid);
+		if (!b)
+			return -1; /* evicted meanwhile: the map is full of newer ids */
+	}
+	/* The address only: a client restarted with its id (another port) goes
+	 * on; a host that overheard the id cannot speak for it from its own
+	 * address, and one that forges the client's address could forge its
+	 * port as well. */
+	if (b->addr != r->ip->saddr)
+		return drop(XSEQ_CTR_DROP_CLIENT_SOURCE, r->ip, r->udp, r->frame_len);
+	return -1;
+}
+
 /* A parsed REQUEST, all the way: returns the XDP action. */
 static __always_inline int seq_request(struct xdp_md *ctx, struct seq_req *r)
 {
+	int act = seq_client_check(ctx, r);
+
+	if (act >= 0)
+		return act;
 	/* A draining sequencer has sent (or is sending) its FINAL flush:
 	 * replicas no longer expect seqs from it. */
 	if (r->g->flags & XSEQ_GROUP_F_DRAINING)
 		return drop(XSEQ_CTR_DROP_DRAINING, r->ip, r->udp, r->frame_len);
-	int act = seq_admit(ctx, r);
+	act = seq_admit(ctx, r);
 
 	if (act >= 0)
 		return act;

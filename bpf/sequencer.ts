@@ -30,6 +30,8 @@ import {
   isMulticastIpv4,
   majority,
   MapName,
+  CLIENT_SOURCE_SIZE,
+  XSEQ_SOLICIT_GAP_NS,
   SLOT,
   type SlotView,
   decodeSlot,
@@ -67,6 +69,9 @@ export interface SequencerOptions {
   /** A request whose slot is not acked by every member yet: dropped
    * ('backpressure', the default; the client retries) or 'overwrite'. */
   policy?: 'backpressure' | 'overwrite';
+  /** FLUSH_SOLICITs: each solicitor answered at most once per this many ns
+   * (default 50 µs, XSEQ_SOLICIT_GAP_NS; tests of the gap set it). */
+  solicitGapNs?: number;
 }
 
 export const DEFAULT_WINDOW_SLOTS = 1024;
@@ -136,6 +141,8 @@ const MAP_PINS = {
   released: MapName.RELEASED,
   weights: MapName.WEIGHTS,
   macKeys: MapName.MAC_KEYS,
+  clientSources: MapName.CLIENT_SOURCES,
+  solicitLast: MapName.SOLICIT_LAST,
   nvSeqs: NvMapName.SEQS,
   nvNames: NvMapName.NAMES,
   nvStats: NvMapName.STATS,
@@ -153,6 +160,8 @@ const MAP_SIZES: Record<MapRole, { keySize: number; valueSize: number } | undefi
   released: { keySize: 4, valueSize: 8 },
   weights: { keySize: 4, valueSize: WEIGHTS_SIZE },
   macKeys: { keySize: 4, valueSize: MAC_KEY_SIZE },
+  clientSources: { keySize: 8, valueSize: CLIENT_SOURCE_SIZE },
+  solicitLast: { keySize: 4, valueSize: 8 },
   nvSeqs: { keySize: 4, valueSize: NV_SEQ.size },
   nvNames: { keySize: XSEQ_NV_NAME_MAX, valueSize: 4 },
   nvStats: { keySize: 4, valueSize: NV_STATS.size },
@@ -243,7 +252,9 @@ export class Sequencer {
     const spec = BpfObjectSpec.open(opts.objectPath ?? SEQUENCER_OBJECT);
     let obj: BpfObject | undefined;
     try {
-      spec.setRodata(encodeLoadCfg({ port, windowSlots, maxResult, policy: opts.policy ?? 'backpressure' }));
+      const solicitGapNs = opts.solicitGapNs ?? XSEQ_SOLICIT_GAP_NS;
+      if (!Number.isInteger(solicitGapNs) || solicitGapNs < 0 || solicitGapNs > 0xffffffff) throw new ConfigError('ECONFIG_WINDOW', `solicit gap ${solicitGapNs} ns must be 0..4294967295`);
+      spec.setRodata(encodeLoadCfg({ port, windowSlots, maxResult, policy: opts.policy ?? 'backpressure', solicitGapNs }));
       spec.setMaxEntries(MapName.SLOTS, windowSlots * windows);
       obj = spec.load();
       const o = obj;
@@ -386,6 +397,27 @@ export class Sequencer {
     checkGroupId(id);
     this.setReleased(id, 0n);
     this.groupSeq.update(u32Key(id), encodeGroupSeq(0n));
+    this.resetSolicitGap(id);
+  }
+
+  /**
+   * Forgets when each solicitor of the group was last answered (bpf/flush.h
+   * XSEQ_SOLICIT_GAP_NS): its next solicit is answered whatever the time.
+   * A new session starts this way (resetSeq).
+   */
+  resetSolicitGap(id: number): void {
+    checkGroupId(id);
+    const zero = new Uint8Array(8);
+    for (let slot = 0; slot <= XSEQ_MAX_REPLICAS; slot++) this.#maps.solicitLast.update(u32Key(id * (XSEQ_MAX_REPLICAS + 1) + slot), zero);
+  }
+
+  /** The source a client id is bound to (groups without a key; xseq_client_sources), or null. */
+  clientSource(clientId: bigint): { addr: string; port: number } | null {
+    const k = new Uint8Array(8);
+    new DataView(k.buffer).setBigUint64(0, clientId, HOST_LE);
+    const v = this.#maps.clientSources.lookup(k);
+    if (!v) return null;
+    return { addr: [...v.subarray(0, 4)].join('.'), port: (v[4]! << 8) | v[5]! };
   }
 
   /**

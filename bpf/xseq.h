@@ -108,8 +108,17 @@ struct xseq_hdr {
  * (flags included, XSEQ_F_MAC set) and the payload, written as the 64-bit
  * SipHash output in little-endian byte order (SipHash's own output order).
  * Carried by SEQUENCED and FLUSH (stamped by the sequencer program), by the
- * agent's re-sends and REPAIR_REPLY/ERROR, and by replicas' ACKs and
- * REPAIR_REQUESTs; never by REQUEST or REPLY (clients hold no key).
+ * agent's re-sends and REPAIR_REPLY/ERROR, by replicas' ACKs,
+ * REPAIR_REQUESTs and FLUSH_SOLICITs (and the agent's own solicit); never
+ * by REPLY.
+ *
+ * REQUESTs of a keyed group must carry one too, so that only a key holder
+ * can speak for a client id (at-most-once is keyed by client id): under the
+ * group's *client key* (c0, c1 below: derived from the group key by the
+ * agent, bpf/mac.ts clientKeyOf, handed to clients; it cannot make a
+ * SEQUENCED), or, for a control op (XSEQ_F_CONTROL), under the group key
+ * itself. The sequencer checks it before anything else and re-seals the
+ * stamped SEQUENCED with the group key in the same trailer.
  */
 #define XSEQ_MAC_LEN 8
 #define XSEQ_KEY_LEN 16
@@ -126,7 +135,39 @@ struct xseq_mac_key {
 	__u64 k1;
 	__u32 flags;         /* XSEQ_KEY_F_* */
 	__u32 pad;
+	__u64 c0;            /* the client key, as k0/k1 (sequencer map only; the */
+	__u64 c1;            /* replica program leaves them zero) */
 };
+
+/*
+ * Client ids of a group without a key (xseq_client_sources, sequencer):
+ * a client id belongs to the IPv4 source address of the first REQUEST that
+ * used it, for as long as the LRU map keeps it (a client's every REQUEST
+ * refreshes it); a REQUEST under that id from any other address is dropped
+ * (XSEQ_CTR_DROP_CLIENT_SOURCE), so a host that overheard a client id
+ * cannot speak for it from its own address. The port is not compared (a
+ * client restarted with its id comes from another one); it is kept for
+ * inspection. Key: the client id, host order. Network order value. A
+ * keyed group does not use it (the MAC binds the id).
+ */
+struct xseq_client_source {
+	__be32 addr;
+	__be16 port;         /* of that first REQUEST; not compared */
+	__u16 pad;
+};
+#define XSEQ_CLIENT_SOURCES 65536
+
+/*
+ * Solicits answered per (group, solicitor): at most one FLUSH per
+ * xseq_load_cfg.solicit_gap_ns (default XSEQ_SOLICIT_GAP_NS) for each
+ * member's replica id and for the agent
+ * (xseq_solicit_last[group * (XSEQ_MAX_REPLICAS + 1) + slot], slot = the
+ * replica id, XSEQ_MAX_REPLICAS for the agent; host-order TAI ns of the last
+ * answer); the rest are dropped (XSEQ_CTR_DROP_SOLICIT_RATE). Replicas
+ * solicit at most once per flushSolicitUs (default 1 ms) per sequencer, so
+ * a solicit flood costs a group at most (members + 1) FLUSHes per gap.
+ */
+#define XSEQ_SOLICIT_GAP_NS 50000
 
 /* Maximum number of groups; a group id is an index below it. */
 #define XSEQ_MAX_GROUPS 256
@@ -142,7 +183,9 @@ struct xseq_mac_key {
  * sequencer_id (the one asked), replica_id, session. Answered only for a
  * configured member (same address and port check as ACKs) or for the
  * agent's own solicit: replica_id XSEQ_REPLICA_AGENT and IPv4 source equal
- * to the destination (the sequencer's own address). The solicit is turned
+ * to the destination (the sequencer's own address); in a keyed group only
+ * with a valid MAC (group key); at most once per XSEQ_SOLICIT_GAP_NS per
+ * solicitor. The solicit is turned
  * into a FLUSH in place: clock first, then an atomic read of the seq, so
  * every later seq of this sequencer carries a clock >= the flush's.
  */
@@ -209,6 +252,8 @@ struct xseq_load_cfg {
 	__u32 flags;         /* XSEQ_CFG_F_* */
 	__u32 window_slots;  /* W: slots per group window, a power of two */
 	__u32 max_result;    /* largest result a leader may return, <= XSEQ_RESULT_CAP */
+	__u32 solicit_gap_ns; /* a solicitor is answered at most once per this many ns;
+			       * XSEQ_SOLICIT_GAP_NS unless a test sets it; 0 = no gap */
 };
 
 /* Largest result a slot can hold, and the largest stamped message. */
@@ -344,6 +389,10 @@ enum xseq_error_code {
 	XSEQ_ERR_BUSY = 6,           /* sequencer -> client: backpressure, the request's
 				      * window slot is busy and it was NOT stamped;
 				      * re-send it (same request id) after a pause */
+	XSEQ_ERR_UNAUTHORIZED = 7,   /* sequencer -> client: a control op (XSEQ_F_CONTROL)
+				      * that is not authenticated (keyed group: no valid
+				      * group-key MAC; no key: not from a member's
+				      * address nor the sequencer's own); NOT stamped */
 };
 struct xseq_error {
 	__be16 code;         /* enum xseq_error_code */
@@ -390,14 +439,22 @@ enum xseq_counter {
 					 * frame had too little tailroom */
 	XSEQ_CTR_DROP_ACK_WEIGHTS,      /* the slot's weight table was replaced (two
 					 * switches within the request's life) */
-	XSEQ_CTR_DROP_BAD_MAC,          /* keyed group: an ACK without a valid MAC; any
-					 * group: a REQUEST or FLUSH_SOLICIT carrying
-					 * XSEQ_F_MAC (only replicas and agents MAC) */
+	XSEQ_CTR_DROP_BAD_MAC,          /* keyed group: an ACK or FLUSH_SOLICIT without a
+					 * valid MAC; a group without a key: a REQUEST or
+					 * FLUSH_SOLICIT carrying XSEQ_F_MAC */
 	XSEQ_CTR_DROP_MAC_ROOM,         /* keyed group: the frame could not grow by the
 					 * MAC (no seq taken) */
 	XSEQ_CTR_BUSY,                  /* of drop_backpressure: turned into an ERROR
 					 * BUSY to the client (the rest were too short
 					 * to grow into one and only dropped) */
+	XSEQ_CTR_DROP_CLIENT_MAC,       /* keyed group: a REQUEST without a valid
+					 * client-key MAC (not a control op) */
+	XSEQ_CTR_DROP_CLIENT_SOURCE,    /* no key: a REQUEST under a client id bound to
+					 * another source address */
+	XSEQ_CTR_CONTROL_REFUSED,       /* control op not authenticated: answered ERROR
+					 * UNAUTHORIZED, not stamped */
+	XSEQ_CTR_DROP_SOLICIT_RATE,     /* FLUSH_SOLICIT within XSEQ_SOLICIT_GAP_NS of
+					 * the last one answered for that solicitor */
 	XSEQ_CTR_MAX
 };
 
@@ -423,6 +480,8 @@ struct xseq_drop_event {
 #define XSEQ_MAP_RELEASED "xseq_released"
 #define XSEQ_MAP_WEIGHTS "xseq_weights"
 #define XSEQ_MAP_MAC_KEYS "xseq_mac_keys"
+#define XSEQ_MAP_CLIENT_SOURCES "xseq_client_sources"
+#define XSEQ_MAP_SOLICIT_LAST "xseq_solicit_last"
 #define XSEQ_PIN_ROOT "/sys/fs/bpf/xseq"
 #define XSEQ_EVENTS_BYTES (64 * 1024)
 

@@ -81,7 +81,7 @@ export interface NsProcess {
   readonly pid: number;
   /** Resolves once the process has exited (never rejects). */
   readonly exited: Promise<NsExit>;
-  /** The last 256 KiB of stdout and stderr (when they are pipes). */
+  /** The last 256 KiB of stdout and stderr (when they are pipes), whole lines from the first. */
   output(): { stdout: string; stderr: string };
   /** Resolves with the first stdout line (one seen before the call counts)
    * that matches; rejects on timeout or if the process exits first. */
@@ -99,6 +99,18 @@ const RUN_PREFIX_RE = /^(xs[0-9a-f]{4}-)/;
 const SUBNET = '10.77.0';
 const BRIDGE = 'br0';
 const OUTPUT_TAIL = 256 * 1024;
+
+/**
+ * The last OUTPUT_TAIL chars of `s`, from a line start: a tail cut inside a
+ * line would hand readers a fragment ('"vel":"info",...' of a JSON line that
+ * still names its event), which a long run's stats lines made a test parse
+ * and fail on.
+ */
+function tailLines(s: string): string {
+  if (s.length <= OUTPUT_TAIL) return s;
+  const t = s.slice(-OUTPUT_TAIL);
+  return t.slice(t.indexOf('\n') + 1);
+}
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const DEFAULT_PASS_OBJECT = join(repoRoot, 'bench', 'build', 'pass.bpf.o');
@@ -555,7 +567,7 @@ export class Topology {
     child.stdout?.setEncoding('utf8');
     child.stderr?.setEncoding('utf8');
     child.stdout?.on('data', (d: string) => {
-      stdout = (stdout + d).slice(-OUTPUT_TAIL);
+      stdout = tailLines(stdout + d);
       lineBuf += d;
       let nl: number;
       while ((nl = lineBuf.indexOf('\n')) >= 0) {
@@ -566,7 +578,7 @@ export class Topology {
       }
     });
     child.stderr?.on('data', (d: string) => {
-      stderr = (stderr + d).slice(-OUTPUT_TAIL);
+      stderr = tailLines(stderr + d);
     });
     const exited = new Promise<NsExit>((res) => {
       child.once('error', () => {

@@ -53,7 +53,7 @@ export interface ClientOptions {
   firstRequestId?: bigint;
 }
 
-export type ClientErrorCode = 'ETIMEDOUT' | 'ECLOSED';
+export type ClientErrorCode = 'ETIMEDOUT' | 'ECLOSED' | 'EUNAUTHORIZED';
 
 /** How many attempts of a request went to one sequencer. */
 export interface AttemptCount {
@@ -182,6 +182,11 @@ export class Client {
     return this.queue.length + (this.current ? 1 : 0);
   }
 
+  /** The last request id this client handed out (0 before the first). */
+  get lastRequestId(): bigint {
+    return this.nextRequestId - 1n;
+  }
+
   /** The request id in flight, if any. */
   get inFlight(): bigint | null {
     return this.current?.requestId ?? null;
@@ -232,6 +237,24 @@ export class Client {
     p.busy++;
     this.retryTimer.stop();
     this.busyTimer.start(Math.min(this.retryUs, 1000 * 2 ** Math.min(6, p.busy - 1)));
+  }
+
+  /**
+   * The sequencer refused a control op as not authenticated (ERROR
+   * UNAUTHORIZED from its XDP program: keyed group, no valid group-key MAC;
+   * no key, not sent from a member's address). Re-sending cannot help, so
+   * the op fails with EUNAUTHORIZED. Only a control op in flight: the
+   * kernel never answers a plain request so, and a forged ERROR must not
+   * fail one.
+   */
+  unauthorized(requestId: bigint): void {
+    const p = this.current;
+    if (!p || requestId !== p.requestId || !p.control) return;
+    this.finish(
+      new ClientError('EUNAUTHORIZED', `control op ${p.requestId} of client ${this.clientId} refused: not authenticated (a keyed group needs the group key, --group-key-file; without a key, send it from a replica host)`),
+      null,
+      null,
+    );
   }
 
   /**

@@ -23,9 +23,11 @@
 // sequencer (its old data path is gone). Messages of that newer session
 // are held here until the start is in the log.
 import type { ReplicaConfig } from './config.ts';
+import { decodeControlOp, removalApplies } from './control-op.ts';
 import type { EngineHost } from './intake.ts';
 import type { FlushMsg, SequencedMsg } from './messages.ts';
 import type { Reconfig } from './stream-epochs.ts';
+import type { Stream } from './stream.ts';
 import type { Scheduler, Timer } from './transport.ts';
 import { sessionCmp } from './view.ts';
 
@@ -66,17 +68,16 @@ export class HydraFailover {
 
   /** Leader: end (sid, session). A newer reason never weakens an older plan's start. */
   end(sid: number, session: number, why: RemovalReason): void {
-    if (session < 0) return;
     const p = this.plans.get(sid);
     if (p?.end === session) return this.kick();
     this.plans.set(sid, { sid, end: session, why, ...(p?.start !== undefined ? { start: p.start } : {}) });
     this.kick();
   }
 
-  /** The sequencer was heard from in the session it is suspected in: a silence, not a death. */
-  alive(sid: number, session: number): void {
+  /** The sequencer was heard from in the stream's session: a silence, not a death. */
+  alive(sid: number): void {
     const p = this.plans.get(sid);
-    if (p && p.why === 'silent' && p.end === session && p.start === undefined) this.plans.delete(sid);
+    if (p && p.why === 'silent' && p.start === undefined) this.plans.delete(sid);
   }
 
   /**
@@ -110,6 +111,23 @@ export class HydraFailover {
     this.next.delete(sid);
     this.held -= h.msgs.length;
     return h.session === session ? h.msgs : [];
+  }
+
+  /** A message of another session than the stream's: an older one is never merged; a newer one is a rejoin. */
+  otherSession(s: Stream, m: SequencedMsg | FlushMsg, stats: { wrongSession: number }): void {
+    if (sessionCmp(m.session, s.session) < 0) {
+      stats.wrongSession++;
+      return;
+    }
+    this.hold(s.sid, s.session, s.ended, m);
+  }
+
+  /** Leader: an operator's "remove" op, seen before it can merge (the stream it names may be what blocks it). */
+  controlSeen(m: SequencedMsg, stream: (sid: number) => Stream | undefined): void {
+    const op = decodeControlOp(m.op);
+    if (op?.kind !== 'remove' || !this.host.amLeader()) return;
+    const s = stream(op.sid);
+    if (s && !s.ended && removalApplies(op.session, Math.max(0, s.session))) this.end(s.sid, Math.max(0, s.session), 'op');
   }
 
   /** What the leader appends to the log its view change merged. */

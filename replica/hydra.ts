@@ -21,7 +21,7 @@
 // A follower told of a no-op for something it already merged re-merges its
 // unexecuted suffix (followers execute only the committed prefix).
 import type { ReplicaConfig } from './config.ts';
-import { decodeControlOp, removalApplies } from './control-op.ts';
+import { decodeControlOp } from './control-op.ts';
 import { HydraFailover } from './hydra-failover.ts';
 import * as gaps from './hydra-gaps.ts';
 import type { EngineHost, Intake, StreamDelivered } from './intake.ts';
@@ -193,8 +193,8 @@ export class Hydra implements Intake {
     const s = this.byId.get(m.sequencerId ?? 0);
     if (!s) return this.holdUnknown(m.sequencerId ?? 0, m);
     if (s.session < 0) s.session = m.session;
-    if (m.session !== s.session) return this.otherSession(s, m);
-    if (m.control) this.controlSeen(m);
+    if (m.session !== s.session) return this.failover.otherSession(s, m, this.stats);
+    if (m.control) this.failover.controlSeen(m, (sid) => this.byId.get(sid));
     if (s.final !== null && m.seq > s.final) {
       this.stats.afterEnd++;
       return;
@@ -236,7 +236,7 @@ export class Hydra implements Intake {
     const s = this.byId.get(m.sequencerId);
     if (!s) return this.holdUnknown(m.sequencerId, m);
     if (s.session < 0) s.session = m.session;
-    if (m.session !== s.session) return this.otherSession(s, m);
+    if (m.session !== s.session) return this.failover.otherSession(s, m, this.stats);
     this.heard(s);
     this.stats.flushes++;
     // An ended session's own FINAL comes too late: the replicas' end stands.
@@ -411,7 +411,7 @@ export class Hydra implements Intake {
 
   /** A message of the stream's session: it is alive (liveness starts over; a silence plan is dropped). */
   private heard(s: Stream): void {
-    if (s.live.suspected) this.failover.alive(s.sid, s.session);
+    if (s.live.suspected) this.failover.alive(s.sid);
     s.live.heard(this.scheduler.now());
   }
 
@@ -429,26 +429,10 @@ export class Hydra implements Intake {
       s.solicits++;
       this.host.transport.sendFlushSolicit?.({ type: 'FLUSH_SOLICIT', sequencerId: s.sid, replicaId: this.host.id, session: Math.max(0, s.session) });
     } else if (v === 'suspect' && this.host.amLeader() && !s.ended) {
-      this.failover.end(s.sid, s.session, 'silent');
+      // Never heard at all (its first message lost, or it died first): session 0, "none yet", ends it.
+      this.failover.end(s.sid, Math.max(0, s.session), 'silent');
     }
     this.armSolicit(s, now);
-  }
-
-  /** A message of another session than the stream's: an older one is never merged; a newer one is a rejoin. */
-  private otherSession(s: Stream, m: SequencedMsg | FlushMsg): void {
-    if (sessionCmp(m.session, s.session) < 0) {
-      this.stats.wrongSession++;
-      return;
-    }
-    this.failover.hold(s.sid, s.session, s.ended, m);
-  }
-
-  /** Leader: an operator's "remove" op, seen before it can merge (the stream it names may be what blocks it). */
-  private controlSeen(m: SequencedMsg): void {
-    const op = decodeControlOp(m.op);
-    if (op?.kind !== 'remove' || !this.host.amLeader()) return;
-    const s = this.byId.get(op.sid);
-    if (s && !s.ended && s.session >= 0 && removalApplies(op.session, s.session)) this.failover.end(s.sid, s.session, 'op');
   }
 
   // ---- drop recovery: the ladder's inputs (drop-recovery.ts) ------------------------
@@ -683,7 +667,12 @@ export class Hydra implements Intake {
   mergeViewChanges(msgs: readonly ViewChangeMsg[]): LogState {
     const st = mergeStreamViewChanges(msgs);
     // This leader's removals and rejoins go right after what the quorum holds.
-    return this.failover.pending ? appendReconfig(st, this.failover.plansFor()).state : st;
+    return this.failover.pending ? appendReconfig(st, this.failover.plansFor(), (last) => this.endSeq(last)).state : st;
+  }
+
+  /** The seq a removed stream's end takes: right after the last one the quorum's logs hold. */
+  protected endSeq(last: StreamPos): number {
+    return last.seq + 1;
   }
 
   /** Each stream's resolved prefix: the replica drops further copies of it (only a merged one is re-ACKed). */

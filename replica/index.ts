@@ -17,6 +17,7 @@ export { fnv1a32, sequencerForKey } from './key-hash.ts';
 export { configWith, DEAD_SEQUENCER_FLUSHES, DEFAULT_CONFIG, type ReplicaConfig } from './config.ts';
 export { ANY_SESSION, decodeControlOp, encodeControlOp, type ControlOp } from './control-op.ts';
 export { SequencerLiveness, type LivenessVerdict } from './sequencer-liveness.ts';
+export { hydraMetrics, type HydraMetrics, type SequencerMetrics } from './hydra-metrics.ts';
 export type * from './messages.ts';
 export { Replica, type ReplicaOptions, type ReplicaStatus } from './replica.ts';
 export { Timer, type ClientTransport, type ReplicaTransport, type Scheduler, type TimerHandle } from './transport.ts';

@@ -102,7 +102,8 @@ export function mergeStreamViewChanges(msgs: readonly ViewChangeMsg[]): LogState
       let u = bySession.get(src.session);
       if (!u) bySession.set(src.session, (u = new Map()));
       const had = u.get(src.seq);
-      if (!had || (e.noop && !had.noop)) u.set(src.seq, e);
+      // A no-op wins; a logged copy of it over a held one (keyOf below).
+      if (!had || (e.noop && (!had.noop || (had.slot === 0 && e.slot > 0)))) u.set(src.seq, e);
     }
   }
   // Each stream: contiguous from its cursor, through an end (nothing of
@@ -144,7 +145,15 @@ export function mergeStreamViewChanges(msgs: readonly ViewChangeMsg[]): LogState
   const keyOf = (s: (typeof streams)[number]): number => {
     const e = s.items[s.i]!;
     const k = Math.max(e.src!.raw, s.eff);
-    return e.noop && (k < lastClock || (k === lastClock && s.sid < lastSid)) ? lastClock + 1 : k;
+    if (!e.noop) return k;
+    if (k < lastClock || (k === lastClock && s.sid < lastSid)) return lastClock + 1;
+    // A no-op no log of the quorum holds (only a VIEW_CHANGE's held
+    // decisions): never committed anywhere, and its clock (the deciding
+    // leader's frontier) may be above what other streams have resolved, so
+    // here it would claim they can send nothing below it. Decided again
+    // right after the log's end, like one that sorted below it.
+    if (e.slot === 0 && k > lastClock) return Math.max(s.eff, s.sid > lastSid ? lastClock : lastClock + 1);
+    return k;
   };
   for (;;) {
     let best: (typeof streams)[number] | null = null;
@@ -163,7 +172,7 @@ export function mergeStreamViewChanges(msgs: readonly ViewChangeMsg[]): LogState
     lastClock = bc;
     lastSid = best.sid;
     const slot = checkpoint.slot + entries.length + 1;
-    entries.push({ ...e, slot, session, seq: slot, src: { ...e.src!, clock: bc, raw: e.noop ? Math.max(e.src!.raw, bc) : e.src!.raw } });
+    entries.push({ ...e, slot, session, seq: slot, src: { ...e.src!, clock: bc, raw: e.noop ? bc : e.src!.raw } });
     if (e.control && !e.noop) {
       const added = byId.get(decodeAddSid(e.op));
       if (added?.gated) {

@@ -58,7 +58,12 @@ function endClock(st: LogState): number {
  * that no longer applies (the session ended already, or is not the one the
  * log holds) adds nothing: a stale removal never ends a rejoined stream.
  */
-export function appendReconfig(st: LogState, plans: Iterable<Reconfig>): { state: LogState; ended: StreamPos[]; started: StreamPos[] } {
+export function appendReconfig(
+  st: LogState,
+  plans: Iterable<Reconfig>,
+  /** Where the end goes, after the stream's last merged position (a seam for the simulation's mutants). */
+  endAt: (last: StreamPos) => number = (last) => last.seq + 1,
+): { state: LogState; ended: StreamPos[]; started: StreamPos[] } {
   const pos = positionsOf(st);
   const entries = [...st.entries];
   let clock = endClock(st);
@@ -75,10 +80,10 @@ export function appendReconfig(st: LogState, plans: Iterable<Reconfig>): { state
   for (const p of plans) {
     let at = pos.get(p.sid);
     // Nothing of it merged yet (or only its "add" floor): it ends before seq 1.
-    if (p.end !== undefined && (!at || (at.session < 0 && at.seq === 0))) at = { sid: p.sid, session: p.end, seq: 0, clock: at?.clock ?? -Infinity, raw: -Infinity };
+    if (p.end !== undefined && (!at || (at.session <= 0 && at.seq === 0))) at = { sid: p.sid, session: p.end, seq: 0, clock: at?.clock ?? -Infinity, raw: -Infinity };
     if (p.end !== undefined && at && at.session === p.end && !at.end) {
       const c = clockAbove(Math.max(clock, at.clock));
-      push({ sid: p.sid, session: p.end, seq: at.seq + 1, clock: c, raw: c, end: true });
+      push({ sid: p.sid, session: p.end, seq: endAt(at), clock: c, raw: c, end: true });
       ended.push(pos.get(p.sid)!);
       at = pos.get(p.sid);
     }

@@ -15,7 +15,7 @@ import { GroupKeys } from '../agent/keys.ts';
 import { RepairService } from '../agent/repair.ts';
 import { Retransmitter } from '../agent/retransmit.ts';
 import { SlotWindow } from '../agent/window.ts';
-import { checkMac, groupKey, seal } from '../bpf/mac.ts';
+import { checkMac, clientKeyOf, groupKey, seal } from '../bpf/mac.ts';
 import type { GroupConfig } from '../bpf/maps.ts';
 import { encodeRepairRequest } from '../bpf/repair.ts';
 import { Sequencer } from '../bpf/sequencer.ts';
@@ -114,12 +114,12 @@ describePrivileged('a keyed group on the agent side (real sequencer program, UDP
 
   it('the kernel stamps with the key from the file', () => {
     expect(seq.hasKey(GROUP_ID)).toBe(true);
-    const r = seq.program.testRun({ data: requestFrame(1n) });
+    const r = seq.program.testRun({ data: requestFrame(1n, GROUP_ID, clientKeyOf(key)) });
     expect(checkMac(parseFrame(r.data).payload, key)).toBe('ok');
   });
 
   it('re-sends are sealed with the key, RETRANSMIT in the MAC', async () => {
-    const n = stamp(seq, 1n);
+    const n = stamp(seq, 1n, GROUP_ID, clientKeyOf(key));
     ack(seq, group, n, [0]); // ACKs without a MAC: dropped, nobody acked
     expect(seq.counters().drop_bad_mac).toBeGreaterThan(0n);
     const rt = new Retransmitter(seq, window, out, { groups: [GROUP_ID], rtoMs: 1, retries: 3, now: () => seq.slot(GROUP_ID, n)!.stampNs + 10_000_000n, log: silent, keys });
@@ -144,7 +144,7 @@ describePrivileged('a keyed group on the agent side (real sequencer program, UDP
   const request = (rid: number) => encodeRepairRequest({ groupId: GROUP_ID, session: SESSION, replicaId: rid, first: 1n, count: 2 });
 
   it('a sealed repair request is answered, every answer sealed', async () => {
-    stamp(seq, 1n);
+    stamp(seq, 1n, GROUP_ID, clientKeyOf(key));
     const got = await ask(0, seal(request(0), key), (g) => g.some((m) => readHeader(m).type === MsgType.REPAIR_REPLY));
     expect(got.map((m) => readHeader(m).type)).toEqual([MsgType.SEQUENCED, MsgType.REPAIR_REPLY]);
     for (const m of got) expect(checkMac(m, key)).toBe('ok');
@@ -160,7 +160,7 @@ describePrivileged('a keyed group on the agent side (real sequencer program, UDP
       return b;
     }],
   ])('a repair request with %s gets nothing back, not even an ERROR, and is counted', async (_name, make) => {
-    stamp(seq, 1n);
+    stamp(seq, 1n, GROUP_ID, clientKeyOf(key));
     const before = repair.counters();
     expect(await ask(0, make(), () => repair.counters().unauthenticated > before.unauthenticated)).toEqual([]);
     expect(repair.counters().unauthenticated - before.unauthenticated).toBe(1);
@@ -174,12 +174,12 @@ describePrivileged('a keyed group on the agent side (real sequencer program, UDP
     writeFileSync(file, KEY_HEX);
     expect(k.reload()).toEqual({ reloaded: [GROUP_ID], failed: [] });
     expect(k.key(GROUP_ID)!.bytes).toEqual(key.bytes);
-    expect(checkMac(parseFrame(seq.program.testRun({ data: requestFrame(2n) }).data).payload, key)).toBe('ok');
+    expect(checkMac(parseFrame(seq.program.testRun({ data: requestFrame(2n, GROUP_ID, clientKeyOf(key)) }).data).payload, key)).toBe('ok');
     chmodSync(file, 0o644);
     expect(k.reload()).toEqual({ reloaded: [], failed: [GROUP_ID] });
     expect(log.lines.some((l) => l.level === 'error' && l.obj['code'] === 'EKEY_PERMISSIONS')).toBe(true);
     expect(k.key(GROUP_ID)!.bytes).toEqual(key.bytes);
-    expect(checkMac(parseFrame(seq.program.testRun({ data: requestFrame(3n) }).data).payload, key)).toBe('ok');
+    expect(checkMac(parseFrame(seq.program.testRun({ data: requestFrame(3n, GROUP_ID, clientKeyOf(key)) }).data).payload, key)).toBe('ok');
   });
 
   it('a group without a key file: a warning at start naming it, and the kernel stamps no MAC', () => {

@@ -1,13 +1,14 @@
 // xseq-agent's command line: help that tells the truth, and one clear line
 // with a stable code for every mistake.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseRunArgs, runConfig, UsageError } from '../agent/args.ts';
 import { ConfigError } from '../agent/config.ts';
 import { groupConfig } from '../agent/groups.ts';
+import { clientKeyOf, groupKey } from '../bpf/mac.ts';
 import { emptyHeader, encodeMessage, Flags, MsgType } from '../bpf/wire.ts';
 import { Topology } from '../netns/topology.ts';
 import { agentSandbox, type AgentSandbox } from './helpers/agent-sandbox.ts';
@@ -54,6 +55,26 @@ describe('xseq-agent command line', () => {
     const detach = agent('detach', '--help');
     expect(detach.code).toBe(0);
     for (const flag of ['--iface', '--force', '--config', '--bpffs', '--state-dir']) expect(detach.out).toContain(flag);
+  });
+
+  it('client-key prints the client key of a group key file (what clients seal REQUESTs with); without --key-file, or with a loose file, exit 2', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'xseq-client-key-'));
+    try {
+      const file = join(dir, 'g.key');
+      writeFileSync(file, '00112233445566778899aabbccddeeff\n', { mode: 0o600 });
+      const r = agent('client-key', '--key-file', file);
+      expect(r.code, r.err).toBe(0);
+      expect(r.out.trim()).toBe(Buffer.from(clientKeyOf(groupKey(Buffer.from('00112233445566778899aabbccddeeff', 'hex'))).bytes).toString('hex'));
+      expect(r.out.trim()).not.toBe('00112233445566778899aabbccddeeff');
+      expect(agent('client-key').code).toBe(2);
+      chmodSync(file, 0o644);
+      const loose = agent('client-key', '--key-file', file);
+      expect(loose.code).toBe(2);
+      expect(loose.err).toContain('EKEY_PERMISSIONS');
+      expect(agent('client-key', '--help').out).toContain('--key-file');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('no command prints the usage and exits 2', () => {

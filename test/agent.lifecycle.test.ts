@@ -18,7 +18,7 @@ const TSX = join(root, 'node_modules', '.bin', 'tsx');
 const BIN = join(root, 'agent', 'bin', 'xseq-agent.js');
 const GROUP = '239.7.7.1';
 const PORT = 7500;
-const PIN_SET = 'link xseq_groups xseq_group_seq xseq_counters xseq_events xseq_slots xseq_quorum_hist xseq_released xseq_weights xseq_mac_keys xseq_nv_seqs xseq_nv_names xseq_nv_stats xseq_nv_counters rodata';
+const PIN_SET = 'link xseq_groups xseq_group_seq xseq_counters xseq_events xseq_slots xseq_quorum_hist xseq_released xseq_weights xseq_mac_keys xseq_client_sources xseq_solicit_last xseq_nv_seqs xseq_nv_names xseq_nv_stats xseq_nv_counters rodata';
 
 interface Ready {
   dataPath: 'created' | 'adopted';
@@ -257,7 +257,7 @@ describePrivileged('xseq-agent lifecycle: pinned data path, sessions, status and
     expect(exit.code).toBe(3);
     const err = refused.output().stderr;
     expect(err).toMatch(/^xseq-agent: EPIN_STALE: the pinned data path of xq0 is not usable:\n {2}- the pinned link \(id \d+\) is attached to no interface: xq0 was deleted or re-created/);
-    expect(err).toContain(`(found in ${dir}: xseq_groups (map), xseq_group_seq (map), xseq_counters (map), xseq_events (map), xseq_slots (map), xseq_quorum_hist (map), xseq_released (map), xseq_weights (map), xseq_mac_keys (map), xseq_nv_seqs (map), xseq_nv_names (map), xseq_nv_stats (map), xseq_nv_counters (map), rodata (map), link (link))`);
+    expect(err).toContain(`(found in ${dir}: xseq_groups (map), xseq_group_seq (map), xseq_counters (map), xseq_events (map), xseq_slots (map), xseq_quorum_hist (map), xseq_released (map), xseq_weights (map), xseq_mac_keys (map), xseq_client_sources (map), xseq_solicit_last (map), xseq_nv_seqs (map), xseq_nv_names (map), xseq_nv_stats (map), xseq_nv_counters (map), rodata (map), link (link))`);
     expect(err).toContain(`Remove it with \`${detachCmd}\` and start again`);
     expect(err).toMatch(/or re-create it in one step with `xseq-agent run --iface xq0 .*--replace`/);
     expect(readdirSync(dir)).toHaveLength(PIN_SET.split(' ').length); // refusing touched nothing

@@ -219,6 +219,19 @@ describePrivileged('agent retransmission (mmap window, UDP on loopback)', () => 
     expect(rt.rtoMs()).toBe(RTO_MS);
   });
 
+  it('adaptive RTO: re-sends the member answers with a duplicate ACK were spurious, so their seqs do give samples', async () => {
+    adaptive();
+    const slow = Array.from({ length: 8 }, (_, k) => stamp(seq, 80n + BigInt(k)));
+    const t0 = stampOf(slow[7]!);
+    for (const n of slow) ack(seq, group, n, [0, 1]);
+    expect(await tickAt(t0 + BigInt(RTO_MS) * MS)).toBe(8); // to member 2, which is only slow
+    for (const n of slow) ack(seq, group, n, [2, 2]); // the original's ACK, then the copy's: a duplicate
+    await tickAt(t0 + 130n * MS);
+    // Every re-send drew a duplicate: all eight count, at about (20 + 130) / 2 = 75 ms.
+    expect(rt.rtoMs()).toBeGreaterThan(75);
+    expect(rt.rtoMs()).toBeLessThan(120);
+  });
+
   it('a burst of due seqs is spread over ticks by maxSendsPerTick, oldest first', async () => {
     rt = new Retransmitter(seq, window, out, { groups: [GROUP_ID], rtoMs: RTO_MS, retries: 5, maxSendsPerTick: 7, now: () => pinned ?? taiNowNs(), log });
     const seqs = Array.from({ length: 10 }, (_, i) => stamp(seq, BigInt(200 + i)));

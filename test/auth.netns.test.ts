@@ -5,8 +5,10 @@
 // sequencer's and the members' source addresses: SEQUENCED with the largest
 // session (multicast, and unicast at each replica's group port in the live
 // session far ahead of its seqs), SEQUENCED with a made-up MAC, FLUSH, ACKs
-// from a member's ACK address, and repair requests from a member's address.
-// Frames leave the stranger from an AF_PACKET socket (bench/build/pktgen),
+// from a member's ACK address, repair requests from a member's address, and
+// REQUESTs that speak for a client id without the client key (no MAC, a
+// made-up one) and a control op without the group key; the clients hold
+// the client key only. Frames leave the stranger from an AF_PACKET socket (bench/build/pktgen),
 // so the source addresses are whatever it writes.
 //
 // Checks: no replica changes view or session, nothing of the stranger is
@@ -20,6 +22,7 @@ import { afterAll, expect, it } from 'vitest';
 import { BENCH_BUILD_PKTGEN } from './helpers/stranger.ts';
 import type { LoadSummary } from '../examples/kv/load.ts';
 import { ACK_PORT, GROUP, REPAIR_PORT, SEQ_PORT } from '../examples/kv/netns-cluster.ts';
+import { clientKeyOf, groupKey } from '../bpf/mac.ts';
 import { encodeRepairRequest } from '../bpf/repair.ts';
 import { emptyHeader, encodeMessage, Flags, MsgType, type XseqHeader } from '../bpf/wire.ts';
 import type { NsProcess, Topology } from '../netns/topology.ts';
@@ -85,6 +88,16 @@ function forgeries(t: Topology, stranger: string, session: number): { name: stri
   const member0 = t.receivers[0]!;
   const ack = encodeMessage(h({ type: MsgType.ACK, flags: Flags.RESULT, replicaId: 0, session, view: 0x7fffffff, seq: 1n }), MARK);
   out.push({ name: "ACK from member 0's ACK address", frame: buildFrame({ srcMac: me, dstMac: t.mac('seq'), srcIp: t.ip(member0), dstIp: seqIp, srcPort: ACK_PORT, dstPort: SEQ_PORT, payload: ack, udpChecksum: false }), count: 1500 });
+  // Speaking for a client id without the client key: a REQUEST with no
+  // MAC, one with a made-up MAC (request id far ahead: a client-table
+  // poisoning), and a control op (add sequencer 7) without the group key.
+  const toSeq = (payload: Buffer) => buildFrame({ srcMac: me, dstMac: t.mac('seq'), srcIp: t.ip(stranger), dstIp: seqIp, srcPort: 40777, dstPort: SEQ_PORT, payload, udpChecksum: false });
+  const req = encodeMessage(h({ type: MsgType.REQUEST, requestId: 1n << 40n }), MARK);
+  const reqMac = Buffer.concat([req, Buffer.alloc(8, 0x5a)]);
+  reqMac.writeUInt16BE(Flags.MAC, 6);
+  out.push({ name: 'REQUEST without a MAC', frame: toSeq(req), count: 500 });
+  out.push({ name: 'REQUEST with a made-up MAC', frame: toSeq(reqMac), count: 500 });
+  out.push({ name: 'control op without the group key', frame: toSeq(encodeMessage(h({ type: MsgType.REQUEST, flags: Flags.CONTROL, requestId: 2n }), Buffer.from([0x48, 1, 0, 7]))), count: 200 });
   const rep = encodeRepairRequest({ groupId: GROUP.id, session, replicaId: 1, first: 1n, count: 128 });
   out.push({ name: "REPAIR_REQUEST from member 1's address", frame: buildFrame({ srcMac: me, dstMac: t.mac('seq'), srcIp: t.ip(t.receivers[1]!), dstIp: seqIp, srcPort: 40999, dstPort: REPAIR_PORT, payload: rep, udpChecksum: false }), count: 1000 });
   return out;
@@ -98,6 +111,10 @@ describePrivileged('a keyed group: a stranger forging sequencer and member traff
     const keyFile = join(keyDir, 'group1.key');
     writeFileSync(keyFile, '3f1a9c0b7e5d2a4c6b8e0f1d3c5a7b9e\n');
     chmodSync(keyFile, 0o600);
+    // What clients hold: the client key (xseq-agent client-key), not the group key.
+    const clientKeyFile = join(keyDir, 'group1.client.key');
+    writeFileSync(clientKeyFile, Buffer.from(clientKeyOf(groupKey(Buffer.from('3f1a9c0b7e5d2a4c6b8e0f1d3c5a7b9e', 'hex'))).bytes).toString('hex') + '\n');
+    chmodSync(clientKeyFile, 0o600);
     const t = await kv.topology({ receivers: 3, clients: 2, mode: 'native' });
     const stranger = t.clients[1]!;
     const c = kv.cluster(t, {
@@ -111,7 +128,7 @@ describePrivileged('a keyed group: a stranger forging sequencer and member traff
     for (const p of replicas) expect(lastJson(p, 'auth')).toMatchObject({ keyFile });
 
     const loadMs = 25_000;
-    const load = c.spawnCli('cli', ['load', '--duration-ms', String(loadMs), '--clients', '4', '--rate', '400', '--keys', '32', '--retry-ms', '300', '--timeout-ms', '20000', '--tag', 'cli']);
+    const load = c.spawnCli('cli', ['load', '--duration-ms', String(loadMs), '--clients', '4', '--rate', '400', '--keys', '32', '--retry-ms', '300', '--timeout-ms', '20000', '--tag', 'cli', '--client-key-file', clientKeyFile]);
     await until('every replica normal in the agent\'s session', () => replicas.every((p) => statusLines(p).at(-1)?.status === 'normal' && statusLines(p).at(-1)?.view.session === agent.session), 20_000);
     await sleep(2000);
     const before = replicas.map((p) => statusLines(p).length);
@@ -157,7 +174,7 @@ describePrivileged('a keyed group: a stranger forging sequencer and member traff
     }
     const keysFile = join(c.dir, 'keys.txt');
     writeFileSync(keysFile, [...expected.keys()].join('\n') + '\n');
-    const read = c.cli('cli', ['read', '--keys-file', keysFile, '--clients', '8', '--timeout-ms', '20000']);
+    const read = c.cli('cli', ['read', '--keys-file', keysFile, '--clients', '8', '--timeout-ms', '20000', '--client-key-file', clientKeyFile]);
     expect(read.status, read.stderr).toBe(0);
     const got = JSON.parse(read.stdout) as { values: Record<string, string | null>; failed: unknown[] };
     expect(got.failed).toEqual([]);
@@ -183,15 +200,19 @@ describePrivileged('a keyed group: a stranger forging sequencer and member traff
       kernel: (s['xdp'] as { kernel?: { drop_bad_mac?: number } } | undefined)?.kernel?.drop_bad_mac,
     }));
     console.log(`[auth] replicas refused: ${JSON.stringify(refused)}`);
-    const each = sent.filter((f) => !f.name.includes('unicast') && !f.name.startsWith('ACK') && !f.name.startsWith('REPAIR')).reduce((a, f) => a + f.count, 0) + (sent.find((f) => f.name.includes('unicast'))?.count ?? 0);
+    const each = sent.filter((f) => !f.name.includes('unicast') && !f.name.startsWith('ACK') && !f.name.startsWith('REPAIR') && !f.name.startsWith('REQUEST') && !f.name.startsWith('control')).reduce((a, f) => a + f.count, 0) + (sent.find((f) => f.name.includes('unicast'))?.count ?? 0);
     for (const r of refused) expect(r).toEqual(xdp ? { user: 0, kernel: each } : { user: each, kernel: undefined });
     const stopped = await c.stopAgent('SIGTERM');
     const k = (stopped?.['counters'] ?? {}) as Record<string, string>;
     const repair = (stopped?.['repair'] ?? {}) as { unauthenticated?: number; resent?: number };
-    console.log(`[auth] agent: ${JSON.stringify({ drop_bad_mac: k['drop_bad_mac'], reply: k['reply'], sequenced: k['sequenced'], repairUnauthenticated: repair.unauthenticated, repairResent: repair.resent })}`);
+    console.log(`[auth] agent: ${JSON.stringify({ drop_bad_mac: k['drop_bad_mac'], drop_client_mac: k['drop_client_mac'], control_refused: k['control_refused'], reply: k['reply'], sequenced: k['sequenced'], repairUnauthenticated: repair.unauthenticated, repairResent: repair.resent })}`);
     expect(Number(k['drop_ack_stranger'])).toBe(0); // the source address was right: only the MAC told
     if (baseline) return;
     expect(Number(k['drop_bad_mac'])).toBe(sent.find((f) => f.name.startsWith('ACK'))!.count);
     expect(repair.unauthenticated).toBe(sent.find((f) => f.name.startsWith('REPAIR'))!.count);
+    // Nobody without the client key spoke for a client id, nobody without
+    // the group key sent a control op: refused at the sequencer, counted.
+    expect(Number(k['drop_client_mac'])).toBe(sent.filter((f) => f.name.startsWith('REQUEST')).reduce((a, f) => a + f.count, 0));
+    expect(Number(k['control_refused'])).toBe(sent.find((f) => f.name.startsWith('control'))!.count);
   }, 240_000);
 });

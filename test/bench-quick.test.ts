@@ -97,6 +97,11 @@ describePrivileged('bench rows, --quick', () => {
     checkRows(await runF1({ quick: true, log }), ['F1', 'F1-detect', 'F1-agree', 'F1-dip']);
   });
 
+  it('F2', { timeout: 4 * MIN }, async () => {
+    const { runF2 } = await import('../bench/f2.ts');
+    checkRows(await runF2({ quick: true, log }), ['F2', 'F2-detect', 'F2-agree', 'F2-dip']);
+  });
+
   it('P6', { timeout: 6 * MIN }, async () => {
     const { runP6 } = await import('../bench/p6.ts');
     checkRows(await runP6({ quick: true, log }), ['P6', 'P6-p50', 'P6-ops']);

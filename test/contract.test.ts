@@ -25,6 +25,7 @@ interface Dump {
   member: { size: number; fields: Fields };
   slot: { size: number; fields: Fields };
   mac_key: { size: number; fields: Fields; map: string; rx_map: string };
+  client_source: { size: number; fields: Fields; map: string; entries: number; solicit_map: string; solicit_gap_ns: number };
   weights: { size: number; fields: Fields };
   repair_req: { size: number; fields: Fields };
   weights_report: { size: number; fields: Fields };
@@ -209,7 +210,7 @@ describe('bpf/xseq.h and the TypeScript codec agree', () => {
 
   it('struct xseq_mac_key: k0 and k1 are the key halves read little-endian, host order; the map names', () => {
     expect(c.mac_key.size).toBe(mac.MAC_KEY_SIZE);
-    expect(c.mac_key.fields).toEqual({ k0: [0, 8], k1: [8, 8], flags: [16, 4] });
+    expect(c.mac_key.fields).toEqual({ k0: [0, 8], k1: [8, 8], flags: [16, 4], c0: [24, 8], c1: [32, 8] });
     expect(c.mac_key.map).toBe(maps.MapName.MAC_KEYS);
     expect(c.mac_key.rx_map).toBe(rx.RxMapName.MAC_KEYS);
     const key = mac.groupKey(Uint8Array.from({ length: 16 }, (_, i) => i));
@@ -220,6 +221,19 @@ describe('bpf/xseq.h and the TypeScript codec agree', () => {
     expect(at('k1')).toBe('08090a0b0c0d0e0f');
     expect(at('flags')).toBe('01000000');
     expect(Buffer.from(mac.encodeMacKey(null)).toString('hex')).toBe('00'.repeat(mac.MAC_KEY_SIZE));
+    // c0, c1: the client key derived from the group key, in the same form.
+    const ck = Buffer.from(mac.clientKeyOf(key).bytes).toString('hex');
+    expect(at('c0') + at('c1')).toBe(ck);
+    expect(ck).not.toBe(Buffer.from(key.bytes).toString('hex'));
+  });
+
+  it('struct xseq_client_source, the client-id binding map and the solicit gap', () => {
+    expect(c.client_source.size).toBe(maps.CLIENT_SOURCE_SIZE);
+    expect(c.client_source.fields).toEqual({ addr: [0, 4], port: [4, 2], pad: [6, 2] });
+    expect(c.client_source.map).toBe(maps.MapName.CLIENT_SOURCES);
+    expect(c.client_source.entries).toBe(maps.XSEQ_CLIENT_SOURCES);
+    expect(c.client_source.solicit_map).toBe(maps.MapName.SOLICIT_LAST);
+    expect(c.client_source.solicit_gap_ns).toBe(maps.XSEQ_SOLICIT_GAP_NS);
   });
 
   it('struct xseq_weights: version and one weight byte per replica id, at their C offsets', () => {
@@ -266,6 +280,7 @@ describe('bpf/xseq.h and the TypeScript codec agree', () => {
     expect(hex('flags')).toBe('01000000');
     expect(hex('window_slots')).toBe('00040000');
     expect(hex('max_result')).toBe('c8000000');
+    expect(hex('solicit_gap_ns')).toBe('50c30000'); // 50,000 ns: XSEQ_SOLICIT_GAP_NS by default
 
     expect(c.drop_event.size).toBe(maps.DROP_EVENT_SIZE);
     const ev = new Uint8Array(maps.DROP_EVENT_SIZE);

@@ -276,7 +276,7 @@ describe('Prometheus and Grafana', () => {
     c.sequenced = 5n;
     const text = await createMetricsRegistry({
       sequencerId: 1,
-      groups: () => [{ id: 1, session: 1, lastSeq: 5n, windowOccupancy: 2, windowCapacity: 1024, retransmitBacklog: 1, weights: [1, 1, 1], weightsVersion: 1 }],
+      groups: () => [{ id: 1, session: 1, lastSeq: 5n, windowOccupancy: 2, windowCapacity: 1024, retransmitBacklog: 1, weights: [1, 1, 1], weightsVersion: 1, weightChanges: { ledgerVersion: 2, applied: 1, refused: 1, switches: 1 } }],
       kernelCounters: () => c,
       quorumHistogram: () => ({ buckets: Array.from({ length: XSEQ_HIST_BUCKETS }, () => 1n), sumNs: 1000n }),
       retransmitCounters: () => ({ retransmissions: 1 }),

@@ -56,8 +56,13 @@ describePrivileged('Hydra: adding a sequencer to a running KV group, then draini
     // 1. Members 0 and 1 only; the add op goes in while this load runs.
     const phase1 = [load('cli', [0, 1], 'a1'), load('cli2', [0, 1], 'a2')];
     await sleep(LOAD_MS / 2);
-    // The CLI is given all three and must leave 2 out by itself.
-    const add = c.cli('cli', ['add-sequencer', '--id', '2', '--retry-ms', '300', '--timeout-ms', '20000'], 60_000);
+    // The CLI is given all three and must leave 2 out by itself. Without a
+    // key a control op counts only from a member's address: it runs on a
+    // replica host (a client host's is refused, below).
+    const refused = c.cli('cli', ['add-sequencer', '--id', '2', '--retry-ms', '300', '--timeout-ms', '5000'], 60_000);
+    expect(refused.status, refused.stderr).not.toBe(0);
+    expect(refused.stderr).toContain('EUNAUTHORIZED');
+    const add = c.cli('r1', ['add-sequencer', '--id', '2', '--retry-ms', '300', '--timeout-ms', '20000'], 60_000);
     expect(add.status, add.stderr).toBe(0);
     const added = JSON.parse(add.stdout) as { ok: boolean; sequencer: number; seq: number; attempts: Record<string, number> };
     console.log(`[hydra add] ${add.stdout.trim()}`);
@@ -68,7 +73,7 @@ describePrivileged('Hydra: adding a sequencer to a running KV group, then draini
     // 2. Spread over all three.
     sums.push(...(await finish([load('cli', [0, 1, 2], 'b1', OPS), load('cli2', [0, 1, 2], 'b2', OPS)], 20)));
     // Adding it again is harmless.
-    const again = c.cli('cli2', ['add-sequencer', '--id', '2', '--timeout-ms', '20000'], 60_000);
+    const again = c.cli('r2', ['add-sequencer', '--id', '2', '--timeout-ms', '20000'], 60_000);
     expect(again.status, again.stderr).toBe(0);
 
     // 3. Removal: agent 2 drains (FINAL flushes), then its data path goes away.

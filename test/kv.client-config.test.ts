@@ -5,10 +5,11 @@
 // attempts. Every child process has a timeout.
 import { execFile } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { clientKeyOf, groupKey } from '../bpf/mac.ts';
 import { decodeMessage } from '../bpf/wire.ts';
 import { KvClient } from '../examples/kv/client.ts';
 import { clientConfig, mergeClientFlags, parseSequencer, readClientConfigFile } from '../examples/kv/client-config.ts';
@@ -33,6 +34,29 @@ describe('KV client configuration', () => {
     expect(() => parseSequencer('1:seq.example:7400')).toThrow(/is not IPV4:PORT/);
   });
 
+  it('keys: clientKeyFile gives the client key; groupKeyFile gives the group key and its client key; not both; a loose file names its code', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'xseq-kv-keys-'));
+    try {
+      const g = join(dir, 'g.key');
+      const ck = join(dir, 'c.key');
+      const hex = '0f1e2d3c4b5a69788796a5b4c3d2e1f0';
+      const derived = clientKeyOf(groupKey(Buffer.from(hex, 'hex')));
+      writeFileSync(g, hex, { mode: 0o600 });
+      writeFileSync(ck, Buffer.from(derived.bytes).toString('hex'), { mode: 0o600 });
+      const base = { sequencer: '10.0.0.2' };
+      expect(clientConfig({ ...base, clientKeyFile: ck })).toMatchObject({ clientKey: { bytes: derived.bytes }, groupKey: null });
+      const op = clientConfig({ ...base, groupKeyFile: g });
+      expect(op.clientKey?.bytes).toEqual(derived.bytes);
+      expect(Buffer.from(op.groupKey!.bytes).toString('hex')).toBe(hex);
+      expect(() => clientConfig({ ...base, clientKeyFile: ck, groupKeyFile: g })).toThrow(/not both/);
+      expect(() => clientConfig({ ...base, clientKeyFile: 'c.key' })).toThrow(/clientKeyFile: not an absolute path/);
+      chmodSync(ck, 0o644);
+      expect(() => clientConfig({ ...base, clientKeyFile: ck })).toThrow(/EKEY_PERMISSIONS/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('the example file is valid', () => {
     expect(clientConfig(readClientConfigFile(EXAMPLE))).toEqual({
       groupId: 1,
@@ -47,6 +71,8 @@ describe('KV client configuration', () => {
       bind: null,
       directAcks: false,
       replicas: 0,
+      clientKey: null,
+      groupKey: null,
     });
   });
 

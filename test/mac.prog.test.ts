@@ -5,7 +5,7 @@
 // replica program drops a keyed group's SEQUENCED and FLUSH whose MAC is
 // wrong, missing or cut. Every refusal is counted.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { checkMac, groupKey, seal } from '../bpf/mac.ts';
+import { checkMac, clientKeyOf, groupKey, seal } from '../bpf/mac.ts';
 import { COUNTER_NAMES, type Counters, type GroupConfig } from '../bpf/maps.ts';
 import { RX_COUNTER_NAMES, type RxCounters } from '../bpf/replica-maps.ts';
 import { Sequencer } from '../bpf/sequencer.ts';
@@ -32,8 +32,12 @@ const OTHER_KEY = groupKey(Uint8Array.from({ length: 16 }, (_, i) => 0xa0 + i + 
 const AGG: GroupConfig = { mcastAddr: '239.7.7.1', mcastPort: 7500, sequencerId: 3, session: 41, enabled: true, members: MEMBERS };
 const PLAIN: GroupConfig = { mcastAddr: '239.7.7.2', mcastPort: 7500, sequencerId: 3, session: 41, enabled: true };
 
+const CLIENT_KEY = clientKeyOf(KEY);
+
+/** A client's REQUEST; groups 1 and 2 are keyed, so it is sealed with their client key. */
 function requestFrame(group: number, requestId: bigint, payload: Buffer, flags = 0): Buffer {
-  const msg = encodeMessage({ ...emptyHeader(), type: MsgType.REQUEST, flags, groupId: group, clientId: 77n, requestId }, payload);
+  const plain = encodeMessage({ ...emptyHeader(), type: MsgType.REQUEST, flags, groupId: group, clientId: 77n, requestId }, payload);
+  const msg = group === 3 ? plain : seal(plain, CLIENT_KEY);
   return buildFrame({ srcMac: CLIENT.mac, dstMac: SEQ_MAC, srcIp: CLIENT.ip, dstIp: SEQ_IP, srcPort: CLIENT.port, dstPort: 7400, payload: msg });
 }
 
@@ -116,15 +120,11 @@ describePrivileged('the MAC in sequencer.bpf.o under BPF_PROG_TEST_RUN', () => {
     expect(f.udpCheck).not.toBe(0);
   });
 
-  it('a REQUEST that carries a MAC flag (clients hold no key) is dropped and counted, keyed group or not', () => {
-    for (const g of [1, 3]) {
-      const req = encodeMessage({ ...emptyHeader(), type: MsgType.REQUEST, groupId: g, clientId: 1n, requestId: 1n }, Buffer.from('x'));
-      const sealed = seal(req, KEY);
-      const f = buildFrame({ srcMac: CLIENT.mac, dstMac: SEQ_MAC, srcIp: CLIENT.ip, dstIp: SEQ_IP, srcPort: CLIENT.port, dstPort: 7400, payload: sealed });
-      expect(run(f).retval).toBe(XDP_DROP);
-    }
-    expect(delta()).toMatchObject({ drop_bad_mac: 2 });
-    expect(delta()['sequenced']).toBeUndefined();
+  it('a REQUEST that carries a MAC flag in a group without a key (nobody holds one) is dropped and counted', () => {
+    const req = encodeMessage({ ...emptyHeader(), type: MsgType.REQUEST, groupId: 3, clientId: 1n, requestId: 1n }, Buffer.from('x'));
+    const f = buildFrame({ srcMac: CLIENT.mac, dstMac: SEQ_MAC, srcIp: CLIENT.ip, dstIp: SEQ_IP, srcPort: CLIENT.port, dstPort: 7400, payload: seal(req, KEY) });
+    expect(run(f).retval).toBe(XDP_DROP);
+    expect(delta()).toEqual({ rx: 1, drop_bad_mac: 1 });
   });
 
   describe('ACKs of a keyed group', () => {
@@ -183,10 +183,13 @@ describePrivileged('the MAC in sequencer.bpf.o under BPF_PROG_TEST_RUN', () => {
     });
   });
 
-  it("the agent's FLUSH_SOLICIT becomes a FLUSH with the reference MAC", () => {
+  it("the agent's sealed FLUSH_SOLICIT becomes a FLUSH with the reference MAC; unsealed or wrongly sealed, it is dropped", () => {
     run(requestFrame(2, 1n, Buffer.from('a')));
     const sol = encodeMessage({ ...emptyHeader(), type: MsgType.FLUSH_SOLICIT, groupId: 2, sequencerId: 3, replicaId: XSEQ_REPLICA_AGENT, session: 41 });
-    const r = run(buildFrame({ srcMac: SEQ_MAC, dstMac: SEQ_MAC, srcIp: SEQ_IP, dstIp: SEQ_IP, srcPort: 7400, dstPort: 7400, payload: sol }));
+    const frame = (m: Buffer) => buildFrame({ srcMac: SEQ_MAC, dstMac: SEQ_MAC, srcIp: SEQ_IP, dstIp: SEQ_IP, srcPort: 7400, dstPort: 7400, payload: m });
+    for (const bad of [sol, seal(sol, OTHER_KEY), seal(sol, CLIENT_KEY)]) expect(run(frame(bad)).retval).toBe(XDP_DROP);
+    expect(delta()).toMatchObject({ drop_bad_mac: 3 });
+    const r = run(frame(seal(sol, KEY)));
     expect(r.retval).toBe(XDP_TX);
     const f = parseFrame(r.data);
     expect(f.payload.length).toBe(XSEQ_HDR_LEN + XSEQ_MAC_LEN);

@@ -150,7 +150,7 @@ describePrivileged('metrics of a real sequencer (BPF_PROG_TEST_RUN)', () => {
     expect(value(all, 'xseq_repair_requests_total')).toBe(1);
     // Every drop reason is exported, zero or not, so dashboards see them all.
     expect(samples(all, 'xseq_packets_dropped_total').map((s) => s.labels['reason']).sort()).toEqual(
-      ['ack_session', 'ack_stale_view', 'ack_stranger', 'ack_weights', 'ack_window', 'backpressure', 'bad_length', 'bad_mac', 'bad_magic', 'bad_version', 'draining', 'fragment', 'ip_options', 'mac_room', 'no_window', 'result_too_big', 'solicit_stranger', 'truncated', 'unexpected_type', 'unknown_group', 'unknown_type'],
+      ['ack_session', 'ack_stale_view', 'ack_stranger', 'ack_weights', 'ack_window', 'backpressure', 'bad_length', 'bad_mac', 'bad_magic', 'bad_version', 'client_mac', 'client_source', 'control_unauthorized', 'draining', 'fragment', 'ip_options', 'mac_room', 'no_window', 'result_too_big', 'solicit_rate', 'solicit_stranger', 'truncated', 'unexpected_type', 'unknown_group', 'unknown_type'],
     );
   });
 

@@ -80,21 +80,29 @@ describePrivileged('sequencer.bpf.o under BPF_PROG_TEST_RUN', () => {
     expect(seq.lastSeq(1)).toBe(1n);
   });
 
-  it('a control request (XSEQ_F_CONTROL) is stamped with its flags kept, payload untouched', () => {
-    const op = Buffer.from([0x48, 1, 0, 2]); // replica/hydra.ts encodeControlOp({kind:'add', sid: 2})
-    const r = seq.program.testRun({ data: frame({}, request({ flags: Flags.CONTROL }, op)) });
-    expect(r.retval).toBe(XDP_TX);
-    const out = Buffer.from(r.data);
-    const h = readHeader(out, 42);
-    expect(h.type).toBe(MsgType.SEQUENCED);
-    expect(h.flags).toBe(Flags.CONTROL);
-    expect(h.seq).toBe(1n);
-    expect(out.subarray(42 + 64).toString('hex')).toBe(op.toString('hex'));
-    expect(parseFrame(out).udpCheck).toBe(udpChecksum(out));
-    // A plain request next to it carries no flag.
-    const plain = readHeader(Buffer.from(seq.program.testRun({ data: frame() }).data), 42);
-    expect(plain.flags).toBe(0);
-    expect(plain.seq).toBe(2n);
+  it('a control request (XSEQ_F_CONTROL) from a member is stamped with its flags kept, payload untouched; a plain request beside it carries no flag', () => {
+    // Without a key a control op counts only from a member's address
+    // (test/clientauth.prog.test.ts has the refusals).
+    seq.disableGroup(1);
+    seq.setGroup(1, { ...G1, members: [{ addr: '10.77.0.1', port: 7600 }] });
+    try {
+      const op = Buffer.from([0x48, 1, 0, 2]); // replica/hydra.ts encodeControlOp({kind:'add', sid: 2})
+      const r = seq.program.testRun({ data: frame({}, request({ flags: Flags.CONTROL }, op)) });
+      expect(r.retval).toBe(XDP_TX);
+      const out = Buffer.from(r.data);
+      const h = readHeader(out, 42);
+      expect(h.type).toBe(MsgType.SEQUENCED);
+      expect(h.flags).toBe(Flags.CONTROL);
+      expect(h.seq).toBe(1n);
+      expect(out.subarray(42 + 64).toString('hex')).toBe(op.toString('hex'));
+      expect(parseFrame(out).udpCheck).toBe(udpChecksum(out));
+      const plain = readHeader(Buffer.from(seq.program.testRun({ data: frame() }).data), 42);
+      expect(plain.flags).toBe(0);
+      expect(plain.seq).toBe(2n);
+    } finally {
+      seq.disableGroup(1);
+      seq.setGroup(1, G1);
+    }
   });
 
   it('a request sent without a UDP checksum is stamped without one', () => {

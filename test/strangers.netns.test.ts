@@ -4,11 +4,14 @@
 // configuration (topology role x). It forges SEQUENCED with the largest
 // and random sessions, FLUSH, FLUSH_SOLICIT, ACKs and repair requests from
 // members' addresses on other ports, peer frames on the TCP port, and
-// replays overheard REQUESTs (tools/stranger.ts forge); then it fuzzes
-// every port from a seed (tools/stranger.ts fuzz). Whatever it sends:
-// no replica changes session, nothing of it is committed, no client op
-// times out, every acknowledged write reads back, and the replicas' logs
-// are identical. Leader changes are counted, not asserted (see below).
+// replays overheard REQUESTs and impersonates the overheard client ids with
+// request ids ahead of theirs (tools/stranger.ts forge); then it fuzzes
+// every port from a seed, overheard datagrams keeping their client ids
+// (tools/stranger.ts fuzz). Whatever it sends: no replica changes session,
+// nothing of it is committed (no entry under a load client's id that the
+// client did not send), no client op times out, every acknowledged write
+// reads back, and the replicas' logs are identical. Leader changes are
+// counted, not asserted (see below).
 //
 // The fuzz seed is printed; XSEQ_STRANGER_SEED=N replays a failing one,
 // XSEQ_STRANGER_COUNT=N sets how many datagrams (default 20000; 0 runs the
@@ -99,7 +102,7 @@ async function underAttack(attack: 'forge' | 'replay' | 'fuzz' | 'none', fuzz: {
     console.log(`[strangers ${attack}] sent ${JSON.stringify(sent)}`);
   }
   const sum = JSON.parse(await load.waitForLine(/"tag"/, loadMs + 600_000)) as LoadSummary;
-  const { latencyHist: _h, writes: _w, unacked: _u, clientIds: _c, staleSamples: _s, ...brief } = sum;
+  const { latencyHist: _h, writes: _w, unacked: _u, clientIds: _c, lastRequestIds: _l, staleSamples: _s, ...brief } = sum;
   console.log(`[strangers ${attack}] load: ${JSON.stringify(brief)}`);
 
   // No session change, ever: the stranger's sessions never reach a replica.
@@ -155,12 +158,21 @@ async function underAttack(attack: 'forge' | 'replay' | 'fuzz' | 'none', fuzz: {
   }
   expect(mismatches).toEqual([]);
 
-  // The fuzz's REQUESTs execute like any client's (clients are untrusted:
-  // a slot and an execution each), so a mutated put of an overheard key is
-  // a write by another client: a read of that key may then differ from the
-  // load's last acknowledged write. Every such read must be explained by a
-  // committed write of a client that is not the load's; anywhere else, and
-  // in the other attacks, reads are exact.
+  // Nobody spoke for the load's clients: every committed entry under one of
+  // their ids carries a request id that client handed out (the stranger's
+  // impersonations go ahead of them; a client id is bound to its first
+  // source, docs/trust-model.md "Client ids").
+  const lastIssued = new Map(sum.clientIds.map((id, i) => [id, BigInt(sum.lastRequestIds[i]!)]));
+  const spokenFor = dumps[0]!.entries.filter((e) => !e.noop && lastIssued.has(e.clientId) && BigInt(e.requestId) > lastIssued.get(e.clientId)!);
+  expect(spokenFor.slice(0, 5), `${spokenFor.length} entries under a load client's id it never sent`).toEqual([]);
+
+  // The fuzz's REQUESTs under the stranger's own client id execute like any
+  // client's (clients are untrusted: a slot and an execution each), so a
+  // mutated put of an overheard key is a write by another client: a read
+  // of that key may then differ from the load's last acknowledged write.
+  // Every such read must be explained by a committed write of a client
+  // that is not the load's; anywhere else, and in the other attacks, reads
+  // are exact.
   const ours = new Set(sum.clientIds);
   const foreignKeys = new Set<string>();
   for (const e of dumps[0]!.entries) {
@@ -191,7 +203,7 @@ async function underAttack(attack: 'forge' | 'replay' | 'fuzz' | 'none', fuzz: {
   const refusedBy = stats.map((s) => ({ sources: s?.['transport']?.['sources'], ignored: s?.['transport']?.['ignored'], peerRejected: s?.['transport']?.['peer']?.['rejected'] }));
   console.log(
     `[strangers ${attack}] replicas ${JSON.stringify(shape)} leader changes ${leaderChanges}, noops ${noops}, entries with the stranger's client id (REQUESTs) ${strangerEntries}; refused: replicas ${JSON.stringify(refusedBy)}, ` +
-      `agent ${JSON.stringify({ drop_ack_stranger: k['drop_ack_stranger'], drop_ack_session: k['drop_ack_session'], drop_solicit_stranger: k['drop_solicit_stranger'], drop_backpressure: k['drop_backpressure'], window_overwrite: k['window_overwrite'], sequenced: k['sequenced'], reply: k['reply'], repairRefused: repair['refused'], retransmit: agentStopped?.['retransmit'] })}`,
+      `agent ${JSON.stringify({ drop_ack_stranger: k['drop_ack_stranger'], drop_ack_session: k['drop_ack_session'], drop_solicit_stranger: k['drop_solicit_stranger'], drop_client_source: k['drop_client_source'], control_refused: k['control_refused'], drop_solicit_rate: k['drop_solicit_rate'], drop_backpressure: k['drop_backpressure'], window_overwrite: k['window_overwrite'], sequenced: k['sequenced'], reply: k['reply'], repairRefused: repair['refused'], retransmit: agentStopped?.['retransmit'] })}`,
   );
   // Every committed slot is a seq the sequencer stamped: nothing forged
   // took a slot, nothing stamped was lost (no view change, no loss here).
@@ -202,10 +214,18 @@ async function underAttack(attack: 'forge' | 'replay' | 'fuzz' | 'none', fuzz: {
     expect(Number(k['drop_ack_stranger'])).toBeGreaterThan(0);
     expect(Number(k['drop_solicit_stranger'])).toBeGreaterThan(0);
     expect(repair['refused']?.['NOT_MEMBER']).toBeGreaterThan(0);
+    // The impersonations (4 per overheard client id, from here and from
+    // each member's address) were refused at the sequencer: bound ids.
+    expect(Number(k['drop_client_source'])).toBeGreaterThanOrEqual(Number(sent?.['sent']?.['impersonated requests'] ?? 1) * (1 + t.receivers.length));
     for (const r of refusedBy) {
       expect(r.sources?.strangers).toBeGreaterThan(0);
       expect(r.peerRejected).toBeGreaterThan(0);
     }
+  }
+  if (attack === 'replay') {
+    // Every replay came from the stranger's address under a load client's
+    // bound id: refused before it took a slot.
+    expect(Number(k['drop_client_source'])).toBe(Number(sent?.['sent']?.['replayed requests']));
   }
 }
 

@@ -73,11 +73,19 @@ describePrivileged('weight reassignment on five replicas under load', () => {
       c.spawnCli(role, ['load', '--duration-ms', String(loadMs), '--clients', '4', '--rate', '300', '--keys', '32', '--retry-ms', '300', '--timeout-ms', '20000', '--tag', role]),
     );
     await sleep(4000);
+    // Weight ops are control ops: without a key the sequencer takes them
+    // only from a member's address (docs/trust-model.md, "Control ops"), so
+    // they run on a replica host (r1: member 0, never killed here).
     const weights = (args: string[]) => {
-      const r = c.cli('cli', ['weights', ...args, '--timeout-ms', '20000']);
+      const r = c.cli('r1', ['weights', ...args, '--timeout-ms', '20000']);
       return { status: r.status, out: r.stdout.trim() ? (JSON.parse(r.stdout) as { applied: boolean; version: number; weights: number[]; refused?: string }) : null, stderr: r.stderr };
     };
     const switched = (v: number) => lines<{ ledgerVersion?: number; kernelVersion?: number }>(agent(), 'weights').some((l) => l.ledgerVersion === v && l.kernelVersion !== undefined);
+
+    // A client host cannot reassign weights: refused at the sequencer, nothing committed.
+    const stranger = c.cli('cli', ['weights', 'reassign', '--member', '0', '--delta=1', '--retry-ms', '300', '--timeout-ms', '5000']);
+    expect(stranger.status).not.toBe(0);
+    expect(stranger.stderr).toContain('EUNAUTHORIZED');
 
     // 1. Member 4 loses its weight: applied, version 2; the kernel follows.
     const a = weights(['reassign', '--member', '4', '--delta=-2']);
@@ -110,7 +118,7 @@ describePrivileged('weight reassignment on five replicas under load', () => {
     expect(status()).toMatchObject({ weights: [2, 2, 2, 2, 1], weightsVersion: 3 });
 
     // read_changes through the log.
-    const rc = c.cli('cli', ['weights', 'changes', '--member', '4']);
+    const rc = c.cli('r1', ['weights', 'changes', '--member', '4']);
     expect(rc.status, rc.stderr).toBe(0);
     expect(JSON.parse(rc.stdout)).toEqual({
       total: 3,

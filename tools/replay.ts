@@ -8,6 +8,7 @@
  *   tsx tools/replay.ts --seq-addr IP [--port 7400] [--group 1]
  *       --client-id C [--first-request-id 1] --count N [--rate 2000]
  *       [--key replayed] [--value REPLAYED] [--linger-ms 2000] [--bind-addr IP]
+ *       [--bind-port P]   (the client's own port: a stranger that forges its source)
  *
  * Every answer is counted by kind: a REPLY carrying the leader's cached
  * result (the client's latest id), a REPLY with the stale mark (an older
@@ -48,6 +49,7 @@ function main(): void {
       value: { type: 'string', default: 'REPLAYED' },
       'linger-ms': { type: 'string', default: '2000' },
       'bind-addr': { type: 'string' },
+      'bind-port': { type: 'string', default: '0' },
     },
   });
   const fail = (msg: string): never => {
@@ -96,7 +98,7 @@ function main(): void {
     sock.close();
     process.exit(0);
   };
-  sock.bind(0, v['bind-addr'], () => {
+  sock.bind(Number(v['bind-port']), v['bind-addr'], () => {
     const t0 = performance.now();
     const tick = setInterval(() => {
       const due = Math.min(count, Math.floor(((performance.now() - t0) * rate) / 1000) + 1);

@@ -8,11 +8,16 @@
 //           address on another port; FLUSH_SOLICIT, ACKs and repair
 //           requests from a member's address (--spoof) on another port,
 //           peer frames on the TCP port claiming a
-//           replica, and REQUEST replays of SEQUENCED it overheard.
+//           replica, REQUEST replays of SEQUENCED it overheard, and
+//           REQUESTs that impersonate overheard client ids with request ids
+//           ahead of theirs (which would make the real client's next
+//           requests stale or duplicates, were client ids not bound).
 //   fuzz    --count datagrams from a corpus of valid ones (random bytes,
-//           truncated, bit-flipped, length-lying, type-swapped), to every
-//           UDP port and as frames on the peer TCP port, from --seed (a
-//           failing seed replays exactly the same datagrams).
+//           truncated, bit-flipped, length-lying, type-swapped; overheard
+//           ones keep the client ids they carry), to every UDP port and
+//           as frames on the peer TCP port, then the impersonations above,
+//           from --seed (a failing seed replays exactly the same
+//           datagrams).
 //
 // It never sends from a configured sequencer's or member's exact address
 // AND port: that forgery is what only a key (auth) stops. To send from
@@ -24,7 +29,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { connect } from 'node:net';
 import { parseArgs } from 'node:util';
 import { encodeRepairReply, encodeRepairRequest, encodeError, ErrorCode } from '../bpf/repair.ts';
-import { decodeMessage, emptyHeader, encodeMessage, Flags, MsgType, XSEQ_HDR_LEN, XSEQ_MAGIC, type XseqHeader } from '../bpf/wire.ts';
+import { decodeMessage, emptyHeader, encodeMessage, Flags, MsgType, XSEQ_HDR_LEN, type XseqHeader } from '../bpf/wire.ts';
 import { Prng } from '../replica/sim/prng.ts';
 import { encodePeerFrame } from '../replica/udp/peer-codec.ts';
 
@@ -136,6 +141,57 @@ async function heardSome(ear: { heard: Buffer[] }): Promise<void> {
   for (let i = 0; i < 100 && ear.heard.length < 64; i++) await new Promise((r) => setTimeout(r, 100));
 }
 
+/**
+ * REQUESTs under each overheard client id (at most 32 ids) with request ids
+ * ahead of the highest heard for it (+1, +2, +1000, 2^63), each carrying
+ * the overheard op: were they stamped, the real client's next requests
+ * would be answered from them (as duplicates) or as stale, and it would
+ * stall. Without a key the sequencer binds a client id to its first source
+ * (drop_client_source); with one it needs the client key (drop_client_mac).
+ */
+function impersonations(heard: Buffer[]): Buffer[] {
+  const latest = new Map<bigint, { requestId: bigint; b: Buffer }>();
+  for (const b of heard) {
+    const d = decodeMessage(b);
+    if (!d.ok || d.message.header.clientId === STRANGER_CLIENT) continue;
+    const h = d.message.header;
+    const cur = latest.get(h.clientId);
+    if (!cur || h.requestId > cur.requestId) latest.set(h.clientId, { requestId: h.requestId, b });
+  }
+  const out: Buffer[] = [];
+  for (const { requestId, b } of [...latest.values()].slice(0, 32)) {
+    const req = asRequest(b);
+    for (const ahead of [1n, 2n, 1000n]) {
+      const x = Buffer.from(req);
+      x.writeBigUInt64BE(requestId + ahead, 48);
+      out.push(x);
+    }
+    const x = Buffer.from(req);
+    x.writeBigUInt64BE(1n << 63n, 48);
+    out.push(x);
+  }
+  return out;
+}
+
+/** Sends the impersonations from this host's own address and from every member's (other ports). */
+async function impersonate(own: Socket, heard: Buffer[]): Promise<void> {
+  const reqs = impersonations(heard);
+  for (const b of reqs) {
+    await send(own, b, SEQ_PORT, SEQ);
+    await pace();
+  }
+  count('impersonated requests', reqs.length);
+  await fromAddresses(SPOOF, async (socks) => {
+    for (const s of socks) {
+      for (const b of reqs) {
+        await send(s, b, SEQ_PORT, SEQ);
+        await pace();
+      }
+      count('impersonated requests (member address)', reqs.length);
+    }
+  });
+}
+
 /** A SEQUENCED as overheard, turned back into the REQUEST that made it. */
 function asRequest(b: Buffer): Buffer {
   const h = decodeMessage(b);
@@ -154,6 +210,7 @@ async function forge(): Promise<void> {
   const session = ear.session();
   const seq = ear.lastSeq();
   if (!v['only-replay']) await forgeries(own, ownSeqPort, session, seq);
+  if (!v['only-replay']) await impersonate(own, ear.heard);
   // Replays of overheard requests to the sequencer, for a while.
   const until = Date.now() + Number(v['replay-ms']);
   let i = 0;
@@ -285,18 +342,15 @@ function corpus(session: number, seq: bigint, heard: Buffer[]): Buffer[] {
 }
 
 /**
- * A mutated datagram never speaks for an overheard client (whatever its
- * type: a mutation may turn it into a REQUEST): client ids are
- * not authenticated (docs/trust-model.md, "Client ids"), and a REQUEST
- * with a real client's id and a flipped-up request id makes that client's
- * next requests stale at the leader. That known gap is the client-identity
- * work's to close, not something this fuzz can show fixed; exact replays
- * (the last case) keep their ids, and are answered as stale or cached.
+ * A mutated overheard datagram keeps the client id it carries (whatever
+ * its type: a mutation may turn it into a REQUEST, or flip its request id
+ * up): the stranger impersonates the clients it overheard, which the
+ * client-id binding (no key) or the client key must stop
+ * (docs/trust-model.md, "Client ids").
  */
 function mutate(r: Prng, base: Buffer): Buffer {
   const b = Buffer.from(base);
   const mutation = r.int(0, 6);
-  if (mutation !== 6 && b.length >= XSEQ_HDR_LEN && b.readUInt32BE(0) === XSEQ_MAGIC) b.writeBigUInt64BE(STRANGER_CLIENT, 40);
   switch (mutation) {
     case 0: // random bytes, random length
       return Buffer.from(Array.from({ length: r.int(0, 1500) }, () => r.int(0, 255)));
@@ -385,6 +439,7 @@ async function fuzz(): Promise<void> {
     // A few connections per replica, each with a handful of frames.
     for (let k = 0; k < frames.length; k += 8) await tcpSend(REPLICAS[i]!, frames.slice(k, k + 8));
   }
+  if (n > 0) await impersonate(own, ear.heard);
   for (const s of [...froms, ear.sock]) s.close();
   console.log(JSON.stringify({ mode: 'fuzz', seed, count: n, corpus: base.length, sent }));
 }

@@ -75,6 +75,7 @@ Options (in brackets: the field in a --config file; flags win):
                                attempt times out) [policy]
   --group ID                   replica group (default 1) [group]
   --bind ADDR                  local address to send from [bind]
+  --bind-port P                local UDP port to send from (default any)
   --retry-ms MS                per-attempt timeout: re-send an unanswered
                                request, with the same request id, to the next
                                sequencer (default 200) [retryMs]
@@ -89,6 +90,15 @@ Options (in brackets: the field in a --config file; flags win):
                                replicas ACK this client, which counts f+1
                                matching ACKs including the leader's; N is the
                                group size [directAcks, replicas]
+  --client-key-file PATH       a keyed group's client key (\`xseq-agent
+                               client-key --key-file GROUP_KEY\` prints it):
+                               every REQUEST is sealed with it, which the
+                               sequencer requires of a keyed group
+                               [clientKeyFile]
+  --group-key-file PATH        the group key itself (operators: control ops
+                               such as add-sequencer need it in a keyed
+                               group; plain requests use its client key)
+                               [groupKeyFile]
   --version                    the version and commit, then exit
 load:
   --clients C                  concurrent closed-loop clients (default 4)
@@ -136,8 +146,11 @@ async function main(): Promise<void> {
         'backoff-ms': { type: 'string' },
         'direct-acks': { type: 'boolean' },
         replicas: { type: 'string' },
+        'client-key-file': { type: 'string' },
+        'group-key-file': { type: 'string' },
         group: { type: 'string' },
         bind: { type: 'string' },
+        'bind-port': { type: 'string' },
         'retry-ms': { type: 'string' },
         'timeout-ms': { type: 'string' },
         clients: { type: 'string' },
@@ -191,6 +204,8 @@ async function main(): Promise<void> {
         ...(v.bind !== undefined ? { bind: v.bind } : {}),
         ...(v['direct-acks'] !== undefined ? { directAcks: v['direct-acks'] } : {}),
         ...(v.replicas !== undefined ? { replicas: v.replicas } : {}),
+        ...(v['client-key-file'] !== undefined ? { clientKeyFile: v['client-key-file'] } : {}),
+        ...(v['group-key-file'] !== undefined ? { groupKeyFile: v['group-key-file'] } : {}),
       }),
     );
   } catch (e) {
@@ -213,7 +228,10 @@ async function main(): Promise<void> {
     timeoutMs: cfg.timeoutMs,
     backoffMs: cfg.backoffMs,
     ...(cfg.bind ? { bindAddress: cfg.bind } : {}),
+    ...(v['bind-port'] !== undefined ? { bindPort: num(v['bind-port'], 'bind-port', 1) } : {}),
     ...(cfg.directAcks ? { directAcks: true, replicas: cfg.replicas } : {}),
+    ...(cfg.clientKey ? { clientKey: cfg.clientKey } : {}),
+    ...(cfg.groupKey ? { groupKey: cfg.groupKey } : {}),
   });
   const print = (o: unknown) => console.log(JSON.stringify(o));
   try {
@@ -325,7 +343,10 @@ async function main(): Promise<void> {
         fail(`unknown command "${cmd}"`);
     }
   } catch (e) {
-    if (e instanceof ClientError || e instanceof KvError) {
+    if (e instanceof ClientError && e.code === 'EUNAUTHORIZED') {
+      console.error(`kv: ${e.code}: ${e.message}`);
+      process.exitCode = 1;
+    } else if (e instanceof ClientError || e instanceof KvError) {
       console.error(`kv: ${e.message}`);
       if (membership) console.error(`kv: ${cmd}: no certified answer; check that a member sequencer given here is running and that the replicas are up`);
       process.exitCode = 1;

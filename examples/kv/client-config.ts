@@ -5,6 +5,8 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { KeyFileError, readKeyFile } from '../../bpf/key-file.ts';
+import { clientKeyOf, type GroupKey } from '../../bpf/mac.ts';
 import { isIpv4, parseHostPort, type SequencerAddr } from '../../replica/udp/index.ts';
 
 export const DEFAULT_SEQUENCER_PORT = 7400;
@@ -27,6 +29,10 @@ export interface KvClientConfig {
   directAcks: boolean;
   /** The group size (directAcks only; 0 otherwise). */
   replicas: number;
+  /** Keyed group: what REQUESTs are sealed with (from clientKeyFile, or derived from groupKeyFile). */
+  clientKey: GroupKey | null;
+  /** Keyed group, operator tools: the group key, which control ops need. */
+  groupKey: GroupKey | null;
 }
 
 /**
@@ -81,6 +87,10 @@ export const ClientConfigSchema = z
     bind: z.string().refine(isIpv4, 'not an IPv4 address').optional(),
     directAcks: z.preprocess((v) => (v === 'true' ? true : v === 'false' ? false : v), z.boolean()).default(false),
     replicas: z.coerce.number().int().min(1).max(255).optional(),
+    /** Keyed group: the client key file (`xseq-agent client-key`). */
+    clientKeyFile: z.string().startsWith('/', 'not an absolute path').optional(),
+    /** Keyed group, operator tools (control ops): the group key file itself. */
+    groupKeyFile: z.string().startsWith('/', 'not an absolute path').optional(),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -90,7 +100,17 @@ export const ClientConfigSchema = z
     const dup = ids.find((id, i) => ids.indexOf(id) !== i);
     if (dup !== undefined) ctx.addIssue({ code: 'custom', path: ['sequencers'], message: `sequencer id ${dup} appears twice` });
     if (c.directAcks && (c.replicas === undefined || c.replicas % 2 === 0)) ctx.addIssue({ code: 'custom', path: ['replicas'], message: 'directAcks needs the group size, an odd number (--replicas N)' });
+    if (c.clientKeyFile !== undefined && c.groupKeyFile !== undefined) ctx.addIssue({ code: 'custom', path: ['clientKeyFile'], message: 'give clientKeyFile or groupKeyFile, not both (the group key gives the client key)' });
   });
+
+function keyFrom(path: string, field: string): GroupKey {
+  try {
+    return readKeyFile(path);
+  } catch (e) {
+    if (e instanceof KeyFileError) throw new ClientConfigError(`${field}: ${e.message} [${e.code}]`);
+    throw e;
+  }
+}
 
 /** Validates a merged raw config (file fields, flags over them). */
 export function clientConfig(raw: Record<string, unknown>): KvClientConfig {
@@ -118,6 +138,13 @@ export function clientConfig(raw: Record<string, unknown>): KvClientConfig {
     bind: c.bind ?? null,
     directAcks: c.directAcks,
     replicas: c.directAcks ? c.replicas! : 0,
+    ...(() => {
+      if (c.groupKeyFile !== undefined) {
+        const groupKey = keyFrom(c.groupKeyFile, 'groupKeyFile');
+        return { groupKey, clientKey: clientKeyOf(groupKey) };
+      }
+      return { groupKey: null, clientKey: c.clientKeyFile !== undefined ? keyFrom(c.clientKeyFile, 'clientKeyFile') : null };
+    })(),
   };
 }
 
@@ -140,7 +167,7 @@ export function readClientConfigFile(file: string): Record<string, unknown> {
  */
 export function mergeClientFlags(
   file: Record<string, unknown>,
-  flags: { sequencer?: string[]; group?: string; policy?: string; retryMs?: string; timeoutMs?: string; backoffMs?: string; bind?: string; directAcks?: boolean; replicas?: string },
+  flags: { sequencer?: string[]; group?: string; policy?: string; retryMs?: string; timeoutMs?: string; backoffMs?: string; bind?: string; directAcks?: boolean; replicas?: string; clientKeyFile?: string; groupKeyFile?: string },
 ): Record<string, unknown> {
   const raw: Record<string, unknown> = { ...file };
   if (flags.sequencer?.length) {
@@ -149,6 +176,6 @@ export function mergeClientFlags(
     if (flags.sequencer.length === 1 && isIpv4(flags.sequencer[0]!.split(':')[0]!)) raw['sequencer'] = flags.sequencer[0];
     else raw['sequencers'] = flags.sequencer;
   }
-  for (const k of ['group', 'policy', 'retryMs', 'timeoutMs', 'backoffMs', 'bind', 'directAcks', 'replicas'] as const) if (flags[k] !== undefined) raw[k] = flags[k];
+  for (const k of ['group', 'policy', 'retryMs', 'timeoutMs', 'backoffMs', 'bind', 'directAcks', 'replicas', 'clientKeyFile', 'groupKeyFile'] as const) if (flags[k] !== undefined) raw[k] = flags[k];
   return raw;
 }

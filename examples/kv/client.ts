@@ -14,8 +14,13 @@ import { Client, ClientError, type Certificate, type SequencerHealth, type Seque
 import { type HostPort, RealTimeScheduler, type SequencerAddr, UdpClientTransport } from '../../replica/udp/index.ts';
 import { decodeResult, encodeOp, type Op, type Result } from './ops.ts';
 import { type ChangeSummary, decodeChanges, decodeWeightResult, type WeightResult } from '../../replica/weights-exec.ts';
+import type { GroupKey } from '../../bpf/mac.ts';
 
 export interface KvClientOptions {
+  /** Keyed group: the client key REQUESTs are sealed with (UdpClientOptions.clientKey). */
+  clientKey?: GroupKey;
+  /** Keyed group: the group key, for control ops (UdpClientOptions.groupKey). */
+  groupKey?: GroupKey;
   /** The sequencer host's xseq port, or an unreplicated server (unreplicated.ts). */
   sequencer?: HostPort;
   /** Or the group's sequencers, with their ids (one of the two). */
@@ -27,6 +32,8 @@ export interface KvClientOptions {
   groupId: number;
   /** Local address to send from (default any). */
   bindAddress?: string;
+  /** Local port (default any). */
+  bindPort?: number;
   /** Client cores (default 1). */
   lanes?: number;
   /** Re-send a request after this long without an answer (default 200 ms). */
@@ -85,6 +92,11 @@ export class KvClient {
     this.clientIds = this.cores.map((c) => c.clientId);
   }
 
+  /** Each lane's last request id handed out, in clientIds order. */
+  lastRequestIds(): bigint[] {
+    return this.cores.map((c) => c.lastRequestId);
+  }
+
   static async open(o: KvClientOptions): Promise<KvClient> {
     const lanes = o.lanes ?? 1;
     if (!Number.isInteger(lanes) || lanes < 1) throw new RangeError(`lanes=${lanes} must be a positive integer`);
@@ -94,7 +106,10 @@ export class KvClient {
       ...(o.sequencer ? { sequencer: o.sequencer } : {}),
       groupId: o.groupId,
       ...(o.bindAddress ? { bindAddress: o.bindAddress } : {}),
+      ...(o.bindPort ? { bindPort: o.bindPort } : {}),
       ...(o.directAcks ? { directAcks: true } : {}),
+      ...(o.clientKey ? { clientKey: o.clientKey } : {}),
+      ...(o.groupKey ? { groupKey: o.groupKey } : {}),
     });
     return new KvClient(t, o);
   }

@@ -29,6 +29,10 @@ export interface DumpedEntry {
   /** Hydra: the sequencer whose stream the entry merged from, and its effective clock (ns). */
   sequencerId?: number;
   clock?: number;
+  /** Hydra: the stamping sequencer's own session and seq (a rejoined sequencer has several sessions), and whether the replicas ended that session here. */
+  streamSession?: number;
+  streamSeq?: number;
+  end?: true;
   /** Hydra: a group control op (op = its encoding, replica/hydra.ts), not a KV op. */
   control?: true;
 }
@@ -143,7 +147,8 @@ function dumpedEntry(e: LogEntry): DumpedEntry {
     clientId: e.clientId.toString(),
     requestId: e.requestId.toString(),
     op: Buffer.from(e.op).toString('hex'),
-    ...(e.src ? { sequencerId: e.src.sid, clock: e.src.clock } : {}),
+    ...(e.src ? { sequencerId: e.src.sid, clock: e.src.clock, streamSession: e.src.session, streamSeq: e.src.seq } : {}),
+    ...(e.src?.end ? { end: true as const } : {}),
     ...(e.control ? { control: true as const } : {}),
   };
 }

@@ -76,6 +76,9 @@ export interface LoadSummary {
   /** Writes that timed out: they may or may not have executed. */
   unacked: { key: string; value: string; kind: 'put' | 'cas' }[];
   clientIds: string[];
+  /** Each lane's last request id, in clientIds order: no committed entry of
+   * that client id may carry a higher one (tools/stranger.ts impersonates). */
+  lastRequestIds: string[];
   /** recordCompletions: when each answered op completed, wall-clock ms (0.1 ms steps), in completion order. */
   completedAtMs?: number[];
 }
@@ -124,6 +127,7 @@ export async function runLoad(client: KvClient, o: LoadOptions): Promise<LoadSum
     writes: [],
     unacked: [],
     clientIds: client.clientIds.map(String),
+    lastRequestIds: [],
     ...(o.recordCompletions ? { completedAtMs: [] } : {}),
   };
   const t0 = performance.now();
@@ -224,5 +228,6 @@ export async function runLoad(client: KvClient, o: LoadOptions): Promise<LoadSum
   s.p99Us = Math.round(LatencyHist.quantile([h], 0.99));
   s.meanUs = Math.round(hist.meanUs);
   s.maxUs = Math.round(hist.maxUs);
+  s.lastRequestIds = client.lastRequestIds().map(String);
   return s;
 }

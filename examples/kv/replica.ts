@@ -23,7 +23,7 @@ import type { WeightsReport } from '../../bpf/weights-report.ts';
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { join } from 'node:path';
-import { leaderOf, Replica, type ReplicaTransport } from '../../replica/index.ts';
+import { hydraMetrics, leaderOf, Replica, type ReplicaTransport } from '../../replica/index.ts';
 import { formatHostPort, randomRecoverNonce, RealTimeScheduler, UdpReplicaTransport } from '../../replica/udp/index.ts';
 import { CommittedLog } from './committed-log.ts';
 import { ConfigError, type KvReplicaConfig, loadKeyFile, parseReplicaArgs, USAGE } from './replica-config.ts';
@@ -170,10 +170,18 @@ async function main(): Promise<void> {
   // When the leader last spoke to us: a status line says how long it had
   // been quiet, which tells a leader timeout from a view change we joined.
   let leaderHeardAt = Date.now();
+  // Hydra: a line when the replicas end or start a sequencer's session.
+  let reconfigs = 0;
   const afterEvent = (): void => {
     const r = replica;
     if (!r) return;
     committedLog?.catchUp();
+    const fs = r.hydra?.failover.stats;
+    if (fs && fs.removals + fs.rejoins !== reconfigs) {
+      reconfigs = fs.removals + fs.rejoins;
+      const m = hydraMetrics(r.hydra!);
+      out({ event: 'sequencers', id: r.id, removals: m.removals, rejoins: m.rejoins, sequencers: m.sequencers, t: Date.now() }, `sequencers: ${m.sequencers.map((q) => `${q.sequencer}@${q.session}${q.ended ? ' ended' : ''}`).join(', ')}`);
+    }
     if (r.status !== last.status || r.view.leaderNum !== last.leaderNum || r.view.session !== last.session) {
       last = { status: r.status, leaderNum: r.view.leaderNum, session: r.view.session };
       const t = Date.now();
@@ -265,6 +273,7 @@ async function main(): Promise<void> {
     executed: r.exec.executed,
     keys: store.size,
     acksWhileRecovering,
+    ...(r.hydra ? { hydra: hydraMetrics(r.hydra) } : {}),
     transport: transport.counters(),
     ...(xdp.xdp ? { xdp: transport.xdpCounters() } : {}),
   });

@@ -13,7 +13,7 @@ import { HistoryApp } from './history-app.ts';
 import { SimNetwork, type NetParams } from './network.ts';
 import { Prng } from './prng.ts';
 import { SimSequencer } from './sequencer.ts';
-import { encodeControlOp } from '../control-op.ts';
+import { ANY_SESSION, encodeControlOp } from '../control-op.ts';
 import type { WeightChange } from '../weights.ts';
 import { decodeWeightResult, type WeightResult } from '../weights-exec.ts';
 import { SimWeights } from './weights.ts';
@@ -99,6 +99,8 @@ export class SimCluster {
   /** Hydra: the sequencers replicas are configured with (added ones join by a control op). */
   private initialSequencers: number[] = [];
   private controlIds = 0n;
+  /** Per client: the request id it sent last (a second send of it is a retry). */
+  private readonly lastRequest: bigint[] = [];
   /** Weighted quorums (ClusterOptions.weights), else null. */
   readonly weights: SimWeights | null;
   /** The operator proposing weight changes (a client core of its own). */
@@ -206,7 +208,11 @@ export class SimCluster {
     const k = this.sequencers.length;
     if (k > 1) {
       const ok = (q: number, strict: boolean): boolean => !this.sequencers[q]!.retired && !(strict && this.avoid.has(q));
-      const strict = this.sequencers.some((_, q) => ok(q, true));
+      // A retry fails over to any sequencer: an avoided (idle) one too,
+      // when the ones clients prefer are dead (as real clients do on a timeout).
+      const retry = this.lastRequest[j] === m.requestId;
+      this.lastRequest[j] = m.requestId;
+      const strict = !retry && this.sequencers.some((_, q) => ok(q, true));
       sid = ((this.nextSeqr[j] ?? j) + 1) % k;
       for (let tries = 0; tries < k && !ok(sid, strict); tries++) sid = (sid + 1) % k;
       this.nextSeqr[j] = sid;
@@ -330,6 +336,25 @@ export class SimCluster {
     };
     send();
     return q;
+  }
+
+  /**
+   * Hydra: an operator's "remove" op for sequencer sid (of `session`, or
+   * whichever the replicas hold) through a live other sequencer, re-sent
+   * every `retryUs` until every live replica ended that stream.
+   */
+  removeSequencer(sid: number, session = ANY_SESSION, retryUs = 3_000): void {
+    const op = encodeControlOp({ kind: 'remove', sid, session });
+    const send = (): void => {
+      // Done once every live replica ended it (or holds a newer session: a
+      // stale removal must not be re-sent into a rejoined stream).
+      if (this.live().every((r) => { const st = r.hydra?.stream(sid); return !st || st.ended || (session !== ANY_SESSION && st.session !== session); })) return;
+      const via = this.sequencers.find((x) => x.up && x.id !== sid);
+      const req: RequestMsg = { type: 'REQUEST', clientId: CONTROL_CLIENT, requestId: ++this.controlIds, op, control: true };
+      if (via) this.net.send(CONTROL_NODE, SEQUENCER_NODE + via.id, req, () => via.onRequest(req, CONTROL_NODE));
+      this.q.after(retryUs, send);
+    };
+    send();
   }
 
   /** Sequencer failover: the data path is re-created with a new session. */

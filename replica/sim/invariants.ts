@@ -21,7 +21,7 @@
 import { sameEntry } from '../log.ts';
 import type { LogEntry } from '../messages.ts';
 import type { Replica } from '../replica.ts';
-import { viewEq, viewLeq, viewStr, type ViewId } from '../view.ts';
+import { sessionCmp, viewEq, viewLeq, viewStr, type ViewId } from '../view.ts';
 import type { CertifiedReply, SimCluster } from './cluster.ts';
 import { encodeResult, HistoryApp, mixHash } from './history-app.ts';
 import { addedBy } from '../control-op.ts';
@@ -173,7 +173,7 @@ export class InvariantChecker {
    * computed from its own stamps (and the no-op clocks decided in it), and
    * for an added sequencer the key interval of the op that added it.
    */
-  private readonly streamAt = new Map<number, { seq: number; eff: number; floorLo: number; floorHi: number }>();
+  private readonly streamAt = new Map<number, { seq: number; eff: number; floorLo: number; floorHi: number; session: number; ended: boolean }>();
   /** Added sequencers: the key interval [lo, hi] of their first committed "add" op. */
   private readonly addedAt = new Map<number, { lo: number; hi: number }>();
   /** The greatest (key lower bound, sequencer id) committed so far. */
@@ -214,12 +214,25 @@ export class InvariantChecker {
     if (!at) {
       const add = this.addedAt.get(src.sid);
       if (src.sid >= this.initialSequencers && !add) this.fail(`slot ${e.slot}: sequencer ${src.sid} committed seq ${src.seq} before any op added it`);
-      at = { seq: 0, eff: -Infinity, floorLo: add ? add.lo : -Infinity, floorHi: add ? add.hi : -Infinity };
+      at = { seq: 0, eff: -Infinity, floorLo: add ? add.lo : -Infinity, floorHi: add ? add.hi : -Infinity, session: src.session, ended: false };
       this.streamAt.set(src.sid, at);
     }
-    if (src.seq !== at.seq + 1) this.fail(`slot ${e.slot}: sequencer ${src.sid} seq ${src.seq} committed after its seq ${at.seq} (a gap was skipped)`);
+    // A sequencer's sessions (stream-epochs.ts): one at a time, a new one
+    // only by a start marker after the old one's end, never an old one again.
+    if (e.noop && src.seq === 0) {
+      if (!at.ended) this.fail(`slot ${e.slot}: sequencer ${src.sid} session ${src.session} started while its session ${at.session} had not ended`);
+      if (sessionCmp(src.session, at.session) <= 0) this.fail(`slot ${e.slot}: sequencer ${src.sid} restarted at session ${src.session}, not after its ended session ${at.session}`);
+      at.session = src.session;
+      at.seq = 0;
+      at.ended = false;
+    } else if (src.session !== at.session) {
+      this.fail(`slot ${e.slot}: sequencer ${src.sid} (${src.session}, ${src.seq}) committed while the log holds its session ${at.session} (an old session merged after a rejoin)`);
+    } else if (at.ended) {
+      this.fail(`slot ${e.slot}: sequencer ${src.sid} (${src.session}, ${src.seq}) committed after the replicas ended that session at seq ${at.seq}`);
+    } else if (src.seq !== at.seq + 1) this.fail(`slot ${e.slot}: sequencer ${src.sid} seq ${src.seq} committed after its seq ${at.seq} (a gap was skipped)`);
     const raw = e.noop ? src.raw : this.checkStamp(e);
     at.seq = src.seq;
+    if (src.end) at.ended = true;
     at.eff = Math.max(at.eff, raw);
     const lo = Math.max(at.eff, at.floorLo);
     const hi = at.eff >= at.floorHi + 1 ? at.eff : Infinity;

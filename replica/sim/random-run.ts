@@ -12,6 +12,7 @@
 // slow-path messages (GAP_COMMIT, START_VIEW, ...), because the interesting
 // interleavings (a leader dying between its no-op and the next sync) are
 // too rare for faults that fall uniformly in time.
+import { DEFAULT_CONFIG } from '../config.ts';
 import type { WeightChange } from '../weights.ts';
 import { checkWeights, type Proposal } from './weights.ts';
 import type { Replica } from '../replica.ts';
@@ -59,6 +60,12 @@ export interface RandomRunResult {
   sequencers: number;
   removals: number;
   additions: number;
+  /** Hydra: sequencer hosts crashed, restarted with a new session, removed by an operator's op. */
+  seqCrashes: number;
+  seqRestarts: number;
+  removeOps: number;
+  /** Hydra: streams the replicas ended by agreement (the final leader's count). */
+  agreedEnds: number;
   solicits: number;
   inversions: number;
   remerges: number;
@@ -103,6 +110,13 @@ export const CLIENT_DEADLINE_US = 1_000_000;
  * a client retry (3 ms). Measured: 42 ms at most over 2000 + 1000 seeds.
  */
 export const HEAL_BOUND_US = 100_000;
+/**
+ * Hydra, when a sequencer host died: the bound above plus the replicas'
+ * dead-sequencer timeout (detection), since a sequencer still dead at the
+ * heal holds the merge back until the replicas end its stream (one view
+ * change, inside the bound above).
+ */
+export const FAILOVER_HEAL_BOUND_US = HEAL_BOUND_US + DEFAULT_CONFIG.deadSequencerUs;
 /** Messages after which the nemesis may strike. */
 const NEMESIS_TRIGGERS = new Set(['GAP_COMMIT', 'GAP_RECV', 'START_VIEW', 'VIEW_CHANGE', 'SYNC_COMMIT', 'STATE_REPLY']);
 
@@ -166,7 +180,7 @@ export function runRandom(o: RandomRunOptions): RandomRunResult {
   }
   if (o.tamper) for (const r of c.live()) o.tamper(r);
   const checker = new InvariantChecker(c);
-  const stats = { crashes: 0, isolations: 0, cuts: 0, failovers: 0, removals: 0, additions: 0 };
+  const stats = { crashes: 0, isolations: 0, cuts: 0, failovers: 0, removals: 0, additions: 0, seqCrashes: 0, seqRestarts: 0, removeOps: 0 };
   if (clean) {
     // An idle (or merely slower) sequencer holds delivery back at most until
     // its next flush whose clock passes the waiting message: the flush
@@ -207,6 +221,31 @@ export function runRandom(o: RandomRunOptions): RandomRunResult {
     }
   };
 
+  /**
+   * Hydra: a sequencer host dies (never the last one stamping): for good,
+   * or back after a while with a new data path (a new session, the same
+   * id); sometimes an operator removes it by hand as well.
+   */
+  const crashSequencer = (): void => {
+    const up = c.sequencers.filter((q) => q.up && !q.retired);
+    if (up.length <= 1 || stats.seqCrashes >= 2) return;
+    const q = rng.pick(up);
+    stats.seqCrashes++;
+    const session = q.session;
+    q.crash();
+    if (rng.chance(0.3)) {
+      stats.removeOps++;
+      c.q.after(rng.int(0, 5_000), () => c.removeSequencer(q.id, session));
+    }
+    if (rng.chance(0.6)) {
+      c.q.after(rng.pick([500, 5_000, 30_000, 150_000]), () => {
+        if (q.up || q.retired) return;
+        stats.seqRestarts++;
+        q.restart();
+      });
+    }
+  };
+
   const injectFault = (): void => {
     const kind = rng.int(0, 5);
     const i = rng.int(0, n - 1);
@@ -238,7 +277,9 @@ export function runRandom(o: RandomRunOptions): RandomRunResult {
       default:
         if (!rng.chance(0.3)) return;
         if (o.hydra) {
-          if (rng.chance(0.5)) {
+          const kind = rng.int(0, 2);
+          if (kind === 2) return crashSequencer();
+          if (kind === 0) {
             // Add a sequencer: it starts, and an "add" control op goes through the total order.
             if (stats.additions >= 1) return;
             stats.additions++;
@@ -249,7 +290,15 @@ export function runRandom(o: RandomRunOptions): RandomRunResult {
           const active = c.sequencers.filter((q) => !q.retired);
           if (active.length <= 1 || stats.removals >= 1) return;
           stats.removals++;
-          return rng.pick(active).retire();
+          const q = rng.pick(active);
+          const session = q.session;
+          q.retire();
+          // Sometimes an operator removes it at once too: the replicas' end races its FINAL flushes.
+          if (rng.chance(0.5)) {
+            stats.removeOps++;
+            c.removeSequencer(q.id, session);
+          }
+          return;
         }
         stats.failovers++;
         c.sequencer.crash();
@@ -301,8 +350,9 @@ export function runRandom(o: RandomRunOptions): RandomRunResult {
     // complete within HEAL_BOUND_US (a stuck view change, recovery or gap
     // shows here, not only as an op that never ends).
     healedAt = c.q.now;
-    if (!c.runUntil(() => c.pendingRequests === 0, HEAL_BOUND_US)) {
-      throw new InvariantViolation(`liveness: ${c.pendingRequests} client ops still open ${HEAL_BOUND_US} us after the last fault healed`);
+    const bound = stats.seqCrashes ? FAILOVER_HEAL_BOUND_US : HEAL_BOUND_US;
+    if (!c.runUntil(() => c.pendingRequests === 0, bound)) {
+      throw new InvariantViolation(`liveness: ${c.pendingRequests} client ops still open ${bound} us after the last fault healed`);
     }
     healToDoneUs = c.q.now - healedAt;
     c.runUntil(() => c.converged(), 1_000_000);
@@ -329,6 +379,7 @@ export function runRandom(o: RandomRunOptions): RandomRunResult {
     viewChanges: l.view.leaderNum + l.view.session - 1,
     sequencers: o.hydra ? k : 0,
     solicits: c.live().reduce((a, r) => a + (r.hydra?.stats.solicits ?? 0), 0),
+    agreedEnds: l.hydra?.failover.stats.removals ?? 0,
     inversions: c.sequencers.reduce((a, q) => a + q.stats.inversions, 0),
     remerges: c.live().reduce((a, r) => a + (r.hydra?.stats.remerges ?? 0), 0),
     maxStallUs: checker.maxStallUs,

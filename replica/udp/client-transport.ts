@@ -13,6 +13,7 @@
 // any source, like a connect: false socket always did.
 import { createSocket, type Socket } from 'node:dgram';
 import { decodeError, ErrorCode } from '../../bpf/repair.ts';
+import { type GroupKey, seal } from '../../bpf/mac.ts';
 import { decodeMessage, MsgType, type XseqHeader } from '../../bpf/wire.ts';
 import type { Client } from '../client.ts';
 import type { RequestMsg } from '../messages.ts';
@@ -57,6 +58,20 @@ export interface UdpClientOptions {
    * bind address, or the source address of the route to the first sequencer).
    */
   replyAddress?: string;
+  /**
+   * A keyed group's client key (bpf/mac.ts clientKeyOf; `xseq-agent
+   * client-key` prints it): every REQUEST is sealed with it, which the
+   * sequencer requires of a keyed group, so that only key holders can
+   * speak for a client id. Absent: REQUESTs go unsealed (a group without a
+   * key).
+   */
+  clientKey?: GroupKey;
+  /**
+   * The group key itself, for control ops (XSEQ_F_CONTROL), which a keyed
+   * group's sequencer accepts only sealed with it. Only operator tools
+   * hold it.
+   */
+  groupKey?: GroupKey;
 }
 
 export interface UdpClientCounters {
@@ -69,6 +84,8 @@ export interface UdpClientCounters {
   strangers: number;
   /** ERROR BUSY answers: requests refused by backpressure, re-sent. */
   busy: number;
+  /** ERROR UNAUTHORIZED answers (a control op not authenticated). */
+  unauthorized: number;
   sendErrors: number;
   /** Per "group:sequencer id": requests sent to it and REPLYs from it. */
   sequencers: Record<string, { requests: number; replies: number }>;
@@ -128,7 +145,7 @@ export class UdpGroupChannel implements ClientTransport {
 export class UdpClientTransport implements ClientTransport {
   private readonly groups = new Map<number, GroupState>();
   private readonly main: UdpGroupChannel;
-  private readonly c: UdpClientCounters = { requests: 0, replies: 0, acks: 0, ignored: 0, strangers: 0, busy: 0, sendErrors: 0, sequencers: {} };
+  private readonly c: UdpClientCounters = { requests: 0, replies: 0, acks: 0, ignored: 0, strangers: 0, busy: 0, unauthorized: 0, sendErrors: 0, sequencers: {} };
   private readonly onSent = (err: Error | null): void => {
     if (err) this.c.sendErrors++;
   };
@@ -141,6 +158,7 @@ export class UdpClientTransport implements ClientTransport {
     private readonly connectedTo: HostPort | null,
     /** directAcks: where replicas send their ACKs (this socket). */
     readonly replyTo: HostPort | null,
+    private readonly keys: { client?: GroupKey | undefined; group?: GroupKey | undefined } = {},
   ) {
     this.main = this.group(o.groupId, list);
     sock.on('message', (b, rinfo) => this.onDatagram(b, `${rinfo.address}:${rinfo.port}`));
@@ -178,7 +196,7 @@ export class UdpClientTransport implements ClientTransport {
         const bound = o.bindAddress && o.bindAddress !== '0.0.0.0' ? o.bindAddress : undefined;
         replyTo = { host: o.replyAddress ?? bound ?? (await localAddressToward(list[0]!)), port: sock.address().port };
       }
-      return new UdpClientTransport(o, list, sock, connect ? list[0]! : null, replyTo);
+      return new UdpClientTransport(o, list, sock, connect ? list[0]! : null, replyTo, { client: o.clientKey, group: o.groupKey });
     } catch (e) {
       sock.close();
       throw e;
@@ -255,8 +273,11 @@ export class UdpClientTransport implements ClientTransport {
     if (!to) throw new RangeError(`group ${g.groupId} has no sequencer ${sequencerId}`);
     this.c.requests++;
     this.c.sequencers[`${g.groupId}:${sequencerId}`]!.requests++;
-    const b = requestToWire(msg, { groupId: g.groupId });
-    if (this.replyTo) setReplyTo(b, this.replyTo);
+    const plain = requestToWire(msg, { groupId: g.groupId });
+    if (this.replyTo) setReplyTo(plain, this.replyTo);
+    // Sealed last: the MAC covers the reply address too.
+    const key = msg.control ? this.keys.group : this.keys.client;
+    const b = key ? seal(plain, key) : plain;
     if (this.connectedTo) this.sock.send(b, this.onSent);
     else this.sock.send(b, to.port, to.host, this.onSent);
   }
@@ -294,16 +315,22 @@ export class UdpClientTransport implements ClientTransport {
     client.receive(m, from);
   }
 
-  /** ERROR BUSY from one of the group's sequencers: its client re-sends (Client.busy). */
+  /** ERROR BUSY from one of the group's sequencers: its client re-sends
+   * (Client.busy); ERROR UNAUTHORIZED: its control op fails (Client.unauthorized). */
   private onError(h: XseqHeader, payload: Uint8Array, source: string, g: GroupState): void {
     const client = g.clients.get(h.clientId);
-    if (!client || decodeError(payload)?.code !== ErrorCode.BUSY) {
+    const code = decodeError(payload)?.code;
+    if (!client || (code !== ErrorCode.BUSY && code !== ErrorCode.UNAUTHORIZED)) {
       this.c.ignored++;
       return;
     }
     if (!g.bySource.has(source)) {
       this.c.strangers++;
       return;
+    }
+    if (code === ErrorCode.UNAUTHORIZED) {
+      this.c.unauthorized++;
+      return client.unauthorized(h.requestId);
     }
     this.c.busy++;
     client.busy(h.requestId);

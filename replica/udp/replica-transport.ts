@@ -393,7 +393,9 @@ export class UdpReplicaTransport implements ReplicaTransport {
     const q = this.hydra?.get(msg.sequencerId);
     if (!q) return;
     this.c.solicits++;
-    this.ackSock.send(flushSolicitToWire(msg, { groupId: this.o.groupId }), q.sequencer.port, q.sequencer.host, this.onSent);
+    // Keyed group: the sequencer answers only a sealed solicit (bpf/flush.h).
+    const b = flushSolicitToWire(msg, { groupId: this.o.groupId });
+    this.ackSock.send(this.key ? seal(b, this.key) : b, q.sequencer.port, q.sequencer.host, this.onSent);
   }
 
   // ---- inbound -------------------------------------------------------------------

@@ -46,7 +46,13 @@ int main(void)
 	printf("}},\"mac_key\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_mac_key));
 	first = 0;
 	FIELD(xseq_mac_key, k0); FIELD(xseq_mac_key, k1); FIELD(xseq_mac_key, flags);
-	printf("},\"map\":\"%s\",\"rx_map\":\"%s\"},\"repair_req\":{", XSEQ_MAP_MAC_KEYS, XSEQ_MAP_RX_MAC_KEYS);
+	FIELD(xseq_mac_key, c0); FIELD(xseq_mac_key, c1);
+	printf("},\"map\":\"%s\",\"rx_map\":\"%s\"},\"client_source\":{", XSEQ_MAP_MAC_KEYS, XSEQ_MAP_RX_MAC_KEYS);
+	printf("\"size\":%zu,\"fields\":{", sizeof(struct xseq_client_source));
+	first = 0;
+	FIELD(xseq_client_source, addr); FIELD(xseq_client_source, port); FIELD(xseq_client_source, pad);
+	printf("},\"map\":\"%s\",\"entries\":%d,\"solicit_map\":\"%s\",\"solicit_gap_ns\":%d},\"repair_req\":{",
+	       XSEQ_MAP_CLIENT_SOURCES, XSEQ_CLIENT_SOURCES, XSEQ_MAP_SOLICIT_LAST, XSEQ_SOLICIT_GAP_NS);
 	printf("\"size\":%zu,\"fields\":{", sizeof(struct xseq_repair_req));
 	first = 0;
 	FIELD(xseq_repair_req, count);
@@ -67,7 +73,7 @@ int main(void)
 	printf("}},\"load_cfg\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_load_cfg));
 	first = 0;
 	FIELD(xseq_load_cfg, port); FIELD(xseq_load_cfg, flags); FIELD(xseq_load_cfg, window_slots);
-	FIELD(xseq_load_cfg, max_result);
+	FIELD(xseq_load_cfg, max_result); FIELD(xseq_load_cfg, solicit_gap_ns);
 	printf("}},\"drop_event\":{\"size\":%zu,\"fields\":{", sizeof(struct xseq_drop_event));
 	first = 0;
 	FIELD(xseq_drop_event, reason); FIELD(xseq_drop_event, saddr); FIELD(xseq_drop_event, sport);
@@ -98,11 +104,14 @@ int main(void)
 	ENUMV(XSEQ_CTR_DROP_DRAINING);
 	ENUMV(XSEQ_CTR_REPLY_GROW_FAILED); ENUMV(XSEQ_CTR_REPLY_HEADROOM);
 	ENUMV(XSEQ_CTR_DROP_ACK_WEIGHTS); ENUMV(XSEQ_CTR_DROP_BAD_MAC); ENUMV(XSEQ_CTR_DROP_MAC_ROOM); ENUMV(XSEQ_CTR_BUSY);
+	ENUMV(XSEQ_CTR_DROP_CLIENT_MAC); ENUMV(XSEQ_CTR_DROP_CLIENT_SOURCE); ENUMV(XSEQ_CTR_CONTROL_REFUSED);
+	ENUMV(XSEQ_CTR_DROP_SOLICIT_RATE);
 	ENUMV(XSEQ_CTR_MAX);
 	printf("},\"err\":{");
 	first = 0;
 	ENUMV(XSEQ_ERR_BAD_REQUEST); ENUMV(XSEQ_ERR_NOT_MEMBER); ENUMV(XSEQ_ERR_UNKNOWN_GROUP);
 	ENUMV(XSEQ_ERR_WRONG_SESSION); ENUMV(XSEQ_ERR_RANGE_TOO_LARGE); ENUMV(XSEQ_ERR_BUSY);
+	ENUMV(XSEQ_ERR_UNAUTHORIZED);
 	printf("},\"const\":{");
 	first = 0;
 	ENUMV(XSEQ_MAGIC); ENUMV(XSEQ_VERSION); ENUMV(XSEQ_DEFAULT_PORT); ENUMV(XSEQ_HDR_LEN);

@@ -215,6 +215,9 @@ export class Pair {
         break;
       }
       case 'solicit': {
+        // The model has no clock: every solicit is the first of its gap
+        // (XSEQ_SOLICIT_GAP_NS; the gap itself is tested in flush.prog).
+        k.resetSolicitGap(GROUP_ID);
         const agent = st.from === 'agent';
         const src = agent ? { addr: SEQ_IP, port: 7400 } : st.from === 'self' ? (MEMBERS[st.rid] ?? STRANGER) : STRANGER;
         const rid = agent ? XSEQ_REPLICA_AGENT : st.rid;

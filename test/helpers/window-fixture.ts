@@ -4,6 +4,7 @@
 // frames with its address, and what the agent re-sends to a member address
 // arrives at that member's socket. Nothing leaves the host.
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { type GroupKey, seal } from '../../bpf/mac.ts';
 import type { GroupConfig, Member } from '../../bpf/maps.ts';
 import type { Sequencer } from '../../bpf/sequencer.ts';
 import { emptyHeader, encodeMessage, MsgType, readHeader } from '../../bpf/wire.ts';
@@ -14,8 +15,10 @@ export const GROUP_ID = 1;
 export const SESSION = 41;
 const SEQ_IP = '10.77.0.2';
 
-export function requestFrame(requestId: bigint, groupId = GROUP_ID): Buffer {
-  const msg = encodeMessage({ ...emptyHeader(), type: MsgType.REQUEST, groupId, clientId: 77n, requestId }, Buffer.from(`op-${requestId}`));
+/** A client's REQUEST; sealed with `clientKey` when given (a keyed group's sequencer needs it). */
+export function requestFrame(requestId: bigint, groupId = GROUP_ID, clientKey?: GroupKey): Buffer {
+  const plain = encodeMessage({ ...emptyHeader(), type: MsgType.REQUEST, groupId, clientId: 77n, requestId }, Buffer.from(`op-${requestId}`));
+  const msg = clientKey ? seal(plain, clientKey) : plain;
   return buildFrame({ srcIp: '10.77.0.1', dstIp: SEQ_IP, srcPort: 40000, dstPort: 7400, payload: msg });
 }
 
@@ -25,8 +28,8 @@ export function ackFrame(from: Member, rid: number, seq: bigint, session = SESSI
 }
 
 /** Stamps one request through the program; returns its seq. */
-export function stamp(seq: Sequencer, requestId: bigint, groupId = GROUP_ID): bigint {
-  const r = seq.program.testRun({ data: requestFrame(requestId, groupId) });
+export function stamp(seq: Sequencer, requestId: bigint, groupId = GROUP_ID, clientKey?: GroupKey): bigint {
+  const r = seq.program.testRun({ data: requestFrame(requestId, groupId, clientKey) });
   if (r.retval !== XDP_TX) throw new Error(`request ${requestId} was not stamped (action ${r.retval})`);
   return readHeader(parseFrame(r.data).payload).seq;
 }

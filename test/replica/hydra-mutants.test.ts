@@ -92,6 +92,45 @@ const MUTANTS: Record<string, Mutant> = {
       H.onSequenced = (m: Internals) => on(m.retransmit ? { ...m, clock: 0 } : m);
     },
   },
+  // Failover (hydra-failover.ts): the leader ends a removed stream one seq
+  // early, over the last seq the quorum's logs hold.
+  'a removal ends the stream one seq early': {
+    seed: 9,
+    tamper: (r) => {
+      const H: Internals = r.hydra;
+      H.endSeq = (last: Internals) => last.seq;
+    },
+  },
+  // ...or skips a seq past it (what no replica resolved is not "never delivered" then).
+  'a removal ends the stream one seq late': {
+    seed: 9,
+    tamper: (r) => {
+      const H: Internals = r.hydra;
+      H.endSeq = (last: Internals) => last.seq + 2;
+    },
+  },
+  // A rejoin keeps what was held of the old session: its messages merge
+  // as if the new session had stamped them at those seqs.
+  'an old session is merged again after a rejoin': {
+    seed: 572,
+    tamper: (r) => {
+      const H: Internals = r.hydra;
+      const resync = H.resync.bind(H);
+      H.resync = (...a: Internals[]) => {
+        for (const st of H.streams) {
+          if (st.restartPatched) continue;
+          st.restartPatched = true;
+          const restart = st.restart.bind(st);
+          st.restart = (now: number) => {
+            const keep = [...st.buf.values(), ...st.queue.slice(st.head).map((it: Internals) => it.msg).filter(Boolean)];
+            restart(now);
+            for (const m of keep) st.buf.set(m.seq, m);
+          };
+        }
+        return resync(...a);
+      };
+    },
+  },
 };
 
 // Not caught, so not listed: a VIEW_CHANGE that leaves out the follower's

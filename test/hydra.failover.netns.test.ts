@@ -1,8 +1,3 @@
-// PENDING (not matched by vitest's test/**/*.test.ts): it fails until the
-// replica engine removes a dead sequencer by agreement and lets one rejoin
-// under its id with a new session (replica/README.md, "A sequencer that
-// dies"). When it passes, rename it to test/hydra.failover.netns.test.ts.
-//
 // Two sequencers (Hydra) under a KV load with 5% loss on every replica
 // link: sequencer host 1 dies (link down + kill -9 + detach --force); the
 // load continues through sequencer 0 once the replicas agreed on host 1's
@@ -14,12 +9,12 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect, it } from 'vitest';
-import { failoverTiming } from '../../examples/kv/failover-timing.ts';
-import type { LoadSummary } from '../../examples/kv/load.ts';
-import { compareLogs, expectedValues, unreadable } from '../../examples/kv/verify.ts';
-import { addLinkLoss } from '../../netns/loss.ts';
-import { useKvNetns } from '../helpers/kv-netns.ts';
-import { describePrivileged } from '../helpers/privileged.ts';
+import { failoverTiming } from '../examples/kv/failover-timing.ts';
+import type { LoadSummary } from '../examples/kv/load.ts';
+import { compareLogs, expectedValues, unreadable } from '../examples/kv/verify.ts';
+import { addLinkLoss } from '../netns/loss.ts';
+import { useKvNetns } from './helpers/kv-netns.ts';
+import { describePrivileged } from './helpers/privileged.ts';
 
 const kv = useKvNetns();
 const losses = kv.losses;
@@ -47,6 +42,7 @@ describePrivileged('Hydra: a sequencer host dies for good, and comes back under 
     expect(again.session).toBeGreaterThan(first.session);
 
     const sum = JSON.parse(await load.waitForLine(/"tag"/, LOAD_MS + 60_000)) as LoadSummary;
+    for (const r of c.replicas) for (const l of r?.output().stdout.split('\n') ?? []) if (l.includes('"event":"sequencers"')) console.log(`[hydra-failover] ${l}`);
     for (const l of losses.splice(0)) l.remove();
     const f = failoverTiming(sum.completedAtMs!, killAt);
     console.log(`[hydra-failover] ${sum.ok} ops ok; resumed ${f.failoverMs} ms after the kill; ops/s ${f.opsPerSecBefore} before, ${f.opsPerSecAround} around`);
@@ -67,11 +63,16 @@ describePrivileged('Hydra: a sequencer host dies for good, and comes back under 
     const cmp = compareLogs(dumps);
     expect(cmp.problems).toEqual([]);
     expect(cmp.identical).toBe(true);
-    // Sequencer 1's entries: the old session's all before the first of the new one.
-    const e = dumps[0]!.entries.filter((x) => !x.noop && x.sequencerId === 1);
-    const firstNew = e.findIndex((x) => x.session === again.session);
-    expect(firstNew).toBeGreaterThan(0);
-    expect(e.slice(firstNew).some((x) => x.session === first.session)).toBe(false);
+    // Sequencer 1's entries: the old session's all before the replicas' end
+    // of it, then the start of the new one; nothing of the old one after.
+    const e = dumps[0]!.entries.filter((x) => x.sequencerId === 1);
+    const end = e.findIndex((x) => x.end);
+    const firstNew = e.findIndex((x) => x.streamSession === again.session);
+    expect(end, 'the replicas ended the dead session').toBeGreaterThan(0);
+    expect(e[end]!.streamSession).toBe(first.session);
+    expect(firstNew).toBe(end + 1);
+    expect(e.slice(firstNew).some((x) => x.streamSession === first.session)).toBe(false);
+    expect(e.slice(firstNew).filter((x) => !x.noop).length, 'requests stamped in the new session merged').toBeGreaterThan(0);
   }, 300_000);
 
   it('an operator removes the dead host by hand (remove-sequencer): the load resumes without waiting for the timeout', async () => {
