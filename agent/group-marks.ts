@@ -19,6 +19,8 @@
 // wire); a reserve is idempotent, so on any doubt it simply sends another.
 import type { Socket } from 'node:dgram';
 import type { BpfProgram } from '../bpf/libbpf/index.ts';
+import { type GroupKey, seal } from '../bpf/mac.ts';
+import { ErrorCode } from '../bpf/repair.ts';
 import type { SlotView } from '../bpf/maps.ts';
 import { emptyHeader, encodeMessage, Flags, MsgType, readHeader, XSEQ_HDR_LEN } from '../bpf/wire.ts';
 import { decodeMarkResult, encodeReserveOp } from '../replica/sequence-marks.ts';
@@ -49,6 +51,8 @@ export interface GroupMarkOptions {
   port: number;
   /** Bound to the sequencer's address and port (replicas take SEQUENCED only from there). */
   socket: Pick<Socket, 'send'>;
+  /** The group's key, if it has one: a control op of a keyed group must be sealed with it. */
+  key?: (groupId: number) => GroupKey | undefined;
   timeoutMs?: number;
 }
 
@@ -68,10 +72,12 @@ function bytesOf(text: string, sep: string, radix: number, n: number, what: stri
 }
 
 /** A REQUEST frame (flagged CONTROL) from the interface to its own sequencer port. */
-export function reserveFrame(o: { mac: string; addr: string; port: number; groupId: number; requestId: bigint; op: Uint8Array }): Buffer {
+export function reserveFrame(o: { mac: string; addr: string; port: number; groupId: number; requestId: bigint; op: Uint8Array; key?: GroupKey | undefined }): Buffer {
   const mac = bytesOf(o.mac, ':', 16, 6, 'a MAC address');
   const ip = bytesOf(o.addr, '.', 10, 4, 'a dotted IPv4 address');
-  const msg = encodeMessage({ ...emptyHeader(), type: MsgType.REQUEST, flags: Flags.CONTROL, groupId: o.groupId, clientId: RESERVE_CLIENT_ID, requestId: o.requestId }, o.op);
+  const plain = encodeMessage({ ...emptyHeader(), type: MsgType.REQUEST, flags: Flags.CONTROL, groupId: o.groupId, clientId: RESERVE_CLIENT_ID, requestId: o.requestId }, o.op);
+  // Keyed group: a control op counts only under the group key (the kernel's client check).
+  const msg = o.key ? seal(plain, o.key) : plain;
   const f = Buffer.alloc(L4 + msg.length);
   f.set(mac, 0);
   f.set(mac, 6);
@@ -150,7 +156,7 @@ export class GroupMarks {
     }
     const op = encodeReserveOp({ name, mark });
     while (performance.now() < deadline) {
-      const frame = reserveFrame({ ...this.#o, groupId, requestId: ++this.#requestId, op });
+      const frame = reserveFrame({ ...this.#o, groupId, requestId: ++this.#requestId, op, key: this.#o.key?.(groupId) });
       const r = this.#dp.program.testRun({ data: frame });
       const out = Buffer.from(r.data);
       if (r.retval !== XDP_TX || out.length < L4 + XSEQ_HDR_LEN) {
@@ -158,6 +164,8 @@ export class GroupMarks {
       }
       const h = readHeader(out, L4);
       if (h.type === MsgType.ERROR) {
+        const code = out.length >= L4 + XSEQ_HDR_LEN + 2 ? out.readUInt16BE(L4 + XSEQ_HDR_LEN) : -1;
+        if (code !== ErrorCode.BUSY) throw new AgentError('EMARK_GROUP', `group ${groupId}: the sequencer refused the reservation (ERROR ${code}${code === ErrorCode.UNAUTHORIZED ? ': not sealed with the group key' : ''})`);
         // BUSY: the window slot is still held; the retransmitter frees it.
         await sleep(BUSY_WAIT_MS);
         continue;
