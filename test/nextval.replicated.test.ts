@@ -240,6 +240,8 @@ describe('GroupMarks (the agent side of a reservation)', () => {
     let seq = 0n;
     const sent: bigint[] = [];
     const slots = new Map<bigint, { replied: boolean; result?: Uint8Array }>();
+    /** The previous mark the group certifies a new op with at once (undefined: never). */
+    let answer: bigint | undefined;
     const dp = {
       program: {
         testRun: ({ data }: { data: Uint8Array }) => {
@@ -248,7 +250,7 @@ describe('GroupMarks (the agent side of a reservation)', () => {
           out[L4 + 5] = MsgType.SEQUENCED;
           out.writeBigUInt64BE(seq, L4 + 24);
           out.writeUInt32BE(7, L4 + 16);
-          slots.set(seq, { replied: false });
+          slots.set(seq, answer === undefined ? { replied: false } : { replied: true, result: encodeMarkResult(answer) });
           return { retval: 3, data: out, durationNs: 0 };
         },
       },
@@ -260,7 +262,7 @@ describe('GroupMarks (the agent side of a reservation)', () => {
     };
     const socket = { send: (b: Uint8Array) => void sent.push(Buffer.from(b).readBigUInt64BE(24)) };
     const certify = (s: bigint, prev: bigint) => slots.set(s, { replied: true, result: encodeMarkResult(prev) });
-    return { dp, socket, sent, certify };
+    return { dp, socket, sent, certify, answerWith: (prev: bigint) => (answer = prev) };
   }
   const L4 = 42;
 
@@ -272,10 +274,8 @@ describe('GroupMarks (the agent side of a reservation)', () => {
     f.certify(1n, 0n); // certified late
     expect(await g.reserve(1, 'orders', 2500n)).toEqual({ prev: 0n, mark: 2001n });
     expect(f.sent).toEqual([1n]); // nothing new was sent
-    const next = g.reserve(1, 'orders', 2500n);
-    await new Promise((r) => setTimeout(r, 5));
-    f.certify(2n, 2001n);
-    expect(await next).toEqual({ prev: 2001n, mark: 2500n });
+    f.answerWith(2001n);
+    expect(await g.reserve(1, 'orders', 2500n)).toEqual({ prev: 2001n, mark: 2500n });
     expect(f.sent).toEqual([1n, 2n]);
     expect(g.counters).toMatchObject({ reserved: 2, failed: 1 });
   });
