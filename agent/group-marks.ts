@@ -19,20 +19,19 @@
 // wire); a reserve is idempotent, so on any doubt it simply sends another.
 import type { Socket } from 'node:dgram';
 import type { BpfProgram } from '../bpf/libbpf/index.ts';
+import { type GroupKey, seal } from '../bpf/mac.ts';
+import { ErrorCode } from '../bpf/repair.ts';
 import type { SlotView } from '../bpf/maps.ts';
 import { emptyHeader, encodeMessage, Flags, MsgType, readHeader, XSEQ_HDR_LEN } from '../bpf/wire.ts';
 import { decodeMarkResult, encodeReserveOp } from '../replica/sequence-marks.ts';
 import { AgentError } from './errors.ts';
-import { decodeError, ErrorCode } from '../bpf/repair.ts';
-import { sealedFrame } from './flush-frame.ts';
-import type { KeySource } from './keys.ts';
 
 /** The client id of the agent's reservations ("xseqmark"); control ops bypass the client table. */
 export const RESERVE_CLIENT_ID = 0x787365716d61726bn;
 const XDP_TX = 3;
 const L4 = 14 + 20 + 8;
-/** The default time a reservation may take before it fails (the raise retries on the next tick). */
-export const DEFAULT_RESERVE_TIMEOUT_MS = 500;
+/** The default time a raise waits for a certificate (the reservation stays pending: the next raise waits on it again). */
+export const DEFAULT_RESERVE_TIMEOUT_MS = 1000;
 const POLL_MS = 1;
 const BUSY_WAIT_MS = 2;
 
@@ -52,8 +51,8 @@ export interface GroupMarkOptions {
   port: number;
   /** Bound to the sequencer's address and port (replicas take SEQUENCED only from there). */
   socket: Pick<Socket, 'send'>;
-  /** Group keys: a keyed group's sequencer takes a control op only sealed with the group key. */
-  keys?: KeySource;
+  /** The group's key, if it has one: a control op of a keyed group must be sealed with it. */
+  key?: (groupId: number) => GroupKey | undefined;
   timeoutMs?: number;
 }
 
@@ -73,10 +72,12 @@ function bytesOf(text: string, sep: string, radix: number, n: number, what: stri
 }
 
 /** A REQUEST frame (flagged CONTROL) from the interface to its own sequencer port. */
-export function reserveFrame(o: { mac: string; addr: string; port: number; groupId: number; requestId: bigint; op: Uint8Array }): Buffer {
+export function reserveFrame(o: { mac: string; addr: string; port: number; groupId: number; requestId: bigint; op: Uint8Array; key?: GroupKey | undefined }): Buffer {
   const mac = bytesOf(o.mac, ':', 16, 6, 'a MAC address');
   const ip = bytesOf(o.addr, '.', 10, 4, 'a dotted IPv4 address');
-  const msg = encodeMessage({ ...emptyHeader(), type: MsgType.REQUEST, flags: Flags.CONTROL, groupId: o.groupId, clientId: RESERVE_CLIENT_ID, requestId: o.requestId }, o.op);
+  const plain = encodeMessage({ ...emptyHeader(), type: MsgType.REQUEST, flags: Flags.CONTROL, groupId: o.groupId, clientId: RESERVE_CLIENT_ID, requestId: o.requestId }, o.op);
+  // Keyed group: a control op counts only under the group key (the kernel's client check).
+  const msg = o.key ? seal(plain, o.key) : plain;
   const f = Buffer.alloc(L4 + msg.length);
   f.set(mac, 0);
   f.set(mac, 6);
@@ -106,6 +107,13 @@ export class GroupMarks {
   readonly #timeoutMs: number;
   // Request ids only make a REQUEST well formed: control ops skip the client table.
   #requestId = BigInt(Date.now()) << 16n;
+  /**
+   * Reservations sent and not yet seen certified, by group and name. A
+   * later raise waits on the same op rather than sending another: a second
+   * op for the same range would find the first one's mark before it, which
+   * looks exactly like another host's reservation (and would cost a jump).
+   */
+  readonly #pending = new Map<string, { seq: bigint; session: number; mark: bigint }>();
   readonly counters: GroupMarkCounters = { reserved: 0, failed: 0, foreign: 0 };
 
   constructor(dp: ReserveDataPath, o: GroupMarkOptions) {
@@ -120,36 +128,44 @@ export class GroupMarks {
 
   /**
    * Reserves `mark` for sequence `name` in group `groupId`: resolves with
-   * the group's mark before it (certified), or throws EMARK_GROUP.
+   * the group's mark before it (certified) and the mark it reserved, which
+   * is an earlier pending reservation's when one got certified meanwhile
+   * (the caller raises to that, and asks again for more). Throws
+   * EMARK_GROUP.
    */
-  async reserve(groupId: number, name: string, mark: bigint): Promise<bigint> {
+  async reserve(groupId: number, name: string, mark: bigint): Promise<{ prev: bigint; mark: bigint }> {
     try {
-      const prev = await this.#reserve(groupId, name, mark);
+      const r = await this.#reserve(groupId, name, mark);
       this.counters.reserved++;
-      return prev;
+      return r;
     } catch (e) {
       this.counters.failed++;
       throw e;
     }
   }
 
-  async #reserve(groupId: number, name: string, mark: bigint): Promise<bigint> {
+  async #reserve(groupId: number, name: string, mark: bigint): Promise<{ prev: bigint; mark: bigint }> {
     const deadline = performance.now() + this.#timeoutMs;
+    const key = `${groupId}/${name}`;
+    const pending = this.#pending.get(key);
+    if (pending) {
+      const got = await this.#certified(groupId, pending.seq, pending.session, deadline);
+      if (got === 'timeout') throw this.#timeout(groupId, name);
+      this.#pending.delete(key);
+      if (got !== 'moved') return { prev: got, mark: pending.mark };
+    }
     const op = encodeReserveOp({ name, mark });
     while (performance.now() < deadline) {
-      const plain = reserveFrame({ ...this.#o, groupId, requestId: ++this.#requestId, op });
-      const key = this.#o.keys?.key(groupId);
-      const frame = key ? sealedFrame(plain, key) : plain;
+      const frame = reserveFrame({ ...this.#o, groupId, requestId: ++this.#requestId, op, key: this.#o.key?.(groupId) });
       const r = this.#dp.program.testRun({ data: frame });
       const out = Buffer.from(r.data);
       if (r.retval !== XDP_TX || out.length < L4 + XSEQ_HDR_LEN) {
         throw new AgentError('EMARK_GROUP', `group ${groupId} is not stamped here (the sequencer program dropped the reservation: a standby that has not taken over, or the group is disabled)`);
       }
       const h = readHeader(out, L4);
-      if (h.type === MsgType.ERROR && decodeError(out.subarray(L4 + XSEQ_HDR_LEN))?.code === ErrorCode.UNAUTHORIZED) {
-        throw new AgentError('EMARK_GROUP', `group ${groupId}: the sequencer refused the reservation as not authenticated (control_refused; a keyed group needs this agent's groups[].keyFile)`);
-      }
       if (h.type === MsgType.ERROR) {
+        const code = out.length >= L4 + XSEQ_HDR_LEN + 2 ? out.readUInt16BE(L4 + XSEQ_HDR_LEN) : -1;
+        if (code !== ErrorCode.BUSY) throw new AgentError('EMARK_GROUP', `group ${groupId}: the sequencer refused the reservation (ERROR ${code}${code === ErrorCode.UNAUTHORIZED ? ": not authenticated (control_refused; a keyed group needs this agent's groups[].keyFile)" : ''})`);
         // BUSY: the window slot is still held; the retransmitter frees it.
         await sleep(BUSY_WAIT_MS);
         continue;
@@ -157,20 +173,27 @@ export class GroupMarks {
       if (h.type !== MsgType.SEQUENCED) throw new AgentError('EMARK_GROUP', `group ${groupId}: the sequencer program answered a reservation with message type ${h.type}`);
       const dst = `${out[30]}.${out[31]}.${out[32]}.${out[33]}`;
       this.#o.socket.send(out.subarray(L4), out.readUInt16BE(36), dst);
-      const prev = await this.#certified(groupId, h.seq, h.session, deadline);
-      if (prev !== null) return prev;
+      this.#pending.set(key, { seq: h.seq, session: h.session, mark });
+      const got = await this.#certified(groupId, h.seq, h.session, deadline);
+      if (got === 'timeout') break;
+      this.#pending.delete(key);
+      if (got !== 'moved') return { prev: got, mark };
     }
-    throw new AgentError('EMARK_GROUP', `group ${groupId}: no certificate for the reservation of "${name}" within ${this.#timeoutMs} ms (are a quorum of its replicas up?)`);
+    throw this.#timeout(groupId, name);
   }
 
-  /** Polls the slot until the aggregator certified the seq: the leader's result, or null when the slot moved on. */
-  async #certified(groupId: number, seq: bigint, session: number, deadline: number): Promise<bigint | null> {
-    while (performance.now() < deadline) {
+  #timeout(groupId: number, name: string): AgentError {
+    return new AgentError('EMARK_GROUP', `group ${groupId}: no certificate for the reservation of "${name}" within ${this.#timeoutMs} ms (are a quorum of its replicas up?); it stays pending`);
+  }
+
+  /** Polls the slot until the aggregator certified the seq: the leader's result; 'moved' when the slot holds another seq now (the op is lost: send another). */
+  async #certified(groupId: number, seq: bigint, session: number, deadline: number): Promise<bigint | 'moved' | 'timeout'> {
+    for (;;) {
       const s = this.#dp.slot(groupId, seq);
-      if (!s || s.seq !== seq || s.session !== session) return null;
-      if (s.replied && s.result) return decodeMarkResult(s.result);
+      if (!s || s.seq !== seq || s.session !== session) return 'moved';
+      if (s.replied && s.result) return decodeMarkResult(s.result) ?? 'moved';
+      if (performance.now() >= deadline) return 'timeout';
       await sleep(POLL_MS);
     }
-    return null;
   }
 }

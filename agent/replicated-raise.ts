@@ -27,8 +27,9 @@ import type { SequenceRecord } from './marks.ts';
 import type { SequenceKernel } from './sequences.ts';
 
 export interface MarkReserver {
-  /** Reserves `mark` for `name` in the group's total order; resolves with the mark before it. */
-  reserve(groupId: number, name: string, mark: bigint): Promise<bigint>;
+  /** Reserves `mark` for `name` in the group's total order; resolves with the mark before it and
+   * the mark reserved (an earlier pending reservation's, when that one was certified meanwhile). */
+  reserve(groupId: number, name: string, mark: bigint): Promise<{ prev: bigint; mark: bigint }>;
   /** Whether this host stamps the group now (a waiting standby does not: its sequences refuse, quietly). */
   serves(groupId: number): boolean;
 }
@@ -59,23 +60,25 @@ export async function raiseReplicated(k: SequenceKernel, group: MarkReserver, r:
   let base = own;
   let target = r.mark;
   for (let round = 0; round < MAX_ROUNDS; round++) {
-    const prev = await group.reserve(r.group!, r.name, target);
-    if (prev <= base) {
+    const { prev, mark: got } = await group.reserve(r.group!, r.name, target);
+    if (prev <= base && got > base) {
       if (base === own) {
-        k.setMark(r.id, target);
-        return { mark: target };
+        k.setMark(r.id, got);
+        return { mark: got };
       }
       k.setMark(r.id, 0n);
       await sleep(QUIESCE_MS);
       const last = k.read(r.id).next;
       k.setNext(r.id, base);
-      k.setMark(r.id, target);
+      k.setMark(r.id, got);
       log?.warn(
-        { event: 'mark', sequence: r.name, group: r.group, from: last.toString(), to: base.toString(), mark: target.toString() },
+        { event: 'mark', sequence: r.name, group: r.group, from: last.toString(), to: base.toString(), mark: got.toString() },
         `sequence ${r.name}: another host reserved up to ${base} in group ${r.group} (a failover); values continue at ${base}, ${last}..${base - 1n} are a gap`,
       );
-      return { mark: target, jumpedTo: base };
+      return { mark: got, jumpedTo: base };
     }
+    // Ours but no further than we hold (an old pending one): ask again.
+    if (prev <= base) continue;
     base = prev;
     target = cap(prev + r.markAhead);
     commitFile({ ...r, mark: target });

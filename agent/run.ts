@@ -323,7 +323,7 @@ export async function runAgent(cfg: AgentConfig, opts: RunOptions): Promise<void
       const address = interfaceAddress(cfg.interface);
       markProgram = flushProgram ?? programById(dp.link.info().progId, PROG_SEQUENCER);
       const program = markProgram;
-      sequences.setReserver(new GroupMarks({ program, slot: (id, s) => seq.slot(id, s), serves: (id) => seq.group(id) !== undefined }, { mac: address.mac, addr: address.addr, port: cfg.port, socket: rtSocket, keys }));
+      sequences.setReserver(new GroupMarks({ program, slot: (id, s) => seq.slot(id, s), serves: (id) => seq.group(id) !== undefined }, { mac: address.mac, addr: address.addr, port: cfg.port, socket: rtSocket, key: (g) => keys.key(g) }));
     }
     await sequences.reconcile(cfg.sequences.map(defOf));
     seqControl = await startSequenceControl(cfg.sequenceControl.listen, sequences, log);

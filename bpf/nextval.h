@@ -94,14 +94,14 @@ static __always_inline void nv_write(__u32 *dst, const __u32 *src, __u64 *acc)
 	}
 }
 
-/* Keyed: the reply's MAC in the request's trailer (the frame keeps its
+/* Keyed: the reply's MAC under the group's client key in the request's trailer (the frame keeps its
  * length). The UDP checksum is zero, as on every MAC'd message: the MAC
  * covers the message, and the incremental update would miss the trailer. */
 static __always_inline void nv_seal(struct xdp_md *ctx, const struct xseq_mac_key *key)
 {
 	const __u32 len = XSEQ_HDR_LEN + sizeof(struct xseq_nv_reply);
 	int ok;
-	__u64 mac = mac_of_frame(ctx, SEQ_L4_OFF, len, key, &ok);
+	__u64 mac = mac_of_frame_k(ctx, SEQ_L4_OFF, len, key->c0, key->c1, &ok);
 
 	if (ok)
 		bpf_xdp_store_bytes(ctx, SEQ_L4_OFF + len, &mac, sizeof(mac));
@@ -183,7 +183,9 @@ static __always_inline int nextval_handle(struct xdp_md *ctx, struct seq_req *r)
 		mk = NULL;
 	if (!!mk != !!(r->h->flags & bpf_htons(XSEQ_F_MAC)))
 		return nv_drop(XSEQ_NV_CTR_DROP_MAC);
-	if (mk && !mac_frame_ok(ctx, SEQ_L4_OFF, XSEQ_HDR_LEN + sizeof(struct xseq_nv_req), mk))
+	/* The group's client key (c0, c1), as for a client's REQUEST: a
+	 * NEXTVAL client cannot make replica traffic. */
+	if (mk && !mac_frame_ok_k(ctx, SEQ_L4_OFF, XSEQ_HDR_LEN + sizeof(struct xseq_nv_req), mk->c0, mk->c1))
 		return nv_drop(XSEQ_NV_CTR_DROP_MAC);
 
 	__builtin_memcpy(&key, q->name, sizeof(key));

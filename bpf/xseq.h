@@ -497,9 +497,10 @@ struct xseq_drop_event {
  * Both payloads are network order.
  *
  * Authentication: when group_id names a group with a key (xseq_mac_keys),
- * the NEXTVAL must carry XSEQ_F_MAC and a valid MAC under that key (as any
- * keyed message: header and payload, XSEQ_MAC_LEN trailer), and the reply
- * is sealed with the same key in the same trailer. A sequence bound to a
+ * the NEXTVAL must carry XSEQ_F_MAC and a valid MAC under the group's
+ * client key (c0, c1, as a client's REQUEST: header and payload,
+ * XSEQ_MAC_LEN trailer), and the reply is sealed with the client key in the
+ * same trailer. A sequence bound to a
  * keyed group (XSEQ_NV_F_KEYED) answers only such requests naming its
  * group: anything else is dropped unanswered (XSEQ_NV_CTR_DROP_MAC).
  */

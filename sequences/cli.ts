@@ -10,14 +10,15 @@ import { readKeyFile } from '../bpf/key-file.ts';
 import { blockValues, NextvalClient, type NextvalOptions, SequenceError } from './client.ts';
 
 const USAGE = `usage:
-  xseq-nextval NAME [--count N] [--server ADDR[:PORT]] [--timeout-ms MS] [--group G --key-file PATH]
-  xseq-nextval bench NAME [--clients N] [--duration S] [--count N] [--server ADDR[:PORT]] [--group G --key-file PATH]
+  xseq-nextval NAME [--count N] [--server ADDR[:PORT]] [--timeout-ms MS] [--group G --client-key-file PATH]
+  xseq-nextval bench NAME [--clients N] [--duration S] [--count N] [--server ADDR[:PORT]] [--group G --client-key-file PATH]
   xseq-nextval list [--control ADDR:PORT]
   xseq-nextval create NAME --id N [--start S] [--increment I] [--cache C] [--group G] [--control ADDR:PORT]
   xseq-nextval drop NAME [--control ADDR:PORT]
   xseq-nextval setval NAME VALUE [--control ADDR:PORT]
 --server defaults to $XSEQ_SERVER or 127.0.0.1:7400; --control to $XSEQ_CONTROL or 127.0.0.1:9465.
---group G --key-file PATH: a sequence of a keyed group answers only requests MAC'd under its key.
+--group G --client-key-file PATH: a sequence of a keyed group answers only requests MAC'd under the
+group's client key (\`xseq-agent client-key --key-file GROUP_KEY\` prints it).
 --standby ADDR[:PORT]: the other host of an active/standby pair; an attempt that timed out or was refused goes there next.
 Exit status: 0 ok, 2 bad arguments, 3 unknown sequence, 4 refused at the durable mark, 5 timeout.`;
 
@@ -117,7 +118,7 @@ export async function main(argv: string[]): Promise<number> {
       increment: { type: 'string' },
       cache: { type: 'string' },
       group: { type: 'string' },
-      'key-file': { type: 'string' },
+      'client-key-file': { type: 'string' },
       standby: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -129,8 +130,8 @@ export async function main(argv: string[]): Promise<number> {
   const server = o.server ?? process.env['XSEQ_SERVER'] ?? '127.0.0.1:7400';
   const ctl = o.control ?? process.env['XSEQ_CONTROL'] ?? '127.0.0.1:9465';
   const [cmd, a1, a2] = pos;
-  if (o['key-file'] !== undefined && o.group === undefined) throw new UsageError('--key-file needs --group: the group whose key it is');
-  const auth = { ...(o.standby !== undefined ? { standby: o.standby } : {}), ...(o.group !== undefined ? { group: intArg(o.group, 'group', 0, 0) } : {}), ...(o['key-file'] !== undefined ? { key: readKeyFile(o['key-file']) } : {}) };
+  if (o['client-key-file'] !== undefined && o.group === undefined) throw new UsageError('--client-key-file needs --group: the group whose client key it is');
+  const auth = { ...(o.standby !== undefined ? { standby: o.standby } : {}), ...(o.group !== undefined ? { group: intArg(o.group, 'group', 0, 0) } : {}), ...(o['client-key-file'] !== undefined ? { key: readKeyFile(o['client-key-file']) } : {}) };
   const print = (v: unknown) => process.stdout.write(`${JSON.stringify(v, null, 1)}\n`);
   switch (cmd) {
     case 'list':

@@ -84,7 +84,8 @@ export interface NextvalOptions {
   bind?: string;
   /**
    * The group whose key authenticates this client (docs/authentication.md,
-   * "NEXTVAL"): requests name it and carry a MAC under `key`, and a reply
+   * "NEXTVAL"): requests name it and carry a MAC under `key`, the group's
+   * CLIENT key (bpf/mac.ts clientKeyOf, as for REQUESTs), and a reply
    * counts only with a valid MAC under it. Needed for sequences bound to a
    * keyed group; without a key nothing is sealed nor checked.
    */

@@ -1,23 +1,30 @@
 // NEXTVAL under a group key, in the compiled sequencer under
-// BPF_PROG_TEST_RUN: a request MAC'd under the key of the sequence's group
-// is answered with a sealed reply; every request a stranger without that
+// BPF_PROG_TEST_RUN: a request MAC'd under the client key of the
+// sequence's group (as a client's REQUEST) is answered with a reply sealed
+// under it; every request a stranger without that
 // key can make (no MAC, another group's key, a forged, flipped or cut MAC,
 // an unkeyed group id) is dropped unanswered, counted as drop_mac, and
 // takes no value: it can neither advance nor read the sequence.
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
-import { checkMac, groupKey, seal } from '../bpf/mac.ts';
+import { checkMac, clientKeyOf, groupKey, seal } from '../bpf/mac.ts';
 import { decodeNvReplyPayload, encodeNvRequestPayload, NV_COUNTER_NAMES, NvStatus } from '../bpf/nextval.ts';
 import { Sequencer } from '../bpf/sequencer.ts';
 import { SequenceTable } from '../bpf/sequences.ts';
 import { emptyHeader, encodeMessage, Flags, MsgType, readHeader, XSEQ_HDR_LEN, XSEQ_MAC_LEN } from '../bpf/wire.ts';
 import { buildFrame, parseFrame } from '../tools/frame.ts';
 import { describePrivileged } from './helpers/privileged.ts';
+import { reserveFrame } from '../agent/group-marks.ts';
+import { ErrorCode } from '../bpf/repair.ts';
+import { encodeReserveOp } from '../replica/sequence-marks.ts';
 
 const XDP_DROP = 1;
 const XDP_TX = 3;
 const L4 = 14 + 20 + 8;
-const KEY = groupKey(Buffer.from('00112233445566778899aabbccddeeff', 'hex'));
-const OTHER_KEY = groupKey(Buffer.from('ffeeddccbbaa99887766554433221100', 'hex'));
+// The group keys the agent installs, and the client keys NEXTVAL clients seal with.
+const GROUP_KEY = groupKey(Buffer.from('00112233445566778899aabbccddeeff', 'hex'));
+const OTHER_GROUP_KEY = groupKey(Buffer.from('ffeeddccbbaa99887766554433221100', 'hex'));
+const KEY = clientKeyOf(GROUP_KEY);
+const OTHER_KEY = clientKeyOf(OTHER_GROUP_KEY);
 const CLIENT = { srcMac: '02:00:00:00:00:01', srcIp: '10.77.0.1', srcPort: 40000 };
 const HOST = { dstMac: '02:00:00:00:00:02', dstIp: '10.77.0.2', dstPort: 7400 };
 
@@ -43,8 +50,8 @@ describePrivileged('NEXTVAL authentication in sequencer.bpf.o under BPF_PROG_TES
       table.disable(id, name);
       table.forget(id);
     }
-    seq.setKey(1, KEY);
-    seq.setKey(2, OTHER_KEY);
+    seq.setKey(1, GROUP_KEY);
+    seq.setKey(2, OTHER_GROUP_KEY);
     seq.setKey(3, null);
     table.create(3, 'orders', { next: 1n, mark: 1_000_000n, increment: 1n, cache: 1, keyedGroup: 1 });
     table.create(4, 'open', { next: 500n, mark: 1_000_000n, increment: 1n, cache: 1 });
@@ -98,6 +105,7 @@ describePrivileged('NEXTVAL authentication in sequencer.bpf.o under BPF_PROG_TES
       return frame(b);
     }],
   ];
+  strangers.push(["the group key itself (a client key is what seals a NEXTVAL)", () => frame(seal(msg('orders', 1), GROUP_KEY))]);
   it.each(strangers)('%s: dropped unanswered, counted drop_mac, no value taken', (_what, make) => {
     const r = run(make());
     expect(r.retval).toBe(XDP_DROP);
@@ -141,5 +149,32 @@ describePrivileged('NEXTVAL authentication in sequencer.bpf.o under BPF_PROG_TES
     expect(checkMac(f.payload, KEY)).toBe('ok');
     expect(decodeNvReplyPayload(f.payload.subarray(XSEQ_HDR_LEN, XSEQ_HDR_LEN + 40)).status).toBe(NvStatus.UNKNOWN);
     expect(run(frame(msg('nosuch', 1))).retval).toBe(XDP_DROP);
+  });
+});
+
+// The agent's sequence mark reservation (agent/group-marks.ts) is a control
+// op: in a keyed group the kernel stamps it only sealed with the group key.
+describePrivileged("the agent's mark reservation in a keyed group", () => {
+  let seq: Sequencer;
+  beforeAll(() => {
+    seq = Sequencer.load({ port: 7400, windowSlots: 8, windows: 1 });
+    seq.setGroup(1, { mcastAddr: '239.7.7.1', mcastPort: 7500, sequencerId: 1, session: 9, enabled: true, members: [{ addr: '10.77.0.11', port: 7600 }] });
+    seq.setKey(1, GROUP_KEY);
+  });
+  afterAll(() => seq?.close());
+  const frame = (key?: typeof GROUP_KEY) => reserveFrame({ mac: HOST.dstMac, addr: HOST.dstIp, port: 7400, groupId: 1, requestId: 5n, op: encodeReserveOp({ name: 'orders', mark: 2001n }), key });
+
+  it('sealed with the group key it becomes a sealed SEQUENCED; unsealed or under the client key it is refused UNAUTHORIZED', () => {
+    const ok = seq.program.testRun({ data: frame(GROUP_KEY) });
+    expect(ok.retval).toBe(XDP_TX);
+    const f = parseFrame(Buffer.from(ok.data));
+    expect(readHeader(f.payload)).toMatchObject({ type: MsgType.SEQUENCED, flags: Flags.CONTROL | Flags.MAC, seq: 1n });
+    expect(checkMac(f.payload, GROUP_KEY)).toBe('ok');
+    for (const k of [undefined, KEY]) {
+      const r = seq.program.testRun({ data: frame(k) });
+      const h = readHeader(parseFrame(Buffer.from(r.data)).payload);
+      expect(h.type).toBe(MsgType.ERROR);
+      expect(Buffer.from(parseFrame(Buffer.from(r.data)).payload).readUInt16BE(XSEQ_HDR_LEN)).toBe(ErrorCode.UNAUTHORIZED);
+    }
   });
 });

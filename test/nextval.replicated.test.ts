@@ -15,7 +15,10 @@ import type { KernelSequence } from '../bpf/sequences.ts';
 import { MarkStore, type SequenceDef } from '../agent/marks.ts';
 import { type SequenceKernel, SequenceService } from '../agent/sequences.ts';
 import type { MarkReserver } from '../agent/replicated-raise.ts';
-import { SequenceMarks } from '../replica/sequence-marks.ts';
+import { encodeMarkResult, SequenceMarks } from '../replica/sequence-marks.ts';
+import { GroupMarks } from '../agent/group-marks.ts';
+import type { SlotView } from '../bpf/maps.ts';
+import { MsgType } from '../bpf/wire.ts';
 
 type Event = { host: string; op: 'certified'; name: string; mark: bigint; prev: bigint } | { host: string; op: 'kernel-mark'; mark: bigint };
 
@@ -81,7 +84,7 @@ class Group {
         if (!this.up) throw Object.assign(new Error('no quorum'), { code: 'EMARK_GROUP' });
         const prev = this.table.reserve({ name, mark });
         events.push({ host, op: 'certified', name, mark, prev });
-        return prev;
+        return { prev, mark };
       },
     };
   }
@@ -228,5 +231,52 @@ describe('replicated sequence marks', () => {
     const fromB = await take(b, 50);
     expect(fromB[0]).toBe(g.table.get('orders') - 100n); // the active's last reserved mark, then b's range above it
     expect(Number(fromB[0])).toBeGreaterThan(Math.max(...fromA.map(Number)));
+  });
+});
+
+describe('GroupMarks (the agent side of a reservation)', () => {
+  /** A data path whose program stamps seqs 1, 2, ... and whose slots the test certifies by hand. */
+  function fakeDataPath() {
+    let seq = 0n;
+    const sent: bigint[] = [];
+    const slots = new Map<bigint, { replied: boolean; result?: Uint8Array }>();
+    /** The previous mark the group certifies a new op with at once (undefined: never). */
+    let answer: bigint | undefined;
+    const dp = {
+      program: {
+        testRun: ({ data }: { data: Uint8Array }) => {
+          const out = Buffer.from(data);
+          seq++;
+          out[L4 + 5] = MsgType.SEQUENCED;
+          out.writeBigUInt64BE(seq, L4 + 24);
+          out.writeUInt32BE(7, L4 + 16);
+          slots.set(seq, answer === undefined ? { replied: false } : { replied: true, result: encodeMarkResult(answer) });
+          return { retval: 3, data: out, durationNs: 0 };
+        },
+      },
+      slot: (_id: number, s: bigint) => {
+        const v = slots.get(s);
+        return v ? ({ seq: s, session: 7, replied: v.replied, result: v.result } as unknown as SlotView) : undefined;
+      },
+      serves: () => true,
+    };
+    const socket = { send: (b: Uint8Array) => void sent.push(Buffer.from(b).readBigUInt64BE(24)) };
+    const certify = (s: bigint, prev: bigint) => slots.set(s, { replied: true, result: encodeMarkResult(prev) });
+    return { dp, socket, sent, certify, answerWith: (prev: bigint) => (answer = prev) };
+  }
+  const L4 = 42;
+
+  it('a reservation not certified in time stays pending: the next raise waits on it instead of sending a second one (which would look foreign)', async () => {
+    const f = fakeDataPath();
+    const g = new GroupMarks(f.dp, { mac: '02:00:00:00:00:02', addr: '10.0.0.2', port: 7400, socket: f.socket as never, timeoutMs: 30 });
+    await expect(g.reserve(1, 'orders', 2001n)).rejects.toMatchObject({ code: 'EMARK_GROUP' });
+    expect(f.sent).toEqual([1n]);
+    f.certify(1n, 0n); // certified late
+    expect(await g.reserve(1, 'orders', 2500n)).toEqual({ prev: 0n, mark: 2001n });
+    expect(f.sent).toEqual([1n]); // nothing new was sent
+    f.answerWith(2001n);
+    expect(await g.reserve(1, 'orders', 2500n)).toEqual({ prev: 2001n, mark: 2500n });
+    expect(f.sent).toEqual([1n, 2n]);
+    expect(g.counters).toMatchObject({ reserved: 2, failed: 1 });
   });
 });
