@@ -133,27 +133,35 @@ describe('committed-log recorder', () => {
   });
 
   it('with loss, a follower that caught up by state transfer has a gap; everything else agrees', () => {
-    const c = new SimCluster({ n: 3, seed: 11, clients: 3, net: { loss: 0.03 } });
-    const logs = c.replicas.map((r) => new CommittedLog(r!));
-    c.afterEvent = () => logs.forEach((l) => l.catchUp());
-    c.startWorkload(150);
-    expect(c.runUntil(() => c.pendingRequests === 0 && c.certified.length === 450 && c.converged(), 5_000_000)).toBe(true);
-    const dumps = logs.map((l) => l.dump('-'));
-    const bySlot = new Map<number, string>();
-    for (const d of dumps) {
-      expect(d.conflicts).toBe(0);
-      for (const e of d.entries) {
-        const s = JSON.stringify(e);
-        expect(bySlot.get(e.slot) ?? s).toBe(s);
-        bySlot.set(e.slot, s);
+    // Whether a follower falls behind the leader's truncation point depends
+    // on where the loss falls, and any protocol change moves that: runs go
+    // seed by seed (each checked in full) until one has the case this test
+    // is for, within a bound.
+    let gapSeed = 0;
+    for (let seed = 1; seed <= 60 && !gapSeed; seed++) {
+      const c = new SimCluster({ n: 3, seed, clients: 3, net: { loss: 0.03 } });
+      const logs = c.replicas.map((r) => new CommittedLog(r!));
+      c.afterEvent = () => logs.forEach((l) => l.catchUp());
+      c.startWorkload(150);
+      expect(c.runUntil(() => c.pendingRequests === 0 && c.certified.length === 450 && c.converged(), 5_000_000), `seed ${seed}`).toBe(true);
+      const dumps = logs.map((l) => l.dump('-'));
+      const bySlot = new Map<number, string>();
+      for (const d of dumps) {
+        expect(d.conflicts, `seed ${seed}`).toBe(0);
+        for (const e of d.entries) {
+          const s = JSON.stringify(e);
+          expect(bySlot.get(e.slot) ?? s, `seed ${seed}`).toBe(s);
+          bySlot.set(e.slot, s);
+        }
+        // Recorded and skipped slots together are exactly 1..committed.
+        const skipped = d.gaps.reduce((a, g) => a + g.to - g.from + 1, 0);
+        expect(d.entries.length + skipped, `seed ${seed}`).toBe(d.committed);
       }
-      // Recorded and skipped slots together are exactly 1..committed.
-      const skipped = d.gaps.reduce((a, g) => a + g.to - g.from + 1, 0);
-      expect(d.entries.length + skipped).toBe(d.committed);
+      expect(bySlot.size, `seed ${seed}`).toBe(dumps[0]!.committed);
+      if (dumps.some((d) => d.gaps.length > 0)) gapSeed = seed;
     }
-    expect(bySlot.size).toBe(dumps[0]!.committed);
-    // The case this test is for happened (the simulation is deterministic).
-    expect(dumps.some((d) => d.gaps.length > 0)).toBe(true);
+    // The case this test is for happened.
+    expect(gapSeed, 'no seed in 1..60 left a follower with a gap').toBeGreaterThan(0);
   });
 
   it('a replica that came back by state transfer records the slots it skipped as a gap', () => {
