@@ -634,9 +634,14 @@ export class Rig {
     for (const p of this.procs) p.child.kill(sig);
   }
 
-  /** What the counter saw since the last step began, once it stops changing (after a SIGCONT). */
-  settled(): Promise<CountStats> {
-    return settle(this.counters);
+  /**
+   * What the counter saw since the last step began, once it stops changing
+   * (after a SIGCONT). With `want`, it first waits (up to 10 s) until that
+   * many packets arrived: a resumed process may be kept off its CPU for
+   * longer than one quiet tick, which is not the end of its output.
+   */
+  settled(want?: number): Promise<CountStats> {
+    return settle(this.counters, want === undefined ? 3000 : 10_000, want);
   }
 
   /** Stops the baseline sequencer (SIGTERM) and returns the counters of its stopped line. */
@@ -671,13 +676,15 @@ export class Rig {
 /** Reads the counter until two reads 50 ms apart agree: a baseline with a
  * backlog in its socket keeps sending after the generator stops, and
  * those packets belong to this step. */
-async function settle(c: Counters, maxMs = 3000): Promise<CountStats> {
+async function settle(c: Counters, maxMs = 3000, want = 0): Promise<CountStats> {
   let prev = c.read()[0]!;
   const end = Date.now() + maxMs;
   for (;;) {
     await sleep(50);
     const cur = c.read()[0]!;
-    if (cur.packets === prev.packets || Date.now() > end) return cur;
+    // Quiet for a tick, and (when a count is wanted) that count reached; any
+    // extra (a duplicate) still arrives within the quiet tick after it.
+    if ((cur.packets === prev.packets && cur.packets >= want) || Date.now() > end) return cur;
     prev = cur;
   }
 }

@@ -64,17 +64,26 @@ describePrivileged('bench P2s instruments', () => {
     // queue holds them and each recvmmsg batch is full: its sends are GSO
     // runs of many datagrams (no timing involved), which the stack cuts
     // after the UDP layer. Each must still be one stamped request, none
-    // lost or doubled.
+    // doubled, and none lost but where the kernel counts it.
     const c = await rig('c-mmsg-busy');
     c.signalBaseline('SIGSTOP');
     const { gen } = await c.step(10_000, 2000);
     expect(gen.sent).toBe(2000);
     c.signalBaseline('SIGCONT');
-    const stats = await c.settled();
-    expect(stats).toMatchObject({ packets: 2000, distinct: 2000, duplicates: 0 });
-    expect(stats.maxSeq - stats.minSeq + 1).toBe(2000);
-    expect(c.dropsSinceLast()).toEqual({});
+    const stats = await c.settled(2000);
+    const drops = c.dropsSinceLast();
     const stopped = await c.stopBaseline();
+    const context = JSON.stringify({ stats, drops, stopped });
+    // A GSO run of 64 datagrams lands on the client's veth ring at once; when
+    // the counter's NAPI thread is kept off its CPU the ring overflows. The
+    // kernel counts each such drop (seen in CI at 336 of 2000), so every
+    // stamped request is either counted once or dropped at that counted
+    // place, and no other drop happened.
+    const { 'sequencer->client ring': ring = 0, ...other } = drops;
+    expect(stats, context).toMatchObject({ distinct: stats.packets, duplicates: 0, zeroSeq: 0 });
+    expect(stats.packets + ring, context).toBe(2000);
+    expect(stats.maxSeq, context).toBeLessThanOrEqual(2000);
+    expect(other, context).toEqual({});
     expect(stopped).toMatchObject({ sequenced: 2000, send_errors: 0 });
     // Full batches of 64: far fewer sends than datagrams.
     expect(stopped['gso_sends']).toBeGreaterThan(0);
