@@ -634,17 +634,22 @@ static __always_inline int seq_client_check(struct xdp_md *ctx, struct seq_req *
 	}
 	if (control) {
 		const struct xseq_group *g = r->g;
+		int allowed = 0;
 
 		/* The sequencer's own address: the agent injecting the op through
 		 * the program, as it does its own solicit (flush.h). */
 		if (r->ip->saddr == r->ip->daddr)
-			return -1;
+			allowed = 1;
 #pragma unroll
 		for (int i = 0; i < XSEQ_MAX_REPLICAS; i++) {
 			if (i < g->n_members && g->members[i].addr == r->ip->saddr)
-				return -1;
+				allowed = 1;
 		}
-		return seq_refuse(ctx, r, XSEQ_ERR_UNAUTHORIZED, XSEQ_CTR_CONTROL_REFUSED);
+		if (!allowed)
+			return seq_refuse(ctx, r, XSEQ_ERR_UNAUTHORIZED, XSEQ_CTR_CONTROL_REFUSED);
+		/* And its client id is bound like any client's: a weight change
+		 * passes the client table, so one sent under an overheard id (from
+		 * a forged member address) would move that client's request id. */
 	}
 	__u64 cid = bpf_be64_to_cpu(r->h->client_id);
 	struct xseq_client_source *b = bpf_map_lookup_elem(&xseq_client_sources, &cid);

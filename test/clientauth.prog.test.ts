@@ -211,6 +211,16 @@ describePrivileged('client ids and control ops in sequencer.bpf.o under BPF_PROG
       expect(delta()).toEqual({ rx: 4, control_refused: 2, sequenced: 2 });
     });
 
+    it('a control op from a member\'s address under a client id bound elsewhere is dropped like any REQUEST (a weight change passes the client table)', () => {
+      expect(run(requestFrame({ group: 2, clientId: 31n, requestId: 1n })).retval).toBe(XDP_TX);
+      const member = { ip: MEMBERS[1]!.addr, port: 45123 };
+      // The client's overheard id, from a (forged) member address, flagged as a control op.
+      expect(run(requestFrame({ group: 2, clientId: 31n, requestId: 5000n, control: true, from: member })).retval).toBe(XDP_DROP);
+      // The member's own id still goes through.
+      expect(run(requestFrame({ group: 2, clientId: 32n, requestId: 1n, control: true, from: member })).retval).toBe(XDP_TX);
+      expect(delta()).toEqual({ rx: 3, sequenced: 2, drop_client_source: 1 });
+    });
+
     it('a group without members accepts no control op at all', () => {
       s.disableGroup(2);
       s.setGroup(2, { ...OPEN, members: [], windowBase: undefined });
