@@ -15,6 +15,7 @@ import { decodeOp, MAX_VALUE } from '../examples/kv/ops.ts';
 import type { CommittedLogDump, DumpedEntry } from '../examples/kv/committed-log.ts';
 import type { LoadSummary } from '../examples/kv/load.ts';
 import { KvCluster } from '../examples/kv/netns-cluster.ts';
+import { expectedValues, unreadable } from '../examples/kv/verify.ts';
 import { addLinkLoss } from '../netns/loss.ts';
 import type { NsProcess } from '../netns/topology.ts';
 import { useKvNetns } from './helpers/kv-netns.ts';
@@ -61,11 +62,6 @@ async function until(what: string, cond: () => boolean, timeoutMs: number, detai
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${detail ? `: ${JSON.stringify(detail())}` : ''}`);
     await sleep(100);
   }
-}
-
-/** The lane's issue counter inside a load value `tag/lane/n`: later writes have larger n. */
-function issueNo(value: string): number {
-  return Number(value.slice(value.lastIndexOf('/') + 1));
 }
 
 /** Ops of the load started with the new session (step 3). */
@@ -164,25 +160,14 @@ describePrivileged('KV store on three replicas behind the XDP sequencer', () => 
     // Every acknowledged write reads back: the lane's last acked write to
     // the key, unless a later write of that lane timed out (it may have
     // executed after all).
-    const expected = new Map<string, { acked: string; later: Set<string> }>();
-    for (const s of sums) {
-      for (const w of s.writes) {
-        const e = expected.get(w.key);
-        if (!e || issueNo(w.value) > issueNo(e.acked)) expected.set(w.key, { acked: w.value, later: new Set() });
-      }
-      for (const u of s.unacked) {
-        const e = expected.get(u.key);
-        if (e && issueNo(u.value) > issueNo(e.acked)) e.later.add(u.value);
-      }
-    }
+    const expected = expectedValues(sums);
     const keysFile = join(c.dir, 'keys.txt');
     writeFileSync(keysFile, [...expected.keys()].join('\n') + '\n');
     const read = c.cli('cli', ['read', '--keys-file', keysFile, '--clients', '8', '--timeout-ms', '20000']);
     expect(read.status, read.stderr).toBe(0);
     const got = JSON.parse(read.stdout) as { values: Record<string, string | null>; failed: unknown[] };
     expect(got.failed).toEqual([]);
-    const lost = [...expected].filter(([k, e]) => got.values[k] !== e.acked && !e.later.has(got.values[k] ?? ''));
-    expect(lost, 'acknowledged writes that did not read back').toEqual([]);
+    expect(unreadable(expected, got.values), 'acknowledged writes that did not read back').toEqual([]);
 
     // The replicas converge: same commit point, nothing executed past it.
     const dumps = await c.settledDumps(30_000);

@@ -17,6 +17,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import type { LoadSummary } from '../examples/kv/load.ts';
+import { expectedValues, unreadable } from '../examples/kv/verify.ts';
 import { REPO_ROOT } from '../examples/kv/netns-cluster.ts';
 import type { NsProcess } from '../netns/topology.ts';
 import { useKvNetns } from './helpers/kv-netns.ts';
@@ -50,8 +51,6 @@ interface WeightsLine {
   applied: number;
   refused: number;
 }
-
-const issueNo = (value: string): number => Number(value.slice(value.lastIndexOf('/') + 1));
 
 describePrivileged('weight reassignment on five replicas under load', () => {
   it('reassign and refuse through the log, a member crash, the kernel table switched: acknowledged writes survive, logs and ledgers agree', async () => {
@@ -138,25 +137,14 @@ describePrivileged('weight reassignment on five replicas under load', () => {
     }
 
     // Every acknowledged write reads back (the lane's last acked one, unless a later one timed out).
-    const expected = new Map<string, { acked: string; later: Set<string> }>();
-    for (const s of sums) {
-      for (const w of s.writes) {
-        const x = expected.get(w.key);
-        if (!x || issueNo(w.value) > issueNo(x.acked)) expected.set(w.key, { acked: w.value, later: new Set() });
-      }
-      for (const u of s.unacked) {
-        const x = expected.get(u.key);
-        if (x && issueNo(u.value) > issueNo(x.acked)) x.later.add(u.value);
-      }
-    }
+    const expected = expectedValues(sums);
     const keysFile = join(c.dir, 'keys.txt');
     writeFileSync(keysFile, [...expected.keys()].join('\n') + '\n');
     const read = c.cli('cli', ['read', '--keys-file', keysFile, '--clients', '8', '--timeout-ms', '20000']);
     expect(read.status, read.stderr).toBe(0);
     const got = JSON.parse(read.stdout) as { values: Record<string, string | null>; failed: unknown[] };
     expect(got.failed).toEqual([]);
-    const lost = [...expected].filter(([k, x]) => got.values[k] !== x.acked && !x.later.has(got.values[k] ?? ''));
-    expect(lost, 'acknowledged writes that did not read back').toEqual([]);
+    expect(unreadable(expected, got.values), 'acknowledged writes that did not read back').toEqual([]);
 
     // Logs and states agree; wherever two replicas hold a slot, the same entry.
     const dumps = await c.settledDumps(30_000);
